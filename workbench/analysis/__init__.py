@@ -1,0 +1,1 @@
+"""Pure functions over DataFrames and parsed results. No Panel, no database."""

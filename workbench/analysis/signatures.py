@@ -1,0 +1,125 @@
+"""Failure signatures: normalise a failure so that the same root cause groups together."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_VOLATILE = [
+    (re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?"), "<TS>"),
+    (re.compile(r"\b\d{2}:\d{2}:\d{2}(\.\d+)?\b"), "<TIME>"),
+    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<UUID>"),
+    (re.compile(r"\b0x[0-9a-f]+\b", re.I), "<ADDR>"),
+    (re.compile(r"(/tmp|/var/folders|/private/var)/[^\s'\":]+"), "<TMP>"),
+    (re.compile(r"[A-Za-z]:\\[^\s'\"]*\\Temp\\[^\s'\"]+"), "<TMP>"),
+    (re.compile(r"\b[0-9a-f]{12,}\b", re.I), "<HEX>"),
+    (re.compile(r"(?<![A-Za-z_])[-+]?\d+(\.\d+)?(e[-+]?\d+)?"), "<N>"),
+]
+
+# (regex, groups) for stack frames: (path, func) of the common runtimes.
+_FRAMES = [
+    re.compile(r'File "(?P<path>[^"]+)", line \d+, in (?P<func>\S+)'),  # Python traceback
+    re.compile(r"^(?P<path>[^\s:]+\.py):\d+: in (?P<func>\S+)", re.M),  # pytest --tb=short/long
+    re.compile(r"\bat (?P<func>[\w$.<>/]+)\((?P<path>[\w$.-]+\.(?:java|kt|scala|groovy)):\d+\)"),
+    re.compile(r"\bat (?P<func>[\w$.<>\[\]`,]+)\(.*?\) in (?P<path>.+?):line \d+"),  # .NET
+    re.compile(r"\bat (?:(?P<func>[\w$.<>\[\] ]+) \()?(?P<path>[^\s()]+\.[cm]?[jt]sx?):\d+:\d+"),
+    re.compile(r"^\s*(?P<path>[\w./-]+\.go):\d+(?P<func>)", re.M),  # Go
+]
+_INNER_FIRST = {2, 3, 4}
+_TYPE_NAME = re.compile(r"^[A-Za-z_$][\w.$]*$")
+_EXC_LINE = re.compile(
+    r"^(?:E\s+)?(?P<exc>(?:[A-Za-z_][\w.]*)?(?:Error|Exception|Failure|Exit|Interrupt|Warning|Fault))"
+    r"\b(?::|$)",
+    re.M,
+)
+_FRAMEWORK = re.compile(
+    r"site-packages|dist-packages|node_modules|/usr/lib/|<frozen|_pytest|pluggy|unittest/"
+    r"|^java\.|^javax\.|^jdk\.|^sun\.|java\.base/|^org\.junit|^junit\.|^org\.hamcrest"
+    r"|^org\.apache\.maven|^org\.gradle|^kotlin\.|^scala\.|^System\.|^NUnit\.|^Microsoft\."
+    r"|^Xunit\.|testing\.tRunner|^runtime/|/runtime/|/testing/|internal/|^async |^new Promise",
+)
+_TESTISH = re.compile(r"(^|[/\\._])tests?([/\\._]|$)|_test\.|Test[s]?\.|\.spec\.|\.test\.|Spec\.", re.I)
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What two failures must share to count as the same cause."""
+
+    signature: str
+    exception: str | None
+    normalized: str
+    suspect: str | None
+
+
+def normalize_text(text: str) -> str:
+    """Strip colour codes and the parts of a message that vary run to run."""
+    text = ANSI.sub("", text)
+    for pattern, repl in _VOLATILE:
+        text = pattern.sub(repl, text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def frames(details: str) -> list[tuple[str, str]]:
+    """``(path, func)`` for every recognised stack frame, innermost last.
+
+    Python and Go print the innermost frame last; Java, .NET and JavaScript print it first.
+    """
+    outer_first: list[tuple[int, str, str]] = []
+    inner_first: list[tuple[int, str, str]] = []
+    for i, pattern in enumerate(_FRAMES):
+        bucket = inner_first if i in _INNER_FIRST else outer_first
+        for m in pattern.finditer(details):
+            bucket.append((m.start(), m.group("path"), m.group("func") or ""))
+    outer_first.sort()
+    inner_first.sort(reverse=True)
+    return [(p, f) for _, p, f in outer_first + inner_first]
+
+
+def _project_frames(all_frames: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(p, f) for p, f in all_frames if not (_FRAMEWORK.search(p) or _FRAMEWORK.search(f))]
+
+
+def _exception(error_type: str | None, message: str, details: str) -> str | None:
+    if error_type and _TYPE_NAME.match(error_type.strip()) and error_type.lower() not in {
+        "failure", "error", "assertion"
+    }:
+        return error_type.strip()
+    m = None
+    for m in _EXC_LINE.finditer(details or ""):
+        pass  # the last one printed is the one raised (chained tracebacks print causes first)
+    if m:
+        return m.group("exc")
+    m = _EXC_LINE.search(message or "")
+    return m.group("exc") if m else None
+
+
+def _is_test_frame(path: str, func: str) -> bool:
+    return bool(_TESTISH.search(path) or _TESTISH.search(func.rsplit(".", 1)[0]))
+
+
+def signature(message: str | None, error_type: str | None, details: str | None) -> Signature:
+    """Group key for one failure.
+
+    Kept: the exception type, the first line of the normalised message, and the function
+    names of the innermost in-project frames outside the tests (or, when the failure is
+    raised in the test itself, of its test frames). Dropped: numbers, line numbers, addresses, ids,
+    timestamps, temp paths, colour codes and framework frames.
+    """
+    message = ANSI.sub("", message or "")
+    details = ANSI.sub("", details or "")
+    exc = _exception(error_type, message, details)
+    first = next((ln for ln in (message or details).splitlines() if ln.strip()), "")
+    normalized = normalize_text(first)[:240]
+    proj = _project_frames(frames(details))
+    non_test = [(p, f) for p, f in proj if not _is_test_frame(p, f)]
+    # The same cause reached from many tests shares its non-test frames; an assertion in
+    # the test itself has none, and then the test's own frames tell causes apart.
+    keyed = non_test or proj
+    top = [f or p.rsplit("/", 1)[-1] for p, f in keyed[-3:]]
+    pick = keyed[-1:]
+    suspect = f"{pick[0][1] or '?'} ({pick[0][0]})" if pick else None
+    key = "\x1f".join([exc or "", normalized, *top])
+    digest = hashlib.blake2b(key.encode("utf-8", "replace"), digest_size=8).hexdigest()
+    return Signature(digest, exc, normalized, suspect)

@@ -1,0 +1,76 @@
+"""Input formats → :class:`ParsedRun`. One module per format; no database access here."""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+from . import ctrf, junit, reportlog  # noqa: F401  (registers the parsers)
+from .base import Attempt, IngestError, ParsedRun, Parser
+
+REPORT_SUFFIXES = (".xml", ".json", ".jsonl", ".trx", ".log")
+#: Files larger than this are refused rather than read into memory.
+MAX_BYTES = int(os.environ.get("OBSERVATORY_MAX_REPORT_BYTES", 512 * 1024 * 1024))
+
+
+def detect(data: bytes, name: str) -> type[Parser]:
+    """Pick the parser for a report by sniffing its first KiB."""
+    head = data[:4096]
+    for parser in Parser.registry.values():
+        if parser.sniff(head, name.lower()):
+            return parser
+    raise IngestError(f"{name}: not a recognised test report (JUnit XML, CTRF JSON, pytest reportlog)")
+
+
+def parse_bytes(data: bytes, source: str, fmt: str | None = None) -> ParsedRun:
+    """Parse one report held in memory; ``fmt`` forces a format key."""
+    if not data.strip():
+        raise IngestError(f"{source}: empty file")
+    if fmt:
+        try:
+            parser = Parser.registry[fmt]
+        except KeyError:
+            known = ", ".join(sorted(Parser.registry))
+            raise IngestError(f"{source}: unknown format {fmt!r} (known: {known})") from None
+    else:
+        parser = detect(data, source)
+    return parser().parse(data, source)
+
+
+def parse_file(path: str | Path, fmt: str | None = None) -> ParsedRun:
+    """Read and parse one report file."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise IngestError(f"{path}: {size} bytes is over the {MAX_BYTES}-byte limit")
+        data = path.read_bytes()
+    except OSError as err:
+        raise IngestError(f"{path}: cannot read: {err.strerror or err}") from None
+    return parse_bytes(data, str(path), fmt)
+
+
+def expand(paths: list[str]) -> list[Path]:
+    """Files, directories (searched recursively for report files) and globs → files.
+
+    A path that matches nothing is returned as is so that reading it reports the error.
+    """
+    out: list[Path] = []
+    for raw in paths:
+        matches = sorted(glob.glob(raw, recursive=True)) if glob.has_magic(raw) else [raw]
+        if not matches:
+            out.append(Path(raw))
+        for m in matches:
+            p = Path(m)
+            if p.is_dir():
+                out.extend(
+                    sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in REPORT_SUFFIXES)
+                )
+            else:
+                out.append(p)
+    seen: set[Path] = set()
+    return [p for p in out if not (p in seen or seen.add(p))]
+
+
+__all__ = ["Attempt", "IngestError", "ParsedRun", "Parser", "expand", "parse_bytes", "parse_file"]

@@ -1,0 +1,83 @@
+"""CTRF JSON (Common Test Report Format)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from .base import Attempt, IngestError, ParsedRun, Parser, seconds
+
+_STATUS = {"passed": "passed", "failed": "failed", "skipped": "skipped", "pending": "skipped",
+           "other": "error"}
+
+
+def _status(value: object, source: str) -> str:
+    try:
+        return _STATUS[str(value).lower()]
+    except KeyError:
+        raise IngestError(f"{source}: unknown CTRF test status {value!r}") from None
+
+
+def _ms_time(value: object) -> datetime | None:
+    if isinstance(value, int | float) and value > 0:
+        return datetime.fromtimestamp(value / 1000, tz=UTC).replace(tzinfo=None)
+    return None
+
+
+class CTRFParser(Parser):
+    format = "ctrf"
+    extensions = (".json",)
+
+    @classmethod
+    def sniff(cls, head: bytes, name: str) -> bool:
+        return b'"results"' in head and (b'"tool"' in head or b"CTRF" in head)
+
+    def parse(self, data: bytes, source: str) -> ParsedRun:
+        try:
+            doc = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise IngestError(f"{source}: not valid JSON: {err}") from None
+        results = doc.get("results") if isinstance(doc, dict) else None
+        if not isinstance(results, dict) or not isinstance(results.get("tests"), list):
+            raise IngestError(f"{source}: not a CTRF report (no results.tests list)")
+        run = self.new_run(data, source)
+        summary = results.get("summary") or {}
+        run.started_at = _ms_time(summary.get("start"))
+        stop = summary.get("stop")
+        if isinstance(stop, int | float) and isinstance(summary.get("start"), int | float):
+            run.duration_s = max(stop - summary["start"], 0) / 1000
+        if isinstance(summary.get("tests"), int):
+            run.header_tests = summary["tests"]
+        env = results.get("environment") or {}
+        run.meta.update(
+            branch=env.get("branchName"), commit=env.get("commit"),
+            build=str(env["buildNumber"]) if env.get("buildNumber") is not None else env.get("buildName"),
+            build_url=env.get("buildUrl"), project=env.get("appName") or env.get("repositoryName"),
+        )
+        for i, t in enumerate(results["tests"]):
+            if not isinstance(t, dict):
+                raise IngestError(f"{source}: results.tests[{i}] is not an object")
+            final = Attempt(_status(t.get("status"), source), seconds(t.get("duration"), 1e-3),
+                            t.get("message"), None, t.get("trace"))
+            attempts = []
+            retries = t.get("retryAttempts") or []
+            for r in retries:
+                attempts.append(Attempt(_status(r.get("status"), source),
+                                        seconds(r.get("duration"), 1e-3),
+                                        r.get("message"), None, r.get("trace")))
+            # Some producers list the final attempt among retryAttempts, others don't.
+            if not attempts or attempts[-1].outcome != final.outcome:
+                attempts.append(final)
+            else:
+                attempts[-1] = final
+            suite = t.get("suite")
+            if isinstance(suite, list):
+                suite = " > ".join(map(str, suite))
+            run.add(str(t.get("name") or ""), attempts, classname=suite,
+                    file=t.get("filePath"), suite=suite)
+        # summary.tests counts tests, not attempts
+        if run.header_tests is not None and run.header_tests != len(run._tests):
+            run.warnings.append(
+                f"summary says {run.header_tests} tests but the report holds {len(run._tests)}"
+            )
+        return run

@@ -1,0 +1,120 @@
+"""JUnit XML in its many dialects (Surefire, pytest, jest, Go, PHPUnit, Catch2, ...)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from .base import Attempt, IngestError, ParsedRun, Parser, seconds
+from .xml import local, parse_xml
+
+if TYPE_CHECKING:
+    from lxml import etree
+
+_FAIL = {"failure": "failed", "error": "error"}
+# Surefire's retry records: flaky* come before a final pass, rerun* after the first failure.
+_FLAKY = {"flakyFailure": "failed", "flakyError": "error"}
+_RERUN = {"rerunFailure": "failed", "rerunError": "error"}
+_SKIP_STATUS = {"skipped", "disabled", "ignored", "notrun", "skip"}
+
+
+def _text(el: etree._Element) -> str | None:
+    text = "".join(el.itertext()).strip("\n")
+    return text or None
+
+
+def _attempt(el: etree._Element, outcome: str, duration: float | None) -> Attempt:
+    details = None
+    trace = el.find("stackTrace")
+    if trace is not None:
+        details = _text(trace)
+    elif el.text is not None or len(el):
+        details = (el.text or "").strip("\n") or None
+    return Attempt(outcome, duration, el.get("message"), el.get("type"), details)
+
+
+def _case_attempts(case: etree._Element) -> list[Attempt]:
+    duration = seconds(case.get("time"))
+    main: Attempt | None = None
+    flaky: list[Attempt] = []
+    rerun: list[Attempt] = []
+    for child in case:
+        tag = local(child.tag)
+        if tag in _FAIL and main is None:
+            main = _attempt(child, _FAIL[tag], duration)
+        elif tag == "skipped" and main is None:
+            main = Attempt("skipped", duration, child.get("message"), None, _text(child))
+        elif tag in _FLAKY:
+            flaky.append(_attempt(child, _FLAKY[tag], seconds(child.get("time"))))
+        elif tag in _RERUN:
+            rerun.append(_attempt(child, _RERUN[tag], seconds(child.get("time"))))
+    if main is None:
+        status = (case.get("status") or case.get("result") or "").lower()
+        main = Attempt("skipped" if status in _SKIP_STATUS else "passed", duration)
+    return [*flaky, main, *rerun]
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        ts = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return ts.replace(tzinfo=None) if ts.tzinfo is None else ts
+
+
+class JUnitParser(Parser):
+    """``<testsuites>`` or bare ``<testsuite>`` roots, nested suites, retries, odd units."""
+
+    format = "junit"
+    extensions = (".xml",)
+
+    @classmethod
+    def sniff(cls, head: bytes, name: str) -> bool:
+        return b"<testsuite" in head or (name.endswith(".xml") and b"<testcase" in head)
+
+    def parse(self, data: bytes, source: str) -> ParsedRun:
+        root = parse_xml(data, source)
+        tag = local(root.tag)
+        if tag not in ("testsuites", "testsuite"):
+            raise IngestError(f"{source}: not a JUnit report (root element <{tag}>)")
+        run = self.new_run(data, source)
+        elements = 0
+        for suite in root.iter("{*}testsuite"):
+            suite_name = suite.get("name")
+            for case in suite.iterchildren("{*}testcase"):
+                elements += 1
+                run.add(
+                    case.get("name"),
+                    _case_attempts(case),
+                    classname=case.get("classname") or case.get("class"),
+                    file=case.get("file"),
+                    suite=suite_name,
+                )
+        # Outer suites' counts include their children's, so add up the top level only.
+        tops = [root] if tag == "testsuite" else list(root.iterchildren("{*}testsuite"))
+        header = [_int(s.get("tests")) for s in tops]
+        if tag == "testsuites" and (not header or None in header):
+            header = [_int(root.get("tests"))]
+        have_header = bool(header) and None not in header
+        header = sum(header) if have_header else None
+        run.header_tests = header
+        first = root if root.get("timestamp") else root.find("{*}testsuite")
+        run.started_at = _timestamp(first.get("timestamp")) if first is not None else None
+        run.duration_s = seconds(root.get("time"))
+        if run.duration_s is None and tag == "testsuites":
+            times = [seconds(s.get("time")) for s in root.iterchildren("{*}testsuite")]
+            run.duration_s = sum(t for t in times if t is not None) or None
+        run.meta["hostname"] = next(
+            (s.get("hostname") for s in root.iter("{*}testsuite") if s.get("hostname")), None
+        )
+        run.check_header(elements)
+        return run

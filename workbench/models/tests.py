@@ -1,0 +1,187 @@
+"""Test-failure investigation: every question a dashboard or notebook asks of test results."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import param
+
+from ..analysis import compare, durations, flaky
+
+WINDOWS = {"24 hours": 1, "7 days": 7, "30 days": 30, "90 days": 90, "all time": None}
+ALL = "(all)"
+
+
+class TestAnalytics(param.Parameterized):
+    """Filters as parameters, answers as DataFrames.
+
+    ``store`` is anything with ``query(name, **params) -> DataFrame``: the local
+    :class:`~workbench.store.Store` or a :class:`~workbench.client.RemoteStore` that asks a
+    running server.
+    """
+
+    __test__ = False  # not a pytest test class despite the name
+
+    store = param.Parameter(doc="Where the data comes from (Store or RemoteStore).")
+    project = param.Selector(default=ALL, objects=[ALL], check_on_set=False, doc="Project to look at.")
+    branch = param.Selector(default=ALL, objects=[ALL], check_on_set=False, doc="Branch filter.")
+    variant = param.Selector(default=ALL, objects=[ALL], check_on_set=False,
+                             doc="Run variant filter (OS, Python version, browser, ...).")
+    window = param.Selector(default="30 days", objects=list(WINDOWS),
+                            doc="Only runs started within this window.")
+    run_id = param.String(default=None, allow_None=True, doc="The run opened in run detail.")
+    base_run_id = param.String(default=None, allow_None=True,
+                               doc="Compare against this run instead of the branch's previous run.")
+    signature = param.String(default=None, allow_None=True,
+                             doc="The failure cluster opened for drill-down.")
+    test_id = param.String(default=None, allow_None=True, doc="The test opened in test detail.")
+    flaky_runs = param.Integer(default=30, bounds=(5, 500),
+                               doc="How many recent runs per test the flaky analysis looks at.")
+    now = param.Date(default=None, allow_None=True,
+                     doc="Clock for the time window (None: the current time).")
+    refreshed = param.Integer(default=0, doc="Bumped by refresh() so views re-query.")
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        self._refresh_choices()
+
+    # -- choices --------------------------------------------------------------------------
+    @param.depends("store", watch=True)
+    def _refresh_choices(self) -> None:
+        if self.store is None:
+            return
+        projects = self.store.query("projects")["project"].tolist()
+        self.param.project.objects = [ALL, *projects]
+        if self.project not in self.param.project.objects:
+            self.project = ALL
+        self._refresh_project_choices()
+
+    @param.depends("project", watch=True)
+    def _refresh_project_choices(self) -> None:
+        p = self._project()
+        for name, query, col in (("branch", "branches", "branch"), ("variant", "variants", "variant")):
+            values = self.store.query(query, project=p)[col].tolist()
+            self.param[name].objects = [ALL, *values]
+            if getattr(self, name) not in self.param[name].objects:
+                setattr(self, name, ALL)
+
+    def refresh(self) -> None:
+        """Re-read choices and tell views that new data may have arrived."""
+        self._refresh_choices()
+        self.refreshed += 1
+
+    # -- filters --------------------------------------------------------------------------
+    def _project(self) -> str | None:
+        return None if self.project == ALL else self.project
+
+    def filters(self) -> dict[str, Any]:
+        """The current filters as query parameters."""
+        days = WINDOWS[self.window]
+        now = self.now or datetime.now()
+        return {
+            "project": self._project(),
+            "branch": None if self.branch == ALL else self.branch,
+            "variant": None if self.variant == ALL else self.variant,
+            "since": now - timedelta(days=days) if days else None,
+        }
+
+    def _q(self, name: str, **extra: Any) -> pd.DataFrame:
+        return self.store.query(name, **{**self.filters(), **extra})
+
+    # -- runs -----------------------------------------------------------------------------
+    def runs(self, limit: int = 500, offset: int = 0) -> pd.DataFrame:
+        """Runs in the window, newest first, with pass/fail/skip counts."""
+        return self._q("runs", limit=limit, offset=offset)
+
+    def run_info(self, run_id: str | None = None) -> dict[str, Any] | None:
+        """Metadata and counts of one run (default: the selected run)."""
+        run_id = run_id or self.run_id
+        if not run_id:
+            return None
+        df = self.store.query("run", run_id=run_id)
+        return None if df.empty else df.iloc[0].to_dict()
+
+    def base_of(self, run_id: str) -> str | None:
+        """The run compared against: ``base_run_id`` or the branch's previous run."""
+        if self.base_run_id:
+            return self.base_run_id
+        df = self.store.query("base_run", run_id=run_id)
+        return None if df.empty else df["run_id"].iloc[0]
+
+    def run_changes(self, run_id: str | None = None) -> pd.DataFrame:
+        """New failures, still failing, fixed, new tests and removed tests vs the base."""
+        run_id = run_id or self.run_id
+        if not run_id:
+            return compare.compare_runs(_empty_outcomes(), None)
+        base = self.base_of(run_id)
+        now = self.store.query("final_outcomes", run_id=run_id)
+        before = self.store.query("final_outcomes", run_id=base) if base else None
+        return compare.compare_runs(now, before)
+
+    def run_failures(self, run_id: str | None = None) -> pd.DataFrame:
+        """Failed attempts of a run, each marked new or known (failing before too)."""
+        run_id = run_id or self.run_id
+        if not run_id:
+            return pd.DataFrame(columns=["test_id", "status", "outcome", "attempt", "message"])
+        res = self.store.query("run_results", run_id=run_id)
+        bad = res[res["outcome"].isin(["failed", "error"])].copy()
+        changes = self.run_changes(run_id)[["test_id", "status"]]
+        bad = bad.merge(changes, on="test_id", how="left")
+        retried = res.groupby("test_id")["outcome"].agg(lambda s: "passed" in set(s))
+        bad.loc[bad["test_id"].map(retried).fillna(False).astype(bool), "status"] = "passed on retry"
+        bad["status"] = bad["status"].fillna("known")
+        cols = ["status", "test_id", "outcome", "attempt", "error_type", "message", "details",
+                "signature", "duration_s"]
+        return bad[cols].reset_index(drop=True)
+
+    # -- clusters -------------------------------------------------------------------------
+    def clusters(self, limit: int = 200) -> pd.DataFrame:
+        """Failure clusters: failures sharing a normalised signature, biggest first."""
+        return self._q("failure_clusters", limit=limit)
+
+    def cluster_failures(self, signature: str | None = None, limit: int = 200) -> pd.DataFrame:
+        """Every failure in one cluster, newest first, with its traceback."""
+        signature = signature or self.signature
+        if not signature:
+            return pd.DataFrame(columns=["started_at", "run_id", "test_id", "message", "details"])
+        return self._q("cluster_failures", signature=signature, limit=limit)
+
+    # -- flaky ----------------------------------------------------------------------------
+    def flaky_tests(self, labels: tuple[str, ...] = flaky.LABELS) -> pd.DataFrame:
+        """Tests that failed in the window, labelled flaky / statistically flaky / broken."""
+        stats = self._q("test_run_stats", window=self.flaky_runs)
+        labelled = flaky.label_tests(stats)
+        return labelled[labelled["label"].isin(labels)].reset_index(drop=True)
+
+    # -- tests ----------------------------------------------------------------------------
+    def test_history(self, test_id: str | None = None, limit: int = 500) -> pd.DataFrame:
+        """Every attempt of one test across runs, newest first."""
+        test_id = test_id or self.test_id
+        if not test_id:
+            return pd.DataFrame(columns=["started_at", "run_id", "outcome", "duration_s"])
+        return self._q("test_history", test_id=test_id, limit=limit)
+
+    def duration_trend(self, test_id: str | None = None) -> pd.DataFrame:
+        """Final-attempt durations of one test in run order."""
+        test_id = test_id or self.test_id
+        if not test_id:
+            return pd.DataFrame(columns=["started_at", "duration_s", "outcome", "run_id"])
+        return self._q("duration_trend", test_id=test_id)
+
+    def search_tests(self, text: str) -> list[str]:
+        """Test ids containing ``text`` (case-insensitive), at most 50."""
+        return self._q("search_tests", text=text)["test_id"].tolist()
+
+    def slowest_tests(self, limit: int = 50) -> pd.DataFrame:
+        """Tests by median duration of their final attempts."""
+        return self._q("test_durations", limit=limit)
+
+    def duration_regressions(self, recent: int = 5) -> pd.DataFrame:
+        """Tests whose last ``recent`` runs are clearly slower than the ones before."""
+        return durations.regressions(self._q("duration_medians", recent=recent))
+
+
+def _empty_outcomes() -> pd.DataFrame:
+    return pd.DataFrame({"test_id": pd.Series(dtype=str), "outcome": pd.Series(dtype=str)})

@@ -1,0 +1,1 @@
+"""What runs inside the ``panel serve`` process besides the apps."""

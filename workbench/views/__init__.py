@@ -1,0 +1,1 @@
+"""Panel components that render a model. No SQL here."""

@@ -1,0 +1,54 @@
+"""Flaky, statistically flaky and broken tests with their pass/fail strip and evidence."""
+
+from __future__ import annotations
+
+import pandas as pd
+import panel as pn
+import param
+
+from ..models import TestAnalytics
+from .common import strip_html, table
+
+_LABEL_COLORS = {"flaky": "#e08a1e", "statistically flaky": "#c9a227", "broken": "#d64545",
+                 "failing": "#9aa3ad"}
+
+
+class FlakyTests(pn.viewable.Viewer):
+    """Selecting a test opens it in the test detail view."""
+
+    model = param.ClassSelector(class_=TestAnalytics, doc="The test analytics model.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._table = table(pd.DataFrame(),
+                            formatters={"strip": {"type": "html"}},
+                            widths={"evidence": 420, "strip": 260})
+        self._table.param.watch(self._on_select, "selection")
+        self._summary = pn.pane.HTML(sizing_mode="stretch_width")
+        self._load()
+
+    @param.depends("model.project", "model.branch", "model.variant", "model.window",
+                   "model.flaky_runs", "model.refreshed", watch=True)
+    def _load(self) -> None:
+        df = self.model.flaky_tests()
+        counts = df["label"].value_counts() if not df.empty else {}
+        self._summary.object = " ".join(
+            f'<span style="background:{c};color:white;border-radius:4px;padding:3px 8px;'
+            f'margin-right:6px">{label}: {int(counts.get(label, 0))}</span>'
+            for label, c in _LABEL_COLORS.items()
+        )
+        cols = ["label", "test_id", "runs", "fails", "flips", "flip_rate", "strip", "evidence"]
+        if df.empty:
+            self._table.value = pd.DataFrame(columns=cols)
+            return
+        shown = df.copy()
+        shown["strip"] = shown["strip"].map(strip_html)
+        shown["flip_rate"] = shown["flip_rate"].round(2)
+        self._table.value = shown[cols]
+
+    def _on_select(self, event) -> None:
+        if event.new:
+            self.model.test_id = self._table.value.iloc[event.new[0]]["test_id"]
+
+    def __panel__(self):
+        return pn.Column(self._summary, self._table, sizing_mode="stretch_width")
