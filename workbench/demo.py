@@ -137,14 +137,18 @@ def _project_runs(p: _Project, end: datetime, seed: int) -> list[tuple[ParsedRun
     out = []
     branches = ["main"] * 6 + ["feature/faster-cart", "fix/flaky-db-pool", "renovate/deps"]
     heads: dict[str, str] = {}
+    was_broken: dict[str, bool] = {}
     for i in range(p.runs):
         when = end - timedelta(days=DAYS) + timedelta(seconds=int(DAYS * 86400 * (i + rng.random()) / p.runs))
         branch = rng.choice(branches)
-        if rng.random() < 0.45 or branch not in heads:
+        frac = i / p.runs
+        # Breaking and fixing a test comes with a new commit.
+        broken_now = (0.3 < frac < 0.4 and branch == "main") or frac > 0.9
+        if rng.random() < 0.45 or branch not in heads or broken_now != was_broken.get(branch):
             heads[branch] = hashlib.sha1(f"{p.name}-{branch}-{i}".encode()).hexdigest()
         commit = heads[branch]
+        was_broken[branch] = broken_now
         variant = p.variants[i % len(p.variants)]
-        frac = i / p.runs
         outage = 0.45 < frac < 0.55  # a bad week for the shared database
         run = ParsedRun(p.runner if p.runner != "surefire" else "junit", f"demo://{p.name}/{i}",
                         hashlib.sha256(f"demo:{p.name}:{i}".encode()).hexdigest(), when)
@@ -163,8 +167,8 @@ def _project_runs(p: _Project, end: datetime, seed: int) -> list[tuple[ParsedRun
                 fail = _fill(tpl, rng, name=name.split("[")[0], mod=mod)
             if (cls, name, mod, base) in payment_tests and rng.random() < 0.05:
                 fail = _fill(_TIMEOUT if p.runner == "pytest" else _JEST_SNAPSHOT, rng, name=name, mod=mod)
-            # broken on main for a while and fixed; then broken again at the end, still open
-            if (cls, name) == broken[:2] and (0.3 < frac < 0.4 or frac > 0.9) and branch == "main":
+            # broken on main for a while and fixed; broken everywhere at the end, still open
+            if (cls, name) == broken[:2] and broken_now:
                 fail = _fill(_NPE if p.runner == "surefire" else _ASSERT, rng, name=name, mod=mod)
             if fail:
                 kind = "error" if "Connection" in fail[0] else "failed"

@@ -112,11 +112,12 @@ class ParsedRun:
         return sum(len(a) for _, a in self._tests.values())
 
     def counts(self) -> dict[str, int]:
-        """Tests by final outcome; a retried test counts once."""
+        """``tests, passed, failed, errors, skipped`` by final outcome; a retried test counts once."""
         out = dict.fromkeys(OUTCOMES, 0)
         for _, attempts in self._tests.values():
             out[attempts[-1].outcome] += 1
-        return {"tests": len(self._tests), **{k: out[k] for k in OUTCOMES}}
+        return {"tests": len(self._tests), "passed": out["passed"], "failed": out["failed"],
+                "errors": out["error"], "skipped": out["skipped"]}
 
     def tables(self) -> tuple[pa.Table, pa.Table]:
         """``(results, signatures)`` Arrow tables ready for the store."""

@@ -122,7 +122,7 @@ class Store:
         sql, args = queries.render(name, params)
         cur = self.cursor()
         try:
-            return cur.execute(sql, args).to_arrow_table()
+            return cur.sql(sql, params=args).to_arrow_table()
         finally:
             cur.close()
 

@@ -54,7 +54,7 @@ def insert_run(store: Store, run: ParsedRun, meta: dict[str, Any],
         "variant": meta.get("variant"), "source": run.source, "format": run.format,
         "started_at": meta.get("started_at") or run.started_at or datetime.now(),
         "duration_s": run.duration_s, "status": status, "tests": counts["tests"],
-        "passed": counts["passed"], "failed": counts["failed"], "errors": counts["error"],
+        "passed": counts["passed"], "failed": counts["failed"], "errors": counts["errors"],
         "skipped": counts["skipped"], "attempts": run.attempt_count,
         "header_tests": run.header_tests, "warnings": "; ".join(run.warnings) or None,
     }

@@ -1,0 +1,243 @@
+"""The ``observatory`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from . import __version__, config
+
+DASHBOARDS = Path(__file__).resolve().parent.parent / "dashboards"
+
+
+def _db_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", metavar="PATH",
+                   help=f"DuckDB file (default: $OBSERVATORY_DB or {config.DEFAULT_DB})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="observatory",
+        description="Happy Observatory: test and agent analytics workbench.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = sub.add_parser("serve", help="serve the dashboards and the HTTP API",
+                           description="Start `panel serve` on the dashboards with the API "
+                           "plugin. An empty database is filled with the demo dataset first.")
+    serve.add_argument("--port", type=int, default=config.DEFAULT_PORT,
+                       help=f"HTTP port (default: {config.DEFAULT_PORT})")
+    serve.add_argument("--address", default="localhost",
+                       help="address to bind (default: localhost)")
+    _db_arg(serve)
+    serve.add_argument("--no-demo", action="store_true",
+                       help="do not fill an empty database with the demo dataset")
+    serve.add_argument("--allow-websocket-origin", action="append", metavar="HOST[:PORT]",
+                       help="extra origins allowed to open the dashboards (repeatable)")
+    serve.add_argument("--show", action="store_true", help="open a browser")
+    serve.set_defaults(func=cmd_serve)
+
+    demo = sub.add_parser("demo", help="fill a database with the demo dataset",
+                          description="Store the deterministic demo dataset (several projects, "
+                          "200+ runs over six weeks, plus real sample reports).")
+    _db_arg(demo)
+    demo.set_defaults(func=cmd_demo)
+
+    ingest = sub.add_parser("ingest", help="store reports", description="Store reports.")
+    isub = ingest.add_subparsers(dest="kind", metavar="KIND", required=True)
+    tests = isub.add_parser(
+        "tests", help="test results (JUnit XML, CTRF JSON, pytest reportlog)",
+        description="Store test reports. PATH may be a file, a directory (searched "
+        "recursively for .xml/.json/.jsonl/.log/.trx) or a glob. Project, commit, branch "
+        "and build come from these flags, else from CI environment variables (GitHub "
+        "Actions, GitLab CI, Jenkins, CircleCI, Buildkite), else from the report. A file "
+        "stored before is not stored again. Exit status 1 if any file was rejected.",
+    )
+    tests.add_argument("paths", nargs="+", metavar="PATH", help="report files, directories or globs")
+    tests.add_argument("--project", help="project name")
+    tests.add_argument("--commit", help="commit SHA")
+    tests.add_argument("--branch", help="branch name")
+    tests.add_argument("--build", help="CI build number or id")
+    tests.add_argument("--variant", help="run variant, e.g. linux-py3.12 (kept as a dimension)")
+    tests.add_argument("--format", choices=["junit", "ctrf", "reportlog"],
+                       help="force a format instead of detecting it")
+    _db_arg(tests)
+    tests.add_argument("--url", help="send to a running workbench instead of opening the file "
+                       "(e.g. http://localhost:5006; token from $OBSERVATORY_TOKEN)")
+    tests.add_argument("--json", action="store_true",
+                       help="print one JSON object per input file")
+    tests.set_defaults(func=cmd_ingest_tests)
+    return parser
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    env = dict(os.environ)
+    env["OBSERVATORY_DB"] = str(config.db_path(args.db).resolve())
+    if args.no_demo:
+        env["OBSERVATORY_NO_DEMO"] = "1"
+    dashboards = sorted(str(p) for p in DASHBOARDS.glob("*.py"))
+    if not dashboards:
+        print(f"observatory serve: no dashboards found in {DASHBOARDS}", file=sys.stderr)
+        return 2
+    origins = [f"{args.address}:{args.port}", f"localhost:{args.port}", f"127.0.0.1:{args.port}",
+               *(args.allow_websocket_origin or [])]
+    argv = [sys.executable, "-m", "panel", "serve", *dashboards,
+            "--plugins", "workbench.server.plugin", "--port", str(args.port),
+            "--address", args.address, "--index", "tests"]
+    for origin in dict.fromkeys(origins):
+        argv += ["--allow-websocket-origin", origin]
+    if args.show:
+        argv.append("--show")
+    print(f"observatory: serving {env['OBSERVATORY_DB']} at http://{args.address}:{args.port}",
+          file=sys.stderr, flush=True)
+    os.execve(sys.executable, argv, env)
+    return 0  # not reached
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from .demo import load_demo
+    from .store import Store
+
+    path = config.db_path(args.db)
+    with Store(path) as store, Progress(transient=True) as bar:
+        task = bar.add_task("demo runs", total=None)
+        n = load_demo(store, progress=lambda i, total: bar.update(task, completed=i, total=total))
+    print(f"{path}: stored {n} demo runs" + (" (already present)" if n == 0 else ""))
+    return 0
+
+
+def cmd_ingest_tests(args: argparse.Namespace) -> int:
+    from .ingest import expand
+
+    flags = {"project": args.project, "commit": args.commit, "branch": args.branch,
+             "build": args.build, "variant": args.variant}
+    files = expand(args.paths)
+    sink = _HttpSink(args.url) if args.url else _StoreSink(config.db_path(args.db))
+    bad = 0
+    with sink, _progress(len(files), quiet=args.json) as advance:
+        for path in files:
+            result = sink.ingest(path, flags, args.format)
+            bad += not result["ok"]
+            _report(result, args.json)
+            advance()
+    return 1 if bad else 0
+
+
+class _StoreSink:
+    def __init__(self, db: Path):
+        from .store import Store
+
+        self.store = Store(db)
+
+    def ingest(self, path: Path, flags: dict, fmt: str | None) -> dict:
+        from .ingest import IngestError, parse_file
+        from .ingest.ci_env import run_metadata
+        from .store.writes import insert_run
+
+        try:
+            run = parse_file(path, fmt)
+        except IngestError as err:
+            return {"path": str(path), "ok": False, "error": str(err)}
+        run_id, created = insert_run(self.store, run, run_metadata(run.meta, flags))
+        return {"path": str(path), "ok": True, "run_id": run_id, "duplicate": not created,
+                **run.counts(), "warnings": run.warnings}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.store.close()
+
+
+class _HttpSink:
+    def __init__(self, url: str):
+        import httpx
+
+        token = os.environ.get("OBSERVATORY_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=300)
+
+    def ingest(self, path: Path, flags: dict, fmt: str | None) -> dict:
+        import httpx
+
+        from .ingest.ci_env import detect
+
+        params = {k: v for k, v in {**detect(), **flags}.items() if v and k != "ci_provider"}
+        params["filename"] = str(path)
+        if fmt:
+            params["format"] = fmt
+        try:
+            data = path.read_bytes()
+            resp = self.http.post("/api/tests/reports", params=params, content=data)
+            body = resp.json()
+        except OSError as err:
+            return {"path": str(path), "ok": False, "error": f"{path}: cannot read: {err.strerror}"}
+        except (httpx.HTTPError, ValueError) as err:
+            return {"path": str(path), "ok": False, "error": f"{path}: {self.http.base_url}: {err}"}
+        body["path"] = str(path)
+        return body
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.http.close()
+
+
+def _report(result: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result), flush=True)
+        return
+    if not result["ok"]:
+        print(f"error: {result['error']}", file=sys.stderr)
+        return
+    dup = " (already stored)" if result.get("duplicate") else ""
+    print(f"{result['path']}: run {result['run_id']}{dup}: {result['tests']} tests, "
+          f"{result['passed']} passed, {result['failed']} failed, {result['errors']} errors, "
+          f"{result['skipped']} skipped")
+    for w in result.get("warnings") or []:
+        print(f"warning: {result['path']}: {w}", file=sys.stderr)
+
+
+class _progress:
+    """A progress bar on stderr for long batches when a person is watching."""
+
+    def __init__(self, total: int, quiet: bool):
+        self.enabled = total > 20 and sys.stderr.isatty() and not quiet
+        self.total = total
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda: None
+        from rich.progress import Progress
+
+        self.bar = Progress(transient=True)
+        self.bar.start()
+        task = self.bar.add_task("ingesting", total=self.total)
+        return lambda: self.bar.advance(task)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``observatory``."""
+    args = build_parser().parse_args(argv)
+    from .store import StoreLockedError
+
+    try:
+        return args.func(args)
+    except StoreLockedError as err:
+        print(f"observatory: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

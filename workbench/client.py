@@ -1,0 +1,72 @@
+"""Reach the data from a notebook: the DuckDB file directly, or a running server's API."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pyarrow as pa
+
+from . import config
+from .store import Store
+
+
+class RemoteStore:
+    """The read side of :class:`~workbench.store.Store` over HTTP (Arrow IPC).
+
+    Used while ``observatory serve`` holds the database file, which no other process can
+    then open.
+    """
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 60.0):
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def query_arrow(self, name: str, **params: Any) -> pa.Table:
+        """Run a named query on the server; return an Arrow table."""
+        body = json.dumps(params, default=_json_default)
+        resp = self._http.get(f"/api/query/{name}", params={"params": body})
+        if resp.status_code != 200:
+            try:
+                detail = resp.json().get("error")
+            except ValueError:
+                detail = resp.text[:200]
+            raise RuntimeError(f"{self.url}/api/query/{name}: HTTP {resp.status_code}: {detail}")
+        return pa.ipc.open_stream(resp.content).read_all()
+
+    def query(self, name: str, **params: Any) -> pd.DataFrame:
+        """Like :meth:`Store.query`: a named query as a DataFrame."""
+        return self.query_arrow(name, **params).to_pandas()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __repr__(self) -> str:
+        return f"RemoteStore({self.url!r})"
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot send {type(value).__name__} as a query parameter")
+
+
+def connect(target: str | Path | None = None, token: str | None = None) -> Store | RemoteStore:
+    """Open the data for analysis.
+
+    ``target`` is an ``http(s)://`` URL of a running workbench, or a DuckDB file (default:
+    ``OBSERVATORY_DB`` or ``data/observatory.duckdb``). A file held by a running server
+    raises :class:`~workbench.store.StoreLockedError` saying to pass the server's URL.
+    """
+    if isinstance(target, str) and target.startswith(("http://", "https://")):
+        return RemoteStore(target, token=token or next(iter(config.api_tokens()), None))
+    path = config.db_path(target)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such database (run `observatory demo` or "
+                                "`observatory ingest tests ...` first)")
+    return Store(path)

@@ -1,0 +1,57 @@
+"""Batches of finished tests sent by the pytest plugin (JSON), validated into a ParsedRun."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from .base import OUTCOMES, Attempt, IngestError, ParsedRun
+
+
+def _str(value: Any, what: str, source: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise IngestError(f"{source}: {what} must be a string")
+
+
+def parse_batch(body: bytes | dict, source: str) -> ParsedRun:
+    """``{"tests": [{"classname", "name", "file", "attempts": [{"outcome", ...}]}]}``.
+
+    Every field is checked before anything is returned, so a bad batch stores nothing.
+    """
+    if isinstance(body, bytes | bytearray):
+        try:
+            body = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise IngestError(f"{source}: not valid JSON: {err}") from None
+    tests = body.get("tests") if isinstance(body, dict) else None
+    if not isinstance(tests, list):
+        raise IngestError(f"{source}: expected an object with a 'tests' list")
+    run = ParsedRun("pytest-live", source, hashlib.sha256(repr(tests).encode()).hexdigest())
+    for i, t in enumerate(tests):
+        where = f"tests[{i}]"
+        if not isinstance(t, dict) or not isinstance(t.get("name"), str) or not t["name"]:
+            raise IngestError(f"{source}: {where} needs a non-empty string 'name'")
+        attempts = t.get("attempts")
+        if not isinstance(attempts, list) or not attempts:
+            raise IngestError(f"{source}: {where} needs a non-empty 'attempts' list")
+        parsed = []
+        for j, a in enumerate(attempts):
+            if not isinstance(a, dict) or a.get("outcome") not in OUTCOMES:
+                raise IngestError(f"{source}: {where}.attempts[{j}].outcome must be one of "
+                                  f"{', '.join(OUTCOMES)}")
+            dur = a.get("duration_s")
+            if dur is not None and not isinstance(dur, int | float):
+                raise IngestError(f"{source}: {where}.attempts[{j}].duration_s must be a number")
+            parsed.append(Attempt(a["outcome"], dur, _str(a.get("message"), "message", source),
+                                  _str(a.get("error_type"), "error_type", source),
+                                  _str(a.get("details"), "details", source)))
+        run.add(t["name"], parsed, classname=_str(t.get("classname"), "classname", source),
+                file=_str(t.get("file"), "file", source), suite=_str(t.get("suite"), "suite", source))
+    return run
+
+
+def batch_json(run_tests: list[dict[str, Any]]) -> bytes:
+    """Encode a batch for :func:`parse_batch` (used by the pytest plugin)."""
+    return json.dumps({"tests": run_tests}).encode()

@@ -1,0 +1,43 @@
+"""One authentication check for every API route."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from typing import TYPE_CHECKING
+
+from .. import config
+
+if TYPE_CHECKING:
+    from tornado.web import RequestHandler
+
+
+def _loopback(ip: str | None) -> bool:
+    try:
+        return ipaddress.ip_address((ip or "").split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def check(handler: RequestHandler) -> tuple[int, str] | None:
+    """``None`` when the request may proceed, else ``(status, reason)``.
+
+    Accepted: a bearer token from ``OBSERVATORY_TOKENS``; the dashboard's signed login
+    cookie (when the server runs with ``--basic-auth`` or OAuth); or, only while no tokens
+    are configured, any request from a loopback address.
+    """
+    tokens = config.api_tokens()
+    header = handler.request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        given = header[7:].strip()
+        if any(hmac.compare_digest(given, t) for t in tokens):
+            return None
+        return 401, "invalid bearer token"
+    if handler.settings.get("cookie_secret") and handler.get_secure_cookie("user"):
+        return None
+    if not tokens and _loopback(handler.request.remote_ip):
+        return None
+    if not tokens:
+        return 403, ("no API tokens configured: only loopback clients are accepted "
+                     "(set OBSERVATORY_TOKENS to allow remote clients)")
+    return 401, "missing bearer token (Authorization: Bearer <token>)"

@@ -1,0 +1,37 @@
+"""Request bodies: bounded gzip inflation so a small bomb cannot exhaust memory."""
+
+from __future__ import annotations
+
+import os
+import zlib
+
+MAX_BODY = int(os.environ.get("OBSERVATORY_MAX_BODY_BYTES", 256 * 1024 * 1024))
+
+
+class BodyError(ValueError):
+    """``(status, message)`` for a body that cannot be accepted."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def decode(body: bytes, encoding: str | None, limit: int = MAX_BODY) -> bytes:
+    """Return the body, gunzipped if ``Content-Encoding: gzip``, never over ``limit`` bytes."""
+    encoding = (encoding or "identity").strip().lower()
+    if encoding == "identity":
+        if len(body) > limit:
+            raise BodyError(413, f"body of {len(body)} bytes is over the {limit}-byte limit")
+        return body
+    if encoding != "gzip":
+        raise BodyError(415, f"unsupported Content-Encoding {encoding!r} (use gzip or none)")
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as err:
+        raise BodyError(400, f"invalid gzip body: {err}") from None
+    if len(out) > limit:
+        raise BodyError(413, f"body inflates to over the {limit}-byte limit")
+    if not inflater.eof:
+        raise BodyError(400, "truncated gzip body")
+    return out
