@@ -80,8 +80,7 @@ class Store:
     def _migrate(self) -> None:
         con = self._con
         con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
-        row = con.execute("SELECT max(version) FROM schema_version").fetchone()
-        current = row[0] or 0
+        current = con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] or 0
         for version, statements in MIGRATIONS:
             if version <= current:
                 continue
@@ -98,8 +97,11 @@ class Store:
     @property
     def schema_version(self) -> int:
         """The newest migration applied to this file."""
-        row = self.cursor().execute("SELECT max(version) FROM schema_version").fetchone()
-        return row[0] or 0
+        cur = self.cursor()
+        try:
+            return cur.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] or 0
+        finally:
+            cur.close()
 
     # -- reads ----------------------------------------------------------------------------
     def cursor(self) -> duckdb.DuckDBPyConnection:

@@ -62,7 +62,7 @@ def insert_run(store: Store, run: ParsedRun, meta: dict[str, Any],
         row["started_at"] = row["started_at"].astimezone().replace(tzinfo=None)
 
     def write(cur: duckdb.DuckDBPyConnection) -> bool:
-        if cur.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchone():
+        if cur.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchall():
             return False
         cols = ", ".join(_RUN_COLUMNS)
         marks = ", ".join("?" * len(_RUN_COLUMNS))
@@ -80,7 +80,7 @@ def append_results(store: Store, run_id: str, run: ParsedRun) -> int:
     results, sigs = run.tables()
 
     def write(cur: duckdb.DuckDBPyConnection) -> int:
-        if not cur.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchone():
+        if not cur.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchall():
             raise KeyError(f"no run {run_id!r}")
         _insert_arrow(cur, "results", _with_run_id(results, run_id))
         if sigs.num_rows:
