@@ -46,6 +46,12 @@ class RemoteStore:
     def close(self) -> None:
         self._http.close()
 
+    def __enter__(self) -> RemoteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         return f"RemoteStore({self.url!r})"
 

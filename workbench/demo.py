@@ -172,7 +172,8 @@ def _project_runs(p: _Project, end: datetime, seed: int) -> list[tuple[ParsedRun
                 fail = _fill(_NPE if p.runner == "surefire" else _ASSERT, rng, name=name, mod=mod)
             if fail:
                 kind = "error" if "Connection" in fail[0] else "failed"
-                etype = fail[1].strip().splitlines()[-1].split(":")[0] if p.runner == "pytest" else None
+                last = fail[1].strip().splitlines()[-1].removeprefix("E").strip()
+                etype = last.split(":")[0] if p.runner == "pytest" else None
                 attempts.append(Attempt(kind, dur, fail[0], etype, fail[1]))
                 # A retry plugin reruns failures; flaky ones often pass the second time.
                 if name in flaky and rng.random() < 0.5:

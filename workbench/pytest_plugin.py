@@ -117,6 +117,7 @@ class Recorder:
         self.run_id: str | None = None
         self.attempts: dict[str, list[dict]] = {}
         self.current: dict[str, dict] = {}
+        self.after_rerun: set[str] = set()
         self.batch: list[dict] = []
         self.last_flush = time.monotonic()
         self.started = time.monotonic()
@@ -137,6 +138,12 @@ class Recorder:
         self.run_id = self._guard(self.sink.start, "live-" + uuid.uuid4().hex[:12], self.meta)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # pytest-rerunfailures logs the rerun attempt's own teardown after its "rerun" call.
+        if report.when == "setup":
+            self.after_rerun.discard(report.nodeid)
+        elif report.when == "teardown" and report.nodeid in self.after_rerun:
+            self.after_rerun.discard(report.nodeid)
+            return
         cur = self.current.setdefault(report.nodeid, {"outcome": None, "duration_s": 0.0})
         cur["duration_s"] += report.duration
         decided = phase_outcome(report.when, report.outcome)
@@ -153,7 +160,9 @@ class Recorder:
         if report.outcome == "rerun" or report.when == "teardown":
             cur["outcome"] = cur["outcome"] or "passed"
             self.attempts.setdefault(report.nodeid, []).append(self.current.pop(report.nodeid))
-            if report.outcome != "rerun":
+            if report.outcome == "rerun":
+                self.after_rerun.add(report.nodeid)
+            else:
                 self._finished(report.nodeid)
 
     def _finished(self, nodeid: str) -> None:

@@ -28,6 +28,7 @@ _FRAMES = [
     re.compile(r"^\s*(?P<path>[\w./-]+\.go):\d+(?P<func>)", re.M),  # Go
 ]
 _INNER_FIRST = {2, 3, 4}
+_MARKERS = ('File "', ".py:", "at ", " in ", "at ", ".go:")
 _TYPE_NAME = re.compile(r"^[A-Za-z_$][\w.$]*$")
 _EXC_LINE = re.compile(
     r"^(?:E\s+)?(?P<exc>(?:[A-Za-z_][\w.]*)?(?:Error|Exception|Failure|Exit|Interrupt|Warning|Fault))"
@@ -69,6 +70,8 @@ def frames(details: str) -> list[tuple[str, str]]:
     outer_first: list[tuple[int, str, str]] = []
     inner_first: list[tuple[int, str, str]] = []
     for i, pattern in enumerate(_FRAMES):
+        if _MARKERS[i] not in details:
+            continue  # cheap test first: most patterns cannot match most traces
         bucket = inner_first if i in _INNER_FIRST else outer_first
         for m in pattern.finditer(details):
             bucket.append((m.start(), m.group("path"), m.group("func") or ""))

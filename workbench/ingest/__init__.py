@@ -15,8 +15,8 @@ MAX_BYTES = int(os.environ.get("OBSERVATORY_MAX_REPORT_BYTES", 512 * 1024 * 1024
 
 
 def detect(data: bytes, name: str) -> type[Parser]:
-    """Pick the parser for a report by sniffing its first KiB."""
-    head = data[:4096]
+    """Pick the parser for a report by sniffing its first 64 KiB."""
+    head = data[:65536]  # past long comment or whitespace preambles
     for parser in Parser.registry.values():
         if parser.sniff(head, name.lower()):
             return parser

@@ -66,15 +66,22 @@ def seconds(value: Any, scale: float = 1.0) -> float | None:
     if value is None or value == "":
         return None
     try:
-        out = float(str(value).strip().replace(",", ".")) * scale
-    except ValueError:
-        return None
+        out = float(value) * scale
+    except (TypeError, ValueError):
+        try:
+            out = float(str(value).strip().replace(",", ".")) * scale
+        except ValueError:
+            return None
     return out if math.isfinite(out) and out >= 0 else None
+
+
+_COLS = ("test_id", "suite", "classname", "name", "file", "outcome", "duration_s", "message",
+         "error_type", "details")
 
 
 @dataclass
 class ParsedRun:
-    """A whole report: run metadata plus every attempt of every test, as Arrow tables.
+    """A whole report: run metadata plus every attempt of every test, kept as columns.
 
     Tests that appear more than once (rerun plugins repeat the testcase) are merged: each
     appearance is one attempt, in document order, and the last is the final outcome.
@@ -88,7 +95,32 @@ class ParsedRun:
     header_tests: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    _tests: dict[str, tuple[tuple, list[Attempt]]] = field(default_factory=dict, repr=False)
+    _cols: dict[str, list] = field(default_factory=lambda: {c: [] for c in _COLS}, repr=False)
+    _unnamed: int = field(default=0, repr=False)
+
+    def add_row(self, tid: str, suite: str | None, classname: str | None, name: str,
+                file: str | None, outcome: str, duration_s: float | None = None,
+                message: str | None = None, error_type: str | None = None,
+                details: str | None = None) -> None:
+        """Append one attempt of test ``tid`` (the parsers' fast path)."""
+        c = self._cols
+        c["test_id"].append(tid)
+        c["suite"].append(suite)
+        c["classname"].append(classname)
+        c["name"].append(name)
+        c["file"].append(file)
+        c["outcome"].append(outcome)
+        c["duration_s"].append(duration_s)
+        c["message"].append(message)
+        c["error_type"].append(error_type)
+        c["details"].append(details)
+
+    def test_name(self, name: str | None) -> str:
+        """``name``, or a unique placeholder for a nameless test case."""
+        if name:
+            return name
+        self._unnamed += 1
+        return f"<unnamed #{self._unnamed}>"
 
     def add(
         self,
@@ -99,47 +131,75 @@ class ParsedRun:
         suite: str | None = None,
     ) -> None:
         """Record a test's attempts (merged with earlier appearances of the same test)."""
-        name = name if name else f"<unnamed #{len(self._tests) + 1}>"
+        name = self.test_name(name)
         tid = test_id(classname, file, name)
-        entry = self._tests.get(tid)
-        if entry is None:
-            self._tests[tid] = ((suite, classname, name, file), list(attempts))
-        else:
-            entry[1].extend(attempts)
+        for a in attempts:
+            self.add_row(tid, suite, classname, name, file, a.outcome, a.duration_s, a.message,
+                         a.error_type, a.details)
 
     @property
     def attempt_count(self) -> int:
-        return sum(len(a) for _, a in self._tests.values())
+        return len(self._cols["test_id"])
+
+    def _finals(self) -> dict[str, int]:
+        """Row index of each test's last attempt, in first-seen order."""
+        last: dict[str, int] = {}
+        for i, tid in enumerate(self._cols["test_id"]):
+            last[tid] = i
+        return last
+
+    def attempts(self, tid: str) -> list[Attempt]:
+        """Every attempt of one test, in order."""
+        c = self._cols
+        return [Attempt(c["outcome"][i], c["duration_s"][i], c["message"][i], c["error_type"][i],
+                        c["details"][i]) for i, t in enumerate(c["test_id"]) if t == tid]
+
+    def test_ids(self) -> list[str]:
+        """Distinct tests, in first-seen order."""
+        return list(self._finals())
 
     def counts(self) -> dict[str, int]:
         """``tests, passed, failed, errors, skipped`` by final outcome; a retried test counts once."""
+        outcomes = self._cols["outcome"]
         out = dict.fromkeys(OUTCOMES, 0)
-        for _, attempts in self._tests.values():
-            out[attempts[-1].outcome] += 1
-        return {"tests": len(self._tests), "passed": out["passed"], "failed": out["failed"],
+        finals = self._finals()
+        for i in finals.values():
+            out[outcomes[i]] += 1
+        return {"tests": len(finals), "passed": out["passed"], "failed": out["failed"],
                 "errors": out["error"], "skipped": out["skipped"]}
 
     def tables(self) -> tuple[pa.Table, pa.Table]:
         """``(results, signatures)`` Arrow tables ready for the store."""
-        cols: dict[str, list] = {f.name: [] for f in RESULT_SCHEMA}
+        c = self._cols
+        tids = c["test_id"]
+        finals = set(self._finals().values())
+        seen: dict[str, int] = {}
+        attempt = []
+        for tid in tids:
+            n = seen.get(tid, 0) + 1
+            seen[tid] = n
+            attempt.append(n)
+        sig_col: list[str | None] = [None] * len(tids)
         sigs: dict[str, tuple] = {}
-        for tid, ((suite, classname, name, file), attempts) in self._tests.items():
-            params = split_params(name)[1]
-            last = len(attempts) - 1
-            for i, a in enumerate(attempts):
-                sig = None
-                if a.outcome in ("failed", "error"):
-                    s = signature(a.message, a.error_type, a.details)
-                    sig = s.signature
-                    sigs.setdefault(sig, (s.signature, s.exception, s.normalized, s.suspect))
-                row = (tid, suite, classname, name, params, file, i + 1, i == last, a.outcome,
-                       a.duration_s, a.message, a.error_type, a.details, sig)
-                for col, val in zip(cols.values(), row, strict=True):
-                    col.append(val)
-        results = pa.table(cols, schema=RESULT_SCHEMA)
-        sig_cols = list(zip(*sigs.values(), strict=True)) if sigs else [[], [], [], []]
-        sig_table = pa.table(
-            {f.name: list(c) for f, c in zip(SIGNATURE_SCHEMA, sig_cols, strict=True)},
+        for i, outcome in enumerate(c["outcome"]):
+            if outcome == "failed" or outcome == "error":
+                s = signature(c["message"][i], c["error_type"][i], c["details"][i])
+                sig_col[i] = s.signature
+                sigs.setdefault(s.signature, (s.signature, s.exception, s.normalized, s.suspect))
+        data = {
+            **{k: c[k] for k in ("test_id", "suite", "classname", "name")},
+            "params": [split_params(n)[1] if n and n[-1] in "])" else None for n in c["name"]],
+            "file": c["file"], "attempt": attempt,
+            "final": [i in finals for i in range(len(tids))],
+            **{k: c[k] for k in ("outcome", "duration_s", "message", "error_type", "details")},
+            "signature": sig_col,
+        }
+        results = pa.Table.from_arrays(
+            [pa.array(data[f.name], type=f.type) for f in RESULT_SCHEMA], schema=RESULT_SCHEMA
+        )
+        sig_cols = list(zip(*sigs.values(), strict=True)) if sigs else [()] * len(SIGNATURE_SCHEMA)
+        sig_table = pa.Table.from_arrays(
+            [pa.array(col, type=f.type) for col, f in zip(sig_cols, SIGNATURE_SCHEMA, strict=True)],
             schema=SIGNATURE_SCHEMA,
         )
         return results, sig_table
@@ -166,7 +226,7 @@ class Parser:
 
     @classmethod
     def sniff(cls, head: bytes, name: str) -> bool:
-        """Whether the first KiB of a file (and its name) look like this format."""
+        """Whether the first 64 KiB of a file (and its name) look like this format."""
         raise NotImplementedError
 
     def parse(self, data: bytes, source: str) -> ParsedRun:

@@ -76,8 +76,7 @@ class CTRFParser(Parser):
             run.add(str(t.get("name") or ""), attempts, classname=suite,
                     file=t.get("filePath"), suite=suite)
         # summary.tests counts tests, not attempts
-        if run.header_tests is not None and run.header_tests != len(run._tests):
-            run.warnings.append(
-                f"summary says {run.header_tests} tests but the report holds {len(run._tests)}"
-            )
+        held = len(run.test_ids())
+        if run.header_tests is not None and run.header_tests != held:
+            run.warnings.append(f"summary says {run.header_tests} tests but the report holds {held}")
         return run

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from ..analysis.identity import test_id
 from .base import Attempt, IngestError, ParsedRun, Parser, seconds
 from .xml import local, parse_xml
 
@@ -33,8 +34,7 @@ def _attempt(el: etree._Element, outcome: str, duration: float | None) -> Attemp
     return Attempt(outcome, duration, el.get("message"), el.get("type"), details)
 
 
-def _case_attempts(case: etree._Element) -> list[Attempt]:
-    duration = seconds(case.get("time"))
+def _case_attempts(case: etree._Element, duration: float | None) -> list[Attempt]:
     main: Attempt | None = None
     flaky: list[Attempt] = []
     rerun: list[Attempt] = []
@@ -88,17 +88,23 @@ class JUnitParser(Parser):
             raise IngestError(f"{source}: not a JUnit report (root element <{tag}>)")
         run = self.new_run(data, source)
         elements = 0
+        add_row = run.add_row
         for suite in root.iter("{*}testsuite"):
             suite_name = suite.get("name")
             for case in suite.iterchildren("{*}testcase"):
                 elements += 1
-                run.add(
-                    case.get("name"),
-                    _case_attempts(case),
-                    classname=case.get("classname") or case.get("class"),
-                    file=case.get("file"),
-                    suite=suite_name,
-                )
+                get = case.get
+                name = run.test_name(get("name"))
+                classname = get("classname") or get("class")
+                file = get("file")
+                tid = test_id(classname, file, name)
+                duration = seconds(get("time"))
+                if not len(case) and get("status") is None and get("result") is None:
+                    add_row(tid, suite_name, classname, name, file, "passed", duration)
+                    continue  # the common case, kept cheap: 100k cases per second matter
+                for a in _case_attempts(case, duration):
+                    add_row(tid, suite_name, classname, name, file, a.outcome, a.duration_s,
+                            a.message, a.error_type, a.details)
         # Outer suites' counts include their children's, so add up the top level only.
         tops = [root] if tag == "testsuite" else list(root.iterchildren("{*}testsuite"))
         header = [_int(s.get("tests")) for s in tops]

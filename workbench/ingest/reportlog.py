@@ -17,7 +17,7 @@ def longrepr_text(longrepr: Any) -> tuple[str | None, str | None]:
     if isinstance(longrepr, str):
         return longrepr.strip().splitlines()[-1] if longrepr.strip() else None, longrepr
     if isinstance(longrepr, list):  # skip reports: [path, lineno, reason]
-        return str(longrepr[-1]), None
+        return str(longrepr[-1]).removeprefix("Skipped: "), None
     if not isinstance(longrepr, dict):
         return str(longrepr), None
     crash = longrepr.get("reprcrash") or {}
@@ -107,6 +107,6 @@ class ReportLogParser(Parser):
             run.started_at = datetime.fromtimestamp(first_start, tz=UTC).replace(tzinfo=None)
             if last_stop is not None:
                 run.duration_s = max(last_stop - first_start, 0.0)
-        if not run._tests:
+        if not run.attempt_count:
             raise IngestError(f"{source}: no TestReport records (is this a pytest report log?)")
         return run

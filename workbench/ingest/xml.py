@@ -30,12 +30,22 @@ def parse_xml(data: bytes, source: str) -> etree._Element:
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as err:
-        raise IngestError(f"{source}: not well-formed XML: {err}") from None
+        raise IngestError(f"{source}: not well-formed XML: {_reason(err)}") from None
     if root is None:
         raise IngestError(f"{source}: empty XML document")
     if root.getroottree().docinfo.doctype:
         raise IngestError(f"{source}: XML with a DTD/DOCTYPE is not accepted (entity attacks)")
     return root
+
+
+def _reason(err: etree.XMLSyntaxError) -> str:
+    """libxml2 says "Unregistered error message" for some errors; its code says more."""
+    text = str(err)
+    last = err.error_log.last_error if err.error_log else None
+    if "Unregistered error message" in text and last is not None:
+        code = last.type_name.removeprefix("ERR_").replace("_", " ").lower()
+        return f"{code}, line {last.line}, column {last.column}"
+    return text
 
 
 def local(tag: object) -> str:

@@ -28,7 +28,7 @@ class TestsDashboard(pn.viewable.Viewer):
             ("Runs", RunHistory(model=m)), ("Run detail", RunDetail(model=m)),
             ("Failure clusters", FailureClusters(model=m)), ("Flaky tests", FlakyTests(model=m)),
             ("Test detail", TestDetail(model=m)), ("Durations", Durations(model=m)),
-            dynamic=False, sizing_mode="stretch_width",
+            dynamic=True, sizing_mode="stretch_width",  # only the open tab is sent to the browser
         )
         m.param.watch(lambda e: self._goto("Run detail"), "run_id")
         m.param.watch(lambda e: self._goto("Test detail"), "test_id")

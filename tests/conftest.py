@@ -1,0 +1,138 @@
+"""Shared fixtures: small stores, a demo database, real served workbenches, Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from workbench.demo import load_demo
+from workbench.store import Store
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).parent.parent
+OUTPUT = ROOT / "test-output"
+IN_CI = bool(os.environ.get("CI"))
+
+
+@pytest.fixture(autouse=True)
+def _reset_server_state():
+    """The served store is a process singleton; tests never share one."""
+    from workbench.server import state
+
+    yield
+    if state._store is not None:
+        state._store.close()
+        state._store = None
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "t.duckdb") as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def demo_path(tmp_path_factory) -> Path:
+    """A closed DuckDB file holding the demo dataset (copy it before writing)."""
+    path = tmp_path_factory.mktemp("demo") / "demo.duckdb"
+    with Store(path) as s:
+        load_demo(s)
+    return path
+
+
+@pytest.fixture
+def demo_store(demo_path, tmp_path):
+    copy = tmp_path / "demo.duckdb"
+    shutil.copy(demo_path, copy)
+    with Store(copy) as s:
+        yield s
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Served:
+    """A real `observatory serve` process on 127.0.0.1."""
+
+    def __init__(self, db: Path, env: dict[str, str] | None = None, argv: list[str] | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.db = db
+        self.log = db.with_suffix(".log")
+        self._log_file = self.log.open("w")
+        full_env = {**os.environ, **(env or {})}
+        cmd = argv or [sys.executable, "-m", "workbench.cli", "serve", "--address", "127.0.0.1",
+                       "--port", str(self.port), "--db", str(db)]
+        self.proc = subprocess.Popen(
+            [c.replace("{port}", str(self.port)) for c in cmd], cwd=ROOT, env=full_env,
+            stdout=self._log_file, stderr=subprocess.STDOUT,
+        )
+        self._wait()
+
+    def _wait(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log.read_text()}")
+            try:
+                if httpx.get(self.url + "/tests", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"server did not start in {timeout}s:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log_file.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """One workbench with the demo dataset, shared by the served tests."""
+    s = Served(tmp_path_factory.mktemp("served") / "served.duckdb")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def remote(server):
+    """The served workbench's query API."""
+    from workbench.client import RemoteStore
+
+    with RemoteStore(server.url) as r:
+        yield r
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path:
+        return path
+    if IN_CI:
+        pytest.fail("chromium is not installed (.ci/run installs Debian's chromium package)")
+    pytest.skip("chromium not installed: `apt-get install chromium` to run browser tests")
+
+
+@pytest.fixture
+def output_dir(request) -> Path:
+    path = OUTPUT / request.node.name
+    path.mkdir(parents=True, exist_ok=True)
+    return path

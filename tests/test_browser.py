@@ -1,0 +1,86 @@
+"""A person's view: the served dashboard in headless Chromium."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def test_open_a_run_and_see_its_failures(server, remote, chromium, output_dir):
+    from playwright.sync_api import sync_playwright
+
+    runs = remote.query("runs", project="checkout-service", limit=1000)
+    target = runs[(runs.failed > 0) & (runs.status == "complete")].iloc[0]
+    failing = remote.query("run_results", run_id=target.run_id)
+    failing_test = failing[failing.outcome == "failed"].test_id.iloc[0]
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1000})
+        errors, external = [], []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.on("request", lambda r: r.url.startswith(("http:", "https:"))
+                and not r.url.startswith(server.url) and external.append(r.url))
+        page.goto(server.url + "/tests")
+        cell = page.get_by_role("gridcell", name=target.build, exact=True).first
+        cell.wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)  # let the chart draw before the screenshot
+        page.screenshot(path=output_dir / "1-runs.png", full_page=True)
+
+        cell.click()
+        page.get_by_text(f"Run {target.run_id}").wait_for(timeout=30_000)
+        page.get_by_text(failing_test, exact=True).first.wait_for(timeout=30_000)
+        page.screenshot(path=output_dir / "2-run-detail.png", full_page=True)
+
+        page.get_by_text("Failure clusters", exact=True).click()
+        page.get_by_text("ConnectionResetError", exact=True).first.click()
+        page.get_by_text("Suspect frame").wait_for(timeout=30_000)
+        page.screenshot(path=output_dir / "3-cluster.png", full_page=True)
+
+        page.get_by_text("Flaky tests", exact=True).click()
+        page.get_by_text("statistically flaky", exact=False).first.wait_for(timeout=30_000)
+        page.screenshot(path=output_dir / "4-flaky.png", full_page=True)
+        browser.close()
+
+    assert errors == []
+    assert external == []
+
+
+HOSTILE = b"""<?xml version="1.0"?>
+<testsuite name="xss" tests="2">
+  <testcase classname="x" name="t&lt;img src=x onerror=&quot;window.__xss=1&quot;&gt;&lt;b&gt;bold&lt;/b&gt;">
+    <failure message="&lt;script&gt;window.__xss=2&lt;/script&gt;&lt;i&gt;it&lt;/i&gt;">&lt;b&gt;trace&lt;/b&gt;</failure>
+  </testcase>
+  <testcase classname="x" name="ok"/>
+</testsuite>"""
+
+
+def test_names_and_messages_from_reports_are_text_not_markup(server, chromium, output_dir):
+    import httpx
+    from playwright.sync_api import sync_playwright
+
+    r = httpx.post(server.url + "/api/tests/reports", content=HOSTILE, params={"project": "xss"})
+    assert r.status_code == 200, r.text
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1000})
+        dialogs = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(server.url + "/tests")
+        page.get_by_role("gridcell").first.wait_for(timeout=60_000)
+        page.locator("select").first.select_option("xss")
+        page.get_by_role("gridcell", name="xss", exact=True).first.click()
+        name = 'x::t<img src=x onerror="window.__xss=1"><b>bold</b>'
+        page.get_by_text(name, exact=True).first.click()
+        page.get_by_text("<b>trace</b>", exact=True).wait_for(timeout=30_000)
+        page.get_by_text("<script>window.__xss=2</script><i>it</i>", exact=True).first.wait_for()
+        page.screenshot(path=output_dir / "escaped.png", full_page=True)
+        assert page.evaluate("window.__xss") is None
+        assert page.locator("b:text-is('bold'), i:text-is('it'), b:text-is('trace')").count() == 0
+        assert dialogs == []
+        browser.close()
