@@ -6,6 +6,8 @@ import argparse
 import json
 import os
 import sys
+from collections import deque
+from concurrent.futures import Future
 from pathlib import Path
 
 from . import __version__, config
@@ -120,38 +122,79 @@ def cmd_ingest_tests(args: argparse.Namespace) -> int:
     files = expand(args.paths)
     sink = _HttpSink(args.url) if args.url else _StoreSink(config.db_path(args.db))
     bad = 0
-    with sink, _progress(len(files), quiet=args.json) as advance:
-        for path in files:
-            result = sink.ingest(path, flags, args.format)
+    pending: deque = deque()
+
+    def settle(block: bool) -> None:
+        nonlocal bad
+        # Print in input order, as soon as each file's write has committed.
+        if block:
+            sink.flush()
+        while pending and (block or pending[0].done()):
+            result = pending.popleft().result()
             bad += not result["ok"]
             _report(result, args.json)
             advance()
+
+    with sink, _progress(len(files), quiet=args.json) as advance:
+        for path in files:
+            pending.append(sink.ingest(path, flags, args.format))
+            settle(block=len(pending) > 256)
+        settle(block=True)
     return 1 if bad else 0
 
 
 class _StoreSink:
+    """Parses each file and writes them in chunks: one transaction per chunk of runs."""
+
+    CHUNK_RUNS = 128
+    CHUNK_ROWS = 200_000
+
     def __init__(self, db: Path):
         from .store import Store
 
         self.store = Store(db)
+        self.chunk: list[tuple] = []  # (run, meta, summary, future)
+        self.rows = 0
 
-    def ingest(self, path: Path, flags: dict, fmt: str | None) -> dict:
+    def ingest(self, path: Path, flags: dict, fmt: str | None) -> Future:
+        """Parse now; the write is queued, so the next file parses while earlier ones commit."""
         from .ingest import IngestError, parse_file
         from .ingest.ci_env import run_metadata
-        from .store.writes import insert_run
 
         try:
             run = parse_file(path, fmt)
         except IngestError as err:
-            return {"path": str(path), "ok": False, "error": str(err)}
-        run_id, created = insert_run(self.store, run, run_metadata(run.meta, flags))
-        return {"path": str(path), "ok": True, "run_id": run_id, "duplicate": not created,
-                **run.counts(), "warnings": run.warnings}
+            return _done({"path": str(path), "ok": False, "error": str(err)})
+        summary = {"path": str(path), "ok": True, **run.counts(), "warnings": run.warnings}
+        out: Future = Future()
+        self.chunk.append((run, run_metadata(run.meta, flags), summary, out))
+        self.rows += run.attempt_count
+        if len(self.chunk) >= self.CHUNK_RUNS or self.rows >= self.CHUNK_ROWS:
+            self.flush()
+        return out
+
+    def flush(self) -> None:
+        from .store.writes import submit_runs
+
+        if not self.chunk:
+            return
+        chunk, self.chunk, self.rows = self.chunk, [], 0
+        ids, written = submit_runs(self.store, [(run, meta) for run, meta, _, _ in chunk])
+
+        def settle(f: Future) -> None:
+            err = f.exception()
+            for i, (_, _, summary, out) in enumerate(chunk):
+                out.set_result({**summary, "run_id": ids[i], "duplicate": not f.result()[i]}
+                               if err is None else {"path": summary["path"], "ok": False,
+                                                    "error": f"{summary['path']}: not stored: {err}"})
+
+        written.add_done_callback(settle)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
+        self.flush()
         self.store.close()
 
 
@@ -163,7 +206,10 @@ class _HttpSink:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=300)
 
-    def ingest(self, path: Path, flags: dict, fmt: str | None) -> dict:
+    def flush(self) -> None:
+        pass  # each upload completes before the next starts
+
+    def ingest(self, path: Path, flags: dict, fmt: str | None) -> Future:
         import httpx
 
         from .ingest.ci_env import detect
@@ -177,17 +223,23 @@ class _HttpSink:
             resp = self.http.post("/api/tests/reports", params=params, content=data)
             body = resp.json()
         except OSError as err:
-            return {"path": str(path), "ok": False, "error": f"{path}: cannot read: {err.strerror}"}
+            return _done({"path": str(path), "ok": False, "error": f"{path}: cannot read: {err.strerror}"})
         except (httpx.HTTPError, ValueError) as err:
-            return {"path": str(path), "ok": False, "error": f"{path}: {self.http.base_url}: {err}"}
+            return _done({"path": str(path), "ok": False, "error": f"{path}: {self.http.base_url}: {err}"})
         body["path"] = str(path)
-        return body
+        return _done(body)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.http.close()
+
+
+def _done(result: dict) -> Future:
+    fut: Future = Future()
+    fut.set_result(result)
+    return fut
 
 
 def _report(result: dict, as_json: bool) -> None:

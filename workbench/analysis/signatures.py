@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _VOLATILE = [
@@ -80,8 +81,13 @@ def frames(details: str) -> list[tuple[str, str]]:
     return [(p, f) for _, p, f in outer_first + inner_first]
 
 
+@lru_cache(maxsize=65536)
+def _is_framework(path: str, func: str) -> bool:
+    return bool(_FRAMEWORK.search(path) or _FRAMEWORK.search(func))
+
+
 def _project_frames(all_frames: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    return [(p, f) for p, f in all_frames if not (_FRAMEWORK.search(p) or _FRAMEWORK.search(f))]
+    return [(p, f) for p, f in all_frames if not _is_framework(p, f)]
 
 
 def _exception(error_type: str | None, message: str, details: str) -> str | None:
@@ -98,6 +104,7 @@ def _exception(error_type: str | None, message: str, details: str) -> str | None
     return m.group("exc") if m else None
 
 
+@lru_cache(maxsize=65536)
 def _is_test_frame(path: str, func: str) -> bool:
     return bool(_TESTISH.search(path) or _TESTISH.search(func.rsplit(".", 1)[0]))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -44,6 +45,22 @@ SIGNATURE_SCHEMA = pa.schema(
         ("suspect", pa.string()),
     ]
 )
+
+
+def result_table(data: dict[str, list]) -> pa.Table:
+    """Arrow table of result columns (plus ``run_id`` when present)."""
+    fields = [*RESULT_SCHEMA, *([pa.field("run_id", pa.string())] if "run_id" in data else [])]
+    return pa.Table.from_arrays([pa.array(data[f.name], type=f.type) for f in fields],
+                                schema=pa.schema(fields))
+
+
+def signature_table(sigs: dict[str, tuple]) -> pa.Table:
+    """Arrow table of distinct failure signatures."""
+    cols = list(zip(*sigs.values(), strict=True)) if sigs else [()] * len(SIGNATURE_SCHEMA)
+    return pa.Table.from_arrays(
+        [pa.array(col, type=f.type) for col, f in zip(cols, SIGNATURE_SCHEMA, strict=True)],
+        schema=SIGNATURE_SCHEMA,
+    )
 
 
 class IngestError(ValueError):
@@ -142,10 +159,13 @@ class ParsedRun:
         return len(self._cols["test_id"])
 
     def _finals(self) -> dict[str, int]:
-        """Row index of each test's last attempt, in first-seen order."""
-        last: dict[str, int] = {}
-        for i, tid in enumerate(self._cols["test_id"]):
-            last[tid] = i
+        """Row index of each test's last attempt, in first-seen order (cached per size)."""
+        tids = self._cols["test_id"]
+        cached = self.__dict__.get("_finals_cache")
+        if cached is not None and cached[0] == len(tids):
+            return cached[1]
+        last = dict(zip(tids, range(len(tids)), strict=True))  # later rows overwrite earlier
+        self.__dict__["_finals_cache"] = (len(tids), last)
         return last
 
     def attempts(self, tid: str) -> list[Attempt]:
@@ -161,24 +181,29 @@ class ParsedRun:
     def counts(self) -> dict[str, int]:
         """``tests, passed, failed, errors, skipped`` by final outcome; a retried test counts once."""
         outcomes = self._cols["outcome"]
-        out = dict.fromkeys(OUTCOMES, 0)
         finals = self._finals()
-        for i in finals.values():
-            out[outcomes[i]] += 1
+        out = dict.fromkeys(OUTCOMES, 0)
+        out.update(Counter(map(outcomes.__getitem__, finals.values())))
         return {"tests": len(finals), "passed": out["passed"], "failed": out["failed"],
                 "errors": out["error"], "skipped": out["skipped"]}
 
-    def tables(self) -> tuple[pa.Table, pa.Table]:
-        """``(results, signatures)`` Arrow tables ready for the store."""
+    def columns(self) -> tuple[dict[str, list], dict[str, tuple]]:
+        """Result columns (as :data:`RESULT_SCHEMA`, without run id) and signatures by key."""
         c = self._cols
         tids = c["test_id"]
-        finals = set(self._finals().values())
-        seen: dict[str, int] = {}
-        attempt = []
-        for tid in tids:
-            n = seen.get(tid, 0) + 1
-            seen[tid] = n
-            attempt.append(n)
+        last = self._finals()
+        final = [False] * len(tids)
+        for i in last.values():
+            final[i] = True
+        if len(last) == len(tids):  # no retries: every test has exactly one attempt
+            attempt = [1] * len(tids)
+        else:
+            seen: dict[str, int] = {}
+            attempt = []
+            for tid in tids:
+                n = seen.get(tid, 0) + 1
+                seen[tid] = n
+                attempt.append(n)
         sig_col: list[str | None] = [None] * len(tids)
         sigs: dict[str, tuple] = {}
         for i, outcome in enumerate(c["outcome"]):
@@ -190,19 +215,16 @@ class ParsedRun:
             **{k: c[k] for k in ("test_id", "suite", "classname", "name")},
             "params": [split_params(n)[1] if n and n[-1] in "])" else None for n in c["name"]],
             "file": c["file"], "attempt": attempt,
-            "final": [i in finals for i in range(len(tids))],
+            "final": final,
             **{k: c[k] for k in ("outcome", "duration_s", "message", "error_type", "details")},
             "signature": sig_col,
         }
-        results = pa.Table.from_arrays(
-            [pa.array(data[f.name], type=f.type) for f in RESULT_SCHEMA], schema=RESULT_SCHEMA
-        )
-        sig_cols = list(zip(*sigs.values(), strict=True)) if sigs else [()] * len(SIGNATURE_SCHEMA)
-        sig_table = pa.Table.from_arrays(
-            [pa.array(col, type=f.type) for col, f in zip(sig_cols, SIGNATURE_SCHEMA, strict=True)],
-            schema=SIGNATURE_SCHEMA,
-        )
-        return results, sig_table
+        return data, sigs
+
+    def tables(self) -> tuple[pa.Table, pa.Table]:
+        """``(results, signatures)`` Arrow tables ready for the store."""
+        data, sigs = self.columns()
+        return result_table(data), signature_table(sigs)
 
     def check_header(self, n: int) -> None:
         """Note when the report's own ``tests=`` count disagrees with its ``n`` test cases."""

@@ -8,7 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from ..ingest.base import result_table, signature_table
+
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     import duckdb
 
     from ..ingest.base import ParsedRun
@@ -44,35 +48,75 @@ def insert_run(store: Store, run: ParsedRun, meta: dict[str, Any],
     Returns ``(run_id, created)``; a report whose bytes were stored before is not stored
     again (``created`` is False) whatever metadata it comes with.
     """
-    run_id = run.content_hash[:16]
+    (run_id,), fut = submit_runs(store, [(run, meta)], status)
+    return run_id, fut.result()[0]
+
+
+def _run_row(run_id: str, run: ParsedRun, meta: dict[str, Any], status: str) -> dict[str, Any]:
     counts = run.counts()
-    results, sigs = run.tables()
-    row = {
+    started = meta.get("started_at") or run.started_at or datetime.now()
+    if isinstance(started, datetime) and started.tzinfo is not None:
+        started = started.astimezone().replace(tzinfo=None)
+    return {
         "run_id": run_id, "project": meta.get("project"), "branch": meta.get("branch"),
         "commit_sha": meta.get("commit"), "build": meta.get("build"),
         "build_url": meta.get("build_url"), "ci_provider": meta.get("ci_provider"),
         "variant": meta.get("variant"), "source": run.source, "format": run.format,
-        "started_at": meta.get("started_at") or run.started_at or datetime.now(),
-        "duration_s": run.duration_s, "status": status, "tests": counts["tests"],
-        "passed": counts["passed"], "failed": counts["failed"], "errors": counts["errors"],
-        "skipped": counts["skipped"], "attempts": run.attempt_count,
+        "started_at": started, "duration_s": run.duration_s, "status": status,
+        "tests": counts["tests"], "passed": counts["passed"], "failed": counts["failed"],
+        "errors": counts["errors"], "skipped": counts["skipped"], "attempts": run.attempt_count,
         "header_tests": run.header_tests, "warnings": "; ".join(run.warnings) or None,
     }
-    if isinstance(row["started_at"], datetime) and row["started_at"].tzinfo is not None:
-        row["started_at"] = row["started_at"].astimezone().replace(tzinfo=None)
 
-    def write(cur: duckdb.DuckDBPyConnection) -> bool:
-        if cur.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchall():
-            return False
-        cols = ", ".join(_RUN_COLUMNS)
-        marks = ", ".join("?" * len(_RUN_COLUMNS))
-        cur.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", [row[c] for c in _RUN_COLUMNS])
-        _insert_arrow(cur, "results", _with_run_id(results, run_id))
-        if sigs.num_rows:
-            _insert_arrow(cur, "signatures", sigs, "OR IGNORE")
-        return True
 
-    return run_id, store.write(write)
+def submit_runs(store: Store, runs: list[tuple[ParsedRun, dict[str, Any]]],
+                status: str = "complete") -> tuple[list[str], Future]:
+    """Queue many parsed reports as one transaction of a few bulk inserts.
+
+    Returns their run ids and a future of a list of ``created`` flags (False for a report
+    stored before, or repeated within ``runs``).
+    """
+    ids = [run.content_hash[:16] for run, _ in runs]
+    rows = [_run_row(i, run, meta, status) for i, (run, meta) in zip(ids, runs, strict=True)]
+    results: dict[str, list] = {}
+    sigs: dict[str, tuple] = {}
+    spans = []  # (first row, end row) of each run in the combined results
+    for run_id, (run, _) in zip(ids, runs, strict=True):
+        data, run_sigs = run.columns()
+        start = len(results.get("test_id", []))
+        for key, col in data.items():
+            results.setdefault(key, []).extend(col)
+        results.setdefault("run_id", []).extend([run_id] * len(data["test_id"]))
+        spans.append((start, start + len(data["test_id"])))
+        sigs.update(run_sigs)
+    results_tbl = result_table(results) if results else None
+    runs_tbl = pa.Table.from_pylist(rows) if rows else None
+
+    def write(cur: duckdb.DuckDBPyConnection) -> list[bool]:
+        marks = ", ".join("?" * len(ids))
+        existing = {r[0] for r in cur.execute(
+            f"SELECT run_id FROM runs WHERE run_id IN ({marks})", ids).fetchall()}
+        created, seen = [], set(existing)
+        for run_id in ids:
+            created.append(run_id not in seen)
+            seen.add(run_id)
+        keep = [i for i, c in enumerate(created) if c]
+        if not keep:
+            return created
+        new_runs = runs_tbl if len(keep) == len(ids) else runs_tbl.take(keep)
+        _insert_arrow(cur, "runs", new_runs)
+        if len(keep) == len(ids):
+            new_results = results_tbl
+        else:
+            rows_kept = [r for i in keep for r in range(*spans[i])]
+            new_results = results_tbl.take(pa.array(rows_kept, pa.int64()))
+        if new_results.num_rows:
+            _insert_arrow(cur, "results", new_results)
+        if sigs:
+            _insert_arrow(cur, "signatures", signature_table(sigs), "OR IGNORE")
+        return created
+
+    return ids, store.submit(write)
 
 
 def append_results(store: Store, run_id: str, run: ParsedRun) -> int:
