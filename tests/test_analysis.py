@@ -106,3 +106,18 @@ def test_model_finds_duration_regression(store):
     assert reg.test_id.tolist() == ["suite::slow"]
     assert reg.ratio.item() == pytest.approx(5.0)
     assert m.slowest_tests().test_id.iloc[0] == "suite::slow"
+
+
+def test_compare_against_a_named_run(store):
+    add_run(store, 1, {"x": ["failed"], "y": ["passed"]}, "a")
+    add_run(store, 2, {"x": ["passed"], "y": ["passed"]}, "b")
+    add_run(store, 3, {"x": ["failed"], "y": ["failed"]}, "c")
+    m = TestAnalytics(store=store, window="all time")
+    first, _, last = m.runs().run_id.iloc[::-1]
+    m.run_id = last
+    assert m.run_changes().set_index("test_id")["status"].to_dict() == {
+        "suite::x": "new failure", "suite::y": "new failure"}
+    m.base_run_id = first
+    assert m.base_of(last) == first
+    assert m.run_changes().set_index("test_id")["status"].to_dict() == {
+        "suite::x": "still failing", "suite::y": "new failure"}

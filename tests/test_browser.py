@@ -84,3 +84,32 @@ def test_names_and_messages_from_reports_are_text_not_markup(server, chromium, o
         assert page.locator("b:text-is('bold'), i:text-is('it'), b:text-is('trace')").count() == 0
         assert dialogs == []
         browser.close()
+
+
+def test_a_run_in_progress_appears_without_reload(server, chromium, output_dir):
+    import httpx
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1000})
+        page.goto(server.url + "/tests")
+        page.get_by_role("gridcell").first.wait_for(timeout=60_000)
+
+        start = httpx.post(server.url + "/api/tests/live",
+                           json={"project": "live-demo", "branch": "main", "build": "L-77"})
+        run_id = start.json()["run_id"]
+        page.get_by_role("gridcell", name="L-77", exact=True).first.wait_for(timeout=20_000)
+        page.get_by_role("gridcell", name="running", exact=True).first.wait_for(timeout=5_000)
+
+        tests = [{"classname": "live", "name": f"t{i}",
+                  "attempts": [{"outcome": "failed" if i == 3 else "passed", "duration_s": 0.1,
+                                "message": "boom" if i == 3 else None}]} for i in range(5)]
+        httpx.post(f"{server.url}/api/tests/live/{run_id}/results", json={"tests": tests})
+        httpx.post(f"{server.url}/api/tests/live/{run_id}/finish", json={"duration_s": 1.0})
+        page.get_by_role("gridcell", name="L-77", exact=True).first.click()
+        page.get_by_text("live::t3", exact=True).first.wait_for(timeout=20_000)
+        page.get_by_text(f"Run {run_id} · live-demo · main · build L-77").wait_for(timeout=20_000)
+        page.wait_for_timeout(500)
+        page.screenshot(path=output_dir / "live.png", full_page=True)
+        browser.close()

@@ -28,6 +28,10 @@ if not SHARED.is_dir():
 
 # Reports in these formats are not JUnit/CTRF: the sweep expects them to be refused.
 REFUSED = {  # hostile or broken on purpose (SOURCES.md): must be refused with a clear reason
+    "NUnit-sec1752-file.xml": "DTD",            # external entity to a local file
+    "NUnit-sec1752-https.xml": "DTD",           # external entity over the network
+    "NUnit-issue17521.xml": "not well-formed",  # NUL bytes
+    "NUnit-issue47367.xml": "not well-formed",  # a broken attribute
     "corrupt-xml.xml": "not well-formed",
     "TEST-test.CorruptTest.xml": "cdata not finished",
     "non-junit.xml": "not a recognised test report",
@@ -42,9 +46,46 @@ def junit_files():
         if not p.is_file() or p.suffix not in (".xml", ".golden"):
             continue
         head = p.read_bytes()[:4096]
-        if b"<testsuite" in head or p.name in REFUSED:
+        if (b"<testsuite" in head and b"<test-run" not in head) or p.name in REFUSED:
             out.append(p)
     return out
+
+
+# (format, element counted as one attempt) for the other XML formats.
+OTHER_XML = {"nunit": "test-case", "trx": "UnitTestResult", "xunit": "test"}
+
+
+def other_xml_files():
+    out = []
+    for p in sorted(SHARED.rglob("*")):
+        if not p.is_file() or p.suffix not in (".xml", ".trx") or p.name in REFUSED:
+            continue
+        head = p.read_bytes()[:4096]
+        if b"<testsuite" in head:
+            continue
+        if b"<test-run" in head or b"<test-results" in head or b"<test-suite" in head:
+            out.append(("nunit", p))
+        elif b"<TestRun" in head:
+            out.append(("trx", p))
+        elif b"<assemblies" in head or b"<assembly " in head:
+            out.append(("xunit", p))
+    return out
+
+
+@pytest.mark.parametrize("fmt,path", other_xml_files(),
+                         ids=lambda v: str(v.relative_to(SHARED)) if isinstance(v, Path) else v)
+def test_other_xml_fixture(fmt, path):
+    from defusedxml import ElementTree
+
+    root = ElementTree.fromstring(path.read_bytes(), forbid_dtd=True)
+    tag = OTHER_XML[fmt]
+    elements = [e for e in root.iter() if e.tag.rsplit("}", 1)[-1] == tag
+                and not any(c.tag.endswith("InnerResults") for c in e)]
+    run = ingest.parse_file(path)
+    c = run.counts()
+    assert run.format == fmt
+    assert run.attempt_count == len(elements)
+    assert c["passed"] + c["failed"] + c["errors"] + c["skipped"] == c["tests"] <= len(elements)
 
 
 def ctrf_files():
@@ -111,3 +152,5 @@ def test_sweep_covers_the_producers():
     assert {"go-junit-report", "gotestsum", "action-junit-report", "test-reporter",
             "publish-unit-test-result-action", "xunit-plugin", "pytest-coverage-comment"} <= names
     assert len(junit_files()) >= 100
+    assert {fmt for fmt, _ in other_xml_files()} == {"nunit", "trx", "xunit"}
+    assert len(other_xml_files()) >= 40

@@ -98,3 +98,33 @@ def test_metadata_precedence_flags_then_ci_then_file():
     meta = ci_env.run_metadata(file_meta, {"commit": "flag-sha", "branch": None}, env)
     assert (meta["project"], meta["branch"], meta["commit"]) == ("from-file", "ci-branch", "flag-sha")
     assert ci_env.run_metadata({}, {}, {})["project"] == "default"
+
+
+def test_nunit3_outcomes_labels_and_names():
+    run = ingest.parse_file(FIXTURES / "nunit3.xml")
+    assert run.format == "nunit"
+    assert run.counts() == {"tests": 4, "passed": 1, "failed": 1, "errors": 1, "skipped": 1}
+    (totals,) = run.attempts('Shop.Tests.CartTests::Totals(1,"a.b")')
+    assert totals.message == "Expected: 3 But was: 2" and "Cart.cs:line 42" in totals.details
+    assert run.attempts("Shop.Tests.CartTests::Later")[0].message == "not yet"
+    assert run.duration_s == 1.5 and run.warnings == []
+
+
+def test_trx_outcomes_durations_and_classes():
+    run = ingest.parse_file(FIXTURES / "run.trx")
+    assert run.format == "trx"
+    assert run.counts() == {"tests": 3, "passed": 1, "failed": 1, "errors": 1, "skipped": 0}
+    assert [a.duration_s for a in run.attempts("Shop.Tests.CartTests::Slow")] == [60.0]
+    (totals,) = run.attempts("Shop.Tests.CartTests::Totals")
+    assert totals.message.startswith("Assert.AreEqual failed") and "line 9" in totals.details
+    assert run.duration_s == 2.5
+
+
+def test_xunit_net_decimal_commas_and_exception_types():
+    run = ingest.parse_file(FIXTURES / "xunit.xml")
+    assert run.format == "xunit"
+    assert run.counts() == {"tests": 3, "passed": 1, "failed": 1, "errors": 0, "skipped": 1}
+    (totals,) = run.attempts("Shop.Tests.Cart::Totals")
+    assert totals.error_type == "Xunit.Sdk.EqualException"
+    assert run.attempts("Shop.Tests.Cart::Adds")[0].duration_s == 0.014
+    assert run.duration_s == 0.288

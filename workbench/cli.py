@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = sub.add_parser("ingest", help="store reports", description="Store reports.")
     isub = ingest.add_subparsers(dest="kind", metavar="KIND", required=True)
     tests = isub.add_parser(
-        "tests", help="test results (JUnit XML, CTRF JSON, pytest reportlog)",
+        "tests", help="test results (JUnit, NUnit, xUnit.net, TRX, CTRF, pytest reportlog)",
         description="Store test reports. PATH may be a file, a directory (searched "
         "recursively for .xml/.json/.jsonl/.log/.trx) or a glob. Project, commit, branch "
         "and build come from these flags, else from CI environment variables (GitHub "
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     tests.add_argument("--branch", help="branch name")
     tests.add_argument("--build", help="CI build number or id")
     tests.add_argument("--variant", help="run variant, e.g. linux-py3.12 (kept as a dimension)")
-    tests.add_argument("--format", choices=["junit", "ctrf", "reportlog"],
+    tests.add_argument("--format", choices=["junit", "nunit", "xunit", "trx", "ctrf", "reportlog"],
                        help="force a format instead of detecting it")
     _db_arg(tests)
     tests.add_argument("--url", help="send to a running workbench instead of opening the file "

@@ -6,7 +6,7 @@ import glob
 import os
 from pathlib import Path
 
-from . import ctrf, junit, reportlog  # noqa: F401  (registers the parsers)
+from . import ctrf, junit, nunit, reportlog, trx, xunit  # noqa: F401  (registers the parsers)
 from .base import Attempt, IngestError, ParsedRun, Parser
 
 REPORT_SUFFIXES = (".xml", ".json", ".jsonl", ".trx", ".log")
@@ -20,7 +20,8 @@ def detect(data: bytes, name: str) -> type[Parser]:
     for parser in Parser.registry.values():
         if parser.sniff(head, name.lower()):
             return parser
-    raise IngestError(f"{name}: not a recognised test report (JUnit XML, CTRF JSON, pytest reportlog)")
+    raise IngestError(f"{name}: not a recognised test report (JUnit, NUnit, xUnit.net or TRX XML, "
+                      "CTRF JSON, pytest reportlog)")
 
 
 def parse_bytes(data: bytes, source: str, fmt: str | None = None) -> ParsedRun:

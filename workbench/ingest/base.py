@@ -66,6 +66,10 @@ def signature_table(sigs: dict[str, tuple]) -> pa.Table:
 class IngestError(ValueError):
     """Input that cannot be stored; the message is one line naming the reason."""
 
+    def __init__(self, message: str):
+        # Parser libraries put newlines in their messages; ours stay one line.
+        super().__init__(" ".join(str(message).split()))
+
 
 @dataclass
 class Attempt:

@@ -95,7 +95,18 @@ class RunDetail(pn.viewable.Viewer):
         self._trace = pn.Column(empty("Select a failure to see its traceback."),
                                 sizing_mode="stretch_width")
         self._header = pn.Column(sizing_mode="stretch_width")
+        self._base = pn.widgets.TextInput(
+            name="Compare with run", placeholder="run id (empty: the branch's previous run)",
+            width=330)
+        self._base.param.watch(self._on_base, "value")
         self._load()
+
+    def _on_base(self, event) -> None:
+        value = (event.new or "").strip() or None
+        if value and self.model.run_info(value) is None:
+            self._base.description = f"no run {value!r}"
+            return
+        self.model.base_run_id = value
 
     @param.depends("model.run_id", "model.base_run_id", "model.refreshed", watch=True)
     def _load(self) -> None:
@@ -113,7 +124,7 @@ class RunDetail(pn.viewable.Viewer):
         title = (f"<h3 style='margin:4px 0'>Run {h(info['run_id'])} · {h(info['project'])} · "
                  f"{h(info.get('branch') or '-')} · build {h(info.get('build') or '-')}</h3>")
         meta = (f"commit <code>{h((info.get('commit_sha') or '-')[:12])}</code> · variant "
-                f"<code>{h(info.get('variant') or '-')}</code> · started {h(info['started_at'])}"
+                f"<code>{h(info.get('variant') or '-')}</code> · started {h(str(info['started_at'])[:19])}"
                 f" · status <b>{h(info['status'])}</b> · compared with "
                 f"{'run <code>' + h(base) + '</code>' if base else 'no earlier run (every failure is new)'}")
         badges = pn.FlexBox(
@@ -142,7 +153,7 @@ class RunDetail(pn.viewable.Viewer):
 
     def __panel__(self):
         return pn.Column(
-            self._header,
+            self._header, self._base,
             pn.pane.Markdown("#### Failures in this run"), self._failures, self._trace,
             pn.pane.Markdown("#### Changes against the base run"), self._changes,
             sizing_mode="stretch_width",
