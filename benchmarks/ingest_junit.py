@@ -29,8 +29,18 @@ OUT = Path(__file__).parent / "out"
 
 def run_cli(paths: list[str], db: Path) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one `ingest tests` process."""
-    cmd = [sys.executable, "-m", "workbench", "ingest", "tests", *paths, "--db", str(db),
-           "--project", "bench"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "workbench",
+        "ingest",
+        "tests",
+        *paths,
+        "--db",
+        str(db),
+        "--project",
+        "bench",
+    ]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -59,8 +69,10 @@ def scenario(name: str, paths: list[Path], cases: int, repeat: int) -> None:
         if best is None or wall < best[0]:
             best = (wall, rss)
     wall, rss = best
-    print(f"{name:<28} {cases:>8} cases  {wall:6.2f} s  {cases / wall:>9,.0f} cases/s  "
-          f"peak RSS {rss:6.0f} MB")
+    print(
+        f"{name:<28} {cases:>8} cases  {wall:6.2f} s  {cases / wall:>9,.0f} cases/s  "
+        f"peak RSS {rss:6.0f} MB"
+    )
 
 
 def in_process(paths: list[Path], cases: int) -> None:
@@ -73,18 +85,22 @@ def in_process(paths: list[Path], cases: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "w.duckdb") as store:
         start = time.perf_counter()
         for i in range(0, len(paths), 128):
-            runs = [(parse_file(p), {"project": "bench"}) for p in paths[i:i + 128]]
+            runs = [(parse_file(p), {"project": "bench"}) for p in paths[i : i + 128]]
             submit_runs(store, runs)[1].result()
         wall = time.perf_counter() - start
-    print(f"  in-process (no start-up)   {cases:>8} cases  {wall:6.2f} s  {cases / wall:>9,.0f} cases/s")
+    print(
+        f"  in-process (no start-up)   {cases:>8} cases  {wall:6.2f} s  {cases / wall:>9,.0f} cases/s"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per scenario (best is kept)")
     args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, duckdb {duckdb.__version__}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, duckdb {duckdb.__version__}"
+    )
     big = OUT / "one-100k"
     many = OUT / "many-1000x100"
     big_files = sorted(big.glob("*.xml")) or write_set(big, 1, 100_000)

@@ -29,13 +29,20 @@ from workbench.store.writes import submit_runs
 
 OUT = Path(__file__).parent / "out"
 TRACES = [
-    ("ConnectionResetError: reset by peer (127.0.0.1:{p})",
-     'File "/ci/tests/test_db.py", line {l}, in test_x\n  File "/ci/src/app/pool.py", line {l}, '
-     "in acquire\nConnectionResetError: reset by peer (127.0.0.1:{p})"),
-    ("TimeoutError: gateway timed out after {p}ms",
-     'File "/ci/tests/test_pay.py", line {l}, in test_y\n  File "/ci/src/app/gateway.py", line {l}, '
-     "in charge\nTimeoutError: gateway timed out after {p}ms"),
-    ("AssertionError: assert {p} == {l}", "tests/test_calc.py:{l}: in test_z\nE   AssertionError: assert {p} == {l}"),
+    (
+        "ConnectionResetError: reset by peer (127.0.0.1:{p})",
+        'File "/ci/tests/test_db.py", line {l}, in test_x\n  File "/ci/src/app/pool.py", line {l}, '
+        "in acquire\nConnectionResetError: reset by peer (127.0.0.1:{p})",
+    ),
+    (
+        "TimeoutError: gateway timed out after {p}ms",
+        'File "/ci/tests/test_pay.py", line {l}, in test_y\n  File "/ci/src/app/gateway.py", line {l}, '
+        "in charge\nTimeoutError: gateway timed out after {p}ms",
+    ),
+    (
+        "AssertionError: assert {p} == {l}",
+        "tests/test_calc.py:{l}: in test_z\nE   AssertionError: assert {p} == {l}",
+    ),
 ]
 
 
@@ -49,8 +56,12 @@ def build(path: Path, runs: int, tests: int) -> None:
         for r in range(runs):
             project = f"proj-{r % 2}"
             branch = ["main", "main", "dev", f"feature/{r % 7}"][r % 4]
-            run = ParsedRun("junit", f"bench/{r}", f"{r:016x}".ljust(64, "0"),
-                            end - timedelta(minutes=(runs - r) * 43))
+            run = ParsedRun(
+                "junit",
+                f"bench/{r}",
+                f"{r:016x}".ljust(64, "0"),
+                end - timedelta(minutes=(runs - r) * 43),
+            )
             for t in range(tests):
                 tid = f"tests.test_m{t // 50}::test_{t}"
                 name = f"test_{t}"
@@ -61,8 +72,18 @@ def build(path: Path, runs: int, tests: int) -> None:
                 if fail:
                     msg, tb = TRACES[t % 3]
                     p, ln = rng.randint(1000, 60000), rng.randint(10, 300)
-                    run.add_row(tid, "s", f"tests.test_m{t // 50}", name, None,
-                                "failed", dur, msg.format(p=p, l=ln), None, tb.format(p=p, l=ln))
+                    run.add_row(
+                        tid,
+                        "s",
+                        f"tests.test_m{t // 50}",
+                        name,
+                        None,
+                        "failed",
+                        dur,
+                        msg.format(p=p, l=ln),
+                        None,
+                        tb.format(p=p, l=ln),
+                    )
                     if t in flaky and rng.random() < 0.5:
                         run.add_row(tid, "s", f"tests.test_m{t // 50}", name, None, "passed", dur)
                 else:
@@ -98,8 +119,10 @@ def main() -> None:
         print(f"built {path.name} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     with duckdb.connect(str(path), read_only=True) as con:
         rows = con.execute("SELECT count(*) FROM results").fetchall()[0][0]
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, duckdb {duckdb.__version__}; "
-          f"{rows:,} stored results")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, duckdb {duckdb.__version__}; "
+        f"{rows:,} stored results"
+    )
     with Store(path) as store:
         m = TestAnalytics(store=store, window="90 days")
         m.run_id = m.runs().run_id.iloc[0]

@@ -72,11 +72,24 @@ class Served:
         self.log = db.with_suffix(".log")
         self._log_file = self.log.open("w")
         full_env = {**os.environ, **(env or {})}
-        cmd = argv or [sys.executable, "-m", "workbench.cli", "serve", "--address", "127.0.0.1",
-                       "--port", str(self.port), "--db", str(db)]
+        cmd = argv or [
+            sys.executable,
+            "-m",
+            "workbench.cli",
+            "serve",
+            "--address",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--db",
+            str(db),
+        ]
         self.proc = subprocess.Popen(
-            [c.replace("{port}", str(self.port)) for c in cmd], cwd=ROOT, env=full_env,
-            stdout=self._log_file, stderr=subprocess.STDOUT,
+            [c.replace("{port}", str(self.port)) for c in cmd],
+            cwd=ROOT,
+            env=full_env,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
         )
         self._wait()
 

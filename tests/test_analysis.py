@@ -20,21 +20,29 @@ def add_run(store, i, outcomes, commit, branch="main", durations_s=None):
     run = ParsedRun("junit", f"hand/{i}", f"{i:016x}".ljust(64, "0"), T0 + timedelta(hours=i))
     for name, seq in outcomes.items():
         dur = (durations_s or {}).get(name, 0.1)
-        run.add(name, [Attempt(o, dur, "boom" if o != "passed" else None) for o in seq],
-                classname="suite")
+        run.add(
+            name,
+            [Attempt(o, dur, "boom" if o != "passed" else None) for o in seq],
+            classname="suite",
+        )
     insert_run(store, run, {"project": "p", "branch": branch, "commit": commit})
 
 
 @pytest.fixture
 def history(store):
     for i in range(10):
-        add_run(store, i, {
-            "retry_flaky": ["failed", "passed"] if i == 4 else ["passed"],
-            "commit_flaky": ["failed"] if i == 6 else ["passed"],
-            "broken": ["failed"] if i >= 6 else ["passed"],
-            "alternating": ["failed"] if i % 2 and i != 7 else ["passed"],
-            "stable": ["passed"],
-        }, commit=f"c{i // 2}" if i in (6, 7) else f"sha{i}")
+        add_run(
+            store,
+            i,
+            {
+                "retry_flaky": ["failed", "passed"] if i == 4 else ["passed"],
+                "commit_flaky": ["failed"] if i == 6 else ["passed"],
+                "broken": ["failed"] if i >= 6 else ["passed"],
+                "alternating": ["failed"] if i % 2 and i != 7 else ["passed"],
+                "stable": ["passed"],
+            },
+            commit=f"c{i // 2}" if i in (6, 7) else f"sha{i}",
+        )
     return TestAnalytics(store=store, window="all time")
 
 
@@ -60,13 +68,24 @@ def test_flaky_window_limits_runs(history):
 
 
 def test_compare_runs_statuses():
-    run = pd.DataFrame({"test_id": ["a", "b", "c", "d", "e"],
-                        "outcome": ["failed", "error", "passed", "failed", "passed"]})
-    base = pd.DataFrame({"test_id": ["a", "b", "c", "f"],
-                         "outcome": ["passed", "failed", "failed", "passed"]})
+    run = pd.DataFrame(
+        {
+            "test_id": ["a", "b", "c", "d", "e"],
+            "outcome": ["failed", "error", "passed", "failed", "passed"],
+        }
+    )
+    base = pd.DataFrame(
+        {"test_id": ["a", "b", "c", "f"], "outcome": ["passed", "failed", "failed", "passed"]}
+    )
     out = compare.compare_runs(run, base).set_index("test_id")["status"].to_dict()
-    assert out == {"a": "new failure", "b": "still failing", "c": "fixed",
-                   "d": "new failure", "e": "new test", "f": "removed test"}
+    assert out == {
+        "a": "new failure",
+        "b": "still failing",
+        "c": "fixed",
+        "d": "new failure",
+        "e": "new test",
+        "f": "removed test",
+    }
     assert compare.summarize(compare.compare_runs(run, base))["new failure"] == 2
 
 
@@ -82,25 +101,43 @@ def test_model_run_failures_marks_new_known_and_retried(store):
     m = TestAnalytics(store=store, window="all time")
     m.run_id = m.runs().run_id.iloc[0]
     got = m.run_failures().set_index("test_id")["status"].to_dict()
-    assert got == {"suite::x": "still failing", "suite::y": "new failure", "suite::z": "passed on retry"}
+    assert got == {
+        "suite::x": "still failing",
+        "suite::y": "new failure",
+        "suite::z": "passed on retry",
+    }
 
 
-@pytest.mark.parametrize("recent,older,older_runs,found", [
-    (0.9, 0.2, 10, True),     # 4.5x slower
-    (0.26, 0.2, 10, False),   # 1.3x: noise
-    (0.012, 0.005, 10, False),  # 2.4x but only 7 ms
-    (0.9, 0.2, 3, False),     # too little history
-])
+@pytest.mark.parametrize(
+    "recent,older,older_runs,found",
+    [
+        (0.9, 0.2, 10, True),  # 4.5x slower
+        (0.26, 0.2, 10, False),  # 1.3x: noise
+        (0.012, 0.005, 10, False),  # 2.4x but only 7 ms
+        (0.9, 0.2, 3, False),  # too little history
+    ],
+)
 def test_duration_regression_thresholds(recent, older, older_runs, found):
-    df = pd.DataFrame({"test_id": ["t"], "recent_median_s": [recent], "older_median_s": [older],
-                       "older_runs": [older_runs]})
+    df = pd.DataFrame(
+        {
+            "test_id": ["t"],
+            "recent_median_s": [recent],
+            "older_median_s": [older],
+            "older_runs": [older_runs],
+        }
+    )
     assert (len(durations.regressions(df)) == 1) is found
 
 
 def test_model_finds_duration_regression(store):
     for i in range(12):
-        add_run(store, i, {"slow": ["passed"], "steady": ["passed"]}, f"s{i}",
-                durations_s={"slow": 1.0 if i >= 7 else 0.2, "steady": 0.15})
+        add_run(
+            store,
+            i,
+            {"slow": ["passed"], "steady": ["passed"]},
+            f"s{i}",
+            durations_s={"slow": 1.0 if i >= 7 else 0.2, "steady": 0.15},
+        )
     m = TestAnalytics(store=store, window="all time")
     reg = m.duration_regressions()
     assert reg.test_id.tolist() == ["suite::slow"]
@@ -116,8 +153,12 @@ def test_compare_against_a_named_run(store):
     first, _, last = m.runs().run_id.iloc[::-1]
     m.run_id = last
     assert m.run_changes().set_index("test_id")["status"].to_dict() == {
-        "suite::x": "new failure", "suite::y": "new failure"}
+        "suite::x": "new failure",
+        "suite::y": "new failure",
+    }
     m.base_run_id = first
     assert m.base_of(last) == first
     assert m.run_changes().set_index("test_id")["status"].to_dict() == {
-        "suite::x": "still failing", "suite::y": "new failure"}
+        "suite::x": "still failing",
+        "suite::y": "new failure",
+    }

@@ -6,8 +6,14 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def test_open_a_run_and_see_its_failures(server, remote, chromium, output_dir):
@@ -24,8 +30,14 @@ def test_open_a_run_and_see_its_failures(server, remote, chromium, output_dir):
         errors, external = [], []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-        page.on("request", lambda r: r.url.startswith(("http:", "https:"))
-                and not r.url.startswith(server.url) and external.append(r.url))
+        page.on(
+            "request",
+            lambda r: (
+                r.url.startswith(("http:", "https:"))
+                and not r.url.startswith(server.url)
+                and external.append(r.url)
+            ),
+        )
         page.goto(server.url + "/tests")
         cell = page.get_by_role("gridcell", name=target.build, exact=True).first
         cell.wait_for(timeout=60_000)
@@ -96,15 +108,28 @@ def test_a_run_in_progress_appears_without_reload(server, chromium, output_dir):
         page.goto(server.url + "/tests")
         page.get_by_role("gridcell").first.wait_for(timeout=60_000)
 
-        start = httpx.post(server.url + "/api/tests/live",
-                           json={"project": "live-demo", "branch": "main", "build": "L-77"})
+        start = httpx.post(
+            server.url + "/api/tests/live",
+            json={"project": "live-demo", "branch": "main", "build": "L-77"},
+        )
         run_id = start.json()["run_id"]
         page.get_by_role("gridcell", name="L-77", exact=True).first.wait_for(timeout=20_000)
         page.get_by_role("gridcell", name="running", exact=True).first.wait_for(timeout=5_000)
 
-        tests = [{"classname": "live", "name": f"t{i}",
-                  "attempts": [{"outcome": "failed" if i == 3 else "passed", "duration_s": 0.1,
-                                "message": "boom" if i == 3 else None}]} for i in range(5)]
+        tests = [
+            {
+                "classname": "live",
+                "name": f"t{i}",
+                "attempts": [
+                    {
+                        "outcome": "failed" if i == 3 else "passed",
+                        "duration_s": 0.1,
+                        "message": "boom" if i == 3 else None,
+                    }
+                ],
+            }
+            for i in range(5)
+        ]
         httpx.post(f"{server.url}/api/tests/live/{run_id}/results", json={"tests": tests})
         httpx.post(f"{server.url}/api/tests/live/{run_id}/finish", json={"duration_s": 1.0})
         page.get_by_role("gridcell", name="L-77", exact=True).first.click()

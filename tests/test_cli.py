@@ -18,24 +18,55 @@ from .conftest import FIXTURES, ROOT
 
 
 def observatory(*args, env=None, cwd=None):
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("GITHUB_", "GITLAB_", "CI_", "JENKINS_", "CIRCLE", "BUILDKITE"))}
-    return subprocess.run([sys.executable, "-m", "workbench.cli", *args], capture_output=True,
-                          text=True, env={**clean, **(env or {})}, cwd=cwd or ROOT, timeout=120)
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GITHUB_", "GITLAB_", "CI_", "JENKINS_", "CIRCLE", "BUILDKITE"))
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "workbench.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**clean, **(env or {})},
+        cwd=cwd or ROOT,
+        timeout=120,
+    )
 
 
 def test_ingest_json_lines_good_bad_and_globs(tmp_path):
     db = tmp_path / "i.duckdb"
-    r = observatory("ingest", "tests", str(FIXTURES / "passing.xml"), str(FIXTURES / "truncated.xml"),
-                    str(FIXTURES / "*.json"), "--db", str(db), "--json", "--project", "shop",
-                    "--branch", "main", "--commit", "abc")
+    r = observatory(
+        "ingest",
+        "tests",
+        str(FIXTURES / "passing.xml"),
+        str(FIXTURES / "truncated.xml"),
+        str(FIXTURES / "*.json"),
+        "--db",
+        str(db),
+        "--json",
+        "--project",
+        "shop",
+        "--branch",
+        "main",
+        "--commit",
+        "abc",
+    )
     assert r.returncode == 1
     lines = [json.loads(line) for line in r.stdout.splitlines()]
     by_name = {Path(line["path"]).name: line for line in lines}
     assert set(by_name) == {"passing.xml", "truncated.xml", "ctrf.json"}
     assert by_name["passing.xml"] | {"run_id": None} == {
-        "path": str(FIXTURES / "passing.xml"), "ok": True, "run_id": None, "duplicate": False,
-        "tests": 3, "passed": 2, "failed": 1, "errors": 0, "skipped": 0, "warnings": []}
+        "path": str(FIXTURES / "passing.xml"),
+        "ok": True,
+        "run_id": None,
+        "duplicate": False,
+        "tests": 3,
+        "passed": 2,
+        "failed": 1,
+        "errors": 0,
+        "skipped": 0,
+        "warnings": [],
+    }
     bad = by_name["truncated.xml"]
     assert bad["ok"] is False and "truncated.xml: not well-formed XML" in bad["error"]
     with Store(db) as s:
@@ -56,8 +87,13 @@ def test_ingest_all_good_exits_zero_and_reingest_is_a_duplicate(tmp_path):
 
 def test_ingest_reads_ci_environment(tmp_path):
     db = tmp_path / "ci.duckdb"
-    env = {"GITLAB_CI": "true", "CI_PROJECT_PATH": "team/app", "CI_COMMIT_SHA": "f00d",
-           "CI_COMMIT_REF_NAME": "release", "CI_PIPELINE_ID": "77"}
+    env = {
+        "GITLAB_CI": "true",
+        "CI_PROJECT_PATH": "team/app",
+        "CI_COMMIT_SHA": "f00d",
+        "CI_COMMIT_REF_NAME": "release",
+        "CI_PIPELINE_ID": "77",
+    }
     r = observatory("ingest", "tests", str(FIXTURES / "passing.xml"), "--db", str(db), env=env)
     assert r.returncode == 0, r.stderr
     with Store(db) as s:
@@ -106,6 +142,10 @@ def test_every_pytest_plugin_option_and_env_var_is_documented():
     plugin = (ROOT / "workbench" / "pytest_plugin.py").read_text()
     options = set(re.findall(r'"(--observatory[\w-]*)"', plugin))
     options |= {f"--observatory-{k}" for k in ("project", "branch", "commit", "variant", "build")}
-    env_vars = set(re.findall(r"OBSERVATORY_[A-Z_]+", "".join(
-        p.read_text() for p in (ROOT / "workbench").rglob("*.py"))))
+    env_vars = set(
+        re.findall(
+            r"OBSERVATORY_[A-Z_]+",
+            "".join(p.read_text() for p in (ROOT / "workbench").rglob("*.py")),
+        )
+    )
     assert sorted(o for o in options | env_vars if o not in readme) == []

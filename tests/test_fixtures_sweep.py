@@ -23,19 +23,21 @@ pytestmark = pytest.mark.fixtures
 if not SHARED.is_dir():
     if os.environ.get("CI"):
         raise RuntimeError(f"CI must have the shared fixtures at {SHARED}")
-    pytest.skip(f"{SHARED} is not here (only the project's CI and developers have it)",
-                allow_module_level=True)
+    pytest.skip(
+        f"{SHARED} is not here (only the project's CI and developers have it)",
+        allow_module_level=True,
+    )
 
 # Reports in these formats are not JUnit/CTRF: the sweep expects them to be refused.
 REFUSED = {  # hostile or broken on purpose (SOURCES.md): must be refused with a clear reason
-    "NUnit-sec1752-file.xml": "DTD",            # external entity to a local file
-    "NUnit-sec1752-https.xml": "DTD",           # external entity over the network
+    "NUnit-sec1752-file.xml": "DTD",  # external entity to a local file
+    "NUnit-sec1752-https.xml": "DTD",  # external entity over the network
     "NUnit-issue17521.xml": "not well-formed",  # NUL bytes
     "NUnit-issue47367.xml": "not well-formed",  # a broken attribute
     "corrupt-xml.xml": "not well-formed",
     "TEST-test.CorruptTest.xml": "cdata not finished",
     "non-junit.xml": "not a recognised test report",
-    "expected.xml": "not well-formed",         # <<computed>> placeholders in attributes
+    "expected.xml": "not well-formed",  # <<computed>> placeholders in attributes
     "expectedRetries.xml": "not well-formed",
 }
 
@@ -72,15 +74,21 @@ def other_xml_files():
     return out
 
 
-@pytest.mark.parametrize("fmt,path", other_xml_files(),
-                         ids=lambda v: str(v.relative_to(SHARED)) if isinstance(v, Path) else v)
+@pytest.mark.parametrize(
+    "fmt,path",
+    other_xml_files(),
+    ids=lambda v: str(v.relative_to(SHARED)) if isinstance(v, Path) else v,
+)
 def test_other_xml_fixture(fmt, path):
     from defusedxml import ElementTree
 
     root = ElementTree.fromstring(path.read_bytes(), forbid_dtd=True)
     tag = OTHER_XML[fmt]
-    elements = [e for e in root.iter() if e.tag.rsplit("}", 1)[-1] == tag
-                and not any(c.tag.endswith("InnerResults") for c in e)]
+    elements = [
+        e
+        for e in root.iter()
+        if e.tag.rsplit("}", 1)[-1] == tag and not any(c.tag.endswith("InnerResults") for c in e)
+    ]
     run = ingest.parse_file(path)
     c = run.counts()
     assert run.format == fmt
@@ -107,8 +115,11 @@ def expected_junit(path: Path):
                 unnamed += 1
                 name = f"<unnamed {unnamed}>"
             keys[(case.get("classname") or case.get("class") or case.get("file"), name)] += 1
-            attempts += 1 + sum(1 for c in case if c.tag in (
-                "flakyFailure", "flakyError", "rerunFailure", "rerunError"))
+            attempts += 1 + sum(
+                1
+                for c in case
+                if c.tag in ("flakyFailure", "flakyError", "rerunFailure", "rerunError")
+            )
     return attempts, len(keys)
 
 
@@ -129,7 +140,12 @@ def test_junit_fixture(path, tmp_path):
         run_id, _ = insert_run(store, run, {"project": "sweep"})
         stored = store.query("run", run_id=run_id).iloc[0]
         n = store.sql("SELECT count(*) AS n FROM results WHERE run_id = ?", [run_id])["n"].item()
-    assert (stored.tests, stored.failed, stored.errors, n) == (tests, c["failed"], c["errors"], attempts)
+    assert (stored.tests, stored.failed, stored.errors, n) == (
+        tests,
+        c["failed"],
+        c["errors"],
+        attempts,
+    )
 
 
 @pytest.mark.parametrize("path", ctrf_files(), ids=lambda p: p.name)
@@ -149,8 +165,15 @@ def test_ctrf_fixture(path):
 
 def test_sweep_covers_the_producers():
     names = {p.relative_to(SHARED).parts[0] for p in junit_files()}
-    assert {"go-junit-report", "gotestsum", "action-junit-report", "test-reporter",
-            "publish-unit-test-result-action", "xunit-plugin", "pytest-coverage-comment"} <= names
+    assert {
+        "go-junit-report",
+        "gotestsum",
+        "action-junit-report",
+        "test-reporter",
+        "publish-unit-test-result-action",
+        "xunit-plugin",
+        "pytest-coverage-comment",
+    } <= names
     assert len(junit_files()) >= 100
     assert {fmt for fmt, _ in other_xml_files()} == {"nunit", "trx", "xunit"}
     assert len(other_xml_files()) >= 40

@@ -18,15 +18,22 @@ def test_ctrf_retries_and_environment():
     checkout = run.attempts("checkout")
     assert [a.outcome for a in checkout] == ["failed", "passed"]
     assert checkout[0].duration_s == pytest.approx(0.8)
-    assert run.meta == {"branch": "feature/x", "commit": "abc123", "build": "42",
-                        "build_url": None, "project": "shop"}
+    assert run.meta == {
+        "branch": "feature/x",
+        "commit": "abc123",
+        "build": "42",
+        "build_url": None,
+        "project": "shop",
+    }
     assert "home > smoke::loads home" in run.test_ids()
     assert run.duration_s == 12
 
 
 def test_ctrf_unknown_status_is_an_error(tmp_path):
     bad = tmp_path / "bad.json"
-    bad.write_text('{"results": {"tool": {"name": "x"}, "tests": [{"name": "a", "status": "meh"}]}}')
+    bad.write_text(
+        '{"results": {"tool": {"name": "x"}, "tests": [{"name": "a", "status": "meh"}]}}'
+    )
     with pytest.raises(ingest.IngestError, match="bad.json: unknown CTRF test status 'meh'"):
         ingest.parse_file(bad)
 
@@ -53,41 +60,119 @@ def test_reportlog_bad_line_names_the_line(tmp_path):
 
 def test_same_pytest_test_gets_one_id_from_junit_and_reportlog(tmp_path):
     junit = tmp_path / "j.xml"
-    junit.write_text('<testsuite><testcase classname="tests.test_b.TestK" name="test_ok"/></testsuite>')
-    assert set(ingest.parse_file(junit).test_ids()) <= set(ingest.parse_file(FIXTURES / "reportlog.jsonl").test_ids())
+    junit.write_text(
+        '<testsuite><testcase classname="tests.test_b.TestK" name="test_ok"/></testsuite>'
+    )
+    assert set(ingest.parse_file(junit).test_ids()) <= set(
+        ingest.parse_file(FIXTURES / "reportlog.jsonl").test_ids()
+    )
 
 
 def test_live_batch_validation_stores_nothing_on_any_bad_item():
     good = {"name": "t", "attempts": [{"outcome": "passed", "duration_s": 0.1}]}
     bad = {"name": "u", "attempts": [{"outcome": "exploded"}]}
     assert parse_batch({"tests": [good]}, "live").counts()["passed"] == 1
-    with pytest.raises(ingest.IngestError, match=r"tests\[1\].attempts\[0\].outcome must be one of"):
+    with pytest.raises(
+        ingest.IngestError, match=r"tests\[1\].attempts\[0\].outcome must be one of"
+    ):
         parse_batch({"tests": [good, bad]}, "live")
     with pytest.raises(ingest.IngestError, match="not valid JSON"):
         parse_batch(b"{", "live")
 
 
-@pytest.mark.parametrize("env,expected", [
-    ({"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "o/r", "GITHUB_SHA": "s1",
-      "GITHUB_REF_NAME": "main", "GITHUB_RUN_ID": "7", "GITHUB_SERVER_URL": "https://gh"},
-     {"ci_provider": "github", "project": "o/r", "commit": "s1", "branch": "main", "build": "7",
-      "build_url": "https://gh/o/r/actions/runs/7"}),
-    ({"GITLAB_CI": "true", "CI_PROJECT_PATH": "g/p", "CI_COMMIT_SHA": "s2",
-      "CI_COMMIT_REF_NAME": "dev", "CI_PIPELINE_ID": "9", "CI_JOB_URL": "https://gl/j"},
-     {"ci_provider": "gitlab", "project": "g/p", "commit": "s2", "branch": "dev", "build": "9",
-      "build_url": "https://gl/j"}),
-    ({"JENKINS_URL": "https://j", "JOB_NAME": "job", "GIT_COMMIT": "s3",
-      "GIT_BRANCH": "origin/rel", "BUILD_NUMBER": "3", "BUILD_URL": "https://j/3"},
-     {"ci_provider": "jenkins", "project": "job", "commit": "s3", "branch": "rel", "build": "3",
-      "build_url": "https://j/3"}),
-    ({"CIRCLECI": "true", "CIRCLE_PROJECT_USERNAME": "u", "CIRCLE_PROJECT_REPONAME": "r",
-      "CIRCLE_SHA1": "s4", "CIRCLE_BRANCH": "b", "CIRCLE_BUILD_NUM": "4"},
-     {"ci_provider": "circleci", "project": "u/r", "commit": "s4", "branch": "b", "build": "4"}),
-    ({"BUILDKITE": "true", "BUILDKITE_PIPELINE_SLUG": "pipe", "BUILDKITE_COMMIT": "s5",
-      "BUILDKITE_BRANCH": "m", "BUILDKITE_BUILD_NUMBER": "5"},
-     {"ci_provider": "buildkite", "project": "pipe", "commit": "s5", "branch": "m", "build": "5"}),
-    ({}, {}),
-])
+@pytest.mark.parametrize(
+    "env,expected",
+    [
+        (
+            {
+                "GITHUB_ACTIONS": "true",
+                "GITHUB_REPOSITORY": "o/r",
+                "GITHUB_SHA": "s1",
+                "GITHUB_REF_NAME": "main",
+                "GITHUB_RUN_ID": "7",
+                "GITHUB_SERVER_URL": "https://gh",
+            },
+            {
+                "ci_provider": "github",
+                "project": "o/r",
+                "commit": "s1",
+                "branch": "main",
+                "build": "7",
+                "build_url": "https://gh/o/r/actions/runs/7",
+            },
+        ),
+        (
+            {
+                "GITLAB_CI": "true",
+                "CI_PROJECT_PATH": "g/p",
+                "CI_COMMIT_SHA": "s2",
+                "CI_COMMIT_REF_NAME": "dev",
+                "CI_PIPELINE_ID": "9",
+                "CI_JOB_URL": "https://gl/j",
+            },
+            {
+                "ci_provider": "gitlab",
+                "project": "g/p",
+                "commit": "s2",
+                "branch": "dev",
+                "build": "9",
+                "build_url": "https://gl/j",
+            },
+        ),
+        (
+            {
+                "JENKINS_URL": "https://j",
+                "JOB_NAME": "job",
+                "GIT_COMMIT": "s3",
+                "GIT_BRANCH": "origin/rel",
+                "BUILD_NUMBER": "3",
+                "BUILD_URL": "https://j/3",
+            },
+            {
+                "ci_provider": "jenkins",
+                "project": "job",
+                "commit": "s3",
+                "branch": "rel",
+                "build": "3",
+                "build_url": "https://j/3",
+            },
+        ),
+        (
+            {
+                "CIRCLECI": "true",
+                "CIRCLE_PROJECT_USERNAME": "u",
+                "CIRCLE_PROJECT_REPONAME": "r",
+                "CIRCLE_SHA1": "s4",
+                "CIRCLE_BRANCH": "b",
+                "CIRCLE_BUILD_NUM": "4",
+            },
+            {
+                "ci_provider": "circleci",
+                "project": "u/r",
+                "commit": "s4",
+                "branch": "b",
+                "build": "4",
+            },
+        ),
+        (
+            {
+                "BUILDKITE": "true",
+                "BUILDKITE_PIPELINE_SLUG": "pipe",
+                "BUILDKITE_COMMIT": "s5",
+                "BUILDKITE_BRANCH": "m",
+                "BUILDKITE_BUILD_NUMBER": "5",
+            },
+            {
+                "ci_provider": "buildkite",
+                "project": "pipe",
+                "commit": "s5",
+                "branch": "m",
+                "build": "5",
+            },
+        ),
+        ({}, {}),
+    ],
+)
 def test_ci_environment_detection(env, expected):
     assert ci_env.detect(env) == expected
 
@@ -96,7 +181,11 @@ def test_metadata_precedence_flags_then_ci_then_file():
     file_meta = {"project": "from-file", "branch": "file-branch", "commit": "file-sha"}
     env = {"GITHUB_ACTIONS": "true", "GITHUB_REF_NAME": "ci-branch", "GITHUB_SHA": "ci-sha"}
     meta = ci_env.run_metadata(file_meta, {"commit": "flag-sha", "branch": None}, env)
-    assert (meta["project"], meta["branch"], meta["commit"]) == ("from-file", "ci-branch", "flag-sha")
+    assert (meta["project"], meta["branch"], meta["commit"]) == (
+        "from-file",
+        "ci-branch",
+        "flag-sha",
+    )
     assert ci_env.run_metadata({}, {}, {})["project"] == "default"
 
 

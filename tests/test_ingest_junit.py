@@ -56,10 +56,19 @@ def test_disabled_status_is_skipped_and_placeholder_time_is_unknown():
     assert a.outcome == "skipped" and a.duration_s is None
 
 
-@pytest.mark.parametrize("raw,expected", [
-    ("0.25", 0.25), ("0,5", 0.5), ("1.5e-3", 0.0015), ("<<computed>>", None), ("", None),
-    ("-1", None), ("nan", None), (None, None),
-])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("0.25", 0.25),
+        ("0,5", 0.5),
+        ("1.5e-3", 0.0015),
+        ("<<computed>>", None),
+        ("", None),
+        ("-1", None),
+        ("nan", None),
+        (None, None),
+    ],
+)
 def test_seconds_parsing(raw, expected):
     assert seconds(raw) == expected
 
@@ -85,16 +94,22 @@ def test_billion_laughs_is_refused_quickly():
 
 def test_doctype_hidden_after_a_long_comment_is_still_refused_unexpanded():
     padding = b"<!--" + b"x" * 10_000 + b"-->"
-    data = (b'<?xml version="1.0"?>' + padding +
-            b'<!DOCTYPE t [<!ENTITY e "EXPANDED">]><testsuite><testcase name="&e;"/></testsuite>')
+    data = (
+        b'<?xml version="1.0"?>'
+        + padding
+        + b'<!DOCTYPE t [<!ENTITY e "EXPANDED">]><testsuite><testcase name="&e;"/></testsuite>'
+    )
     with pytest.raises(ingest.IngestError, match="DTD"):
         ingest.parse_bytes(data, "hidden.xml")
 
 
-@pytest.mark.parametrize("name,message", [
-    ("truncated.xml", "not well-formed XML"),
-    ("not_junit.xml", "not a recognised test report"),
-])
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("truncated.xml", "not well-formed XML"),
+        ("not_junit.xml", "not a recognised test report"),
+    ],
+)
 def test_bad_files_get_one_line_errors_naming_the_file(name, message):
     with pytest.raises(ingest.IngestError) as err:
         ingest.parse_file(FIXTURES / name)
@@ -120,5 +135,7 @@ def test_expand_files_dirs_and_globs(tmp_path):
     (tmp_path / "a" / "one.xml").write_text("<testsuite/>")
     (tmp_path / "a" / "notes.txt").write_text("x")
     (tmp_path / "two.json").write_text("{}")
-    found = ingest.expand([str(tmp_path / "a"), str(tmp_path / "*.json"), str(tmp_path / "a" / "one.xml")])
+    found = ingest.expand(
+        [str(tmp_path / "a"), str(tmp_path / "*.json"), str(tmp_path / "a" / "one.xml")]
+    )
     assert [p.name for p in found] == ["one.xml", "two.json"]

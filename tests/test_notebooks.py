@@ -17,16 +17,21 @@ def test_test_failure_investigation_notebook(demo_path, tmp_path, monkeypatch):
     monkeypatch.setenv("OBSERVATORY_DB", str(db))
     monkeypatch.delenv("OBSERVATORY_URL", raising=False)
     nb = nbformat.read(ROOT / "notebooks" / "test-failure-investigation.ipynb", as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(ROOT)}}).execute()
+    NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+    ).execute()
     text = "\n".join(
         str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
-        for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for o in cell.outputs
     )
     assert "runs of checkout-service" in text
     assert "ConnectionResetError" in text
     assert "statistically flaky" in text or "broken" in text
-    assert any("application/vnd.holoviews_load.v0+json" in o.get("data", {}) or
-               "application/vnd.holoviews_exec.v0+json" in o.get("data", {})
-               for o in nb.cells[-1].outputs), "the inline view did not render"
+    assert any(
+        "application/vnd.holoviews_load.v0+json" in o.get("data", {})
+        or "application/vnd.holoviews_exec.v0+json" in o.get("data", {})
+        for o in nb.cells[-1].outputs
+    ), "the inline view did not render"
     assert os.environ["OBSERVATORY_DB"] == str(db)

@@ -8,7 +8,7 @@ import sys
 
 from workbench.store import Store
 
-SUITE = '''
+SUITE = """
 import pytest, pathlib
 COUNTER = pathlib.Path(__file__).with_name("count")
 
@@ -34,15 +34,20 @@ def broken():
 
 def test_error(broken):
     pass
-'''
+"""
 
 
 def run_pytest(tmp_path, *args):
     (tmp_path / "test_suite.py").write_text(SUITE)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GITLAB_", "CI_"))}
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "test_suite.py", *args], cwd=tmp_path, capture_output=True, text=True,
-                          env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_suite.py", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 def check(runs, results):
@@ -62,8 +67,15 @@ def check(runs, results):
 
 def test_records_into_a_database_file(tmp_path):
     db = tmp_path / "rec.duckdb"
-    r = run_pytest(tmp_path, "--observatory-db", str(db), "--observatory-project", "plug",
-                   "--observatory-branch", "main")
+    r = run_pytest(
+        tmp_path,
+        "--observatory-db",
+        str(db),
+        "--observatory-project",
+        "plug",
+        "--observatory-branch",
+        "main",
+    )
     assert r.returncode == 1 and "observatory: recorded run live-" in r.stdout, r.stdout + r.stderr
     with Store(db) as s:
         runs = s.query("runs")

@@ -27,8 +27,11 @@ def test_dashboard_and_its_javascript_are_served_locally(server):
 
 def test_report_upload_is_stored_and_queryable(server, remote):
     before = runs_count(remote)
-    r = httpx.post(server.url + "/api/tests/reports", content=(FIXTURES / "retries.xml").read_bytes(),
-                   params={"project": "api-test", "branch": "main", "filename": "retries.xml"})
+    r = httpx.post(
+        server.url + "/api/tests/reports",
+        content=(FIXTURES / "retries.xml").read_bytes(),
+        params={"project": "api-test", "branch": "main", "filename": "retries.xml"},
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["ok"] and body["tests"] == 7 and body["errors"] == 1
@@ -39,19 +42,30 @@ def test_report_upload_is_stored_and_queryable(server, remote):
 
 def test_gzip_upload(server):
     data = gzip.compress((FIXTURES / "ctrf.json").read_bytes())
-    r = httpx.post(server.url + "/api/tests/reports", content=data,
-                   headers={"Content-Encoding": "gzip"}, params={"project": "gz"})
+    r = httpx.post(
+        server.url + "/api/tests/reports",
+        content=data,
+        headers={"Content-Encoding": "gzip"},
+        params={"project": "gz"},
+    )
     assert r.status_code == 200 and r.json()["tests"] == 3
 
 
-@pytest.mark.parametrize("body,headers,status,message", [
-    (b"<testsuite><testcase", {}, 400, "not well-formed XML"),
-    ((FIXTURES / "xxe.xml").read_bytes(), {}, 400, "DTD"),
-    (b"\x1f\x8b\x08\x00garbage", {"Content-Encoding": "gzip"}, 400, "gzip"),
-    (gzip.compress((FIXTURES / "passing.xml").read_bytes())[:-12], {"Content-Encoding": "gzip"},
-     400, "truncated gzip"),
-    (b"x", {"Content-Encoding": "br"}, 415, "unsupported Content-Encoding"),
-])
+@pytest.mark.parametrize(
+    "body,headers,status,message",
+    [
+        (b"<testsuite><testcase", {}, 400, "not well-formed XML"),
+        ((FIXTURES / "xxe.xml").read_bytes(), {}, 400, "DTD"),
+        (b"\x1f\x8b\x08\x00garbage", {"Content-Encoding": "gzip"}, 400, "gzip"),
+        (
+            gzip.compress((FIXTURES / "passing.xml").read_bytes())[:-12],
+            {"Content-Encoding": "gzip"},
+            400,
+            "truncated gzip",
+        ),
+        (b"x", {"Content-Encoding": "br"}, 415, "unsupported Content-Encoding"),
+    ],
+)
 def test_bad_uploads_are_refused_and_store_nothing(server, remote, body, headers, status, message):
     before = runs_count(remote)
     r = httpx.post(server.url + "/api/tests/reports", content=body, headers=headers)
@@ -61,9 +75,15 @@ def test_bad_uploads_are_refused_and_store_nothing(server, remote, body, headers
 
 
 def test_live_batch_with_one_bad_item_stores_nothing(server, remote):
-    run_id = httpx.post(server.url + "/api/tests/live", json={"project": "live-bad"}).json()["run_id"]
-    bad = {"tests": [{"name": "ok", "attempts": [{"outcome": "passed"}]},
-                     {"name": "no", "attempts": [{"outcome": "bogus"}]}]}
+    run_id = httpx.post(server.url + "/api/tests/live", json={"project": "live-bad"}).json()[
+        "run_id"
+    ]
+    bad = {
+        "tests": [
+            {"name": "ok", "attempts": [{"outcome": "passed"}]},
+            {"name": "no", "attempts": [{"outcome": "bogus"}]},
+        ]
+    }
     r = httpx.post(f"{server.url}/api/tests/live/{run_id}/results", json=bad)
     assert r.status_code == 400 and "tests[1]" in r.json()["error"]
     assert remote.query("run_results", run_id=run_id).empty
@@ -86,8 +106,10 @@ def test_notebook_connect_gives_a_clear_message_while_served(server):
 
 
 def test_tokens_are_required_when_configured(tmp_path):
-    served = Served(tmp_path / "auth.duckdb", env={"OBSERVATORY_TOKENS": "s3cret,other",
-                                                   "OBSERVATORY_NO_DEMO": "1"})
+    served = Served(
+        tmp_path / "auth.duckdb",
+        env={"OBSERVATORY_TOKENS": "s3cret,other", "OBSERVATORY_NO_DEMO": "1"},
+    )
     try:
         url = served.url + "/api/health"
         assert httpx.get(url).status_code == 401
@@ -100,9 +122,21 @@ def test_tokens_are_required_when_configured(tmp_path):
 
 
 def test_plain_panel_serve_of_the_dashboards_works(tmp_path):
-    served = Served(tmp_path / "plain.duckdb", env={"OBSERVATORY_DB": str(tmp_path / "plain.duckdb")},
-                    argv=[sys.executable, "-m", "panel", "serve", "dashboards/tests.py",
-                          "--address", "127.0.0.1", "--port", "{port}"])
+    served = Served(
+        tmp_path / "plain.duckdb",
+        env={"OBSERVATORY_DB": str(tmp_path / "plain.duckdb")},
+        argv=[
+            sys.executable,
+            "-m",
+            "panel",
+            "serve",
+            "dashboards/tests.py",
+            "--address",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+        ],
+    )
     try:
         page = httpx.get(served.url + "/tests", timeout=60)
         assert page.status_code == 200

@@ -15,24 +15,36 @@ ConnectionResetError: [Errno 104] Connection reset by peer (127.0.0.1:{port})"""
 
 
 def test_normalize_strips_volatile_parts():
-    text = ("\x1b[31mError\x1b[0m at 2026-01-02T03:04:05.123Z id 123e4567-e89b-12d3-a456-426614174000 "
-            "ptr 0x7ffde4a1 in /tmp/pytest-of-ci/pytest-3/test_x0/file.txt after 12.5s (12:01:02)")
+    text = (
+        "\x1b[31mError\x1b[0m at 2026-01-02T03:04:05.123Z id 123e4567-e89b-12d3-a456-426614174000 "
+        "ptr 0x7ffde4a1 in /tmp/pytest-of-ci/pytest-3/test_x0/file.txt after 12.5s (12:01:02)"
+    )
     assert normalize_text(text) == "Error at <TS> id <UUID> ptr <ADDR> in <TMP> after <N>s (<TIME>)"
 
 
 def test_same_cause_from_different_tests_and_runs_groups_together():
-    a = signature("ConnectionResetError: reset (127.0.0.1:41000)", None,
-                  PY_TB.format(line=10, test="test_a", oid=1, line2=55, port=41000))
-    b = signature("ConnectionResetError: reset (127.0.0.1:52777)", None,
-                  PY_TB.format(line=99, test="test_b", oid=77, line2=57, port=52777))
+    a = signature(
+        "ConnectionResetError: reset (127.0.0.1:41000)",
+        None,
+        PY_TB.format(line=10, test="test_a", oid=1, line2=55, port=41000),
+    )
+    b = signature(
+        "ConnectionResetError: reset (127.0.0.1:52777)",
+        None,
+        PY_TB.format(line=99, test="test_b", oid=77, line2=57, port=52777),
+    )
     assert a.signature == b.signature
     assert a.exception == "ConnectionResetError"
     assert a.suspect == "fetch (/home/ci/w/src/shop/db/pool.py)"
 
 
 def test_assertions_in_different_tests_do_not_group():
-    a = signature("assert 1 == 2", None, "tests/test_x.py:5: in test_one\nE   AssertionError: assert 1 == 2")
-    b = signature("assert 3 == 4", None, "tests/test_x.py:9: in test_two\nE   AssertionError: assert 3 == 4")
+    a = signature(
+        "assert 1 == 2", None, "tests/test_x.py:5: in test_one\nE   AssertionError: assert 1 == 2"
+    )
+    b = signature(
+        "assert 3 == 4", None, "tests/test_x.py:9: in test_two\nE   AssertionError: assert 3 == 4"
+    )
     assert a.signature != b.signature
     assert a.exception == b.exception == "AssertionError"
 
@@ -44,11 +56,13 @@ def test_different_exceptions_do_not_group():
 
 
 def test_java_frames_innermost_first_and_framework_frames_dropped():
-    trace = ("java.lang.NullPointerException: account is null\n"
-             "\tat com.acme.Ledger.apply(Ledger.java:41)\n"
-             "\tat com.acme.LedgerTest.posts(LedgerTest.java:12)\n"
-             "\tat java.base/jdk.internal.reflect.Method.invoke(Method.java:580)\n"
-             "\tat org.junit.platform.commons.util.ReflectionUtils.invokeMethod(ReflectionUtils.java:725)")
+    trace = (
+        "java.lang.NullPointerException: account is null\n"
+        "\tat com.acme.Ledger.apply(Ledger.java:41)\n"
+        "\tat com.acme.LedgerTest.posts(LedgerTest.java:12)\n"
+        "\tat java.base/jdk.internal.reflect.Method.invoke(Method.java:580)\n"
+        "\tat org.junit.platform.commons.util.ReflectionUtils.invokeMethod(ReflectionUtils.java:725)"
+    )
     s = signature("account is null", "java.lang.NullPointerException", trace)
     assert s.suspect == "com.acme.Ledger.apply (Ledger.java)"
     assert s.exception == "java.lang.NullPointerException"

@@ -86,10 +86,14 @@ def test_reads_from_many_threads_while_writing(store):
 def test_second_process_gets_a_clear_message_not_a_raw_lock_error(tmp_path):
     path = tmp_path / "held.duckdb"
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         f"from workbench.store import Store; s = Store({str(path)!r}); print('ready', flush=True); "
-         "import time; time.sleep(30)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"from workbench.store import Store; s = Store({str(path)!r}); print('ready', flush=True); "
+            "import time; time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "ready"

@@ -16,8 +16,11 @@ DASHBOARDS = Path(__file__).resolve().parent.parent / "dashboards"
 
 
 def _db_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", metavar="PATH",
-                   help=f"DuckDB file (default: $OBSERVATORY_DB or {config.DEFAULT_DB})")
+    p.add_argument(
+        "--db",
+        metavar="PATH",
+        help=f"DuckDB file (default: $OBSERVATORY_DB or {config.DEFAULT_DB})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,50 +31,74 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    serve = sub.add_parser("serve", help="serve the dashboards and the HTTP API",
-                           description="Start `panel serve` on the dashboards with the API "
-                           "plugin. An empty database is filled with the demo dataset first.")
-    serve.add_argument("--port", type=int, default=config.DEFAULT_PORT,
-                       help=f"HTTP port (default: {config.DEFAULT_PORT})")
-    serve.add_argument("--address", default="localhost",
-                       help="address to bind (default: localhost)")
+    serve = sub.add_parser(
+        "serve",
+        help="serve the dashboards and the HTTP API",
+        description="Start `panel serve` on the dashboards with the API "
+        "plugin. An empty database is filled with the demo dataset first.",
+    )
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=config.DEFAULT_PORT,
+        help=f"HTTP port (default: {config.DEFAULT_PORT})",
+    )
+    serve.add_argument(
+        "--address", default="localhost", help="address to bind (default: localhost)"
+    )
     _db_arg(serve)
-    serve.add_argument("--no-demo", action="store_true",
-                       help="do not fill an empty database with the demo dataset")
-    serve.add_argument("--allow-websocket-origin", action="append", metavar="HOST[:PORT]",
-                       help="extra origins allowed to open the dashboards (repeatable)")
+    serve.add_argument(
+        "--no-demo", action="store_true", help="do not fill an empty database with the demo dataset"
+    )
+    serve.add_argument(
+        "--allow-websocket-origin",
+        action="append",
+        metavar="HOST[:PORT]",
+        help="extra origins allowed to open the dashboards (repeatable)",
+    )
     serve.add_argument("--show", action="store_true", help="open a browser")
     serve.set_defaults(func=cmd_serve)
 
-    demo = sub.add_parser("demo", help="fill a database with the demo dataset",
-                          description="Store the deterministic demo dataset (several projects, "
-                          "200+ runs over six weeks, plus real sample reports).")
+    demo = sub.add_parser(
+        "demo",
+        help="fill a database with the demo dataset",
+        description="Store the deterministic demo dataset (several projects, "
+        "200+ runs over six weeks, plus real sample reports).",
+    )
     _db_arg(demo)
     demo.set_defaults(func=cmd_demo)
 
     ingest = sub.add_parser("ingest", help="store reports", description="Store reports.")
     isub = ingest.add_subparsers(dest="kind", metavar="KIND", required=True)
     tests = isub.add_parser(
-        "tests", help="test results (JUnit, NUnit, xUnit.net, TRX, CTRF, pytest reportlog)",
+        "tests",
+        help="test results (JUnit, NUnit, xUnit.net, TRX, CTRF, pytest reportlog)",
         description="Store test reports. PATH may be a file, a directory (searched "
         "recursively for .xml/.json/.jsonl/.log/.trx) or a glob. Project, commit, branch "
         "and build come from these flags, else from CI environment variables (GitHub "
         "Actions, GitLab CI, Jenkins, CircleCI, Buildkite), else from the report. A file "
         "stored before is not stored again. Exit status 1 if any file was rejected.",
     )
-    tests.add_argument("paths", nargs="+", metavar="PATH", help="report files, directories or globs")
+    tests.add_argument(
+        "paths", nargs="+", metavar="PATH", help="report files, directories or globs"
+    )
     tests.add_argument("--project", help="project name")
     tests.add_argument("--commit", help="commit SHA")
     tests.add_argument("--branch", help="branch name")
     tests.add_argument("--build", help="CI build number or id")
     tests.add_argument("--variant", help="run variant, e.g. linux-py3.12 (kept as a dimension)")
-    tests.add_argument("--format", choices=["junit", "nunit", "xunit", "trx", "ctrf", "reportlog"],
-                       help="force a format instead of detecting it")
+    tests.add_argument(
+        "--format",
+        choices=["junit", "nunit", "xunit", "trx", "ctrf", "reportlog"],
+        help="force a format instead of detecting it",
+    )
     _db_arg(tests)
-    tests.add_argument("--url", help="send to a running workbench instead of opening the file "
-                       "(e.g. http://localhost:5006; token from $OBSERVATORY_TOKEN)")
-    tests.add_argument("--json", action="store_true",
-                       help="print one JSON object per input file")
+    tests.add_argument(
+        "--url",
+        help="send to a running workbench instead of opening the file "
+        "(e.g. http://localhost:5006; token from $OBSERVATORY_TOKEN)",
+    )
+    tests.add_argument("--json", action="store_true", help="print one JSON object per input file")
     tests.set_defaults(func=cmd_ingest_tests)
     return parser
 
@@ -85,17 +112,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not dashboards:
         print(f"observatory serve: no dashboards found in {DASHBOARDS}", file=sys.stderr)
         return 2
-    origins = [f"{args.address}:{args.port}", f"localhost:{args.port}", f"127.0.0.1:{args.port}",
-               *(args.allow_websocket_origin or [])]
-    argv = [sys.executable, "-m", "panel", "serve", *dashboards,
-            "--plugins", "workbench.server.plugin", "--port", str(args.port),
-            "--address", args.address, "--index", "tests"]
+    origins = [
+        f"{args.address}:{args.port}",
+        f"localhost:{args.port}",
+        f"127.0.0.1:{args.port}",
+        *(args.allow_websocket_origin or []),
+    ]
+    argv = [
+        sys.executable,
+        "-m",
+        "panel",
+        "serve",
+        *dashboards,
+        "--plugins",
+        "workbench.server.plugin",
+        "--port",
+        str(args.port),
+        "--address",
+        args.address,
+        "--index",
+        "tests",
+    ]
     for origin in dict.fromkeys(origins):
         argv += ["--allow-websocket-origin", origin]
     if args.show:
         argv.append("--show")
-    print(f"observatory: serving {env['OBSERVATORY_DB']} at http://{args.address}:{args.port}",
-          file=sys.stderr, flush=True)
+    print(
+        f"observatory: serving {env['OBSERVATORY_DB']} at http://{args.address}:{args.port}",
+        file=sys.stderr,
+        flush=True,
+    )
     os.execve(sys.executable, argv, env)
     return 0  # not reached
 
@@ -117,8 +163,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_ingest_tests(args: argparse.Namespace) -> int:
     from .ingest import expand
 
-    flags = {"project": args.project, "commit": args.commit, "branch": args.branch,
-             "build": args.build, "variant": args.variant}
+    flags = {
+        "project": args.project,
+        "commit": args.commit,
+        "branch": args.branch,
+        "build": args.build,
+        "variant": args.variant,
+    }
     files = expand(args.paths)
     sink = _HttpSink(args.url) if args.url else _StoreSink(config.db_path(args.db))
     bad = 0
@@ -184,9 +235,15 @@ class _StoreSink:
         def settle(f: Future) -> None:
             err = f.exception()
             for i, (_, _, summary, out) in enumerate(chunk):
-                out.set_result({**summary, "run_id": ids[i], "duplicate": not f.result()[i]}
-                               if err is None else {"path": summary["path"], "ok": False,
-                                                    "error": f"{summary['path']}: not stored: {err}"})
+                out.set_result(
+                    {**summary, "run_id": ids[i], "duplicate": not f.result()[i]}
+                    if err is None
+                    else {
+                        "path": summary["path"],
+                        "ok": False,
+                        "error": f"{summary['path']}: not stored: {err}",
+                    }
+                )
 
         written.add_done_callback(settle)
 
@@ -200,11 +257,9 @@ class _StoreSink:
 
 class _HttpSink:
     def __init__(self, url: str):
-        import httpx
+        from .client import http_client
 
-        token = os.environ.get("OBSERVATORY_TOKEN")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=300)
+        self.http = http_client(url, timeout=300)
 
     def flush(self) -> None:
         pass  # each upload completes before the next starts
@@ -223,9 +278,13 @@ class _HttpSink:
             resp = self.http.post("/api/tests/reports", params=params, content=data)
             body = resp.json()
         except OSError as err:
-            return _done({"path": str(path), "ok": False, "error": f"{path}: cannot read: {err.strerror}"})
+            return _done(
+                {"path": str(path), "ok": False, "error": f"{path}: cannot read: {err.strerror}"}
+            )
         except (httpx.HTTPError, ValueError) as err:
-            return _done({"path": str(path), "ok": False, "error": f"{path}: {self.http.base_url}: {err}"})
+            return _done(
+                {"path": str(path), "ok": False, "error": f"{path}: {self.http.base_url}: {err}"}
+            )
         body["path"] = str(path)
         return _done(body)
 
@@ -250,9 +309,11 @@ def _report(result: dict, as_json: bool) -> None:
         print(f"error: {result['error']}", file=sys.stderr)
         return
     dup = " (already stored)" if result.get("duplicate") else ""
-    print(f"{result['path']}: run {result['run_id']}{dup}: {result['tests']} tests, "
-          f"{result['passed']} passed, {result['failed']} failed, {result['errors']} errors, "
-          f"{result['skipped']} skipped")
+    print(
+        f"{result['path']}: run {result['run_id']}{dup}: {result['tests']} tests, "
+        f"{result['passed']} passed, {result['failed']} failed, {result['errors']} errors, "
+        f"{result['skipped']} skipped"
+    )
     for w in result.get("warnings") or []:
         print(f"warning: {result['path']}: {w}", file=sys.stderr)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,14 @@ from . import config
 from .store import Store
 
 
+def http_client(url: str, token: str | None = None, timeout: float = 60.0) -> httpx.Client:
+    """An HTTP client for a workbench's API, sending ``token`` (default
+    ``$OBSERVATORY_TOKEN``) as a bearer token."""
+    token = token or os.environ.get("OBSERVATORY_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+
+
 class RemoteStore:
     """The read side of :class:`~workbench.store.Store` over HTTP (Arrow IPC).
 
@@ -24,8 +33,7 @@ class RemoteStore:
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 60.0):
         self.url = url.rstrip("/")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self._http = http_client(url, token, timeout)
 
     def query_arrow(self, name: str, **params: Any) -> pa.Table:
         """Run a named query on the server; return an Arrow table."""
@@ -70,9 +78,11 @@ def connect(target: str | Path | None = None, token: str | None = None) -> Store
     raises :class:`~workbench.store.StoreLockedError` saying to pass the server's URL.
     """
     if isinstance(target, str) and target.startswith(("http://", "https://")):
-        return RemoteStore(target, token=token or next(iter(config.api_tokens()), None))
+        return RemoteStore(target, token=token)
     path = config.db_path(target)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such database (run `observatory demo` or "
-                                "`observatory ingest tests ...` first)")
+        raise FileNotFoundError(
+            f"{path}: no such database (run `observatory demo` or "
+            "`observatory ingest tests ...` first)"
+        )
     return Store(path)

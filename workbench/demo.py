@@ -36,12 +36,27 @@ class _Project:
 
 
 PROJECTS = (
-    _Project("checkout-service", "pytest", ("linux-py3.11", "linux-py3.12"),
-             ("cart", "payments", "inventory", "api", "db", "auth", "pricing", "shipping"), 96),
-    _Project("web-frontend", "jest", ("chrome", "firefox"),
-             ("Header", "CartPage", "Checkout", "Search", "ProductCard", "i18n"), 72),
-    _Project("ledger-jvm", "surefire", ("jdk17",),
-             ("LedgerService", "AccountRepository", "PostingEngine", "ReportExporter"), 56),
+    _Project(
+        "checkout-service",
+        "pytest",
+        ("linux-py3.11", "linux-py3.12"),
+        ("cart", "payments", "inventory", "api", "db", "auth", "pricing", "shipping"),
+        96,
+    ),
+    _Project(
+        "web-frontend",
+        "jest",
+        ("chrome", "firefox"),
+        ("Header", "CartPage", "Checkout", "Search", "ProductCard", "i18n"),
+        72,
+    ),
+    _Project(
+        "ledger-jvm",
+        "surefire",
+        ("jdk17",),
+        ("LedgerService", "AccountRepository", "PostingEngine", "ReportExporter"),
+        56,
+    ),
 )
 
 _CONN_RESET = (
@@ -78,8 +93,8 @@ _JEST_EXPECT = (
     "    at node_modules/jest-circus/build/utils.js:298:28",
 )
 _NPE = (
-    "Cannot invoke \"Account.balance()\" because \"account\" is null",
-    "java.lang.NullPointerException: Cannot invoke \"Account.balance()\" because \"account\" is null\n"
+    'Cannot invoke "Account.balance()" because "account" is null',
+    'java.lang.NullPointerException: Cannot invoke "Account.balance()" because "account" is null\n'
     "\tat com.acme.ledger.PostingEngine.apply(PostingEngine.java:{l1})\n"
     "\tat com.acme.ledger.PostingEngineTest.{name}(PostingEngineTest.java:{l2})\n"
     "\tat java.base/jdk.internal.reflect.DirectMethodHandleAccessor.invoke(Unknown Source)\n"
@@ -93,10 +108,18 @@ _ASSERT = (
 
 
 def _fill(template: tuple[str, str], rng: random.Random, **kw: object) -> tuple[str, str]:
-    values = dict(l1=rng.randint(20, 400), l2=rng.randint(10, 300), oid=rng.randint(1000, 99999),
-                  t=round(rng.uniform(2, 30), 1), port=rng.randint(30000, 60000),
-                  addr=rng.randint(0x7F0000000000, 0x7FFFFFFFFFFF), a=rng.randint(1, 99),
-                  b=rng.randint(100, 200), name="x", mod="x")
+    values = dict(
+        l1=rng.randint(20, 400),
+        l2=rng.randint(10, 300),
+        oid=rng.randint(1000, 99999),
+        t=round(rng.uniform(2, 30), 1),
+        port=rng.randint(30000, 60000),
+        addr=rng.randint(0x7F0000000000, 0x7FFFFFFFFFFF),
+        a=rng.randint(1, 99),
+        b=rng.randint(100, 200),
+        name="x",
+        mod="x",
+    )
     values.update(kw)
     return template[0].format(**values), template[1].format(**values)
 
@@ -106,10 +129,34 @@ def _tests(p: _Project, rng: random.Random) -> list[tuple[str, str, str, float]]
     out = []
     for mod in p.modules:
         for i in range(rng.randint(18, 34)):
-            verb = rng.choice(["creates", "updates", "rejects", "lists", "totals", "renders",
-                               "validates", "retries", "exports", "handles"])
-            noun = rng.choice(["order", "item", "discount", "refund", "session", "token",
-                               "address", "invoice", "currency", "locale"])
+            verb = rng.choice(
+                [
+                    "creates",
+                    "updates",
+                    "rejects",
+                    "lists",
+                    "totals",
+                    "renders",
+                    "validates",
+                    "retries",
+                    "exports",
+                    "handles",
+                ]
+            )
+            noun = rng.choice(
+                [
+                    "order",
+                    "item",
+                    "discount",
+                    "refund",
+                    "session",
+                    "token",
+                    "address",
+                    "invoice",
+                    "currency",
+                    "locale",
+                ]
+            )
             if p.runner == "pytest":
                 cls, name = f"tests.test_{mod}", f"test_{verb}_{noun}_{i}"
                 if i % 7 == 0:
@@ -121,8 +168,9 @@ def _tests(p: _Project, rng: random.Random) -> list[tuple[str, str, str, float]]
             out.append((cls, name, mod, round(rng.lognormvariate(-2.5, 1.2), 4)))
     if p.runner == "pytest":
         # Data, never markup: a test whose name would inject HTML if rendered unescaped.
-        out.append(("tests.test_render", "test_escapes[<b>bold</b>&<script>x</script>]",
-                    "render", 0.01))
+        out.append(
+            ("tests.test_render", "test_escapes[<b>bold</b>&<script>x</script>]", "render", 0.01)
+        )
     return out
 
 
@@ -130,7 +178,9 @@ def _project_runs(p: _Project, end: datetime, seed: int) -> list[tuple[ParsedRun
     rng = random.Random(seed)
     tests = _tests(p, rng)
     flaky = {t[1]: rng.uniform(0.08, 0.25) for t in rng.sample(tests, 5)}
-    cluster_tests = [t for t in tests if t[2] in ("db", "LedgerService", "PostingEngine", "Checkout")][:6]
+    cluster_tests = [
+        t for t in tests if t[2] in ("db", "LedgerService", "PostingEngine", "Checkout")
+    ][:6]
     payment_tests = [t for t in tests if t[2] in ("payments", "CartPage")][:4]
     broken = rng.choice(tests)
     slow = rng.choice(tests)
@@ -139,7 +189,11 @@ def _project_runs(p: _Project, end: datetime, seed: int) -> list[tuple[ParsedRun
     heads: dict[str, str] = {}
     was_broken: dict[str, bool] = {}
     for i in range(p.runs):
-        when = end - timedelta(days=DAYS) + timedelta(seconds=int(DAYS * 86400 * (i + rng.random()) / p.runs))
+        when = (
+            end
+            - timedelta(days=DAYS)
+            + timedelta(seconds=int(DAYS * 86400 * (i + rng.random()) / p.runs))
+        )
         branch = rng.choice(branches)
         frac = i / p.runs
         # Breaking and fixing a test comes with a new commit.
@@ -150,8 +204,12 @@ def _project_runs(p: _Project, end: datetime, seed: int) -> list[tuple[ParsedRun
         was_broken[branch] = broken_now
         variant = p.variants[i % len(p.variants)]
         outage = 0.45 < frac < 0.55  # a bad week for the shared database
-        run = ParsedRun(p.runner if p.runner != "surefire" else "junit", f"demo://{p.name}/{i}",
-                        hashlib.sha256(f"demo:{p.name}:{i}".encode()).hexdigest(), when)
+        run = ParsedRun(
+            p.runner if p.runner != "surefire" else "junit",
+            f"demo://{p.name}/{i}",
+            hashlib.sha256(f"demo:{p.name}:{i}".encode()).hexdigest(),
+            when,
+        )
         total = 0.0
         for cls, name, mod, base in tests:
             dur = base * rng.uniform(0.8, 1.25)
@@ -162,11 +220,19 @@ def _project_runs(p: _Project, end: datetime, seed: int) -> list[tuple[ParsedRun
             if name in flaky and rng.random() < flaky[name]:
                 tpl = {"pytest": _ASSERT, "jest": _JEST_EXPECT}.get(p.runner, _NPE)
                 fail = _fill(tpl, rng, name=name, mod=mod)
-            if (cls, name, mod, base) in cluster_tests and (outage and rng.random() < 0.6 or rng.random() < 0.03):
-                tpl = _CONN_RESET if p.runner == "pytest" else (_NPE if p.runner == "surefire" else _JEST_SNAPSHOT)
+            if (cls, name, mod, base) in cluster_tests and (
+                outage and rng.random() < 0.6 or rng.random() < 0.03
+            ):
+                tpl = (
+                    _CONN_RESET
+                    if p.runner == "pytest"
+                    else (_NPE if p.runner == "surefire" else _JEST_SNAPSHOT)
+                )
                 fail = _fill(tpl, rng, name=name.split("[")[0], mod=mod)
             if (cls, name, mod, base) in payment_tests and rng.random() < 0.05:
-                fail = _fill(_TIMEOUT if p.runner == "pytest" else _JEST_SNAPSHOT, rng, name=name, mod=mod)
+                fail = _fill(
+                    _TIMEOUT if p.runner == "pytest" else _JEST_SNAPSHOT, rng, name=name, mod=mod
+                )
             # broken on main for a while and fixed; broken everywhere at the end, still open
             if (cls, name) == broken[:2] and broken_now:
                 fail = _fill(_NPE if p.runner == "surefire" else _ASSERT, rng, name=name, mod=mod)
@@ -185,8 +251,14 @@ def _project_runs(p: _Project, end: datetime, seed: int) -> list[tuple[ParsedRun
             total += sum(a.duration_s or 0 for a in attempts)
             run.add(name, attempts, classname=cls, suite=mod)
         run.duration_s = round(total, 3)
-        meta = {"project": p.name, "branch": branch, "commit": commit, "variant": variant,
-                "build": str(1000 + i), "ci_provider": "github"}
+        meta = {
+            "project": p.name,
+            "branch": branch,
+            "commit": commit,
+            "variant": variant,
+            "build": str(1000 + i),
+            "ci_provider": "github",
+        }
         out.append((run, meta))
     return out
 
@@ -199,14 +271,19 @@ def _sample_runs(end: datetime) -> list[tuple[ParsedRun, dict]]:
             run = parse_bytes(entry.read_bytes(), f"samples/{entry.name}")
             # Each sample is a different suite: a branch of its own keeps them from being
             # compared with each other.
-            meta = {"project": "samples", "branch": entry.name.rsplit(".", 1)[0], "build": "1",
-                    "started_at": end - timedelta(hours=6 * (i + 1))}
+            meta = {
+                "project": "samples",
+                "branch": entry.name.rsplit(".", 1)[0],
+                "build": "1",
+                "started_at": end - timedelta(hours=6 * (i + 1)),
+            }
             out.append((run, meta))
     return out
 
 
-def load_demo(store: Store, end: datetime | None = None,
-              progress: Callable[[int, int], None] | None = None) -> int:
+def load_demo(
+    store: Store, end: datetime | None = None, progress: Callable[[int, int], None] | None = None
+) -> int:
     """Fill ``store`` with the demo dataset; return how many runs were stored.
 
     ``end`` is when the history stops (default: today at midnight), so the demo always

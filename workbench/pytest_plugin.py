@@ -11,7 +11,6 @@ Retries by pytest-rerunfailures are kept as attempts of one test.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 import warnings
@@ -28,16 +27,25 @@ FLUSH_SECONDS = 1.0
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("observatory", "record results in Happy Observatory")
-    group.addoption("--observatory", action="store_true",
-                    help="record this run in the workbench database ($OBSERVATORY_DB or "
-                    "data/observatory.duckdb)")
+    group.addoption(
+        "--observatory",
+        action="store_true",
+        help="record this run in the workbench database ($OBSERVATORY_DB or "
+        "data/observatory.duckdb)",
+    )
     group.addoption("--observatory-db", metavar="PATH", help="record into this DuckDB file")
-    group.addoption("--observatory-url", metavar="URL",
-                    help="send to a running workbench, e.g. http://localhost:5006 "
-                    "(token from $OBSERVATORY_TOKEN)")
+    group.addoption(
+        "--observatory-url",
+        metavar="URL",
+        help="send to a running workbench, e.g. http://localhost:5006 "
+        "(token from $OBSERVATORY_TOKEN)",
+    )
     for key in ("project", "branch", "commit", "variant", "build"):
-        group.addoption(f"--observatory-{key}", metavar=key.upper(),
-                        help=f"run {key} (default: from CI environment variables)")
+        group.addoption(
+            f"--observatory-{key}",
+            metavar=key.upper(),
+            help=f"run {key} (default: from CI environment variables)",
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -57,7 +65,9 @@ class _LocalSink:
         try:
             self.store = Store(db_path(path))
         except StoreLockedError as err:
-            raise pytest.UsageError(f"--observatory: {err} Use --observatory-url instead.") from None
+            raise pytest.UsageError(
+                f"--observatory: {err} Use --observatory-url instead."
+            ) from None
 
     def start(self, run_id: str, meta: dict) -> str:
         from .store.writes import start_live_run
@@ -79,16 +89,16 @@ class _LocalSink:
 
 class _HttpSink:
     def __init__(self, url: str):
-        import httpx
+        from .client import http_client
 
-        token = os.environ.get("OBSERVATORY_TOKEN")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=30)
+        self.http = http_client(url, timeout=30)
 
     def _post(self, path: str, body: dict) -> dict:
         resp = self.http.post(path, json=body)
         if resp.status_code != 200:
-            raise RuntimeError(f"{self.http.base_url}{path}: HTTP {resp.status_code}: {resp.text[:200]}")
+            raise RuntimeError(
+                f"{self.http.base_url}{path}: HTTP {resp.status_code}: {resp.text[:200]}"
+            )
         return resp.json()
 
     def start(self, run_id: str, meta: dict) -> str:
@@ -109,8 +119,15 @@ class Recorder:
         from .ingest.ci_env import run_metadata
 
         opt = config.option
-        self.sink = _HttpSink(opt.observatory_url) if opt.observatory_url else _LocalSink(opt.observatory_db)
-        flags = {k: getattr(opt, f"observatory_{k}") for k in ("project", "branch", "commit", "variant", "build")}
+        self.sink = (
+            _HttpSink(opt.observatory_url)
+            if opt.observatory_url
+            else _LocalSink(opt.observatory_db)
+        )
+        flags = {
+            k: getattr(opt, f"observatory_{k}")
+            for k in ("project", "branch", "commit", "variant", "build")
+        }
         flags.setdefault("project", None)
         self.meta: dict[str, Any] = run_metadata({"project": config.rootpath.name}, flags)
         self.meta["source"] = f"pytest {config.rootpath}"
@@ -167,8 +184,15 @@ class Recorder:
 
     def _finished(self, nodeid: str) -> None:
         classname, file, name = from_nodeid(nodeid)
-        self.batch.append({"classname": classname, "file": file, "name": name, "suite": file,
-                           "attempts": self.attempts.pop(nodeid)})
+        self.batch.append(
+            {
+                "classname": classname,
+                "file": file,
+                "name": name,
+                "suite": file,
+                "attempts": self.attempts.pop(nodeid),
+            }
+        )
         now = time.monotonic()
         if len(self.batch) >= FLUSH_TESTS or now - self.last_flush >= FLUSH_SECONDS:
             self._flush()

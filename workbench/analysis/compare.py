@@ -20,7 +20,9 @@ def compare_runs(run: pd.DataFrame, base: pd.DataFrame | None) -> pd.DataFrame:
         base = pd.DataFrame({"test_id": pd.Series(dtype=str), "outcome": pd.Series(dtype=str)})
     merged = run.merge(
         base[["test_id", "outcome"]].rename(columns={"outcome": "base_outcome"}),
-        on="test_id", how="outer", indicator=True,
+        on="test_id",
+        how="outer",
+        indicator=True,
     )
     now_bad = merged["outcome"].isin(_BAD)
     was_bad = merged["base_outcome"].isin(_BAD)
@@ -36,8 +38,9 @@ def compare_runs(run: pd.DataFrame, base: pd.DataFrame | None) -> pd.DataFrame:
     merged["status"] = status
     out = merged.dropna(subset=["status"]).drop(columns="_merge")
     order = {s: i for i, s in enumerate(STATUSES)}
-    return out.sort_values(["status", "test_id"], key=lambda c: c.map(order) if c.name == "status" else c
-                           ).reset_index(drop=True)
+    return out.sort_values(
+        ["status", "test_id"], key=lambda c: c.map(order) if c.name == "status" else c
+    ).reset_index(drop=True)
 
 
 def summarize(changes: pd.DataFrame) -> dict[str, int]:

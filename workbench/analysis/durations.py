@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 
 
-def regressions(medians: pd.DataFrame, min_ratio: float = 1.5, min_delta_s: float = 0.05,
-                min_older: int = 5) -> pd.DataFrame:
+def regressions(
+    medians: pd.DataFrame, min_ratio: float = 1.5, min_delta_s: float = 0.05, min_older: int = 5
+) -> pd.DataFrame:
     """Tests whose recent runs are clearly slower than their older runs.
 
     ``medians`` has ``test_id, recent_median_s, older_median_s, older_runs`` (the

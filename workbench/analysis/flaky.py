@@ -17,7 +17,9 @@ def trailing_failures(strip: list[str]) -> int:
     return n
 
 
-def label_tests(stats: pd.DataFrame, flip_rate: float = 0.15, broken_after: int = 3) -> pd.DataFrame:
+def label_tests(
+    stats: pd.DataFrame, flip_rate: float = 0.15, broken_after: int = 3
+) -> pd.DataFrame:
     """Add ``label``, ``flip_rate`` and ``evidence`` to per-test run statistics.
 
     ``stats`` has one row per test as the ``test_run_stats`` query returns it (runs, passes,

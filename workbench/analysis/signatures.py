@@ -9,9 +9,15 @@ from functools import lru_cache
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _VOLATILE = [
-    (re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?"), "<TS>"),
+    (
+        re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?"),
+        "<TS>",
+    ),
     (re.compile(r"\b\d{2}:\d{2}:\d{2}(\.\d+)?\b"), "<TIME>"),
-    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<UUID>"),
+    (
+        re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I),
+        "<UUID>",
+    ),
     (re.compile(r"\b0x[0-9a-f]+\b", re.I), "<ADDR>"),
     (re.compile(r"(/tmp|/var/folders|/private/var)/[^\s'\":]+"), "<TMP>"),
     (re.compile(r"[A-Za-z]:\\[^\s'\"]*\\Temp\\[^\s'\"]+"), "<TMP>"),
@@ -42,7 +48,9 @@ _FRAMEWORK = re.compile(
     r"|^org\.apache\.maven|^org\.gradle|^kotlin\.|^scala\.|^System\.|^NUnit\.|^Microsoft\."
     r"|^Xunit\.|testing\.tRunner|^runtime/|/runtime/|/testing/|internal/|^async |^new Promise",
 )
-_TESTISH = re.compile(r"(^|[/\\._])tests?([/\\._]|$)|_test\.|Test[s]?\.|\.spec\.|\.test\.|Spec\.", re.I)
+_TESTISH = re.compile(
+    r"(^|[/\\._])tests?([/\\._]|$)|_test\.|Test[s]?\.|\.spec\.|\.test\.|Spec\.", re.I
+)
 
 
 @dataclass(frozen=True)
@@ -91,13 +99,14 @@ def _project_frames(all_frames: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 def _exception(error_type: str | None, message: str, details: str) -> str | None:
-    if error_type and _TYPE_NAME.match(error_type.strip()) and error_type.lower() not in {
-        "failure", "error", "assertion"
-    }:
+    if (
+        error_type
+        and _TYPE_NAME.match(error_type.strip())
+        and error_type.lower() not in {"failure", "error", "assertion"}
+    ):
         return error_type.strip()
-    m = None
-    for m in _EXC_LINE.finditer(details or ""):
-        pass  # the last one printed is the one raised (chained tracebacks print causes first)
+    # The last one printed is the one raised (chained tracebacks print causes first).
+    m = next(reversed(list(_EXC_LINE.finditer(details or ""))), None)
     if m:
         return m.group("exc")
     m = _EXC_LINE.search(message or "")

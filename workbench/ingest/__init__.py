@@ -20,8 +20,10 @@ def detect(data: bytes, name: str) -> type[Parser]:
     for parser in Parser.registry.values():
         if parser.sniff(head, name.lower()):
             return parser
-    raise IngestError(f"{name}: not a recognised test report (JUnit, NUnit, xUnit.net or TRX XML, "
-                      "CTRF JSON, pytest reportlog)")
+    raise IngestError(
+        f"{name}: not a recognised test report (JUnit, NUnit, xUnit.net or TRX XML, "
+        "CTRF JSON, pytest reportlog)"
+    )
 
 
 def parse_bytes(data: bytes, source: str, fmt: str | None = None) -> ParsedRun:
@@ -66,7 +68,11 @@ def expand(paths: list[str]) -> list[Path]:
             p = Path(m)
             if p.is_dir():
                 out.extend(
-                    sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in REPORT_SUFFIXES)
+                    sorted(
+                        f
+                        for f in p.rglob("*")
+                        if f.is_file() and f.suffix.lower() in REPORT_SUFFIXES
+                    )
                 )
             else:
                 out.append(p)

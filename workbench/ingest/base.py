@@ -50,8 +50,9 @@ SIGNATURE_SCHEMA = pa.schema(
 def result_table(data: dict[str, list]) -> pa.Table:
     """Arrow table of result columns (plus ``run_id`` when present)."""
     fields = [*RESULT_SCHEMA, *([pa.field("run_id", pa.string())] if "run_id" in data else [])]
-    return pa.Table.from_arrays([pa.array(data[f.name], type=f.type) for f in fields],
-                                schema=pa.schema(fields))
+    return pa.Table.from_arrays(
+        [pa.array(data[f.name], type=f.type) for f in fields], schema=pa.schema(fields)
+    )
 
 
 def signature_table(sigs: dict[str, tuple]) -> pa.Table:
@@ -96,8 +97,28 @@ def seconds(value: Any, scale: float = 1.0) -> float | None:
     return out if math.isfinite(out) and out >= 0 else None
 
 
-_COLS = ("test_id", "suite", "classname", "name", "file", "outcome", "duration_s", "message",
-         "error_type", "details")
+_COLS = (
+    "test_id",
+    "suite",
+    "classname",
+    "name",
+    "file",
+    "outcome",
+    "duration_s",
+    "message",
+    "error_type",
+    "details",
+)
+
+
+def timestamp(value: str | None) -> datetime | None:
+    """Parse an ISO-8601 time as reports write it (``Z``, offsets, a space for ``T``)."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -119,10 +140,19 @@ class ParsedRun:
     _cols: dict[str, list] = field(default_factory=lambda: {c: [] for c in _COLS}, repr=False)
     _unnamed: int = field(default=0, repr=False)
 
-    def add_row(self, tid: str, suite: str | None, classname: str | None, name: str,
-                file: str | None, outcome: str, duration_s: float | None = None,
-                message: str | None = None, error_type: str | None = None,
-                details: str | None = None) -> None:
+    def add_row(
+        self,
+        tid: str,
+        suite: str | None,
+        classname: str | None,
+        name: str,
+        file: str | None,
+        outcome: str,
+        duration_s: float | None = None,
+        message: str | None = None,
+        error_type: str | None = None,
+        details: str | None = None,
+    ) -> None:
         """Append one attempt of test ``tid`` (the parsers' fast path)."""
         c = self._cols
         c["test_id"].append(tid)
@@ -155,8 +185,18 @@ class ParsedRun:
         name = self.test_name(name)
         tid = test_id(classname, file, name)
         for a in attempts:
-            self.add_row(tid, suite, classname, name, file, a.outcome, a.duration_s, a.message,
-                         a.error_type, a.details)
+            self.add_row(
+                tid,
+                suite,
+                classname,
+                name,
+                file,
+                a.outcome,
+                a.duration_s,
+                a.message,
+                a.error_type,
+                a.details,
+            )
 
     @property
     def attempt_count(self) -> int:
@@ -175,21 +215,38 @@ class ParsedRun:
     def attempts(self, tid: str) -> list[Attempt]:
         """Every attempt of one test, in order."""
         c = self._cols
-        return [Attempt(c["outcome"][i], c["duration_s"][i], c["message"][i], c["error_type"][i],
-                        c["details"][i]) for i, t in enumerate(c["test_id"]) if t == tid]
+        return [
+            Attempt(
+                c["outcome"][i],
+                c["duration_s"][i],
+                c["message"][i],
+                c["error_type"][i],
+                c["details"][i],
+            )
+            for i, t in enumerate(c["test_id"])
+            if t == tid
+        ]
 
     def test_ids(self) -> list[str]:
         """Distinct tests, in first-seen order."""
         return list(self._finals())
 
     def counts(self) -> dict[str, int]:
-        """``tests, passed, failed, errors, skipped`` by final outcome; a retried test counts once."""
+        """``tests, passed, failed, errors, skipped`` by final outcome.
+
+        A retried test counts once.
+        """
         outcomes = self._cols["outcome"]
         finals = self._finals()
         out = dict.fromkeys(OUTCOMES, 0)
         out.update(Counter(map(outcomes.__getitem__, finals.values())))
-        return {"tests": len(finals), "passed": out["passed"], "failed": out["failed"],
-                "errors": out["error"], "skipped": out["skipped"]}
+        return {
+            "tests": len(finals),
+            "passed": out["passed"],
+            "failed": out["failed"],
+            "errors": out["error"],
+            "skipped": out["skipped"],
+        }
 
     def columns(self) -> tuple[dict[str, list], dict[str, tuple]]:
         """Result columns (as :data:`RESULT_SCHEMA`, without run id) and signatures by key."""
@@ -218,7 +275,8 @@ class ParsedRun:
         data = {
             **{k: c[k] for k in ("test_id", "suite", "classname", "name")},
             "params": [split_params(n)[1] if n and n[-1] in "])" else None for n in c["name"]],
-            "file": c["file"], "attempt": attempt,
+            "file": c["file"],
+            "attempt": attempt,
             "final": final,
             **{k: c[k] for k in ("outcome", "duration_s", "message", "error_type", "details")},
             "signature": sig_col,

@@ -7,47 +7,69 @@ from collections.abc import Mapping
 
 # provider: (detect var, {field: var or callable})
 _PROVIDERS: dict[str, tuple[str, dict[str, object]]] = {
-    "github": ("GITHUB_ACTIONS", {
-        "project": "GITHUB_REPOSITORY",
-        "commit": "GITHUB_SHA",
-        "branch": lambda e: e.get("GITHUB_HEAD_REF") or e.get("GITHUB_REF_NAME"),
-        "build": "GITHUB_RUN_ID",
-        "build_url": lambda e: (
-            f"{e['GITHUB_SERVER_URL']}/{e['GITHUB_REPOSITORY']}/actions/runs/{e['GITHUB_RUN_ID']}"
-            if all(k in e for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
-            else None
-        ),
-    }),
-    "gitlab": ("GITLAB_CI", {
-        "project": "CI_PROJECT_PATH",
-        "commit": "CI_COMMIT_SHA",
-        "branch": lambda e: e.get("CI_COMMIT_REF_NAME") or e.get("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME"),
-        "build": "CI_PIPELINE_ID",
-        "build_url": lambda e: e.get("CI_JOB_URL") or e.get("CI_PIPELINE_URL"),
-    }),
-    "jenkins": ("JENKINS_URL", {
-        "project": "JOB_NAME",
-        "commit": "GIT_COMMIT",
-        "branch": lambda e: e.get("BRANCH_NAME") or e.get("GIT_BRANCH"),
-        "build": "BUILD_NUMBER",
-        "build_url": "BUILD_URL",
-    }),
-    "circleci": ("CIRCLECI", {
-        "project": lambda e: "/".join(
-            filter(None, [e.get("CIRCLE_PROJECT_USERNAME"), e.get("CIRCLE_PROJECT_REPONAME")])
-        ) or None,
-        "commit": "CIRCLE_SHA1",
-        "branch": "CIRCLE_BRANCH",
-        "build": "CIRCLE_BUILD_NUM",
-        "build_url": "CIRCLE_BUILD_URL",
-    }),
-    "buildkite": ("BUILDKITE", {
-        "project": "BUILDKITE_PIPELINE_SLUG",
-        "commit": "BUILDKITE_COMMIT",
-        "branch": "BUILDKITE_BRANCH",
-        "build": "BUILDKITE_BUILD_NUMBER",
-        "build_url": "BUILDKITE_BUILD_URL",
-    }),
+    "github": (
+        "GITHUB_ACTIONS",
+        {
+            "project": "GITHUB_REPOSITORY",
+            "commit": "GITHUB_SHA",
+            "branch": lambda e: e.get("GITHUB_HEAD_REF") or e.get("GITHUB_REF_NAME"),
+            "build": "GITHUB_RUN_ID",
+            "build_url": lambda e: (
+                f"{e['GITHUB_SERVER_URL']}/{e['GITHUB_REPOSITORY']}/actions/runs/{e['GITHUB_RUN_ID']}"
+                if all(k in e for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
+                else None
+            ),
+        },
+    ),
+    "gitlab": (
+        "GITLAB_CI",
+        {
+            "project": "CI_PROJECT_PATH",
+            "commit": "CI_COMMIT_SHA",
+            "branch": lambda e: (
+                e.get("CI_COMMIT_REF_NAME") or e.get("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME")
+            ),
+            "build": "CI_PIPELINE_ID",
+            "build_url": lambda e: e.get("CI_JOB_URL") or e.get("CI_PIPELINE_URL"),
+        },
+    ),
+    "jenkins": (
+        "JENKINS_URL",
+        {
+            "project": "JOB_NAME",
+            "commit": "GIT_COMMIT",
+            "branch": lambda e: e.get("BRANCH_NAME") or e.get("GIT_BRANCH"),
+            "build": "BUILD_NUMBER",
+            "build_url": "BUILD_URL",
+        },
+    ),
+    "circleci": (
+        "CIRCLECI",
+        {
+            "project": lambda e: (
+                "/".join(
+                    filter(
+                        None, [e.get("CIRCLE_PROJECT_USERNAME"), e.get("CIRCLE_PROJECT_REPONAME")]
+                    )
+                )
+                or None
+            ),
+            "commit": "CIRCLE_SHA1",
+            "branch": "CIRCLE_BRANCH",
+            "build": "CIRCLE_BUILD_NUM",
+            "build_url": "CIRCLE_BUILD_URL",
+        },
+    ),
+    "buildkite": (
+        "BUILDKITE",
+        {
+            "project": "BUILDKITE_PIPELINE_SLUG",
+            "commit": "BUILDKITE_COMMIT",
+            "branch": "BUILDKITE_BRANCH",
+            "build": "BUILDKITE_BUILD_NUMBER",
+            "build_url": "BUILDKITE_BUILD_URL",
+        },
+    ),
 }
 
 
@@ -63,13 +85,16 @@ def detect(env: Mapping[str, str] | None = None) -> dict[str, str]:
             if value:
                 out[key] = value
         if out.get("branch", "").startswith("origin/"):
-            out["branch"] = out["branch"][len("origin/"):]
+            out["branch"] = out["branch"][len("origin/") :]
         return out
     return {}
 
 
-def run_metadata(file_meta: Mapping[str, object], flags: Mapping[str, object],
-                 env: Mapping[str, str] | None = None) -> dict[str, object]:
+def run_metadata(
+    file_meta: Mapping[str, object],
+    flags: Mapping[str, object],
+    env: Mapping[str, str] | None = None,
+) -> dict[str, object]:
     """Merge run metadata: CLI flags, then CI environment variables, then the file itself."""
     out: dict[str, object] = {k: v for k, v in file_meta.items() if v not in (None, "")}
     out.update(detect(env))

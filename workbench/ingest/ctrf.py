@@ -7,8 +7,13 @@ from datetime import UTC, datetime
 
 from .base import Attempt, IngestError, ParsedRun, Parser, seconds
 
-_STATUS = {"passed": "passed", "failed": "failed", "skipped": "skipped", "pending": "skipped",
-           "other": "error"}
+_STATUS = {
+    "passed": "passed",
+    "failed": "failed",
+    "skipped": "skipped",
+    "pending": "skipped",
+    "other": "error",
+}
 
 
 def _status(value: object, source: str) -> str:
@@ -50,21 +55,36 @@ class CTRFParser(Parser):
             run.header_tests = summary["tests"]
         env = results.get("environment") or {}
         run.meta.update(
-            branch=env.get("branchName"), commit=env.get("commit"),
-            build=str(env["buildNumber"]) if env.get("buildNumber") is not None else env.get("buildName"),
-            build_url=env.get("buildUrl"), project=env.get("appName") or env.get("repositoryName"),
+            branch=env.get("branchName"),
+            commit=env.get("commit"),
+            build=str(env["buildNumber"])
+            if env.get("buildNumber") is not None
+            else env.get("buildName"),
+            build_url=env.get("buildUrl"),
+            project=env.get("appName") or env.get("repositoryName"),
         )
         for i, t in enumerate(results["tests"]):
             if not isinstance(t, dict):
                 raise IngestError(f"{source}: results.tests[{i}] is not an object")
-            final = Attempt(_status(t.get("status"), source), seconds(t.get("duration"), 1e-3),
-                            t.get("message"), None, t.get("trace"))
+            final = Attempt(
+                _status(t.get("status"), source),
+                seconds(t.get("duration"), 1e-3),
+                t.get("message"),
+                None,
+                t.get("trace"),
+            )
             attempts = []
             retries = t.get("retryAttempts") or []
             for r in retries:
-                attempts.append(Attempt(_status(r.get("status"), source),
-                                        seconds(r.get("duration"), 1e-3),
-                                        r.get("message"), None, r.get("trace")))
+                attempts.append(
+                    Attempt(
+                        _status(r.get("status"), source),
+                        seconds(r.get("duration"), 1e-3),
+                        r.get("message"),
+                        None,
+                        r.get("trace"),
+                    )
+                )
             # Some producers list the final attempt among retryAttempts, others don't.
             if not attempts or attempts[-1].outcome != final.outcome:
                 attempts.append(final)
@@ -73,10 +93,17 @@ class CTRFParser(Parser):
             suite = t.get("suite")
             if isinstance(suite, list):
                 suite = " > ".join(map(str, suite))
-            run.add(str(t.get("name") or ""), attempts, classname=suite,
-                    file=t.get("filePath"), suite=suite)
+            run.add(
+                str(t.get("name") or ""),
+                attempts,
+                classname=suite,
+                file=t.get("filePath"),
+                suite=suite,
+            )
         # summary.tests counts tests, not attempts
         held = len(run.test_ids())
         if run.header_tests is not None and run.header_tests != held:
-            run.warnings.append(f"summary says {run.header_tests} tests but the report holds {held}")
+            run.warnings.append(
+                f"summary says {run.header_tests} tests but the report holds {held}"
+            )
         return run

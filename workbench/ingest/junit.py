@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING
 
-from .base import Attempt, IngestError, ParsedRun, Parser, seconds
+from .base import Attempt, IngestError, ParsedRun, Parser, seconds, timestamp
 from .xml import local, parse_xml
 
 if TYPE_CHECKING:
@@ -60,16 +59,6 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def _timestamp(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        ts = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return ts.replace(tzinfo=None) if ts.tzinfo is None else ts
-
-
 class JUnitParser(Parser):
     """``<testsuites>`` or bare ``<testsuite>`` roots, nested suites, retries, odd units."""
 
@@ -91,10 +80,25 @@ class JUnitParser(Parser):
         # The hot loop: appends bound once, identity and time inlined (100k cases/s matter).
         cols = run._cols
         a_tid, a_suite, a_cls, a_name, a_file, a_out, a_dur, a_msg, a_type, a_det = (
-            cols[k].append for k in ("test_id", "suite", "classname", "name", "file", "outcome",
-                                     "duration_s", "message", "error_type", "details"))
-        tag_suite, tag_case = (("testsuite", "testcase") if not isinstance(root.tag, str)
-                               or "}" not in root.tag else ("{*}testsuite", "{*}testcase"))
+            cols[k].append
+            for k in (
+                "test_id",
+                "suite",
+                "classname",
+                "name",
+                "file",
+                "outcome",
+                "duration_s",
+                "message",
+                "error_type",
+                "details",
+            )
+        )
+        tag_suite, tag_case = (
+            ("testsuite", "testcase")
+            if not isinstance(root.tag, str) or "}" not in root.tag
+            else ("{*}testsuite", "{*}testcase")
+        )
         for suite in root.iter(tag_suite):
             suite_name = suite.get("name")
             for case in suite.iterchildren(tag_case):
@@ -117,8 +121,18 @@ class JUnitParser(Parser):
                     a_out("passed"), a_dur(duration), a_msg(None), a_type(None), a_det(None)
                     continue
                 for a in _case_attempts(case, duration):
-                    add_row(tid, suite_name, classname, name, file, a.outcome, a.duration_s,
-                            a.message, a.error_type, a.details)
+                    add_row(
+                        tid,
+                        suite_name,
+                        classname,
+                        name,
+                        file,
+                        a.outcome,
+                        a.duration_s,
+                        a.message,
+                        a.error_type,
+                        a.details,
+                    )
         # Outer suites' counts include their children's, so add up the top level only.
         tops = [root] if tag == "testsuite" else list(root.iterchildren("{*}testsuite"))
         header = [_int(s.get("tests")) for s in tops]
@@ -128,7 +142,7 @@ class JUnitParser(Parser):
         header = sum(header) if have_header else None
         run.header_tests = header
         first = root if root.get("timestamp") else root.find("{*}testsuite")
-        run.started_at = _timestamp(first.get("timestamp")) if first is not None else None
+        run.started_at = timestamp(first.get("timestamp")) if first is not None else None
         run.duration_s = seconds(root.get("time"))
         if run.duration_s is None and tag == "testsuites":
             times = [seconds(s.get("time")) for s in root.iterchildren("{*}testsuite")]

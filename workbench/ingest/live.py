@@ -39,16 +39,28 @@ def parse_batch(body: bytes | dict, source: str) -> ParsedRun:
         parsed = []
         for j, a in enumerate(attempts):
             if not isinstance(a, dict) or a.get("outcome") not in OUTCOMES:
-                raise IngestError(f"{source}: {where}.attempts[{j}].outcome must be one of "
-                                  f"{', '.join(OUTCOMES)}")
+                raise IngestError(
+                    f"{source}: {where}.attempts[{j}].outcome must be one of {', '.join(OUTCOMES)}"
+                )
             dur = a.get("duration_s")
             if dur is not None and not isinstance(dur, int | float):
                 raise IngestError(f"{source}: {where}.attempts[{j}].duration_s must be a number")
-            parsed.append(Attempt(a["outcome"], dur, _str(a.get("message"), "message", source),
-                                  _str(a.get("error_type"), "error_type", source),
-                                  _str(a.get("details"), "details", source)))
-        run.add(t["name"], parsed, classname=_str(t.get("classname"), "classname", source),
-                file=_str(t.get("file"), "file", source), suite=_str(t.get("suite"), "suite", source))
+            parsed.append(
+                Attempt(
+                    a["outcome"],
+                    dur,
+                    _str(a.get("message"), "message", source),
+                    _str(a.get("error_type"), "error_type", source),
+                    _str(a.get("details"), "details", source),
+                )
+            )
+        run.add(
+            t["name"],
+            parsed,
+            classname=_str(t.get("classname"), "classname", source),
+            file=_str(t.get("file"), "file", source),
+            suite=_str(t.get("suite"), "suite", source),
+        )
     return run
 
 

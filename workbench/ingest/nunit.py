@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 
-from .base import IngestError, ParsedRun, Parser, seconds
+from .base import IngestError, ParsedRun, Parser, seconds, timestamp
 from .xml import local, parse_xml
 
 _ERROR_LABELS = {"error", "cancelled", "invalid"}
@@ -26,17 +25,7 @@ def _split_fullname(fullname: str) -> tuple[str | None, str]:
     if "." not in head:
         return None, fullname
     cut = head.rfind(".")
-    return fullname[:cut], fullname[cut + 1:]
-
-
-def _when(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        ts = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return ts
+    return fullname[:cut], fullname[cut + 1 :]
 
 
 class NUnitParser(Parser):
@@ -65,19 +54,25 @@ class NUnitParser(Parser):
                 classname, name = _split_fullname(case.get("fullname") or name)
             message = _text(case, "failure/message") or _text(case, "reason/message")
             run.add_row(
-                f"{classname}::{name}" if classname else run.test_name(name), None, classname,
-                run.test_name(name), None, outcome,
+                f"{classname}::{name}" if classname else run.test_name(name),
+                None,
+                classname,
+                run.test_name(name),
+                None,
+                outcome,
                 seconds(case.get("duration") if v3 else case.get("time")),
-                message, None, _text(case, "failure/stack-trace"),
+                message,
+                None,
+                _text(case, "failure/stack-trace"),
             )
         if v3:
-            run.started_at = _when(root.get("start-time"))
+            run.started_at = timestamp(root.get("start-time"))
             run.duration_s = seconds(root.get("duration"))
             total = root.get("testcasecount") or root.get("total")
             run.header_tests = int(total) if total and total.isdigit() else None
             run.check_header(cases)
         elif root.get("date"):
-            run.started_at = _when(f"{root.get('date')}T{root.get('time', '00:00:00')}")
+            run.started_at = timestamp(f"{root.get('date')}T{root.get('time', '00:00:00')}")
         return run
 
     @staticmethod

@@ -97,8 +97,13 @@ class ReportLogParser(Parser):
             if when == "teardown" or rec.get("outcome") == "rerun":
                 classname, file, name = from_nodeid(nodeid)
                 outcome = p.outcome or "passed"
-                run.add(name, [Attempt(outcome, p.duration, p.message, None, p.details)],
-                        classname=classname, file=file, suite=file)
+                run.add(
+                    name,
+                    [Attempt(outcome, p.duration, p.message, None, p.details)],
+                    classname=classname,
+                    file=file,
+                    suite=file,
+                )
                 pending[nodeid] = _Pending()
                 pending[nodeid].after_rerun = rec.get("outcome") == "rerun"
                 if not pending[nodeid].after_rerun:

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import re
 
-from .base import IngestError, ParsedRun, Parser
-from .nunit import _when
+from .base import IngestError, ParsedRun, Parser, timestamp
 from .xml import local, parse_xml
 
-_OUTCOMES = {"passed": "passed", "passedbutrunaborted": "passed", "warning": "passed",
-             "failed": "failed", "error": "error", "timeout": "error", "aborted": "error"}
+_OUTCOMES = {
+    "passed": "passed",
+    "passedbutrunaborted": "passed",
+    "warning": "passed",
+    "failed": "failed",
+    "error": "error",
+    "timeout": "error",
+    "aborted": "error",
+}
 _DURATION = re.compile(r"^(?:(\d+)\.)?(\d+):(\d+):(\d+(?:\.\d+)?)$")
 
 
@@ -41,8 +47,9 @@ class TRXParser(Parser):
             if method is not None and method.get("className"):
                 classes[unit.get("id")] = method.get("className").split(",", 1)[0].strip()
         run = self.new_run(data, source)
-        results = [r for r in root.iter(f"{ns}UnitTestResult")
-                   if r.find(f"{ns}InnerResults") is None]  # data-driven: keep the rows
+        results = [
+            r for r in root.iter(f"{ns}UnitTestResult") if r.find(f"{ns}InnerResults") is None
+        ]  # data-driven: keep the rows
         for res in results:
             outcome = _OUTCOMES.get((res.get("outcome") or "").lower(), "skipped")
             classname = classes.get(res.get("testId"))
@@ -55,11 +62,21 @@ class TRXParser(Parser):
             if outcome == "skipped" and message is None:
                 msgs = res.findall(f"{ns}Output/{ns}TextMessages/{ns}Message")
                 message = (msgs[0].text or "").strip() or None if msgs else None
-            run.add_row(f"{classname}::{name}" if classname else name, None, classname, name,
-                        None, outcome, trx_seconds(res.get("duration")), message, None, details)
+            run.add_row(
+                f"{classname}::{name}" if classname else name,
+                None,
+                classname,
+                name,
+                None,
+                outcome,
+                trx_seconds(res.get("duration")),
+                message,
+                None,
+                details,
+            )
         times = root.find(f"{ns}Times")
         if times is not None:
-            start, finish = _when(times.get("start")), _when(times.get("finish"))
+            start, finish = timestamp(times.get("start")), timestamp(times.get("finish"))
             run.started_at = start
             if start and finish:
                 run.duration_s = max((finish - start).total_seconds(), 0.0)

@@ -19,13 +19,15 @@ class XUnitParser(Parser):
     def parse(self, data: bytes, source: str) -> ParsedRun:
         root = parse_xml(data, source)
         if local(root.tag) not in ("assemblies", "assembly"):
-            raise IngestError(f"{source}: not an xUnit.net report (root element <{local(root.tag)}>)")
+            raise IngestError(
+                f"{source}: not an xUnit.net report (root element <{local(root.tag)}>)"
+            )
         run = self.new_run(data, source)
         for test in root.iter("test"):
             classname = test.get("type")
             name = test.get("name") or ""
             if classname and name.startswith(classname + "."):
-                name = name[len(classname) + 1:]
+                name = name[len(classname) + 1 :]
             name = run.test_name(name)
             fail = test.find("failure")
             message = details = error_type = None
@@ -36,8 +38,18 @@ class XUnitParser(Parser):
             elif test.find("reason") is not None:
                 message = (test.findtext("reason") or "").strip() or None
             outcome = _RESULTS.get((test.get("result") or "").lower(), "skipped")
-            run.add_row(f"{classname}::{name}" if classname else name, None, classname, name,
-                        None, outcome, seconds(test.get("time")), message, error_type, details)
+            run.add_row(
+                f"{classname}::{name}" if classname else name,
+                None,
+                classname,
+                name,
+                None,
+                outcome,
+                seconds(test.get("time")),
+                message,
+                error_type,
+                details,
+            )
         first = root if local(root.tag) == "assembly" else root.find("assembly")
         if first is not None:
             run.duration_s = seconds(first.get("time"))

@@ -25,22 +25,37 @@ class TestAnalytics(param.Parameterized):
     __test__ = False  # not a pytest test class despite the name
 
     store = param.Parameter(doc="Where the data comes from (Store or RemoteStore).")
-    project = param.Selector(default=ALL, objects=[ALL], check_on_set=False, doc="Project to look at.")
+    project = param.Selector(
+        default=ALL, objects=[ALL], check_on_set=False, doc="Project to look at."
+    )
     branch = param.Selector(default=ALL, objects=[ALL], check_on_set=False, doc="Branch filter.")
-    variant = param.Selector(default=ALL, objects=[ALL], check_on_set=False,
-                             doc="Run variant filter (OS, Python version, browser, ...).")
-    window = param.Selector(default="30 days", objects=list(WINDOWS),
-                            doc="Only runs started within this window.")
+    variant = param.Selector(
+        default=ALL,
+        objects=[ALL],
+        check_on_set=False,
+        doc="Run variant filter (OS, Python version, browser, ...).",
+    )
+    window = param.Selector(
+        default="30 days", objects=list(WINDOWS), doc="Only runs started within this window."
+    )
     run_id = param.String(default=None, allow_None=True, doc="The run opened in run detail.")
-    base_run_id = param.String(default=None, allow_None=True,
-                               doc="Compare against this run instead of the branch's previous run.")
-    signature = param.String(default=None, allow_None=True,
-                             doc="The failure cluster opened for drill-down.")
+    base_run_id = param.String(
+        default=None,
+        allow_None=True,
+        doc="Compare against this run instead of the branch's previous run.",
+    )
+    signature = param.String(
+        default=None, allow_None=True, doc="The failure cluster opened for drill-down."
+    )
     test_id = param.String(default=None, allow_None=True, doc="The test opened in test detail.")
-    flaky_runs = param.Integer(default=30, bounds=(5, 500),
-                               doc="How many recent runs per test the flaky analysis looks at.")
-    now = param.Date(default=None, allow_None=True,
-                     doc="Clock for the time window (None: the current time).")
+    flaky_runs = param.Integer(
+        default=30,
+        bounds=(5, 500),
+        doc="How many recent runs per test the flaky analysis looks at.",
+    )
+    now = param.Date(
+        default=None, allow_None=True, doc="Clock for the time window (None: the current time)."
+    )
     refreshed = param.Integer(default=0, doc="Bumped by refresh() so views re-query.")
 
     def __init__(self, **params: Any):
@@ -61,7 +76,10 @@ class TestAnalytics(param.Parameterized):
     @param.depends("project", watch=True)
     def _refresh_project_choices(self) -> None:
         p = self._project()
-        for name, query, col in (("branch", "branches", "branch"), ("variant", "variants", "variant")):
+        for name, query, col in (
+            ("branch", "branches", "branch"),
+            ("variant", "variants", "variant"),
+        ):
             values = self.store.query(query, project=p)[col].tolist()
             self.param[name].objects = [ALL, *values]
             if getattr(self, name) not in self.param[name].objects:
@@ -130,10 +148,21 @@ class TestAnalytics(param.Parameterized):
         changes = self.run_changes(run_id)[["test_id", "status"]]
         bad = bad.merge(changes, on="test_id", how="left")
         retried = res.groupby("test_id")["outcome"].agg(lambda s: "passed" in set(s))
-        bad.loc[bad["test_id"].map(retried).fillna(False).astype(bool), "status"] = "passed on retry"
+        bad.loc[bad["test_id"].map(retried).fillna(False).astype(bool), "status"] = (
+            "passed on retry"
+        )
         bad["status"] = bad["status"].fillna("known")
-        cols = ["status", "test_id", "outcome", "attempt", "error_type", "message", "details",
-                "signature", "duration_s"]
+        cols = [
+            "status",
+            "test_id",
+            "outcome",
+            "attempt",
+            "error_type",
+            "message",
+            "details",
+            "signature",
+            "duration_s",
+        ]
         return bad[cols].reset_index(drop=True)
 
     # -- clusters -------------------------------------------------------------------------

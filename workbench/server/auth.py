@@ -38,6 +38,8 @@ def check(handler: RequestHandler) -> tuple[int, str] | None:
     if not tokens and _loopback(handler.request.remote_ip):
         return None
     if not tokens:
-        return 403, ("no API tokens configured: only loopback clients are accepted "
-                     "(set OBSERVATORY_TOKENS to allow remote clients)")
+        return 403, (
+            "no API tokens configured: only loopback clients are accepted "
+            "(set OBSERVATORY_TOKENS to allow remote clients)"
+        )
     return 401, "missing bearer token (Authorization: Bearer <token>)"

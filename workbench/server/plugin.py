@@ -19,8 +19,7 @@ from tornado.web import RequestHandler
 from .. import config, ingest
 from ..ingest.ci_env import run_metadata
 from ..ingest.live import parse_batch
-from ..store import StoreBusyError
-from ..store import writes
+from ..store import StoreBusyError, writes
 from . import auth
 from .bodies import BodyError, decode
 from .state import get_store
@@ -76,8 +75,14 @@ class ReportHandler(APIHandler):
             run = ingest.parse_bytes(self.body(), name, fmt)
             meta = run_metadata(run.meta, flags, env={})
             run_id, created = writes.insert_run(get_store(), run, meta)
-            return {"ok": True, "path": name, "run_id": run_id, "duplicate": not created,
-                    **run.counts(), "warnings": run.warnings}
+            return {
+                "ok": True,
+                "path": name,
+                "run_id": run_id,
+                "duplicate": not created,
+                **run.counts(),
+                "warnings": run.warnings,
+            }
 
         result = await self.run(work)
         if result is not None:
@@ -96,7 +101,9 @@ class LiveStartHandler(APIHandler):
             if not isinstance(meta, dict):
                 raise ingest.IngestError("live run: expected a JSON object")
             run_id = "live-" + uuid.uuid4().hex[:12]
-            writes.start_live_run(get_store(), run_id, {k: meta.get(k) for k in (*_META_KEYS, "source")})
+            writes.start_live_run(
+                get_store(), run_id, {k: meta.get(k) for k in (*_META_KEYS, "source")}
+            )
             return {"ok": True, "run_id": run_id}
 
         result = await self.run(work)
@@ -153,7 +160,9 @@ class QueryHandler(APIHandler):
             try:
                 table = get_store().query_arrow(name, **params)
             except KeyError as err:
-                raise KeyError(f"unknown query {name!r}") if "no query" in str(err) else err
+                if "no query" in str(err):
+                    raise KeyError(f"unknown query {name!r}") from None
+                raise
             sink = pa.BufferOutputStream()
             with pa.ipc.new_stream(sink, table.schema) as writer:
                 writer.write_table(table)
@@ -184,4 +193,6 @@ ROUTES = [
 # page view, so a locked or unreadable file stops the server with a clear message.
 get_store()
 if not config.api_tokens():
-    log.warning("API open to loopback clients without a token (set OBSERVATORY_TOKENS to require one)")
+    log.warning(
+        "API open to loopback clients without a token (set OBSERVATORY_TOKENS to require one)"
+    )

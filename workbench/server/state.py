@@ -27,7 +27,9 @@ def get_store() -> Store:
             path = config.db_path()
             store = Store(path)
             if config.demo_enabled() and is_empty(store):
-                log.warning("filling %s with the demo dataset (OBSERVATORY_NO_DEMO=1 skips this)", path)
+                log.warning(
+                    "filling %s with the demo dataset (OBSERVATORY_NO_DEMO=1 skips this)", path
+                )
                 n = load_demo(store)
                 log.warning("demo dataset: %d runs stored", n)
             _store = store

@@ -57,7 +57,10 @@ def projects(p: dict[str, Any]) -> Rendered:
 @query
 def branches(p: dict[str, Any]) -> Rendered:
     where, args = _run_where({"project": p.get("project")})
-    return f"SELECT DISTINCT branch FROM runs ru WHERE {where} AND branch IS NOT NULL ORDER BY 1", args
+    return (
+        f"SELECT DISTINCT branch FROM runs ru WHERE {where} AND branch IS NOT NULL ORDER BY 1",
+        args,
+    )
 
 
 @query
@@ -202,8 +205,9 @@ def test_run_stats(p: dict[str, Any]) -> Rendered:
         SELECT t.test_id, count(*) AS runs,
                count(*) FILTER (WHERE outcome = 'passed') AS passes,
                count(*) FILTER (WHERE outcome <> 'passed') AS fails,
-               count(*) FILTER (WHERE prev IS NOT NULL AND (prev = 'passed') <> (outcome = 'passed'))
-                   AS flips,
+               count(*) FILTER (
+                   WHERE prev IS NOT NULL AND (prev = 'passed') <> (outcome = 'passed')
+               ) AS flips,
                count(*) FILTER (WHERE mixed) AS retry_flaky_runs,
                list(run_id ORDER BY started_at DESC) FILTER (WHERE mixed)[:10]
                    AS retry_evidence,

@@ -19,15 +19,34 @@ if TYPE_CHECKING:
     from .store import Store
 
 _RUN_COLUMNS = (
-    "run_id", "project", "branch", "commit_sha", "build", "build_url", "ci_provider", "variant",
-    "source", "format", "started_at", "duration_s", "status", "tests", "passed", "failed",
-    "errors", "skipped", "attempts", "header_tests", "warnings",
+    "run_id",
+    "project",
+    "branch",
+    "commit_sha",
+    "build",
+    "build_url",
+    "ci_provider",
+    "variant",
+    "source",
+    "format",
+    "started_at",
+    "duration_s",
+    "status",
+    "tests",
+    "passed",
+    "failed",
+    "errors",
+    "skipped",
+    "attempts",
+    "header_tests",
+    "warnings",
 )
 _names = itertools.count()
 
 
-def _insert_arrow(cur: duckdb.DuckDBPyConnection, table: str, data: pa.Table,
-                  conflict: str = "") -> None:
+def _insert_arrow(
+    cur: duckdb.DuckDBPyConnection, table: str, data: pa.Table, conflict: str = ""
+) -> None:
     # A unique view name per call: batched writes share one cursor.
     name = f"_arrow_{next(_names)}"
     cur.register(name, data)
@@ -41,8 +60,9 @@ def _with_run_id(results: pa.Table, run_id: str) -> pa.Table:
     return results.append_column("run_id", pa.array([run_id] * results.num_rows, pa.string()))
 
 
-def insert_run(store: Store, run: ParsedRun, meta: dict[str, Any],
-               status: str = "complete") -> tuple[str, bool]:
+def insert_run(
+    store: Store, run: ParsedRun, meta: dict[str, Any], status: str = "complete"
+) -> tuple[str, bool]:
     """Store a parsed report as one run in one transaction.
 
     Returns ``(run_id, created)``; a report whose bytes were stored before is not stored
@@ -58,19 +78,33 @@ def _run_row(run_id: str, run: ParsedRun, meta: dict[str, Any], status: str) -> 
     if isinstance(started, datetime) and started.tzinfo is not None:
         started = started.astimezone().replace(tzinfo=None)
     return {
-        "run_id": run_id, "project": meta.get("project"), "branch": meta.get("branch"),
-        "commit_sha": meta.get("commit"), "build": meta.get("build"),
-        "build_url": meta.get("build_url"), "ci_provider": meta.get("ci_provider"),
-        "variant": meta.get("variant"), "source": run.source, "format": run.format,
-        "started_at": started, "duration_s": run.duration_s, "status": status,
-        "tests": counts["tests"], "passed": counts["passed"], "failed": counts["failed"],
-        "errors": counts["errors"], "skipped": counts["skipped"], "attempts": run.attempt_count,
-        "header_tests": run.header_tests, "warnings": "; ".join(run.warnings) or None,
+        "run_id": run_id,
+        "project": meta.get("project"),
+        "branch": meta.get("branch"),
+        "commit_sha": meta.get("commit"),
+        "build": meta.get("build"),
+        "build_url": meta.get("build_url"),
+        "ci_provider": meta.get("ci_provider"),
+        "variant": meta.get("variant"),
+        "source": run.source,
+        "format": run.format,
+        "started_at": started,
+        "duration_s": run.duration_s,
+        "status": status,
+        "tests": counts["tests"],
+        "passed": counts["passed"],
+        "failed": counts["failed"],
+        "errors": counts["errors"],
+        "skipped": counts["skipped"],
+        "attempts": run.attempt_count,
+        "header_tests": run.header_tests,
+        "warnings": "; ".join(run.warnings) or None,
     }
 
 
-def submit_runs(store: Store, runs: list[tuple[ParsedRun, dict[str, Any]]],
-                status: str = "complete") -> tuple[list[str], Future]:
+def submit_runs(
+    store: Store, runs: list[tuple[ParsedRun, dict[str, Any]]], status: str = "complete"
+) -> tuple[list[str], Future]:
     """Queue many parsed reports as one transaction of a few bulk inserts.
 
     Returns their run ids and a future of a list of ``created`` flags (False for a report
@@ -94,8 +128,12 @@ def submit_runs(store: Store, runs: list[tuple[ParsedRun, dict[str, Any]]],
 
     def write(cur: duckdb.DuckDBPyConnection) -> list[bool]:
         marks = ", ".join("?" * len(ids))
-        existing = {r[0] for r in cur.execute(
-            f"SELECT run_id FROM runs WHERE run_id IN ({marks})", ids).fetchall()}
+        existing = {
+            r[0]
+            for r in cur.execute(
+                f"SELECT run_id FROM runs WHERE run_id IN ({marks})", ids
+            ).fetchall()
+        }
         created, seen = [], set(existing)
         for run_id in ids:
             created.append(run_id not in seen)
@@ -159,11 +197,24 @@ def start_live_run(store: Store, run_id: str, meta: dict[str, Any]) -> str:
     """Create an empty run in status ``running`` (the pytest plugin's first call)."""
     row = {c: None for c in _RUN_COLUMNS}
     row.update(
-        run_id=run_id, project=meta.get("project") or "default", branch=meta.get("branch"),
-        commit_sha=meta.get("commit"), build=meta.get("build"), build_url=meta.get("build_url"),
-        ci_provider=meta.get("ci_provider"), variant=meta.get("variant"),
-        source=meta.get("source"), format="pytest-live", started_at=datetime.now(),
-        status="running", tests=0, passed=0, failed=0, errors=0, skipped=0, attempts=0,
+        run_id=run_id,
+        project=meta.get("project") or "default",
+        branch=meta.get("branch"),
+        commit_sha=meta.get("commit"),
+        build=meta.get("build"),
+        build_url=meta.get("build_url"),
+        ci_provider=meta.get("ci_provider"),
+        variant=meta.get("variant"),
+        source=meta.get("source"),
+        format="pytest-live",
+        started_at=datetime.now(),
+        status="running",
+        tests=0,
+        passed=0,
+        failed=0,
+        errors=0,
+        skipped=0,
+        attempts=0,
     )
 
     def write(cur: duckdb.DuckDBPyConnection) -> str:
@@ -180,7 +231,9 @@ def finish_live_run(store: Store, run_id: str, duration_s: float | None) -> None
 
     def write(cur: duckdb.DuckDBPyConnection) -> None:
         _refresh_counts(cur, run_id)
-        cur.execute("UPDATE runs SET status = 'complete', duration_s = ? WHERE run_id = ?",
-                    [duration_s, run_id])
+        cur.execute(
+            "UPDATE runs SET status = 'complete', duration_s = ? WHERE run_id = ?",
+            [duration_s, run_id],
+        )
 
     store.write(write)

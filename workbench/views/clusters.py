@@ -21,18 +21,34 @@ class FailureClusters(pn.viewable.Viewer):
         self._clusters.param.watch(self._on_cluster, "selection")
         self._failures = table(pd.DataFrame())
         self._failures.param.watch(self._on_failure, "selection")
-        self._detail = pn.Column(empty("Select a cluster to drill down."), sizing_mode="stretch_width")
+        self._detail = pn.Column(
+            empty("Select a cluster to drill down."), sizing_mode="stretch_width"
+        )
         self._trace = pn.Column(sizing_mode="stretch_width")
         self._frame = pd.DataFrame()
         self._load()
 
-    @param.depends("model.project", "model.branch", "model.variant", "model.window",
-                   "model.refreshed", watch=True)
+    @param.depends(
+        "model.project",
+        "model.branch",
+        "model.variant",
+        "model.window",
+        "model.refreshed",
+        watch=True,
+    )
     def _load(self) -> None:
         df = self.model.clusters()
         self._frame = df
-        cols = ["failures", "tests", "runs", "exception", "normalized", "suspect", "first_seen",
-                "last_seen"]
+        cols = [
+            "failures",
+            "tests",
+            "runs",
+            "exception",
+            "normalized",
+            "suspect",
+            "first_seen",
+            "last_seen",
+        ]
         self._clusters.value = df[cols] if not df.empty else pd.DataFrame(columns=cols)
         self._show()
 
@@ -43,7 +59,9 @@ class FailureClusters(pn.viewable.Viewer):
     @param.depends("model.signature", watch=True)
     def _show(self) -> None:
         sig = self.model.signature
-        row = self._frame[self._frame["signature"] == sig] if sig and not self._frame.empty else None
+        row = (
+            self._frame[self._frame["signature"] == sig] if sig and not self._frame.empty else None
+        )
         self._trace[:] = []
         if row is None or row.empty:
             self._detail[:] = [empty("Select a cluster to drill down.")]
@@ -51,23 +69,32 @@ class FailureClusters(pn.viewable.Viewer):
             return
         r = row.iloc[0]
         tests = "".join(f"<li><code>{h(t)}</code></li>" for t in list(r["affected_tests"]))
-        self._detail[:] = [pn.pane.HTML(
-            f"<h4 style='margin:4px 0'>{h(r['exception'] or 'Failure')}: {h(r['normalized'])}</h4>"
-            f"<div>Suspect frame: <code>{h(r['suspect'] or 'unknown')}</code> · "
-            f"{r['failures']} failures in {r['runs']} runs · first seen {h(r['first_seen'])}, "
-            f"last seen {h(r['last_seen'])}</div>"
-            f"<details open><summary>{r['tests']} affected test(s)</summary><ul>{tests}</ul></details>",
-            sizing_mode="stretch_width")]
+        self._detail[:] = [
+            pn.pane.HTML(
+                f"<h4 style='margin:4px 0'>{h(r['exception'] or 'Failure')}: "
+                f"{h(r['normalized'])}</h4>"
+                f"<div>Suspect frame: <code>{h(r['suspect'] or 'unknown')}</code> · "
+                f"{r['failures']} failures in {r['runs']} runs · first seen {h(r['first_seen'])}, "
+                f"last seen {h(r['last_seen'])}</div>"
+                f"<details open><summary>{r['tests']} affected test(s)</summary>"
+                f"<ul>{tests}</ul></details>",
+                sizing_mode="stretch_width",
+            )
+        ]
         fails = self.model.cluster_failures()
         self._fail_frame = fails
-        self._failures.value = fails[["started_at", "branch", "test_id", "attempt", "outcome",
-                                      "message", "run_id"]]
+        self._failures.value = fails[
+            ["started_at", "branch", "test_id", "attempt", "outcome", "message", "run_id"]
+        ]
 
     def _on_failure(self, event) -> None:
         if event.new:
             row = self._fail_frame.iloc[event.new[0]]
-            self._trace[:] = [pre(row["details"] if isinstance(row["details"], str) else row["message"])]
+            self._trace[:] = [
+                pre(row["details"] if isinstance(row["details"], str) else row["message"])
+            ]
 
     def __panel__(self):
-        return pn.Column(self._clusters, self._detail, self._failures, self._trace,
-                         sizing_mode="stretch_width")
+        return pn.Column(
+            self._clusters, self._detail, self._failures, self._trace, sizing_mode="stretch_width"
+        )

@@ -7,8 +7,12 @@ import html
 import pandas as pd
 import panel as pn
 
-OUTCOME_COLORS = {"passed": "#2e9e5b", "failed": "#d64545", "error": "#e08a1e",
-                  "skipped": "#9aa3ad"}
+OUTCOME_COLORS = {
+    "passed": "#2e9e5b",
+    "failed": "#d64545",
+    "error": "#e08a1e",
+    "skipped": "#9aa3ad",
+}
 PAGE_SIZE = 15
 
 
@@ -18,9 +22,16 @@ def table(df: pd.DataFrame, **kw) -> pn.widgets.Tabulator:
     Every string column uses Tabulator's default ``plaintext`` formatter, which escapes
     HTML, so test names and messages from reports are shown, never interpreted.
     """
-    opts = dict(pagination="remote", page_size=PAGE_SIZE, show_index=False, disabled=True,
-                selectable=1, sizing_mode="stretch_width", layout="fit_data_table",
-                theme="bootstrap5")
+    opts = dict(
+        pagination="remote",
+        page_size=PAGE_SIZE,
+        show_index=False,
+        disabled=True,
+        selectable=1,
+        sizing_mode="stretch_width",
+        layout="fit_data_table",
+        theme="bootstrap5",
+    )
     opts.update(kw)
     return pn.widgets.Tabulator(df, **opts)
 
@@ -37,12 +48,19 @@ def strip_html(outcomes) -> str:
 
 def pre(text: object, height: int | None = 260) -> pn.pane.HTML:
     """Preformatted text (a traceback), escaped."""
-    body = html.escape("" if text is None or (isinstance(text, float) and pd.isna(text)) else str(text))
+    body = html.escape(
+        "" if text is None or (isinstance(text, float) and pd.isna(text)) else str(text)
+    )
     return pn.pane.HTML(
         f'<pre style="white-space:pre-wrap;font-size:12px;margin:0">{body or "(no details)"}</pre>',
-        sizing_mode="stretch_width", height=height,
-        styles={"overflow": "auto", "background": "#f6f8fa", "border-radius": "4px",
-                "padding": "6px"},
+        sizing_mode="stretch_width",
+        height=height,
+        styles={
+            "overflow": "auto",
+            "background": "#f6f8fa",
+            "border-radius": "4px",
+            "padding": "6px",
+        },
     )
 
 
@@ -56,7 +74,8 @@ def badge(label: str, value: object, color: str) -> pn.pane.HTML:
         f'<div style="padding:6px 12px;border-radius:6px;background:{color};color:white;'
         f'font-weight:600;text-align:center">{html.escape(str(value))}<br>'
         f'<span style="font-weight:400;font-size:12px">{html.escape(label)}</span></div>',
-        width=104, margin=(4, 4),
+        width=104,
+        margin=(4, 4),
     )
 
 

@@ -25,10 +25,14 @@ class TestsDashboard(pn.viewable.Viewer):
         super().__init__(**params)
         m = self.model
         self._tabs = pn.Tabs(
-            ("Runs", RunHistory(model=m)), ("Run detail", RunDetail(model=m)),
-            ("Failure clusters", FailureClusters(model=m)), ("Flaky tests", FlakyTests(model=m)),
-            ("Test detail", TestDetail(model=m)), ("Durations", Durations(model=m)),
-            dynamic=True, sizing_mode="stretch_width",  # only the open tab is sent to the browser
+            ("Runs", RunHistory(model=m)),
+            ("Run detail", RunDetail(model=m)),
+            ("Failure clusters", FailureClusters(model=m)),
+            ("Flaky tests", FlakyTests(model=m)),
+            ("Test detail", TestDetail(model=m)),
+            ("Durations", Durations(model=m)),
+            dynamic=True,
+            sizing_mode="stretch_width",  # only the open tab is sent to the browser
         )
         m.param.watch(lambda e: self._goto("Run detail"), "run_id")
         m.param.watch(lambda e: self._goto("Test detail"), "test_id")
@@ -42,16 +46,21 @@ class TestsDashboard(pn.viewable.Viewer):
         refresh = pn.widgets.Button(name="Refresh", button_type="primary")
         refresh.on_click(lambda e: m.refresh())
         return pn.Column(
-            pn.widgets.Select.from_param(m.param.project, name="Project", sizing_mode="stretch_width"),
-            pn.widgets.Select.from_param(m.param.branch, name="Branch", sizing_mode="stretch_width"),
-            pn.widgets.Select.from_param(m.param.variant, name="Variant", sizing_mode="stretch_width"),
-            pn.widgets.RadioButtonGroup.from_param(m.param.window, name="Window",
-                                                   orientation="vertical", button_type="light"),
-            pn.widgets.IntSlider.from_param(m.param.flaky_runs, name="Runs per test (flaky)"),
+            pn.widgets.Select.from_param(m.param.project, name="Project", width=230),
+            pn.widgets.Select.from_param(m.param.branch, name="Branch", width=230),
+            pn.widgets.Select.from_param(m.param.variant, name="Variant", width=230),
+            pn.widgets.RadioButtonGroup.from_param(
+                m.param.window, name="Window", orientation="vertical", button_type="light"
+            ),
+            pn.widgets.IntSlider.from_param(
+                m.param.flaky_runs, name="Runs per test (flaky)", width=230
+            ),
             refresh,
-            pn.pane.Markdown("New runs appear by themselves while this page is open.",
-                             styles={"font-size": "12px", "color": "#667"}),
-            sizing_mode="stretch_width",
+            pn.pane.Markdown(
+                "New runs appear by themselves while this page is open.",
+                styles={"font-size": "12px", "color": "#667"},
+            ),
+            width=250,
         )
 
     def _poll(self) -> None:
@@ -68,8 +77,11 @@ class TestsDashboard(pn.viewable.Viewer):
         # BootstrapTemplate: FastListTemplate would fetch Google Fonts, and pages here must
         # work with no network at all.
         return pn.template.BootstrapTemplate(
-            title="Happy Observatory · Tests", sidebar=[self.filters()], main=[self._tabs],
-            header_background="#3b5bdb", sidebar_width=280,
+            title="Happy Observatory · Tests",
+            sidebar=[self.filters()],
+            main=[self._tabs],
+            header_background="#3b5bdb",
+            sidebar_width=280,
         )
 
     def __panel__(self):

@@ -9,8 +9,12 @@ import param
 from ..models import TestAnalytics
 from .common import strip_html, table
 
-_LABEL_COLORS = {"flaky": "#e08a1e", "statistically flaky": "#c9a227", "broken": "#d64545",
-                 "failing": "#9aa3ad"}
+_LABEL_COLORS = {
+    "flaky": "#e08a1e",
+    "statistically flaky": "#c9a227",
+    "broken": "#d64545",
+    "failing": "#9aa3ad",
+}
 
 
 class FlakyTests(pn.viewable.Viewer):
@@ -20,15 +24,24 @@ class FlakyTests(pn.viewable.Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._table = table(pd.DataFrame(),
-                            formatters={"strip": {"type": "html"}},
-                            widths={"evidence": 420, "strip": 260})
+        self._table = table(
+            pd.DataFrame(),
+            formatters={"strip": {"type": "html"}},
+            widths={"evidence": 420, "strip": 260},
+        )
         self._table.param.watch(self._on_select, "selection")
         self._summary = pn.pane.HTML(sizing_mode="stretch_width")
         self._load()
 
-    @param.depends("model.project", "model.branch", "model.variant", "model.window",
-                   "model.flaky_runs", "model.refreshed", watch=True)
+    @param.depends(
+        "model.project",
+        "model.branch",
+        "model.variant",
+        "model.window",
+        "model.flaky_runs",
+        "model.refreshed",
+        watch=True,
+    )
     def _load(self) -> None:
         df = self.model.flaky_tests()
         counts = df["label"].value_counts() if not df.empty else {}

@@ -10,8 +10,13 @@ import param
 from ..models import TestAnalytics
 from .common import OUTCOME_COLORS, badge, empty, h, pre, table
 
-_STATUS_COLORS = {"new failure": "#d64545", "still failing": "#b5651d", "fixed": "#2e9e5b",
-                  "new test": "#3b7dd8", "removed test": "#777"}
+_STATUS_COLORS = {
+    "new failure": "#d64545",
+    "still failing": "#b5651d",
+    "fixed": "#2e9e5b",
+    "new test": "#3b7dd8",
+    "removed test": "#777",
+}
 
 
 class RunHistory(pn.viewable.Viewer):
@@ -29,13 +34,33 @@ class RunHistory(pn.viewable.Viewer):
         self._frame = pd.DataFrame()
         self._load()
 
-    @param.depends("model.project", "model.branch", "model.variant", "model.window",
-                   "model.refreshed", watch=True)
+    @param.depends(
+        "model.project",
+        "model.branch",
+        "model.variant",
+        "model.window",
+        "model.refreshed",
+        watch=True,
+    )
     def _load(self) -> None:
         df = self.model.runs()
         self._frame = df
-        cols = ["started_at", "project", "branch", "build", "variant", "status", "tests",
-                "passed", "failed", "errors", "skipped", "duration_s", "commit_sha", "run_id"]
+        cols = [
+            "started_at",
+            "project",
+            "branch",
+            "build",
+            "variant",
+            "status",
+            "tests",
+            "passed",
+            "failed",
+            "errors",
+            "skipped",
+            "duration_s",
+            "commit_sha",
+            "run_id",
+        ]
         shown = df[cols].copy() if not df.empty else pd.DataFrame(columns=cols)
         shown["commit_sha"] = shown["commit_sha"].str.slice(0, 10)
         self._table.value = shown
@@ -54,10 +79,13 @@ class RunHistory(pn.viewable.Viewer):
 
     @staticmethod
     def _labels(df: pd.DataFrame) -> pd.Series:
-        return df["started_at"].dt.strftime("%m-%d %H:%M") + " #" + df["build"].fillna("").astype(str)
+        return (
+            df["started_at"].dt.strftime("%m-%d %H:%M") + " #" + df["build"].fillna("").astype(str)
+        )
 
-    @param.depends("model.project", "model.branch", "model.variant", "model.window",
-                   "model.refreshed")
+    @param.depends(
+        "model.project", "model.branch", "model.variant", "model.window", "model.refreshed"
+    )
     def chart(self):
         df = self.model.runs(limit=self.chart_runs)
         if df.empty:
@@ -65,15 +93,28 @@ class RunHistory(pn.viewable.Viewer):
         df = df.iloc[::-1].copy()
         df["run"] = self._labels(df)
         # Passes dwarf everything else; what a person scans history for is the failures.
-        long = df.melt(id_vars=["run", "tests"], value_vars=["failed", "errors", "skipped"],
-                       var_name="outcome", value_name="count")
+        long = df.melt(
+            id_vars=["run", "tests"],
+            value_vars=["failed", "errors", "skipped"],
+            var_name="outcome",
+            value_name="count",
+        )
         long["outcome"] = long["outcome"].replace({"errors": "error"})
         bars = hv.Bars(long, ["run", "outcome"], ["count", "tests"]).opts(
-            stacked=True, responsive=True, height=280, xrotation=60, tools=["hover", "tap"],
-            cmap=OUTCOME_COLORS, color="outcome", line_color=None, show_legend=True,
-            legend_position="right", xlabel="", ylabel="tests not passing",
-            fontsize={"xticks": 7}, title="Failed, error and skipped tests per run "
-            "(click a bar or a row to open the run)",
+            stacked=True,
+            responsive=True,
+            height=280,
+            xrotation=60,
+            tools=["hover", "tap"],
+            cmap=OUTCOME_COLORS,
+            color="outcome",
+            line_color=None,
+            show_legend=True,
+            legend_position="right",
+            xlabel="",
+            ylabel="tests not passing",
+            fontsize={"xticks": 7},
+            title="Failed, error and skipped tests per run (click a bar or a row to open the run)",
         )
         self._tap.source = bars
         return bars
@@ -92,12 +133,15 @@ class RunDetail(pn.viewable.Viewer):
         self._failures = table(pd.DataFrame(), page_size=10)
         self._failures.param.watch(self._on_select, "selection")
         self._changes = table(pd.DataFrame(), page_size=10, selectable=False)
-        self._trace = pn.Column(empty("Select a failure to see its traceback."),
-                                sizing_mode="stretch_width")
+        self._trace = pn.Column(
+            empty("Select a failure to see its traceback."), sizing_mode="stretch_width"
+        )
         self._header = pn.Column(sizing_mode="stretch_width")
         self._base = pn.widgets.TextInput(
-            name="Compare with run", placeholder="run id (empty: the branch's previous run)",
-            width=330)
+            name="Compare with run",
+            placeholder="run id (empty: the branch's previous run)",
+            width=330,
+        )
         self._base.param.watch(self._on_base, "value")
         self._load()
 
@@ -121,12 +165,17 @@ class RunDetail(pn.viewable.Viewer):
         fails = self.model.run_failures()
         changes = self.model.run_changes()
         counts = changes["status"].value_counts()
-        title = (f"<h3 style='margin:4px 0'>Run {h(info['run_id'])} · {h(info['project'])} · "
-                 f"{h(info.get('branch') or '-')} · build {h(info.get('build') or '-')}</h3>")
-        meta = (f"commit <code>{h((info.get('commit_sha') or '-')[:12])}</code> · variant "
-                f"<code>{h(info.get('variant') or '-')}</code> · started {h(str(info['started_at'])[:19])}"
-                f" · status <b>{h(info['status'])}</b> · compared with "
-                f"{'run <code>' + h(base) + '</code>' if base else 'no earlier run (every failure is new)'}")
+        title = (
+            f"<h3 style='margin:4px 0'>Run {h(info['run_id'])} · {h(info['project'])} · "
+            f"{h(info.get('branch') or '-')} · build {h(info.get('build') or '-')}</h3>"
+        )
+        meta = (
+            f"commit <code>{h((info.get('commit_sha') or '-')[:12])}</code> · variant "
+            f"<code>{h(info.get('variant') or '-')}</code> · "
+            f"started {h(str(info['started_at'])[:19])} · status <b>{h(info['status'])}</b> · "
+            + (f"compared with run <code>{h(base)}</code>" if base
+               else "compared with no earlier run (every failure is new)")
+        )
         badges = pn.FlexBox(
             badge("tests", info["tests"], "#445"),
             badge("failed", info["failed"], OUTCOME_COLORS["failed"]),
@@ -136,25 +185,35 @@ class RunDetail(pn.viewable.Viewer):
         )
         parts = [pn.pane.HTML(title + meta, sizing_mode="stretch_width"), badges]
         if info.get("warnings"):
-            parts.append(pn.pane.HTML(
-                f"<div class='warn'>⚠ Report warnings: {h(info['warnings'])}</div>",
-                styles={"color": "#8a5a00"}))
+            parts.append(
+                pn.pane.HTML(
+                    f"<div class='warn'>⚠ Report warnings: {h(info['warnings'])}</div>",
+                    styles={"color": "#8a5a00"},
+                )
+            )
         self._header[:] = parts
-        self._failures.value = fails[["status", "test_id", "outcome", "attempt", "error_type",
-                                      "message"]]
+        self._failures.value = fails[
+            ["status", "test_id", "outcome", "attempt", "error_type", "message"]
+        ]
         self._fail_frame = fails
         self._changes.value = changes[["status", "test_id", "outcome", "base_outcome"]]
 
     def _on_select(self, event) -> None:
         if event.new:
             row = self._fail_frame.iloc[event.new[0]]
-            self._trace[:] = [pn.pane.HTML(f"<b>{h(row['test_id'])}</b> — attempt {row['attempt']}"),
-                              pre(row["details"] if isinstance(row["details"], str) else row["message"])]
+            self._trace[:] = [
+                pn.pane.HTML(f"<b>{h(row['test_id'])}</b> — attempt {row['attempt']}"),
+                pre(row["details"] if isinstance(row["details"], str) else row["message"]),
+            ]
 
     def __panel__(self):
         return pn.Column(
-            self._header, self._base,
-            pn.pane.Markdown("#### Failures in this run"), self._failures, self._trace,
-            pn.pane.Markdown("#### Changes against the base run"), self._changes,
+            self._header,
+            self._base,
+            pn.pane.Markdown("#### Failures in this run"),
+            self._failures,
+            self._trace,
+            pn.pane.Markdown("#### Changes against the base run"),
+            self._changes,
             sizing_mode="stretch_width",
         )

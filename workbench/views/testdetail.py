@@ -20,8 +20,12 @@ class TestDetail(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self._search = pn.widgets.AutocompleteInput(
-            name="Find a test", placeholder="type part of a test name…", min_characters=2,
-            case_sensitive=False, search_strategy="includes", sizing_mode="stretch_width",
+            name="Find a test",
+            placeholder="type part of a test name…",
+            min_characters=2,
+            case_sensitive=False,
+            search_strategy="includes",
+            sizing_mode="stretch_width",
         )
         self._search.param.watch(self._on_search, "value")
         self._search.param.watch(self._on_input, "value_input")
@@ -37,25 +41,52 @@ class TestDetail(pn.viewable.Viewer):
         if event.new:
             self.model.test_id = event.new
 
-    @param.depends("model.test_id", "model.project", "model.branch", "model.variant",
-                   "model.window", "model.refreshed")
+    @param.depends(
+        "model.test_id",
+        "model.project",
+        "model.branch",
+        "model.variant",
+        "model.window",
+        "model.refreshed",
+    )
     def _view(self):
         if not self.model.test_id:
             return empty("Pick a test from the flaky list, a cluster, or search above.")
         hist = self.model.test_history()
         self._frame = hist
-        self._history.value = hist[["started_at", "branch", "variant", "attempt", "final",
-                                    "outcome", "duration_s", "message", "run_id"]]
+        self._history.value = hist[
+            [
+                "started_at",
+                "branch",
+                "variant",
+                "attempt",
+                "final",
+                "outcome",
+                "duration_s",
+                "message",
+                "run_id",
+            ]
+        ]
         trend = self.model.duration_trend()
-        header = pn.pane.HTML(f"<h3 style='margin:4px 0'>{h(self.model.test_id)}</h3>"
-                              f"{len(hist)} attempts in this window", sizing_mode="stretch_width")
+        header = pn.pane.HTML(
+            f"<h3 style='margin:4px 0'>{h(self.model.test_id)}</h3>"
+            f"{len(hist)} attempts in this window",
+            sizing_mode="stretch_width",
+        )
         if trend.empty:
             return pn.Column(header, self._history)
         points = hv.Scatter(trend, "started_at", ["duration_s", "outcome"]).opts(
-            color="outcome", cmap=OUTCOME_COLORS, size=6, tools=["hover"])
+            color="outcome", cmap=OUTCOME_COLORS, size=6, tools=["hover"]
+        )
         curve = hv.Curve(trend, "started_at", "duration_s").opts(color="#8899aa", alpha=0.6)
-        chart = (curve * points).opts(responsive=True, height=240, title="Duration per run (s)",
-                                      xlabel="", ylabel="seconds", show_legend=True)
+        chart = (curve * points).opts(
+            responsive=True,
+            height=240,
+            title="Duration per run (s)",
+            xlabel="",
+            ylabel="seconds",
+            show_legend=True,
+        )
         return pn.Column(header, chart, self._history, sizing_mode="stretch_width")
 
     def _on_select(self, event) -> None:
@@ -80,8 +111,14 @@ class Durations(pn.viewable.Viewer):
             t.param.watch(lambda e, t=t: self._open(t, e), "selection")
         self._load()
 
-    @param.depends("model.project", "model.branch", "model.variant", "model.window",
-                   "model.refreshed", watch=True)
+    @param.depends(
+        "model.project",
+        "model.branch",
+        "model.variant",
+        "model.window",
+        "model.refreshed",
+        watch=True,
+    )
     def _load(self) -> None:
         self._slow.value = self.model.slowest_tests().round(3)
         self._reg.value = self.model.duration_regressions().round(3)
@@ -92,7 +129,11 @@ class Durations(pn.viewable.Viewer):
 
     def __panel__(self):
         return pn.Column(
-            pn.pane.Markdown("#### Duration regressions (recent median clearly above the older one)"),
-            self._reg, pn.pane.Markdown("#### Slowest tests (median of final attempts)"), self._slow,
+            pn.pane.Markdown(
+                "#### Duration regressions (recent median clearly above the older one)"
+            ),
+            self._reg,
+            pn.pane.Markdown("#### Slowest tests (median of final attempts)"),
+            self._slow,
             sizing_mode="stretch_width",
         )
