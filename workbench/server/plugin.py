@@ -60,6 +60,8 @@ class APIHandler(RequestHandler):
             self.fail(503, "write queue is full, retry later", **{"Retry-After": "1"})
         except KeyError as err:
             self.fail(404, str(err.args[0]) if err.args else "not found")
+        except ValueError as err:
+            self.fail(400, str(err))
         return None
 
 

@@ -24,7 +24,12 @@ def render(name: str, params: dict[str, Any]) -> Rendered:
         fn = QUERIES[name]
     except KeyError:
         raise KeyError(f"no query named {name!r}; known: {', '.join(sorted(QUERIES))}") from None
-    return fn(params)
+    try:
+        return fn(params)
+    except KeyError as err:
+        raise ValueError(f"query {name!r} needs the parameter {err.args[0]!r}") from None
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"query {name!r}: bad parameter: {err}") from None
 
 
 def _run_where(p: dict[str, Any], alias: str = "ru") -> Rendered:

@@ -43,7 +43,7 @@ class RunHistory(pn.viewable.Viewer):
         watch=True,
     )
     def _load(self) -> None:
-        df = self.model.runs()
+        df = self.model.runs(limit=5000)  # held on the server; the browser gets one page
         self._frame = df
         cols = [
             "started_at",
