@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST[:PORT]",
         help="extra origins allowed to open the dashboards (repeatable)",
     )
+    serve.add_argument("--otlp-port", type=int, metavar="PORT",
+                       help="also receive OTLP/HTTP on this port (4318 is the standard one "
+                       "agents default to); /v1/* is always served on --port too")
     serve.add_argument("--show", action="store_true", help="open a browser")
     serve.set_defaults(func=cmd_serve)
 
@@ -108,6 +111,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     env["OBSERVATORY_DB"] = str(config.db_path(args.db).resolve())
     if args.no_demo:
         env["OBSERVATORY_NO_DEMO"] = "1"
+    if args.otlp_port:
+        env["OBSERVATORY_OTLP_PORT"] = str(args.otlp_port)
+        env["OBSERVATORY_OTLP_ADDRESS"] = args.address
     dashboards = sorted(str(p) for p in DASHBOARDS.glob("*.py"))
     if not dashboards:
         print(f"observatory serve: no dashboards found in {DASHBOARDS}", file=sys.stderr)

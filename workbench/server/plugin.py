@@ -8,61 +8,23 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import uuid
 from datetime import datetime
-from typing import Any
 
 import pyarrow as pa
-from tornado.ioloop import IOLoop
-from tornado.web import RequestHandler
+from tornado.web import Application
 
 from .. import config, ingest
 from ..ingest.ci_env import run_metadata
 from ..ingest.live import parse_batch
-from ..store import StoreBusyError, writes
-from . import auth
-from .bodies import BodyError, decode
+from ..store import writes
+from .otlp import OTLP_ROUTES
+from .plugin_base import APIHandler
 from .state import get_store
 
 log = logging.getLogger("workbench.server")
 _META_KEYS = ("project", "branch", "commit", "variant", "build", "build_url")
-
-
-class APIHandler(RequestHandler):
-    """JSON errors, one auth check, blocking work on a thread."""
-
-    def prepare(self) -> None:
-        denied = auth.check(self)
-        if denied:
-            self.fail(*denied)
-
-    def fail(self, status: int, message: str, **headers: str) -> None:
-        for k, v in headers.items():
-            self.set_header(k, v)
-        self.set_status(status)
-        self.finish({"ok": False, "error": message})
-
-    def check_xsrf_cookie(self) -> None:  # token/loopback-authenticated API, not a form
-        pass
-
-    def body(self) -> bytes:
-        return decode(self.request.body, self.request.headers.get("Content-Encoding"))
-
-    async def run(self, fn, *args: Any) -> Any:
-        """Run ``fn`` off the loop, mapping failures to HTTP statuses."""
-        try:
-            return await IOLoop.current().run_in_executor(None, fn, *args)
-        except BodyError as err:
-            self.fail(err.status, str(err))
-        except ingest.IngestError as err:
-            self.fail(400, str(err))
-        except StoreBusyError:
-            self.fail(503, "write queue is full, retry later", **{"Retry-After": "1"})
-        except KeyError as err:
-            self.fail(404, str(err.args[0]) if err.args else "not found")
-        except ValueError as err:
-            self.fail(400, str(err))
-        return None
 
 
 class ReportHandler(APIHandler):
@@ -189,11 +151,19 @@ ROUTES = [
     (r"/api/tests/live/([\w-]+)/results", LiveResultsHandler, {}),
     (r"/api/tests/live/([\w-]+)/finish", LiveFinishHandler, {}),
     (r"/api/query/(\w+)", QueryHandler, {}),
+    *OTLP_ROUTES,
 ]
 
 # Open (and on first start fill) the database when the server starts, not on the first
 # page view, so a locked or unreadable file stops the server with a clear message.
 get_store()
+
+# Agents configured with the default OTLP endpoint send to port 4318: listen there too.
+if os.environ.get("OBSERVATORY_OTLP_PORT"):
+    _otlp_port = int(os.environ["OBSERVATORY_OTLP_PORT"])
+    Application(OTLP_ROUTES).listen(
+        _otlp_port, address=os.environ.get("OBSERVATORY_OTLP_ADDRESS", "127.0.0.1"))
+    log.warning("OTLP/HTTP receiver also on port %d", _otlp_port)
 if not config.api_tokens():
     log.warning(
         "API open to loopback clients without a token (set OBSERVATORY_TOKENS to require one)"

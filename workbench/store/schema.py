@@ -64,4 +64,61 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     ),
 ]
 
+# Telemetry (OTLP). Raw attributes are kept whole as JSON; the agent fields derived at
+# ingest (workbench.analysis.genai) are typed columns so that dashboards aggregate fast.
+_AGENT_COLUMNS = """
+    agent_name VARCHAR, session_id VARCHAR, prompt_id VARCHAR, operation VARCHAR,
+    provider VARCHAR, model VARCHAR, input_tokens BIGINT, output_tokens BIGINT,
+    cache_read_tokens BIGINT, cache_creation_tokens BIGINT, reasoning_tokens BIGINT,
+    cost_usd DOUBLE, tool_name VARCHAR, is_error BOOLEAN
+"""
+MIGRATIONS.append(
+    (
+        2,
+        [
+            f"""
+            CREATE TABLE spans (
+                trace_id VARCHAR NOT NULL, span_id VARCHAR NOT NULL, parent_span_id VARCHAR,
+                name VARCHAR, kind TINYINT, start_time TIMESTAMP, start_ns BIGINT,
+                end_ns BIGINT, duration_ms DOUBLE, status_code TINYINT, status_message VARCHAR,
+                service_name VARCHAR, scope_name VARCHAR, scope_version VARCHAR,
+                resource JSON, attributes JSON, events INTEGER, links INTEGER,
+                {_AGENT_COLUMNS}
+            )
+            """,
+            """
+            CREATE TABLE span_events (
+                trace_id VARCHAR, span_id VARCHAR, time TIMESTAMP, time_ns BIGINT,
+                name VARCHAR, attributes JSON
+            )
+            """,
+            """
+            CREATE TABLE span_links (
+                trace_id VARCHAR, span_id VARCHAR, linked_trace_id VARCHAR,
+                linked_span_id VARCHAR, attributes JSON
+            )
+            """,
+            f"""
+            CREATE TABLE logs (
+                time TIMESTAMP, time_ns BIGINT, observed_ns BIGINT, severity_number TINYINT,
+                severity_text VARCHAR, body VARCHAR, event_name VARCHAR, trace_id VARCHAR,
+                span_id VARCHAR, service_name VARCHAR, scope_name VARCHAR, resource JSON,
+                attributes JSON, duration_ms DOUBLE, decision VARCHAR,
+                {_AGENT_COLUMNS}
+            )
+            """,
+            """
+            CREATE TABLE metric_points (
+                name VARCHAR, description VARCHAR, unit VARCHAR, type VARCHAR,
+                temporality TINYINT, monotonic BOOLEAN, time TIMESTAMP, time_ns BIGINT,
+                start_ns BIGINT, value DOUBLE, count BIGINT, sum DOUBLE, min DOUBLE,
+                max DOUBLE, bucket_counts BIGINT[], explicit_bounds DOUBLE[], detail JSON,
+                service_name VARCHAR, scope_name VARCHAR, resource JSON, attributes JSON,
+                agent_name VARCHAR, session_id VARCHAR, model VARCHAR, kind VARCHAR
+            )
+            """,
+        ],
+    )
+)
+
 LATEST = MIGRATIONS[-1][0]

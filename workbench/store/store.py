@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from . import queries
+from . import queries, telemetry_queries  # noqa: F401  (registers its queries)
 from .schema import LATEST, MIGRATIONS
 
 if TYPE_CHECKING:

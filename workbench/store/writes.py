@@ -237,3 +237,19 @@ def finish_live_run(store: Store, run_id: str, duration_s: float | None) -> None
         )
 
     store.write(write)
+
+
+def submit_telemetry(store: Store, tables: dict[str, list[dict[str, Any]]]) -> Future:
+    """Queue decoded OTLP rows (one request) as one write; never blocks.
+
+    Raises :class:`~workbench.store.StoreBusyError` when the write queue is full, which the
+    receiver answers with 503 and ``Retry-After``.
+    """
+    arrow = {t: pa.Table.from_pylist(rows) for t, rows in tables.items() if rows}
+
+    def write(cur: duckdb.DuckDBPyConnection) -> int:
+        for table, data in arrow.items():
+            _insert_arrow(cur, table, data)
+        return sum(t.num_rows for t in arrow.values())
+
+    return store.submit(write, block=False)

@@ -1,0 +1,314 @@
+"""OTLP export requests (traces, metrics, logs) → column batches for the store.
+
+Decoding uses the opentelemetry-proto message classes. OTLP/JSON differs from protobuf's
+canonical JSON in one way that matters: trace and span ids are hex, not base64; they are
+converted before parsing. Items that cannot be stored (a span without a valid trace id,
+say) are counted as rejected, for the response's ``partial_success``; the rest is kept.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+from ..analysis.genai import agent_fields, event_name, metric_fields
+
+MAX_DEPTH = 32  # attribute values nested deeper than this are refused
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+SIGNALS = {
+    "traces": (trace_service_pb2.ExportTraceServiceRequest,
+               trace_service_pb2.ExportTraceServiceResponse, "rejected_spans"),
+    "metrics": (metrics_service_pb2.ExportMetricsServiceRequest,
+                metrics_service_pb2.ExportMetricsServiceResponse, "rejected_data_points"),
+    "logs": (logs_service_pb2.ExportLogsServiceRequest,
+             logs_service_pb2.ExportLogsServiceResponse, "rejected_log_records"),
+}
+_HEX_KEYS = {"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"}
+
+
+class OTLPError(ValueError):
+    """A request that cannot be accepted: ``status`` and a one-line reason."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(" ".join(message.split()))
+        self.status = status
+
+
+@dataclass
+class Batch:
+    """Rows per table decoded from one request, and what was rejected."""
+
+    signal: str
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    accepted: int = 0
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def reject(self, reason: str) -> None:
+        self.rejected += 1
+        if len(self.errors) < 5:
+            self.errors.append(reason)
+
+    def rows(self, table: str) -> list[dict[str, Any]]:
+        return self.tables.setdefault(table, [])
+
+
+# -- decoding ------------------------------------------------------------------------------
+
+def _hex_to_b64(node: Any, depth: int = 0) -> Any:
+    if depth > 64:
+        raise OTLPError(400, "JSON nested too deeply")
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            if k in _HEX_KEYS and isinstance(v, str):
+                try:
+                    out[k] = base64.b64encode(bytes.fromhex(v)).decode()
+                except ValueError:
+                    raise OTLPError(400, f"{k} is not hex: {v[:40]!r}") from None
+            else:
+                out[k] = _hex_to_b64(v, depth + 1)
+        return out
+    if isinstance(node, list):
+        return [_hex_to_b64(v, depth + 1) for v in node]
+    return node
+
+
+def decode(signal: str, body: bytes, content_type: str | None):
+    """Parse an export request body; raise :class:`OTLPError` (400/415) when impossible."""
+    request_cls = SIGNALS[signal][0]
+    kind = (content_type or "").split(";")[0].strip().lower()
+    msg = request_cls()
+    if kind == PROTOBUF:
+        try:
+            msg.ParseFromString(body)
+        except (DecodeError, RecursionError, ValueError) as err:
+            raise OTLPError(400, f"undecodable protobuf {request_cls.__name__}: {err}") from None
+        return msg
+    if kind == JSON:
+        try:
+            doc = json.loads(body.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise OTLPError(400, "JSON body is not valid UTF-8") from None
+        except (json.JSONDecodeError, RecursionError) as err:
+            raise OTLPError(400, f"invalid JSON: {err}") from None
+        if not isinstance(doc, dict):
+            raise OTLPError(400, f"expected a JSON object ({request_cls.__name__})")
+        try:
+            json_format.ParseDict(_hex_to_b64(doc), msg, ignore_unknown_fields=True)
+        except (json_format.ParseError, RecursionError, ValueError, TypeError) as err:
+            raise OTLPError(400, f"invalid OTLP/JSON {request_cls.__name__}: {err}") from None
+        return msg
+    raise OTLPError(415, f"unsupported Content-Type {content_type!r} "
+                         f"(use {PROTOBUF} or {JSON})")
+
+
+def encode_response(signal: str, batch: Batch | None,
+                    content_type: str | None) -> tuple[bytes, str]:
+    """The Export*ServiceResponse in the request's content type."""
+    resp = SIGNALS[signal][1]()
+    if batch is not None and batch.rejected:
+        setattr(resp.partial_success, SIGNALS[signal][2], batch.rejected)
+        resp.partial_success.error_message = "; ".join(batch.errors)
+    if (content_type or "").split(";")[0].strip().lower() == JSON:
+        return json_format.MessageToJson(resp, indent=None).encode(), JSON
+    return resp.SerializeToString(), PROTOBUF
+
+
+# -- values --------------------------------------------------------------------------------
+
+def _value(v, depth: int = 0) -> Any:
+    if depth > MAX_DEPTH:
+        raise OTLPError(400, f"attribute value nested deeper than {MAX_DEPTH} levels")
+    which = v.WhichOneof("value")
+    if which == "string_value":
+        return v.string_value
+    if which == "int_value":
+        return v.int_value
+    if which == "double_value":
+        return v.double_value
+    if which == "bool_value":
+        return v.bool_value
+    if which == "array_value":
+        return [_value(x, depth + 1) for x in v.array_value.values]
+    if which == "kvlist_value":
+        return {kv.key: _value(kv.value, depth + 1) for kv in v.kvlist_value.values}
+    if which == "bytes_value":
+        return base64.b64encode(v.bytes_value).decode()
+    return None
+
+
+def attributes(kvs) -> dict[str, Any]:
+    """OTLP KeyValue list → dict (nested arrays and maps kept)."""
+    return {kv.key: _value(kv.value) for kv in kvs}
+
+
+def _dumps(d: dict[str, Any]) -> str | None:
+    return json.dumps(d, separators=(",", ":"), default=str) if d else None
+
+
+def _time(ns: int) -> datetime | None:
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).replace(tzinfo=None) if ns else None
+
+
+def _id(raw: bytes, size: int) -> str | None:
+    if len(raw) != size or not any(raw):
+        return None
+    return raw.hex()
+
+
+# -- flattening ----------------------------------------------------------------------------
+
+def flatten(signal: str, msg) -> Batch:
+    """Turn a decoded request into table rows."""
+    batch = Batch(signal)
+    {"traces": _traces, "logs": _logs, "metrics": _metrics}[signal](msg, batch)
+    return batch
+
+
+def _resource(res) -> tuple[dict[str, Any], str | None, str | None]:
+    attrs = attributes(res.attributes)
+    return attrs, attrs.get("service.name"), _dumps(attrs)
+
+
+def _traces(msg, batch: Batch) -> None:
+    spans, events, links = batch.rows("spans"), batch.rows("span_events"), batch.rows("span_links")
+    for rs in msg.resource_spans:
+        _, service, resource_json = _resource(rs.resource)
+        for ss in rs.scope_spans:
+            scope_name, scope_version = ss.scope.name or None, ss.scope.version or None
+            for s in ss.spans:
+                trace_id, span_id = _id(s.trace_id, 16), _id(s.span_id, 8)
+                if trace_id is None or span_id is None:
+                    batch.reject(f"span {s.name!r}: trace_id must be 16 bytes and span_id 8, "
+                                 "not all zero")
+                    continue
+                parent = _id(s.parent_span_id, 8) if s.parent_span_id else None
+                attrs = attributes(s.attributes)
+                start, end = s.start_time_unix_nano, s.end_time_unix_nano
+                row = {
+                    "trace_id": trace_id, "span_id": span_id, "parent_span_id": parent,
+                    "name": s.name, "kind": s.kind, "start_time": _time(start),
+                    "start_ns": start, "end_ns": end,
+                    "duration_ms": (end - start) / 1e6 if end >= start else None,
+                    "status_code": s.status.code, "status_message": s.status.message or None,
+                    "service_name": service, "scope_name": scope_name,
+                    "scope_version": scope_version, "resource": resource_json,
+                    "attributes": _dumps(attrs), "events": len(s.events), "links": len(s.links),
+                }
+                row.update(agent_fields(attrs, service, span_status=s.status.code))
+                spans.append(row)
+                for e in s.events:
+                    events.append({"trace_id": trace_id, "span_id": span_id,
+                                   "time": _time(e.time_unix_nano), "time_ns": e.time_unix_nano,
+                                   "name": e.name, "attributes": _dumps(attributes(e.attributes))})
+                for link in s.links:
+                    links.append({"trace_id": trace_id, "span_id": span_id,
+                                  "linked_trace_id": _id(link.trace_id, 16),
+                                  "linked_span_id": _id(link.span_id, 8),
+                                  "attributes": _dumps(attributes(link.attributes))})
+                batch.accepted += 1
+
+
+def _logs(msg, batch: Batch) -> None:
+    rows = batch.rows("logs")
+    for rl in msg.resource_logs:
+        _, service, resource_json = _resource(rl.resource)
+        for sl in rl.scope_logs:
+            scope_name = sl.scope.name or None
+            for r in sl.log_records:
+                bad_trace = r.trace_id and _id(r.trace_id, 16) is None
+                if bad_trace or (r.span_id and _id(r.span_id, 8) is None):
+                    batch.reject("log record: trace_id must be 16 bytes and span_id 8")
+                    continue
+                attrs = attributes(r.attributes)
+                body = _value(r.body) if r.HasField("body") else None
+                name = event_name(getattr(r, "event_name", "") or None, attrs, body)
+                ns = r.time_unix_nano or r.observed_time_unix_nano
+                row = {
+                    "time": _time(ns), "time_ns": ns, "observed_ns": r.observed_time_unix_nano,
+                    "severity_number": r.severity_number, "severity_text": r.severity_text or None,
+                    "body": body if isinstance(body, str) or body is None else json.dumps(body),
+                    "event_name": name, "trace_id": _id(r.trace_id, 16),
+                    "span_id": _id(r.span_id, 8), "service_name": service,
+                    "scope_name": scope_name, "resource": resource_json,
+                    "attributes": _dumps(attrs),
+                    "duration_ms": _float(attrs.get("duration_ms")),
+                    "decision": _str(attrs.get("decision", attrs.get("tool.decision"))),
+                }
+                row.update(agent_fields(attrs, service, event=name))
+                rows.append(row)
+                batch.accepted += 1
+
+
+def _float(v: Any) -> float | None:
+    try:
+        return float(v) if v is not None and not isinstance(v, bool) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _str(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+def _metrics(msg, batch: Batch) -> None:
+    rows = batch.rows("metric_points")
+    for rm in msg.resource_metrics:
+        _, service, resource_json = _resource(rm.resource)
+        for sm in rm.scope_metrics:
+            scope_name = sm.scope.name or None
+            for m in sm.metrics:
+                kind = m.WhichOneof("data")
+                if kind is None:
+                    batch.reject(f"metric {m.name!r} has no data")
+                    continue
+                data = getattr(m, kind)
+                base = {"name": m.name, "description": m.description or None,
+                        "unit": m.unit or None, "type": kind, "service_name": service,
+                        "scope_name": scope_name, "resource": resource_json,
+                        "temporality": getattr(data, "aggregation_temporality", 0),
+                        "monotonic": getattr(data, "is_monotonic", None)}
+                for p in data.data_points:
+                    attrs = attributes(p.attributes)
+                    row = {**base, "time": _time(p.time_unix_nano), "time_ns": p.time_unix_nano,
+                           "start_ns": p.start_time_unix_nano, "attributes": _dumps(attrs)}
+                    row.update(_point(kind, p))
+                    row.update(metric_fields(m.name, attrs, service))
+                    rows.append(row)
+                    batch.accepted += 1
+
+
+def _point(kind: str, p) -> dict[str, Any]:
+    if kind in ("gauge", "sum"):
+        which = p.WhichOneof("value")
+        value = p.as_int if which == "as_int" else p.as_double if which == "as_double" else None
+        return {"value": value}
+    if kind == "histogram":
+        return {"count": p.count, "sum": p.sum if p.HasField("sum") else None,
+                "min": p.min if p.HasField("min") else None,
+                "max": p.max if p.HasField("max") else None,
+                "bucket_counts": list(p.bucket_counts), "explicit_bounds": list(p.explicit_bounds)}
+    if kind == "exponential_histogram":
+        detail = {"scale": p.scale, "zero_count": p.zero_count,
+                  "positive": {"offset": p.positive.offset,
+                               "bucket_counts": list(p.positive.bucket_counts)},
+                  "negative": {"offset": p.negative.offset,
+                               "bucket_counts": list(p.negative.bucket_counts)}}
+        return {"count": p.count, "sum": p.sum if p.HasField("sum") else None,
+                "min": p.min if p.HasField("min") else None,
+                "max": p.max if p.HasField("max") else None, "detail": json.dumps(detail)}
+    # summary
+    quantiles = [{"quantile": q.quantile, "value": q.value} for q in p.quantile_values]
+    return {"count": p.count, "sum": p.sum, "detail": json.dumps({"quantiles": quantiles})}

@@ -1,0 +1,72 @@
+"""The OTLP/HTTP receiver: ``POST /v1/traces``, ``/v1/metrics``, ``/v1/logs``.
+
+Per the OTLP specification: protobuf or JSON bodies, optionally gzip; the response is the
+Export*ServiceResponse in the request's content type, with ``partial_success`` when some
+items were rejected; errors carry a ``google.rpc.Status``. Decoding and writing happen off
+the event loop, and a request is acknowledged only once its rows are committed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from google.rpc import status_pb2
+from tornado.ioloop import IOLoop
+
+from ..ingest import otlp
+from ..store import StoreBusyError
+from ..store.writes import submit_telemetry
+from .bodies import BodyError, decode
+from .plugin_base import APIHandler
+from .state import get_store
+
+MAX_BYTES = int(os.environ.get("OBSERVATORY_OTLP_MAX_BYTES", 64 * 1024 * 1024))
+_GRPC_CODES = {400: 3, 401: 16, 403: 7, 413: 8, 415: 3, 429: 8, 503: 14}
+
+
+class OTLPHandler(APIHandler):
+    """One handler class per signal (``signal`` is set by the route)."""
+
+    def initialize(self, signal: str) -> None:
+        self.signal = signal
+
+    def fail(self, status: int, message: str, **headers: str) -> None:
+        for k, v in headers.items():
+            self.set_header(k, v)
+        self.set_status(status)
+        st = status_pb2.Status(code=_GRPC_CODES.get(status, 2), message=message)
+        if self._content_type() == otlp.JSON:
+            self.set_header("Content-Type", otlp.JSON)
+            self.finish(json.dumps({"code": st.code, "message": message}))
+        else:
+            self.set_header("Content-Type", otlp.PROTOBUF)
+            self.finish(st.SerializeToString())
+
+    def _content_type(self) -> str:
+        return (self.request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+
+    async def post(self) -> None:
+        content_type = self.request.headers.get("Content-Type")
+        encoding = self.request.headers.get("Content-Encoding")
+        body = self.request.body
+
+        def work():
+            data = decode(body, encoding, MAX_BYTES)
+            batch = otlp.flatten(self.signal, otlp.decode(self.signal, data, content_type))
+            return batch, submit_telemetry(get_store(), batch.tables)
+
+        try:
+            batch, written = await IOLoop.current().run_in_executor(None, work)
+            await IOLoop.current().run_in_executor(None, written.result)
+        except (BodyError, otlp.OTLPError) as err:
+            return self.fail(err.status, str(err))
+        except StoreBusyError:
+            return self.fail(503, "write queue is full, retry later", **{"Retry-After": "1"})
+        payload, ctype = otlp.encode_response(self.signal, batch, content_type)
+        self.set_header("Content-Type", ctype)
+        self.finish(payload)
+
+
+OTLP_ROUTES = [(rf"/v1/{signal}", OTLPHandler, {"signal": signal})
+               for signal in ("traces", "metrics", "logs")]

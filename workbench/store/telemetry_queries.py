@@ -1,0 +1,160 @@
+"""Named read queries over the telemetry tables (spans, logs, metric points)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .queries import Rendered, _page, query
+
+
+def _where(p: dict[str, Any], time_col: str, alias: str = "") -> Rendered:
+    a = f"{alias}." if alias else ""
+    clauses, args = ["TRUE"], []
+    for key, col in (("service", "service_name"), ("agent", "agent_name"),
+                     ("session", "session_id"), ("model", "model")):
+        if p.get(key):
+            clauses.append(f"{a}{col} = ?")
+            args.append(p[key])
+    if p.get("since") is not None:
+        clauses.append(f"{a}{time_col} >= ?")
+        args.append(p["since"])
+    if p.get("until") is not None:
+        clauses.append(f"{a}{time_col} < ?")
+        args.append(p["until"])
+    return " AND ".join(clauses), args
+
+
+@query
+def telemetry_counts(p: dict[str, Any]) -> Rendered:
+    """Stored spans, span events, logs and metric points (optionally of one service)."""
+    if p.get("service"):
+        return (
+            """
+            SELECT (SELECT count(*) FROM spans WHERE service_name = $svc) AS spans,
+                   (SELECT count(*) FROM span_events e JOIN spans s USING (trace_id, span_id)
+                    WHERE s.service_name = $svc) AS span_events,
+                   (SELECT count(*) FROM logs WHERE service_name = $svc) AS logs,
+                   (SELECT count(*) FROM metric_points WHERE service_name = $svc) AS metric_points
+            """.replace("$svc", "?"),
+            [p["service"]] * 4,
+        )
+    return (
+        """
+        SELECT (SELECT count(*) FROM spans) AS spans,
+               (SELECT count(*) FROM span_events) AS span_events,
+               (SELECT count(*) FROM logs) AS logs,
+               (SELECT count(*) FROM metric_points) AS metric_points
+        """,
+        [],
+    )
+
+
+@query
+def spans_search(p: dict[str, Any]) -> Rendered:
+    """Root-level span search: service/agent/session/status/duration/time/name/attribute."""
+    where, args = _where(p, "start_time")
+    if p.get("text"):
+        where += " AND (name ILIKE ? OR CAST(attributes AS VARCHAR) ILIKE ?)"
+        args += [f"%{p['text']}%"] * 2
+    if p.get("errors_only"):
+        where += " AND (status_code = 2 OR is_error)"
+    if p.get("min_ms") is not None:
+        where += " AND duration_ms >= ?"
+        args.append(p["min_ms"])
+    if p.get("trace_id"):
+        where += " AND trace_id = ?"
+        args.append(p["trace_id"])
+    return (
+        f"""
+        SELECT start_time, trace_id, span_id, parent_span_id, service_name, name, duration_ms,
+               status_code, agent_name, session_id, operation, model, tool_name,
+               input_tokens, output_tokens, cost_usd, attributes
+        FROM spans WHERE {where} ORDER BY start_time DESC {_page(p, 200)}
+        """,
+        args,
+    )
+
+
+@query
+def trace_spans(p: dict[str, Any]) -> Rendered:
+    """Every span of one trace in start order (the waterfall)."""
+    return (
+        """
+        SELECT span_id, parent_span_id, name, service_name, kind, start_ns, end_ns,
+               duration_ms, status_code, status_message, operation, model, tool_name,
+               input_tokens, output_tokens, cost_usd, attributes, events
+        FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id
+        """,
+        [p["trace_id"]],
+    )
+
+
+@query
+def logs_search(p: dict[str, Any]) -> Rendered:
+    where, args = _where(p, "time")
+    if p.get("text"):
+        where += " AND (body ILIKE ? OR event_name ILIKE ? OR CAST(attributes AS VARCHAR) ILIKE ?)"
+        args += [f"%{p['text']}%"] * 3
+    if p.get("min_severity"):
+        where += " AND severity_number >= ?"
+        args.append(p["min_severity"])
+    return (
+        f"""
+        SELECT time, severity_text, severity_number, service_name, event_name, body,
+               session_id, trace_id, span_id, attributes
+        FROM logs WHERE {where} ORDER BY time DESC {_page(p, 200)}
+        """,
+        args,
+    )
+
+
+@query
+def agent_sessions(p: dict[str, Any]) -> Rendered:
+    """Per agent session: tokens by type, cost, models, tool calls and failures, API errors.
+
+    Logs and spans both describe sessions (Claude Code sends events, SDK agents send
+    spans); a session's figures add the two, and the coding agents' own counters
+    (lines of code, commits, pull requests) come from their metrics.
+    """
+    where_s, args_s = _where(p, "start_time")
+    where_l, args_l = _where(p, "time")
+    where_m, args_m = _where(p, "time")
+    return (
+        f"""
+        WITH ev AS (
+            SELECT agent_name, session_id, time AS t, model, operation, tool_name, is_error,
+                   input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
+                   cost_usd
+            FROM logs WHERE {where_l} AND session_id IS NOT NULL
+            UNION ALL
+            SELECT agent_name, session_id, start_time, model, operation, tool_name, is_error,
+                   input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
+                   cost_usd
+            FROM spans WHERE {where_s} AND session_id IS NOT NULL
+        ),
+        counters AS (
+            SELECT session_id,
+                   sum(value) FILTER (WHERE name LIKE '%lines_of_code%') AS lines_changed,
+                   sum(value) FILTER (WHERE name LIKE '%commit.count') AS commits,
+                   sum(value) FILTER (WHERE name LIKE '%pull_request.count') AS pull_requests
+            FROM metric_points WHERE {where_m} AND session_id IS NOT NULL GROUP BY 1
+        )
+        SELECT any_value(agent_name) AS agent, session_id, min(t) AS started, max(t) AS last_seen,
+               coalesce(sum(input_tokens), 0) AS input_tokens,
+               coalesce(sum(output_tokens), 0) AS output_tokens,
+               coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
+               coalesce(sum(cache_creation_tokens), 0) AS cache_creation_tokens,
+               coalesce(sum(cost_usd), 0) AS cost_usd,
+               string_agg(DISTINCT model, ', ') AS models,
+               count(*) FILTER (WHERE operation = 'chat') AS model_calls,
+               count(*) FILTER (WHERE operation = 'execute_tool') AS tool_calls,
+               count(*) FILTER (WHERE operation = 'execute_tool' AND is_error) AS tool_failures,
+               count(*) FILTER (WHERE operation = 'api_error'
+                                OR (operation = 'chat' AND is_error)) AS api_errors,
+               any_value(c.lines_changed) AS lines_changed, any_value(c.commits) AS commits,
+               any_value(c.pull_requests) AS pull_requests
+        FROM ev LEFT JOIN counters c USING (session_id)
+        GROUP BY session_id ORDER BY last_seen DESC {_page(p, 500)}
+        """,
+        [*args_l, *args_s, *args_m],
+    )
