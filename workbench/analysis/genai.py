@@ -73,6 +73,11 @@ def _truthy(value: Any) -> bool | None:
     return None
 
 
+#: attribute key -> (field, rank): one lookup per attribute instead of one per candidate.
+_INDEX = {key: (field, rank) for field, keys in FIELDS.items() for rank, key in enumerate(keys)}
+_EMPTY = dict.fromkeys(FIELDS)
+
+
 def agent_fields(attrs: dict[str, Any], service: str | None, event: str | None = None,
                  span_status: int | None = None) -> dict[str, Any]:
     """Derive the typed agent columns for one span or log record.
@@ -81,18 +86,20 @@ def agent_fields(attrs: dict[str, Any], service: str | None, event: str | None =
     a LangGraph app) when the record carries any GenAI signal; plain service telemetry gets
     no agent.
     """
-    out: dict[str, Any] = {}
-    for field, keys in FIELDS.items():
-        value = None
-        for key in keys:
-            if key in attrs:
-                value = attrs[key]
-                break
-        if field in _INTS or field == "cost_usd":
-            value = _number(value, field in _INTS)
-        elif value is not None and not isinstance(value, str):
-            value = str(value)
-        out[field] = value
+    out: dict[str, Any] = dict(_EMPTY)
+    best: dict[str, int] = {}
+    for key, value in attrs.items():
+        hit = _INDEX.get(key)
+        if hit is None:
+            continue
+        field, rank = hit
+        if rank < best.get(field, 99):
+            best[field] = rank
+            if field in _INTS or field == "cost_usd":
+                value = _number(value, field in _INTS)
+            elif value is not None and not isinstance(value, str):
+                value = str(value)
+            out[field] = value
     op = attrs.get("gen_ai.operation.name")
     if op is None and "openinference.span.kind" in attrs:
         op = OPENINFERENCE_KINDS.get(str(attrs["openinference.span.kind"]).upper())

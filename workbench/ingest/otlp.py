@@ -128,18 +128,15 @@ def encode_response(signal: str, batch: Batch | None,
 
 # -- values --------------------------------------------------------------------------------
 
+_SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
+
+
 def _value(v, depth: int = 0) -> Any:
     if depth > MAX_DEPTH:
         raise OTLPError(400, f"attribute value nested deeper than {MAX_DEPTH} levels")
     which = v.WhichOneof("value")
-    if which == "string_value":
-        return v.string_value
-    if which == "int_value":
-        return v.int_value
-    if which == "double_value":
-        return v.double_value
-    if which == "bool_value":
-        return v.bool_value
+    if which in _SCALARS:
+        return getattr(v, which)
     if which == "array_value":
         return [_value(x, depth + 1) for x in v.array_value.values]
     if which == "kvlist_value":
