@@ -138,3 +138,41 @@ def test_a_run_in_progress_appears_without_reload(server, chromium, output_dir):
         page.wait_for_timeout(500)
         page.screenshot(path=output_dir / "live.png", full_page=True)
         browser.close()
+
+
+def test_agents_dashboard_shows_an_sdk_sent_session_and_its_cost(server, chromium, output_dir):
+    import uuid
+
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+    from opentelemetry.sdk.resources import Resource
+    from playwright.sync_api import sync_playwright
+
+    session = f"browser-{uuid.uuid4().hex[:8]}"
+    provider = LoggerProvider(resource=Resource.create({"service.name": "claude-code"}))
+    provider.add_log_record_processor(
+        SimpleLogRecordProcessor(OTLPLogExporter(endpoint=server.url + "/v1/logs")))
+    logger = provider.get_logger("claude_code")
+    logger.emit(body="claude_code.api_request", attributes={
+        "event.name": "api_request", "session.id": session, "model": "claude-opus-4",
+        "cost_usd": "1.2345", "input_tokens": "4000", "output_tokens": "900"})
+    provider.shutdown()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server.url + "/agents")
+        page.get_by_role("gridcell", name=session, exact=True).wait_for(timeout=60_000)
+        page.get_by_role("gridcell", name="1.2345", exact=True).first.wait_for(timeout=10_000)
+        page.wait_for_timeout(1000)
+        page.screenshot(path=output_dir / "agents.png", full_page=True)
+        page.get_by_text("Traces", exact=True).click()
+        page.get_by_text("invoke_agent triage", exact=True).first.click()
+        page.get_by_role("gridcell", name="chat gpt-5-mini", exact=True).first.wait_for(timeout=30_000)
+        page.wait_for_timeout(1000)
+        page.screenshot(path=output_dir / "waterfall.png", full_page=True)
+        browser.close()
+    assert errors == []

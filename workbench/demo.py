@@ -1,4 +1,5 @@
-"""A deterministic demo dataset: several projects, 200+ runs over six weeks.
+"""A deterministic demo dataset: several projects, 200+ runs over six weeks, plus agent
+telemetry (see :mod:`workbench.demo_telemetry`).
 
 It has what a real team's history has: tests that flake (some caught by a retry in the
 same run), a test that breaks on one commit and is fixed days later, recurring failure
@@ -297,6 +298,11 @@ def load_demo(
         stored += insert_run(store, run, meta)[1]
         if progress:
             progress(n, len(runs))
+    counts = store.query("telemetry_counts").iloc[0]
+    if counts["spans"] == 0 and counts["logs"] == 0:
+        from .demo_telemetry import load_demo_telemetry
+
+        load_demo_telemetry(store)  # ends now, so the last hours have activity
     return stored
 
 

@@ -134,16 +134,16 @@ def agent_sessions(p: dict[str, Any]) -> Rendered:
         ),
         counters AS (
             SELECT session_id,
-                   sum(value) FILTER (WHERE name LIKE '%lines_of_code%') AS lines_changed,
-                   sum(value) FILTER (WHERE name LIKE '%commit.count') AS commits,
-                   sum(value) FILTER (WHERE name LIKE '%pull_request.count') AS pull_requests
+                   sum(value) FILTER (WHERE name LIKE '%lines_of_code%')::BIGINT AS lines_changed,
+                   sum(value) FILTER (WHERE name LIKE '%commit.count')::BIGINT AS commits,
+                   sum(value) FILTER (WHERE name LIKE '%pull_request.count')::BIGINT AS pull_requests
             FROM metric_points WHERE {where_m} AND session_id IS NOT NULL GROUP BY 1
         )
         SELECT any_value(agent_name) AS agent, session_id, min(t) AS started, max(t) AS last_seen,
-               coalesce(sum(input_tokens), 0) AS input_tokens,
-               coalesce(sum(output_tokens), 0) AS output_tokens,
-               coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
-               coalesce(sum(cache_creation_tokens), 0) AS cache_creation_tokens,
+               coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens,
+               coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens,
+               coalesce(sum(cache_read_tokens), 0)::BIGINT AS cache_read_tokens,
+               coalesce(sum(cache_creation_tokens), 0)::BIGINT AS cache_creation_tokens,
                coalesce(sum(cost_usd), 0) AS cost_usd,
                string_agg(DISTINCT model, ', ') AS models,
                count(*) FILTER (WHERE operation = 'chat') AS model_calls,
@@ -157,4 +157,83 @@ def agent_sessions(p: dict[str, Any]) -> Rendered:
         GROUP BY session_id ORDER BY last_seen DESC {_page(p, 500)}
         """,
         [*args_l, *args_s, *args_m],
+    )
+
+
+@query
+def trace_list(p: dict[str, Any]) -> Rendered:
+    """One row per trace matching the filters: its root, duration, size and errors."""
+    where, args = _where(p, "start_time")
+    if p.get("text"):
+        where += " AND (name ILIKE ? OR CAST(attributes AS VARCHAR) ILIKE ?)"
+        args += [f"%{p['text']}%"] * 2
+    if p.get("errors_only"):
+        where += " AND (status_code = 2 OR is_error)"
+    having = ""
+    if p.get("min_ms") is not None:
+        having = "HAVING (max(end_ns) - min(start_ns)) / 1e6 >= ?"
+        args.append(p["min_ms"])
+    return (
+        f"""
+        WITH hits AS (SELECT DISTINCT trace_id FROM spans WHERE {where})
+        SELECT s.trace_id, min(s.start_time) AS started,
+               arg_min(s.name, s.start_ns) AS root, arg_min(s.service_name, s.start_ns) AS service,
+               (max(s.end_ns) - min(s.start_ns)) / 1e6 AS duration_ms, count(*) AS spans,
+               count(*) FILTER (WHERE s.status_code = 2 OR s.is_error) AS errors,
+               any_value(s.agent_name) AS agent, any_value(s.session_id) AS session_id,
+               sum(s.cost_usd) AS cost_usd
+        FROM spans s JOIN hits USING (trace_id)
+        GROUP BY s.trace_id {having}
+        ORDER BY started DESC {_page(p, 200)}
+        """,
+        args,
+    )
+
+
+@query
+def token_usage(p: dict[str, Any]) -> Rendered:
+    """Tokens by type and cost per agent and model, from events and spans."""
+    where_s, args_s = _where(p, "start_time")
+    where_l, args_l = _where(p, "time")
+    return (
+        f"""
+        WITH u AS (
+            SELECT agent_name, model, input_tokens, output_tokens, cache_read_tokens,
+                   cache_creation_tokens, reasoning_tokens, cost_usd
+            FROM logs WHERE {where_l} AND agent_name IS NOT NULL
+            UNION ALL
+            SELECT agent_name, model, input_tokens, output_tokens, cache_read_tokens,
+                   cache_creation_tokens, reasoning_tokens, cost_usd
+            FROM spans WHERE {where_s} AND agent_name IS NOT NULL
+        )
+        SELECT agent_name AS agent, coalesce(model, '(unknown)') AS model,
+               coalesce(sum(input_tokens), 0)::BIGINT AS input,
+               coalesce(sum(output_tokens), 0)::BIGINT AS output,
+               coalesce(sum(cache_read_tokens), 0)::BIGINT AS cache_read,
+               coalesce(sum(cache_creation_tokens), 0)::BIGINT AS cache_creation,
+               coalesce(sum(reasoning_tokens), 0)::BIGINT AS reasoning,
+               coalesce(sum(cost_usd), 0) AS cost_usd, count(*) AS records
+        FROM u GROUP BY ALL ORDER BY cost_usd DESC, agent, model
+        """,
+        [*args_l, *args_s],
+    )
+
+
+@query
+def telemetry_agents(p: dict[str, Any]) -> Rendered:
+    """Distinct agents seen in spans and logs."""
+    return (
+        "SELECT DISTINCT agent_name AS agent FROM (SELECT agent_name FROM spans UNION ALL "
+        "SELECT agent_name FROM logs) WHERE agent_name IS NOT NULL ORDER BY 1",
+        [],
+    )
+
+
+@query
+def telemetry_version(p: dict[str, Any]) -> Rendered:
+    """Cheap change detector for live dashboards."""
+    return (
+        "SELECT (SELECT count(*) FROM spans) AS spans, (SELECT count(*) FROM logs) AS logs, "
+        "(SELECT count(*) FROM metric_points) AS points",
+        [],
     )

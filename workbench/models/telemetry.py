@@ -1,0 +1,121 @@
+"""Agent telemetry: agents, sessions, tokens, cost, traces and logs as DataFrames."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import param
+
+from ..analysis.waterfall import layout
+from .tests import ALL, WINDOWS
+
+
+class AgentTelemetry(param.Parameterized):
+    """Filters as parameters, answers as DataFrames; ``store`` as in :class:`TestAnalytics`."""
+
+    store = param.Parameter(doc="Where the data comes from (Store or RemoteStore).")
+    agent = param.Selector(
+        default=ALL,
+        objects=[ALL],
+        check_on_set=False,
+        doc="Agent (gen_ai.agent.name or the emitting service).",
+    )
+    window = param.Selector(
+        default="7 days", objects=list(WINDOWS), doc="Only telemetry within this window."
+    )
+    session_id = param.String(default=None, allow_None=True, doc="The session opened in detail.")
+    trace_id = param.String(default=None, allow_None=True, doc="The trace shown as a waterfall.")
+    text = param.String(
+        default="", doc="Search text for traces and logs (names, bodies, attributes)."
+    )
+    errors_only = param.Boolean(default=False, doc="Only traces with an error span.")
+    min_ms = param.Number(
+        default=None, allow_None=True, bounds=(0, None), doc="Only traces at least this long (ms)."
+    )
+    now = param.Date(default=None, allow_None=True, doc="Clock for the window (None: now).")
+    refreshed = param.Integer(default=0, doc="Bumped by refresh() so views re-query.")
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        self._refresh_agents()
+
+    @param.depends("store", watch=True)
+    def _refresh_agents(self) -> None:
+        if self.store is None:
+            return
+        agents = self.store.query("telemetry_agents")["agent"].tolist()
+        self.param.agent.objects = [ALL, *agents]
+        if self.agent not in self.param.agent.objects:
+            self.agent = ALL
+
+    def refresh(self) -> None:
+        """Re-read the agent list and tell views to re-query."""
+        self._refresh_agents()
+        self.refreshed += 1
+
+    def filters(self) -> dict[str, Any]:
+        days = WINDOWS[self.window]
+        now = self.now or datetime.now()
+        return {
+            "agent": None if self.agent == ALL else self.agent,
+            "since": now - timedelta(days=days) if days else None,
+        }
+
+    def _q(self, name: str, **extra: Any) -> pd.DataFrame:
+        return self.store.query(name, **{**self.filters(), **extra})
+
+    def sessions(self, limit: int = 500) -> pd.DataFrame:
+        """Per session: tokens by type, cost, models, tool calls and failures, API errors,
+        lines changed, commits and pull requests."""
+        return self._q("agent_sessions", limit=limit)
+
+    def agents(self) -> pd.DataFrame:
+        """Per agent: sessions and their totals, with the tool failure rate."""
+        s = self.sessions(limit=100_000)
+        cols = [
+            "input_tokens",
+            "output_tokens",
+            "cache_read_tokens",
+            "cache_creation_tokens",
+            "cost_usd",
+            "model_calls",
+            "tool_calls",
+            "tool_failures",
+            "api_errors",
+        ]
+        if s.empty:
+            return pd.DataFrame(columns=["agent", "sessions", *cols, "tool_failure_rate"])
+        out = s.groupby("agent", dropna=False)[cols].sum()
+        out.insert(0, "sessions", s.groupby("agent", dropna=False).size())
+        out["tool_failure_rate"] = (
+            out["tool_failures"] / out["tool_calls"].where(out["tool_calls"] > 0)
+        ).fillna(0.0)
+        return out.reset_index().sort_values("cost_usd", ascending=False, ignore_index=True)
+
+    def token_usage(self) -> pd.DataFrame:
+        """Tokens by type and cost per agent and model (the model mix)."""
+        return self._q("token_usage")
+
+    def traces(self, limit: int = 200) -> pd.DataFrame:
+        """Traces matching the search, newest first."""
+        return self._q(
+            "trace_list",
+            text=self.text or None,
+            errors_only=self.errors_only,
+            min_ms=self.min_ms,
+            session=self.session_id,
+            limit=limit,
+        )
+
+    def waterfall(self, trace_id: str | None = None) -> pd.DataFrame:
+        """The spans of one trace laid out for a waterfall (depth, offset, row)."""
+        trace_id = trace_id or self.trace_id
+        if not trace_id:
+            return layout(pd.DataFrame(columns=["span_id", "parent_span_id", "start_ns", "end_ns"]))
+        return layout(self.store.query("trace_spans", trace_id=trace_id))
+
+    def logs(self, limit: int = 200) -> pd.DataFrame:
+        """Log records and agent events matching the search, newest first."""
+        return self._q("logs_search", text=self.text or None, session=self.session_id, limit=limit)

@@ -1,0 +1,140 @@
+"""Agents overview: per agent and per session — tokens, cost, models, tools, errors."""
+
+from __future__ import annotations
+
+import holoviews as hv
+import pandas as pd
+import panel as pn
+import param
+from bokeh.models import NumeralTickFormatter
+
+from ..models.telemetry import AgentTelemetry
+from .common import badge, empty, table
+
+_TOKEN_COLORS = {
+    "input": "#3b7dd8",
+    "output": "#2e9e5b",
+    "cache_read": "#9ac1ef",
+    "cache_creation": "#e08a1e",
+    "reasoning": "#8a5ac8",
+}
+
+
+class AgentsOverview(pn.viewable.Viewer):
+    """Totals, tokens by type per agent, the model mix, and sessions (click to open)."""
+
+    model = param.ClassSelector(class_=AgentTelemetry, doc="The telemetry model.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._totals = pn.FlexBox()
+        self._agents = table(pd.DataFrame(), selectable=False)
+        self._models = table(pd.DataFrame(), selectable=False)
+        self._sessions = table(pd.DataFrame())
+        self._sessions.param.watch(self._on_session, "selection")
+        self._chart = pn.pane.HoloViews(sizing_mode="stretch_width", height=260)
+        self._load()
+
+    @param.depends("model.agent", "model.window", "model.refreshed", watch=True)
+    def _load(self) -> None:
+        agents = self.model.agents()
+        usage = self.model.token_usage()
+        sessions = self.model.sessions()
+        self._session_frame = sessions
+        total = agents.sum(numeric_only=True) if not agents.empty else pd.Series(dtype=float)
+        self._totals[:] = [
+            badge("agents", len(agents), "#445"),
+            badge("sessions", int(total.get("sessions", 0)), "#3b5bdb"),
+            badge("cost (USD)", f"{total.get('cost_usd', 0):.2f}", "#2e7d32"),
+            badge("input tokens", f"{int(total.get('input_tokens', 0)):,}", "#3b7dd8"),
+            badge("output tokens", f"{int(total.get('output_tokens', 0)):,}", "#2e9e5b"),
+            badge("tool calls", int(total.get("tool_calls", 0)), "#6d6d6d"),
+            badge("tool failures", int(total.get("tool_failures", 0)), "#d64545"),
+            badge("API errors", int(total.get("api_errors", 0)), "#e08a1e"),
+        ]
+        shown = agents.copy()
+        if not shown.empty:
+            shown["cost_usd"] = shown["cost_usd"].round(4)
+            shown["tool_failure_rate"] = (shown["tool_failure_rate"] * 100).round(1)
+        self._agents.value = shown.rename(columns={"tool_failure_rate": "tool_failure_%"})
+        self._models.value = usage.round({"cost_usd": 4})
+        cols = [
+            "last_seen",
+            "agent",
+            "session_id",
+            "models",
+            "cost_usd",
+            "input_tokens",
+            "output_tokens",
+            "cache_read_tokens",
+            "cache_creation_tokens",
+            "model_calls",
+            "tool_calls",
+            "tool_failures",
+            "api_errors",
+            "lines_changed",
+            "commits",
+            "pull_requests",
+        ]
+        self._sessions.value = (
+            sessions[cols].round({"cost_usd": 4})
+            if not sessions.empty
+            else pd.DataFrame(columns=cols)
+        )
+        self._chart.object = self._token_chart(usage)
+
+    @staticmethod
+    def _token_chart(usage: pd.DataFrame):
+        if usage.empty:
+            return hv.Div(
+                "<i>No agent telemetry in this window yet. Point an agent's "
+                "OTEL_EXPORTER_OTLP_ENDPOINT at this server.</i>"
+            )
+        per_agent = usage.groupby("agent")[list(_TOKEN_COLORS)].sum().reset_index()
+        long = per_agent.melt(id_vars="agent", var_name="type", value_name="tokens")
+        return hv.Bars(long, ["agent", "type"], "tokens").opts(
+            stacked=True,
+            responsive=True,
+            height=260,
+            cmap=_TOKEN_COLORS,
+            color="type",
+            tools=["hover"],
+            legend_position="right",
+            title="Tokens by type per agent",
+            xlabel="",
+            yformatter=NumeralTickFormatter(format="0.0a"),
+            line_color=None,
+        )
+
+    def _on_session(self, event) -> None:
+        if event.new:
+            self.model.session_id = self._session_frame.iloc[event.new[0]]["session_id"]
+
+    def __panel__(self):
+        return pn.Column(
+            self._totals,
+            self._chart,
+            pn.pane.Markdown("#### Agents"),
+            self._agents,
+            pn.pane.Markdown("#### Sessions (select one to filter traces and logs to it)"),
+            self._sessions,
+            pn.pane.Markdown("#### Model mix: tokens and cost per agent and model"),
+            self._models,
+            sizing_mode="stretch_width",
+        )
+
+
+def session_banner(model: AgentTelemetry) -> pn.viewable.Viewable:
+    """Which session the traces and logs are filtered to, with a way back."""
+    clear = pn.widgets.Button(name="Show all sessions", button_type="light", width=160)
+    clear.on_click(lambda e: setattr(model, "session_id", None))
+
+    @param.depends(model.param.session_id)
+    def banner(session_id):
+        if not session_id:
+            return empty("All sessions.")
+        return pn.Row(
+            pn.pane.HTML(f"Filtered to session <code>{pn.util.escape(session_id)}</code>"), clear
+        )
+
+    return pn.panel(banner)

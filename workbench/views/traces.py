@@ -1,0 +1,207 @@
+"""Trace explorer: search traces, open one as a span waterfall with attributes and events."""
+
+from __future__ import annotations
+
+import json
+
+import holoviews as hv
+import pandas as pd
+import panel as pn
+import param
+
+from ..models.telemetry import AgentTelemetry
+from .common import empty, h, pre, table
+
+WATERFALL_LIMIT = 2000  # spans drawn at once; the rest stay on the server
+
+
+class TraceExplorer(pn.viewable.Viewer):
+    model = param.ClassSelector(class_=AgentTelemetry, doc="The telemetry model.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        m = self.model
+        self._search = pn.widgets.TextInput.from_param(
+            m.param.text,
+            name="Search names and attributes",
+            placeholder="e.g. Bash, chat, 429",
+            width=320,
+        )
+        self._errors = pn.widgets.Checkbox.from_param(m.param.errors_only, name="errors only")
+        self._min = pn.widgets.FloatInput.from_param(
+            m.param.min_ms, name="min duration (ms)", width=160
+        )
+        self._traces = table(pd.DataFrame())
+        self._traces.param.watch(self._on_trace, "selection")
+        self._spans = table(pd.DataFrame())
+        self._spans.param.watch(self._on_span, "selection")
+        self._chart = pn.pane.HoloViews(sizing_mode="stretch_width", height=300)
+        self._span_detail = pn.Column(sizing_mode="stretch_width")
+        self._load()
+        self._show()
+
+    @param.depends(
+        "model.agent",
+        "model.window",
+        "model.text",
+        "model.errors_only",
+        "model.min_ms",
+        "model.session_id",
+        "model.refreshed",
+        watch=True,
+    )
+    def _load(self) -> None:
+        df = self.model.traces()
+        self._frame = df
+        cols = [
+            "started",
+            "service",
+            "root",
+            "duration_ms",
+            "spans",
+            "errors",
+            "agent",
+            "session_id",
+            "cost_usd",
+            "trace_id",
+        ]
+        self._traces.value = df[cols].round(3) if not df.empty else pd.DataFrame(columns=cols)
+
+    def _on_trace(self, event) -> None:
+        if event.new:
+            self.model.trace_id = self._frame.iloc[event.new[0]]["trace_id"]
+
+    @param.depends("model.trace_id", watch=True)
+    def _show(self) -> None:
+        spans = self.model.waterfall()
+        self._span_detail[:] = []
+        self._span_frame = spans
+        if spans.empty:
+            self._chart.object = hv.Div("<i>Select a trace to see its waterfall.</i>")
+            self._spans.value = pd.DataFrame()
+            return
+        drawn = spans.head(WATERFALL_LIMIT).copy()
+        drawn["end_ms"] = drawn["offset_ms"] + drawn["duration_ms"].fillna(0)
+        drawn["label"] = ["  " * d + n for d, n in zip(drawn["depth"], drawn["name"], strict=True)]
+        drawn["status"] = drawn["status_code"].map({2: "error"}).fillna("ok")
+        segs = hv.Segments(
+            drawn,
+            ["offset_ms", "row", "end_ms", "row"],
+            ["label", "service_name", "duration_ms", "status"],
+        ).opts(
+            color="status",
+            cmap={"ok": "#3b7dd8", "error": "#d64545"},
+            line_width=9,
+            invert_yaxis=True,
+            responsive=True,
+            height=min(100 + 22 * len(drawn), 700),
+            tools=["hover", "xwheel_zoom", "xpan"],
+            xlabel="ms since trace start",
+            ylabel="",
+            yaxis=None,
+            title=f"Trace {self.model.trace_id} ({len(spans)} spans"
+            + (f", first {WATERFALL_LIMIT} drawn)" if len(spans) > WATERFALL_LIMIT else ")"),
+        )
+        labels = hv.Labels(drawn.assign(x=drawn["offset_ms"]), ["x", "row"], "label").opts(
+            text_align="left", text_baseline="bottom", text_font_size="8pt", yoffset=-0.2,
+            text_color="#333")
+        self._chart.height = min(100 + 22 * len(drawn), 700)
+        self._chart.object = segs * labels
+        cols = [
+            "name",
+            "service_name",
+            "offset_ms",
+            "duration_ms",
+            "status_code",
+            "operation",
+            "model",
+            "tool_name",
+            "input_tokens",
+            "output_tokens",
+            "cost_usd",
+            "events",
+        ]
+        self._spans.value = spans[cols].round(3)
+
+    def _on_span(self, event) -> None:
+        if not event.new:
+            return
+        row = self._span_frame.iloc[event.new[0]]
+        attrs = json.loads(row["attributes"]) if isinstance(row["attributes"], str) else {}
+        self._span_detail[:] = [
+            pn.pane.HTML(
+                f"<b>{h(row['name'])}</b> · span <code>{h(row['span_id'])}</code>"
+                + (
+                    f" · {h(row['status_message'])}"
+                    if isinstance(row.get("status_message"), str)
+                    else ""
+                )
+            ),
+            pre(json.dumps(attrs, indent=2, sort_keys=True), height=220),
+        ]
+
+    def __panel__(self):
+        return pn.Column(
+            pn.Row(self._search, self._min, self._errors),
+            self._traces,
+            self._chart,
+            self._spans,
+            self._span_detail,
+            sizing_mode="stretch_width",
+        )
+
+
+class LogExplorer(pn.viewable.Viewer):
+    """Log records and agent events; selecting one with a trace opens that trace."""
+
+    model = param.ClassSelector(class_=AgentTelemetry, doc="The telemetry model.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._search = pn.widgets.TextInput.from_param(
+            self.model.param.text, name="Search bodies, events and attributes", width=320
+        )
+        self._logs = table(pd.DataFrame())
+        self._logs.param.watch(self._on_log, "selection")
+        self._detail = pn.Column(sizing_mode="stretch_width")
+        self._load()
+
+    @param.depends(
+        "model.agent",
+        "model.window",
+        "model.text",
+        "model.session_id",
+        "model.refreshed",
+        watch=True,
+    )
+    def _load(self) -> None:
+        df = self.model.logs()
+        self._frame = df
+        cols = [
+            "time",
+            "severity_text",
+            "service_name",
+            "event_name",
+            "body",
+            "session_id",
+            "trace_id",
+        ]
+        self._logs.value = df[cols] if not df.empty else pd.DataFrame(columns=cols)
+
+    def _on_log(self, event) -> None:
+        if not event.new:
+            return
+        row = self._frame.iloc[event.new[0]]
+        attrs = json.loads(row["attributes"]) if isinstance(row["attributes"], str) else {}
+        self._detail[:] = [pre(json.dumps(attrs, indent=2, sort_keys=True), height=200)]
+        if isinstance(row["trace_id"], str):
+            self.model.trace_id = row["trace_id"]
+
+    def __panel__(self):
+        return pn.Column(
+            self._search,
+            self._logs,
+            self._detail,
+            empty("Selecting a record with a trace id opens that trace."),
+            sizing_mode="stretch_width",
+        )
