@@ -35,3 +35,29 @@ def test_test_failure_investigation_notebook(demo_path, tmp_path, monkeypatch):
         for o in nb.cells[-1].outputs
     ), "the inline view did not render"
     assert os.environ["OBSERVATORY_DB"] == str(db)
+
+
+def _run(name, env, monkeypatch):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(ROOT)}}).execute()
+    return "\n".join(
+        str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+        for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs
+    )
+
+
+def test_agent_telemetry_notebook_on_the_file(demo_path, tmp_path, monkeypatch):
+    db = tmp_path / "nb.duckdb"
+    shutil.copy(demo_path, db)
+    monkeypatch.delenv("OBSERVATORY_URL", raising=False)
+    text = _run("agent-telemetry.ipynb", {"OBSERVATORY_DB": str(db)}, monkeypatch)
+    assert "Store" in text and "claude-code" in text and "failed tool results" in text
+    assert "invoke_agent triage" in text
+
+
+def test_agent_telemetry_notebook_through_a_running_server(server, monkeypatch):
+    text = _run("agent-telemetry.ipynb", {"OBSERVATORY_URL": server.url}, monkeypatch)
+    assert "RemoteStore" in text and "claude-code" in text and "invoke_agent triage" in text

@@ -150,7 +150,7 @@ def _sdk_agent(rng: random.Random, end: datetime):
         root_id = _id(f"root-{n}", 8)
         cursor = t0
         children = []
-        for step in range(rng.randint(2, 7)):
+        for _ in range(rng.randint(2, 7)):
             chat_start = cursor + timedelta(milliseconds=rng.randint(5, 50))
             chat_end = chat_start + timedelta(milliseconds=rng.randint(400, 6000))
             tin, tout = rng.randint(300, 6000), rng.randint(20, 800)
@@ -170,7 +170,8 @@ def _sdk_agent(rng: random.Random, end: datetime):
                     **({"error.type": "TimeoutError"} if failed else {})}, failed))
                 cursor = tool_end
         root = spans.spans.add()
-        root.trace_id, root.span_id, root.name, root.kind = trace_id, root_id, "invoke_agent triage", 1
+        root.trace_id, root.span_id, root.kind = trace_id, root_id, 1
+        root.name = "invoke_agent triage"
         root.start_time_unix_nano, root.end_time_unix_nano = _ns(t0), _ns(cursor)
         root.attributes.extend([_kv("gen_ai.operation.name", "invoke_agent"),
                                 _kv("gen_ai.agent.name", "triage-bot"),

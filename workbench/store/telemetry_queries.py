@@ -136,7 +136,8 @@ def agent_sessions(p: dict[str, Any]) -> Rendered:
             SELECT session_id,
                    sum(value) FILTER (WHERE name LIKE '%lines_of_code%')::BIGINT AS lines_changed,
                    sum(value) FILTER (WHERE name LIKE '%commit.count')::BIGINT AS commits,
-                   sum(value) FILTER (WHERE name LIKE '%pull_request.count')::BIGINT AS pull_requests
+                   sum(value) FILTER (WHERE name LIKE '%pull_request.count')::BIGINT
+                       AS pull_requests
             FROM metric_points WHERE {where_m} AND session_id IS NOT NULL GROUP BY 1
         )
         SELECT any_value(agent_name) AS agent, session_id, min(t) AS started, max(t) AS last_seen,
@@ -237,3 +238,9 @@ def telemetry_version(p: dict[str, Any]) -> Rendered:
         "(SELECT count(*) FROM metric_points) AS points",
         [],
     )
+
+
+@query
+def span_count_like(p: dict[str, Any]) -> Rendered:
+    """How many spans have ``text`` in their name (benchmarks count their marker)."""
+    return "SELECT count(*) AS n FROM spans WHERE name LIKE ?", [f"%{p['text']}%"]

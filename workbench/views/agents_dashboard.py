@@ -7,6 +7,7 @@ import param
 
 from ..models.telemetry import AgentTelemetry
 from .agents import AgentsOverview, session_banner
+from .common import nav
 from .traces import LogExplorer, TraceExplorer
 
 TABS = ("Agents", "Traces", "Logs")
@@ -62,6 +63,7 @@ class AgentsDashboard(pn.viewable.Viewer):
             title="Happy Observatory · Agents",
             sidebar=[self.filters()],
             main=[self._tabs],
+            header=[nav("agents")],
             header_background="#2b6a4f",
             sidebar_width=280,
         )

@@ -81,3 +81,14 @@ def badge(label: str, value: object, color: str) -> pn.pane.HTML:
 
 def empty(message: str) -> pn.pane.Markdown:
     return pn.pane.Markdown(f"*{message}*", styles={"color": "#667"})
+
+
+def nav(current: str) -> pn.pane.HTML:
+    """Links between the served dashboards (relative, so they work behind any prefix)."""
+    links = " ".join(
+        f'<a href="./{name}" style="color:white;margin-right:14px;'
+        f'{"font-weight:700;text-decoration:underline" if name == current else "opacity:.85"}">'
+        f"{label}</a>"
+        for name, label in (("tests", "Tests"), ("agents", "Agents"))
+    )
+    return pn.pane.HTML(f'<div style="font-size:15px;margin-top:6px">{links}</div>')

@@ -7,6 +7,7 @@ import param
 
 from ..models import TestAnalytics
 from .clusters import FailureClusters
+from .common import nav
 from .flaky import FlakyTests
 from .runs import RunDetail, RunHistory
 from .testdetail import Durations, TestDetail
@@ -80,6 +81,7 @@ class TestsDashboard(pn.viewable.Viewer):
             title="Happy Observatory · Tests",
             sidebar=[self.filters()],
             main=[self._tabs],
+            header=[nav("tests")],
             header_background="#3b5bdb",
             sidebar_width=280,
         )
