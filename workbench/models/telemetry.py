@@ -116,6 +116,13 @@ class AgentTelemetry(param.Parameterized):
             return layout(pd.DataFrame(columns=["span_id", "parent_span_id", "start_ns", "end_ns"]))
         return layout(self.store.query("trace_spans", trace_id=trace_id))
 
+    def timeline(self, bins: int = 400) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """``(sessions, buckets)``: session segments, and activity bucketed into about
+        ``bins`` time slots so the amount drawn stays bounded however much was recorded."""
+        days = WINDOWS[self.window] or 90
+        bucket_s = max(int(days * 86400 / bins), 1)
+        return (self._q("timeline_sessions"), self._q("timeline_buckets", bucket_s=bucket_s))
+
     def logs(self, limit: int = 200) -> pd.DataFrame:
         """Log records and agent events matching the search, newest first."""
         return self._q("logs_search", text=self.text or None, session=self.session_id, limit=limit)

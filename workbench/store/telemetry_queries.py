@@ -244,3 +244,53 @@ def telemetry_version(p: dict[str, Any]) -> Rendered:
 def span_count_like(p: dict[str, Any]) -> Rendered:
     """How many spans have ``text`` in their name (benchmarks count their marker)."""
     return "SELECT count(*) AS n FROM spans WHERE name LIKE ?", [f"%{p['text']}%"]
+
+
+def _activity(p: dict[str, Any]) -> Rendered:
+    where_s, args_s = _where(p, "start_time")
+    where_l, args_l = _where(p, "time")
+    sql = f"""
+        SELECT agent_name, session_id, time AS t, operation, is_error FROM logs
+        WHERE {where_l} AND agent_name IS NOT NULL
+        UNION ALL
+        SELECT agent_name, session_id, start_time, operation, is_error FROM spans
+        WHERE {where_s} AND agent_name IS NOT NULL
+    """
+    return sql, [*args_l, *args_s]
+
+
+@query
+def timeline_sessions(p: dict[str, Any]) -> Rendered:
+    """One segment per session (first to last record), the most recent first."""
+    sql, args = _activity(p)
+    return (
+        f"""
+        WITH a AS ({sql})
+        SELECT agent_name AS agent, session_id, min(t) AS start, max(t) AS "end",
+               count(*) AS records, count(*) FILTER (WHERE is_error) AS errors
+        FROM a WHERE session_id IS NOT NULL GROUP BY ALL
+        ORDER BY "end" DESC {_page(p, 5000)}
+        """,
+        args,
+    )
+
+
+@query
+def timeline_buckets(p: dict[str, Any]) -> Rendered:
+    """Activity per agent, kind and time bucket: what the timeline draws at any scale."""
+    sql, args = _activity(p)
+    seconds = max(int(p.get("bucket_s") or 60), 1)
+    return (
+        f"""
+        WITH a AS ({sql})
+        SELECT agent_name AS agent,
+               CASE WHEN is_error THEN 'error'
+                    WHEN operation = 'execute_tool' THEN 'tool call'
+                    WHEN operation = 'user_prompt' THEN 'prompt'
+                    WHEN operation IN ('chat', 'invoke_agent') THEN 'model call'
+                    ELSE 'other' END AS kind,
+               time_bucket(INTERVAL {seconds} SECOND, t) AS bucket, count(*) AS records
+        FROM a GROUP BY ALL ORDER BY bucket
+        """,
+        args,
+    )

@@ -8,9 +8,10 @@ import param
 from ..models.telemetry import AgentTelemetry
 from .agents import AgentsOverview, session_banner
 from .common import nav
+from .timeline import AgentTimeline
 from .traces import LogExplorer, TraceExplorer
 
-TABS = ("Agents", "Traces", "Logs")
+TABS = ("Agents", "Timeline", "Traces", "Logs")
 
 
 class AgentsDashboard(pn.viewable.Viewer):
@@ -22,13 +23,15 @@ class AgentsDashboard(pn.viewable.Viewer):
         m = self.model
         self._tabs = pn.Tabs(
             ("Agents", AgentsOverview(model=m)),
+            ("Timeline", AgentTimeline(model=m)),
             ("Traces", TraceExplorer(model=m)),
             ("Logs", LogExplorer(model=m)),
             dynamic=True,
             sizing_mode="stretch_width",
         )
-        m.param.watch(lambda e: setattr(self._tabs, "active", 1), "trace_id")
-        m.param.watch(lambda e: e.new and setattr(self._tabs, "active", 1), "session_id")
+        traces = TABS.index("Traces")
+        m.param.watch(lambda e: setattr(self._tabs, "active", traces), "trace_id")
+        m.param.watch(lambda e: e.new and setattr(self._tabs, "active", traces), "session_id")
         self._version = None
 
     def filters(self) -> pn.Column:
