@@ -35,7 +35,7 @@ class RemoteStore:
         self.url = url.rstrip("/")
         self._http = http_client(url, token, timeout)
 
-    def query_arrow(self, name: str, **params: Any) -> pa.Table:
+    def query_arrow(self, name: str, /, **params: Any) -> pa.Table:
         """Run a named query on the server; return an Arrow table."""
         body = json.dumps(params, default=_json_default)
         resp = self._http.get(f"/api/query/{name}", params={"params": body})
@@ -47,7 +47,7 @@ class RemoteStore:
             raise RuntimeError(f"{self.url}/api/query/{name}: HTTP {resp.status_code}: {detail}")
         return pa.ipc.open_stream(resp.content).read_all()
 
-    def query(self, name: str, **params: Any) -> pd.DataFrame:
+    def query(self, name: str, /, **params: Any) -> pd.DataFrame:
         """Like :meth:`Store.query`: a named query as a DataFrame."""
         return self.query_arrow(name, **params).to_pandas()
 

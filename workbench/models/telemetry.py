@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 import param
 
+from ..analysis.histograms import quantile
 from ..analysis.waterfall import layout
 from .tests import ALL, WINDOWS
 
@@ -63,8 +64,8 @@ class AgentTelemetry(param.Parameterized):
             "since": now - timedelta(days=days) if days else None,
         }
 
-    def _q(self, name: str, **extra: Any) -> pd.DataFrame:
-        return self.store.query(name, **{**self.filters(), **extra})
+    def _q(self, query: str, /, **extra: Any) -> pd.DataFrame:
+        return self.store.query(query, **{**self.filters(), **extra})
 
     def sessions(self, limit: int = 500) -> pd.DataFrame:
         """Per session: tokens by type, cost, models, tool calls and failures, API errors,
@@ -122,6 +123,29 @@ class AgentTelemetry(param.Parameterized):
         days = WINDOWS[self.window] or 90
         bucket_s = max(int(days * 86400 / bins), 1)
         return (self._q("timeline_sessions"), self._q("timeline_buckets", bucket_s=bucket_s))
+
+    def metric_names(self) -> pd.DataFrame:
+        """Metrics in the window with their type, unit, point count and attribute keys."""
+        return self._q("metric_names")
+
+    def metric(self, name: str, group_by: str = "", bins: int = 120) -> pd.DataFrame:
+        """One metric over time, bucketed in DuckDB and grouped by an attribute.
+
+        Counters (sums) come back as ``rate_per_s`` and ``increase`` per bucket (cumulative
+        series are differenced, resets included); gauges as ``mean``/``max_value``;
+        histograms as ``p50``/``p95``/``p99`` from their summed bucket counts.
+        """
+        days = WINDOWS[self.window] or 90
+        bucket_s = max(int(days * 86400 / bins), 1)
+        names = self.metric_names()
+        kind = names.loc[names["name"] == name, "type"]
+        if not kind.empty and kind.iloc[0] == "histogram":
+            h = self._q("metric_histogram", name=name, group_by=group_by, bucket_s=bucket_s)
+            for q in (0.5, 0.95, 0.99):
+                h[f"p{int(q * 100)}"] = [quantile(list(b), list(c), q)
+                                         for b, c in zip(h["bounds"], h["counts"], strict=True)]
+            return h.drop(columns=["bounds", "counts"])
+        return self._q("metric_series", name=name, group_by=group_by, bucket_s=bucket_s)
 
     def logs(self, limit: int = 200) -> pd.DataFrame:
         """Log records and agent events matching the search, newest first."""

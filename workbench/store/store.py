@@ -110,7 +110,7 @@ class Store:
             raise RuntimeError(f"store {self.path} is closed")
         return self._con.cursor()
 
-    def query(self, name: str, **params: Any) -> pd.DataFrame:
+    def query(self, name: str, /, **params: Any) -> pd.DataFrame:
         """Run the named query from :mod:`workbench.store.queries` with bound parameters."""
         sql, args = queries.render(name, params)
         cur = self.cursor()
@@ -119,7 +119,7 @@ class Store:
         finally:
             cur.close()
 
-    def query_arrow(self, name: str, **params: Any):
+    def query_arrow(self, name: str, /, **params: Any):
         """Like :meth:`query` but returns a ``pyarrow.Table`` (used by the HTTP API)."""
         sql, args = queries.render(name, params)
         cur = self.cursor()

@@ -294,3 +294,82 @@ def timeline_buckets(p: dict[str, Any]) -> Rendered:
         """,
         args,
     )
+
+
+@query
+def metric_names(p: dict[str, Any]) -> Rendered:
+    where, args = _where(p, "time")
+    return (
+        f"""
+        SELECT name, any_value(type) AS type, any_value(unit) AS unit, count(*) AS points,
+               list_distinct(flatten(list(json_keys(attributes)))) AS attribute_keys
+        FROM metric_points WHERE {where} GROUP BY name ORDER BY name
+        """,
+        args,
+    )
+
+
+def _metric_points(p: dict[str, Any]) -> Rendered:
+    """Points of one metric with a group label and, for cumulative data, increments."""
+    where, args = _where(p, "time")
+    key = str(p.get("group_by") or "").replace('"', "")
+    grp, grp_args = ("'(all)'", []) if not key else (
+        "coalesce(json_extract_string(attributes, ?), '(none)')", ['$."' + key + '"'])
+    return (
+        f"""
+        SELECT time, type, value, count, bucket_counts, explicit_bounds,
+               {grp} AS grp,
+               CASE WHEN temporality = 2 THEN
+                   CASE WHEN value < lag(value) OVER w THEN value  -- a reset starts from 0
+                        ELSE value - coalesce(lag(value) OVER w, 0) END
+                    ELSE value END AS inc,
+               CASE WHEN temporality = 2 AND lag(count) OVER w <= count THEN
+                   list_transform(list_zip(bucket_counts, lag(bucket_counts) OVER w),
+                                  lambda x: x[1] - coalesce(x[2], 0))
+                    ELSE bucket_counts END AS inc_buckets
+        FROM metric_points
+        WHERE {where} AND name = ?
+        WINDOW w AS (PARTITION BY CAST(attributes AS VARCHAR), resource, start_ns ORDER BY time)
+        """,
+        [*grp_args, *args, p["name"]],
+    )
+
+
+@query
+def metric_series(p: dict[str, Any]) -> Rendered:
+    """Per time bucket and group: increase and rate (counters), mean and max (gauges)."""
+    sql, args = _metric_points(p)
+    seconds = max(int(p.get("bucket_s") or 60), 1)
+    return (
+        f"""
+        WITH m AS ({sql})
+        SELECT time_bucket(INTERVAL {seconds} SECOND, time) AS bucket, grp,
+               sum(inc) AS increase, sum(inc) / {seconds} AS rate_per_s,
+               avg(value) AS mean, max(value) AS max_value, count(*) AS points
+        FROM m GROUP BY ALL ORDER BY bucket, grp
+        """,
+        args,
+    )
+
+
+@query
+def metric_histogram(p: dict[str, Any]) -> Rendered:
+    """Histogram bucket counts summed per time bucket and group (for percentiles)."""
+    sql, args = _metric_points(p)
+    seconds = max(int(p.get("bucket_s") or 60), 1)
+    return (
+        f"""
+        WITH m AS ({sql}),
+        u AS (
+            SELECT time_bucket(INTERVAL {seconds} SECOND, time) AS bucket, grp, explicit_bounds,
+                   generate_subscripts(inc_buckets, 1) AS idx, unnest(inc_buckets) AS c
+            FROM m WHERE inc_buckets IS NOT NULL
+        )
+        SELECT bucket, grp, any_value(explicit_bounds) AS bounds,
+               list(c ORDER BY idx) AS counts
+        FROM (SELECT bucket, grp, idx, any_value(explicit_bounds) AS explicit_bounds,
+                     sum(c) AS c FROM u GROUP BY ALL)
+        GROUP BY bucket, grp ORDER BY bucket, grp
+        """,
+        args,
+    )

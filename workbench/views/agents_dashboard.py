@@ -8,10 +8,11 @@ import param
 from ..models.telemetry import AgentTelemetry
 from .agents import AgentsOverview, session_banner
 from .common import nav
+from .metrics import MetricsExplorer
 from .timeline import AgentTimeline
 from .traces import LogExplorer, TraceExplorer
 
-TABS = ("Agents", "Timeline", "Traces", "Logs")
+TABS = ("Agents", "Timeline", "Traces", "Logs", "Metrics")
 
 
 class AgentsDashboard(pn.viewable.Viewer):
@@ -26,6 +27,7 @@ class AgentsDashboard(pn.viewable.Viewer):
             ("Timeline", AgentTimeline(model=m)),
             ("Traces", TraceExplorer(model=m)),
             ("Logs", LogExplorer(model=m)),
+            ("Metrics", MetricsExplorer(model=m)),
             dynamic=True,
             sizing_mode="stretch_width",
         )

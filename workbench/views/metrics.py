@@ -1,0 +1,77 @@
+"""Metrics explorer: any metric, grouped by any attribute, bucketed in DuckDB."""
+
+from __future__ import annotations
+
+import holoviews as hv
+import pandas as pd
+import panel as pn
+import param
+
+from ..models.telemetry import AgentTelemetry
+from .common import empty, table
+
+
+class MetricsExplorer(pn.viewable.Viewer):
+    """Counters as rates, gauges as means, histograms as p50/p95/p99."""
+
+    model = param.ClassSelector(class_=AgentTelemetry, doc="The telemetry model.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._metric = pn.widgets.Select(name="Metric", width=340)
+        self._group = pn.widgets.Select(name="Group by attribute", width=220)
+        self._metric.param.watch(self._on_metric, "value")
+        self._group.param.watch(self._draw, "value")
+        self._chart = pn.pane.HoloViews(sizing_mode="stretch_width", height=320)
+        self._table = table(pd.DataFrame(), selectable=False)
+        self._names()
+
+    @param.depends("model.agent", "model.window", "model.refreshed", watch=True)
+    def _names(self) -> None:
+        names = self.model.metric_names()
+        self._catalog = names.set_index("name") if not names.empty else names
+        options = names["name"].tolist()
+        current = self._metric.value
+        self._metric.options = options
+        self._metric.value = current if current in options else (options[0] if options else None)
+        self._draw()
+
+    def _on_metric(self, event) -> None:
+        keys = []
+        if event.new and event.new in self._catalog.index:
+            keys = sorted(k for k in list(self._catalog.at[event.new, "attribute_keys"]) if k)
+        self._group.options = ["", *keys]
+        self._group.value = "type" if "type" in keys else ""
+        self._draw()
+
+    def _draw(self, *_) -> None:
+        name = self._metric.value
+        if not name:
+            self._chart.object = hv.Div("<i>No metrics in this window.</i>")
+            self._table.value = pd.DataFrame()
+            return
+        df = self.model.metric(name, group_by=self._group.value or "")
+        kind = self._catalog.at[name, "type"]
+        unit = self._catalog.at[name, "unit"] or ""
+        if kind == "histogram":
+            ys, label = ["p50", "p95", "p99"], f"{name} percentiles ({unit})"
+        elif kind == "sum":
+            ys, label = ["rate_per_s"], f"{name}: rate per second"
+        else:
+            ys, label = ["mean"], f"{name} ({unit})"
+        curves = {}
+        for grp, part in df.groupby("grp"):
+            for y in ys:
+                key = f"{grp} {y}" if len(ys) > 1 else str(grp)
+                curves[key] = hv.Curve(part, "bucket", y, label=key).opts(tools=["hover"])
+        overlay = hv.NdOverlay(curves, kdims="series") if curves else hv.Div("<i>No points.</i>")
+        self._chart.object = overlay.opts(responsive=True, height=320, title=label,
+                                          legend_position="right", xlabel="", ylabel=ys[0]) \
+            if curves else overlay
+        self._table.value = df.round(4)
+
+    def __panel__(self):
+        return pn.Column(pn.Row(self._metric, self._group), self._chart, self._table,
+                         empty("Buckets and rates are computed in DuckDB; cumulative counters "
+                               "are differenced per series, resets included."),
+                         sizing_mode="stretch_width")
