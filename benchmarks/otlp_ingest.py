@@ -76,11 +76,31 @@ def wait_http(url: str, seconds: float = 120) -> None:
     raise SystemExit(f"{url} did not come up")
 
 
-def run_load(tool: Path, url: str, spans: int, concurrency: int, gz: bool, marker: str,
-             count: Callable[[str], int]) -> dict:
+def run_load(
+    tool: Path,
+    url: str,
+    spans: int,
+    concurrency: int,
+    gz: bool,
+    marker: str,
+    count: Callable[[str], int],
+) -> dict:
     """Send, then poll the store until every span is there; return the figures."""
-    cmd = [sys.executable, str(tool), "--url", url, "--spans", str(spans), "--batch", "512",
-           "--concurrency", str(concurrency), "--marker", marker, *(["--gzip"] if gz else [])]
+    cmd = [
+        sys.executable,
+        str(tool),
+        "--url",
+        url,
+        "--spans",
+        str(spans),
+        "--batch",
+        "512",
+        "--concurrency",
+        str(concurrency),
+        "--marker",
+        marker,
+        *(["--gzip"] if gz else []),
+    ]
     start = time.monotonic()
     out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
     deadline = time.monotonic() + 1800
@@ -88,17 +108,36 @@ def run_load(tool: Path, url: str, spans: int, concurrency: int, gz: bool, marke
         time.sleep(0.5)
     # the tool's own clock starts at its first request, after it has built the bodies
     elapsed = time.monotonic() - start - out["build_seconds"]
-    return {"stored": stored, "seconds": elapsed, "rate": stored / elapsed,
-            "acked_rate": out["acked_spans_per_s"], "statuses": out["status_codes"]}
+    return {
+        "stored": stored,
+        "seconds": elapsed,
+        "rate": stored / elapsed,
+        "acked_rate": out["acked_spans_per_s"],
+        "statuses": out["status_codes"],
+    }
 
 
 def workbench(tool: Path, spans: int) -> list[tuple[str, dict]]:
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         server = subprocess.Popen(
-            [sys.executable, "-m", "workbench", "serve", "--address", "127.0.0.1", "--port",
-             str(port), "--db", str(Path(tmp) / "otlp.duckdb"), "--no-demo"], cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "workbench",
+                "serve",
+                "--address",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--db",
+                str(Path(tmp) / "otlp.duckdb"),
+                "--no-demo",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         url = f"http://127.0.0.1:{port}"
         wait_http(url + "/api/health")
         rss = PeakRSS(server.pid)
@@ -113,8 +152,14 @@ def workbench(tool: Path, spans: int) -> list[tuple[str, dict]]:
         try:
             for concurrency, gz in ((4, False), (8, False), (4, True)):
                 name = f"c{concurrency}{'-gzip' if gz else ''}"
-                results.append((name, run_load(tool, url + "/v1/traces", spans, concurrency, gz,
-                                               f"wb{name}", count)))
+                results.append(
+                    (
+                        name,
+                        run_load(
+                            tool, url + "/v1/traces", spans, concurrency, gz, f"wb{name}", count
+                        ),
+                    )
+                )
         finally:
             peak = rss.stop()
             server.terminate()
@@ -127,11 +172,21 @@ def workbench(tool: Path, spans: int) -> list[tuple[str, dict]]:
 def phoenix(tool: Path, venv: Path, spans: int) -> dict:
     port, grpc = free_port(), free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "PHOENIX_WORKING_DIR": tmp, "PHOENIX_TELEMETRY_ENABLED": "false",
-               "PHOENIX_HOST": "127.0.0.1", "PHOENIX_PORT": str(port),
-               "PHOENIX_GRPC_PORT": str(grpc)}
-        server = subprocess.Popen([str(venv / "bin" / "phoenix"), "serve"], env=env, cwd=tmp,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = {
+            **os.environ,
+            "PHOENIX_WORKING_DIR": tmp,
+            "PHOENIX_TELEMETRY_ENABLED": "false",
+            "PHOENIX_HOST": "127.0.0.1",
+            "PHOENIX_PORT": str(port),
+            "PHOENIX_GRPC_PORT": str(grpc),
+        }
+        server = subprocess.Popen(
+            [str(venv / "bin" / "phoenix"), "serve"],
+            env=env,
+            cwd=tmp,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         url = f"http://127.0.0.1:{port}"
         wait_http(url + "/")
         rss = PeakRSS(server.pid)
@@ -139,8 +194,9 @@ def phoenix(tool: Path, venv: Path, spans: int) -> dict:
 
         def count(marker: str) -> int:
             with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
-                return con.execute("SELECT count(*) FROM spans WHERE name LIKE ?",
-                                   (f"%{marker}%",)).fetchone()[0]
+                return con.execute(
+                    "SELECT count(*) FROM spans WHERE name LIKE ?", (f"%{marker}%",)
+                ).fetchone()[0]
 
         try:
             result = run_load(tool, url + "/v1/traces", spans, 4, False, "phoenix", count)
@@ -156,23 +212,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=100_000, help="spans per workbench run")
     parser.add_argument("--phoenix", type=Path, help="virtualenv with arize-phoenix installed")
-    parser.add_argument("--phoenix-spans", type=int, default=10_000,
-                        help="spans sent to Phoenix (it stores a few hundred per second)")
+    parser.add_argument(
+        "--phoenix-spans",
+        type=int,
+        default=10_000,
+        help="spans sent to Phoenix (it stores a few hundred per second)",
+    )
     parser.add_argument("--tool", type=Path, default=TOOL, help="path to otlp_load.py")
     args = parser.parse_args()
     if not args.tool.exists():
         raise SystemExit(f"{args.tool}: the shared load generator is not here")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}; batches of 512 spans, the load tool on the same machine")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; batches of 512 spans, the load tool on the same machine"
+    )
     ours = workbench(args.tool, args.spans)
     for name, r in ours:
-        print(f"workbench {name:<9} {r['stored']:>8,} spans stored in {r['seconds']:6.2f} s = "
-              f"{r['rate']:>9,.0f} spans/s  (peak RSS {r['peak_mb']:,.0f} MB) {r['statuses']}")
+        print(
+            f"workbench {name:<9} {r['stored']:>8,} spans stored in {r['seconds']:6.2f} s = "
+            f"{r['rate']:>9,.0f} spans/s  (peak RSS {r['peak_mb']:,.0f} MB) {r['statuses']}"
+        )
     if args.phoenix:
         p = phoenix(args.tool, args.phoenix, args.phoenix_spans)
-        print(f"phoenix   c4        {p['stored']:>8,} spans stored in {p['seconds']:6.2f} s = "
-              f"{p['rate']:>9,.0f} spans/s  (peak RSS {p['peak_mb']:,.0f} MB; acknowledged at "
-              f"{p['acked_rate']:,.0f}/s before storing) {p['statuses']}")
+        print(
+            f"phoenix   c4        {p['stored']:>8,} spans stored in {p['seconds']:6.2f} s = "
+            f"{p['rate']:>9,.0f} spans/s  (peak RSS {p['peak_mb']:,.0f} MB; acknowledged at "
+            f"{p['acked_rate']:,.0f}/s before storing) {p['statuses']}"
+        )
         print(f"ratio at concurrency 4: {dict(ours)['c4']['rate'] / p['rate']:,.0f}x")
 
 

@@ -27,7 +27,8 @@ OUT = Path(__file__).parent / "out"
 
 def build(path: Path, spans: int) -> None:
     with Store(path) as store:
-        store.write(lambda cur: cur.execute(f"""
+        store.write(
+            lambda cur: cur.execute(f"""
             INSERT INTO spans BY NAME
             SELECT printf('%032x', i // 20) AS trace_id, printf('%016x', i + 1) AS span_id,
                    CASE WHEN i % 20 = 0 THEN NULL ELSE printf('%016x', i - i % 20 + 1) END
@@ -55,7 +56,8 @@ def build(path: Path, spans: int) -> None:
                    CASE WHEN i % 3 <> 0 THEN 0.001 END AS cost_usd,
                    hash(i) % 50 = 0 AS is_error
             FROM range({spans}) t(i)
-        """))
+        """)
+        )
 
 
 def timed(fn, repeat: int = 5) -> float:
@@ -80,22 +82,35 @@ def main() -> None:
         print(f"built {path.name} in {time.perf_counter() - start:.0f} s")
     with duckdb.connect(str(path), read_only=True) as con:
         n = con.execute("SELECT count(*) FROM spans").fetchall()[0][0]
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, duckdb {duckdb.__version__}; "
-          f"{n:,} stored spans")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, duckdb {duckdb.__version__}; "
+        f"{n:,} stored spans"
+    )
     with Store(path) as store:
         m = AgentTelemetry(store=store, window="30 days")
         some_trace = m.traces(limit=1).trace_id.iloc[0]
         calls = {
             "trace list (newest 200)": lambda: m.traces(),
-            "trace search: name/attribute text": lambda: (setattr(m, "text", "Edit"), m.traces())[1],
-            "trace search: errors only": lambda: (setattr(m, "text", ""),
-                                                   setattr(m, "errors_only", True), m.traces())[2],
+            "trace search: name/attribute text": lambda: (setattr(m, "text", "Edit"), m.traces())[
+                1
+            ],
+            "trace search: errors only": lambda: (
+                setattr(m, "text", ""),
+                setattr(m, "errors_only", True),
+                m.traces(),
+            )[2],
             "trace search: one agent, >= 30 ms": lambda: (
-                setattr(m, "errors_only", False), setattr(m, "agent", "agent-3"),
-                setattr(m, "min_ms", 30), m.traces())[3],
+                setattr(m, "errors_only", False),
+                setattr(m, "agent", "agent-3"),
+                setattr(m, "min_ms", 30),
+                m.traces(),
+            )[3],
             "waterfall of one trace": lambda: m.waterfall(some_trace),
-            "timeline (30 days, 400 buckets)": lambda: (setattr(m, "agent", "(all)"),
-                                                        setattr(m, "min_ms", None), m.timeline())[2],
+            "timeline (30 days, 400 buckets)": lambda: (
+                setattr(m, "agent", "(all)"),
+                setattr(m, "min_ms", None),
+                m.timeline(),
+            )[2],
             "agent sessions": lambda: m.sessions(),
             "token usage / model mix": lambda: m.token_usage(),
         }

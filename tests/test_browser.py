@@ -152,11 +152,20 @@ def test_agents_dashboard_shows_an_sdk_sent_session_and_its_cost(server, chromiu
     session = f"browser-{uuid.uuid4().hex[:8]}"
     provider = LoggerProvider(resource=Resource.create({"service.name": "claude-code"}))
     provider.add_log_record_processor(
-        SimpleLogRecordProcessor(OTLPLogExporter(endpoint=server.url + "/v1/logs")))
+        SimpleLogRecordProcessor(OTLPLogExporter(endpoint=server.url + "/v1/logs"))
+    )
     logger = provider.get_logger("claude_code")
-    logger.emit(body="claude_code.api_request", attributes={
-        "event.name": "api_request", "session.id": session, "model": "claude-opus-4",
-        "cost_usd": "1.2345", "input_tokens": "4000", "output_tokens": "900"})
+    logger.emit(
+        body="claude_code.api_request",
+        attributes={
+            "event.name": "api_request",
+            "session.id": session,
+            "model": "claude-opus-4",
+            "cost_usd": "1.2345",
+            "input_tokens": "4000",
+            "output_tokens": "900",
+        },
+    )
     provider.shutdown()
 
     with sync_playwright() as p:
@@ -171,7 +180,9 @@ def test_agents_dashboard_shows_an_sdk_sent_session_and_its_cost(server, chromiu
         page.screenshot(path=output_dir / "agents.png", full_page=True)
         page.get_by_text("Traces", exact=True).click()
         page.get_by_text("invoke_agent triage", exact=True).first.click()
-        page.get_by_role("gridcell", name="chat gpt-5-mini", exact=True).first.wait_for(timeout=30_000)
+        page.get_by_role("gridcell", name="chat gpt-5-mini", exact=True).first.wait_for(
+            timeout=30_000
+        )
         page.wait_for_timeout(1000)
         page.screenshot(path=output_dir / "waterfall.png", full_page=True)
         browser.close()

@@ -36,8 +36,14 @@ def test_cumulative_counter_rates_and_resets(store):
         m = scope.metrics.add()
         m.name, m.sum.aggregation_temporality, m.sum.is_monotonic = "requests", 2, True
         # route=/a: 5, 8, then the process restarts: 2, 6  → increases 5, 3, 2, 4
-        for minute, value, route in ((0, 5, "/a"), (1, 8, "/a"), (2, 2, "/a"), (3, 6, "/a"),
-                                     (0, 10, "/b"), (3, 40, "/b")):
+        for minute, value, route in (
+            (0, 5, "/a"),
+            (1, 8, "/a"),
+            (2, 2, "/a"),
+            (3, 6, "/a"),
+            (0, 10, "/b"),
+            (3, 40, "/b"),
+        ):
             p = m.sum.data_points.add()
             p.time_unix_nano = ns(T0 + timedelta(minutes=minute))
             p.as_int = value
@@ -69,11 +75,14 @@ def test_histogram_percentiles(store):
     assert row.p99 == pytest.approx(910.0)
 
 
-@pytest.mark.parametrize("bounds,counts,q,expected", [
-    ([1, 2], [0, 0, 4], 0.9, 2.0),          # overflow bucket: its lower bound
-    ([5], [0, 0], 0.5, None),               # no observations
-    ([10, 20], [4, 0, 0], 0.5, 5.0),        # first bucket starts at 0
-    ([-10, 0], [0, 2, 0], 0.5, -5.0),
-])
+@pytest.mark.parametrize(
+    "bounds,counts,q,expected",
+    [
+        ([1, 2], [0, 0, 4], 0.9, 2.0),  # overflow bucket: its lower bound
+        ([5], [0, 0], 0.5, None),  # no observations
+        ([10, 20], [4, 0, 0], 0.5, 5.0),  # first bucket starts at 0
+        ([-10, 0], [0, 2, 0], 0.5, -5.0),
+    ],
+)
 def test_quantile_edges(bounds, counts, q, expected):
     assert quantile(bounds, counts, q) == expected

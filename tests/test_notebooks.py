@@ -41,11 +41,14 @@ def _run(name, env, monkeypatch):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(ROOT)}}).execute()
+    NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+    ).execute()
     return "\n".join(
         str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
-        for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for o in cell.outputs
     )
 
 

@@ -13,7 +13,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from workbench.analysis.genai import agent_fields, event_name
 from workbench.ingest import otlp
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "opentelemetry-proto" / "examples"
+EXAMPLES = (
+    Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "opentelemetry-proto" / "examples"
+)
 
 
 def kv(key, **value):
@@ -34,21 +36,48 @@ def good_span(name="ok", **attrs):
     req = span_request()
     s = req.resource_spans[0].scope_spans[0].spans.add()
     s.trace_id, s.span_id, s.name = bytes(range(1, 17)), bytes(range(1, 9)), name
-    s.start_time_unix_nano, s.end_time_unix_nano = 1_700_000_000_000_000_000, 1_700_000_000_500_000_000
+    s.start_time_unix_nano, s.end_time_unix_nano = (
+        1_700_000_000_000_000_000,
+        1_700_000_000_500_000_000,
+    )
     for k, v in attrs.items():
         s.attributes.append(kv(k, string_value=v) if isinstance(v, str) else kv(k, int_value=v))
     return s
 
 
 def test_json_hex_ids_string_int64s_and_unknown_fields():
-    body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{
-        "traceId": "5B8EFFF798038103D269B633813FC60C", "spanId": "EEE19B7EC3C1B174",
-        "name": "x", "kind": 2, "startTimeUnixNano": "1544712660000000000",
-        "endTimeUnixNano": "1544712661000000000", "someFutureField": {"a": 1},
-        "attributes": [{"key": "n", "value": {"intValue": "9007199254740993"}}]}]}]}]}).encode()
+    body = json.dumps(
+        {
+            "resourceSpans": [
+                {
+                    "scopeSpans": [
+                        {
+                            "spans": [
+                                {
+                                    "traceId": "5B8EFFF798038103D269B633813FC60C",
+                                    "spanId": "EEE19B7EC3C1B174",
+                                    "name": "x",
+                                    "kind": 2,
+                                    "startTimeUnixNano": "1544712660000000000",
+                                    "endTimeUnixNano": "1544712661000000000",
+                                    "someFutureField": {"a": 1},
+                                    "attributes": [
+                                        {"key": "n", "value": {"intValue": "9007199254740993"}}
+                                    ],
+                                }
+                            ]
+                        }
+                    ]
+                }
+            ]
+        }
+    ).encode()
     batch = otlp.flatten("traces", otlp.decode("traces", body, "application/json"))
     (row,) = batch.tables["spans"]
-    assert row["trace_id"] == "5b8efff798038103d269b633813fc60c" and row["span_id"] == "eee19b7ec3c1b174"
+    assert (
+        row["trace_id"] == "5b8efff798038103d269b633813fc60c"
+        and row["span_id"] == "eee19b7ec3c1b174"
+    )
     assert row["duration_ms"] == 1000.0 and row["kind"] == 2
     assert json.loads(row["attributes"]) == {"n": 9007199254740993}
 
@@ -61,18 +90,24 @@ def test_invalid_spans_are_rejected_the_rest_kept():
     assert (batch.accepted, batch.rejected) == (1, 1)
     body, ctype = otlp.encode_response("traces", batch, otlp.JSON)
     resp = json.loads(body)
-    assert resp["partialSuccess"]["rejectedSpans"] == "1" and "zero trace" in resp["partialSuccess"]["errorMessage"]
+    assert (
+        resp["partialSuccess"]["rejectedSpans"] == "1"
+        and "zero trace" in resp["partialSuccess"]["errorMessage"]
+    )
 
 
-@pytest.mark.parametrize("body,ctype,status", [
-    (b"\xff\x00garbage", otlp.PROTOBUF, 400),
-    (b"{not json", otlp.JSON, 400),
-    (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz"}]}]}]}', otlp.JSON, 400),
-    (b'{"resourceSpans": "nope"}', otlp.JSON, 400),
-    (b"\xc3\x28", otlp.JSON, 400),
-    (b"{}", "text/plain", 415),
-    (b"[" * 100_000 + b"]" * 100_000, otlp.JSON, 400),
-])
+@pytest.mark.parametrize(
+    "body,ctype,status",
+    [
+        (b"\xff\x00garbage", otlp.PROTOBUF, 400),
+        (b"{not json", otlp.JSON, 400),
+        (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz"}]}]}]}', otlp.JSON, 400),
+        (b'{"resourceSpans": "nope"}', otlp.JSON, 400),
+        (b"\xc3\x28", otlp.JSON, 400),
+        (b"{}", "text/plain", 415),
+        (b"[" * 100_000 + b"]" * 100_000, otlp.JSON, 400),
+    ],
+)
 def test_undecodable_bodies(body, ctype, status):
     with pytest.raises(otlp.OTLPError) as err:
         otlp.decode("traces", body, ctype)
@@ -98,49 +133,114 @@ def test_invalid_utf8_in_protobuf_strings_is_refused():
 
 
 def test_claude_code_event_mapping():
-    attrs = {"event.name": "api_request", "session.id": "s-1", "prompt.id": "p-1",
-             "model": "claude-sonnet-4", "input_tokens": "120", "output_tokens": "30",
-             "cache_read_tokens": "1000", "cache_creation_tokens": "5", "cost_usd": "0.0123",
-             "duration_ms": "850"}
+    attrs = {
+        "event.name": "api_request",
+        "session.id": "s-1",
+        "prompt.id": "p-1",
+        "model": "claude-sonnet-4",
+        "input_tokens": "120",
+        "output_tokens": "30",
+        "cache_read_tokens": "1000",
+        "cache_creation_tokens": "5",
+        "cost_usd": "0.0123",
+        "duration_ms": "850",
+    }
     name = event_name(None, attrs, "claude_code.api_request")
     assert name == "claude_code.api_request"
     f = agent_fields(attrs, "claude-code", event=name)
-    assert f == {"agent_name": "claude-code", "session_id": "s-1", "prompt_id": "p-1",
-                 "provider": None, "model": "claude-sonnet-4", "input_tokens": 120,
-                 "output_tokens": 30, "cache_read_tokens": 1000, "cache_creation_tokens": 5,
-                 "reasoning_tokens": None, "cost_usd": 0.0123, "tool_name": None,
-                 "operation": "chat", "is_error": False}
-    tool = agent_fields({"event.name": "tool_result", "tool_name": "Bash", "success": "false",
-                         "session.id": "s-1"}, "claude-code", event="claude_code.tool_result")
-    assert (tool["operation"], tool["tool_name"], tool["is_error"]) == ("execute_tool", "Bash", True)
+    assert f == {
+        "agent_name": "claude-code",
+        "session_id": "s-1",
+        "prompt_id": "p-1",
+        "provider": None,
+        "model": "claude-sonnet-4",
+        "input_tokens": 120,
+        "output_tokens": 30,
+        "cache_read_tokens": 1000,
+        "cache_creation_tokens": 5,
+        "reasoning_tokens": None,
+        "cost_usd": 0.0123,
+        "tool_name": None,
+        "operation": "chat",
+        "is_error": False,
+    }
+    tool = agent_fields(
+        {"event.name": "tool_result", "tool_name": "Bash", "success": "false", "session.id": "s-1"},
+        "claude-code",
+        event="claude_code.tool_result",
+    )
+    assert (tool["operation"], tool["tool_name"], tool["is_error"]) == (
+        "execute_tool",
+        "Bash",
+        True,
+    )
 
 
 def test_genai_semconv_older_names_and_openinference():
-    new = agent_fields({"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "planner",
-                        "gen_ai.conversation.id": "c1", "gen_ai.provider.name": "openai",
-                        "gen_ai.request.model": "gpt-5", "gen_ai.usage.input_tokens": 10,
-                        "gen_ai.usage.cache_read.input_tokens": 4}, "app")
+    new = agent_fields(
+        {
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.name": "planner",
+            "gen_ai.conversation.id": "c1",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-5",
+            "gen_ai.usage.input_tokens": 10,
+            "gen_ai.usage.cache_read.input_tokens": 4,
+        },
+        "app",
+    )
     assert (new["agent_name"], new["session_id"], new["provider"], new["cache_read_tokens"]) == (
-        "planner", "c1", "openai", 4)
-    old = agent_fields({"gen_ai.system": "anthropic", "gen_ai.usage.prompt_tokens": 7,
-                        "gen_ai.usage.completion_tokens": 3}, "svc")
+        "planner",
+        "c1",
+        "openai",
+        4,
+    )
+    old = agent_fields(
+        {
+            "gen_ai.system": "anthropic",
+            "gen_ai.usage.prompt_tokens": 7,
+            "gen_ai.usage.completion_tokens": 3,
+        },
+        "svc",
+    )
     assert (old["provider"], old["input_tokens"], old["output_tokens"], old["agent_name"]) == (
-        "anthropic", 7, 3, "svc")
-    oi = agent_fields({"openinference.span.kind": "LLM", "llm.model_name": "m",
-                       "llm.token_count.prompt": 11, "session.id": "s"}, "lg-app")
-    assert (oi["operation"], oi["model"], oi["input_tokens"], oi["session_id"]) == ("chat", "m", 11, "s")
+        "anthropic",
+        7,
+        3,
+        "svc",
+    )
+    oi = agent_fields(
+        {
+            "openinference.span.kind": "LLM",
+            "llm.model_name": "m",
+            "llm.token_count.prompt": 11,
+            "session.id": "s",
+        },
+        "lg-app",
+    )
+    assert (oi["operation"], oi["model"], oi["input_tokens"], oi["session_id"]) == (
+        "chat",
+        "m",
+        11,
+        "s",
+    )
     plain = agent_fields({"http.route": "/x"}, "web")
     assert plain["agent_name"] is None and plain["operation"] is None
 
 
-@pytest.mark.skipif(not EXAMPLES.is_dir() and not os.environ.get("CI"),
-                    reason="../shared/fixtures is not here (the project's CI has it)")
-@pytest.mark.parametrize("name,signal,counts", [
-    ("trace.json", "traces", {"spans": 1}),
-    ("logs.json", "logs", {"logs": 1}),
-    ("events.json", "logs", {"logs": 1}),
-    ("metrics.json", "metrics", {"metric_points": 4}),
-])
+@pytest.mark.skipif(
+    not EXAMPLES.is_dir() and not os.environ.get("CI"),
+    reason="../shared/fixtures is not here (the project's CI has it)",
+)
+@pytest.mark.parametrize(
+    "name,signal,counts",
+    [
+        ("trace.json", "traces", {"spans": 1}),
+        ("logs.json", "logs", {"logs": 1}),
+        ("events.json", "logs", {"logs": 1}),
+        ("metrics.json", "metrics", {"metric_points": 4}),
+    ],
+)
 def test_opentelemetry_proto_examples(name, signal, counts):
     batch = otlp.flatten(signal, otlp.decode(signal, (EXAMPLES / name).read_bytes(), otlp.JSON))
     assert {k: len(v) for k, v in batch.tables.items() if v} == counts and batch.rejected == 0

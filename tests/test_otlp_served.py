@@ -45,20 +45,36 @@ def test_sdk_traces_round_trip(server, remote, protocol):
     span_exporter = exporters(protocol)[0]
     service = f"sdk-traces-{protocol}-{uuid.uuid4().hex[:6]}"
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    provider.add_span_processor(BatchSpanProcessor(span_exporter(endpoint=server.url + "/v1/traces")))
+    provider.add_span_processor(
+        BatchSpanProcessor(span_exporter(endpoint=server.url + "/v1/traces"))
+    )
     tracer = provider.get_tracer("tests", "1.0")
-    with tracer.start_as_current_span("root", attributes={"s": "x", "i": 7, "f": 1.5, "b": True,
-                                                          "l": ["a", "b"]}) as root:
+    with tracer.start_as_current_span(
+        "root", attributes={"s": "x", "i": 7, "f": 1.5, "b": True, "l": ["a", "b"]}
+    ) as root:
         root.add_event("checkpoint", {"step": 1})
         for i in range(99):
-            with tracer.start_as_current_span(f"child-{i}", links=[Link(root.get_span_context())]) as c:
+            with tracer.start_as_current_span(
+                f"child-{i}", links=[Link(root.get_span_context())]
+            ) as c:
                 if i == 0:
                     c.set_status(Status(StatusCode.ERROR, "boom"))
     provider.shutdown()
-    assert counts(remote, service) == {"spans": 100, "span_events": 1, "logs": 0, "metric_points": 0}
+    assert counts(remote, service) == {
+        "spans": 100,
+        "span_events": 1,
+        "logs": 0,
+        "metric_points": 0,
+    }
     spans = remote.query("spans_search", service=service, limit=500)
     root_row = spans[spans.name == "root"].iloc[0]
-    assert json.loads(root_row.attributes) == {"s": "x", "i": 7, "f": 1.5, "b": True, "l": ["a", "b"]}
+    assert json.loads(root_row.attributes) == {
+        "s": "x",
+        "i": 7,
+        "f": 1.5,
+        "b": True,
+        "l": ["a", "b"],
+    }
     tree = remote.query("trace_spans", trace_id=root_row.trace_id)
     assert len(tree) == 100 and (tree.parent_span_id == root_row.span_id).sum() == 99
     assert tree[tree.name == "child-0"].status_code.item() == 2
@@ -73,11 +89,16 @@ def test_sdk_logs_round_trip(server, remote, protocol):
     log_exporter = exporters(protocol)[1]
     service = f"sdk-logs-{protocol}-{uuid.uuid4().hex[:6]}"
     provider = LoggerProvider(resource=Resource.create({"service.name": service}))
-    provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter(endpoint=server.url + "/v1/logs")))
+    provider.add_log_record_processor(
+        BatchLogRecordProcessor(log_exporter(endpoint=server.url + "/v1/logs"))
+    )
     logger = provider.get_logger("tests")
     for i in range(50):
-        logger.emit(body=f"message {i}", severity_number=SeverityNumber.WARN,
-                    attributes={"i": i, "event.name": "test.event"})
+        logger.emit(
+            body=f"message {i}",
+            severity_number=SeverityNumber.WARN,
+            attributes={"i": i, "event.name": "test.event"},
+        )
     provider.shutdown()
     assert counts(remote, service)["logs"] == 50
     logs = remote.query("logs_search", service=service, text="message 7")
@@ -92,9 +113,12 @@ def test_sdk_metrics_round_trip(server, remote, protocol):
 
     metric_exporter = exporters(protocol)[2]
     service = f"sdk-metrics-{protocol}-{uuid.uuid4().hex[:6]}"
-    reader = PeriodicExportingMetricReader(metric_exporter(endpoint=server.url + "/v1/metrics"),
-                                           export_interval_millis=60_000)
-    provider = MeterProvider(resource=Resource.create({"service.name": service}), metric_readers=[reader])
+    reader = PeriodicExportingMetricReader(
+        metric_exporter(endpoint=server.url + "/v1/metrics"), export_interval_millis=60_000
+    )
+    provider = MeterProvider(
+        resource=Resource.create({"service.name": service}), metric_readers=[reader]
+    )
     meter = provider.get_meter("tests")
     counter = meter.create_counter("requests", unit="1")
     hist = meter.create_histogram("latency", unit="ms")
@@ -114,25 +138,52 @@ def test_coding_agent_session_is_derived(server, remote):
     log_exporter = exporters("protobuf")[1]
     session = f"sess-{uuid.uuid4().hex[:8]}"
     provider = LoggerProvider(resource=Resource.create({"service.name": "claude-code"}))
-    provider.add_log_record_processor(SimpleLogRecordProcessor(log_exporter(endpoint=server.url + "/v1/logs")))
+    provider.add_log_record_processor(
+        SimpleLogRecordProcessor(log_exporter(endpoint=server.url + "/v1/logs"))
+    )
     logger = provider.get_logger("com.anthropic.claude_code.events")
     common = {"session.id": session, "prompt.id": "p1"}
-    logger.emit(body="claude_code.user_prompt", attributes={**common, "event.name": "user_prompt",
-                                                            "prompt_length": "42"})
+    logger.emit(
+        body="claude_code.user_prompt",
+        attributes={**common, "event.name": "user_prompt", "prompt_length": "42"},
+    )
     for cost in ("0.01", "0.02"):
-        logger.emit(body="claude_code.api_request", attributes={
-            **common, "event.name": "api_request", "model": "claude-sonnet-4", "cost_usd": cost,
-            "input_tokens": "100", "output_tokens": "20", "cache_read_tokens": "500",
-            "cache_creation_tokens": "7", "duration_ms": "900"})
-    logger.emit(body="claude_code.tool_result", attributes={**common, "event.name": "tool_result",
-                                                            "tool_name": "Bash", "success": "false"})
-    logger.emit(body="claude_code.api_error", attributes={**common, "event.name": "api_error",
-                                                          "status_code": "529", "error": "overloaded"})
+        logger.emit(
+            body="claude_code.api_request",
+            attributes={
+                **common,
+                "event.name": "api_request",
+                "model": "claude-sonnet-4",
+                "cost_usd": cost,
+                "input_tokens": "100",
+                "output_tokens": "20",
+                "cache_read_tokens": "500",
+                "cache_creation_tokens": "7",
+                "duration_ms": "900",
+            },
+        )
+    logger.emit(
+        body="claude_code.tool_result",
+        attributes={**common, "event.name": "tool_result", "tool_name": "Bash", "success": "false"},
+    )
+    logger.emit(
+        body="claude_code.api_error",
+        attributes={
+            **common,
+            "event.name": "api_error",
+            "status_code": "529",
+            "error": "overloaded",
+        },
+    )
     provider.shutdown()
     row = remote.query("agent_sessions", session=session).iloc[0]
     assert row.agent == "claude-code" and row.models == "claude-sonnet-4"
-    assert (row.input_tokens, row.output_tokens, row.cache_read_tokens, row.cache_creation_tokens) == (
-        200, 40, 1000, 14)
+    assert (
+        row.input_tokens,
+        row.output_tokens,
+        row.cache_read_tokens,
+        row.cache_creation_tokens,
+    ) == (200, 40, 1000, 14)
     assert row.cost_usd == pytest.approx(0.03)
     assert (row.model_calls, row.tool_calls, row.tool_failures, row.api_errors) == (2, 1, 1, 1)
 
@@ -147,13 +198,16 @@ def status_message(resp) -> str:
     return status_pb2.Status.FromString(resp.content).message
 
 
-@pytest.mark.parametrize("body,headers,status,message", [
-    (b"\x0a\xff\xff\xff\xff\x0f", {}, 400, "undecodable protobuf"),
-    (b"{}", {"Content-Type": "text/plain"}, 415, "unsupported Content-Type"),
-    (gzip.compress(b"x" * 1000)[:-9], {"Content-Encoding": "gzip"}, 400, "truncated gzip"),
-    (b'{"resourceSpans": [{"x": "\xff"}]}', {"Content-Type": "application/json"}, 400, "UTF-8"),
-    (b"{" * 50_000, {"Content-Type": "application/json"}, 400, "invalid JSON"),
-])
+@pytest.mark.parametrize(
+    "body,headers,status,message",
+    [
+        (b"\x0a\xff\xff\xff\xff\x0f", {}, 400, "undecodable protobuf"),
+        (b"{}", {"Content-Type": "text/plain"}, 415, "unsupported Content-Type"),
+        (gzip.compress(b"x" * 1000)[:-9], {"Content-Encoding": "gzip"}, 400, "truncated gzip"),
+        (b'{"resourceSpans": [{"x": "\xff"}]}', {"Content-Type": "application/json"}, 400, "UTF-8"),
+        (b"{" * 50_000, {"Content-Type": "application/json"}, 400, "invalid JSON"),
+    ],
+)
 def test_hostile_requests_store_nothing(server, remote, body, headers, status, message):
     before = remote.query("telemetry_counts").iloc[0].to_dict()
     ctype = headers.pop("Content-Type", "application/x-protobuf")
@@ -168,10 +222,28 @@ def limited(tmp_path_factory):
     """A second server: small body limit, tokens required, OTLP also on its own port."""
     otlp_port = free_port()
     db = tmp_path_factory.mktemp("limited") / "limited.duckdb"
-    s = Served(db, env={"OBSERVATORY_OTLP_MAX_BYTES": "200000", "OBSERVATORY_TOKENS": "tok",
-                        "OBSERVATORY_NO_DEMO": "1"},
-               argv=[sys.executable, "-m", "workbench.cli", "serve", "--address", "127.0.0.1",
-                     "--port", "{port}", "--db", str(db), "--otlp-port", str(otlp_port)])
+    s = Served(
+        db,
+        env={
+            "OBSERVATORY_OTLP_MAX_BYTES": "200000",
+            "OBSERVATORY_TOKENS": "tok",
+            "OBSERVATORY_NO_DEMO": "1",
+        },
+        argv=[
+            sys.executable,
+            "-m",
+            "workbench.cli",
+            "serve",
+            "--address",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--db",
+            str(db),
+            "--otlp-port",
+            str(otlp_port),
+        ],
+    )
     s.otlp_url = f"http://127.0.0.1:{otlp_port}"
     yield s
     s.stop()
@@ -195,8 +267,13 @@ def test_standard_port_listener_and_tokens(limited):
 
     assert post(limited.otlp_url + "/v1/traces", b"").status_code == 401
     provider = TracerProvider(resource=Resource.create({"service.name": "port-4318"}))
-    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(
-        endpoint=limited.otlp_url + "/v1/traces", headers={"Authorization": "Bearer tok"})))
+    provider.add_span_processor(
+        SimpleSpanProcessor(
+            OTLPSpanExporter(
+                endpoint=limited.otlp_url + "/v1/traces", headers={"Authorization": "Bearer tok"}
+            )
+        )
+    )
     with provider.get_tracer("t").start_as_current_span("hello"):
         pass
     provider.shutdown()

@@ -96,10 +96,13 @@ def test_unknown_query_is_a_clear_error(remote):
         remote.query("nope")
 
 
-@pytest.mark.parametrize("name,params,message", [
-    ("runs", {"limit": "many"}, "query 'runs': bad parameter"),
-    ("run", {}, "query 'run' needs the parameter 'run_id'"),
-])
+@pytest.mark.parametrize(
+    "name,params,message",
+    [
+        ("runs", {"limit": "many"}, "query 'runs': bad parameter"),
+        ("run", {}, "query 'run' needs the parameter 'run_id'"),
+    ],
+)
 def test_bad_query_parameters_are_400s(remote, name, params, message):
     with pytest.raises(RuntimeError, match=f"HTTP 400: {message}"):
         remote.query(name, **params)
