@@ -46,3 +46,46 @@ def test_timeline_is_bounded_by_buckets_not_records(demo_store):
     per_series = buckets.groupby(["agent", "kind"]).size()
     assert per_series.max() <= 51
     assert len(sessions) == len(m.sessions())
+
+
+def test_a_50k_span_trace_lays_out_and_only_visible_rows_are_drawn():
+    import time
+
+    import pandas as pd
+
+    from workbench.analysis.waterfall import layout
+    from workbench.views.traces import WATERFALL_LIMIT, visible_rows
+
+    n = 50_000
+    spans = pd.DataFrame({
+        "span_id": [f"{i:016x}" for i in range(n)],
+        "parent_span_id": [None] + [f"{(i - 1) // 10:016x}" for i in range(1, n)],
+        "start_ns": range(0, n * 1000, 1000), "end_ns": range(500, n * 1000 + 500, 1000),
+        "name": [f"span {i}" for i in range(n)], "service_name": "big",
+        "duration_ms": 0.0005, "status_code": 0,
+    })
+    start = time.monotonic()
+    full = layout(spans)
+    assert time.monotonic() - start < 5
+    assert len(full) == n and full["depth"].max() > 3
+    full["end_ms"] = full["offset_ms"] + full["duration_ms"]
+    full["label"] = full["name"]
+    full["status"] = "ok"
+    opened = visible_rows(full)  # as the trace opens: the first screenful
+    assert len(opened.Segments.I.data) <= 62
+    paged = visible_rows(full, (30_000, 30_059))
+    assert paged.Segments.I.data["row"].between(29_999, 30_060).all()
+    zoomed_out = visible_rows(full, (0, n))
+    assert len(zoomed_out.Segments.I.data) <= WATERFALL_LIMIT
+
+
+def test_service_and_severity_filters(demo_store):
+    m = AgentTelemetry(store=demo_store, window="all time")
+    assert {"claude-code", "codex", "triage-bot"} <= set(m.param.service.objects)
+    m.service = "codex"
+    assert set(m.logs().service_name) == {"codex"}
+    assert set(m.sessions().agent) == {"codex"}
+    m.min_severity = "ERROR"
+    assert m.logs().empty  # the demo's events are INFO
+    m.min_severity = "INFO"
+    assert not m.logs().empty

@@ -12,6 +12,9 @@ from ..analysis.histograms import quantile
 from ..analysis.waterfall import layout
 from .tests import ALL, WINDOWS
 
+#: OTLP severity numbers: each name is the lowest number of its range.
+SEVERITY = {"DEBUG": 5, "INFO": 9, "WARN": 13, "ERROR": 17, "FATAL": 21}
+
 
 class AgentTelemetry(param.Parameterized):
     """Filters as parameters, answers as DataFrames; ``store`` as in :class:`TestAnalytics`."""
@@ -22,6 +25,13 @@ class AgentTelemetry(param.Parameterized):
         objects=[ALL],
         check_on_set=False,
         doc="Agent (gen_ai.agent.name or the emitting service).",
+    )
+    service = param.Selector(
+        default=ALL, objects=[ALL], check_on_set=False, doc="Service (resource service.name)."
+    )
+    min_severity = param.Selector(
+        default="any", objects=["any", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"],
+        doc="Only log records at least this severe.",
     )
     window = param.Selector(
         default="7 days", objects=list(WINDOWS), doc="Only telemetry within this window."
@@ -50,6 +60,10 @@ class AgentTelemetry(param.Parameterized):
         self.param.agent.objects = [ALL, *agents]
         if self.agent not in self.param.agent.objects:
             self.agent = ALL
+        services = self.store.query("telemetry_services")["service"].tolist()
+        self.param.service.objects = [ALL, *services]
+        if self.service not in self.param.service.objects:
+            self.service = ALL
 
     def refresh(self) -> None:
         """Re-read the agent list and tell views to re-query."""
@@ -61,6 +75,7 @@ class AgentTelemetry(param.Parameterized):
         now = self.now or datetime.now()
         return {
             "agent": None if self.agent == ALL else self.agent,
+            "service": None if self.service == ALL else self.service,
             "since": now - timedelta(days=days) if days else None,
         }
 
@@ -149,4 +164,5 @@ class AgentTelemetry(param.Parameterized):
 
     def logs(self, limit: int = 200) -> pd.DataFrame:
         """Log records and agent events matching the search, newest first."""
-        return self._q("logs_search", text=self.text or None, session=self.session_id, limit=limit)
+        return self._q("logs_search", text=self.text or None, session=self.session_id,
+                       min_severity=SEVERITY.get(self.min_severity), limit=limit)

@@ -373,3 +373,13 @@ def metric_histogram(p: dict[str, Any]) -> Rendered:
         """,
         args,
     )
+
+
+@query
+def telemetry_services(p: dict[str, Any]) -> Rendered:
+    """Distinct services (resource ``service.name``) in spans and logs."""
+    return (
+        "SELECT DISTINCT service_name AS service FROM (SELECT service_name FROM spans UNION ALL "
+        "SELECT service_name FROM logs) WHERE service_name IS NOT NULL ORDER BY 1",
+        [],
+    )

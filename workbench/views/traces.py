@@ -12,7 +12,26 @@ import param
 from ..models.telemetry import AgentTelemetry
 from .common import empty, h, pre, table
 
-WATERFALL_LIMIT = 2000  # spans drawn at once; the rest stay on the server
+WATERFALL_LIMIT = 2000  # spans sent to the browser at once; the rest stay on the server
+VISIBLE_ROWS = 60  # rows in view when a trace opens
+
+
+def visible_rows(full: pd.DataFrame, y_range=None):
+    """The waterfall glyphs for the rows in ``y_range`` (all rows when None), thinned to
+    WATERFALL_LIMIT evenly when a zoomed-out view holds more."""
+    lo, hi = y_range if y_range and None not in y_range else (-1, VISIBLE_ROWS)
+    lo, hi = min(lo, hi), max(lo, hi)
+    part = full[(full["row"] >= lo - 1) & (full["row"] <= hi + 1)]
+    if len(part) > WATERFALL_LIMIT:
+        part = part.iloc[:: -(-len(part) // WATERFALL_LIMIT)]
+    segs = hv.Segments(part, ["offset_ms", "row", "end_ms", "row"],
+                       ["label", "service_name", "duration_ms", "status"]).opts(
+        color="status", cmap={"ok": "#3b7dd8", "error": "#d64545"}, line_width=9,
+        show_legend=False)
+    labels = hv.Labels(part.assign(x=part["offset_ms"]), ["x", "row"], "label").opts(
+        text_align="left", text_baseline="bottom", text_font_size="8pt", yoffset=-0.2,
+        text_color="#333")
+    return segs * labels
 
 
 class TraceExplorer(pn.viewable.Viewer):
@@ -28,6 +47,7 @@ class TraceExplorer(pn.viewable.Viewer):
             width=320,
         )
         self._errors = pn.widgets.Checkbox.from_param(m.param.errors_only, name="errors only")
+        self._service = pn.widgets.Select.from_param(m.param.service, name="Service", width=200)
         self._min = pn.widgets.FloatInput.from_param(
             m.param.min_ms, name="min duration (ms)", width=160
         )
@@ -80,48 +100,29 @@ class TraceExplorer(pn.viewable.Viewer):
             self._chart.object = hv.Div("<i>Select a trace to see its waterfall.</i>")
             self._spans.value = pd.DataFrame()
             return
-        drawn = spans.head(WATERFALL_LIMIT).copy()
-        drawn["end_ms"] = drawn["offset_ms"] + drawn["duration_ms"].fillna(0)
-        drawn["label"] = ["  " * d + n for d, n in zip(drawn["depth"], drawn["name"], strict=True)]
-        drawn["status"] = drawn["status_code"].map({2: "error"}).fillna("ok")
-        segs = hv.Segments(
-            drawn,
-            ["offset_ms", "row", "end_ms", "row"],
-            ["label", "service_name", "duration_ms", "status"],
-        ).opts(
-            color="status",
-            cmap={"ok": "#3b7dd8", "error": "#d64545"},
-            line_width=9,
-            invert_yaxis=True,
-            responsive=True,
-            height=min(100 + 22 * len(drawn), 700),
-            tools=["hover", "xwheel_zoom", "xpan"],
-            xlabel="ms since trace start",
-            ylabel="",
-            yaxis=None,
-            title=f"Trace {self.model.trace_id} ({len(spans)} spans"
-            + (f", first {WATERFALL_LIMIT} drawn)" if len(spans) > WATERFALL_LIMIT else ")"),
-        )
-        labels = hv.Labels(drawn.assign(x=drawn["offset_ms"]), ["x", "row"], "label").opts(
-            text_align="left", text_baseline="bottom", text_font_size="8pt", yoffset=-0.2,
-            text_color="#333")
-        self._chart.height = min(100 + 22 * len(drawn), 700)
-        self._chart.object = segs * labels
-        cols = [
-            "name",
-            "service_name",
-            "offset_ms",
-            "duration_ms",
-            "status_code",
-            "operation",
-            "model",
-            "tool_name",
-            "input_tokens",
-            "output_tokens",
-            "cost_usd",
-            "events",
-        ]
+        full = spans.copy()
+        full["end_ms"] = full["offset_ms"] + full["duration_ms"].fillna(0)
+        full["label"] = ["  " * d + n for d, n in zip(full["depth"], full["name"], strict=True)]
+        full["status"] = full["status_code"].map({2: "error"}).fillna("ok")
+        self._full = full
+        rows = min(len(full), VISIBLE_ROWS)
+        # The whole layout stays here; the browser is sent the rows in view as it pans.
+        dmap = hv.DynamicMap(self._visible, streams=[hv.streams.RangeY()])
+        self._chart.height = min(100 + 22 * rows, 700)
+        self._chart.object = dmap.opts(
+            responsive=True, height=self._chart.height, invert_yaxis=True,
+            ylim=(-0.5, rows - 0.5), xlabel="ms since trace start", ylabel="", yaxis=None,
+            tools=["hover", "xwheel_zoom", "xpan", "ypan"], active_tools=["ypan"],
+            title=f"Trace {self.model.trace_id} ({len(full):,} spans"
+            + (f"; drag up and down to page through, {VISIBLE_ROWS} at a time)"
+               if len(full) > VISIBLE_ROWS else ")"))
+        cols = ["name", "service_name", "offset_ms", "duration_ms", "status_code", "operation",
+                "model", "tool_name", "input_tokens", "output_tokens", "cost_usd", "events"]
         self._spans.value = spans[cols].round(3)
+
+    def _visible(self, y_range=None):
+        """Segments and labels for the rows in ``y_range``, at most WATERFALL_LIMIT of them."""
+        return visible_rows(self._full, y_range)
 
     def _on_span(self, event) -> None:
         if not event.new:
@@ -142,7 +143,7 @@ class TraceExplorer(pn.viewable.Viewer):
 
     def __panel__(self):
         return pn.Column(
-            pn.Row(self._search, self._min, self._errors),
+            pn.Row(self._search, self._service, self._min, self._errors),
             self._traces,
             self._chart,
             self._spans,
