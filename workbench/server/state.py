@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 from .. import config
@@ -25,7 +26,7 @@ def get_store() -> Store:
     with _lock:
         if _store is None:
             path = config.db_path()
-            store = Store(path)
+            store = Store(path, max_pending=int(os.environ.get("OBSERVATORY_WRITE_QUEUE", 256)))
             if config.demo_enabled() and is_empty(store):
                 log.warning(
                     "filling %s with the demo dataset (OBSERVATORY_NO_DEMO=1 skips this)", path
