@@ -14,13 +14,13 @@ import argparse
 import os
 import platform
 import random
-import statistics
 import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
+from _timing import timed  # noqa: E402
 
 from workbench.ingest import ParsedRun
 from workbench.models import TestAnalytics
@@ -96,14 +96,6 @@ def build(path: Path, runs: int, tests: int) -> None:
             submit_runs(store, batch)[1].result()
 
 
-def timed(fn, repeat: int = 5) -> float:
-    fn()  # warm-up
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def main() -> None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
+from _timing import timed  # noqa: E402
 
 from workbench.models import AgentTelemetry
 from workbench.store import Store
@@ -60,14 +60,6 @@ def build(path: Path, spans: int) -> None:
         )
 
 
-def timed(fn, repeat: int = 5) -> float:
-    fn()
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import param
 from bokeh.models import NumeralTickFormatter
 
 from ..models.telemetry import AgentTelemetry
-from .common import badge, empty, table
+from .common import badge, columns, empty, table
 
 _TOKEN_COLORS = {
     "input": "#3b7dd8",
@@ -76,11 +76,7 @@ class AgentsOverview(pn.viewable.Viewer):
             "commits",
             "pull_requests",
         ]
-        self._sessions.value = (
-            sessions[cols].round({"cost_usd": 4})
-            if not sessions.empty
-            else pd.DataFrame(columns=cols)
-        )
+        self._sessions.value = columns(sessions, cols).round({"cost_usd": 4})
         self._chart.object = self._token_chart(usage)
 
     @staticmethod

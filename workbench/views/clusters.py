@@ -7,7 +7,7 @@ import panel as pn
 import param
 
 from ..models import TestAnalytics
-from .common import empty, h, pre, table
+from .common import columns, empty, h, pre, table
 
 
 class FailureClusters(pn.viewable.Viewer):
@@ -49,7 +49,7 @@ class FailureClusters(pn.viewable.Viewer):
             "first_seen",
             "last_seen",
         ]
-        self._clusters.value = df[cols] if not df.empty else pd.DataFrame(columns=cols)
+        self._clusters.value = columns(df, cols)
         self._show()
 
     def _on_cluster(self, event) -> None:

@@ -36,6 +36,11 @@ def table(df: pd.DataFrame, **kw) -> pn.widgets.Tabulator:
     return pn.widgets.Tabulator(df, **opts)
 
 
+def columns(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    """``df[cols]``, or an empty frame with those columns (a table keeps its header)."""
+    return df[cols] if not df.empty else pd.DataFrame(columns=cols)
+
+
 def strip_html(outcomes) -> str:
     """A pass/fail strip as coloured squares (the values are our own outcome enum)."""
     cells = "".join(

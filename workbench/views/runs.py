@@ -8,7 +8,7 @@ import panel as pn
 import param
 
 from ..models import TestAnalytics
-from .common import OUTCOME_COLORS, badge, empty, h, pre, table
+from .common import OUTCOME_COLORS, badge, columns, empty, h, pre, table
 
 _STATUS_COLORS = {
     "new failure": "#d64545",
@@ -61,7 +61,7 @@ class RunHistory(pn.viewable.Viewer):
             "commit_sha",
             "run_id",
         ]
-        shown = df[cols].copy() if not df.empty else pd.DataFrame(columns=cols)
+        shown = columns(df, cols).copy()
         shown["commit_sha"] = shown["commit_sha"].str.slice(0, 10)
         self._table.value = shown
 

@@ -10,7 +10,7 @@ import panel as pn
 import param
 
 from ..models.telemetry import AgentTelemetry
-from .common import empty, h, pre, table
+from .common import columns, empty, h, pre, table
 
 WATERFALL_LIMIT = 2000  # spans sent to the browser at once; the rest stay on the server
 VISIBLE_ROWS = 60  # rows in view when a trace opens
@@ -85,7 +85,7 @@ class TraceExplorer(pn.viewable.Viewer):
             "cost_usd",
             "trace_id",
         ]
-        self._traces.value = df[cols].round(3) if not df.empty else pd.DataFrame(columns=cols)
+        self._traces.value = columns(df, cols).round(3)
 
     def _on_trace(self, event) -> None:
         if event.new:
@@ -187,7 +187,7 @@ class LogExplorer(pn.viewable.Viewer):
             "session_id",
             "trace_id",
         ]
-        self._logs.value = df[cols] if not df.empty else pd.DataFrame(columns=cols)
+        self._logs.value = columns(df, cols)
 
     def _on_log(self, event) -> None:
         if not event.new:

@@ -1,0 +1,65 @@
+"""What every served dashboard shares: sidebar filters, tabs, live polling, navigation."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import panel as pn
+import param
+
+from .common import nav
+
+
+class DashboardShell(pn.viewable.Viewer):
+    """Subclasses set the class constants, build ``self._tabs`` and list their filters.
+
+    The model must have ``refresh()`` and a ``store``; ``version_query`` names a cheap query
+    whose result changes whenever new data arrives.
+    """
+
+    live_ms = param.Integer(default=2000, doc="How often (ms) to look for new data; 0 = never.")
+
+    page: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    color: ClassVar[str] = "#3b5bdb"
+    version_query: ClassVar[str] = ""
+    live_note: ClassVar[str] = "New data appears by itself while this page is open."
+    tabs: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._version = None
+
+    def goto(self, name: str) -> None:
+        """Switch to the tab called ``name``."""
+        self._tabs.active = self.tabs.index(name)
+
+    def filter_widgets(self) -> list:
+        raise NotImplementedError
+
+    def filters(self) -> pn.Column:
+        refresh = pn.widgets.Button(name="Refresh", button_type="primary")
+        refresh.on_click(lambda e: self.model.refresh())
+        note = pn.pane.Markdown(self.live_note, styles={"font-size": "12px", "color": "#667"})
+        return pn.Column(*self.filter_widgets(), refresh, note, width=250)
+
+    def _poll(self) -> None:
+        version = tuple(self.model.store.query(self.version_query).iloc[0].tolist())
+        if self._version is not None and version != self._version:
+            self.model.refresh()
+        self._version = version
+
+    def template(self) -> pn.template.BaseTemplate:
+        """A served page: filters in the sidebar, tabs in the main area, live polling."""
+        if self.live_ms:
+            self._poll()
+            pn.state.add_periodic_callback(self._poll, period=self.live_ms)
+        # BootstrapTemplate: FastListTemplate would fetch Google Fonts, and pages here must
+        # work with no network at all.
+        return pn.template.BootstrapTemplate(
+            title=self.title, sidebar=[self.filters()], main=[self._tabs],
+            header=[nav(self.page)], header_background=self.color, sidebar_width=280,
+        )
+
+    def __panel__(self):
+        return pn.Row(self.filters(), self._tabs, sizing_mode="stretch_width")
