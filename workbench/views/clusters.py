@@ -10,6 +10,13 @@ from ..models import TestAnalytics
 from .common import columns, empty, h, pre, table
 
 
+def _title(exception: str | None, normalized: str) -> str:
+    """``Exception: message`` without saying the exception twice."""
+    if exception and not normalized.startswith(exception):
+        return f"{exception}: {normalized}"
+    return normalized or exception or "Failure"
+
+
 class FailureClusters(pn.viewable.Viewer):
     """Failures grouped by normalised signature; select one to see every occurrence."""
 
@@ -71,8 +78,7 @@ class FailureClusters(pn.viewable.Viewer):
         tests = "".join(f"<li><code>{h(t)}</code></li>" for t in list(r["affected_tests"]))
         self._detail[:] = [
             pn.pane.HTML(
-                f"<h4 style='margin:4px 0'>{h(r['exception'] or 'Failure')}: "
-                f"{h(r['normalized'])}</h4>"
+                f"<h4 style='margin:4px 0'>{h(_title(r['exception'], r['normalized']))}</h4>"
                 f"<div>Suspect frame: <code>{h(r['suspect'] or 'unknown')}</code> · "
                 f"{r['failures']} failures in {r['runs']} runs · first seen {h(r['first_seen'])}, "
                 f"last seen {h(r['last_seen'])}</div>"
