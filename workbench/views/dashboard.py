@@ -21,7 +21,7 @@ class TestsDashboard(DashboardShell):
 
     page, title, color = "tests", "Happy Observatory · Tests", "#3b5bdb"
     version_query = "data_version"
-    live_note = "New runs appear by themselves while this page is open."
+    live_note = "New runs appear by themselves (checked every second)."
     tabs = ("Runs", "Run detail", "Failure clusters", "Flaky tests", "Test detail", "Durations")
 
     def __init__(self, **params):

@@ -17,7 +17,7 @@ class DashboardShell(pn.viewable.Viewer):
     whose result changes whenever new data arrives.
     """
 
-    live_ms = param.Integer(default=2000, doc="How often (ms) to look for new data; 0 = never.")
+    live_ms = param.Integer(default=1000, doc="How often (ms) to look for new data; 0 = never.")
 
     page: ClassVar[str] = ""
     title: ClassVar[str] = ""
