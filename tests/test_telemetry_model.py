@@ -89,3 +89,14 @@ def test_service_and_severity_filters(demo_store):
     assert m.logs().empty  # the demo's events are INFO
     m.min_severity = "INFO"
     assert not m.logs().empty
+
+
+def test_log_summary_picks_the_attributes_people_scan_for(demo_store):
+    from workbench.models.telemetry import summarize
+
+    assert summarize('{"tool_name": "Bash", "success": "false", "x": 1, "duration_ms": "12"}') == (
+        "tool_name=Bash success=false duration_ms=12"
+    )
+    assert summarize(None) == "" and summarize("{not json") == ""
+    m = AgentTelemetry(store=demo_store, window="all time", text="api_request")
+    assert m.logs().summary.str.contains("model=").all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,6 +12,22 @@ import param
 from ..analysis.histograms import quantile
 from ..analysis.waterfall import layout
 from .tests import ALL, WINDOWS
+
+#: Attributes shown in a log record's one-line summary, in this order.
+SUMMARY_KEYS = ("model", "tool_name", "tool.name", "success", "decision", "status_code", "error",
+                "input_tokens", "output_tokens", "cost_usd", "duration_ms", "prompt_length")
+
+
+def summarize(attributes: str | None) -> str:
+    """``model=… tool_name=… cost_usd=…`` from a record's attributes JSON."""
+    if not isinstance(attributes, str):
+        return ""
+    try:
+        attrs = json.loads(attributes)
+    except ValueError:
+        return ""
+    return " ".join(f"{k}={attrs[k]}" for k in SUMMARY_KEYS if k in attrs)
+
 
 #: OTLP severity numbers: each name is the lowest number of its range.
 SEVERITY = {"DEBUG": 5, "INFO": 9, "WARN": 13, "ERROR": 17, "FATAL": 21}
@@ -163,6 +180,9 @@ class AgentTelemetry(param.Parameterized):
         return self._q("metric_series", name=name, group_by=group_by, bucket_s=bucket_s)
 
     def logs(self, limit: int = 200) -> pd.DataFrame:
-        """Log records and agent events matching the search, newest first."""
-        return self._q("logs_search", text=self.text or None, session=self.session_id,
-                       min_severity=SEVERITY.get(self.min_severity), limit=limit)
+        """Log records and agent events matching the search, newest first, with a
+        ``summary`` of the attributes a person scans for (model, tool, tokens, cost, ...)."""
+        df = self._q("logs_search", text=self.text or None, session=self.session_id,
+                     min_severity=SEVERITY.get(self.min_severity), limit=limit)
+        df["summary"] = [summarize(a) for a in df["attributes"]] if not df.empty else []
+        return df

@@ -162,6 +162,9 @@ class LogExplorer(pn.viewable.Viewer):
         self._search = pn.widgets.TextInput.from_param(
             self.model.param.text, name="Search bodies, events and attributes", width=320
         )
+        self._severity = pn.widgets.Select.from_param(
+            self.model.param.min_severity, name="Severity at least", width=160
+        )
         self._logs = table(pd.DataFrame())
         self._logs.param.watch(self._on_log, "selection")
         self._detail = pn.Column(sizing_mode="stretch_width")
@@ -172,6 +175,8 @@ class LogExplorer(pn.viewable.Viewer):
         "model.window",
         "model.text",
         "model.session_id",
+        "model.min_severity",
+        "model.service",
         "model.refreshed",
         watch=True,
     )
@@ -183,6 +188,7 @@ class LogExplorer(pn.viewable.Viewer):
             "severity_text",
             "service_name",
             "event_name",
+            "summary",
             "body",
             "session_id",
             "trace_id",
@@ -200,7 +206,7 @@ class LogExplorer(pn.viewable.Viewer):
 
     def __panel__(self):
         return pn.Column(
-            self._search,
+            pn.Row(self._search, self._severity),
             self._logs,
             self._detail,
             empty("Selecting a record with a trace id opens that trace."),
