@@ -65,7 +65,8 @@ def free_port() -> int:
 class Served:
     """A real `observatory serve` process on 127.0.0.1."""
 
-    def __init__(self, db: Path, env: dict[str, str] | None = None, argv: list[str] | None = None):
+    def __init__(self, db: Path, env: dict[str, str] | None = None, argv: list[str] | None = None,
+                 ready_path: str = "/tests"):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = db
@@ -91,15 +92,15 @@ class Served:
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
         )
-        self._wait()
+        self._wait(ready_path)
 
-    def _wait(self, timeout: float = 90) -> None:
+    def _wait(self, path: str, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log.read_text()}")
             try:
-                if httpx.get(self.url + "/tests", timeout=2).status_code == 200:
+                if httpx.get(self.url + path, timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

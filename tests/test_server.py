@@ -155,3 +155,27 @@ def test_plain_panel_serve_of_the_dashboards_works(tmp_path):
         assert page.status_code == 200
     finally:
         served.stop()
+
+
+def test_login_cookie_opens_the_api_and_the_dashboards(tmp_path):
+    db = tmp_path / "login.duckdb"
+    served = Served(
+        db,
+        env={"OBSERVATORY_TOKENS": "tok", "OBSERVATORY_NO_DEMO": "1"},
+        argv=[sys.executable, "-m", "workbench.cli", "serve", "--address", "127.0.0.1",
+              "--port", "{port}", "--db", str(db), "--basic-auth", "pa55word"],
+        ready_path="/login",
+    )
+    try:
+        with httpx.Client(base_url=served.url, timeout=30) as client:
+            page = client.get("/tests")
+            assert page.status_code == 302 and "/login" in page.headers["location"]
+            assert client.get("/api/health").status_code == 401
+            bad = client.post("/login", data={"username": "ann", "password": "nope"})
+            assert "user" not in client.cookies and bad.status_code in (302, 200)
+            client.post("/login", data={"username": "ann", "password": "pa55word"})
+            assert "user" in client.cookies
+            assert client.get("/api/health").json()["ok"] is True
+            assert client.get("/tests").status_code == 200
+    finally:
+        served.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import sys
 from collections import deque
 from concurrent.futures import Future
@@ -59,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--otlp-port", type=int, metavar="PORT",
                        help="also receive OTLP/HTTP on this port (4318 is the standard one "
                        "agents default to); /v1/* is always served on --port too")
+    serve.add_argument("--basic-auth", metavar="PASSWORD|USERS.json",
+                       help="require a login for the dashboards: one password, or a JSON file "
+                       "of user: password (also $OBSERVATORY_BASIC_AUTH); the API then also "
+                       "accepts the login cookie")
     serve.add_argument("--show", action="store_true", help="open a browser")
     serve.set_defaults(func=cmd_serve)
 
@@ -111,6 +116,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     env["OBSERVATORY_DB"] = str(config.db_path(args.db).resolve())
     if args.no_demo:
         env["OBSERVATORY_NO_DEMO"] = "1"
+    basic_auth = args.basic_auth or os.environ.get("OBSERVATORY_BASIC_AUTH")
+    if basic_auth:
+        # Through Panel's environment variables, so the password is not on the command line.
+        env["PANEL_BASIC_AUTH"] = basic_auth
+        env["PANEL_COOKIE_SECRET"] = os.environ.get("OBSERVATORY_COOKIE_SECRET") or (
+            secrets.token_urlsafe(32))
     if args.otlp_port:
         env["OBSERVATORY_OTLP_PORT"] = str(args.otlp_port)
         env["OBSERVATORY_OTLP_ADDRESS"] = args.address
