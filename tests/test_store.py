@@ -110,3 +110,10 @@ def test_second_process_gets_a_clear_message_not_a_raw_lock_error(tmp_path):
     time.sleep(0.2)
     with Store(path):  # free again once the holder is gone
         pass
+
+
+def test_times_are_stored_in_utc(store, tmp_path):
+    report = tmp_path / "tz.xml"
+    report.write_text('<testsuite timestamp="2026-03-01T12:00:00+02:00"><testcase name="t"/></testsuite>')
+    run_id, _ = insert_run(store, ingest.parse_file(report), {"project": "p"})
+    assert str(store.query("run", run_id=run_id).started_at.iloc[0]) == "2026-03-01 10:00:00"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 #: The embedded default database, relative to the working directory the server starts in.
@@ -27,3 +28,13 @@ def api_tokens() -> set[str]:
     """Bearer tokens accepted by the REST API (comma-separated ``OBSERVATORY_TOKENS``)."""
     raw = os.environ.get("OBSERVATORY_TOKENS", "")
     return {t.strip() for t in raw.split(",") if t.strip()}
+
+
+def utcnow() -> datetime:
+    """Now, as the naive UTC timestamp every stored time uses."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def to_utc(ts: datetime) -> datetime:
+    """A stored timestamp: aware ones converted to UTC, naive ones taken as UTC already."""
+    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo is not None else ts

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from importlib import resources
 from typing import TYPE_CHECKING
 
+from .config import utcnow
 from .ingest import Attempt, ParsedRun, parse_bytes
 from .store.writes import insert_run
 
@@ -290,7 +291,7 @@ def load_demo(
     ``end`` is when the history stops (default: today at midnight), so the demo always
     looks recent while its content stays the same.
     """
-    end = end or datetime.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    end = end or utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
     batches = [_project_runs(p, end, seed=17 + n) for n, p in enumerate(PROJECTS)]
     runs = [r for batch in batches for r in batch] + _sample_runs(end)
     stored = 0

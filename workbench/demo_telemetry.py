@@ -20,6 +20,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from .config import utcnow
 from .ingest import otlp
 from .store.writes import submit_telemetry
 
@@ -190,7 +191,7 @@ def _sdk_agent(rng: random.Random, end: datetime):
 
 def load_demo_telemetry(store: Store, end: datetime | None = None) -> int:
     """Store the demo telemetry; return how many records (spans, logs, points) it holds."""
-    end = end or datetime.now().replace(microsecond=0)
+    end = end or utcnow().replace(microsecond=0)
     rng = random.Random(29)
     requests = [*(r for svc in CODING_AGENTS for r in _coding_agent(svc, rng, end)),
                 *_sdk_agent(rng, end)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pandas as pd
@@ -11,6 +11,7 @@ import param
 
 from ..analysis.histograms import quantile
 from ..analysis.waterfall import layout
+from ..config import utcnow
 from .tests import ALL, WINDOWS
 
 #: Attributes shown in a log record's one-line summary, in this order.
@@ -89,7 +90,7 @@ class AgentTelemetry(param.Parameterized):
 
     def filters(self) -> dict[str, Any]:
         days = WINDOWS[self.window]
-        now = self.now or datetime.now()
+        now = self.now or utcnow()
         return {
             "agent": None if self.agent == ALL else self.agent,
             "service": None if self.service == ALL else self.service,

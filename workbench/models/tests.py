@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pandas as pd
 import param
 
 from ..analysis import compare, durations, flaky
+from ..config import utcnow
 
 WINDOWS = {"24 hours": 1, "7 days": 7, "30 days": 30, "90 days": 90, "all time": None}
 ALL = "(all)"
@@ -97,7 +98,7 @@ class TestAnalytics(param.Parameterized):
     def filters(self) -> dict[str, Any]:
         """The current filters as query parameters."""
         days = WINDOWS[self.window]
-        now = self.now or datetime.now()
+        now = self.now or utcnow()
         return {
             "project": self._project(),
             "branch": None if self.branch == ALL else self.branch,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from ..config import to_utc, utcnow
 from ..ingest.base import result_table, signature_table
 
 if TYPE_CHECKING:
@@ -74,9 +74,7 @@ def insert_run(
 
 def _run_row(run_id: str, run: ParsedRun, meta: dict[str, Any], status: str) -> dict[str, Any]:
     counts = run.counts()
-    started = meta.get("started_at") or run.started_at or datetime.now()
-    if isinstance(started, datetime) and started.tzinfo is not None:
-        started = started.astimezone().replace(tzinfo=None)
+    started = to_utc(meta.get("started_at") or run.started_at or utcnow())
     return {
         "run_id": run_id,
         "project": meta.get("project"),
@@ -207,7 +205,7 @@ def start_live_run(store: Store, run_id: str, meta: dict[str, Any]) -> str:
         variant=meta.get("variant"),
         source=meta.get("source"),
         format="pytest-live",
-        started_at=datetime.now(),
+        started_at=utcnow(),
         status="running",
         tests=0,
         passed=0,
