@@ -1,4 +1,5 @@
-"""A full write queue answers 503 with Retry-After and stores nothing from that request.
+"""A full write queue answers 503 with Retry-After (OTLP and report uploads alike) and
+stores nothing from that request.
 
 Runs the real receiver routes in a real Tornado server on 127.0.0.1 (in this process, so
 the test can hold the store's writer busy) with a write queue of one.
@@ -41,7 +42,11 @@ def test_full_write_queue_gets_503_with_retry_after(tmp_path):
 
     def serve():
         asyncio.set_event_loop(loop)
-        Application(OTLP_ROUTES).listen(port, address="127.0.0.1")
+        from workbench.server.plugin import ReportHandler  # imported once the store is set
+
+        Application([*OTLP_ROUTES, (r"/api/tests/reports", ReportHandler, {})]).listen(
+            port, address="127.0.0.1"
+        )
         loop.call_soon(ready.set)
         loop.run_forever()
 
@@ -52,11 +57,15 @@ def test_full_write_queue_gets_503_with_retry_after(tmp_path):
     try:
         busy = httpx.post(url, content=one_span("refused"), headers=headers, timeout=10)
         assert busy.status_code == 503 and busy.headers["Retry-After"] == "1"
+        report = httpx.post(f"http://127.0.0.1:{port}/api/tests/reports", timeout=10,
+                            content=b'<testsuite><testcase name="t"/></testsuite>')
+        assert report.status_code == 503 and report.headers["Retry-After"] == "1"
         gate.set()
         ok = httpx.post(url, content=one_span("accepted"), headers=headers, timeout=10)
         assert ok.status_code == 200
         names = store.sql("SELECT name FROM spans")["name"].tolist()
         assert names == ["accepted"]
+        assert store.sql("SELECT count(*) AS n FROM runs")["n"].item() == 0
     finally:
         gate.set()
         loop.call_soon_threadsafe(loop.stop)

@@ -149,3 +149,15 @@ def test_every_pytest_plugin_option_and_env_var_is_documented():
         )
     )
     assert sorted(o for o in options | env_vars if o not in readme) == []
+
+
+def test_report_time_zone_for_naive_timestamps(tmp_path):
+    report = tmp_path / "naive.xml"
+    report.write_text('<testsuite timestamp="2026-03-01T12:00:00"><testcase name="t"/></testsuite>')
+    db = tmp_path / "tz.duckdb"
+    r = observatory("ingest", "tests", str(report), "--db", str(db), "--report-tz", "Europe/Berlin")
+    assert r.returncode == 0, r.stderr
+    with Store(db) as s:
+        assert str(s.query("runs").started_at.iloc[0]) == "2026-03-01 11:00:00"
+    bad = observatory("ingest", "tests", str(report), "--db", str(db), "--report-tz", "Mars/Olympus")
+    assert bad.returncode == 2 and "unknown time zone 'Mars/Olympus'" in bad.stderr

@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     tests.add_argument("--build", help="CI build number or id")
     tests.add_argument("--variant", help="run variant, e.g. linux-py3.12 (kept as a dimension)")
     tests.add_argument(
+        "--report-tz",
+        metavar="ZONE",
+        help="zone of report timestamps written without one, e.g. Europe/Berlin "
+        "(default: $OBSERVATORY_REPORT_TZ, else UTC)",
+    )
+    tests.add_argument(
         "--format",
         choices=["junit", "nunit", "xunit", "trx", "ctrf", "reportlog"],
         help="force a format instead of detecting it",
@@ -180,12 +186,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_ingest_tests(args: argparse.Namespace) -> int:
     from .ingest import expand
 
+    try:
+        tz = config.report_tz(args.report_tz)
+    except ValueError as err:
+        print(f"observatory ingest tests: {err}", file=sys.stderr)
+        return 2
     flags = {
         "project": args.project,
         "commit": args.commit,
         "branch": args.branch,
         "build": args.build,
         "variant": args.variant,
+        "report_tz": tz,
     }
     files = expand(args.paths)
     sink = _HttpSink(args.url) if args.url else _StoreSink(config.db_path(args.db))

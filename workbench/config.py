@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 #: The embedded default database, relative to the working directory the server starts in.
 DEFAULT_DB = Path("data") / "observatory.duckdb"
@@ -35,6 +36,25 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def to_utc(ts: datetime) -> datetime:
-    """A stored timestamp: aware ones converted to UTC, naive ones taken as UTC already."""
-    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo is not None else ts
+def report_tz(flag: str | None = None) -> str | None:
+    """The zone of report timestamps written without one: ``--report-tz``, then
+    ``OBSERVATORY_REPORT_TZ`` (an IANA name such as ``Europe/Berlin``); None means UTC."""
+    name = flag or os.environ.get("OBSERVATORY_REPORT_TZ") or None
+    if name:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {name!r} (use an IANA name like Europe/Berlin)"
+            ) from None
+    return name
+
+
+def to_utc(ts: datetime, assume: str | None = None) -> datetime:
+    """A stored timestamp: aware ones converted to UTC; naive ones taken to be in the zone
+    ``assume`` (default UTC)."""
+    if ts.tzinfo is None:
+        if not assume:
+            return ts
+        ts = ts.replace(tzinfo=ZoneInfo(assume))
+    return ts.astimezone(UTC).replace(tzinfo=None)

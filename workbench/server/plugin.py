@@ -34,11 +34,12 @@ class ReportHandler(APIHandler):
         name = self.get_query_argument("filename", "request body")
         fmt = self.get_query_argument("format", None)
         flags = {k: self.get_query_argument(k, None) for k in _META_KEYS}
+        tz = self.get_query_argument("report_tz", None)
 
         def work() -> dict:
             run = ingest.parse_bytes(self.body(), name, fmt)
-            meta = run_metadata(run.meta, flags, env={})
-            run_id, created = writes.insert_run(get_store(), run, meta)
+            meta = run_metadata(run.meta, {**flags, "report_tz": config.report_tz(tz)}, env={})
+            run_id, created = writes.insert_run(get_store(), run, meta, block=False)
             return {
                 "ok": True,
                 "path": name,
@@ -66,7 +67,8 @@ class LiveStartHandler(APIHandler):
                 raise ingest.IngestError("live run: expected a JSON object")
             run_id = "live-" + uuid.uuid4().hex[:12]
             writes.start_live_run(
-                get_store(), run_id, {k: meta.get(k) for k in (*_META_KEYS, "source")}
+                get_store(), run_id, {k: meta.get(k) for k in (*_META_KEYS, "source")},
+                block=False,
             )
             return {"ok": True, "run_id": run_id}
 
@@ -81,7 +83,7 @@ class LiveResultsHandler(APIHandler):
     async def post(self, run_id: str) -> None:
         def work() -> dict:
             batch = parse_batch(self.body(), f"live run {run_id}")
-            n = writes.append_results(get_store(), run_id, batch)
+            n = writes.append_results(get_store(), run_id, batch, block=False)
             return {"ok": True, "stored": n}
 
         result = await self.run(work)
@@ -98,7 +100,7 @@ class LiveFinishHandler(APIHandler):
             store = get_store()
             if store.query("run", run_id=run_id).empty:
                 raise KeyError(f"no run {run_id!r}")
-            writes.finish_live_run(store, run_id, body.get("duration_s"))
+            writes.finish_live_run(store, run_id, body.get("duration_s"), block=False)
             return {"ok": True}
 
         result = await self.run(work)

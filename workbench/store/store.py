@@ -163,9 +163,12 @@ class Store:
             raise StoreBusyError("write queue is full") from None
         return fut
 
-    def write(self, fn: WriteFn) -> Any:
-        """Queue ``fn`` and wait for its transaction to commit; return what it returned."""
-        return self.submit(fn).result()
+    def write(self, fn: WriteFn, block: bool = True) -> Any:
+        """Queue ``fn`` and wait for its transaction to commit; return what it returned.
+
+        ``block=False``: raise :class:`StoreBusyError` at once if the queue is full.
+        """
+        return self.submit(fn, block=block).result()
 
     def _ensure_writer(self) -> None:
         with self._lock:

@@ -61,20 +61,27 @@ def _with_run_id(results: pa.Table, run_id: str) -> pa.Table:
 
 
 def insert_run(
-    store: Store, run: ParsedRun, meta: dict[str, Any], status: str = "complete"
+    store: Store, run: ParsedRun, meta: dict[str, Any], status: str = "complete",
+    block: bool = True,
 ) -> tuple[str, bool]:
     """Store a parsed report as one run in one transaction.
 
     Returns ``(run_id, created)``; a report whose bytes were stored before is not stored
-    again (``created`` is False) whatever metadata it comes with.
+    again (``created`` is False) whatever metadata it comes with. ``block=False`` raises
+    :class:`~workbench.store.StoreBusyError` instead of waiting for a full queue.
     """
-    (run_id,), fut = submit_runs(store, [(run, meta)], status)
+    (run_id,), fut = submit_runs(store, [(run, meta)], status, block=block)
     return run_id, fut.result()[0]
 
 
 def _run_row(run_id: str, run: ParsedRun, meta: dict[str, Any], status: str) -> dict[str, Any]:
     counts = run.counts()
-    started = to_utc(meta.get("started_at") or run.started_at or utcnow())
+    if meta.get("started_at"):
+        started = to_utc(meta["started_at"])
+    elif run.started_at:
+        started = to_utc(run.started_at, assume=meta.get("report_tz"))
+    else:
+        started = utcnow()
     return {
         "run_id": run_id,
         "project": meta.get("project"),
@@ -101,7 +108,8 @@ def _run_row(run_id: str, run: ParsedRun, meta: dict[str, Any], status: str) -> 
 
 
 def submit_runs(
-    store: Store, runs: list[tuple[ParsedRun, dict[str, Any]]], status: str = "complete"
+    store: Store, runs: list[tuple[ParsedRun, dict[str, Any]]], status: str = "complete",
+    block: bool = True,
 ) -> tuple[list[str], Future]:
     """Queue many parsed reports as one transaction of a few bulk inserts.
 
@@ -152,10 +160,10 @@ def submit_runs(
             _insert_arrow(cur, "signatures", signature_table(sigs), "OR IGNORE")
         return created
 
-    return ids, store.submit(write)
+    return ids, store.submit(write, block=block)
 
 
-def append_results(store: Store, run_id: str, run: ParsedRun) -> int:
+def append_results(store: Store, run_id: str, run: ParsedRun, block: bool = True) -> int:
     """Add a batch of finished tests to a live run and refresh its counts."""
     results, sigs = run.tables()
 
@@ -168,7 +176,7 @@ def append_results(store: Store, run_id: str, run: ParsedRun) -> int:
         _refresh_counts(cur, run_id)
         return results.num_rows
 
-    return store.write(write)
+    return store.write(write, block=block)
 
 
 def _refresh_counts(cur: duckdb.DuckDBPyConnection, run_id: str) -> None:
@@ -191,7 +199,7 @@ def _refresh_counts(cur: duckdb.DuckDBPyConnection, run_id: str) -> None:
     )
 
 
-def start_live_run(store: Store, run_id: str, meta: dict[str, Any]) -> str:
+def start_live_run(store: Store, run_id: str, meta: dict[str, Any], block: bool = True) -> str:
     """Create an empty run in status ``running`` (the pytest plugin's first call)."""
     row = {c: None for c in _RUN_COLUMNS}
     row.update(
@@ -221,10 +229,12 @@ def start_live_run(store: Store, run_id: str, meta: dict[str, Any]) -> str:
         cur.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", [row[c] for c in _RUN_COLUMNS])
         return run_id
 
-    return store.write(write)
+    return store.write(write, block=block)
 
 
-def finish_live_run(store: Store, run_id: str, duration_s: float | None) -> None:
+def finish_live_run(
+    store: Store, run_id: str, duration_s: float | None, block: bool = True
+) -> None:
     """Mark a live run complete."""
 
     def write(cur: duckdb.DuckDBPyConnection) -> None:
@@ -234,7 +244,7 @@ def finish_live_run(store: Store, run_id: str, duration_s: float | None) -> None
             [duration_s, run_id],
         )
 
-    store.write(write)
+    store.write(write, block=block)
 
 
 def submit_telemetry(store: Store, tables: dict[str, list[dict[str, Any]]]) -> Future:
