@@ -217,3 +217,11 @@ def test_xunit_net_decimal_commas_and_exception_types():
     assert totals.error_type == "Xunit.Sdk.EqualException"
     assert run.attempts("Shop.Tests.Cart::Adds")[0].duration_s == 0.014
     assert run.duration_s == 0.288
+
+
+def test_nameless_nunit_case_keeps_one_name(tmp_path):
+    report = tmp_path / "nameless.xml"
+    report.write_text('<test-run><test-case result="Passed"/><test-case result="Failed"/></test-run>')
+    results, _ = ingest.parse_file(report).tables()
+    assert results.column("test_id").to_pylist() == ["<unnamed #1>", "<unnamed #2>"]
+    assert results.column("name").to_pylist() == ["<unnamed #1>", "<unnamed #2>"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .base import IngestError, ParsedRun, Parser, seconds, timestamp
+from .base import Attempt, IngestError, ParsedRun, Parser, seconds, timestamp
 from .xml import local, parse_xml
 
 _ERROR_LABELS = {"error", "cancelled", "invalid"}
@@ -53,18 +53,10 @@ class NUnitParser(Parser):
             if classname is None:
                 classname, name = _split_fullname(case.get("fullname") or name)
             message = _text(case, "failure/message") or _text(case, "reason/message")
-            run.add_row(
-                f"{classname}::{name}" if classname else run.test_name(name),
-                None,
-                classname,
-                run.test_name(name),
-                None,
-                outcome,
-                seconds(case.get("duration") if v3 else case.get("time")),
-                message,
-                None,
-                _text(case, "failure/stack-trace"),
-            )
+            duration = seconds(case.get("duration") if v3 else case.get("time"))
+            details = _text(case, "failure/stack-trace")
+            run.add(name, [Attempt(outcome, duration, message, None, details)],
+                    classname=classname)
         if v3:
             run.started_at = timestamp(root.get("start-time"))
             run.duration_s = seconds(root.get("duration"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .base import IngestError, ParsedRun, Parser, timestamp
+from .base import Attempt, IngestError, ParsedRun, Parser, timestamp
 from .xml import local, parse_xml
 
 _OUTCOMES = {
@@ -53,7 +53,7 @@ class TRXParser(Parser):
         for res in results:
             outcome = _OUTCOMES.get((res.get("outcome") or "").lower(), "skipped")
             classname = classes.get(res.get("testId"))
-            name = run.test_name(res.get("testName"))
+            name = res.get("testName")
             info = res.find(f"{ns}Output/{ns}ErrorInfo")
             message = details = None
             if info is not None:
@@ -62,18 +62,9 @@ class TRXParser(Parser):
             if outcome == "skipped" and message is None:
                 msgs = res.findall(f"{ns}Output/{ns}TextMessages/{ns}Message")
                 message = (msgs[0].text or "").strip() or None if msgs else None
-            run.add_row(
-                f"{classname}::{name}" if classname else name,
-                None,
-                classname,
-                name,
-                None,
-                outcome,
-                trx_seconds(res.get("duration")),
-                message,
-                None,
-                details,
-            )
+            duration = trx_seconds(res.get("duration"))
+            run.add(name, [Attempt(outcome, duration, message, None, details)],
+                    classname=classname)
         times = root.find(f"{ns}Times")
         if times is not None:
             start, finish = timestamp(times.get("start")), timestamp(times.get("finish"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import IngestError, ParsedRun, Parser, seconds
+from .base import Attempt, IngestError, ParsedRun, Parser, seconds
 from .xml import local, parse_xml
 
 _RESULTS = {"pass": "passed", "fail": "failed", "skip": "skipped", "notrun": "skipped"}
@@ -28,7 +28,6 @@ class XUnitParser(Parser):
             name = test.get("name") or ""
             if classname and name.startswith(classname + "."):
                 name = name[len(classname) + 1 :]
-            name = run.test_name(name)
             fail = test.find("failure")
             message = details = error_type = None
             if fail is not None:
@@ -38,18 +37,9 @@ class XUnitParser(Parser):
             elif test.find("reason") is not None:
                 message = (test.findtext("reason") or "").strip() or None
             outcome = _RESULTS.get((test.get("result") or "").lower(), "skipped")
-            run.add_row(
-                f"{classname}::{name}" if classname else name,
-                None,
-                classname,
-                name,
-                None,
-                outcome,
-                seconds(test.get("time")),
-                message,
-                error_type,
-                details,
-            )
+            duration = seconds(test.get("time"))
+            run.add(name, [Attempt(outcome, duration, message, error_type, details)],
+                    classname=classname)
         first = root if local(root.tag) == "assembly" else root.find("assembly")
         if first is not None:
             run.duration_s = seconds(first.get("time"))
