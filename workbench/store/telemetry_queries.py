@@ -108,6 +108,32 @@ def logs_search(p: dict[str, Any]) -> Rendered:
     )
 
 
+def _agent_records(p: dict[str, Any], columns: str, present: str = "agent_name") -> Rendered:
+    """Log records and spans as one set, filtered alike: ``t`` (the record's time) and
+    ``columns`` from both tables, keeping rows where ``present`` is not null.
+
+    Coding agents describe their work in events (logs), SDK agents in spans; every agent
+    figure adds the two.
+    """
+    where_l, args_l = _where(p, "time")
+    where_s, args_s = _where(p, "start_time")
+    sql = f"""
+        SELECT time AS t, {columns} FROM logs WHERE {where_l} AND {present} IS NOT NULL
+        UNION ALL
+        SELECT start_time, {columns} FROM spans WHERE {where_s} AND {present} IS NOT NULL
+    """
+    return sql, [*args_l, *args_s]
+
+
+def _distinct(column: str, alias: str) -> Rendered:
+    """Distinct non-null values of ``column`` across spans and logs."""
+    return (
+        f"SELECT DISTINCT {column} AS {alias} FROM (SELECT {column} FROM spans UNION ALL "
+        f"SELECT {column} FROM logs) WHERE {column} IS NOT NULL ORDER BY 1",
+        [],
+    )
+
+
 @query
 def agent_sessions(p: dict[str, Any]) -> Rendered:
     """Per agent session: tokens by type, cost, models, tool calls and failures, API errors.
@@ -116,22 +142,13 @@ def agent_sessions(p: dict[str, Any]) -> Rendered:
     spans); a session's figures add the two, and the coding agents' own counters
     (lines of code, commits, pull requests) come from their metrics.
     """
-    where_s, args_s = _where(p, "start_time")
-    where_l, args_l = _where(p, "time")
+    records, args = _agent_records(
+        p, "agent_name, session_id, model, operation, tool_name, is_error, input_tokens, "
+        "output_tokens, cache_read_tokens, cache_creation_tokens, cost_usd", present="session_id")
     where_m, args_m = _where(p, "time")
     return (
         f"""
-        WITH ev AS (
-            SELECT agent_name, session_id, time AS t, model, operation, tool_name, is_error,
-                   input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
-                   cost_usd
-            FROM logs WHERE {where_l} AND session_id IS NOT NULL
-            UNION ALL
-            SELECT agent_name, session_id, start_time, model, operation, tool_name, is_error,
-                   input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
-                   cost_usd
-            FROM spans WHERE {where_s} AND session_id IS NOT NULL
-        ),
+        WITH ev AS ({records}),
         counters AS (
             SELECT session_id,
                    sum(value) FILTER (WHERE name LIKE '%lines_of_code%')::BIGINT AS lines_changed,
@@ -157,7 +174,7 @@ def agent_sessions(p: dict[str, Any]) -> Rendered:
         FROM ev LEFT JOIN counters c USING (session_id)
         GROUP BY session_id ORDER BY last_seen DESC {_page(p, 500)}
         """,
-        [*args_l, *args_s, *args_m],
+        [*args, *args_m],
     )
 
 
@@ -194,19 +211,12 @@ def trace_list(p: dict[str, Any]) -> Rendered:
 @query
 def token_usage(p: dict[str, Any]) -> Rendered:
     """Tokens by type and cost per agent and model, from events and spans."""
-    where_s, args_s = _where(p, "start_time")
-    where_l, args_l = _where(p, "time")
+    records, args = _agent_records(
+        p, "agent_name, model, input_tokens, output_tokens, cache_read_tokens, "
+        "cache_creation_tokens, reasoning_tokens, cost_usd")
     return (
         f"""
-        WITH u AS (
-            SELECT agent_name, model, input_tokens, output_tokens, cache_read_tokens,
-                   cache_creation_tokens, reasoning_tokens, cost_usd
-            FROM logs WHERE {where_l} AND agent_name IS NOT NULL
-            UNION ALL
-            SELECT agent_name, model, input_tokens, output_tokens, cache_read_tokens,
-                   cache_creation_tokens, reasoning_tokens, cost_usd
-            FROM spans WHERE {where_s} AND agent_name IS NOT NULL
-        )
+        WITH u AS ({records})
         SELECT agent_name AS agent, coalesce(model, '(unknown)') AS model,
                coalesce(sum(input_tokens), 0)::BIGINT AS input,
                coalesce(sum(output_tokens), 0)::BIGINT AS output,
@@ -216,18 +226,14 @@ def token_usage(p: dict[str, Any]) -> Rendered:
                coalesce(sum(cost_usd), 0) AS cost_usd, count(*) AS records
         FROM u GROUP BY ALL ORDER BY cost_usd DESC, agent, model
         """,
-        [*args_l, *args_s],
+        args,
     )
 
 
 @query
 def telemetry_agents(p: dict[str, Any]) -> Rendered:
     """Distinct agents seen in spans and logs."""
-    return (
-        "SELECT DISTINCT agent_name AS agent FROM (SELECT agent_name FROM spans UNION ALL "
-        "SELECT agent_name FROM logs) WHERE agent_name IS NOT NULL ORDER BY 1",
-        [],
-    )
+    return _distinct("agent_name", "agent")
 
 
 @query
@@ -246,23 +252,10 @@ def span_count_like(p: dict[str, Any]) -> Rendered:
     return "SELECT count(*) AS n FROM spans WHERE name LIKE ?", [f"%{p['text']}%"]
 
 
-def _activity(p: dict[str, Any]) -> Rendered:
-    where_s, args_s = _where(p, "start_time")
-    where_l, args_l = _where(p, "time")
-    sql = f"""
-        SELECT agent_name, session_id, time AS t, operation, is_error FROM logs
-        WHERE {where_l} AND agent_name IS NOT NULL
-        UNION ALL
-        SELECT agent_name, session_id, start_time, operation, is_error FROM spans
-        WHERE {where_s} AND agent_name IS NOT NULL
-    """
-    return sql, [*args_l, *args_s]
-
-
 @query
 def timeline_sessions(p: dict[str, Any]) -> Rendered:
     """One segment per session (first to last record), the most recent first."""
-    sql, args = _activity(p)
+    sql, args = _agent_records(p, "agent_name, session_id, operation, is_error")
     return (
         f"""
         WITH a AS ({sql})
@@ -278,7 +271,7 @@ def timeline_sessions(p: dict[str, Any]) -> Rendered:
 @query
 def timeline_buckets(p: dict[str, Any]) -> Rendered:
     """Activity per agent, kind and time bucket: what the timeline draws at any scale."""
-    sql, args = _activity(p)
+    sql, args = _agent_records(p, "agent_name, session_id, operation, is_error")
     seconds = max(int(p.get("bucket_s") or 60), 1)
     return (
         f"""
@@ -378,8 +371,4 @@ def metric_histogram(p: dict[str, Any]) -> Rendered:
 @query
 def telemetry_services(p: dict[str, Any]) -> Rendered:
     """Distinct services (resource ``service.name``) in spans and logs."""
-    return (
-        "SELECT DISTINCT service_name AS service FROM (SELECT service_name FROM spans UNION ALL "
-        "SELECT service_name FROM logs) WHERE service_name IS NOT NULL ORDER BY 1",
-        [],
-    )
+    return _distinct("service_name", "service")
