@@ -66,7 +66,9 @@ class Served:
     """A real `observatory serve` process on 127.0.0.1."""
 
     def __init__(self, db: Path, env: dict[str, str] | None = None, argv: list[str] | None = None,
-                 ready_path: str = "/tests"):
+                 ready_path: str = "/tests", extra_args: tuple[str, ...] = ()):
+        """``extra_args`` go after the default ``observatory serve`` command; ``argv``
+        replaces the command altogether (``{port}`` in it is filled in)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = db
@@ -84,6 +86,7 @@ class Served:
             str(self.port),
             "--db",
             str(db),
+            *extra_args,
         ]
         self.proc = subprocess.Popen(
             [c.replace("{port}", str(self.port)) for c in cmd],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import sys
 import time
 import uuid
 
@@ -229,20 +228,7 @@ def limited(tmp_path_factory):
             "OBSERVATORY_TOKENS": "tok",
             "OBSERVATORY_NO_DEMO": "1",
         },
-        argv=[
-            sys.executable,
-            "-m",
-            "workbench.cli",
-            "serve",
-            "--address",
-            "127.0.0.1",
-            "--port",
-            "{port}",
-            "--db",
-            str(db),
-            "--otlp-port",
-            str(otlp_port),
-        ],
+        extra_args=("--otlp-port", str(otlp_port)),
     )
     s.otlp_url = f"http://127.0.0.1:{otlp_port}"
     yield s

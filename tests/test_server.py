@@ -162,8 +162,7 @@ def test_login_cookie_opens_the_api_and_the_dashboards(tmp_path):
     served = Served(
         db,
         env={"OBSERVATORY_TOKENS": "tok", "OBSERVATORY_NO_DEMO": "1"},
-        argv=[sys.executable, "-m", "workbench.cli", "serve", "--address", "127.0.0.1",
-              "--port", "{port}", "--db", str(db), "--basic-auth", "pa55word"],
+        extra_args=("--basic-auth", "pa55word"),
         ready_path="/login",
     )
     try:
