@@ -14,6 +14,9 @@ from ..analysis.waterfall import layout
 from ..config import utcnow
 from .tests import ALL, WINDOWS
 
+#: Parameters that change what every telemetry view shows (views re-query on each).
+FILTER_PARAMS = ("agent", "service", "window", "refreshed")
+
 #: Attributes shown in a log record's one-line summary, in this order.
 SUMMARY_KEYS = ("model", "tool_name", "tool.name", "success", "decision", "status_code", "error",
                 "input_tokens", "output_tokens", "cost_usd", "duration_ms", "prompt_length")

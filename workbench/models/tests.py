@@ -11,6 +11,9 @@ import param
 from ..analysis import compare, durations, flaky
 from ..config import utcnow
 
+#: Parameters that change what every test view shows (views re-query on each).
+FILTER_PARAMS = ("project", "branch", "variant", "window", "refreshed")
+
 WINDOWS = {"24 hours": 1, "7 days": 7, "30 days": 30, "90 days": 90, "all time": None}
 ALL = "(all)"
 

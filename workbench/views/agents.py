@@ -8,8 +8,9 @@ import panel as pn
 import param
 from bokeh.models import NumeralTickFormatter
 
+from ..models.telemetry import FILTER_PARAMS as TELEMETRY_FILTERS
 from ..models.telemetry import AgentTelemetry
-from .common import badge, columns, empty, table
+from .common import badge, columns, empty, table, watching
 
 _TOKEN_COLORS = {
     "input": "#3b7dd8",
@@ -35,7 +36,7 @@ class AgentsOverview(pn.viewable.Viewer):
         self._chart = pn.pane.HoloViews(sizing_mode="stretch_width", height=260)
         self._load()
 
-    @param.depends("model.agent", "model.window", "model.refreshed", watch=True)
+    @param.depends(*watching(TELEMETRY_FILTERS), watch=True)
     def _load(self) -> None:
         agents = self.model.agents()
         usage = self.model.token_usage()
@@ -122,7 +123,7 @@ class AgentsOverview(pn.viewable.Viewer):
 
 def session_banner(model: AgentTelemetry) -> pn.viewable.Viewable:
     """Which session the traces and logs are filtered to, with a way back."""
-    clear = pn.widgets.Button(name="Show all sessions", button_type="light", width=160)
+    clear = pn.widgets.Button(label="Show all sessions", button_type="light", width=160)
     clear.on_click(lambda e: setattr(model, "session_id", None))
 
     @param.depends(model.param.session_id)

@@ -7,7 +7,8 @@ import panel as pn
 import param
 
 from ..models import TestAnalytics
-from .common import columns, empty, h, pre, table
+from ..models.tests import FILTER_PARAMS as TEST_FILTERS
+from .common import columns, empty, h, pre, table, watching
 
 
 def _title(exception: str | None, normalized: str) -> str:
@@ -35,14 +36,7 @@ class FailureClusters(pn.viewable.Viewer):
         self._frame = pd.DataFrame()
         self._load()
 
-    @param.depends(
-        "model.project",
-        "model.branch",
-        "model.variant",
-        "model.window",
-        "model.refreshed",
-        watch=True,
-    )
+    @param.depends(*watching(TEST_FILTERS), watch=True)
     def _load(self) -> None:
         df = self.model.clusters()
         self._frame = df

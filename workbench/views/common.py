@@ -16,6 +16,11 @@ OUTCOME_COLORS = {
 PAGE_SIZE = 15
 
 
+def watching(filters: tuple[str, ...], *extra: str) -> tuple[str, ...]:
+    """``param.depends`` names for a view over ``model``: its model's filters plus ``extra``."""
+    return tuple(f"model.{name}" for name in (*filters, *extra))
+
+
 def table(df: pd.DataFrame, **kw) -> pn.widgets.Tabulator:
     """A Tabulator that pages on the server: the browser only ever gets one page of rows.
 
@@ -39,6 +44,11 @@ def table(df: pd.DataFrame, **kw) -> pn.widgets.Tabulator:
 def columns(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     """``df[cols]``, or an empty frame with those columns (a table keeps its header)."""
     return df[cols] if not df.empty else pd.DataFrame(columns=cols)
+
+
+def rounded(df: pd.DataFrame, decimals: int = 3) -> pd.DataFrame:
+    """Round the numeric columns only (pandas warns when asked to round timestamps)."""
+    return df.round({c: decimals for c in df.select_dtypes("number").columns})
 
 
 def strip_html(outcomes) -> str:

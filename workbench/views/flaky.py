@@ -7,7 +7,8 @@ import panel as pn
 import param
 
 from ..models import TestAnalytics
-from .common import strip_html, table
+from ..models.tests import FILTER_PARAMS as TEST_FILTERS
+from .common import strip_html, table, watching
 
 _LABEL_COLORS = {
     "flaky": "#e08a1e",
@@ -33,15 +34,7 @@ class FlakyTests(pn.viewable.Viewer):
         self._summary = pn.pane.HTML(sizing_mode="stretch_width")
         self._load()
 
-    @param.depends(
-        "model.project",
-        "model.branch",
-        "model.variant",
-        "model.window",
-        "model.flaky_runs",
-        "model.refreshed",
-        watch=True,
-    )
+    @param.depends(*watching(TEST_FILTERS, "flaky_runs"), watch=True)
     def _load(self) -> None:
         df = self.model.flaky_tests()
         counts = df["label"].value_counts() if not df.empty else {}

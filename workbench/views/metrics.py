@@ -7,8 +7,9 @@ import pandas as pd
 import panel as pn
 import param
 
+from ..models.telemetry import FILTER_PARAMS as TELEMETRY_FILTERS
 from ..models.telemetry import AgentTelemetry
-from .common import empty, table
+from .common import empty, rounded, table, watching
 
 
 class MetricsExplorer(pn.viewable.Viewer):
@@ -18,15 +19,15 @@ class MetricsExplorer(pn.viewable.Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._metric = pn.widgets.Select(name="Metric", width=340)
-        self._group = pn.widgets.Select(name="Group by attribute", width=220)
+        self._metric = pn.widgets.Select(label="Metric", width=340)
+        self._group = pn.widgets.Select(label="Group by attribute", width=220)
         self._metric.param.watch(self._on_metric, "value")
         self._group.param.watch(self._draw, "value")
         self._chart = pn.pane.HoloViews(sizing_mode="stretch_width", height=320)
         self._table = table(pd.DataFrame(), selectable=False)
         self._names()
 
-    @param.depends("model.agent", "model.window", "model.refreshed", watch=True)
+    @param.depends(*watching(TELEMETRY_FILTERS), watch=True)
     def _names(self) -> None:
         names = self.model.metric_names()
         self._catalog = names.set_index("name") if not names.empty else names
@@ -68,7 +69,7 @@ class MetricsExplorer(pn.viewable.Viewer):
         self._chart.object = overlay.opts(responsive=True, height=320, title=label,
                                           legend_position="right", xlabel="", ylabel=ys[0]) \
             if curves else overlay
-        self._table.value = df.round(4)
+        self._table.value = rounded(df, 4)
 
     def __panel__(self):
         return pn.Column(pn.Row(self._metric, self._group), self._chart, self._table,

@@ -8,7 +8,8 @@ import panel as pn
 import param
 
 from ..models import TestAnalytics
-from .common import OUTCOME_COLORS, badge, columns, empty, h, pre, table
+from ..models.tests import FILTER_PARAMS as TEST_FILTERS
+from .common import OUTCOME_COLORS, badge, columns, empty, h, pre, table, watching
 
 _STATUS_COLORS = {
     "new failure": "#d64545",
@@ -34,14 +35,7 @@ class RunHistory(pn.viewable.Viewer):
         self._frame = pd.DataFrame()
         self._load()
 
-    @param.depends(
-        "model.project",
-        "model.branch",
-        "model.variant",
-        "model.window",
-        "model.refreshed",
-        watch=True,
-    )
+    @param.depends(*watching(TEST_FILTERS), watch=True)
     def _load(self) -> None:
         df = self.model.runs(limit=5000)  # held on the server; the browser gets one page
         self._frame = df
@@ -83,9 +77,7 @@ class RunHistory(pn.viewable.Viewer):
             df["started_at"].dt.strftime("%m-%d %H:%M") + " #" + df["build"].fillna("").astype(str)
         )
 
-    @param.depends(
-        "model.project", "model.branch", "model.variant", "model.window", "model.refreshed"
-    )
+    @param.depends(*watching(TEST_FILTERS))
     def chart(self):
         df = self.model.runs(limit=self.chart_runs)
         if df.empty:
@@ -138,7 +130,7 @@ class RunDetail(pn.viewable.Viewer):
         )
         self._header = pn.Column(sizing_mode="stretch_width")
         self._base = pn.widgets.TextInput(
-            name="Compare with run",
+            label="Compare with run",
             placeholder="run id (empty: the branch's previous run)",
             width=330,
         )

@@ -38,7 +38,7 @@ class DashboardShell(pn.viewable.Viewer):
         raise NotImplementedError
 
     def filters(self) -> pn.Column:
-        refresh = pn.widgets.Button(name="Refresh", button_type="primary")
+        refresh = pn.widgets.Button(label="Refresh", button_type="primary")
         refresh.on_click(lambda e: self.model.refresh())
         note = pn.pane.Markdown(self.live_note, styles={"font-size": "12px", "color": "#667"})
         return pn.Column(*self.filter_widgets(), refresh, note, width=250)

@@ -8,7 +8,8 @@ import panel as pn
 import param
 
 from ..models import TestAnalytics
-from .common import OUTCOME_COLORS, empty, h, pre, table
+from ..models.tests import FILTER_PARAMS as TEST_FILTERS
+from .common import OUTCOME_COLORS, empty, h, pre, rounded, table, watching
 
 
 class TestDetail(pn.viewable.Viewer):
@@ -20,7 +21,7 @@ class TestDetail(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self._search = pn.widgets.AutocompleteInput(
-            name="Find a test",
+            label="Find a test",
             placeholder="type part of a test name…",
             min_characters=2,
             case_sensitive=False,
@@ -41,14 +42,7 @@ class TestDetail(pn.viewable.Viewer):
         if event.new:
             self.model.test_id = event.new
 
-    @param.depends(
-        "model.test_id",
-        "model.project",
-        "model.branch",
-        "model.variant",
-        "model.window",
-        "model.refreshed",
-    )
+    @param.depends(*watching(TEST_FILTERS, "test_id"))
     def _view(self):
         if not self.model.test_id:
             return empty("Pick a test from the flaky list, a cluster, or search above.")
@@ -111,17 +105,10 @@ class Durations(pn.viewable.Viewer):
             t.param.watch(lambda e, t=t: self._open(t, e), "selection")
         self._load()
 
-    @param.depends(
-        "model.project",
-        "model.branch",
-        "model.variant",
-        "model.window",
-        "model.refreshed",
-        watch=True,
-    )
+    @param.depends(*watching(TEST_FILTERS), watch=True)
     def _load(self) -> None:
-        self._slow.value = self.model.slowest_tests().round(3)
-        self._reg.value = self.model.duration_regressions().round(3)
+        self._slow.value = rounded(self.model.slowest_tests())
+        self._reg.value = rounded(self.model.duration_regressions())
 
     def _open(self, widget, event) -> None:
         if event.new:

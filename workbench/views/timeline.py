@@ -7,10 +7,17 @@ import numpy as np
 import panel as pn
 import param
 
+from ..models.telemetry import FILTER_PARAMS as TELEMETRY_FILTERS
 from ..models.telemetry import AgentTelemetry
+from .common import watching
 
-KIND_COLORS = {"prompt": "#8a5ac8", "model call": "#3b7dd8", "tool call": "#2e9e5b",
-               "error": "#d64545", "other": "#9aa3ad"}
+KIND_COLORS = {
+    "prompt": "#8a5ac8",
+    "model call": "#3b7dd8",
+    "tool call": "#2e9e5b",
+    "error": "#d64545",
+    "other": "#9aa3ad",
+}
 _OFFSETS = {"prompt": 0.3, "model call": 0.15, "tool call": 0.0, "error": -0.15, "other": -0.3}
 
 
@@ -19,7 +26,7 @@ class AgentTimeline(pn.viewable.Viewer):
 
     model = param.ClassSelector(class_=AgentTelemetry, doc="The telemetry model.")
 
-    @param.depends("model.agent", "model.window", "model.refreshed")
+    @param.depends(*watching(TELEMETRY_FILTERS))
     def _plot(self):
         sessions, buckets = self.model.timeline()
         if sessions.empty and buckets.empty:
@@ -27,24 +34,41 @@ class AgentTimeline(pn.viewable.Viewer):
         lanes = sorted(set(sessions["agent"]) | set(buckets["agent"]))
         lane = {a: i for i, a in enumerate(lanes)}
         sessions = sessions.assign(y=sessions["agent"].map(lane))
-        segs = hv.Segments(sessions, ["start", "y", "end", "y"],
-                           ["agent", "session_id", "records", "errors"]).opts(
-            color="#c7d2e0", line_width=18, alpha=0.8, tools=["hover"])
+        segs = hv.Segments(
+            sessions, ["start", "y", "end", "y"], ["agent", "session_id", "records", "errors"]
+        ).opts(color="#c7d2e0", line_width=18, alpha=0.8, tools=["hover"])
         buckets = buckets.assign(
             y=buckets["agent"].map(lane) + buckets["kind"].map(_OFFSETS).fillna(0),
-            size=4 + 3 * np.log2(buckets["records"].clip(lower=1)))
+            size=4 + 3 * np.log2(buckets["records"].clip(lower=1)),
+        )
         points = hv.Points(buckets, ["bucket", "y"], ["kind", "records", "agent", "size"]).opts(
-            color="kind", cmap=KIND_COLORS, size="size", tools=["hover"], legend_position="right",
-            show_legend=True)
+            color="kind",
+            cmap=KIND_COLORS,
+            size="size",
+            tools=["hover"],
+            legend_position="right",
+            show_legend=True,
+        )
         ticks = [(i, a) for a, i in lane.items()]
         return (segs * points).opts(
-            responsive=True, height=max(220, 90 * len(lanes)), yticks=ticks, ylabel="",
-            xlabel="", ylim=(-0.6, len(lanes) - 0.4), active_tools=["xwheel_zoom"],
+            responsive=True,
+            height=max(220, 90 * len(lanes)),
+            yticks=ticks,
+            ylabel="",
+            xlabel="",
+            ylim=(-0.6, len(lanes) - 0.4),
+            active_tools=["xwheel_zoom"],
             title=f"Agent activity: {len(sessions)} sessions, "
-                  f"{int(buckets['records'].sum()):,} records (bucketed)")
+            f"{int(buckets['records'].sum()):,} records (bucketed)",
+        )
 
     def __panel__(self):
-        return pn.Column(self._plot, pn.pane.Markdown(
-            "Bars are sessions (first to last record); dots are prompts, model calls, tool "
-            "calls and errors per time bucket, sized by count. Scroll to zoom, drag to pan.",
-            styles={"color": "#667", "font-size": "12px"}), sizing_mode="stretch_width")
+        return pn.Column(
+            self._plot,
+            pn.pane.Markdown(
+                "Bars are sessions (first to last record); dots are prompts, model calls, tool "
+                "calls and errors per time bucket, sized by count. Scroll to zoom, drag to pan.",
+                styles={"color": "#667", "font-size": "12px"},
+            ),
+            sizing_mode="stretch_width",
+        )

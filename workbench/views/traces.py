@@ -9,8 +9,9 @@ import pandas as pd
 import panel as pn
 import param
 
+from ..models.telemetry import FILTER_PARAMS as TELEMETRY_FILTERS
 from ..models.telemetry import AgentTelemetry
-from .common import columns, empty, h, pre, table
+from .common import columns, empty, h, pre, rounded, table, watching
 
 WATERFALL_LIMIT = 2000  # spans sent to the browser at once; the rest stay on the server
 VISIBLE_ROWS = 60  # rows in view when a trace opens
@@ -24,13 +25,20 @@ def visible_rows(full: pd.DataFrame, y_range=None):
     part = full[(full["row"] >= lo - 1) & (full["row"] <= hi + 1)]
     if len(part) > WATERFALL_LIMIT:
         part = part.iloc[:: -(-len(part) // WATERFALL_LIMIT)]
-    segs = hv.Segments(part, ["offset_ms", "row", "end_ms", "row"],
-                       ["label", "service_name", "duration_ms", "status"]).opts(
-        color="status", cmap={"ok": "#3b7dd8", "error": "#d64545"}, line_width=9,
-        show_legend=False)
+    segs = hv.Segments(
+        part,
+        ["offset_ms", "row", "end_ms", "row"],
+        ["label", "service_name", "duration_ms", "status"],
+    ).opts(
+        color="status", cmap={"ok": "#3b7dd8", "error": "#d64545"}, line_width=9, show_legend=False
+    )
     labels = hv.Labels(part.assign(x=part["offset_ms"]), ["x", "row"], "label").opts(
-        text_align="left", text_baseline="bottom", text_font_size="8pt", yoffset=-0.2,
-        text_color="#333")
+        text_align="left",
+        text_baseline="bottom",
+        text_font_size="8pt",
+        yoffset=-0.2,
+        text_color="#333",
+    )
     return segs * labels
 
 
@@ -61,14 +69,7 @@ class TraceExplorer(pn.viewable.Viewer):
         self._show()
 
     @param.depends(
-        "model.agent",
-        "model.window",
-        "model.text",
-        "model.errors_only",
-        "model.min_ms",
-        "model.session_id",
-        "model.refreshed",
-        watch=True,
+        *watching(TELEMETRY_FILTERS, "text", "errors_only", "min_ms", "session_id"), watch=True
     )
     def _load(self) -> None:
         df = self.model.traces()
@@ -85,7 +86,7 @@ class TraceExplorer(pn.viewable.Viewer):
             "cost_usd",
             "trace_id",
         ]
-        self._traces.value = columns(df, cols).round(3)
+        self._traces.value = rounded(columns(df, cols))
 
     def _on_trace(self, event) -> None:
         if event.new:
@@ -110,15 +111,37 @@ class TraceExplorer(pn.viewable.Viewer):
         dmap = hv.DynamicMap(self._visible, streams=[hv.streams.RangeY()])
         self._chart.height = min(100 + 22 * rows, 700)
         self._chart.object = dmap.opts(
-            responsive=True, height=self._chart.height, invert_yaxis=True,
-            ylim=(-0.5, rows - 0.5), xlabel="ms since trace start", ylabel="", yaxis=None,
-            tools=["hover", "xwheel_zoom", "xpan", "ypan"], active_tools=["ypan"],
+            responsive=True,
+            height=self._chart.height,
+            invert_yaxis=True,
+            ylim=(-0.5, rows - 0.5),
+            xlabel="ms since trace start",
+            ylabel="",
+            yaxis=None,
+            tools=["hover", "xwheel_zoom", "xpan", "ypan"],
+            active_tools=["ypan"],
             title=f"Trace {self.model.trace_id} ({len(full):,} spans"
-            + (f"; drag up and down to page through, {VISIBLE_ROWS} at a time)"
-               if len(full) > VISIBLE_ROWS else ")"))
-        cols = ["name", "service_name", "offset_ms", "duration_ms", "status_code", "operation",
-                "model", "tool_name", "input_tokens", "output_tokens", "cost_usd", "events"]
-        self._spans.value = spans[cols].round(3)
+            + (
+                f"; drag up and down to page through, {VISIBLE_ROWS} at a time)"
+                if len(full) > VISIBLE_ROWS
+                else ")"
+            ),
+        )
+        cols = [
+            "name",
+            "service_name",
+            "offset_ms",
+            "duration_ms",
+            "status_code",
+            "operation",
+            "model",
+            "tool_name",
+            "input_tokens",
+            "output_tokens",
+            "cost_usd",
+            "events",
+        ]
+        self._spans.value = rounded(spans[cols])
 
     def _visible(self, y_range=None):
         """Segments and labels for the rows in ``y_range``, at most WATERFALL_LIMIT of them."""
@@ -170,16 +193,7 @@ class LogExplorer(pn.viewable.Viewer):
         self._detail = pn.Column(sizing_mode="stretch_width")
         self._load()
 
-    @param.depends(
-        "model.agent",
-        "model.window",
-        "model.text",
-        "model.session_id",
-        "model.min_severity",
-        "model.service",
-        "model.refreshed",
-        watch=True,
-    )
+    @param.depends(*watching(TELEMETRY_FILTERS, "text", "session_id", "min_severity"), watch=True)
     def _load(self) -> None:
         df = self.model.logs()
         self._frame = df
