@@ -32,20 +32,28 @@ def render(name: str, params: dict[str, Any]) -> Rendered:
         raise ValueError(f"query {name!r}: bad parameter: {err}") from None
 
 
-def _run_where(p: dict[str, Any], alias: str = "ru") -> Rendered:
-    """WHERE clause over the runs table for the standard filters."""
+def filter_clause(p: dict[str, Any], columns: tuple[tuple[str, str], ...],
+                  time_col: str) -> Rendered:
+    """``WHERE`` body and arguments: ``column = ?`` for each ``(param, column)`` that ``p``
+    sets, and the ``since``/``until`` window on ``time_col``."""
     clauses, args = ["TRUE"], []
-    for key, col in (("project", "project"), ("branch", "branch"), ("variant", "variant")):
+    for key, col in columns:
         if p.get(key):
-            clauses.append(f"{alias}.{col} = ?")
+            clauses.append(f"{col} = ?")
             args.append(p[key])
     if p.get("since") is not None:
-        clauses.append(f"{alias}.started_at >= ?")
+        clauses.append(f"{time_col} >= ?")
         args.append(p["since"])
     if p.get("until") is not None:
-        clauses.append(f"{alias}.started_at < ?")
+        clauses.append(f"{time_col} < ?")
         args.append(p["until"])
     return " AND ".join(clauses), args
+
+
+def _run_where(p: dict[str, Any], alias: str = "ru") -> Rendered:
+    """WHERE clause over the runs table for the standard filters."""
+    cols = tuple((key, f"{alias}.{key}") for key in ("project", "branch", "variant"))
+    return filter_clause(p, cols, f"{alias}.started_at")
 
 
 def _page(p: dict[str, Any], default: int = 500) -> str:

@@ -4,24 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from .queries import Rendered, _page, query
+from .queries import Rendered, _page, filter_clause, query
+
+_COLUMNS = (("service", "service_name"), ("agent", "agent_name"), ("session", "session_id"),
+            ("model", "model"))
 
 
-def _where(p: dict[str, Any], time_col: str, alias: str = "") -> Rendered:
-    a = f"{alias}." if alias else ""
-    clauses, args = ["TRUE"], []
-    for key, col in (("service", "service_name"), ("agent", "agent_name"),
-                     ("session", "session_id"), ("model", "model")):
-        if p.get(key):
-            clauses.append(f"{a}{col} = ?")
-            args.append(p[key])
-    if p.get("since") is not None:
-        clauses.append(f"{a}{time_col} >= ?")
-        args.append(p["since"])
-    if p.get("until") is not None:
-        clauses.append(f"{a}{time_col} < ?")
-        args.append(p["until"])
-    return " AND ".join(clauses), args
+def _where(p: dict[str, Any], time_col: str) -> Rendered:
+    return filter_clause(p, _COLUMNS, time_col)
+
+
+def _span_where(p: dict[str, Any]) -> Rendered:
+    """The standard filters plus span search: name/attribute text, errors only."""
+    where, args = _where(p, "start_time")
+    if p.get("text"):
+        where += " AND (name ILIKE ? OR CAST(attributes AS VARCHAR) ILIKE ?)"
+        args += [f"%{p['text']}%"] * 2
+    if p.get("errors_only"):
+        where += " AND (status_code = 2 OR is_error)"
+    return where, args
 
 
 @query
@@ -52,12 +53,7 @@ def telemetry_counts(p: dict[str, Any]) -> Rendered:
 @query
 def spans_search(p: dict[str, Any]) -> Rendered:
     """Root-level span search: service/agent/session/status/duration/time/name/attribute."""
-    where, args = _where(p, "start_time")
-    if p.get("text"):
-        where += " AND (name ILIKE ? OR CAST(attributes AS VARCHAR) ILIKE ?)"
-        args += [f"%{p['text']}%"] * 2
-    if p.get("errors_only"):
-        where += " AND (status_code = 2 OR is_error)"
+    where, args = _span_where(p)
     if p.get("min_ms") is not None:
         where += " AND duration_ms >= ?"
         args.append(p["min_ms"])
@@ -181,12 +177,7 @@ def agent_sessions(p: dict[str, Any]) -> Rendered:
 @query
 def trace_list(p: dict[str, Any]) -> Rendered:
     """One row per trace matching the filters: its root, duration, size and errors."""
-    where, args = _where(p, "start_time")
-    if p.get("text"):
-        where += " AND (name ILIKE ? OR CAST(attributes AS VARCHAR) ILIKE ?)"
-        args += [f"%{p['text']}%"] * 2
-    if p.get("errors_only"):
-        where += " AND (status_code = 2 OR is_error)"
+    where, args = _span_where(p)
     having = ""
     if p.get("min_ms") is not None:
         having = "HAVING (max(end_ns) - min(start_ns)) / 1e6 >= ?"
