@@ -63,7 +63,3 @@ def parse_batch(body: bytes | dict, source: str) -> ParsedRun:
         )
     return run
 
-
-def batch_json(run_tests: list[dict[str, Any]]) -> bytes:
-    """Encode a batch for :func:`parse_batch` (used by the pytest plugin)."""
-    return json.dumps({"tests": run_tests}).encode()
