@@ -108,9 +108,12 @@ class AgentTelemetry(param.Parameterized):
         lines changed, commits and pull requests."""
         return self._q("agent_sessions", limit=limit)
 
-    def agents(self) -> pd.DataFrame:
-        """Per agent: sessions and their totals, with the tool failure rate."""
-        s = self.sessions(limit=100_000)
+    def agents(self, sessions: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Per agent: sessions and their totals, with the tool failure rate.
+
+        ``sessions`` (as :meth:`sessions` returns them) saves querying them again.
+        """
+        s = self.sessions(limit=100_000) if sessions is None else sessions
         cols = [
             "input_tokens",
             "output_tokens",
@@ -164,18 +167,22 @@ class AgentTelemetry(param.Parameterized):
         """Metrics in the window with their type, unit, point count and attribute keys."""
         return self._q("metric_names")
 
-    def metric(self, name: str, group_by: str = "", bins: int = 120) -> pd.DataFrame:
+    def metric(self, name: str, group_by: str = "", bins: int = 120,
+               kind: str | None = None) -> pd.DataFrame:
         """One metric over time, bucketed in DuckDB and grouped by an attribute.
 
         Counters (sums) come back as ``rate_per_s`` and ``increase`` per bucket (cumulative
         series are differenced, resets included); gauges as ``mean``/``max_value``;
-        histograms as ``p50``/``p95``/``p99`` from their summed bucket counts.
+        histograms as ``p50``/``p95``/``p99`` from their summed bucket counts. ``kind`` (the
+        metric's type, from :meth:`metric_names`) saves looking it up.
         """
         days = WINDOWS[self.window] or 90
         bucket_s = max(int(days * 86400 / bins), 1)
-        names = self.metric_names()
-        kind = names.loc[names["name"] == name, "type"]
-        if not kind.empty and kind.iloc[0] == "histogram":
+        if kind is None:
+            names = self.metric_names()
+            found = names.loc[names["name"] == name, "type"]
+            kind = found.iloc[0] if not found.empty else None
+        if kind == "histogram":
             h = self._q("metric_histogram", name=name, group_by=group_by, bucket_s=bucket_s)
             for q in (0.5, 0.95, 0.99):
                 h[f"p{int(q * 100)}"] = [quantile(list(b), list(c), q)

@@ -38,9 +38,9 @@ class AgentsOverview(pn.viewable.Viewer):
 
     @param.depends(*watching(TELEMETRY_FILTERS), watch=True)
     def _load(self) -> None:
-        agents = self.model.agents()
+        sessions = self.model.sessions(limit=100_000)  # the table pages them on the server
+        agents = self.model.agents(sessions)
         usage = self.model.token_usage()
-        sessions = self.model.sessions()
         self._session_frame = sessions
         total = agents.sum(numeric_only=True) if not agents.empty else pd.Series(dtype=float)
         self._totals[:] = [

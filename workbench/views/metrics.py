@@ -51,8 +51,8 @@ class MetricsExplorer(pn.viewable.Viewer):
             self._chart.object = hv.Div("<i>No metrics in this window.</i>")
             self._table.value = pd.DataFrame()
             return
-        df = self.model.metric(name, group_by=self._group.value or "")
         kind = self._catalog.at[name, "type"]
+        df = self.model.metric(name, group_by=self._group.value or "", kind=kind)
         unit = self._catalog.at[name, "unit"] or ""
         if kind == "histogram":
             ys, label = ["p50", "p95", "p99"], f"{name} percentiles ({unit})"
