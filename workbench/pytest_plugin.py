@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from .analysis.identity import from_nodeid
-from .ingest.reportlog import phase_outcome
+from .ingest.reportlog import PhaseAssembler
 
 FLUSH_TESTS = 50
 FLUSH_SECONDS = 1.0
@@ -133,8 +133,7 @@ class Recorder:
         self.meta["source"] = f"pytest {config.rootpath}"
         self.run_id: str | None = None
         self.attempts: dict[str, list[dict]] = {}
-        self.current: dict[str, dict] = {}
-        self.after_rerun: set[str] = set()
+        self.phases = PhaseAssembler()
         self.batch: list[dict] = []
         self.last_flush = time.monotonic()
         self.started = time.monotonic()
@@ -155,32 +154,16 @@ class Recorder:
         self.run_id = self._guard(self.sink.start, "live-" + uuid.uuid4().hex[:12], self.meta)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        # pytest-rerunfailures logs the rerun attempt's own teardown after its "rerun" call.
-        if report.when == "setup":
-            self.after_rerun.discard(report.nodeid)
-        elif report.when == "teardown" and report.nodeid in self.after_rerun:
-            self.after_rerun.discard(report.nodeid)
+        done = self.phases.feed(report.nodeid, report.when, report.outcome, report.duration,
+                                lambda: _describe(report))
+        if done is None:
             return
-        cur = self.current.setdefault(report.nodeid, {"outcome": None, "duration_s": 0.0})
-        cur["duration_s"] += report.duration
-        decided = phase_outcome(report.when, report.outcome)
-        if decided and cur["outcome"] in (None, "passed"):
-            cur["outcome"] = decided
-            if isinstance(report.longrepr, tuple):  # skip: (path, lineno, reason)
-                cur["message"] = str(report.longrepr[-1]).removeprefix("Skipped: ")
-            elif report.longrepr is not None:
-                text = report.longreprtext
-                cur["details"] = text
-                cur["message"] = _crash_message(report) or (text.strip().splitlines() or [""])[-1]
-        elif cur["outcome"] is None and report.when == "call":
-            cur["outcome"] = "passed"
-        if report.outcome == "rerun" or report.when == "teardown":
-            cur["outcome"] = cur["outcome"] or "passed"
-            self.attempts.setdefault(report.nodeid, []).append(self.current.pop(report.nodeid))
-            if report.outcome == "rerun":
-                self.after_rerun.add(report.nodeid)
-            else:
-                self._finished(report.nodeid)
+        attempt, final = done
+        self.attempts.setdefault(report.nodeid, []).append({
+            "outcome": attempt.outcome, "duration_s": attempt.duration_s,
+            "message": attempt.message, "details": attempt.details})
+        if final:
+            self._finished(report.nodeid)
 
     def _finished(self, nodeid: str) -> None:
         classname, file, name = from_nodeid(nodeid)
@@ -215,6 +198,16 @@ class Recorder:
             terminalreporter.write_line(f"observatory: recorded run {self.run_id}")
         elif self.broken:
             terminalreporter.write_line(f"observatory: recording failed: {self.broken}", red=True)
+
+
+def _describe(report: pytest.TestReport) -> tuple[str | None, str | None]:
+    """``(message, details)`` of the phase that decided an attempt."""
+    if isinstance(report.longrepr, tuple):  # skip: (path, lineno, reason)
+        return str(report.longrepr[-1]).removeprefix("Skipped: "), None
+    if report.longrepr is None:
+        return None, None
+    text = report.longreprtext
+    return _crash_message(report) or (text.strip().splitlines() or [""])[-1], text
 
 
 def _crash_message(report: pytest.TestReport) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,18 +32,6 @@ def longrepr_text(longrepr: Any) -> tuple[str | None, str | None]:
     return crash.get("message"), "\n".join(lines) or None
 
 
-class _Pending:
-    __slots__ = ("duration", "outcome", "message", "details", "after_rerun")
-
-    def __init__(self) -> None:
-        self.duration = 0.0
-        self.outcome: str | None = None
-        self.message: str | None = None
-        self.details: str | None = None
-        # pytest-rerunfailures logs the rerun attempt's own teardown after its "rerun" call
-        self.after_rerun = False
-
-
 def phase_outcome(when: str, outcome: str) -> str | None:
     """Map one pytest phase result onto an attempt outcome (None: phase did not decide)."""
     if outcome == "skipped":
@@ -50,6 +39,47 @@ def phase_outcome(when: str, outcome: str) -> str | None:
     if outcome in ("failed", "rerun", "error"):
         return "failed" if when == "call" else "error"
     return None
+
+
+class PhaseAssembler:
+    """Turns pytest's per-phase reports (setup, call, teardown) into attempts.
+
+    :meth:`feed` returns ``(attempt, final)`` when an attempt completes: at its teardown,
+    or at a ``rerun`` call from pytest-rerunfailures (not final; that attempt's own
+    teardown, logged afterwards, is skipped).
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._after_rerun: set[str] = set()
+
+    def feed(self, nodeid: str, when: str, outcome: str, duration: float | None,
+             describe: Callable[[], tuple[str | None, str | None]]
+             ) -> tuple[Attempt, bool] | None:
+        """Take one phase report; ``describe()`` gives ``(message, details)`` and is called
+        only for the phase that decides the attempt's outcome."""
+        if when == "setup":
+            self._after_rerun.discard(nodeid)
+        elif when == "teardown" and nodeid in self._after_rerun:
+            self._after_rerun.discard(nodeid)
+            return None
+        p = self._pending.setdefault(
+            nodeid, {"outcome": None, "duration": 0.0, "message": None, "details": None})
+        p["duration"] += float(duration or 0)
+        decided = phase_outcome(when, outcome)
+        if decided and p["outcome"] in (None, "passed"):
+            p["outcome"] = decided
+            p["message"], p["details"] = describe()
+        elif p["outcome"] is None and when == "call":
+            p["outcome"] = "passed"
+        if when != "teardown" and outcome != "rerun":
+            return None
+        del self._pending[nodeid]
+        if outcome == "rerun":
+            self._after_rerun.add(nodeid)
+        attempt = Attempt(p["outcome"] or "passed", p["duration"], p["message"], None,
+                          p["details"])
+        return attempt, outcome != "rerun"
 
 
 class ReportLogParser(Parser):
@@ -62,7 +92,7 @@ class ReportLogParser(Parser):
 
     def parse(self, data: bytes, source: str) -> ParsedRun:
         run = self.new_run(data, source)
-        pending: dict[str, _Pending] = {}
+        phases = PhaseAssembler()
         first_start = last_stop = None
         for lineno, line in enumerate(data.splitlines(), 1):
             if not line.strip():
@@ -76,38 +106,16 @@ class ReportLogParser(Parser):
             nodeid, when = rec.get("nodeid"), rec.get("when")
             if not nodeid or when not in ("setup", "call", "teardown"):
                 raise IngestError(f"{source}:{lineno}: TestReport without nodeid/when")
-            p = pending.setdefault(nodeid, _Pending())
-            if when == "setup":
-                p.after_rerun = False
-            elif when == "teardown" and p.after_rerun:
-                p.after_rerun = False
-                continue
-            p.duration += float(rec.get("duration") or 0)
             start, stop = rec.get("start"), rec.get("stop")
             if isinstance(start, int | float):
                 first_start = start if first_start is None else min(first_start, start)
             if isinstance(stop, int | float):
                 last_stop = stop if last_stop is None else max(last_stop, stop)
-            decided = phase_outcome(when, str(rec.get("outcome")))
-            if decided and p.outcome in (None, "passed"):
-                p.outcome = decided
-                p.message, p.details = longrepr_text(rec.get("longrepr"))
-            elif p.outcome is None and when == "call":
-                p.outcome = "passed"
-            if when == "teardown" or rec.get("outcome") == "rerun":
+            done = phases.feed(nodeid, when, str(rec.get("outcome")), rec.get("duration"),
+                               lambda rec=rec: longrepr_text(rec.get("longrepr")))
+            if done:
                 classname, file, name = from_nodeid(nodeid)
-                outcome = p.outcome or "passed"
-                run.add(
-                    name,
-                    [Attempt(outcome, p.duration, p.message, None, p.details)],
-                    classname=classname,
-                    file=file,
-                    suite=file,
-                )
-                pending[nodeid] = _Pending()
-                pending[nodeid].after_rerun = rec.get("outcome") == "rerun"
-                if not pending[nodeid].after_rerun:
-                    del pending[nodeid]
+                run.add(name, [done[0]], classname=classname, file=file, suite=file)
         if first_start is not None:
             run.started_at = datetime.fromtimestamp(first_start, tz=UTC).replace(tzinfo=None)
             if last_stop is not None:
