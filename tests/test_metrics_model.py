@@ -55,6 +55,11 @@ def test_cumulative_counter_rates_and_resets(store):
     totals = df.groupby("grp")["increase"].sum().to_dict()
     assert totals == {"/a": 14, "/b": 40}
     assert set(m.metric("requests")["grp"]) == {"(all)"}
+    # /b has points at minutes 0 and 3 only: the buckets between are zero increase, and
+    # every group's buckets are contiguous
+    b = df[df.grp == "/b"].sort_values("bucket")
+    assert len(b) > 2 and (b.bucket.diff().dropna().nunique() == 1)
+    assert (b.increase.iloc[1:-1] == 0).all() and b["mean"].iloc[1:-1].isna().all()
     assert m.metric("requests")["increase"].sum() == 54
 
 

@@ -33,6 +33,24 @@ def summarize(attributes: str | None) -> str:
     return " ".join(f"{k}={attrs[k]}" for k in SUMMARY_KEYS if k in attrs)
 
 
+def zero_fill(series: pd.DataFrame, bucket_s: int) -> pd.DataFrame:
+    """Counter buckets without points are buckets without increase: add them as zeros
+    (between each group's first and last bucket) so a chart does not draw a rate across
+    a gap. Gauges are left alone: there a gap means no reading."""
+    if series.empty:
+        return series
+    out = []
+    for grp, part in series.groupby("grp", sort=False):
+        span = pd.date_range(part["bucket"].min(), part["bucket"].max(), freq=f"{bucket_s}s")
+        full = part.set_index("bucket").reindex(span)
+        full[["increase", "rate_per_s", "points"]] = full[
+            ["increase", "rate_per_s", "points"]].fillna(0)
+        full["points"] = full["points"].astype("int64")
+        full["grp"] = grp
+        out.append(full.rename_axis("bucket").reset_index())
+    return pd.concat(out, ignore_index=True)
+
+
 #: OTLP severity numbers: each name is the lowest number of its range.
 SEVERITY = {"DEBUG": 5, "INFO": 9, "WARN": 13, "ERROR": 17, "FATAL": 21}
 
@@ -188,7 +206,8 @@ class AgentTelemetry(param.Parameterized):
                 h[f"p{int(q * 100)}"] = [quantile(list(b), list(c), q)
                                          for b, c in zip(h["bounds"], h["counts"], strict=True)]
             return h.drop(columns=["bounds", "counts"])
-        return self._q("metric_series", name=name, group_by=group_by, bucket_s=bucket_s)
+        df = self._q("metric_series", name=name, group_by=group_by, bucket_s=bucket_s)
+        return zero_fill(df, bucket_s) if kind == "sum" else df
 
     def logs(self, limit: int = 200) -> pd.DataFrame:
         """Log records and agent events matching the search, newest first, with a
