@@ -45,3 +45,24 @@ def test_telemetry_views_follow_every_filter(demo_store, view_cls, attr, change)
     before = _shown(view, attr)
     m.param.update(**change)
     assert _shown(view, attr) != before
+
+
+def test_run_chart_draws_one_bar_per_run(store):
+    """Runs in the same minute without a build number are separate bars (and clickable)."""
+    from datetime import datetime
+
+    from workbench.ingest import parse_bytes
+    from workbench.store.writes import insert_run
+
+    started = datetime(2026, 11, 26, 7, 20, 5)
+    for i in range(3):
+        xml = f'<testsuite><testcase name="t{i}"><failure message="x"/></testcase></testsuite>'
+        run = parse_bytes(xml.encode(), f"r{i}.xml")
+        insert_run(store, run, {"project": "p", "started_at": started})
+    m = TestAnalytics(store=store, window="all time")
+    view = RunHistory(model=m)
+    bars = view.chart()
+    assert len(set(bars.data["run"])) == 3
+    clicked = sorted(bars.data["run"].unique())[1]
+    view._tap.event(x=clicked, y=0)
+    assert m.run_id in set(m.runs().run_id)

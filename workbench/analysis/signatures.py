@@ -28,7 +28,7 @@ _VOLATILE = [
 # (regex, groups) for stack frames: (path, func) of the common runtimes.
 _FRAMES = [
     re.compile(r'File "(?P<path>[^"]+)", line \d+, in (?P<func>\S+)'),  # Python traceback
-    re.compile(r"^(?P<path>[^\s:]+\.py):\d+: in (?P<func>\S+)", re.M),  # pytest --tb=short/long
+    None,  # pytest's own traceback: read by _pytest_frames (needs the entry's source lines)
     re.compile(r"\bat (?P<func>[\w$.<>/]+)\((?P<path>[\w$.-]+\.(?:java|kt|scala|groovy)):\d+\)"),
     re.compile(r"\bat (?P<func>[\w$.<>\[\]`,]+)\(.*?\) in (?P<path>.+?):line \d+"),  # .NET
     re.compile(r"\bat (?:(?P<func>[\w$.<>\[\] ]+) \()?(?P<path>[^\s()]+\.[cm]?[jt]sx?):\d+:\d+"),
@@ -36,6 +36,10 @@ _FRAMES = [
 ]
 _INNER_FIRST = {2, 3, 4}
 _MARKERS = ('File "', ".py:", "at ", " in ", "at ", ".go:")
+#: ``type=`` values that name a category, not an exception (Node's ``testCodeFailure``).
+GENERIC_TYPES = frozenset({"failure", "error", "assertion", "testcodefailure", "hookfailure"})
+# Node's test runner wraps the thrown error: ``cause: TypeError [Error]: bad type``.
+_NODE_CAUSE = re.compile(r"^\s*cause: (?P<exc>[A-Za-z_$][\w$.]*)\b", re.M)
 _TYPE_NAME = re.compile(r"^[A-Za-z_$][\w.$]*$")
 _EXC_LINE = re.compile(
     r"^(?:E\s+)?(?P<exc>(?:[A-Za-z_][\w.]*)?(?:Error|Exception|Failure|Exit|Interrupt|Warning|Fault))"
@@ -48,6 +52,14 @@ _FRAMEWORK = re.compile(
     r"|^org\.apache\.maven|^org\.gradle|^kotlin\.|^scala\.|^System\.|^NUnit\.|^Microsoft\."
     r"|^Xunit\.|testing\.tRunner|^runtime/|/runtime/|/testing/|internal/|^async |^new Promise",
 )
+# pytest ends each traceback entry with ``path.py:LINE: in func`` (short entries) or
+# ``path.py:LINE: `` / ``path.py:LINE: ExcType`` (long entries, whose function is named by
+# the ``def`` line of the source shown above it; the last entry names the exception raised).
+_PYTEST_LOC = re.compile(r"^(?P<path>[^\s:]+\.py):\d+: ?(?P<msg>.*)$")
+_PYTEST_DEF = re.compile(r"^\s*(?:async\s+)?def\s+(?P<func>\w+)\s*\(")
+# pytest's JUnit writer wraps a setup/teardown error's message; reportlog and the plugin
+# carry the bare message. Unwrapped, one failure gets one signature whatever carried it.
+_PYTEST_PHASE = re.compile(r'^failed on (?:setup|teardown) with "(?P<inner>.*)"$', re.S)
 _TESTISH = re.compile(
     r"(^|[/\\._])tests?([/\\._]|$)|_test\.|Test[s]?\.|\.spec\.|\.test\.|Spec\.", re.I
 )
@@ -82,11 +94,44 @@ def frames(details: str) -> list[tuple[str, str]]:
         if _MARKERS[i] not in details:
             continue  # cheap test first: most patterns cannot match most traces
         bucket = inner_first if i in _INNER_FIRST else outer_first
+        if pattern is None:
+            bucket.extend(_pytest_frames(details))
+            continue
         for m in pattern.finditer(details):
             bucket.append((m.start(), m.group("path"), m.group("func") or ""))
     outer_first.sort()
     inner_first.sort(reverse=True)
     return [(p, f) for _, p, f in outer_first + inner_first]
+
+
+def _pytest_frames(details: str) -> list[tuple[int, str, str]]:
+    """``(offset, path, func)`` of each entry of a pytest traceback, outermost first."""
+    out: list[tuple[int, str, str]] = []
+    last_def = ""
+    offset = 0
+    for line in details.splitlines(keepends=True):
+        m = _PYTEST_LOC.match(line.rstrip("\r\n"))
+        if m:
+            msg = m.group("msg").strip()
+            func = msg[3:].strip() if msg.startswith("in ") else last_def
+            out.append((offset, m.group("path"), func))
+            last_def = ""
+        else:
+            d = _PYTEST_DEF.match(line)
+            if d:
+                last_def = d.group("func")
+        offset += len(line)
+    return out
+
+
+def _pytest_raised(details: str) -> str | None:
+    """The exception type pytest names on the last entry (``cart.py:4: KeyError``)."""
+    for line in reversed(details.splitlines()):
+        m = _PYTEST_LOC.match(line)
+        if m:
+            msg = m.group("msg").strip()
+            return msg if _TYPE_NAME.match(msg) and not msg.startswith("in ") else None
+    return None
 
 
 @lru_cache(maxsize=65536)
@@ -102,9 +147,16 @@ def _exception(error_type: str | None, message: str, details: str) -> str | None
     if (
         error_type
         and _TYPE_NAME.match(error_type.strip())
-        and error_type.lower() not in {"failure", "error", "assertion"}
+        and error_type.strip().lower() not in GENERIC_TYPES
     ):
         return error_type.strip()
+    m = _NODE_CAUSE.search(details or "")
+    if m:
+        return m.group("exc")
+    if ".py:" in (details or ""):
+        raised = _pytest_raised(details)
+        if raised:
+            return raised
     # The last one printed is the one raised (chained tracebacks print causes first).
     m = next(reversed(list(_EXC_LINE.finditer(details or ""))), None)
     if m:
@@ -127,6 +179,9 @@ def signature(message: str | None, error_type: str | None, details: str | None) 
     timestamps, temp paths, colour codes and framework frames.
     """
     message = ANSI.sub("", message or "")
+    wrapped = _PYTEST_PHASE.match(message)
+    if wrapped:
+        message = wrapped.group("inner")
     details = ANSI.sub("", details or "")
     exc = _exception(error_type, message, details)
     first = next((ln for ln in (message or details).splitlines() if ln.strip()), "")

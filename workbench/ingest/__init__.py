@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import re
 import os
 from pathlib import Path
 
@@ -38,7 +39,26 @@ def parse_bytes(data: bytes, source: str, fmt: str | None = None) -> ParsedRun:
             raise IngestError(f"{source}: unknown format {fmt!r} (known: {known})") from None
     else:
         parser = detect(data, source)
-    return parser().parse(data, source)
+    run = parser().parse(data, source)
+    _check_complete(run, data, source)
+    return run
+
+
+_CASE_ELEMENT = re.compile(rb"<(?:[\w.-]+:)?(?:testcase|test-case|UnitTestResult)[\s/>]")
+
+
+def _check_complete(run: ParsedRun, data: bytes, source: str) -> None:
+    """Never store fewer tests than a report holds: that would be wrong data with "ok"."""
+    # Every test element yields at least one attempt (repeats of one test merge into it).
+    if run.expected_tests is not None and run.attempt_count < run.expected_tests:
+        raise IngestError(
+            f"{source}: holds {run.expected_tests} test cases but only "
+            f"{run.attempt_count} were read"
+        )
+    if not run.attempt_count and _CASE_ELEMENT.search(data):
+        raise IngestError(
+            f"{source}: holds test case elements but none could be read as {run.format}"
+        )
 
 
 def parse_file(path: str | Path, fmt: str | None = None) -> ParsedRun:

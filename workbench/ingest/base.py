@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pyarrow as pa
 
 from ..analysis.identity import split_params, test_id
-from ..analysis.signatures import signature
+from ..analysis.signatures import GENERIC_TYPES, signature
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
 OUTCOMES = ("passed", "failed", "error", "skipped")
+
 
 RESULT_SCHEMA = pa.schema(
     [
@@ -135,6 +136,8 @@ class ParsedRun:
     started_at: datetime | None = None
     duration_s: float | None = None
     header_tests: int | None = None
+    #: Test elements the parser counted in the document; fewer stored attempts is an error.
+    expected_tests: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     _cols: dict[str, list] = field(default_factory=lambda: {c: [] for c in _COLS}, repr=False)
@@ -267,18 +270,26 @@ class ParsedRun:
                 attempt.append(n)
         sig_col: list[str | None] = [None] * len(tids)
         sigs: dict[str, tuple] = {}
+        # Formats that carry no exception type (pytest's JUnit, reportlog, the plugin, most
+        # JS runners) get the one the signature read from the traceback: one column, every
+        # format.
+        error_type = list(c["error_type"])
         for i, outcome in enumerate(c["outcome"]):
             if outcome == "failed" or outcome == "error":
                 s = signature(c["message"][i], c["error_type"][i], c["details"][i])
                 sig_col[i] = s.signature
                 sigs.setdefault(s.signature, (s.signature, s.exception, s.normalized, s.suspect))
+                if not error_type[i] or error_type[i].strip().lower() in GENERIC_TYPES:
+                    error_type[i] = s.exception or error_type[i]
         data = {
             **{k: c[k] for k in ("test_id", "suite", "classname", "name")},
             "params": [split_params(n)[1] if n and n[-1] in "])" else None for n in c["name"]],
             "file": c["file"],
             "attempt": attempt,
             "final": final,
-            **{k: c[k] for k in ("outcome", "duration_s", "message", "error_type", "details")},
+            **{k: c[k] for k in ("outcome", "duration_s", "message")},
+            "error_type": error_type,
+            "details": c["details"],
             "signature": sig_col,
         }
         return data, sigs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from .base import Attempt, IngestError, ParsedRun, Parser, seconds, timestamp
@@ -52,6 +53,27 @@ def _case_attempts(case: etree._Element, duration: float | None) -> list[Attempt
     return [*flaky, main, *rerun]
 
 
+_UNSET = object()
+_NODE_TESTS = re.compile(rb"<!--\s*tests (\d+)\s*-->")
+
+
+def _node_summary(data: bytes) -> int | None:
+    """The test count Node's reporter writes as a closing comment, or None (not Node)."""
+    m = _NODE_TESTS.search(data, max(0, len(data) - 4096))
+    return int(m.group(1)) if m else None
+
+
+def _suite_name(parent: etree._Element | None, node: int | None) -> str | None:
+    """The enclosing suite's name; for Node, the path of describe() blocks (``a > b``)."""
+    names = []
+    while parent is not None and local(parent.tag) == "testsuite":
+        names.append(parent.get("name") or "")
+        if not node:
+            break
+        parent = parent.getparent()
+    return " > ".join(reversed(names)) or None
+
+
 def _int(value: str | None) -> int | None:
     try:
         return int(value) if value not in (None, "") else None
@@ -99,40 +121,51 @@ class JUnitParser(Parser):
             if not isinstance(root.tag, str) or "}" not in root.tag
             else ("{*}testsuite", "{*}testcase")
         )
-        for suite in root.iter(tag_suite):
-            suite_name = suite.get("name")
-            for case in suite.iterchildren(tag_case):
-                elements += 1
-                get = case.get
-                name = get("name") or run.test_name(None)
-                classname = get("classname") or get("class")
-                file = get("file")
-                scope = classname or file
-                tid = f"{scope}::{name}" if scope else name
-                raw = get("time")
-                try:
-                    duration = float(raw) if raw else None
-                    if duration is not None and not (0 <= duration < float("inf")):
-                        duration = None
-                except ValueError:
-                    duration = seconds(raw)
-                if not len(case) and get("status") is None and get("result") is None:
-                    a_tid(tid), a_suite(suite_name), a_cls(classname), a_name(name), a_file(file)
-                    a_out("passed"), a_dur(duration), a_msg(None), a_type(None), a_det(None)
-                    continue
-                for a in _case_attempts(case, duration):
-                    add_row(
-                        tid,
-                        suite_name,
-                        classname,
-                        name,
-                        file,
-                        a.outcome,
-                        a.duration_s,
-                        a.message,
-                        a.error_type,
-                        a.details,
-                    )
+        # Node's reporter names every case classname="test" and nests describe() blocks as
+        # suites: the suite path is what tells its tests apart.
+        node = _node_summary(data)
+        suite_names: dict[object, str | None] = {}
+        # Test cases are read wherever they sit: under <testsuites> directly (Node), in
+        # nested suites (PHPUnit, Node describe), or under a bare <testsuite>.
+        for case in root.iter(tag_case):
+            elements += 1
+            parent = case.getparent()
+            suite_name = suite_names.get(parent, _UNSET)
+            if suite_name is _UNSET:
+                suite_name = _suite_name(parent, node)
+                suite_names[parent] = suite_name
+            get = case.get
+            name = get("name") or run.test_name(None)
+            classname = (suite_name if node else None) or get("classname") or get("class")
+            if node and classname == "test":
+                classname = None
+            file = get("file")
+            scope = classname or file
+            tid = f"{scope}::{name}" if scope else name
+            raw = get("time")
+            try:
+                duration = float(raw) if raw else None
+                if duration is not None and not (0 <= duration < float("inf")):
+                    duration = None
+            except ValueError:
+                duration = seconds(raw)
+            if not len(case) and get("status") is None and get("result") is None:
+                a_tid(tid), a_suite(suite_name), a_cls(classname), a_name(name), a_file(file)
+                a_out("passed"), a_dur(duration), a_msg(None), a_type(None), a_det(None)
+                continue
+            for a in _case_attempts(case, duration):
+                add_row(
+                    tid,
+                    suite_name,
+                    classname,
+                    name,
+                    file,
+                    a.outcome,
+                    a.duration_s,
+                    a.message,
+                    a.error_type,
+                    a.details,
+                )
         # Outer suites' counts include their children's, so add up the top level only.
         tops = [root] if tag == "testsuite" else list(root.iterchildren("{*}testsuite"))
         header = [_int(s.get("tests")) for s in tops]
@@ -151,4 +184,10 @@ class JUnitParser(Parser):
             (s.get("hostname") for s in root.iter("{*}testsuite") if s.get("hostname")), None
         )
         run.check_header(elements)
+        run.expected_tests = elements
+        if node is not None and node != len(run.test_ids()):
+            raise IngestError(
+                f"{source}: Node's summary says {node} tests but {len(run.test_ids())} "
+                "distinct tests were read (two tests with the same name in one suite?)"
+            )
         return run

@@ -73,9 +73,13 @@ class RunHistory(pn.viewable.Viewer):
 
     @staticmethod
     def _labels(df: pd.DataFrame) -> pd.Series:
-        return (
-            df["started_at"].dt.strftime("%m-%d %H:%M") + " #" + df["build"].fillna("").astype(str)
-        )
+        """One distinct bar label per run: time and build, plus the run id where runs
+        would otherwise share a label (same minute, no build number, or matrix jobs)."""
+        build = df["build"].fillna("").astype(str)
+        label = df["started_at"].dt.strftime("%m-%d %H:%M") + build.where(
+            build == "", " #" + build)
+        clash = label.duplicated(keep=False)
+        return label.where(~clash, label + " " + df["run_id"].astype(str).str.slice(0, 8))
 
     @param.depends(*watching(TEST_FILTERS))
     def chart(self):
