@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +21,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).parent.parent
 OUTPUT = ROOT / "test-output"
 IN_CI = bool(os.environ.get("CI"))
+# Nothing a test runs may write into this checkout's data/ (the default database's home).
+os.environ.setdefault("OBSERVATORY_HOME", tempfile.mkdtemp(prefix="observatory-home-"))
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,6 @@ import os
 import secrets
 import sys
 from collections import deque
-from concurrent.futures import Future
 from pathlib import Path
 
 from . import __version__, config
@@ -20,7 +19,8 @@ def _db_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--db",
         metavar="PATH",
-        help=f"DuckDB file (default: $OBSERVATORY_DB or {config.DEFAULT_DB})",
+        help="DuckDB file (default: $OBSERVATORY_DB, else observatory.duckdb in "
+        f"$OBSERVATORY_HOME, here {config.home()})",
     )
 
 
@@ -103,30 +103,59 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tests.add_argument(
         "--format",
-        choices=["junit", "nunit", "xunit", "trx", "ctrf", "reportlog"],
+        choices=ingest_formats(),
         help="force a format instead of detecting it",
     )
-    _db_arg(tests)
-    tests.add_argument(
-        "--url",
-        help="send to a running workbench instead of opening the file "
-        "(e.g. http://localhost:5006; token from $OBSERVATORY_TOKEN)",
-    )
+    _target_args(tests)
     tests.add_argument("--json", action="store_true", help="print one JSON object per input file")
     tests.set_defaults(func=cmd_ingest_tests)
+
+    runs = sub.add_parser("runs", help="list or delete stored test runs",
+                          description="List stored test runs, or delete one stored by mistake.")
+    rsub = runs.add_subparsers(dest="action", metavar="ACTION", required=True)
+    rlist = rsub.add_parser("list", help="the newest runs", description="The newest runs.")
+    rlist.add_argument("--project", help="only this project")
+    rlist.add_argument("--limit", type=int, default=20, help="how many (default: 20)")
+    _target_args(rlist)
+    rlist.add_argument("--json", action="store_true", help="print one JSON object per run")
+    rlist.set_defaults(func=cmd_runs_list)
+    rdel = rsub.add_parser("delete", help="delete runs and their results",
+                           description="Delete runs and all their results.")
+    rdel.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    _target_args(rdel)
+    rdel.set_defaults(func=cmd_runs_delete)
     return parser
 
 
+def ingest_formats() -> list[str]:
+    from .ingest import formats
+
+    return formats()
+
+
+def _target_args(p: argparse.ArgumentParser) -> None:
+    """``--db`` and ``--url``: where a command reads or writes (one rule, see intake)."""
+    _db_arg(p)
+    p.add_argument(
+        "--url",
+        help="a running workbench (default: $OBSERVATORY_URL, else the server holding the "
+        "database, found by itself; token from $OBSERVATORY_TOKEN)",
+    )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    from .discovery import client_url
+
     env = dict(os.environ)
-    env["OBSERVATORY_DB"] = str(config.db_path(args.db).resolve())
+    env["OBSERVATORY_DB"] = str(config.db_path(args.db))
+    env["OBSERVATORY_SERVER_URL"] = client_url(args.address, args.port)
     if args.no_demo:
         env["OBSERVATORY_NO_DEMO"] = "1"
-    basic_auth = args.basic_auth or os.environ.get("OBSERVATORY_BASIC_AUTH")
+    basic_auth = config.get("OBSERVATORY_BASIC_AUTH", args.basic_auth)
     if basic_auth:
         # Through Panel's environment variables, so the password is not on the command line.
         env["PANEL_BASIC_AUTH"] = basic_auth
-        env["PANEL_COOKIE_SECRET"] = os.environ.get("OBSERVATORY_COOKIE_SECRET") or (
+        env["PANEL_COOKIE_SECRET"] = config.get("OBSERVATORY_COOKIE_SECRET") or (
             secrets.token_urlsafe(32))
     if args.otlp_port:
         env["OBSERVATORY_OTLP_PORT"] = str(args.otlp_port)
@@ -161,7 +190,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.show:
         argv.append("--show")
     print(
-        f"observatory: serving {env['OBSERVATORY_DB']} at http://{args.address}:{args.port}",
+        f"observatory: serving {env['OBSERVATORY_DB']} at {env['OBSERVATORY_SERVER_URL']}",
         file=sys.stderr,
         flush=True,
     )
@@ -185,6 +214,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_ingest_tests(args: argparse.Namespace) -> int:
     from .ingest import expand
+    from .intake import IntakeError, open_intake
 
     try:
         tz = config.report_tz(args.report_tz)
@@ -200,134 +230,84 @@ def cmd_ingest_tests(args: argparse.Namespace) -> int:
         "report_tz": tz,
     }
     files = expand(args.paths)
-    sink = _HttpSink(args.url) if args.url else _StoreSink(config.db_path(args.db))
-    bad = 0
+    bad = stored = 0
     pending: deque = deque()
 
     def settle(block: bool) -> None:
-        nonlocal bad
+        nonlocal bad, stored
         # Print in input order, as soon as each file's write has committed.
         if block:
-            sink.flush()
+            intake.flush()
         while pending and (block or pending[0].done()):
             result = pending.popleft().result()
             bad += not result["ok"]
+            stored += bool(result["ok"] and not result.get("duplicate"))
             _report(result, args.json)
             advance()
 
-    with sink, _progress(len(files), quiet=args.json) as advance:
+    try:
+        intake = open_intake(args.db, args.url)
+    except IntakeError as err:
+        print(f"observatory ingest tests: {err}", file=sys.stderr)
+        return 2
+    _say_created(intake)
+    with intake, _progress(len(files), quiet=args.json) as advance:
         for path in files:
-            pending.append(sink.ingest(path, flags, args.format))
+            pending.append(intake.submit_file(path, flags, args.format))
             settle(block=len(pending) > 256)
         settle(block=True)
+    if not args.json:
+        print(f"observatory: {stored} new run(s) stored in {intake.where}", file=sys.stderr)
     return 1 if bad else 0
 
 
-class _StoreSink:
-    """Parses each file and writes them in chunks: one transaction per chunk of runs."""
-
-    CHUNK_RUNS = 128
-    CHUNK_ROWS = 200_000
-
-    def __init__(self, db: Path):
-        from .store import Store
-
-        self.store = Store(db)
-        self.chunk: list[tuple] = []  # (run, meta, summary, future)
-        self.rows = 0
-
-    def ingest(self, path: Path, flags: dict, fmt: str | None) -> Future:
-        """Parse now; the write is queued, so the next file parses while earlier ones commit."""
-        from .ingest import IngestError, parse_file
-        from .ingest.ci_env import run_metadata
-
-        try:
-            run = parse_file(path, fmt)
-        except IngestError as err:
-            return _done({"path": str(path), "ok": False, "error": str(err)})
-        summary = {"path": str(path), "ok": True, **run.counts(), "warnings": run.warnings}
-        out: Future = Future()
-        self.chunk.append((run, run_metadata(run.meta, flags), summary, out))
-        self.rows += run.attempt_count
-        if len(self.chunk) >= self.CHUNK_RUNS or self.rows >= self.CHUNK_ROWS:
-            self.flush()
-        return out
-
-    def flush(self) -> None:
-        from .store.writes import submit_runs
-
-        if not self.chunk:
-            return
-        chunk, self.chunk, self.rows = self.chunk, [], 0
-        ids, written = submit_runs(self.store, [(run, meta) for run, meta, _, _ in chunk])
-
-        def settle(f: Future) -> None:
-            err = f.exception()
-            for i, (_, _, summary, out) in enumerate(chunk):
-                out.set_result(
-                    {**summary, "run_id": ids[i], "duplicate": not f.result()[i]}
-                    if err is None
-                    else {
-                        "path": summary["path"],
-                        "ok": False,
-                        "error": f"{summary['path']}: not stored: {err}",
-                    }
-                )
-
-        written.add_done_callback(settle)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.flush()
-        self.store.close()
+def _say_created(intake) -> None:
+    # Never create a database silently: a new file no dashboard shows is the usual
+    # sign of the wrong --db or OBSERVATORY_HOME.
+    if intake.created:
+        print(f"observatory: created a new database {intake.where}", file=sys.stderr)
 
 
-class _HttpSink:
-    def __init__(self, url: str):
-        from .client import http_client
+def cmd_runs_list(args: argparse.Namespace) -> int:
+    from .client import connect
 
-        self.http = http_client(url, timeout=300)
-
-    def flush(self) -> None:
-        pass  # each upload completes before the next starts
-
-    def ingest(self, path: Path, flags: dict, fmt: str | None) -> Future:
-        import httpx
-
-        from .ingest.ci_env import detect
-
-        params = {k: v for k, v in {**detect(), **flags}.items() if v and k != "ci_provider"}
-        params["filename"] = str(path)
-        if fmt:
-            params["format"] = fmt
-        try:
-            data = path.read_bytes()
-            resp = self.http.post("/api/tests/reports", params=params, content=data)
-            body = resp.json()
-        except OSError as err:
-            return _done(
-                {"path": str(path), "ok": False, "error": f"{path}: cannot read: {err.strerror}"}
-            )
-        except (httpx.HTTPError, ValueError) as err:
-            return _done(
-                {"path": str(path), "ok": False, "error": f"{path}: {self.http.base_url}: {err}"}
-            )
-        body["path"] = str(path)
-        return _done(body)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.http.close()
+    try:
+        store = connect(args.url or args.db)
+    except FileNotFoundError as err:
+        print(f"observatory runs list: {err}", file=sys.stderr)
+        return 2
+    df = store.query("runs", project=args.project, limit=max(args.limit, 1), offset=0)
+    store.close()
+    cols = ["run_id", "started_at", "project", "branch", "status", "tests", "passed", "failed",
+            "errors", "skipped", "source"]
+    if args.json:
+        for row in df[cols].to_dict(orient="records"):
+            row["started_at"] = row["started_at"].isoformat() if row["started_at"] else None
+            print(json.dumps(row, default=str))
+        return 0
+    if df.empty:
+        print("no runs stored", file=sys.stderr)
+        return 0
+    print(df[cols].to_string(index=False, max_colwidth=40))
+    return 0
 
 
-def _done(result: dict) -> Future:
-    fut: Future = Future()
-    fut.set_result(result)
-    return fut
+def cmd_runs_delete(args: argparse.Namespace) -> int:
+    from .intake import IntakeError, open_intake
+
+    missing = 0
+    try:
+        with open_intake(args.db, args.url) as intake:
+            for run_id in args.run_ids:
+                if intake.delete_run(run_id):
+                    print(f"deleted run {run_id} from {intake.where}")
+                else:
+                    missing += 1
+                    print(f"error: no run {run_id!r} in {intake.where}", file=sys.stderr)
+    except IntakeError as err:
+        print(f"observatory runs delete: {err}", file=sys.stderr)
+        return 2
+    return 1 if missing else 0
 
 
 def _report(result: dict, as_json: bool) -> None:

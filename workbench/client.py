@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from .store import Store
 def http_client(url: str, token: str | None = None, timeout: float = 60.0) -> httpx.Client:
     """An HTTP client for a workbench's API, sending ``token`` (default
     ``$OBSERVATORY_TOKEN``) as a bearer token."""
-    token = token or os.environ.get("OBSERVATORY_TOKEN")
+    token = token or config.get("OBSERVATORY_TOKEN")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
 
@@ -74,12 +73,17 @@ def connect(target: str | Path | None = None, token: str | None = None) -> Store
     """Open the data for analysis.
 
     ``target`` is an ``http(s)://`` URL of a running workbench, or a DuckDB file (default:
-    ``OBSERVATORY_DB`` or ``data/observatory.duckdb``). A file held by a running server
-    raises :class:`~workbench.store.StoreLockedError` saying to pass the server's URL.
+    ``OBSERVATORY_DB``, else ``observatory.duckdb`` in ``OBSERVATORY_HOME``). When a server
+    holds that file (it advertises itself beside it) or ``OBSERVATORY_URL`` is set, the
+    server is used; otherwise the file is opened.
     """
+    from .intake import resolve
+
     if isinstance(target, str) and target.startswith(("http://", "https://")):
         return RemoteStore(target, token=token)
-    path = config.db_path(target)
+    path, url = resolve(target, token=token)
+    if url:
+        return RemoteStore(url, token=token)
     if not path.exists():
         raise FileNotFoundError(
             f"{path}: no such database (run `observatory demo` or "

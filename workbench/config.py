@@ -1,34 +1,121 @@
-"""Settings resolved as CLI flags > ``OBSERVATORY_*`` environment variables > defaults."""
+"""Every setting in one table: flag, environment variable, default, meaning.
+
+Resolved as command-line flag > ``OBSERVATORY_*`` environment variable > default. No other
+module reads the environment for a setting; the README's configuration table is checked
+against :data:`SETTINGS` by a test.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-#: The embedded default database, relative to the working directory the server starts in.
-DEFAULT_DB = Path("data") / "observatory.duckdb"
 DEFAULT_PORT = 5006
+_CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: how it is given and what it means."""
+
+    env: str
+    default: Any
+    meaning: str
+    flag: str | None = None
+    kind: type = str
+
+
+SETTINGS: dict[str, Setting] = {
+    s.env: s
+    for s in [
+        Setting("OBSERVATORY_HOME", None, "the folder of the default database (default: `data/` "
+                "of this checkout, or `~/.local/share/happy-observatory` for an installed "
+                "package), the same from every working directory"),
+        Setting("OBSERVATORY_DB", None, "the DuckDB file (default `observatory.duckdb` in "
+                "`OBSERVATORY_HOME`)", flag="--db"),
+        Setting("OBSERVATORY_URL", None, "a running workbench every client uses instead of the "
+                "file (default: the server that advertises itself beside the file)",
+                flag="--url"),
+        Setting("OBSERVATORY_NO_DEMO", False, "`1`: do not fill an empty database with the demo "
+                "dataset", flag="--no-demo", kind=bool),
+        Setting("OBSERVATORY_TOKENS", "", "comma-separated bearer tokens the HTTP API accepts; "
+                "when unset, only loopback clients are served"),
+        Setting("OBSERVATORY_TOKEN", None, "the token `ingest`, the pytest plugin and notebooks "
+                "send to a server"),
+        Setting("OBSERVATORY_MAX_REPORT_BYTES", 512 * 1024 * 1024, "largest report file "
+                "`ingest` reads (default 512 MiB)", kind=int),
+        Setting("OBSERVATORY_MAX_BODY_BYTES", 256 * 1024 * 1024, "largest report upload, after "
+                "gzip inflation (default 256 MiB)", kind=int),
+        Setting("OBSERVATORY_OTLP_MAX_BYTES", 64 * 1024 * 1024, "largest OTLP request, after "
+                "gzip inflation (default 64 MiB)", kind=int),
+        Setting("OBSERVATORY_REPORT_TZ", None, "zone of report timestamps written without one "
+                "(default UTC)", flag="--report-tz"),
+        Setting("OBSERVATORY_BASIC_AUTH", None, "as `serve --basic-auth`", flag="--basic-auth"),
+        Setting("OBSERVATORY_COOKIE_SECRET", None, "signs the login cookie (default: a new "
+                "random secret at each start, which logs everyone out on restart)"),
+        Setting("OBSERVATORY_WRITE_QUEUE", 256, "writes that may wait for the store before "
+                "requests get 503 + `Retry-After` (default 256)", kind=int),
+        Setting("OBSERVATORY_OTLP_PORT", None, "also receive OTLP/HTTP on this port",
+                flag="--otlp-port", kind=int),
+        Setting("OBSERVATORY_OTLP_ADDRESS", "127.0.0.1", "the address of that extra OTLP "
+                "listener (set by `serve` to its `--address`)"),
+        Setting("OBSERVATORY_SERVER_URL", None, "the URL the server advertises beside its "
+                "database (set by `serve`; else read from `panel serve`'s `--address`/`--port`)"),
+    ]
+}
+
+
+def get(env: str, flag: Any = None) -> Any:
+    """The value of one setting: ``flag`` when given, else its variable, else the default."""
+    setting = SETTINGS[env]
+    if flag not in (None, ""):
+        return flag
+    raw = os.environ.get(env)
+    if raw in (None, ""):
+        return setting.default
+    if setting.kind is bool:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if setting.kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"{env}={raw!r} is not a whole number") from None
+    return raw
+
+
+def home() -> Path:
+    """The folder of the default database, absolute and the same from every directory."""
+    explicit = get("OBSERVATORY_HOME")
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    if (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "dashboards").is_dir():
+        return _CHECKOUT / "data"  # a source checkout (pip install -e .)
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "happy-observatory"
 
 
 def db_path(flag: str | os.PathLike[str] | None = None) -> Path:
-    """Return the DuckDB file to use: ``--db`` flag, then ``OBSERVATORY_DB``, then the default."""
-    value = flag or os.environ.get("OBSERVATORY_DB") or DEFAULT_DB
-    return Path(value).expanduser()
+    """The DuckDB file: ``--db``, then ``OBSERVATORY_DB``, then ``home()/observatory.duckdb``.
+
+    Always absolute, so every command finds the same file whatever directory it runs in.
+    """
+    value = get("OBSERVATORY_DB", flag)
+    path = Path(value).expanduser() if value else home() / "observatory.duckdb"
+    return path.resolve()
 
 
 def demo_enabled(no_demo_flag: bool = False) -> bool:
     """Whether an empty database is filled with the demo dataset on first start."""
-    if no_demo_flag:
-        return False
-    return os.environ.get("OBSERVATORY_NO_DEMO", "").lower() not in {"1", "true", "yes"}
+    return not get("OBSERVATORY_NO_DEMO", no_demo_flag or None)
 
 
 def api_tokens() -> set[str]:
     """Bearer tokens accepted by the REST API (comma-separated ``OBSERVATORY_TOKENS``)."""
-    raw = os.environ.get("OBSERVATORY_TOKENS", "")
-    return {t.strip() for t in raw.split(",") if t.strip()}
+    return {t.strip() for t in get("OBSERVATORY_TOKENS").split(",") if t.strip()}
 
 
 def utcnow() -> datetime:
@@ -39,7 +126,7 @@ def utcnow() -> datetime:
 def report_tz(flag: str | None = None) -> str | None:
     """The zone of report timestamps written without one: ``--report-tz``, then
     ``OBSERVATORY_REPORT_TZ`` (an IANA name such as ``Europe/Berlin``); None means UTC."""
-    name = flag or os.environ.get("OBSERVATORY_REPORT_TZ") or None
+    name = get("OBSERVATORY_REPORT_TZ", flag) or None
     if name:
         try:
             ZoneInfo(name)

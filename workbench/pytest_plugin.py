@@ -2,7 +2,7 @@
 
 Off unless asked for::
 
-    pytest --observatory                      # into $OBSERVATORY_DB or data/observatory.duckdb
+    pytest --observatory                      # the workbench's database, or the server holding it
     pytest --observatory-db path/to.duckdb
     pytest --observatory-url http://localhost:5006   # a running workbench (live dashboards)
 
@@ -12,14 +12,13 @@ Retries by pytest-rerunfailures are kept as attempts of one test.
 from __future__ import annotations
 
 import time
-import uuid
 import warnings
 from typing import Any
 
 import pytest
 
-from .analysis.identity import from_nodeid
-from .ingest.reportlog import PhaseAssembler
+# Imported by every pytest session on a machine with the package installed: nothing
+# heavy (DuckDB, pyarrow) is imported and nothing happens until --observatory* is given.
 
 FLUSH_TESTS = 50
 FLUSH_SECONDS = 1.0
@@ -30,8 +29,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--observatory",
         action="store_true",
-        help="record this run in the workbench database ($OBSERVATORY_DB or "
-        "data/observatory.duckdb)",
+        help="record this run in the workbench: the server holding its database when one "
+        "runs, else the file ($OBSERVATORY_DB, else observatory.duckdb in $OBSERVATORY_HOME)",
     )
     group.addoption("--observatory-db", metavar="PATH", help="record into this DuckDB file")
     group.addoption(
@@ -57,73 +56,22 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(Recorder(config), "observatory-recorder")
 
 
-class _LocalSink:
-    def __init__(self, path: str | None):
-        from .config import db_path
-        from .store import Store, StoreLockedError
-
-        try:
-            self.store = Store(db_path(path))
-        except StoreLockedError as err:
-            raise pytest.UsageError(
-                f"--observatory: {err} Use --observatory-url instead."
-            ) from None
-
-    def start(self, run_id: str, meta: dict) -> str:
-        from .store.writes import start_live_run
-
-        return start_live_run(self.store, run_id, meta)
-
-    def send(self, run_id: str, tests: list[dict]) -> None:
-        from .ingest.live import parse_batch
-        from .store.writes import append_results
-
-        append_results(self.store, run_id, parse_batch({"tests": tests}, f"live run {run_id}"))
-
-    def finish(self, run_id: str, duration_s: float) -> None:
-        from .store.writes import finish_live_run
-
-        finish_live_run(self.store, run_id, duration_s)
-        self.store.close()
-
-
-class _HttpSink:
-    def __init__(self, url: str):
-        from .client import http_client
-
-        self.http = http_client(url, timeout=30)
-
-    def _post(self, path: str, body: dict) -> dict:
-        resp = self.http.post(path, json=body)
-        if resp.status_code != 200:
-            raise RuntimeError(
-                f"{self.http.base_url}{path}: HTTP {resp.status_code}: {resp.text[:200]}"
-            )
-        return resp.json()
-
-    def start(self, run_id: str, meta: dict) -> str:
-        return self._post("/api/tests/live", meta)["run_id"]
-
-    def send(self, run_id: str, tests: list[dict]) -> None:
-        self._post(f"/api/tests/live/{run_id}/results", {"tests": tests})
-
-    def finish(self, run_id: str, duration_s: float) -> None:
-        self._post(f"/api/tests/live/{run_id}/finish", {"duration_s": duration_s})
-        self.http.close()
-
-
 class Recorder:
     """Collects each test's phases into attempts and ships finished tests in batches."""
 
     def __init__(self, config: pytest.Config):
         from .ingest.ci_env import run_metadata
 
+        from .intake import open_intake
+        from .store import StoreLockedError
+
         opt = config.option
-        self.sink = (
-            _HttpSink(opt.observatory_url)
-            if opt.observatory_url
-            else _LocalSink(opt.observatory_db)
-        )
+        try:
+            # One rule for every client: a server holding the file wins (it advertises
+            # itself beside it); else the file.
+            self.intake = open_intake(opt.observatory_db, opt.observatory_url)
+        except StoreLockedError as err:
+            raise pytest.UsageError(f"--observatory: {err}") from None
         flags = {
             k: getattr(opt, f"observatory_{k}")
             for k in ("project", "branch", "commit", "variant", "build")
@@ -133,6 +81,8 @@ class Recorder:
         self.meta["source"] = f"pytest {config.rootpath}"
         self.run_id: str | None = None
         self.attempts: dict[str, list[dict]] = {}
+        from .ingest.reportlog import PhaseAssembler
+
         self.phases = PhaseAssembler()
         self.batch: list[dict] = []
         self.last_flush = time.monotonic()
@@ -151,7 +101,7 @@ class Recorder:
             return None
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        self.run_id = self._guard(self.sink.start, "live-" + uuid.uuid4().hex[:12], self.meta)
+        self.run_id = self._guard(self.intake.live_start, self.meta)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         done = self.phases.feed(report.nodeid, report.when, report.outcome, report.duration,
@@ -166,6 +116,8 @@ class Recorder:
             self._finished(report.nodeid)
 
     def _finished(self, nodeid: str) -> None:
+        from .analysis.identity import from_nodeid
+
         classname, file, name = from_nodeid(nodeid)
         self.batch.append(
             {
@@ -182,7 +134,7 @@ class Recorder:
 
     def _flush(self) -> None:
         if self.batch and self.run_id:
-            self._guard(self.sink.send, self.run_id, self.batch)
+            self._guard(self.intake.live_append, self.run_id, self.batch)
         self.batch = []
         self.last_flush = time.monotonic()
 
@@ -191,11 +143,16 @@ class Recorder:
             self._finished(nodeid)
         self._flush()
         if self.run_id:
-            self._guard(self.sink.finish, self.run_id, time.monotonic() - self.started)
+            self._guard(self.intake.live_finish, self.run_id, time.monotonic() - self.started)
+        self._guard(self.intake.close)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
+        if self.intake.created:
+            terminalreporter.write_line(
+                f"observatory: created a new database {self.intake.where}", yellow=True)
         if self.run_id and not self.broken:
-            terminalreporter.write_line(f"observatory: recorded run {self.run_id}")
+            terminalreporter.write_line(
+                f"observatory: recorded run {self.run_id} in {self.intake.where}")
         elif self.broken:
             terminalreporter.write_line(f"observatory: recording failed: {self.broken}", red=True)
 

@@ -4,15 +4,46 @@ from __future__ import annotations
 
 import glob
 import re
+import warnings
 import os
 from pathlib import Path
 
 from . import ctrf, junit, nunit, reportlog, trx, xunit  # noqa: F401  (registers the parsers)
+from .. import config
 from .base import Attempt, IngestError, ParsedRun, Parser
 
-REPORT_SUFFIXES = (".xml", ".json", ".jsonl", ".trx", ".log")
-#: Files larger than this are refused rather than read into memory.
-MAX_BYTES = int(os.environ.get("OBSERVATORY_MAX_REPORT_BYTES", 512 * 1024 * 1024))
+
+
+#: Third-party parsers register by naming their module in this entry-point group; importing
+#: it defines a :class:`Parser` subclass, which registers itself.
+ENTRY_POINT_GROUP = "happy_observatory.parsers"
+
+
+def _load_plugins() -> None:
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as err:  # noqa: BLE001  (a broken plugin must not stop ingest)
+            warnings.warn(f"parser plugin {ep.name!r} failed to load: {err}", stacklevel=2)
+
+
+_load_plugins()
+
+
+def formats() -> list[str]:
+    """Format keys, for ``--format`` (the registry is the only list of formats)."""
+    return sorted(Parser.registry)
+
+
+def suffixes() -> tuple[str, ...]:
+    """File suffixes searched for in directories: every parser's extensions."""
+    return tuple(sorted({e for p in Parser.registry.values() for e in p.extensions}))
+
+
+def _titles() -> str:
+    return ", ".join(p.title or p.format for p in Parser.registry.values())
 
 
 def detect(data: bytes, name: str) -> type[Parser]:
@@ -21,10 +52,7 @@ def detect(data: bytes, name: str) -> type[Parser]:
     for parser in Parser.registry.values():
         if parser.sniff(head, name.lower()):
             return parser
-    raise IngestError(
-        f"{name}: not a recognised test report (JUnit, NUnit, xUnit.net or TRX XML, "
-        "CTRF JSON, pytest reportlog)"
-    )
+    raise IngestError(f"{name}: not a recognised test report (known: {_titles()})")
 
 
 def parse_bytes(data: bytes, source: str, fmt: str | None = None) -> ParsedRun:
@@ -61,17 +89,22 @@ def _check_complete(run: ParsedRun, data: bytes, source: str) -> None:
         )
 
 
-def parse_file(path: str | Path, fmt: str | None = None) -> ParsedRun:
-    """Read and parse one report file."""
+def read_report(path: str | Path) -> bytes:
+    """A report file's bytes; files over ``OBSERVATORY_MAX_REPORT_BYTES`` are refused."""
     path = Path(path)
+    limit = config.get("OBSERVATORY_MAX_REPORT_BYTES")
     try:
         size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise IngestError(f"{path}: {size} bytes is over the {MAX_BYTES}-byte limit")
-        data = path.read_bytes()
+        if size > limit:
+            raise IngestError(f"{path}: {size} bytes is over the {limit}-byte limit")
+        return path.read_bytes()
     except OSError as err:
         raise IngestError(f"{path}: cannot read: {err.strerror or err}") from None
-    return parse_bytes(data, str(path), fmt)
+
+
+def parse_file(path: str | Path, fmt: str | None = None) -> ParsedRun:
+    """Read and parse one report file."""
+    return parse_bytes(read_report(path), str(path), fmt)
 
 
 def expand(paths: list[str]) -> list[Path]:
@@ -80,6 +113,7 @@ def expand(paths: list[str]) -> list[Path]:
     A path that matches nothing is returned as is so that reading it reports the error.
     """
     out: list[Path] = []
+    wanted = suffixes()
     for raw in paths:
         matches = sorted(glob.glob(raw, recursive=True)) if glob.has_magic(raw) else [raw]
         if not matches:
@@ -91,7 +125,7 @@ def expand(paths: list[str]) -> list[Path]:
                     sorted(
                         f
                         for f in p.rglob("*")
-                        if f.is_file() and f.suffix.lower() in REPORT_SUFFIXES
+                        if f.is_file() and f.suffix.lower() in wanted
                     )
                 )
             else:
@@ -100,4 +134,7 @@ def expand(paths: list[str]) -> list[Path]:
     return [p for p in out if not (p in seen or seen.add(p))]
 
 
-__all__ = ["Attempt", "IngestError", "ParsedRun", "Parser", "expand", "parse_bytes", "parse_file"]
+__all__ = [
+    "Attempt", "IngestError", "ParsedRun", "Parser", "expand", "formats", "parse_bytes",
+    "parse_file", "read_report", "suffixes",
+]

@@ -311,6 +311,8 @@ class Parser:
     """Base of the format registry: subclasses set ``format`` and implement two methods."""
 
     format: ClassVar[str] = ""
+    #: How people name the format in messages ("JUnit XML").
+    title: ClassVar[str] = ""
     extensions: ClassVar[tuple[str, ...]] = ()
     registry: ClassVar[dict[str, type[Parser]]] = {}
 

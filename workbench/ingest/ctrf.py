@@ -31,6 +31,7 @@ def _ms_time(value: object) -> datetime | None:
 
 class CTRFParser(Parser):
     format = "ctrf"
+    title = "CTRF JSON"
     extensions = (".json",)
 
     @classmethod

@@ -85,6 +85,7 @@ class JUnitParser(Parser):
     """``<testsuites>`` or bare ``<testsuite>`` roots, nested suites, retries, odd units."""
 
     format = "junit"
+    title = "JUnit XML"
     extensions = (".xml",)
 
     @classmethod

@@ -30,6 +30,7 @@ def _split_fullname(fullname: str) -> tuple[str | None, str]:
 
 class NUnitParser(Parser):
     format = "nunit"
+    title = "NUnit XML"
     extensions = (".xml",)
 
     @classmethod

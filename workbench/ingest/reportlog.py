@@ -84,6 +84,7 @@ class PhaseAssembler:
 
 class ReportLogParser(Parser):
     format = "reportlog"
+    title = "pytest report-log"
     extensions = (".jsonl", ".json", ".log")
 
     @classmethod

@@ -30,6 +30,7 @@ def trx_seconds(value: str | None) -> float | None:
 
 class TRXParser(Parser):
     format = "trx"
+    title = "TRX"
     extensions = (".trx",)
 
     @classmethod

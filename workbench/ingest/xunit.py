@@ -10,6 +10,7 @@ _RESULTS = {"pass": "passed", "fail": "failed", "skip": "skipped", "notrun": "sk
 
 class XUnitParser(Parser):
     format = "xunit"
+    title = "xUnit.net XML"
     extensions = (".xml",)
 
     @classmethod

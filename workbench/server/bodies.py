@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import zlib
 
-MAX_BODY = int(os.environ.get("OBSERVATORY_MAX_BODY_BYTES", 256 * 1024 * 1024))
+from .. import config
+
 
 
 class BodyError(ValueError):
@@ -16,8 +16,10 @@ class BodyError(ValueError):
         self.status = status
 
 
-def decode(body: bytes, encoding: str | None, limit: int = MAX_BODY) -> bytes:
+def decode(body: bytes, encoding: str | None, limit: int | None = None) -> bytes:
     """Return the body, gunzipped if ``Content-Encoding: gzip``, never over ``limit`` bytes."""
+    if limit is None:
+        limit = config.get("OBSERVATORY_MAX_BODY_BYTES")
     encoding = (encoding or "identity").strip().lower()
     if encoding == "identity":
         if len(body) > limit:

@@ -9,19 +9,17 @@ the event loop, and a request is acknowledged only once its rows are committed.
 from __future__ import annotations
 
 import json
-import os
 
 from google.rpc import status_pb2
 from tornado.ioloop import IOLoop
 
+from .. import config
 from ..ingest import otlp
 from ..store import StoreBusyError
-from ..store.writes import submit_telemetry
 from .bodies import BodyError, decode
 from .plugin_base import APIHandler
-from .state import get_store
+from .state import get_intake
 
-MAX_BYTES = int(os.environ.get("OBSERVATORY_OTLP_MAX_BYTES", 64 * 1024 * 1024))
 _GRPC_CODES = {400: 3, 401: 16, 403: 7, 413: 8, 415: 3, 429: 8, 503: 14}
 
 
@@ -52,9 +50,8 @@ class OTLPHandler(APIHandler):
         body = self.request.body
 
         def work():
-            data = decode(body, encoding, MAX_BYTES)
-            batch = otlp.flatten(self.signal, otlp.decode(self.signal, data, content_type))
-            return batch, submit_telemetry(get_store(), batch.tables)
+            data = decode(body, encoding, config.get("OBSERVATORY_OTLP_MAX_BYTES"))
+            return get_intake().submit_telemetry(self.signal, data, content_type)
 
         try:
             batch, written = await IOLoop.current().run_in_executor(None, work)

@@ -8,23 +8,28 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import uuid
 from datetime import datetime
 
 import pyarrow as pa
 from tornado.web import Application
 
 from .. import config, ingest
-from ..ingest.ci_env import run_metadata
-from ..ingest.live import parse_batch
-from ..store import writes
+from ..intake import RUN_META_KEYS
 from .otlp import OTLP_ROUTES
 from .plugin_base import APIHandler
-from .state import get_store
+from .state import get_intake, get_store
 
 log = logging.getLogger("workbench.server")
-_META_KEYS = ("project", "branch", "commit", "variant", "build", "build_url")
+
+
+def _json_object(body: bytes, what: str) -> dict:
+    try:
+        value = json.loads(body or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ingest.IngestError(f"{what}: not valid JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise ingest.IngestError(f"{what}: expected a JSON object")
+    return value
 
 
 class ReportHandler(APIHandler):
@@ -33,21 +38,12 @@ class ReportHandler(APIHandler):
     async def post(self) -> None:
         name = self.get_query_argument("filename", "request body")
         fmt = self.get_query_argument("format", None)
-        flags = {k: self.get_query_argument(k, None) for k in _META_KEYS}
-        tz = self.get_query_argument("report_tz", None)
+        flags = {k: self.get_query_argument(k, None) for k in RUN_META_KEYS}
+        flags.pop("source")  # the server names the source: the uploaded file
 
         def work() -> dict:
-            run = ingest.parse_bytes(self.body(), name, fmt)
-            meta = run_metadata(run.meta, {**flags, "report_tz": config.report_tz(tz)}, env={})
-            run_id, created = writes.insert_run(get_store(), run, meta, block=False)
-            return {
-                "ok": True,
-                "path": name,
-                "run_id": run_id,
-                "duplicate": not created,
-                **run.counts(),
-                "warnings": run.warnings,
-            }
+            tz = config.report_tz(self.get_query_argument("report_tz", None))
+            return get_intake().report(self.body(), name, {**flags, "report_tz": tz}, fmt)
 
         result = await self.run(work)
         if result is not None:
@@ -59,18 +55,8 @@ class LiveStartHandler(APIHandler):
 
     async def post(self) -> None:
         def work() -> dict:
-            try:
-                meta = json.loads(self.body() or b"{}")
-            except (UnicodeDecodeError, json.JSONDecodeError) as err:
-                raise ingest.IngestError(f"live run: not valid JSON: {err}") from None
-            if not isinstance(meta, dict):
-                raise ingest.IngestError("live run: expected a JSON object")
-            run_id = "live-" + uuid.uuid4().hex[:12]
-            writes.start_live_run(
-                get_store(), run_id, {k: meta.get(k) for k in (*_META_KEYS, "source")},
-                block=False,
-            )
-            return {"ok": True, "run_id": run_id}
+            meta = _json_object(self.body(), "live run")
+            return {"ok": True, "run_id": get_intake().live_start(meta)}
 
         result = await self.run(work)
         if result is not None:
@@ -82,9 +68,7 @@ class LiveResultsHandler(APIHandler):
 
     async def post(self, run_id: str) -> None:
         def work() -> dict:
-            batch = parse_batch(self.body(), f"live run {run_id}")
-            n = writes.append_results(get_store(), run_id, batch, block=False)
-            return {"ok": True, "stored": n}
+            return {"ok": True, "stored": get_intake().live_append(run_id, self.body())}
 
         result = await self.run(work)
         if result is not None:
@@ -96,16 +80,55 @@ class LiveFinishHandler(APIHandler):
 
     async def post(self, run_id: str) -> None:
         def work() -> dict:
-            body = json.loads(self.body() or b"{}")
-            store = get_store()
-            if store.query("run", run_id=run_id).empty:
+            body = _json_object(self.body(), f"live run {run_id}")
+            if get_store().query("run", run_id=run_id).empty:
                 raise KeyError(f"no run {run_id!r}")
-            writes.finish_live_run(store, run_id, body.get("duration_s"), block=False)
+            get_intake().live_finish(run_id, body.get("duration_s"))
             return {"ok": True}
 
         result = await self.run(work)
         if result is not None:
             self.finish(result)
+
+
+class RunsHandler(APIHandler):
+    """``GET /api/runs?project=&limit=`` lists runs, newest first (JSON)."""
+
+    async def get(self) -> None:
+        def work() -> dict:
+            limit = _bounded_int(self.get_query_argument("limit", "50"), "limit", 1, 5000)
+            project = self.get_query_argument("project", None)
+            df = get_store().query("runs", project=project, limit=limit, offset=0)
+            return {"ok": True, "runs": json.loads(df.to_json(orient="records",
+                                                               date_format="iso"))}
+
+        result = await self.run(work)
+        if result is not None:
+            self.finish(result)
+
+
+class RunHandler(APIHandler):
+    """``DELETE /api/runs/{run_id}``: remove a run stored by mistake."""
+
+    async def delete(self, run_id: str) -> None:
+        def work() -> dict:
+            if not get_intake().delete_run(run_id):
+                raise KeyError(f"no run {run_id!r}")
+            return {"ok": True, "deleted": run_id}
+
+        result = await self.run(work)
+        if result is not None:
+            self.finish(result)
+
+
+def _bounded_int(raw: str, name: str, low: int, high: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {raw[:40]!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}")
+    return value
 
 
 class QueryHandler(APIHandler):
@@ -152,6 +175,8 @@ ROUTES = [
     (r"/api/tests/live", LiveStartHandler, {}),
     (r"/api/tests/live/([\w-]+)/results", LiveResultsHandler, {}),
     (r"/api/tests/live/([\w-]+)/finish", LiveFinishHandler, {}),
+    (r"/api/runs", RunsHandler, {}),
+    (r"/api/runs/([\w.-]+)", RunHandler, {}),
     (r"/api/query/(\w+)", QueryHandler, {}),
     *OTLP_ROUTES,
 ]
@@ -161,10 +186,9 @@ ROUTES = [
 get_store()
 
 # Agents configured with the default OTLP endpoint send to port 4318: listen there too.
-if os.environ.get("OBSERVATORY_OTLP_PORT"):
-    _otlp_port = int(os.environ["OBSERVATORY_OTLP_PORT"])
-    Application(OTLP_ROUTES).listen(
-        _otlp_port, address=os.environ.get("OBSERVATORY_OTLP_ADDRESS", "127.0.0.1"))
+_otlp_port = config.get("OBSERVATORY_OTLP_PORT")
+if _otlp_port:
+    Application(OTLP_ROUTES).listen(_otlp_port, address=config.get("OBSERVATORY_OTLP_ADDRESS"))
     log.warning("OTLP/HTTP receiver also on port %d", _otlp_port)
 if not config.api_tokens():
     log.warning(

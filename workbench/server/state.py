@@ -1,37 +1,69 @@
-"""The serve process's one store, opened on first use and shared by every session."""
+"""The serve process's one store and intake, opened on first use and shared by every session."""
 
 from __future__ import annotations
 
 import logging
-import os
+import sys
 import threading
 
 from .. import config
 from ..demo import is_empty, load_demo
+from ..discovery import advertise, client_url
+from ..intake import LocalIntake
 from ..store import Store
 
 log = logging.getLogger("workbench.server")
 _lock = threading.Lock()
 _store: Store | None = None
+_intake: LocalIntake | None = None
+
+
+def served_url(argv: list[str] | None = None) -> str:
+    """The URL this server answers on: ``OBSERVATORY_SERVER_URL`` (set by ``observatory
+    serve``), else read from ``panel serve``'s own ``--address``/``--port`` arguments."""
+    explicit = config.get("OBSERVATORY_SERVER_URL")
+    if explicit:
+        return explicit.rstrip("/")
+    argv = sys.argv if argv is None else argv
+    opts = {"--port": str(config.DEFAULT_PORT), "--address": "127.0.0.1"}
+    for i, arg in enumerate(argv):
+        for key in opts:
+            if arg == key and i + 1 < len(argv):
+                opts[key] = argv[i + 1]
+            elif arg.startswith(key + "="):
+                opts[key] = arg.split("=", 1)[1]
+    return client_url(opts["--address"], opts["--port"])
 
 
 def get_store() -> Store:
-    """The process-wide store: ``OBSERVATORY_DB`` or ``data/observatory.duckdb``.
+    """The process-wide store: ``OBSERVATORY_DB`` or the default file.
 
     On first open of an empty file the demo dataset is loaded unless
-    ``OBSERVATORY_NO_DEMO`` is set. Sessions share the store (it is stateless to them);
-    each builds its own models on top.
+    ``OBSERVATORY_NO_DEMO`` is set, and the server advertises its URL beside the file so
+    that every client on this machine finds it. Sessions share the store (it is stateless
+    to them); each builds its own models on top.
     """
     global _store
     with _lock:
         if _store is None:
             path = config.db_path()
-            store = Store(path, max_pending=int(os.environ.get("OBSERVATORY_WRITE_QUEUE", 256)))
+            store = Store(path, max_pending=config.get("OBSERVATORY_WRITE_QUEUE"))
             if config.demo_enabled() and is_empty(store):
                 log.warning(
                     "filling %s with the demo dataset (OBSERVATORY_NO_DEMO=1 skips this)", path
                 )
                 n = load_demo(store)
                 log.warning("demo dataset: %d runs stored", n)
+            advertise(path, served_url())
             _store = store
         return _store
+
+
+def get_intake() -> LocalIntake:
+    """The server's write side: the store's queue, refusing (503) rather than waiting."""
+    global _intake
+    store = get_store()
+    with _lock:
+        if _intake is None or _intake.store is not store:
+            _intake = LocalIntake(store, ci_env={}, block=False)
+        return _intake

@@ -31,12 +31,24 @@ class StoreBusyError(RuntimeError):
 
 
 def _locked_message(path: Path, err: Exception) -> str:
+    import json
+
+    from ..discovery import advert_path
+
     pid = re.search(r"PID (\d+)", str(err))
     holder = f"process {pid.group(1)}" if pid else "another process"
+    try:
+        url = json.loads(advert_path(path).read_text())["url"]
+    except (OSError, ValueError, KeyError, TypeError):
+        url = None
+    if url:
+        return (f"{path} is held by {holder}, the workbench at {url}: DuckDB lets only one "
+                f"process open a file. Read and write through that server "
+                f"(workbench.connect('{url}'), --url {url}), or stop it and retry.")
     return (
-        f"{path} is held by {holder} (most likely a running `observatory serve`). "
-        "DuckDB lets only one process open a file at a time: read the live data through "
-        "that server with workbench.connect('http://localhost:5006'), or stop it and retry."
+        f"{path} is held by {holder} (most likely a workbench served without its API "
+        "plugin, or a notebook). DuckDB lets only one process open a file at a time: "
+        "go through that server's URL, or stop the other process and retry."
     )
 
 

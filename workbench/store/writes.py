@@ -247,6 +247,22 @@ def finish_live_run(
     store.write(write, block=block)
 
 
+def delete_run(store: Store, run_id: str, block: bool = True) -> bool:
+    """Remove a run and its results in one transaction; False when there is no such run.
+
+    Failure signatures stay: they are shared by every run whose failures have them.
+    """
+
+    def write(cur: duckdb.DuckDBPyConnection) -> bool:
+        if not cur.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchall():
+            return False
+        cur.execute("DELETE FROM results WHERE run_id = ?", [run_id])
+        cur.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
+        return True
+
+    return store.write(write, block=block)
+
+
 def submit_telemetry(store: Store, tables: dict[str, list[dict[str, Any]]]) -> Future:
     """Queue decoded OTLP rows (one request) as one write; never blocks.
 

@@ -1,0 +1,133 @@
+"""Writes into the DuckDB file, through the store's single write queue."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+from ..ingest import IngestError, parse_bytes
+from ..ingest.ci_env import run_metadata
+from ..ingest.live import parse_batch
+from ..store import writes
+from .base import RUN_META_KEYS, Intake, done, failed
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ..store import Store
+
+
+class LocalIntake(Intake):
+    """The file's intake. Reports are parsed at once and written in chunks (one
+    transaction per chunk), so the next file parses while earlier ones commit.
+
+    Parameters
+    ----------
+    store
+        The open store.
+    ci_env
+        Environment whose CI variables fill run metadata missing from the flags
+        (``os.environ`` for a command run in CI; ``{}`` in the server, whose own
+        environment says nothing about a client's run).
+    block
+        Wait for room in a full write queue (True) or raise ``StoreBusyError`` (the server,
+        which answers 503).
+    owns_store
+        Close the store with the intake.
+    """
+
+    CHUNK_RUNS = 128
+    CHUNK_ROWS = 200_000
+
+    def __init__(self, store: Store, ci_env: Mapping[str, str] | None = None,
+                 block: bool = True, owns_store: bool = False, created: bool = False):
+        self.store = store
+        self.where = str(store.path)
+        self.created = created
+        self._env = os.environ if ci_env is None else ci_env
+        self._block = block
+        self._owns = owns_store
+        self._chunk: list[tuple] = []  # (run, meta, summary, future)
+        self._rows = 0
+
+    def submit_report(self, data: bytes, name: str, flags: dict[str, Any],
+                      fmt: str | None = None) -> Future:
+        try:
+            run = parse_bytes(data, name, fmt)
+            meta = run_metadata(run.meta, flags, env=self._env)
+        except (IngestError, ValueError) as err:
+            return done(failed(name, str(err)))
+        summary = {"path": name, "ok": True, **run.counts(), "warnings": run.warnings}
+        out: Future = Future()
+        self._chunk.append((run, meta, summary, out))
+        self._rows += run.attempt_count
+        if len(self._chunk) >= self.CHUNK_RUNS or self._rows >= self.CHUNK_ROWS:
+            self.flush()
+        return out
+
+    def flush(self) -> None:
+        if not self._chunk:
+            return
+        chunk, self._chunk, self._rows = self._chunk, [], 0
+        ids, written = writes.submit_runs(
+            self.store, [(run, meta) for run, meta, _, _ in chunk], block=self._block)
+
+        def settle(f: Future) -> None:
+            err = f.exception()
+            for i, (_, _, summary, out) in enumerate(chunk):
+                out.set_result(
+                    {**summary, "run_id": ids[i], "duplicate": not f.result()[i]}
+                    if err is None
+                    else failed(summary["path"], f"{summary['path']}: not stored: {err}")
+                )
+
+        written.add_done_callback(settle)
+
+    def report(self, data: bytes, name: str, flags: dict[str, Any],
+               fmt: str | None = None) -> dict[str, Any]:
+        """Store one report; a bad report raises :class:`IngestError` (nothing stored)."""
+        run = parse_bytes(data, name, fmt)
+        meta = run_metadata(run.meta, flags, env=self._env)
+        run_id, created = writes.insert_run(self.store, run, meta, block=self._block)
+        return {"ok": True, "path": name, "run_id": run_id, "duplicate": not created,
+                **run.counts(), "warnings": run.warnings}
+
+    def live_start(self, meta: dict[str, Any]) -> str:
+        run_id = "live-" + uuid.uuid4().hex[:12]
+        return writes.start_live_run(self.store, run_id, {k: meta.get(k) for k in RUN_META_KEYS},
+                                     block=self._block)
+
+    def live_append(self, run_id: str, tests: list[dict[str, Any]] | bytes) -> int:
+        body = tests if isinstance(tests, bytes | bytearray) else {"tests": tests}
+        batch = parse_batch(body, f"live run {run_id}")
+        return writes.append_results(self.store, run_id, batch, block=self._block)
+
+    def live_finish(self, run_id: str, duration_s: float | None) -> None:
+        if duration_s is not None and (not isinstance(duration_s, int | float)
+                                       or isinstance(duration_s, bool) or duration_s < 0):
+            raise IngestError(f"live run {run_id}: duration_s must be a number ≥ 0")
+        writes.finish_live_run(self.store, run_id, duration_s, block=self._block)
+
+    def submit_telemetry(self, signal: str, data: bytes, content_type: str | None):
+        """Decode one OTLP request and queue its rows; ``(batch, future of row count)``.
+
+        Never waits for a full queue (``StoreBusyError``: the receiver answers 503).
+        """
+        from ..ingest import otlp
+
+        batch = otlp.flatten(signal, otlp.decode(signal, data, content_type))
+        return batch, writes.submit_telemetry(self.store, batch.tables)
+
+    def telemetry(self, signal: str, data: bytes, content_type: str | None) -> int:
+        _, written = self.submit_telemetry(signal, data, content_type)
+        return written.result()
+
+    def delete_run(self, run_id: str) -> bool:
+        return writes.delete_run(self.store, run_id, block=self._block)
+
+    def close(self) -> None:
+        self.flush()
+        if self._owns:
+            self.store.close()
