@@ -1,11 +1,8 @@
 """Agent telemetry: `panel serve dashboards/agents.py`."""
 
-import panel as pn
-
 from workbench.models.telemetry import AgentTelemetry
-from workbench.server.state import get_store
 from workbench.views.agents_dashboard import AgentsDashboard
+from workbench.views.page import serve
 
-pn.extension("tabulator", notifications=True)
-
-AgentsDashboard(model=AgentTelemetry(store=get_store())).template().servable()
+serve("Happy Observatory · Agents",
+      lambda store: AgentsDashboard(model=AgentTelemetry(store=store)).template())

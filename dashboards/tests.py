@@ -1,11 +1,8 @@
 """Test-failure investigation: `panel serve dashboards/tests.py`."""
 
-import panel as pn
-
 from workbench.models import TestAnalytics
-from workbench.server.state import get_store
 from workbench.views.dashboard import TestsDashboard
+from workbench.views.page import serve
 
-pn.extension("tabulator", notifications=True)
-
-TestsDashboard(model=TestAnalytics(store=get_store())).template().servable()
+serve("Happy Observatory · Tests",
+      lambda store: TestsDashboard(model=TestAnalytics(store=store)).template())

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
+
+from .conftest import Served
 
 pytestmark = pytest.mark.browser
 
@@ -187,3 +192,59 @@ def test_agents_dashboard_shows_an_sdk_sent_session_and_its_cost(server, chromiu
         page.screenshot(path=output_dir / "waterfall.png", full_page=True)
         browser.close()
     assert errors == []
+
+
+def _page_text(chromium, url, wait_for, shot):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(url)
+        page.get_by_text(wait_for, exact=False).first.wait_for(timeout=60_000)
+        page.screenshot(path=shot, full_page=True)
+        browser.close()
+
+
+def _plain_panel_serve(db):
+    return Served(db, env={"OBSERVATORY_DB": str(db)}, ready_path="/tests", argv=[
+        sys.executable, "-m", "panel", "serve", "dashboards/tests.py", "--address",
+        "127.0.0.1", "--port", "{port}"])
+
+
+def test_plain_panel_serve_on_a_held_file_shows_why_not_a_blank_page(tmp_path, chromium,
+                                                                   output_dir):
+    """A database held by a process that is no workbench (a notebook, say)."""
+    db = tmp_path / "held.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from workbench.store import Store; "
+         f"s = Store({str(db)!r}); print('ready', flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        served = _plain_panel_serve(db)
+        try:
+            _page_text(chromium, served.url + "/tests", f"is held by process {holder.pid}",
+                       output_dir / "held-by-a-notebook.png")
+        finally:
+            served.stop()
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+
+
+def test_plain_panel_serve_on_a_file_a_workbench_holds_reads_through_it(tmp_path, chromium,
+                                                                      output_dir):
+    db = tmp_path / "shared.duckdb"
+    owner = Served(db, extra_args=("--no-demo",), ready_path="/api/health")
+    try:
+        served = _plain_panel_serve(db)
+        try:
+            _page_text(chromium, served.url + "/tests",
+                       f"Read-only view of the workbench at {owner.url}",
+                       output_dir / "held-by-a-workbench.png")
+        finally:
+            served.stop()
+    finally:
+        owner.stop()

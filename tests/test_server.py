@@ -109,13 +109,15 @@ def test_bad_query_parameters_are_400s(remote, name, params, message):
     assert not remote.query("projects").empty
 
 
-def test_notebook_connect_gives_a_clear_message_while_served(server):
-    from workbench.store import StoreLockedError
+def test_notebook_connect_goes_through_the_server_holding_the_file(server):
+    from workbench.store import Store, StoreLockedError
 
-    with pytest.raises(StoreLockedError, match="read the live data through that server"):
-        connect(server.db)
-    with connect(server.url) as live:
+    with connect(server.db) as live:
+        assert isinstance(live, RemoteStore) and live.url == server.url
         assert not live.query("projects").empty
+    # Opening the file itself names the server that holds it, with its real port.
+    with pytest.raises(StoreLockedError, match=f"the workbench at {server.url}"):
+        Store(server.db)
 
 
 def test_tokens_are_required_when_configured(tmp_path):
@@ -178,3 +180,4 @@ def test_login_cookie_opens_the_api_and_the_dashboards(tmp_path):
             assert client.get("/tests").status_code == 200
     finally:
         served.stop()
+

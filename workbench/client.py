@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import httpx
 import pandas as pd
 import pyarrow as pa
@@ -47,8 +48,18 @@ class RemoteStore:
         return pa.ipc.open_stream(resp.content).read_all()
 
     def query(self, name: str, /, **params: Any) -> pd.DataFrame:
-        """Like :meth:`Store.query`: a named query as a DataFrame."""
-        return self.query_arrow(name, **params).to_pandas()
+        """Like :meth:`Store.query`: a named query as a DataFrame.
+
+        The Arrow result is turned into pandas by DuckDB, the same conversion
+        :meth:`Store.query` uses, so values and dtypes match the file's exactly (pyarrow's
+        own conversion gives Decimal objects where DuckDB gives floats).
+        """
+        table = self.query_arrow(name, **params)
+        con = duckdb.connect()
+        try:
+            return con.from_arrow(table).df()
+        finally:
+            con.close()
 
     def close(self) -> None:
         self._http.close()

@@ -61,7 +61,6 @@ class Recorder:
 
     def __init__(self, config: pytest.Config):
         from .ingest.ci_env import run_metadata
-
         from .intake import open_intake
         from .store import StoreLockedError
 

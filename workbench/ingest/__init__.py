@@ -5,14 +5,11 @@ from __future__ import annotations
 import glob
 import re
 import warnings
-import os
 from pathlib import Path
 
-from . import ctrf, junit, nunit, reportlog, trx, xunit  # noqa: F401  (registers the parsers)
 from .. import config
+from . import ctrf, junit, nunit, reportlog, trx, xunit  # noqa: F401  (registers the parsers)
 from .base import Attempt, IngestError, ParsedRun, Parser
-
-
 
 #: Third-party parsers register by naming their module in this entry-point group; importing
 #: it defines a :class:`Parser` subclass, which registers itself.

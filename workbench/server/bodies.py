@@ -7,7 +7,6 @@ import zlib
 from .. import config
 
 
-
 class BodyError(ValueError):
     """``(status, message)`` for a body that cannot be accepted."""
 

@@ -142,7 +142,7 @@ def final_outcomes(p: dict[str, Any]) -> Rendered:
         SELECT test_id, any_value(outcome) FILTER (WHERE final) AS outcome,
                count(*) AS attempts, any_value(signature) FILTER (WHERE final) AS signature,
                any_value(message) FILTER (WHERE final) AS message
-        FROM results WHERE run_id = ? GROUP BY test_id
+        FROM results WHERE run_id = ? GROUP BY test_id ORDER BY test_id
         """,
         [p["run_id"]],
     )
@@ -157,10 +157,10 @@ def failure_clusters(p: dict[str, Any]) -> Rendered:
                count(*) AS failures, count(DISTINCT r.test_id) AS tests,
                count(DISTINCT r.run_id) AS runs, min(ru.started_at) AS first_seen,
                max(ru.started_at) AS last_seen, any_value(r.message) AS example_message,
-               list(DISTINCT r.test_id)[:20] AS affected_tests
+               list(DISTINCT r.test_id ORDER BY r.test_id)[:20] AS affected_tests
         FROM results r JOIN runs ru USING (run_id) JOIN signatures s USING (signature)
         WHERE {where} AND r.signature IS NOT NULL
-        GROUP BY ALL ORDER BY failures DESC {_page(p, 200)}
+        GROUP BY ALL ORDER BY failures DESC, signature {_page(p, 200)}
         """,
         args,
     )
@@ -175,7 +175,7 @@ def cluster_failures(p: dict[str, Any]) -> Rendered:
                r.outcome, r.message, r.details
         FROM results r JOIN runs ru USING (run_id)
         WHERE {where} AND r.signature = ?
-        ORDER BY ru.started_at DESC {_page(p, 200)}
+        ORDER BY ru.started_at DESC, r.test_id, r.attempt {_page(p, 200)}
         """,
         [*args, p["signature"]],
     )
@@ -212,7 +212,8 @@ def test_run_stats(p: dict[str, Any]) -> Rendered:
             HAVING bool_or(outcome = 'passed' OR mixed) AND bool_or(outcome <> 'passed' OR mixed)
         ),
         commit_ev AS (
-            SELECT test_id, count(*) AS flaky_commits, list(commit_sha)[:10] AS commit_evidence
+            SELECT test_id, count(*) AS flaky_commits, list(commit_sha ORDER BY commit_sha)[:10]
+                   AS commit_evidence
             FROM commits GROUP BY test_id
         )
         SELECT t.test_id, count(*) AS runs,
@@ -232,6 +233,7 @@ def test_run_stats(p: dict[str, Any]) -> Rendered:
         FROM recent t LEFT JOIN commit_ev c USING (test_id)
         GROUP BY t.test_id
         HAVING count(*) FILTER (WHERE outcome <> 'passed' OR mixed) > 0
+        ORDER BY t.test_id
         """,
         args,
     )
@@ -246,7 +248,7 @@ def test_history(p: dict[str, Any]) -> Rendered:
                r.final, r.outcome, r.duration_s, r.message, r.signature
         FROM results r JOIN runs ru USING (run_id)
         WHERE {where} AND r.test_id = ?
-        ORDER BY ru.started_at DESC, r.attempt {_page(p, 500)}
+        ORDER BY ru.started_at DESC, r.run_id, r.attempt {_page(p, 500)}
         """,
         [*args, p["test_id"]],
     )
@@ -263,7 +265,7 @@ def test_durations(p: dict[str, Any]) -> Rendered:
         FROM results r JOIN runs ru USING (run_id)
         WHERE {where} AND r.final AND r.duration_s IS NOT NULL AND r.outcome <> 'skipped'
         GROUP BY r.test_id
-        ORDER BY median_s DESC {_page(p, 200)}
+        ORDER BY median_s DESC, test_id {_page(p, 200)}
         """,
         args,
     )
@@ -298,7 +300,7 @@ def duration_medians(p: dict[str, Any]) -> Rendered:
                median(duration_s) FILTER (WHERE rn <= {recent}) AS recent_median_s,
                median(duration_s) FILTER (WHERE rn > {recent}) AS older_median_s,
                count(*) FILTER (WHERE rn > {recent}) AS older_runs
-        FROM d GROUP BY test_id
+        FROM d GROUP BY test_id ORDER BY test_id
         """,
         args,
     )

@@ -65,7 +65,7 @@ def spans_search(p: dict[str, Any]) -> Rendered:
         SELECT start_time, trace_id, span_id, parent_span_id, service_name, name, duration_ms,
                status_code, agent_name, session_id, operation, model, tool_name,
                input_tokens, output_tokens, cost_usd, attributes
-        FROM spans WHERE {where} ORDER BY start_time DESC {_page(p, 200)}
+        FROM spans WHERE {where} ORDER BY start_time DESC, span_id {_page(p, 200)}
         """,
         args,
     )
@@ -168,7 +168,7 @@ def agent_sessions(p: dict[str, Any]) -> Rendered:
                any_value(c.lines_changed) AS lines_changed, any_value(c.commits) AS commits,
                any_value(c.pull_requests) AS pull_requests
         FROM ev LEFT JOIN counters c USING (session_id)
-        GROUP BY session_id ORDER BY last_seen DESC {_page(p, 500)}
+        GROUP BY session_id ORDER BY last_seen DESC, session_id {_page(p, 500)}
         """,
         [*args, *args_m],
     )
@@ -193,7 +193,7 @@ def trace_list(p: dict[str, Any]) -> Rendered:
                sum(s.cost_usd) AS cost_usd
         FROM spans s JOIN hits USING (trace_id)
         GROUP BY s.trace_id {having}
-        ORDER BY started DESC {_page(p, 200)}
+        ORDER BY started DESC, trace_id {_page(p, 200)}
         """,
         args,
     )
@@ -274,7 +274,7 @@ def timeline_buckets(p: dict[str, Any]) -> Rendered:
                     WHEN operation IN ('chat', 'invoke_agent') THEN 'model call'
                     ELSE 'other' END AS kind,
                time_bucket(INTERVAL {seconds} SECOND, t) AS bucket, count(*) AS records
-        FROM a GROUP BY ALL ORDER BY bucket
+        FROM a GROUP BY ALL ORDER BY bucket, agent, kind
         """,
         args,
     )
@@ -286,7 +286,7 @@ def metric_names(p: dict[str, Any]) -> Rendered:
     return (
         f"""
         SELECT name, any_value(type) AS type, any_value(unit) AS unit, count(*) AS points,
-               list_distinct(flatten(list(json_keys(attributes)))) AS attribute_keys
+               list_sort(list_distinct(flatten(list(json_keys(attributes))))) AS attribute_keys
         FROM metric_points WHERE {where} GROUP BY name ORDER BY name
         """,
         args,

@@ -1,0 +1,58 @@
+"""Serving a dashboard: open its data, or show a page that says why it cannot."""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import panel as pn
+
+log = logging.getLogger("workbench.server")
+
+
+def open_data() -> tuple[Any, str | None]:
+    """``(store, note)``: the server's own store, or — when another workbench holds the
+    file — that workbench's API (``note`` says so). Raises what the store raised when
+    neither can be had."""
+    from ..discovery import find_server
+    from ..server.state import get_store
+    from ..store import StoreLockedError
+
+    try:
+        return get_store(), None
+    except StoreLockedError:
+        from .. import config
+        from ..client import RemoteStore
+
+        url = find_server(config.db_path(), config.get("OBSERVATORY_TOKEN"))
+        if url is None:
+            raise
+        return RemoteStore(url), f"Read-only view of the workbench at {url}, which holds the file."
+
+
+def error_page(title: str, message: str) -> pn.template.BaseTemplate:
+    """A plain page with the reason, instead of a blank one."""
+    body = pn.pane.HTML(
+        f"<h2>The workbench cannot open its data</h2><p>{html.escape(message)}</p>"
+        "<p>Start one server per database (<code>observatory serve</code>), or point this "
+        "one at another file with <code>--db</code> / <code>OBSERVATORY_DB</code>.</p>",
+        styles={"max-width": "900px"},
+    )
+    return pn.template.BootstrapTemplate(title=title, main=[body], header_background="#a61e4d")
+
+
+def serve(title: str, build: Callable[[Any], pn.template.BaseTemplate]) -> None:
+    """Make the page for this session: ``build(store)``, or an error page saying why not."""
+    pn.extension("tabulator", notifications=True)
+    try:
+        store, note = open_data()
+    except Exception as err:  # noqa: BLE001  (any failure to open must still give a page)
+        log.error("dashboard %s: %s", title, err)
+        error_page(title, str(err)).servable()
+        return
+    page = build(store)
+    if note:
+        page.main.insert(0, pn.pane.Alert(note, alert_type="info"))
+    page.servable()
