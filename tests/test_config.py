@@ -45,3 +45,12 @@ def test_flag_beats_environment_beats_default(monkeypatch):
     monkeypatch.setenv("OBSERVATORY_REPORT_TZ", "Europe/Berlin")
     assert config.report_tz() == "Europe/Berlin"
     assert config.report_tz("Asia/Tokyo") == "Asia/Tokyo"
+
+
+def test_readme_mapping_table_is_the_genai_mapping():
+    """The README's agent-field table is the table ingest maps attributes with."""
+    from workbench.ingest.genai import mapping_rows
+
+    readme = (ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| ([a-z_]+) \| (`.+`) \|$", readme, re.M)
+    assert rows == mapping_rows()

@@ -10,7 +10,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from workbench.analysis.genai import agent_fields, event_name
+from workbench.ingest.genai import agent_fields, event_name
 from workbench.ingest import otlp
 
 EXAMPLES = (

@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from ..analysis.genai import agent_fields, event_name, metric_fields
+from .genai import agent_fields, event_name, metric_fields
 
 MAX_DEPTH = 32  # attribute values nested deeper than this are refused
 PROTOBUF = "application/x-protobuf"

@@ -65,7 +65,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
 ]
 
 # Telemetry (OTLP). Raw attributes are kept whole as JSON; the agent fields derived at
-# ingest (workbench.analysis.genai) are typed columns so that dashboards aggregate fast.
+# ingest (workbench.ingest.genai) are typed columns so that dashboards aggregate fast.
 _AGENT_COLUMNS = """
     agent_name VARCHAR, session_id VARCHAR, prompt_id VARCHAR, operation VARCHAR,
     provider VARCHAR, model VARCHAR, input_tokens BIGINT, output_tokens BIGINT,
