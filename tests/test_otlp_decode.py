@@ -10,8 +10,8 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from workbench.ingest.genai import agent_fields, event_name
 from workbench.ingest import otlp
+from workbench.ingest.genai import agent_fields, event_name
 
 EXAMPLES = (
     Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "opentelemetry-proto" / "examples"

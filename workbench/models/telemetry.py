@@ -11,7 +11,7 @@ import param
 
 from ..analysis.histograms import quantile
 from ..analysis.waterfall import layout
-from ..config import utcnow
+from .cache import FrameCache
 from .tests import ALL, WINDOWS
 
 #: Parameters that change what every telemetry view shows (views re-query on each).
@@ -89,6 +89,7 @@ class AgentTelemetry(param.Parameterized):
 
     def __init__(self, **params: Any):
         super().__init__(**params)
+        self._cache = FrameCache()
         self._refresh_agents()
 
     @param.depends("store", watch=True)
@@ -107,11 +108,12 @@ class AgentTelemetry(param.Parameterized):
     def refresh(self) -> None:
         """Re-read the agent list and tell views to re-query."""
         self._refresh_agents()
+        self._cache.clear()
         self.refreshed += 1
 
     def filters(self) -> dict[str, Any]:
         days = WINDOWS[self.window]
-        now = self.now or utcnow()
+        now = self.now or self._cache.clock
         return {
             "agent": None if self.agent == ALL else self.agent,
             "service": None if self.service == ALL else self.service,
@@ -119,7 +121,7 @@ class AgentTelemetry(param.Parameterized):
         }
 
     def _q(self, query: str, /, **extra: Any) -> pd.DataFrame:
-        return self.store.query(query, **{**self.filters(), **extra})
+        return self._cache.get(self.store, query, {**self.filters(), **extra})
 
     def sessions(self, limit: int = 500) -> pd.DataFrame:
         """Per session: tokens by type, cost, models, tool calls and failures, API errors,

@@ -9,7 +9,7 @@ import pandas as pd
 import param
 
 from ..analysis import compare, durations, flaky
-from ..config import utcnow
+from .cache import FrameCache
 
 #: Parameters that change what every test view shows (views re-query on each).
 FILTER_PARAMS = ("project", "branch", "variant", "window", "refreshed")
@@ -64,6 +64,7 @@ class TestAnalytics(param.Parameterized):
 
     def __init__(self, **params: Any):
         super().__init__(**params)
+        self._cache = FrameCache()
         self._refresh_choices()
 
     # -- choices --------------------------------------------------------------------------
@@ -92,6 +93,7 @@ class TestAnalytics(param.Parameterized):
     def refresh(self) -> None:
         """Re-read choices and tell views that new data may have arrived."""
         self._refresh_choices()
+        self._cache.clear()
         self.refreshed += 1
 
     # -- filters --------------------------------------------------------------------------
@@ -101,7 +103,7 @@ class TestAnalytics(param.Parameterized):
     def filters(self) -> dict[str, Any]:
         """The current filters as query parameters."""
         days = WINDOWS[self.window]
-        now = self.now or utcnow()
+        now = self.now or self._cache.clock
         return {
             "project": self._project(),
             "branch": None if self.branch == ALL else self.branch,
@@ -110,7 +112,7 @@ class TestAnalytics(param.Parameterized):
         }
 
     def _q(self, name: str, **extra: Any) -> pd.DataFrame:
-        return self.store.query(name, **{**self.filters(), **extra})
+        return self._cache.get(self.store, name, {**self.filters(), **extra})
 
     # -- runs -----------------------------------------------------------------------------
     def runs(self, limit: int = 500, offset: int = 0) -> pd.DataFrame:

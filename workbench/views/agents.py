@@ -11,6 +11,7 @@ from bokeh.models import NumeralTickFormatter
 from ..models.telemetry import FILTER_PARAMS as TELEMETRY_FILTERS
 from ..models.telemetry import AgentTelemetry
 from .common import badge, columns, empty, table, watching
+from .lazy import LazyView, deferred
 
 _TOKEN_COLORS = {
     "input": "#3b7dd8",
@@ -21,7 +22,7 @@ _TOKEN_COLORS = {
 }
 
 
-class AgentsOverview(pn.viewable.Viewer):
+class AgentsOverview(LazyView):
     """Totals, tokens by type per agent, the model mix, and sessions (click to open)."""
 
     model = param.ClassSelector(class_=AgentTelemetry, doc="The telemetry model.")
@@ -37,6 +38,7 @@ class AgentsOverview(pn.viewable.Viewer):
         self._load()
 
     @param.depends(*watching(TELEMETRY_FILTERS), watch=True)
+    @deferred
     def _load(self) -> None:
         sessions = self.model.sessions(limit=100_000)  # the table pages them on the server
         agents = self.model.agents(sessions)

@@ -27,9 +27,7 @@ class AgentsDashboard(DashboardShell):
         super().__init__(**params)
         m = self.model
         views = (AgentsOverview, AgentTimeline, TraceExplorer, LogExplorer, MetricsExplorer)
-        self._tabs = pn.Tabs(*((name, view(model=m)) for name, view in zip(self.tabs, views,
-                                                                          strict=True)),
-                             dynamic=True, sizing_mode="stretch_width")
+        self.build_tabs(views)
         m.param.watch(lambda e: self.goto("Traces"), "trace_id")
         m.param.watch(lambda e: e.new and self.goto("Traces"), "session_id")
 

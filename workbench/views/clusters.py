@@ -9,6 +9,7 @@ import param
 from ..models import TestAnalytics
 from ..models.tests import FILTER_PARAMS as TEST_FILTERS
 from .common import columns, empty, h, pre, table, watching
+from .lazy import LazyView, deferred
 
 
 def _title(exception: str | None, normalized: str) -> str:
@@ -18,7 +19,7 @@ def _title(exception: str | None, normalized: str) -> str:
     return normalized or exception or "Failure"
 
 
-class FailureClusters(pn.viewable.Viewer):
+class FailureClusters(LazyView):
     """Failures grouped by normalised signature; select one to see every occurrence."""
 
     model = param.ClassSelector(class_=TestAnalytics, doc="The test analytics model.")
@@ -37,6 +38,7 @@ class FailureClusters(pn.viewable.Viewer):
         self._load()
 
     @param.depends(*watching(TEST_FILTERS), watch=True)
+    @deferred
     def _load(self) -> None:
         df = self.model.clusters()
         self._frame = df
@@ -58,6 +60,7 @@ class FailureClusters(pn.viewable.Viewer):
             self.model.signature = self._frame.iloc[event.new[0]]["signature"]
 
     @param.depends("model.signature", watch=True)
+    @deferred
     def _show(self) -> None:
         sig = self.model.signature
         row = (

@@ -29,9 +29,7 @@ class TestsDashboard(DashboardShell):
         m = self.model
         views = (RunHistory, RunDetail, FailureClusters, FlakyTests, TestDetail, Durations)
         # dynamic: only the open tab is sent to the browser
-        self._tabs = pn.Tabs(*((name, view(model=m)) for name, view in zip(self.tabs, views,
-                                                                          strict=True)),
-                             dynamic=True, sizing_mode="stretch_width")
+        self.build_tabs(views)
         m.param.watch(lambda e: self.goto("Run detail"), "run_id")
         m.param.watch(lambda e: self.goto("Test detail"), "test_id")
 

@@ -9,6 +9,7 @@ import param
 from ..models import TestAnalytics
 from ..models.tests import FILTER_PARAMS as TEST_FILTERS
 from .common import strip_html, table, watching
+from .lazy import LazyView, deferred
 
 _LABEL_COLORS = {
     "flaky": "#e08a1e",
@@ -18,7 +19,7 @@ _LABEL_COLORS = {
 }
 
 
-class FlakyTests(pn.viewable.Viewer):
+class FlakyTests(LazyView):
     """Selecting a test opens it in the test detail view."""
 
     model = param.ClassSelector(class_=TestAnalytics, doc="The test analytics model.")
@@ -35,6 +36,7 @@ class FlakyTests(pn.viewable.Viewer):
         self._load()
 
     @param.depends(*watching(TEST_FILTERS, "flaky_runs"), watch=True)
+    @deferred
     def _load(self) -> None:
         df = self.model.flaky_tests()
         counts = df["label"].value_counts() if not df.empty else {}

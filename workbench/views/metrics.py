@@ -10,9 +10,10 @@ import param
 from ..models.telemetry import FILTER_PARAMS as TELEMETRY_FILTERS
 from ..models.telemetry import AgentTelemetry
 from .common import empty, rounded, table, watching
+from .lazy import LazyView, deferred
 
 
-class MetricsExplorer(pn.viewable.Viewer):
+class MetricsExplorer(LazyView):
     """Counters as rates, gauges as means, histograms as p50/p95/p99."""
 
     model = param.ClassSelector(class_=AgentTelemetry, doc="The telemetry model.")
@@ -28,6 +29,7 @@ class MetricsExplorer(pn.viewable.Viewer):
         self._names()
 
     @param.depends(*watching(TELEMETRY_FILTERS), watch=True)
+    @deferred
     def _names(self) -> None:
         names = self.model.metric_names()
         self._catalog = names.set_index("name") if not names.empty else names

@@ -10,6 +10,7 @@ import param
 from ..models import TestAnalytics
 from ..models.tests import FILTER_PARAMS as TEST_FILTERS
 from .common import OUTCOME_COLORS, badge, columns, empty, h, pre, table, watching
+from .lazy import LazyView, deferred
 
 _STATUS_COLORS = {
     "new failure": "#d64545",
@@ -20,7 +21,11 @@ _STATUS_COLORS = {
 }
 
 
-class RunHistory(pn.viewable.Viewer):
+#: Runs the history table holds on the server (the browser is sent one page at a time).
+TABLE_RUNS = 5000
+
+
+class RunHistory(LazyView):
     """Pass/fail/skip per run; clicking a bar or a row opens the run."""
 
     model = param.ClassSelector(class_=TestAnalytics, doc="The test analytics model.")
@@ -36,8 +41,9 @@ class RunHistory(pn.viewable.Viewer):
         self._load()
 
     @param.depends(*watching(TEST_FILTERS), watch=True)
+    @deferred
     def _load(self) -> None:
-        df = self.model.runs(limit=5000)  # held on the server; the browser gets one page
+        df = self.model.runs(limit=TABLE_RUNS)  # held on the server; the browser gets a page
         self._frame = df
         cols = [
             "started_at",
@@ -83,7 +89,7 @@ class RunHistory(pn.viewable.Viewer):
 
     @param.depends(*watching(TEST_FILTERS))
     def chart(self):
-        df = self.model.runs(limit=self.chart_runs)
+        df = self.model.runs(limit=TABLE_RUNS).head(self.chart_runs)  # the table's frame
         if df.empty:
             return empty("No runs in this window. Ingest reports with `observatory ingest tests`.")
         df = df.iloc[::-1].copy()
@@ -116,10 +122,10 @@ class RunHistory(pn.viewable.Viewer):
         return bars
 
     def __panel__(self):
-        return pn.Column(self.chart, self._table, sizing_mode="stretch_width")
+        return pn.Column(pn.param.ParamMethod(self.chart, lazy=True), self._table, sizing_mode="stretch_width")
 
 
-class RunDetail(pn.viewable.Viewer):
+class RunDetail(LazyView):
     """One run against its base: counts, then its failures marked new or known."""
 
     model = param.ClassSelector(class_=TestAnalytics, doc="The test analytics model.")
@@ -149,6 +155,7 @@ class RunDetail(pn.viewable.Viewer):
         self.model.base_run_id = value
 
     @param.depends("model.run_id", "model.base_run_id", "model.refreshed", watch=True)
+    @deferred
     def _load(self) -> None:
         info = self.model.run_info()
         self._trace[:] = [empty("Select a failure to see its traceback.")]

@@ -29,6 +29,21 @@ class DashboardShell(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self._version = None
+        # Views of one model share its frames until the data changes (refresh clears them).
+        self.model._cache.enabled = True
+
+    def build_tabs(self, views: tuple[type, ...]) -> None:
+        """One tab per view class over the model. Only the open tab's view is shown: the
+        others defer their queries until opened (and ``dynamic`` keeps them out of the
+        browser), so a page load and a data change cost one tab's queries, not all."""
+        self._views = [view(model=self.model, shown=(i == 0)) for i, view in enumerate(views)]
+        self._tabs = pn.Tabs(*zip(self.tabs, self._views, strict=True), dynamic=True,
+                             sizing_mode="stretch_width")
+        self._tabs.param.watch(self._on_tab, "active")
+
+    def _on_tab(self, event) -> None:
+        for i, view in enumerate(self._views):
+            view.shown = i == event.new
 
     def goto(self, name: str) -> None:
         """Switch to the tab called ``name``."""

@@ -10,9 +10,10 @@ import param
 from ..models import TestAnalytics
 from ..models.tests import FILTER_PARAMS as TEST_FILTERS
 from .common import OUTCOME_COLORS, empty, h, pre, rounded, table, watching
+from .lazy import LazyView, deferred
 
 
-class TestDetail(pn.viewable.Viewer):
+class TestDetail(LazyView):
     """History of one test: outcomes, durations, messages."""
 
     __test__ = False
@@ -89,10 +90,10 @@ class TestDetail(pn.viewable.Viewer):
             self._trace[:] = [pre(row["message"])] if isinstance(row["message"], str) else []
 
     def __panel__(self):
-        return pn.Column(self._search, self._view, self._trace, sizing_mode="stretch_width")
+        return pn.Column(self._search, pn.param.ParamMethod(self._view, lazy=True), self._trace, sizing_mode="stretch_width")
 
 
-class Durations(pn.viewable.Viewer):
+class Durations(LazyView):
     """Slowest tests and duration regressions; selecting one opens it."""
 
     model = param.ClassSelector(class_=TestAnalytics, doc="The test analytics model.")
@@ -106,6 +107,7 @@ class Durations(pn.viewable.Viewer):
         self._load()
 
     @param.depends(*watching(TEST_FILTERS), watch=True)
+    @deferred
     def _load(self) -> None:
         self._slow.value = rounded(self.model.slowest_tests())
         self._reg.value = rounded(self.model.duration_regressions())

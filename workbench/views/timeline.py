@@ -10,6 +10,7 @@ import param
 from ..models.telemetry import FILTER_PARAMS as TELEMETRY_FILTERS
 from ..models.telemetry import AgentTelemetry
 from .common import watching
+from .lazy import LazyView
 
 KIND_COLORS = {
     "prompt": "#8a5ac8",
@@ -21,7 +22,7 @@ KIND_COLORS = {
 _OFFSETS = {"prompt": 0.3, "model call": 0.15, "tool call": 0.0, "error": -0.15, "other": -0.3}
 
 
-class AgentTimeline(pn.viewable.Viewer):
+class AgentTimeline(LazyView):
     """Zoom and pan on time; what is drawn is aggregated in DuckDB first."""
 
     model = param.ClassSelector(class_=AgentTelemetry, doc="The telemetry model.")
@@ -64,7 +65,7 @@ class AgentTimeline(pn.viewable.Viewer):
 
     def __panel__(self):
         return pn.Column(
-            self._plot,
+            pn.param.ParamMethod(self._plot, lazy=True),
             pn.pane.Markdown(
                 "Bars are sessions (first to last record); dots are prompts, model calls, tool "
                 "calls and errors per time bucket, sized by count. Scroll to zoom, drag to pan.",

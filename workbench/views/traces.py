@@ -12,6 +12,7 @@ import param
 from ..models.telemetry import FILTER_PARAMS as TELEMETRY_FILTERS
 from ..models.telemetry import AgentTelemetry
 from .common import columns, empty, h, pre, rounded, table, watching
+from .lazy import LazyView, deferred
 
 WATERFALL_LIMIT = 2000  # spans sent to the browser at once; the rest stay on the server
 VISIBLE_ROWS = 60  # rows in view when a trace opens
@@ -42,7 +43,7 @@ def visible_rows(full: pd.DataFrame, y_range=None):
     return segs * labels
 
 
-class TraceExplorer(pn.viewable.Viewer):
+class TraceExplorer(LazyView):
     model = param.ClassSelector(class_=AgentTelemetry, doc="The telemetry model.")
 
     def __init__(self, **params):
@@ -71,6 +72,7 @@ class TraceExplorer(pn.viewable.Viewer):
     @param.depends(
         *watching(TELEMETRY_FILTERS, "text", "errors_only", "min_ms", "session_id"), watch=True
     )
+    @deferred
     def _load(self) -> None:
         df = self.model.traces()
         self._frame = df
@@ -93,6 +95,7 @@ class TraceExplorer(pn.viewable.Viewer):
             self.model.trace_id = self._frame.iloc[event.new[0]]["trace_id"]
 
     @param.depends("model.trace_id", watch=True)
+    @deferred
     def _show(self) -> None:
         spans = self.model.waterfall()
         self._span_detail[:] = []
@@ -175,7 +178,7 @@ class TraceExplorer(pn.viewable.Viewer):
         )
 
 
-class LogExplorer(pn.viewable.Viewer):
+class LogExplorer(LazyView):
     """Log records and agent events; selecting one with a trace opens that trace."""
 
     model = param.ClassSelector(class_=AgentTelemetry, doc="The telemetry model.")
@@ -194,6 +197,7 @@ class LogExplorer(pn.viewable.Viewer):
         self._load()
 
     @param.depends(*watching(TELEMETRY_FILTERS, "text", "session_id", "min_severity"), watch=True)
+    @deferred
     def _load(self) -> None:
         df = self.model.logs()
         self._frame = df
