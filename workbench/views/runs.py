@@ -122,7 +122,8 @@ class RunHistory(LazyView):
         return bars
 
     def __panel__(self):
-        return pn.Column(pn.param.ParamMethod(self.chart, lazy=True), self._table, sizing_mode="stretch_width")
+        return pn.Column(pn.param.ParamMethod(self.chart, lazy=True), self._table,
+                         sizing_mode="stretch_width")
 
 
 class RunDetail(LazyView):

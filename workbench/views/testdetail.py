@@ -90,7 +90,8 @@ class TestDetail(LazyView):
             self._trace[:] = [pre(row["message"])] if isinstance(row["message"], str) else []
 
     def __panel__(self):
-        return pn.Column(self._search, pn.param.ParamMethod(self._view, lazy=True), self._trace, sizing_mode="stretch_width")
+        return pn.Column(self._search, pn.param.ParamMethod(self._view, lazy=True), self._trace,
+                         sizing_mode="stretch_width")
 
 
 class Durations(LazyView):
