@@ -248,3 +248,52 @@ def test_plain_panel_serve_on_a_file_a_workbench_holds_reads_through_it(tmp_path
             served.stop()
     finally:
         owner.stop()
+
+
+PAGES = {
+    "/tests": ("Runs", "Run detail", "Failure clusters", "Flaky tests", "Test detail",
+               "Durations"),
+    "/agents": ("Agents", "Timeline", "Traces", "Logs", "Metrics"),
+}
+
+
+@pytest.mark.parametrize("viewport", [(1440, 900), (1920, 1080)], ids=lambda v: f"{v[0]}x{v[1]}")
+def test_every_page_and_tab_stays_on_this_machine(server, chromium, output_dir, viewport):
+    """A person's session: every page and tab, a row clicked in each table, the time
+    window changed. Nothing may be fetched from another host and nothing may log an error
+    (Panel's loading indicator once fetched loading.css from its CDN after a click)."""
+    from playwright.sync_api import sync_playwright
+
+    external, errors = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=ARGS)
+        page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+        page.on("request", lambda r: r.url.startswith(("http:", "https:"))
+                and not r.url.startswith(server.url) and external.append(r.url))
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        for path, tabs in PAGES.items():
+            page.goto(server.url + path)
+            page.get_by_role("gridcell").first.wait_for(timeout=60_000)
+            for window in ("all time", "7 days"):
+                page.get_by_text(window, exact=True).first.click()
+                page.wait_for_timeout(400)
+            for tab in tabs:
+                page.get_by_text(tab, exact=True).first.click()
+                page.wait_for_timeout(800)
+                cells = page.locator(".tabulator-row .tabulator-cell:visible")
+                for k in range(min(cells.count(), 8)):
+                    try:
+                        cells.nth(k).click(trial=True, timeout=300)
+                    except Exception:  # noqa: BLE001  (covered by another tab's content)
+                        continue
+                    cells.nth(k).click()
+                    page.wait_for_timeout(600)
+                    break
+                name = f"{path.strip('/')}-{tab.replace(' ', '-').lower()}.png"
+                page.get_by_text(tab, exact=True).first.click()
+                page.wait_for_timeout(600)
+                page.screenshot(path=output_dir / name, full_page=True)
+        browser.close()
+    assert external == []
+    assert errors == []

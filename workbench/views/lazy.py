@@ -10,6 +10,11 @@ import panel as pn
 import param
 
 
+def hidden() -> pn.pane.Markdown:
+    """What a render method returns while its view is hidden (nothing is on screen)."""
+    return pn.pane.Markdown("", height=0, margin=0)
+
+
 def deferred(method: Callable[..., Any]) -> Callable[..., Any]:
     """Run ``method`` now if the view is shown, else once when it is next shown.
 

@@ -43,9 +43,27 @@ def error_page(title: str, message: str) -> pn.template.BaseTemplate:
     return pn.template.BootstrapTemplate(title=title, main=[body], header_background="#a61e4d")
 
 
+def _local_resources() -> None:
+    """Make every stylesheet of this session load from this server, never a CDN.
+
+    Panel points a component's stylesheets at its CDN when the session's document does
+    not yet name a local ``dist_url`` — which it does only once the page has been rendered,
+    after this script built the components. Components created before that and updated
+    later (the loading indicator's ``loading.css`` after a click) then reached for
+    cdn.holoviz.org. Naming the local path before anything is built closes that gap.
+    """
+    from panel.io.resources import LOCAL_DIST
+
+    doc = pn.state.curdoc
+    if doc is not None:
+        rel = pn.state.rel_path
+        doc._template_variables["dist_url"] = f"{rel}/{LOCAL_DIST}" if rel else LOCAL_DIST
+
+
 def serve(title: str, build: Callable[[Any], pn.template.BaseTemplate]) -> None:
     """Make the page for this session: ``build(store)``, or an error page saying why not."""
     pn.extension("tabulator", notifications=True)
+    _local_resources()
     try:
         store, note = open_data()
     except Exception as err:  # noqa: BLE001  (any failure to open must still give a page)

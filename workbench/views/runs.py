@@ -10,7 +10,7 @@ import param
 from ..models import TestAnalytics
 from ..models.tests import FILTER_PARAMS as TEST_FILTERS
 from .common import OUTCOME_COLORS, badge, columns, empty, h, pre, table, watching
-from .lazy import LazyView, deferred
+from .lazy import LazyView, deferred, hidden
 
 _STATUS_COLORS = {
     "new failure": "#d64545",
@@ -87,8 +87,10 @@ class RunHistory(LazyView):
         clash = label.duplicated(keep=False)
         return label.where(~clash, label + " " + df["run_id"].astype(str).str.slice(0, 8))
 
-    @param.depends(*watching(TEST_FILTERS))
+    @param.depends("shown", *watching(TEST_FILTERS))
     def chart(self):
+        if not self.shown:
+            return hidden()
         df = self.model.runs(limit=TABLE_RUNS).head(self.chart_runs)  # the table's frame
         if df.empty:
             return empty("No runs in this window. Ingest reports with `observatory ingest tests`.")

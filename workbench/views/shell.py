@@ -34,10 +34,16 @@ class DashboardShell(pn.viewable.Viewer):
 
     def build_tabs(self, views: tuple[type, ...]) -> None:
         """One tab per view class over the model. Only the open tab's view is shown: the
-        others defer their queries until opened (and ``dynamic`` keeps them out of the
-        browser), so a page load and a data change cost one tab's queries, not all."""
+        others defer their queries until opened, so a page load and a data change cost one
+        tab's queries, not all.
+
+        Every tab is in the page from the start (not ``dynamic``): a hidden tab holds empty
+        or stale tables, which costs nothing to send, and opening it patches views that
+        already exist. With ``dynamic`` tabs the data patch raced the browser building the
+        tab ("Cannot read properties of null").
+        """
         self._views = [view(model=self.model, shown=(i == 0)) for i, view in enumerate(views)]
-        self._tabs = pn.Tabs(*zip(self.tabs, self._views, strict=True), dynamic=True,
+        self._tabs = pn.Tabs(*zip(self.tabs, self._views, strict=True),
                              sizing_mode="stretch_width")
         self._tabs.param.watch(self._on_tab, "active")
 

@@ -10,7 +10,7 @@ import param
 from ..models.telemetry import FILTER_PARAMS as TELEMETRY_FILTERS
 from ..models.telemetry import AgentTelemetry
 from .common import watching
-from .lazy import LazyView
+from .lazy import LazyView, hidden
 
 KIND_COLORS = {
     "prompt": "#8a5ac8",
@@ -27,8 +27,10 @@ class AgentTimeline(LazyView):
 
     model = param.ClassSelector(class_=AgentTelemetry, doc="The telemetry model.")
 
-    @param.depends(*watching(TELEMETRY_FILTERS))
+    @param.depends("shown", *watching(TELEMETRY_FILTERS))
     def _plot(self):
+        if not self.shown:
+            return hidden()
         sessions, buckets = self.model.timeline()
         if sessions.empty and buckets.empty:
             return pn.pane.Markdown("*No agent activity in this window.*")
