@@ -87,6 +87,31 @@ def test_compare_runs_statuses():
         "f": "removed test",
     }
     assert compare.summarize(compare.compare_runs(run, base))["new failure"] == 2
+    # A run still in progress has not removed the tests it has not reached.
+    live = compare.compare_runs(run, base, running=True).set_index("test_id")["status"]
+    assert live["f"] == "not run yet" and "removed test" not in set(live)
+
+
+def test_live_run_detail_counts_so_far_and_removes_nothing(store):
+    """A live run half way: its detail shows what finished, and the rest as not run yet."""
+    from workbench.intake import LocalIntake
+    from workbench.models import TestAnalytics
+
+    intake = LocalIntake(store)
+    base = intake.live_start({"project": "p", "branch": "main"})
+    intake.live_append(base, [{"classname": "c", "name": f"t{i}",
+                               "attempts": [{"outcome": "passed"}]} for i in range(4)])
+    intake.live_finish(base, 1.0)
+    run = intake.live_start({"project": "p", "branch": "main"})
+    intake.live_append(run, [{"classname": "c", "name": "t0",
+                              "attempts": [{"outcome": "failed", "message": "x"}]}])
+    m = TestAnalytics(store=store, window="all time", run_id=run)
+    assert m.run_info()["status"] == "running" and m.run_info()["tests"] == 1
+    statuses = m.run_changes().set_index("test_id")["status"].to_dict()
+    assert statuses == {"c::t0": "new failure", "c::t1": "not run yet", "c::t2": "not run yet",
+                        "c::t3": "not run yet"}
+    intake.live_finish(run, 2.0)
+    assert set(m.run_changes().status) == {"new failure", "removed test"}
 
 
 def test_compare_without_base_counts_every_failure_as_new():

@@ -142,7 +142,9 @@ class TestAnalytics(param.Parameterized):
         base = self.base_of(run_id)
         now = self.store.query("final_outcomes", run_id=run_id)
         before = self.store.query("final_outcomes", run_id=base) if base else None
-        return compare.compare_runs(now, before)
+        info = self.run_info(run_id)
+        running = bool(info) and info.get("status") == "running"
+        return compare.compare_runs(now, before, running=running)
 
     def run_failures(self, run_id: str | None = None) -> pd.DataFrame:
         """Failed attempts of a run, each marked new or known (failing before too)."""

@@ -18,6 +18,7 @@ _STATUS_COLORS = {
     "fixed": "#2e9e5b",
     "new test": "#3b7dd8",
     "removed test": "#777",
+    "not run yet": "#9aa3ad",
 }
 
 
@@ -187,9 +188,18 @@ class RunDetail(LazyView):
             badge("failed", info["failed"], OUTCOME_COLORS["failed"]),
             badge("errors", info["errors"], OUTCOME_COLORS["error"]),
             badge("skipped", info["skipped"], OUTCOME_COLORS["skipped"]),
-            *[badge(s, int(counts.get(s, 0)), c) for s, c in _STATUS_COLORS.items()],
+            *[badge(s, int(counts.get(s, 0)), c) for s, c in _STATUS_COLORS.items()
+              if s != "not run yet" or info["status"] == "running"],
         )
         parts = [pn.pane.HTML(title + meta, sizing_mode="stretch_width"), badges]
+        if info["status"] == "running":
+            parts.append(pn.pane.HTML(
+                f"<div>⏳ In progress: {int(info['tests'])} tests finished so far "
+                f"({int(info['passed'])} passed, {int(info['failed'])} failed, "
+                f"{int(info['errors'])} errors, {int(info['skipped'])} skipped); "
+                f"{int(counts.get('not run yet', 0))} tests of the base run not reached yet. "
+                "This page follows the run as results arrive.</div>",
+                styles={"color": "#1c4e80"}))
         if info.get("warnings"):
             parts.append(
                 pn.pane.HTML(
