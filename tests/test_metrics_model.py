@@ -91,3 +91,25 @@ def test_histogram_percentiles(store):
 )
 def test_quantile_edges(bounds, counts, q, expected):
     assert quantile(bounds, counts, q) == expected
+
+
+def test_rate_unit_is_chosen_by_magnitude():
+    from workbench.analysis.units import rate_unit
+
+    assert rate_unit(6e-4) == ("hour", 3600)  # 2.2 commits per hour, not 6.000e-4 per second
+    assert rate_unit(3.0) == ("second", 1)
+    assert rate_unit(0.05) == ("minute", 60)
+    assert rate_unit(1e-6) == ("day", 86400)
+    assert rate_unit(None) == ("day", 86400) and rate_unit(float("nan")) == ("day", 86400)
+
+
+def test_metrics_view_draws_a_single_bucket_and_readable_rates(demo_store):
+    from workbench.models import AgentTelemetry
+    from workbench.views.metrics import MetricsExplorer
+
+    view = MetricsExplorer(model=AgentTelemetry(store=demo_store, window="all time"))
+    view._metric.value = "claude_code.commit.count"
+    title = view._chart.object.opts.get().kwargs["title"]
+    assert title.endswith(("per minute", "per hour", "per day"))
+    unit = title.rsplit(" ", 1)[-1]
+    assert f"per_{unit}" in view._table.value.columns

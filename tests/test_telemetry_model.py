@@ -98,5 +98,5 @@ def test_log_summary_picks_the_attributes_people_scan_for(demo_store):
         "tool_name=Bash success=false duration_ms=12"
     )
     assert summarize(None) == "" and summarize("{not json") == ""
-    m = AgentTelemetry(store=demo_store, window="all time", text="api_request")
+    m = AgentTelemetry(store=demo_store, window="all time", log_text="api_request")
     assert m.logs().summary.str.contains("model=").all()

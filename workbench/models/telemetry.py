@@ -77,9 +77,9 @@ class AgentTelemetry(param.Parameterized):
     )
     session_id = param.String(default=None, allow_None=True, doc="The session opened in detail.")
     trace_id = param.String(default=None, allow_None=True, doc="The trace shown as a waterfall.")
-    text = param.String(
-        default="", doc="Search text for traces and logs (names, bodies, attributes)."
-    )
+    text = param.String(default="", doc="Search text for traces (span names, attributes).")
+    log_text = param.String(default="", doc="Search text for logs (bodies, events, attributes); "
+                            "its own box, so searching logs leaves the traces list alone.")
     errors_only = param.Boolean(default=False, doc="Only traces with an error span.")
     min_ms = param.Number(
         default=None, allow_None=True, bounds=(0, None), doc="Only traces at least this long (ms)."
@@ -214,7 +214,7 @@ class AgentTelemetry(param.Parameterized):
     def logs(self, limit: int = 200) -> pd.DataFrame:
         """Log records and agent events matching the search, newest first, with a
         ``summary`` of the attributes a person scans for (model, tool, tokens, cost, ...)."""
-        df = self._q("logs_search", text=self.text or None, session=self.session_id,
+        df = self._q("logs_search", text=self.log_text or None, session=self.session_id,
                      min_severity=SEVERITY.get(self.min_severity), limit=limit)
         df["summary"] = [summarize(a) for a in df["attributes"]] if not df.empty else []
         return df

@@ -54,7 +54,7 @@ class TestAnalytics(param.Parameterized):
     test_id = param.String(default=None, allow_None=True, doc="The test opened in test detail.")
     flaky_runs = param.Integer(
         default=30,
-        bounds=(5, 500),
+        bounds=(5, 100),
         doc="How many recent runs per test the flaky analysis looks at.",
     )
     now = param.Date(

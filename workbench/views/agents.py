@@ -132,8 +132,10 @@ def session_banner(model: AgentTelemetry) -> pn.viewable.Viewable:
     def banner(session_id):
         if not session_id:
             return empty("All sessions.")
-        return pn.Row(
-            pn.pane.HTML(f"Filtered to session <code>{pn.util.escape(session_id)}</code>"), clear
+        # Stacked, not side by side: both fit the sidebar's width.
+        return pn.Column(
+            pn.pane.HTML(f"Filtered to session <code>{pn.util.escape(session_id)}</code>",
+                         width=230), clear
         )
 
     return pn.panel(banner)

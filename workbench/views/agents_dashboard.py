@@ -29,7 +29,13 @@ class AgentsDashboard(DashboardShell):
         views = (AgentsOverview, AgentTimeline, TraceExplorer, LogExplorer, MetricsExplorer)
         self.build_tabs(views)
         m.param.watch(lambda e: self.goto("Traces"), "trace_id")
-        m.param.watch(lambda e: e.new and self.goto("Traces"), "session_id")
+        m.param.watch(self._open_session, "session_id")
+
+    def _open_session(self, event) -> None:
+        """A chosen session opens its traces, or its logs when it sent only logs (as
+        Claude Code and Codex do): never an empty Traces tab."""
+        if event.new:
+            self.goto("Traces" if not self.model.traces().empty else "Logs")
 
     def filter_widgets(self) -> list:
         m = self.model

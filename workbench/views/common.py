@@ -6,6 +6,7 @@ import html
 
 import pandas as pd
 import panel as pn
+import param
 
 OUTCOME_COLORS = {
     "passed": "#2e9e5b",
@@ -21,6 +22,83 @@ def watching(filters: tuple[str, ...], *extra: str) -> tuple[str, ...]:
     return tuple(f"model.{name}" for name in (*filters, *extra))
 
 
+_COUNT, _NUM, _TIME, _ID = 72, 90, 146, 108
+#: Widths (px) of the columns that have a natural size; the others (names, messages,
+#: evidence) share what is left of the page, elided with the whole text on hover.
+WIDTHS = {
+    **dict.fromkeys(("tests", "passed", "failed", "errors", "skipped", "runs", "fails",
+                     "flips", "attempt", "attempts", "spans", "sessions", "failures",
+                     "points", "records", "commits", "pull_requests", "tool_calls",
+                     "tool_failures", "api_errors", "model_calls", "final", "agents"), _COUNT),
+    **dict.fromkeys(("duration_s", "duration_ms", "flip_rate", "cost_usd", "median_s",
+                     "max_s", "total_s", "recent_median_s", "older_median_s", "increase",
+                     "mean", "max_value", "lines_changed", "tool_failure_%", "input_tokens",
+                     "output_tokens", "cache_read_tokens", "cache_creation_tokens",
+                     "reasoning_tokens", "input", "output", "cache_read", "cache_creation",
+                     "reasoning", "older_runs"), _NUM),
+    **dict.fromkeys(("started_at", "started", "time", "first_seen", "last_seen", "last_run",
+                     "bucket", "start_time"), _TIME),
+    **dict.fromkeys(("run_id", "trace_id", "session_id", "span_id"), _ID),
+    "commit_sha": 96, "status": 112, "outcome": 84, "base_outcome": 96, "label": 112,
+    "build": 74, "variant": 104, "severity_text": 80, "status_code": 74, "strip": 236,
+    "branch": 150, "project": 132, "agent": 118, "service": 118, "service_name": 118,
+    "exception": 200, "error_type": 160, "event_name": 190, "model": 150, "models": 150,
+}
+#: Column headers as people read them.
+TITLES = {
+    "started_at": "started", "duration_s": "duration (s)", "duration_ms": "duration (ms)",
+    "commit_sha": "commit", "run_id": "run", "test_id": "test", "flip_rate": "flip rate",
+    "cost_usd": "cost $", "error_type": "exception", "base_outcome": "before",
+    "severity_text": "severity", "service_name": "service", "event_name": "event",
+    "session_id": "session", "trace_id": "trace", "first_seen": "first seen",
+    "last_seen": "last seen", "median_s": "median (s)", "max_s": "max (s)",
+    "total_s": "total (s)", "recent_median_s": "recent median (s)",
+    "older_median_s": "older median (s)", "older_runs": "older runs",
+    "input_tokens": "input", "output_tokens": "output", "cache_read_tokens": "cache read",
+    "cache_creation_tokens": "cache write", "reasoning_tokens": "reasoning",
+    "tool_calls": "tool calls", "tool_failures": "tool fails", "api_errors": "API errors",
+    "model_calls": "model calls", "lines_changed": "lines", "pull_requests": "PRs",
+    "tool_failure_%": "tool fail %", "status_code": "status", "affected_tests": "tests",
+    "normalized": "message", "max_value": "max", "last_run": "last run",
+    "cache_read": "cache read", "cache_creation": "cache write",
+}
+
+#: OTLP span status codes as people read them.
+STATUS_CODES = {0: "unset", 1: "ok", 2: "error"}
+
+
+def readable(df: pd.DataFrame | None) -> pd.DataFrame | None:
+    """How every table shows values: times as ``YYYY-MM-DD HH:MM:SS`` text (never epoch
+    milliseconds, whatever the frame's dtype was before), floats rounded, span status codes
+    as words. The one place tables format numbers and times."""
+    if df is None or df.empty:
+        return df
+    out = df.copy(deep=False)
+    for col in out.columns:
+        series = out[col]
+        if pd.api.types.is_datetime64_any_dtype(series):
+            out[col] = series.dt.strftime("%Y-%m-%d %H:%M:%S").astype(object).where(
+                series.notna(), None)
+        elif pd.api.types.is_float_dtype(series):
+            out[col] = series.round(4)
+        elif col in ("status_code", "status") and pd.api.types.is_integer_dtype(series):
+            out[col] = series.map(STATUS_CODES).fillna(series.astype(str))
+    return out
+
+
+class _ReadableFrame(param.DataFrame):
+    """A table's ``value`` that formats itself on the way in (see :func:`readable`)."""
+
+    def __set__(self, obj, val):
+        super().__set__(obj, readable(val))
+
+
+class Table(pn.widgets.Tabulator):
+    """Tabulator whose values are always shown through :func:`readable`."""
+
+    value = _ReadableFrame(default=None, doc="The rows shown (formatted on assignment).")
+
+
 def table(df: pd.DataFrame, **kw) -> pn.widgets.Tabulator:
     """A Tabulator that pages on the server: the browser only ever gets one page of rows.
 
@@ -34,16 +112,26 @@ def table(df: pd.DataFrame, **kw) -> pn.widgets.Tabulator:
         disabled=True,
         selectable=1,
         sizing_mode="stretch_width",
-        layout="fit_data_table",
+        # Every column fits in the page width (no key column scrolled off at 1440 px):
+        # long text is elided and shown whole on hover, and when the page is too narrow
+        # for all columns the rightmost (least important: ids, commits) are hidden first.
+        layout="fit_columns",
+        configuration={"columnDefaults": {"tooltip": True, "headerTooltip": True},
+                       "responsiveLayout": "hide"},
+        stylesheets=[":host .tabulator {font-size: 13px}"],
         theme="bootstrap5",
+        widths=dict(WIDTHS),
+        titles=dict(TITLES),
     )
+    for key in ("widths", "titles"):  # a table's own sizes refine the shared ones
+        opts[key].update(kw.pop(key, {}))
     opts.update(kw)
-    return pn.widgets.Tabulator(df, **opts)
+    return Table(readable(df), **opts)
 
 
 def columns(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     """``df[cols]``, or an empty frame with those columns (a table keeps its header)."""
-    return df[cols] if not df.empty else pd.DataFrame(columns=cols)
+    return df[cols] if set(cols) <= set(df.columns) else pd.DataFrame(columns=cols)
 
 
 def rounded(df: pd.DataFrame, decimals: int = 3) -> pd.DataFrame:
@@ -87,9 +175,9 @@ def h(value: object) -> str:
 def badge(label: str, value: object, color: str) -> pn.pane.HTML:
     return pn.pane.HTML(
         f'<div style="padding:6px 12px;border-radius:6px;background:{color};color:white;'
-        f'font-weight:600;text-align:center">{html.escape(str(value))}<br>'
+        f'font-weight:600;text-align:center;white-space:nowrap">{html.escape(str(value))}<br>'
         f'<span style="font-weight:400;font-size:12px">{html.escape(label)}</span></div>',
-        width=104,
+        min_width=104,  # grows with its text: a KPI card never wraps
         margin=(4, 4),
     )
 

@@ -45,7 +45,8 @@ class FlakyTests(LazyView):
             f'margin-right:6px">{label}: {int(counts.get(label, 0))}</span>'
             for label, c in _LABEL_COLORS.items()
         )
-        cols = ["label", "test_id", "runs", "fails", "flips", "flip_rate", "strip", "evidence"]
+        # The evidence is what makes a label believable: it stays on screen at 1440 px.
+        cols = ["label", "test_id", "fails", "flip_rate", "evidence", "strip", "runs", "flips"]
         if df.empty:
             self._table.value = pd.DataFrame(columns=cols)
             return

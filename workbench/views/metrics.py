@@ -9,6 +9,7 @@ import param
 
 from ..models.telemetry import FILTER_PARAMS as TELEMETRY_FILTERS
 from ..models.telemetry import AgentTelemetry
+from ..analysis.units import rate_unit
 from .common import empty, rounded, table, watching
 from .lazy import LazyView, deferred
 
@@ -59,14 +60,22 @@ class MetricsExplorer(LazyView):
         if kind == "histogram":
             ys, label = ["p50", "p95", "p99"], f"{name} percentiles ({unit})"
         elif kind == "sum":
-            ys, label = ["rate_per_s"], f"{name}: rate per second"
+            # Per second, minute, hour or day: whichever makes the peak at least 1.
+            peak = df["rate_per_s"].max() if not df.empty else None
+            unit, seconds = rate_unit(peak)
+            ys = [f"per_{unit}"]
+            df = df.assign(**{ys[0]: df["rate_per_s"] * seconds})
+            label = f"{name}: rate per {unit}"
         else:
             ys, label = ["mean"], f"{name} ({unit})"
         curves = {}
         for grp, part in df.groupby("grp"):
             for y in ys:
                 key = f"{grp} {y}" if len(ys) > 1 else str(grp)
-                curves[key] = hv.Curve(part, "bucket", y, label=key).opts(tools=["hover"])
+                # Points as well as the line: a series with one bucket is still drawn.
+                curves[key] = (hv.Curve(part, "bucket", y, label=key).opts(tools=["hover"])
+                               * hv.Scatter(part, "bucket", y, label=key).opts(
+                                   size=5, tools=["hover"]))
         overlay = hv.NdOverlay(curves, kdims="series") if curves else hv.Div("<i>No points.</i>")
         self._chart.object = overlay.opts(responsive=True, height=320, title=label,
                                           legend_position="right", xlabel="", ylabel=ys[0]) \

@@ -46,22 +46,9 @@ class RunHistory(LazyView):
     def _load(self) -> None:
         df = self.model.runs(limit=TABLE_RUNS)  # held on the server; the browser gets a page
         self._frame = df
-        cols = [
-            "started_at",
-            "project",
-            "branch",
-            "build",
-            "variant",
-            "status",
-            "tests",
-            "passed",
-            "failed",
-            "errors",
-            "skipped",
-            "duration_s",
-            "commit_sha",
-            "run_id",
-        ]
+        # Most telling first: on a narrow page the last columns are the ones hidden.
+        cols = ["started_at", "project", "branch", "status", "tests", "passed", "failed",
+                "errors", "skipped", "duration_s", "build", "variant", "commit_sha", "run_id"]
         shown = columns(df, cols).copy()
         shown["commit_sha"] = shown["commit_sha"].str.slice(0, 10)
         self._table.value = shown

@@ -70,6 +70,8 @@ class TestDetail(LazyView):
             f"{len(hist)} attempts in this window",
             sizing_mode="stretch_width",
         )
+        # A skipped attempt did not run: it has no duration to draw (not a 0 s point).
+        trend = trend[trend["outcome"] != "skipped"] if not trend.empty else trend
         if trend.empty:
             return pn.Column(header, self._history)
         points = hv.Scatter(trend, "started_at", ["duration_s", "outcome"]).opts(
@@ -87,9 +89,11 @@ class TestDetail(LazyView):
         return pn.Column(header, chart, self._history, sizing_mode="stretch_width")
 
     def _on_select(self, event) -> None:
+        """A row of the history is one run of this test: open that run."""
         if event.new:
             row = self._frame.iloc[event.new[0]]
             self._trace[:] = [pre(row["message"])] if isinstance(row["message"], str) else []
+            self.model.run_id = row["run_id"]
 
     def __panel__(self):
         return pn.Column(self._search, pn.param.ParamMethod(self._view, lazy=True), self._trace,

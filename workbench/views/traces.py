@@ -186,7 +186,7 @@ class LogExplorer(LazyView):
     def __init__(self, **params):
         super().__init__(**params)
         self._search = pn.widgets.TextInput.from_param(
-            self.model.param.text, name="Search bodies, events and attributes", width=320
+            self.model.param.log_text, name="Search bodies, events and attributes", width=320
         )
         self._severity = pn.widgets.Select.from_param(
             self.model.param.min_severity, name="Severity at least", width=160
@@ -196,7 +196,8 @@ class LogExplorer(LazyView):
         self._detail = pn.Column(sizing_mode="stretch_width")
         self._load()
 
-    @param.depends(*watching(TELEMETRY_FILTERS, "text", "session_id", "min_severity"), watch=True)
+    @param.depends(*watching(TELEMETRY_FILTERS, "log_text", "session_id", "min_severity"),
+                   watch=True)
     @deferred
     def _load(self) -> None:
         df = self.model.logs()
