@@ -7,9 +7,9 @@ import pandas as pd
 import panel as pn
 import param
 
+from ..analysis.units import rate_unit
 from ..models.telemetry import FILTER_PARAMS as TELEMETRY_FILTERS
 from ..models.telemetry import AgentTelemetry
-from ..analysis.units import rate_unit
 from .common import empty, rounded, table, watching
 from .lazy import LazyView, deferred
 
