@@ -29,8 +29,9 @@ def check(handler: RequestHandler) -> tuple[int, str] | None:
     tokens = config.api_tokens()
     header = handler.request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
-        given = header[7:].strip()
-        if any(hmac.compare_digest(given, t) for t in tokens):
+        # Compared as bytes: compare_digest refuses non-ASCII str (a 500 before).
+        given = header[7:].strip().encode("utf-8", "surrogateescape")
+        if any(hmac.compare_digest(given, t.encode()) for t in tokens):
             return None
         return 401, "invalid bearer token"
     if handler.settings.get("cookie_secret") and handler.get_secure_cookie("user"):

@@ -26,13 +26,22 @@ def decode(body: bytes, encoding: str | None, limit: int | None = None) -> bytes
         return body
     if encoding != "gzip":
         raise BodyError(415, f"unsupported Content-Encoding {encoding!r} (use gzip or none)")
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error as err:
-        raise BodyError(400, f"invalid gzip body: {err}") from None
-    if len(out) > limit:
-        raise BodyError(413, f"body inflates to over the {limit}-byte limit")
-    if not inflater.eof:
-        raise BodyError(400, "truncated gzip body")
-    return out
+    # Every gzip member is decoded (RFC 1952 allows several, and `cat a.gz b.gz` makes
+    # them); anything after the last member is refused, never silently dropped.
+    out = bytearray()
+    rest = body
+    while True:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out += inflater.decompress(rest, limit + 1 - len(out))
+        except zlib.error as err:
+            raise BodyError(400, f"invalid gzip body: {err}") from None
+        if len(out) > limit:
+            raise BodyError(413, f"body inflates to over the {limit}-byte limit")
+        if not inflater.eof:
+            raise BodyError(400, "truncated gzip body")
+        rest = inflater.unused_data
+        if not rest:
+            return bytes(out)
+        if not rest.startswith(b"\x1f\x8b"):
+            raise BodyError(400, f"{len(rest)} bytes of trailing data after the gzip stream")

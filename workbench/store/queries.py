@@ -57,9 +57,21 @@ def _run_where(p: dict[str, Any], alias: str = "ru") -> Rendered:
 
 
 def _page(p: dict[str, Any], default: int = 500) -> str:
-    limit = int(p.get("limit") or default)
-    offset = int(p.get("offset") or 0)
+    limit = _whole(p.get("limit"), "limit", default, 1, 100_000)
+    offset = _whole(p.get("offset"), "offset", 0, 0, 10**9)
     return f"LIMIT {limit} OFFSET {offset}"
+
+
+def _whole(value: Any, name: str, default: int, low: int, high: int) -> int:
+    """A paging number from a caller (the HTTP API passes client JSON): a whole number in
+    range, else ValueError (the API's 400), never a database error."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise ValueError(f"{name} must be a whole number, not {value!r:.40}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}")
+    return int(value)
 
 
 @query

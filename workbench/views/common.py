@@ -113,10 +113,12 @@ def table(df: pd.DataFrame, **kw) -> pn.widgets.Tabulator:
         selectable=1,
         sizing_mode="stretch_width",
         # Every column fits in the page width (no key column scrolled off at 1440 px):
-        # long text is elided and shown whole on hover, and when the page is too narrow
-        # for all columns the rightmost (least important: ids, commits) are hidden first.
+        # long text is elided (selecting a row shows it whole in the view's detail pane),
+        # and when the page is too narrow for all columns the rightmost (least important:
+        # ids, commits) are hidden first. No cell tooltips: Tabulator renders a cell
+        # tooltip as HTML, which would run markup from ingested data (the XSS test).
         layout="fit_columns",
-        configuration={"columnDefaults": {"tooltip": True, "headerTooltip": True},
+        configuration={"columnDefaults": {"headerTooltip": True},
                        "responsiveLayout": "hide"},
         stylesheets=[":host .tabulator {font-size: 13px}"],
         theme="bootstrap5",
@@ -187,11 +189,17 @@ def empty(message: str) -> pn.pane.Markdown:
 
 
 def nav(current: str) -> pn.pane.HTML:
-    """Links between the served dashboards (relative, so they work behind any prefix)."""
+    """Links between the served dashboards (relative, so they work behind any prefix), and
+    the switch between the light and the dark theme (Panel reads ``?theme=``)."""
+    dark = pn.config.theme == "dark"
     links = " ".join(
-        f'<a href="./{name}" style="color:white;margin-right:14px;'
+        f'<a href="./{name}{"?theme=dark" if dark else ""}" style="color:white;'
+        f'margin-right:14px;'
         f'{"font-weight:700;text-decoration:underline" if name == current else "opacity:.85"}">'
         f"{label}</a>"
         for name, label in (("tests", "Tests"), ("agents", "Agents"))
     )
-    return pn.pane.HTML(f'<div style="font-size:15px;margin-top:6px">{links}</div>')
+    switch = (f'<a href="./{current}?theme={"default" if dark else "dark"}" '
+              f'style="color:white;opacity:.85;margin-left:18px" title="switch theme">'
+              f'{"☀ light" if dark else "☾ dark"}</a>')
+    return pn.pane.HTML(f'<div style="font-size:15px;margin-top:6px">{links}{switch}</div>')

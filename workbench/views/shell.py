@@ -80,6 +80,7 @@ class DashboardShell(pn.viewable.Viewer):
         return pn.template.BootstrapTemplate(
             title=self.title, sidebar=[self.filters()], main=[self._tabs],
             header=[nav(self.page)], header_background=self.color, sidebar_width=280,
+            theme=pn.config.theme,  # ?theme=dark: charts and tables follow
         )
 
     def __panel__(self):

@@ -1,0 +1,60 @@
+"""What a hostile or broken client sends gets an honest answer from a real server: stored
+whole, or refused with a 4xx and a reason — never a 500, never half of it acknowledged."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import httpx
+import pytest
+
+from .conftest import Served
+
+REPORT = (b'<testsuite name="s"><testcase classname="c" name="a"/>'
+          b'<testcase classname="c" name="b"><failure message="x"/></testcase></testsuite>')
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory):
+    db = tmp_path_factory.mktemp("hostile") / "h.duckdb"
+    s = Served(db, env={"OBSERVATORY_TOKENS": "tok", "OBSERVATORY_NO_DEMO": "1"},
+               ready_path="/tests")
+    yield s
+    s.stop()
+
+
+def _post_report(server, body, name):
+    return httpx.post(f"{server.url}/api/tests/reports", content=body,
+                      params={"project": "hostile", "filename": name},
+                      headers={"Content-Encoding": "gzip", "Authorization": "Bearer tok"})
+
+
+def test_every_gzip_member_is_decoded(guarded):
+    half = len(REPORT) // 2
+    body = gzip.compress(REPORT[:half]) + gzip.compress(REPORT[half:])
+    r = _post_report(guarded, body, "two-members.xml")
+    assert r.status_code == 200, r.text
+    assert r.json()["tests"] == 2
+
+
+def test_trailing_garbage_after_gzip_is_refused(guarded):
+    r = _post_report(guarded, gzip.compress(REPORT) + b"garbage", "trailing.xml")
+    assert r.status_code == 400
+    assert "trailing data after the gzip stream" in r.json()["error"]
+
+
+@pytest.mark.parametrize("token", ["tök", "\u202e", "tok\u00a0"])
+def test_non_ascii_bearer_token_is_refused_not_a_500(guarded, token):
+    r = httpx.get(f"{guarded.url}/api/health",
+                  headers={"Authorization": f"Bearer {token}".encode()})
+    assert r.status_code == 401
+
+
+@pytest.mark.parametrize("params", [{"limit": -1}, {"limit": 1e30}, {"limit": [1]},
+                                    {"limit": "10"}, {"offset": -5}, {"limit": 2.5}])
+def test_bad_paging_parameters_are_400(guarded, params):
+    r = httpx.get(f"{guarded.url}/api/query/runs", params={"params": json.dumps(params)},
+                  headers={"Authorization": "Bearer tok"})
+    assert r.status_code == 400, r.text
+    assert "must be" in r.json()["error"]
