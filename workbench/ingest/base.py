@@ -186,20 +186,14 @@ class ParsedRun:
     ) -> None:
         """Record a test's attempts (merged with earlier appearances of the same test)."""
         name = self.test_name(name)
-        tid = test_id(classname, file, name)
+        self.add_attempts(test_id(classname, file, name), suite, classname, name, file, attempts)
+
+    def add_attempts(self, tid: str, suite: str | None, classname: str | None, name: str,
+                     file: str | None, attempts: Iterable[Attempt]) -> None:
+        """Append attempts of a test whose id the caller has already made."""
         for a in attempts:
-            self.add_row(
-                tid,
-                suite,
-                classname,
-                name,
-                file,
-                a.outcome,
-                a.duration_s,
-                a.message,
-                a.error_type,
-                a.details,
-            )
+            self.add_row(tid, suite, classname, name, file, a.outcome, a.duration_s, a.message,
+                         a.error_type, a.details)
 
     @property
     def attempt_count(self) -> int:

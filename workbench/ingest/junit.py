@@ -99,7 +99,6 @@ class JUnitParser(Parser):
             raise IngestError(f"{source}: not a JUnit report (root element <{tag}>)")
         run = self.new_run(data, source)
         elements = 0
-        add_row = run.add_row
         # The hot loop: appends bound once, identity and time inlined (100k cases/s matter).
         cols = run._cols
         a_tid, a_suite, a_cls, a_name, a_file, a_out, a_dur, a_msg, a_type, a_det = (
@@ -154,19 +153,8 @@ class JUnitParser(Parser):
                 a_tid(tid), a_suite(suite_name), a_cls(classname), a_name(name), a_file(file)
                 a_out("passed"), a_dur(duration), a_msg(None), a_type(None), a_det(None)
                 continue
-            for a in _case_attempts(case, duration):
-                add_row(
-                    tid,
-                    suite_name,
-                    classname,
-                    name,
-                    file,
-                    a.outcome,
-                    a.duration_s,
-                    a.message,
-                    a.error_type,
-                    a.details,
-                )
+            run.add_attempts(tid, suite_name, classname, name, file,
+                             _case_attempts(case, duration))
         # Outer suites' counts include their children's, so add up the top level only.
         tops = [root] if tag == "testsuite" else list(root.iterchildren("{*}testsuite"))
         header = [_int(s.get("tests")) for s in tops]
