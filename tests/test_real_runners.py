@@ -192,6 +192,7 @@ def test_node_test_runner_junit(tmp_path):
     assert counts["passed"] == said["pass"]
     assert counts["failed"] == said["fail"]
     assert counts["skipped"] == said["skipped"] + said["todo"]
+    assert run.warnings == []  # no false "header says 3 tests" from the one nested suite
     # Two tests named alike in different describe() blocks stay two tests.
     assert {"suite A::same name", "suite A > inner::same name"} <= set(run.test_ids())
     types = {tid: t for tid, (t, _, _) in failures(run).items()}

@@ -158,7 +158,10 @@ class JUnitParser(Parser):
         # Outer suites' counts include their children's, so add up the top level only.
         tops = [root] if tag == "testsuite" else list(root.iterchildren("{*}testsuite"))
         header = [_int(s.get("tests")) for s in tops]
-        if tag == "testsuites" and (not header or None in header):
+        loose = tag == "testsuites" and next(root.iterchildren(tag_case), None) is not None
+        # Cases directly under <testsuites> (Node) are in no suite's count: only the root's
+        # own count, if it has one, can speak for the whole file.
+        if tag == "testsuites" and (not header or None in header or loose):
             header = [_int(root.get("tests"))]
         have_header = bool(header) and None not in header
         header = sum(header) if have_header else None
