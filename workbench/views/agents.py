@@ -32,7 +32,9 @@ class AgentsOverview(LazyView):
         self._totals = pn.FlexBox()
         self._agents = table(pd.DataFrame(), selectable=False)
         self._models = table(pd.DataFrame(), selectable=False)
-        self._sessions = table(pd.DataFrame())
+        self._sessions = table(pd.DataFrame(), empty_text=(
+            "No agent sessions in this window: point an agent's OpenTelemetry exporter at "
+            "this workbench (/v1/traces, /v1/logs, /v1/metrics)."))
         self._sessions.param.watch(self._on_session, "selection")
         self._chart = pn.pane.HoloViews(sizing_mode="stretch_width", height=260)
         self._load()

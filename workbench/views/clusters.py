@@ -26,9 +26,11 @@ class FailureClusters(LazyView):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._clusters = table(pd.DataFrame())
+        self._clusters = table(pd.DataFrame(),
+                               empty_text="No failures in this window: nothing to cluster.")
         self._clusters.param.watch(self._on_cluster, "selection")
-        self._failures = table(pd.DataFrame())
+        self._failures = table(pd.DataFrame(),
+                               empty_text="Select a cluster above to see its failures.")
         self._failures.param.watch(self._on_failure, "selection")
         self._detail = pn.Column(
             empty("Select a cluster to drill down."), sizing_mode="stretch_width"

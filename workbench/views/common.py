@@ -99,7 +99,11 @@ class Table(pn.widgets.Tabulator):
     value = _ReadableFrame(default=None, doc="The rows shown (formatted on assignment).")
 
 
-def table(df: pd.DataFrame, **kw) -> pn.widgets.Tabulator:
+#: What an empty table says when its view gives no reason of its own.
+EMPTY_TABLE = "Nothing here for these filters and this time window (try a wider window)."
+
+
+def table(df: pd.DataFrame, empty_text: str = EMPTY_TABLE, **kw) -> pn.widgets.Tabulator:
     """A Tabulator that pages on the server: the browser only ever gets one page of rows.
 
     Every string column uses Tabulator's default ``plaintext`` formatter, which escapes
@@ -119,7 +123,9 @@ def table(df: pd.DataFrame, **kw) -> pn.widgets.Tabulator:
         # tooltip as HTML, which would run markup from ingested data (the XSS test).
         layout="fit_columns",
         configuration={"columnDefaults": {"headerTooltip": True},
-                       "responsiveLayout": "hide"},
+                       "responsiveLayout": "hide",
+                       # Every empty table says why it is empty (plain text, escaped).
+                       "placeholder": html.escape(empty_text)},
         stylesheets=[":host .tabulator {font-size: 13px}"],
         theme="bootstrap5",
         widths=dict(WIDTHS),
@@ -151,18 +157,18 @@ def strip_html(outcomes) -> str:
     return f'<span style="white-space:nowrap">{cells}</span>'
 
 
-def pre(text: object, height: int | None = 260) -> pn.pane.HTML:
-    """Preformatted text (a traceback), escaped."""
+def pre(text: object, max_height: int = 480) -> pn.pane.HTML:
+    """Preformatted text (a traceback), escaped. The box is as tall as its text, up to
+    ``max_height`` px, and scrolls beyond that: a two-line message gets a two-line box."""
     body = html.escape(
         "" if text is None or (isinstance(text, float) and pd.isna(text)) else str(text)
     )
     return pn.pane.HTML(
-        f'<pre style="white-space:pre-wrap;font-size:12px;margin:0">{body or "(no details)"}</pre>',
+        f'<pre style="white-space:pre-wrap;font-size:12px;margin:0;max-height:{max_height}px;'
+        f'overflow:auto">{body or "(no details)"}</pre>',
         sizing_mode="stretch_width",
-        height=height,
         styles={
-            "overflow": "auto",
-            "background": "#f6f8fa",
+            "background": "var(--panel-surface-color, #f6f8fa)",
             "border-radius": "4px",
             "padding": "6px",
         },

@@ -34,7 +34,9 @@ class RunHistory(LazyView):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._table = table(pd.DataFrame())
+        self._table = table(pd.DataFrame(), empty_text=(
+            "No runs in this window. Ingest reports with `observatory ingest tests` or run "
+            "`pytest --observatory`."))
         self._table.param.watch(self._on_select, "selection")
         self._tap = hv.streams.Tap()
         self._tap.param.watch(self._on_tap, "x")
@@ -123,9 +125,11 @@ class RunDetail(LazyView):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._failures = table(pd.DataFrame(), page_size=10)
+        self._failures = table(pd.DataFrame(), page_size=10, empty_text=(
+            "No failures in this run (or no run opened: click one in Runs)."))
         self._failures.param.watch(self._on_select, "selection")
-        self._changes = table(pd.DataFrame(), page_size=10, selectable=False)
+        self._changes = table(pd.DataFrame(), page_size=10, selectable=False, empty_text=(
+            "Nothing changed against the base run."))
         self._trace = pn.Column(
             empty("Select a failure to see its traceback."), sizing_mode="stretch_width"
         )

@@ -31,7 +31,7 @@ class TestDetail(LazyView):
         )
         self._search.param.watch(self._on_search, "value")
         self._search.param.watch(self._on_input, "value_input")
-        self._history = table(pd.DataFrame())
+        self._history = table(pd.DataFrame(), empty_text="No runs of this test in this window.")
         self._history.param.watch(self._on_select, "selection")
         self._trace = pn.Column(sizing_mode="stretch_width")
 
@@ -107,8 +107,11 @@ class Durations(LazyView):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._slow = table(pd.DataFrame())
-        self._reg = table(pd.DataFrame())
+        self._slow = table(pd.DataFrame(), empty_text="No test durations in this window.")
+        self._reg = table(pd.DataFrame(), empty_text=(
+            "No duration regressions: no test's recent median is clearly above its older one "
+            "(needs 5+ older runs)."))
+        self._chart = pn.pane.HoloViews(sizing_mode="stretch_width", height=420)
         for t in (self._slow, self._reg):
             t.param.watch(lambda e, t=t: self._open(t, e), "selection")
         self._load()
@@ -116,8 +119,15 @@ class Durations(LazyView):
     @param.depends(*watching(TEST_FILTERS), watch=True)
     @deferred
     def _load(self) -> None:
-        self._slow.value = rounded(self.model.slowest_tests())
+        slow = self.model.slowest_tests()
+        self._slow.value = rounded(slow)
         self._reg.value = rounded(self.model.duration_regressions())
+        top = slow.head(15).iloc[::-1] if not slow.empty else slow
+        self._chart.object = None if top.empty else hv.Bars(
+            top.assign(test=top["test_id"].str.slice(-60)), "test", "median_s").opts(
+            invert_axes=True, responsive=True, height=420, color="#3b7dd8",
+            xlabel="", ylabel="median seconds", title="Slowest tests (median, s)",
+            tools=["hover"], fontsize={"yticks": 8})
 
     def _open(self, widget, event) -> None:
         if event.new:
@@ -130,6 +140,7 @@ class Durations(LazyView):
             ),
             self._reg,
             pn.pane.Markdown("#### Slowest tests (median of final attempts)"),
-            self._slow,
+            pn.Row(pn.Column(self._slow, sizing_mode="stretch_width"),
+                   pn.Column(self._chart, width=460), sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )

@@ -60,9 +60,11 @@ class TraceExplorer(LazyView):
         self._min = pn.widgets.FloatInput.from_param(
             m.param.min_ms, name="min duration (ms)", width=160
         )
-        self._traces = table(pd.DataFrame())
+        self._traces = table(pd.DataFrame(), empty_text=(
+            "No traces match: widen the window, clear the search, or the agent sends only "
+            "logs and metrics (see Logs)."))
         self._traces.param.watch(self._on_trace, "selection")
-        self._spans = table(pd.DataFrame())
+        self._spans = table(pd.DataFrame(), empty_text="Select a trace above to see its spans.")
         self._spans.param.watch(self._on_span, "selection")
         self._chart = pn.pane.HoloViews(sizing_mode="stretch_width", height=300)
         self._span_detail = pn.Column(sizing_mode="stretch_width")
@@ -164,7 +166,7 @@ class TraceExplorer(LazyView):
                     else ""
                 )
             ),
-            pre(json.dumps(attrs, indent=2, sort_keys=True), height=220),
+            pre(json.dumps(attrs, indent=2, sort_keys=True), max_height=260),
         ]
 
     def __panel__(self):
@@ -191,7 +193,8 @@ class LogExplorer(LazyView):
         self._severity = pn.widgets.Select.from_param(
             self.model.param.min_severity, name="Severity at least", width=160
         )
-        self._logs = table(pd.DataFrame())
+        self._logs = table(pd.DataFrame(), empty_text=(
+            "No log records match: widen the window, lower the severity or clear the search."))
         self._logs.param.watch(self._on_log, "selection")
         self._detail = pn.Column(sizing_mode="stretch_width")
         self._load()
@@ -219,7 +222,7 @@ class LogExplorer(LazyView):
             return
         row = self._frame.iloc[event.new[0]]
         attrs = json.loads(row["attributes"]) if isinstance(row["attributes"], str) else {}
-        self._detail[:] = [pre(json.dumps(attrs, indent=2, sort_keys=True), height=200)]
+        self._detail[:] = [pre(json.dumps(attrs, indent=2, sort_keys=True), max_height=240)]
         if isinstance(row["trace_id"], str):
             self.model.trace_id = row["trace_id"]
 
