@@ -58,3 +58,40 @@ def test_bad_paging_parameters_are_400(guarded, params):
                   headers={"Authorization": "Bearer tok"})
     assert r.status_code == 400, r.text
     assert "must be" in r.json()["error"]
+
+
+def test_unknown_host_header_is_refused(guarded):
+    """DNS rebinding's precondition: the API answers only its own host names."""
+    auth = {"Authorization": "Bearer tok"}
+    assert httpx.get(f"{guarded.url}/api/health", headers=auth).status_code == 200
+    evil = httpx.get(f"{guarded.url}/api/health", headers={**auth, "Host": "evil.example:80"})
+    assert evil.status_code == 421 and "unknown Host" in evil.json()["error"]
+    local = httpx.get(f"{guarded.url}/api/health", headers={**auth, "Host": "localhost:1"})
+    assert local.status_code == 200
+
+
+@pytest.mark.parametrize("headers", [
+    {"Origin": "http://127.0.0.1:1"},                  # a page on another localhost port
+    {"Origin": "null"},                                # a sandboxed or file:// page
+    {"Sec-Fetch-Site": "same-site"},                   # fetch(..., {mode: "no-cors"})
+    {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+])
+def test_cross_origin_browser_writes_are_refused_and_store_nothing(guarded, headers):
+    before = httpx.get(f"{guarded.url}/api/runs", headers={"Authorization": "Bearer tok"})
+    r = httpx.post(f"{guarded.url}/api/tests/reports", content=REPORT + b"<!-- x -->",
+                   params={"project": "planted"},
+                   headers={"Authorization": "Bearer tok", **headers})
+    assert r.status_code == 403 and "refused" in r.json()["error"]
+    after = httpx.get(f"{guarded.url}/api/runs", headers={"Authorization": "Bearer tok"})
+    assert after.json()["runs"] == before.json()["runs"]
+
+
+def test_same_origin_writes_and_security_headers(guarded):
+    r = httpx.post(f"{guarded.url}/api/tests/live", json={"project": "same-origin"},
+                   headers={"Authorization": "Bearer tok", "Origin": guarded.url,
+                            "Sec-Fetch-Site": "same-origin"})
+    assert r.status_code == 200, r.text
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+    assert r.headers["Referrer-Policy"] == "no-referrer"

@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST[:PORT]",
         help="extra origins allowed to open the dashboards (repeatable)",
     )
+    serve.add_argument("--allow-host", action="append", metavar="NAME",
+                       help="a host name the API answers besides loopback names (repeatable; "
+                       "also $OBSERVATORY_ALLOWED_HOSTS); requests naming another Host get 421, "
+                       "which stops DNS rebinding")
     serve.add_argument("--otlp-port", type=int, metavar="PORT",
                        help="also receive OTLP/HTTP on this port (4318 is the standard one "
                        "agents default to); /v1/* is always served on --port too")
@@ -151,6 +155,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     env["OBSERVATORY_SERVER_URL"] = client_url(args.address, args.port)
     if args.no_demo:
         env["OBSERVATORY_NO_DEMO"] = "1"
+    hosts = [h for h in config.get("OBSERVATORY_ALLOWED_HOSTS").split(",") if h]
+    hosts += args.allow_host or []
+    if args.address not in ("", "0.0.0.0", "::"):
+        hosts.append(args.address)  # the name it was told to listen on
+    hosts += [o.rsplit(":", 1)[0] for o in args.allow_websocket_origin or []]
+    env["OBSERVATORY_ALLOWED_HOSTS"] = ",".join(dict.fromkeys(hosts))
     basic_auth = config.get("OBSERVATORY_BASIC_AUTH", args.basic_auth)
     if basic_auth:
         # Through Panel's environment variables, so the password is not on the command line.

@@ -9,15 +9,19 @@ from tornado.web import RequestHandler
 
 from .. import ingest
 from ..store import StoreBusyError
-from . import auth
+from . import auth, guard
 from .bodies import BodyError, decode
 
 
 class APIHandler(RequestHandler):
     """JSON errors, one auth check, blocking work on a thread."""
 
+    def set_default_headers(self) -> None:
+        for k, v in guard.SECURITY_HEADERS.items():
+            self.set_header(k, v)
+
     def prepare(self) -> None:
-        denied = auth.check(self)
+        denied = guard.check(self) or auth.check(self)
         if denied:
             self.fail(*denied)
 

@@ -1,0 +1,62 @@
+"""Who may talk to the API at all: known Host names only, and no cross-site browser writes.
+
+A page served from another origin (another localhost port included) must not be able to
+write through a user's browser, and a DNS-rebinding page must not reach the API under a
+foreign host name. Clients that are not browsers (exporters, the CLI, the pytest plugin)
+send neither ``Origin`` nor ``Sec-Fetch-Site`` and are unaffected.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from .. import config
+
+if TYPE_CHECKING:
+    from tornado.web import RequestHandler
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+#: Methods that change state; reads stay open to same-site pages as before.
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+#: Sent with every API answer.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def allowed_hosts() -> set[str]:
+    """Loopback names, plus ``OBSERVATORY_ALLOWED_HOSTS`` (``serve --allow-host``)."""
+    extra = {h.strip().lower() for h in config.get("OBSERVATORY_ALLOWED_HOSTS").split(",")}
+    return set(LOOPBACK_NAMES) | {h for h in extra if h}
+
+
+def _hostname(hostport: str) -> str:
+    if hostport.startswith("["):  # [::1]:5006
+        return hostport[1:].split("]", 1)[0].lower()
+    return hostport.rsplit(":", 1)[0].lower() if hostport.count(":") == 1 else hostport.lower()
+
+
+def check(handler: RequestHandler) -> tuple[int, str] | None:
+    """``None`` when the request may proceed, else ``(status, reason)``."""
+    req = handler.request
+    host = req.headers.get("Host", "")
+    if _hostname(host) not in allowed_hosts():
+        return 421, (f"unknown Host {host[:80]!r}: this workbench answers only its configured "
+                     "host names (serve --allow-host NAME)")
+    if req.method not in WRITES:
+        return None
+    site = req.headers.get("Sec-Fetch-Site")
+    if site and site not in ("same-origin", "none"):
+        return 403, f"cross-site write refused (Sec-Fetch-Site: {site[:40]})"
+    origin = req.headers.get("Origin")
+    if origin and origin != "null":
+        if urlsplit(origin).netloc.lower() != host.lower():
+            return 403, f"cross-origin write refused (Origin {origin[:80]})"
+    elif origin == "null":
+        return 403, "cross-origin write refused (opaque Origin)"
+    return None
