@@ -95,3 +95,77 @@ def test_same_origin_writes_and_security_headers(guarded):
     assert r.headers["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
     assert r.headers["Referrer-Policy"] == "no-referrer"
+
+
+def _otlp(guarded, signal, msg):
+    return httpx.post(f"{guarded.url}/v1/{signal}", content=msg.SerializeToString(),
+                      headers={"Content-Type": "application/x-protobuf",
+                               "Authorization": "Bearer tok"})
+
+
+def _spans(*specs):
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as ts
+
+    req = ts.ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    kv = rs.resource.attributes.add()
+    kv.key, kv.value.string_value = "service.name", "range-check"
+    ss = rs.scope_spans.add()
+    for i, spec in enumerate(specs):
+        s = ss.spans.add(name=f"span-{spec.get('tag', i)}", trace_id=bytes([7] * 16),
+                         span_id=(1000 + i).to_bytes(8, "big"),
+                         start_time_unix_nano=1_790_000_000_000_000_000,
+                         end_time_unix_nano=1_790_000_000_100_000_000)
+        s.kind = spec.get("kind", 1)
+        s.status.code = spec.get("status", 0)
+        if "end" in spec:
+            s.end_time_unix_nano = spec["end"]
+    return req
+
+
+def _stored(guarded, text):
+    from workbench.client import RemoteStore
+
+    with RemoteStore(guarded.url, token="tok") as r:
+        return int(r.query("span_count_like", text=text).iloc[0, 0])
+
+
+def test_out_of_range_fields_reject_the_item_not_the_request(guarded):
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as ts
+
+    req = _spans({"tag": "good-a"}, {"tag": "good-b"}, {"kind": 1000}, {"status": 500},
+                 {"end": 2**63})
+    r = _otlp(guarded, "traces", req)
+    assert r.status_code == 200, r.text
+    resp = ts.ExportTraceServiceResponse.FromString(r.content)
+    assert resp.partial_success.rejected_spans == 3
+    assert "kind 1000" in resp.partial_success.error_message
+    assert _stored(guarded, "span-good-") == 2
+    bad = _otlp(guarded, "traces", _spans({"kind": 99}))
+    assert bad.status_code == 400 and b"no valid items" in bad.content
+
+
+def test_out_of_range_log_severity_and_histogram_count(guarded):
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as ls
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as ms
+
+    logs = ls.ExportLogsServiceRequest()
+    sl = logs.resource_logs.add().scope_logs.add()
+    sl.log_records.add(time_unix_nano=1_790_000_000_000_000_000, severity_number=9)
+    sl.log_records.add(time_unix_nano=1_790_000_000_000_000_000, severity_number=1000)
+    r = _otlp(guarded, "logs", logs)
+    assert r.status_code == 200
+    assert ls.ExportLogsServiceResponse.FromString(r.content).partial_success \
+        .rejected_log_records == 1
+
+    metrics = ms.ExportMetricsServiceRequest()
+    m = metrics.resource_metrics.add().scope_metrics.add().metrics.add(name="h")
+    m.histogram.aggregation_temporality = 2
+    m.histogram.data_points.add(time_unix_nano=1_790_000_000_000_000_000, count=2**64 - 1,
+                                bucket_counts=[1, 2], explicit_bounds=[1.0])
+    m.histogram.data_points.add(time_unix_nano=1_790_000_000_000_000_000, count=3,
+                                bucket_counts=[1, 2], explicit_bounds=[1.0])
+    r = _otlp(guarded, "metrics", metrics)
+    assert r.status_code == 200, r.text
+    assert ms.ExportMetricsServiceResponse.FromString(r.content).partial_success \
+        .rejected_data_points == 1

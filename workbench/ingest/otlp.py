@@ -165,6 +165,46 @@ def _id(raw: bytes, size: int) -> str | None:
     return raw.hex()
 
 
+# -- range checks --------------------------------------------------------------------------
+# Protobuf enums are open and uint64 fields go to 2^64-1; the store's columns do not. An
+# item outside these ranges is rejected alone (partial_success), never the whole request.
+_MAX_NS = 2**63 - 1  # nanoseconds after 1970 that a timestamp column can hold (year 2262)
+_MAX_COUNT = 2**63 - 1
+
+
+def _span_problem(s) -> str | None:
+    if not 0 <= s.kind <= 5:
+        return f"span {s.name!r}: kind {s.kind} is not one of 0-5"
+    if not 0 <= s.status.code <= 2:
+        return f"span {s.name!r}: status code {s.status.code} is not one of 0-2"
+    if max(s.start_time_unix_nano, s.end_time_unix_nano) > _MAX_NS:
+        return f"span {s.name!r}: timestamp beyond the year 2262"
+    if any(e.time_unix_nano > _MAX_NS for e in s.events):
+        return f"span {s.name!r}: event timestamp beyond the year 2262"
+    return None
+
+
+def _log_problem(r) -> str | None:
+    if not 0 <= r.severity_number <= 24:
+        return f"log record: severity {r.severity_number} is not one of 0-24"
+    if max(r.time_unix_nano, r.observed_time_unix_nano) > _MAX_NS:
+        return "log record: timestamp beyond the year 2262"
+    return None
+
+
+def _point_problem(name: str, kind: str, p) -> str | None:
+    if max(p.time_unix_nano, p.start_time_unix_nano) > _MAX_NS:
+        return f"metric {name!r}: timestamp beyond the year 2262"
+    counts = [getattr(p, "count", 0), getattr(p, "zero_count", 0)]
+    if kind == "histogram":
+        counts += list(p.bucket_counts)
+    elif kind == "exponential_histogram":
+        counts += [*p.positive.bucket_counts, *p.negative.bucket_counts]
+    if max(counts, default=0) > _MAX_COUNT:
+        return f"metric {name!r}: a count above 2^63-1"
+    return None
+
+
 # -- flattening ----------------------------------------------------------------------------
 
 def flatten(signal: str, msg) -> Batch:
@@ -190,6 +230,10 @@ def _traces(msg, batch: Batch) -> None:
                 if trace_id is None or span_id is None:
                     batch.reject(f"span {s.name!r}: trace_id must be 16 bytes and span_id 8, "
                                  "not all zero")
+                    continue
+                problem = _span_problem(s)
+                if problem:
+                    batch.reject(problem)
                     continue
                 parent = _id(s.parent_span_id, 8) if s.parent_span_id else None
                 attrs = attributes(s.attributes)
@@ -228,6 +272,10 @@ def _logs(msg, batch: Batch) -> None:
                 bad_trace = r.trace_id and _id(r.trace_id, 16) is None
                 if bad_trace or (r.span_id and _id(r.span_id, 8) is None):
                     batch.reject("log record: trace_id must be 16 bytes and span_id 8")
+                    continue
+                problem = _log_problem(r)
+                if problem:
+                    batch.reject(problem)
                     continue
                 attrs = attributes(r.attributes)
                 body = _value(r.body) if r.HasField("body") else None
@@ -277,7 +325,16 @@ def _metrics(msg, batch: Batch) -> None:
                         "scope_name": scope_name, "resource": resource_json,
                         "temporality": getattr(data, "aggregation_temporality", 0),
                         "monotonic": getattr(data, "is_monotonic", None)}
+                if not 0 <= base["temporality"] <= 2:
+                    for _ in data.data_points:
+                        batch.reject(f"metric {m.name!r}: temporality {base['temporality']} "
+                                     "is not one of 0-2")
+                    continue
                 for p in data.data_points:
+                    problem = _point_problem(m.name, kind, p)
+                    if problem:
+                        batch.reject(problem)
+                        continue
                     attrs = attributes(p.attributes)
                     row = {**base, "time": _time(p.time_unix_nano), "time_ns": p.time_unix_nano,
                            "start_ns": p.start_time_unix_nano, "attributes": _dumps(attrs)}

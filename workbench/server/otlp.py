@@ -60,6 +60,10 @@ class OTLPHandler(APIHandler):
             return self.fail(err.status, str(err))
         except StoreBusyError:
             return self.fail(503, "write queue is full, retry later", **{"Retry-After": "1"})
+        if batch.rejected and not batch.accepted:
+            # Nothing valid: per the OTLP spec a 400, so the exporter does not retry it.
+            return self.fail(400, f"no valid items ({batch.rejected} rejected): "
+                             + "; ".join(batch.errors))
         payload, ctype = otlp.encode_response(self.signal, batch, content_type)
         self.set_header("Content-Type", ctype)
         self.finish(payload)
