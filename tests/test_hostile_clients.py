@@ -169,3 +169,29 @@ def test_out_of_range_log_severity_and_histogram_count(guarded):
     assert r.status_code == 200, r.text
     assert ms.ExportMetricsServiceResponse.FromString(r.content).partial_success \
         .rejected_data_points == 1
+
+
+def test_a_login_alone_closes_the_api_to_loopback_too(tmp_path):
+    """--basic-auth without tokens: loopback is no longer trusted (a same-host proxy makes
+    every client loopback). The login cookie opens the API."""
+    served = Served(tmp_path / "login.duckdb", env={"OBSERVATORY_NO_DEMO": "1"},
+                    extra_args=("--basic-auth", "pa55word"), ready_path="/login")
+    try:
+        with httpx.Client(base_url=served.url, timeout=30) as client:
+            assert client.get("/api/health").status_code == 401
+            assert client.post("/v1/traces", content=b"",
+                               headers={"Content-Type": "application/x-protobuf"}
+                               ).status_code == 401
+            client.post("/login", data={"username": "ann", "password": "pa55word"})
+            assert client.get("/api/health").status_code == 200
+    finally:
+        served.stop()
+
+
+def test_listening_on_the_network_without_auth_is_refused():
+    from .test_cli import observatory
+
+    r = observatory("serve", "--address", "0.0.0.0", "--port", "1", "--no-demo",
+                    env={"OBSERVATORY_TOKENS": "", "OBSERVATORY_BASIC_AUTH": ""})
+    assert r.returncode == 2
+    assert "refusing to listen on 0.0.0.0 with no authentication" in r.stderr

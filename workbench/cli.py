@@ -13,6 +13,7 @@ from pathlib import Path
 from . import __version__, config
 
 DASHBOARDS = Path(__file__).resolve().parent.parent / "dashboards"
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 def _db_arg(p: argparse.ArgumentParser) -> None:
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="require a login for the dashboards: one password, or a JSON file "
                        "of user: password (also $OBSERVATORY_BASIC_AUTH); the API then also "
                        "accepts the login cookie")
+    serve.add_argument("--insecure", action="store_true",
+                       help="allow listening on a non-loopback address with no authentication")
     serve.add_argument("--show", action="store_true", help="open a browser")
     serve.set_defaults(func=cmd_serve)
 
@@ -162,9 +165,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     hosts += [o.rsplit(":", 1)[0] for o in args.allow_websocket_origin or []]
     env["OBSERVATORY_ALLOWED_HOSTS"] = ",".join(dict.fromkeys(hosts))
     basic_auth = config.get("OBSERVATORY_BASIC_AUTH", args.basic_auth)
+    if args.address not in LOOPBACK and not (basic_auth or config.api_tokens()) \
+            and not args.insecure:
+        print(f"observatory serve: refusing to listen on {args.address} with no "
+              "authentication: anyone who can reach it could read and write everything. Set "
+              "OBSERVATORY_TOKENS and/or --basic-auth, or pass --insecure if this network "
+              "is yours alone.", file=sys.stderr)
+        return 2
     if basic_auth:
         # Through Panel's environment variables, so the password is not on the command line.
         env["PANEL_BASIC_AUTH"] = basic_auth
+        env["OBSERVATORY_BASIC_AUTH"] = basic_auth  # the API's one auth rule reads it
         env["PANEL_COOKIE_SECRET"] = config.get("OBSERVATORY_COOKIE_SECRET") or (
             secrets.token_urlsafe(32))
     if args.otlp_port:

@@ -23,10 +23,13 @@ def check(handler: RequestHandler) -> tuple[int, str] | None:
     """``None`` when the request may proceed, else ``(status, reason)``.
 
     Accepted: a bearer token from ``OBSERVATORY_TOKENS``; the dashboard's signed login
-    cookie (when the server runs with ``--basic-auth`` or OAuth); or, only while no tokens
-    are configured, any request from a loopback address.
+    cookie (when the server runs with ``--basic-auth`` or OAuth); or, only while no
+    authentication at all is configured, any request from a loopback address. One rule:
+    once tokens or a login are configured, loopback is trusted no more (a same-host
+    reverse proxy makes every client look like loopback).
     """
     tokens = config.api_tokens()
+    login = bool(config.get("OBSERVATORY_BASIC_AUTH") or handler.settings.get("cookie_secret"))
     header = handler.request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
         # Compared as bytes: compare_digest refuses non-ASCII str (a 500 before).
@@ -36,8 +39,10 @@ def check(handler: RequestHandler) -> tuple[int, str] | None:
         return 401, "invalid bearer token"
     if handler.settings.get("cookie_secret") and handler.get_secure_cookie("user"):
         return None
-    if not tokens and _loopback(handler.request.remote_ip):
+    if not tokens and not login and _loopback(handler.request.remote_ip):
         return None
+    if login and not tokens:
+        return 401, "authentication required: log in to the dashboard (or use a bearer token)"
     if not tokens:
         return 403, (
             "no API tokens configured: only loopback clients are accepted "
