@@ -118,6 +118,7 @@ def test_a_run_in_progress_appears_without_reload(server, chromium, output_dir):
             json={"project": "live-demo", "branch": "main", "build": "L-77"},
         )
         run_id = start.json()["run_id"]
+        writer = {"X-Observatory-Run-Secret": start.json()["secret"]}
         page.get_by_role("gridcell", name="L-77", exact=True).first.wait_for(timeout=20_000)
         page.get_by_role("gridcell", name="running", exact=True).first.wait_for(timeout=5_000)
 
@@ -135,8 +136,10 @@ def test_a_run_in_progress_appears_without_reload(server, chromium, output_dir):
             }
             for i in range(5)
         ]
-        httpx.post(f"{server.url}/api/tests/live/{run_id}/results", json={"tests": tests})
-        httpx.post(f"{server.url}/api/tests/live/{run_id}/finish", json={"duration_s": 1.0})
+        httpx.post(f"{server.url}/api/tests/live/{run_id}/results", json={"tests": tests},
+                   headers=writer)
+        httpx.post(f"{server.url}/api/tests/live/{run_id}/finish", json={"duration_s": 1.0},
+                   headers=writer)
         page.get_by_role("gridcell", name="L-77", exact=True).first.click()
         page.get_by_text("live::t3", exact=True).first.wait_for(timeout=20_000)
         page.get_by_text(f"Run {run_id} · live-demo · main · build L-77").wait_for(timeout=20_000)

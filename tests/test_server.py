@@ -75,20 +75,45 @@ def test_bad_uploads_are_refused_and_store_nothing(server, remote, body, headers
 
 
 def test_live_batch_with_one_bad_item_stores_nothing(server, remote):
-    run_id = httpx.post(server.url + "/api/tests/live", json={"project": "live-bad"}).json()[
-        "run_id"
-    ]
+    started = httpx.post(server.url + "/api/tests/live", json={"project": "live-bad"}).json()
+    run_id, writer = started["run_id"], {"X-Observatory-Run-Secret": started["secret"]}
     bad = {
         "tests": [
             {"name": "ok", "attempts": [{"outcome": "passed"}]},
             {"name": "no", "attempts": [{"outcome": "bogus"}]},
         ]
     }
-    r = httpx.post(f"{server.url}/api/tests/live/{run_id}/results", json=bad)
+    r = httpx.post(f"{server.url}/api/tests/live/{run_id}/results", json=bad, headers=writer)
     assert r.status_code == 400 and "tests[1]" in r.json()["error"]
     assert remote.query("run_results", run_id=run_id).empty
     missing = httpx.post(f"{server.url}/api/tests/live/live-nope/finish", json={})
     assert missing.status_code == 404
+
+
+def test_a_live_run_is_written_only_by_its_starter_and_only_while_running(server, remote):
+    started = httpx.post(server.url + "/api/tests/live", json={"project": "live-own"}).json()
+    run_id, writer = started["run_id"], {"X-Observatory-Run-Secret": started["secret"]}
+    batch = {"tests": [{"name": "t", "attempts": [{"outcome": "passed", "duration_s": 0.1}]}]}
+    url = f"{server.url}/api/tests/live/{run_id}"
+    for headers in ({}, {"X-Observatory-Run-Secret": "guess"}):
+        r = httpx.post(f"{url}/results", json=batch, headers=headers)
+        assert r.status_code == 403 and "only the client that started" in r.json()["error"]
+        assert httpx.post(f"{url}/finish", json={}, headers=headers).status_code == 403
+    negative = {"tests": [{"name": "t", "attempts": [{"outcome": "passed",
+                                                      "duration_s": -5}]}]}
+    r = httpx.post(f"{url}/results", json=negative, headers=writer)
+    assert r.status_code == 400 and "duration_s" in r.json()["error"]
+    assert httpx.post(f"{url}/results", json=batch, headers=writer).status_code == 200
+    assert httpx.post(f"{url}/finish", json={"duration_s": 1}, headers=writer).status_code == 200
+    late = httpx.post(f"{url}/results", json=batch, headers=writer)
+    assert late.status_code == 409 and "only while a run is running" in late.json()["error"]
+    # A complete report is not a live run at all: nobody can append to it.
+    report = httpx.post(server.url + "/api/tests/reports", params={"project": "fixed"},
+                        content=b'<testsuite><testcase name="a"/></testsuite>').json()
+    r = httpx.post(f"{server.url}/api/tests/live/{report['run_id']}/results", json=batch,
+                   headers=writer)
+    assert r.status_code == 403
+    assert int(remote.query("run", run_id=run_id).tests.iloc[0]) == 1
 
 
 def test_unknown_query_is_a_clear_error(remote):

@@ -43,8 +43,11 @@ def parse_batch(body: bytes | dict, source: str) -> ParsedRun:
                     f"{source}: {where}.attempts[{j}].outcome must be one of {', '.join(OUTCOMES)}"
                 )
             dur = a.get("duration_s")
-            if dur is not None and not isinstance(dur, int | float):
-                raise IngestError(f"{source}: {where}.attempts[{j}].duration_s must be a number")
+            if dur is not None and (not isinstance(dur, int | float) or isinstance(dur, bool)
+                                    or not 0 <= dur < 1e9):
+                raise IngestError(
+                    f"{source}: {where}.attempts[{j}].duration_s must be a number of seconds "
+                    "from 0 to 1e9")
             parsed.append(
                 Attempt(
                     a["outcome"],

@@ -13,6 +13,10 @@ RUN_META_KEYS = ("project", "branch", "commit", "variant", "build", "build_url",
                  "source")
 
 
+#: The header a live run's writer sends with the secret its start returned (server API).
+RUN_SECRET_HEADER = "X-Observatory-Run-Secret"
+
+
 class IntakeError(RuntimeError):
     """A write that could not be delivered; the message is one line saying why."""
 
@@ -61,8 +65,9 @@ class Intake:
     def flush(self) -> None:
         """Send whatever :meth:`submit_report` still holds back."""
 
-    def live_start(self, meta: dict[str, Any]) -> str:
-        """Open a live run (status ``running``); return its id."""
+    def live_start(self, meta: dict[str, Any], secret_sha256: str | None = None) -> str:
+        """Open a live run (status ``running``); return its id. ``secret_sha256``: the hash
+        of the secret its writer must present (the server's routes use it)."""
         raise NotImplementedError
 
     def live_append(self, run_id: str, tests: list[dict[str, Any]]) -> int:

@@ -94,10 +94,10 @@ class LocalIntake(Intake):
         return {"ok": True, "path": name, "run_id": run_id, "duplicate": not created,
                 **run.counts(), "warnings": run.warnings}
 
-    def live_start(self, meta: dict[str, Any]) -> str:
+    def live_start(self, meta: dict[str, Any], secret_sha256: str | None = None) -> str:
         run_id = "live-" + uuid.uuid4().hex[:12]
         return writes.start_live_run(self.store, run_id, {k: meta.get(k) for k in RUN_META_KEYS},
-                                     block=self._block)
+                                     block=self._block, secret_sha256=secret_sha256)
 
     def live_append(self, run_id: str, tests: list[dict[str, Any]] | bytes) -> int:
         body = tests if isinstance(tests, bytes | bytearray) else {"tests": tests}

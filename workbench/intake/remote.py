@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from ..ingest.ci_env import detect
-from .base import RUN_META_KEYS, Intake, IntakeError, done, failed
+from .base import RUN_META_KEYS, RUN_SECRET_HEADER, Intake, IntakeError, done, failed
 
 _NOT_API = (
     "{url} answered {what} with HTTP {status} and no workbench JSON: it is not serving the "
@@ -26,6 +26,7 @@ class RemoteIntake(Intake):
         self.where = url.rstrip("/")
         self.created = False
         self._http = http_client(url, token, timeout)
+        self._secrets: dict[str, str] = {}  # run id → the secret its start returned
 
     def _call(self, method: str, path: str, **kw: Any) -> tuple[int, dict]:
         """``(status, JSON body)``; an unreachable or non-workbench server raises."""
@@ -64,16 +65,21 @@ class RemoteIntake(Intake):
             return done(failed(name, body.get("error") or f"{name}: HTTP {status}"))
         return done({**body, "path": name})
 
-    def live_start(self, meta: dict[str, Any]) -> str:
-        return self._ok("POST", "/api/tests/live",
-                        json={k: meta.get(k) for k in RUN_META_KEYS})["run_id"]
+    def live_start(self, meta: dict[str, Any], secret_sha256: str | None = None) -> str:
+        body = self._ok("POST", "/api/tests/live", json={k: meta.get(k) for k in RUN_META_KEYS})
+        self._secrets[body["run_id"]] = body.get("secret", "")
+        return body["run_id"]
+
+    def _writer(self, run_id: str) -> dict[str, str]:
+        return {RUN_SECRET_HEADER: self._secrets.get(run_id, "")}
 
     def live_append(self, run_id: str, tests: list[dict[str, Any]]) -> int:
-        return self._ok("POST", f"/api/tests/live/{run_id}/results", json={"tests": tests})[
-            "stored"]
+        return self._ok("POST", f"/api/tests/live/{run_id}/results", json={"tests": tests},
+                        headers=self._writer(run_id))["stored"]
 
     def live_finish(self, run_id: str, duration_s: float | None) -> None:
-        self._ok("POST", f"/api/tests/live/{run_id}/finish", json={"duration_s": duration_s})
+        self._ok("POST", f"/api/tests/live/{run_id}/finish", json={"duration_s": duration_s},
+                 headers=self._writer(run_id))
 
     def telemetry(self, signal: str, data: bytes, content_type: str | None) -> int:
         """POST one OTLP request to the server's receiver; -1: the count is the server's."""

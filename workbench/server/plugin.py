@@ -6,8 +6,11 @@ and does its parsing and writing off the event loop.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import secrets
 from datetime import datetime
 
 import pyarrow as pa
@@ -15,6 +18,8 @@ from tornado.web import Application
 
 from .. import config, ingest
 from ..intake import RUN_META_KEYS
+from ..intake.base import RUN_SECRET_HEADER
+from ..store import writes
 from .otlp import OTLP_ROUTES
 from .plugin_base import APIHandler
 from .state import get_intake, get_store
@@ -56,18 +61,41 @@ class LiveStartHandler(APIHandler):
     async def post(self) -> None:
         def work() -> dict:
             meta = _json_object(self.body(), "live run")
-            return {"ok": True, "run_id": get_intake().live_start(meta)}
+            # Only the client that started a run may write it: it alone gets the secret.
+            secret = secrets.token_urlsafe(24)
+            run_id = get_intake().live_start(meta, secret_sha256=_sha256(secret))
+            return {"ok": True, "run_id": run_id, "secret": secret}
 
         result = await self.run(work)
         if result is not None:
             self.finish(result)
 
 
-class LiveResultsHandler(APIHandler):
+def _sha256(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class LiveWriteHandler(APIHandler):
+    """A write to a live run: only with the secret its start returned."""
+
+    def check_writer(self, run_id: str) -> None:
+        expected = writes.live_writer_hash(get_store(), run_id)
+        given = self.request.headers.get(RUN_SECRET_HEADER, "")
+        if expected is None:
+            if get_store().query("run", run_id=run_id).empty:
+                raise KeyError(f"no run {run_id!r}")
+            raise PermissionError(f"run {run_id!r} takes no results through the API")
+        if not hmac.compare_digest(_sha256(given), expected):
+            raise PermissionError(f"run {run_id!r}: missing or wrong {RUN_SECRET_HEADER} "
+                                  "(only the client that started a run may write it)")
+
+
+class LiveResultsHandler(LiveWriteHandler):
     """``POST /api/tests/live/{run_id}/results`` with a batch of finished tests."""
 
     async def post(self, run_id: str) -> None:
         def work() -> dict:
+            self.check_writer(run_id)
             return {"ok": True, "stored": get_intake().live_append(run_id, self.body())}
 
         result = await self.run(work)
@@ -75,14 +103,13 @@ class LiveResultsHandler(APIHandler):
             self.finish(result)
 
 
-class LiveFinishHandler(APIHandler):
+class LiveFinishHandler(LiveWriteHandler):
     """``POST /api/tests/live/{run_id}/finish`` with ``{"duration_s"}``."""
 
     async def post(self, run_id: str) -> None:
         def work() -> dict:
+            self.check_writer(run_id)
             body = _json_object(self.body(), f"live run {run_id}")
-            if get_store().query("run", run_id=run_id).empty:
-                raise KeyError(f"no run {run_id!r}")
             get_intake().live_finish(run_id, body.get("duration_s"))
             return {"ok": True}
 

@@ -8,7 +8,7 @@ from tornado.ioloop import IOLoop
 from tornado.web import RequestHandler
 
 from .. import ingest
-from ..store import StoreBusyError
+from ..store import RunStateError, StoreBusyError
 from . import auth, guard
 from .bodies import BodyError, decode
 
@@ -47,6 +47,10 @@ class APIHandler(RequestHandler):
             self.fail(400, str(err))
         except StoreBusyError:
             self.fail(503, "write queue is full, retry later", **{"Retry-After": "1"})
+        except RunStateError as err:
+            self.fail(409, str(err))
+        except PermissionError as err:
+            self.fail(403, str(err))
         except KeyError as err:
             self.fail(404, str(err.args[0]) if err.args else "not found")
         except ValueError as err:

@@ -121,4 +121,20 @@ MIGRATIONS.append(
     )
 )
 
+# v3: who may write a live run. The server hands the client that starts a run a secret and
+# keeps only its SHA-256; appends and the finish must present the secret.
+MIGRATIONS.append(
+    (
+        3,
+        [
+            """
+            CREATE TABLE live_writers (
+                run_id VARCHAR PRIMARY KEY,
+                secret_sha256 VARCHAR NOT NULL
+            )
+            """,
+        ],
+    )
+)
+
 LATEST = MIGRATIONS[-1][0]

@@ -30,6 +30,10 @@ class StoreBusyError(RuntimeError):
     """The write queue is full; the caller should retry later."""
 
 
+class RunStateError(RuntimeError):
+    """A write the run's state does not allow (results for a run that is not running)."""
+
+
 def _locked_message(path: Path, err: Exception) -> str:
     import json
 

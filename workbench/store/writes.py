@@ -163,13 +163,38 @@ def submit_runs(
     return ids, store.submit(write, block=block)
 
 
+def _require_running(cur: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    from .store import RunStateError
+
+    row = cur.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    if not row:
+        raise KeyError(f"no run {run_id!r}")
+    if row[0][0] != "running":
+        raise RunStateError(f"run {run_id!r} is {row[0][0]}: results are taken only while a "
+                            "run is running")
+
+
+def live_writer_hash(store: Store, run_id: str) -> str | None:
+    """The secret hash a live run's writer must match; not a named query, so the query API
+    never serves it."""
+    cur = store.cursor()
+    try:
+        row = cur.execute("SELECT secret_sha256 FROM live_writers WHERE run_id = ?",
+                          [run_id]).fetchall()
+    finally:
+        cur.close()
+    return row[0][0] if row else None
+
+
 def append_results(store: Store, run_id: str, run: ParsedRun, block: bool = True) -> int:
-    """Add a batch of finished tests to a live run and refresh its counts."""
+    """Add a batch of finished tests to a live run and refresh its counts.
+
+    Only while the run is ``running`` (a complete report or a finished run is final).
+    """
     results, sigs = run.tables()
 
     def write(cur: duckdb.DuckDBPyConnection) -> int:
-        if not cur.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchall():
-            raise KeyError(f"no run {run_id!r}")
+        _require_running(cur, run_id)
         _insert_arrow(cur, "results", _with_run_id(results, run_id))
         if sigs.num_rows:
             _insert_arrow(cur, "signatures", sigs, "OR IGNORE")
@@ -199,8 +224,12 @@ def _refresh_counts(cur: duckdb.DuckDBPyConnection, run_id: str) -> None:
     )
 
 
-def start_live_run(store: Store, run_id: str, meta: dict[str, Any], block: bool = True) -> str:
-    """Create an empty run in status ``running`` (the pytest plugin's first call)."""
+def start_live_run(store: Store, run_id: str, meta: dict[str, Any], block: bool = True,
+                   secret_sha256: str | None = None) -> str:
+    """Create an empty run in status ``running`` (the pytest plugin's first call).
+
+    ``secret_sha256``: the hash of the secret its writer must present (server API).
+    """
     row = {c: None for c in _RUN_COLUMNS}
     row.update(
         run_id=run_id,
@@ -227,6 +256,8 @@ def start_live_run(store: Store, run_id: str, meta: dict[str, Any], block: bool 
         cols = ", ".join(_RUN_COLUMNS)
         marks = ", ".join("?" * len(_RUN_COLUMNS))
         cur.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", [row[c] for c in _RUN_COLUMNS])
+        if secret_sha256:
+            cur.execute("INSERT INTO live_writers VALUES (?, ?)", [run_id, secret_sha256])
         return run_id
 
     return store.write(write, block=block)
@@ -238,6 +269,7 @@ def finish_live_run(
     """Mark a live run complete."""
 
     def write(cur: duckdb.DuckDBPyConnection) -> None:
+        _require_running(cur, run_id)
         _refresh_counts(cur, run_id)
         cur.execute(
             "UPDATE runs SET status = 'complete', duration_s = ? WHERE run_id = ?",
@@ -257,6 +289,7 @@ def delete_run(store: Store, run_id: str, block: bool = True) -> bool:
         if not cur.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchall():
             return False
         cur.execute("DELETE FROM results WHERE run_id = ?", [run_id])
+        cur.execute("DELETE FROM live_writers WHERE run_id = ?", [run_id])
         cur.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
         return True
 
