@@ -17,17 +17,20 @@ from .. import config
 from ..ingest import otlp
 from ..store import StoreBusyError
 from .bodies import BodyError, decode
-from .plugin_base import APIHandler
+from .plugin_base import UploadHandler
 from .state import get_intake
 
 _GRPC_CODES = {400: 3, 401: 16, 403: 7, 413: 8, 415: 3, 429: 8, 503: 14}
 
 
-class OTLPHandler(APIHandler):
+class OTLPHandler(UploadHandler):
     """One handler class per signal (``signal`` is set by the route)."""
 
     def initialize(self, signal: str) -> None:
         self.signal = signal
+
+    def body_limit(self) -> int:
+        return config.get("OBSERVATORY_OTLP_MAX_BYTES")
 
     def fail(self, status: int, message: str, **headers: str) -> None:
         for k, v in headers.items():
@@ -47,10 +50,9 @@ class OTLPHandler(APIHandler):
     async def post(self) -> None:
         content_type = self.request.headers.get("Content-Type")
         encoding = self.request.headers.get("Content-Encoding")
-        body = self.request.body
 
         def work():
-            data = decode(body, encoding, config.get("OBSERVATORY_OTLP_MAX_BYTES"))
+            data = decode(self.raw_body(), encoding, config.get("OBSERVATORY_OTLP_MAX_BYTES"))
             return get_intake().submit_telemetry(self.signal, data, content_type)
 
         try:

@@ -21,7 +21,7 @@ from ..intake import RUN_META_KEYS
 from ..intake.base import RUN_SECRET_HEADER
 from ..store import writes
 from .otlp import OTLP_ROUTES
-from .plugin_base import APIHandler
+from .plugin_base import APIHandler, UploadHandler
 from .state import get_intake, get_store
 
 log = logging.getLogger("workbench.server")
@@ -37,7 +37,7 @@ def _json_object(body: bytes, what: str) -> dict:
     return value
 
 
-class ReportHandler(APIHandler):
+class ReportHandler(UploadHandler):
     """``POST /api/tests/reports?project=…&branch=…`` with a report file as the body."""
 
     async def post(self) -> None:

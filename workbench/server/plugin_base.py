@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from tornado.ioloop import IOLoop
-from tornado.web import RequestHandler
+from tornado.web import RequestHandler, stream_request_body
 
-from .. import ingest
+from .. import config, ingest
 from ..store import RunStateError, StoreBusyError
 from . import auth, guard
 from .bodies import BodyError, decode
@@ -34,8 +34,12 @@ class APIHandler(RequestHandler):
     def check_xsrf_cookie(self) -> None:  # token/loopback-authenticated API, not a form
         pass
 
+    def raw_body(self) -> bytes:
+        """The request body as sent (streamed uploads gather their chunks)."""
+        return self.request.body
+
     def body(self) -> bytes:
-        return decode(self.request.body, self.request.headers.get("Content-Encoding"))
+        return decode(self.raw_body(), self.request.headers.get("Content-Encoding"))
 
     async def run(self, fn, *args: Any) -> Any:
         """Run ``fn`` off the loop, mapping failures to HTTP statuses."""
@@ -56,3 +60,37 @@ class APIHandler(RequestHandler):
         except ValueError as err:
             self.fail(400, str(err))
         return None
+
+
+@stream_request_body
+class UploadHandler(APIHandler):
+    """A handler for large bodies (reports, OTLP): its own size limit instead of Tornado's
+    100 MB default, and a 413 that says so.
+
+    A body over the limit is read on and thrown away (up to twice the limit) so that the
+    client can read the 413: a connection reset mid-upload is what exporters retry forever.
+    Nothing past the limit is kept in memory.
+    """
+
+    def body_limit(self) -> int:
+        return config.get("OBSERVATORY_MAX_BODY_BYTES")
+
+    def prepare(self) -> None:
+        self._chunks: list[bytes] = []
+        self._size = 0
+        super().prepare()
+        if not self._finished:
+            self.request.connection.set_max_body_size(2 * self.body_limit())
+
+    def data_received(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._size <= self.body_limit():
+            self._chunks.append(chunk)
+        else:
+            self._chunks = []  # over the limit: keep reading, keep nothing
+
+    def raw_body(self) -> bytes:
+        limit = self.body_limit()
+        if self._size > limit:
+            raise BodyError(413, f"body of {self._size} bytes is over the {limit}-byte limit")
+        return b"".join(self._chunks)

@@ -126,7 +126,7 @@ class Durations(LazyView):
         self._chart.object = None if top.empty else hv.Bars(
             top.assign(test=top["test_id"].str.slice(-60)), "test", "median_s").opts(
             invert_axes=True, responsive=True, height=420, color="#3b7dd8",
-            xlabel="", ylabel="median seconds", title="Slowest tests (median, s)",
+            xlabel="", ylabel="median seconds", title="Slowest (median s)",
             tools=["hover"], fontsize={"yticks": 8})
 
     def _open(self, widget, event) -> None:
