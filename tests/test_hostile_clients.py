@@ -103,7 +103,7 @@ def _otlp(guarded, signal, msg):
                                "Authorization": "Bearer tok"})
 
 
-def _spans(*specs):
+def _spans(*specs, trace: int = 7):
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as ts
 
     req = ts.ExportTraceServiceRequest()
@@ -112,7 +112,7 @@ def _spans(*specs):
     kv.key, kv.value.string_value = "service.name", "range-check"
     ss = rs.scope_spans.add()
     for i, spec in enumerate(specs):
-        s = ss.spans.add(name=f"span-{spec.get('tag', i)}", trace_id=bytes([7] * 16),
+        s = ss.spans.add(name=f"span-{spec.get('tag', i)}", trace_id=bytes([trace] * 16),
                          span_id=(1000 + i).to_bytes(8, "big"),
                          start_time_unix_nano=1_790_000_000_000_000_000,
                          end_time_unix_nano=1_790_000_000_100_000_000)
@@ -241,3 +241,41 @@ def test_uploads_past_tornados_default_are_read(guarded):
                    headers={"Authorization": "Bearer tok"}, timeout=120)
     assert r.status_code == 400
     assert "not a recognised test report" in r.json()["error"]
+
+
+def test_a_resent_request_is_stored_once(guarded):
+    """Exporters retry a request whose reply was lost: every span, event, link, log record
+    and metric point of it is stored once, however often it arrives."""
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as ls
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as ms
+
+    from workbench.client import RemoteStore
+
+    traces = _spans({"tag": "resent-a"}, {"tag": "resent-b"}, trace=8)
+    span = traces.resource_spans[0].scope_spans[0].spans[0]
+    span.events.add(name="retry-event", time_unix_nano=1_790_000_000_050_000_000)
+    span.links.add(trace_id=bytes([9] * 16), span_id=bytes([9] * 8))
+    twice = traces.resource_spans[0].scope_spans[0].spans.add()
+    twice.CopyFrom(traces.resource_spans[0].scope_spans[0].spans[1])  # the same span, twice
+    logs = ls.ExportLogsServiceRequest()
+    lr = logs.resource_logs.add().scope_logs.add().log_records.add(
+        time_unix_nano=1_790_000_000_000_000_000, severity_number=9)
+    lr.body.string_value = "resent-log"
+    metrics = ms.ExportMetricsServiceRequest()
+    m = metrics.resource_metrics.add().scope_metrics.add().metrics.add(name="resent.metric")
+    m.sum.aggregation_temporality, m.sum.is_monotonic = 2, True
+    m.sum.data_points.add(time_unix_nano=1_790_000_000_000_000_000, as_int=5)
+    for _ in range(3):
+        assert _otlp(guarded, "traces", traces).status_code == 200
+        assert _otlp(guarded, "logs", logs).status_code == 200
+        assert _otlp(guarded, "metrics", metrics).status_code == 200
+    assert _stored(guarded, "span-resent-") == 2
+    with RemoteStore(guarded.url, token="tok") as r:
+        counts = r.query("telemetry_counts").iloc[0]
+        assert int(r.query("logs_search", text="resent-log").shape[0]) == 1
+        assert int(r.query("metric_names").set_index("name").at["resent.metric", "points"]) == 1
+    trace_id = bytes([8] * 16).hex()
+    with RemoteStore(guarded.url, token="tok") as r:
+        spans = r.query("trace_spans", trace_id=trace_id)
+    assert int(spans[spans.name == "span-resent-a"].events.iloc[0]) == 1
+    assert int(counts.span_events) == 1

@@ -296,8 +296,73 @@ def delete_run(store: Store, run_id: str, block: bool = True) -> bool:
     return store.write(write, block=block)
 
 
+#: What makes a telemetry row the same row when an exporter sends it again (a retry after
+#: a lost reply): (identity columns, the time column whose range bounds the search). A
+#: span is its trace and span id; the rest are their content. The time column is part of
+#: every identity, so a resend is looked for only among rows of the batch's time range
+#: (DuckDB skips the other row groups by their min/max).
+_IDENTITY = {
+    "spans": (("trace_id", "span_id", "start_ns"), "start_ns"),
+    "span_events": (("trace_id", "span_id", "time_ns", "name", "attributes"), "time_ns"),
+    "logs": (("time_ns", "observed_ns", "severity_number", "body", "trace_id", "span_id",
+              "event_name", "resource", "attributes"), "time_ns"),
+    "metric_points": (("name", "time_ns", "start_ns", "type", "value", "count", "sum",
+                       "resource", "attributes"), "time_ns"),
+}
+
+
+#: Identity columns never null in that table, compared with plain equality (a hash join);
+#: the others with IS NOT DISTINCT FROM (a log's trace id, say, is often null).
+_NOT_NULL = {
+    "spans": {"trace_id", "span_id", "start_ns"},
+    "span_events": {"trace_id", "span_id", "time_ns"},
+    "logs": {"time_ns"},
+    "metric_points": {"name", "time_ns"},
+}
+
+
+def _insert_new(cur: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> int:
+    """Insert the rows of ``data`` that are not stored yet (nor repeated within it)."""
+    import pyarrow.compute as pc
+
+    keys, when = _IDENTITY[table]
+    keys = [k for k in keys if k in data.column_names]  # a batch has the columns it uses
+    bounds = pc.min_max(data.column(when))
+    lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+    match = " AND ".join(
+        f"s.{k} = n.{k}" if k in _NOT_NULL[table] else f"s.{k} IS NOT DISTINCT FROM n.{k}"
+        for k in keys)
+    # Repeats inside one request are rare; only then is the window needed.
+    repeated = data.group_by(keys).aggregate([]).num_rows < data.num_rows
+    once = (f"QUALIFY row_number() OVER (PARTITION BY {', '.join('n.' + k for k in keys)}) = 1"
+            if repeated else "")
+    name = f"_arrow_{next(_names)}"
+    cur.register(name, data)
+    try:
+        cur.execute(
+            f"""
+            INSERT INTO {table} BY NAME
+            SELECT n.* FROM {name} n
+            WHERE NOT EXISTS (
+                SELECT 1 FROM {table} s
+                WHERE s.{when} BETWEEN ? AND ? AND {match}
+            )
+            {once}
+            """,
+            [lo, hi],
+        )
+        return cur.fetchone()[0]
+    finally:
+        cur.unregister(name)
+
+
 def submit_telemetry(store: Store, tables: dict[str, list[dict[str, Any]]]) -> Future:
     """Queue decoded OTLP rows (one request) as one write; never blocks.
+
+    A request sent again (an exporter retrying after a lost reply) stores nothing twice:
+    spans are identified by trace and span id, events, log records and metric points by
+    their content; links are stored with their span, once. The future holds the number of
+    rows that were new.
 
     Raises :class:`~workbench.store.StoreBusyError` when the write queue is full, which the
     receiver answers with 503 and ``Retry-After``.
@@ -305,8 +370,38 @@ def submit_telemetry(store: Store, tables: dict[str, list[dict[str, Any]]]) -> F
     arrow = {t: pa.Table.from_pylist(rows) for t, rows in tables.items() if rows}
 
     def write(cur: duckdb.DuckDBPyConnection) -> int:
+        stored = 0
+        links = arrow.get("span_links")
+        if links is not None and "spans" in arrow:
+            # A link belongs to its span: keep those of spans this request adds.
+            known = _stored_span_keys(cur, arrow["spans"])
+            if known:
+                keep = [(t, s) not in known for t, s in zip(
+                    links.column("trace_id").to_pylist(), links.column("span_id").to_pylist(),
+                    strict=True)]
+                links = links.filter(pa.array(keep))
         for table, data in arrow.items():
-            _insert_arrow(cur, table, data)
-        return sum(t.num_rows for t in arrow.values())
+            if table == "span_links":
+                continue
+            stored += _insert_new(cur, table, data)
+        if links is not None and links.num_rows:
+            _insert_arrow(cur, "span_links", links)
+            stored += links.num_rows
+        return stored
 
     return store.submit(write, block=False)
+
+
+def _stored_span_keys(cur: duckdb.DuckDBPyConnection, spans: pa.Table) -> set[tuple]:
+    name = f"_arrow_{next(_names)}"
+    cur.register(name, spans)
+    try:
+        lo, hi = cur.execute(f"SELECT min(start_ns), max(start_ns) FROM {name}").fetchone()
+        rows = cur.execute(
+            f"""SELECT DISTINCT s.trace_id, s.span_id FROM spans s JOIN {name} n
+                ON s.trace_id = n.trace_id AND s.span_id = n.span_id
+                AND s.start_ns IS NOT DISTINCT FROM n.start_ns
+                WHERE s.start_ns BETWEEN ? AND ?""", [lo, hi]).fetchall()
+    finally:
+        cur.unregister(name)
+    return set(rows)
