@@ -279,3 +279,18 @@ def test_a_resent_request_is_stored_once(guarded):
         spans = r.query("trace_spans", trace_id=trace_id)
     assert int(spans[spans.name == "span-resent-a"].events.iloc[0]) == 1
     assert int(counts.span_events) == 1
+
+
+def test_pages_carry_security_headers_and_components_import_nothing(guarded):
+    page = httpx.get(f"{guarded.url}/login", follow_redirects=True)
+    for r in (page, httpx.get(f"{guarded.url}/static/js/bokeh.min.js")):
+        assert r.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+    # Panel's component route imported any module a request named (`this` printed the
+    # Zen of Python into the log); now only modules already loaded are looked at.
+    r = httpx.get(f"{guarded.url}/components/this/X/__css__/a.css")
+    assert r.status_code == 404
+    r = httpx.get(f"{guarded.url}/components/antigravity/X/__css__/a.css")
+    assert r.status_code == 404
+    assert "Beautiful is better than ugly" not in guarded.log.read_text()

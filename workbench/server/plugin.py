@@ -20,6 +20,7 @@ from .. import config, ingest
 from ..intake import RUN_META_KEYS
 from ..intake.base import RUN_SECRET_HEADER
 from ..store import writes
+from . import pages
 from .otlp import OTLP_ROUTES
 from .plugin_base import APIHandler, UploadHandler
 from .state import get_intake, get_store
@@ -207,6 +208,8 @@ ROUTES = [
     (r"/api/query/(\w+)", QueryHandler, {}),
     *OTLP_ROUTES,
 ]
+
+pages.install()
 
 # Open (and on first start fill) the database when the server starts, not on the first
 # page view, so a locked or unreadable file stops the server with a clear message.
