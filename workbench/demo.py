@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 
 from .config import utcnow
 from .ingest import Attempt, ParsedRun, parse_bytes
-from .store.writes import insert_run
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -294,9 +293,18 @@ def load_demo(
     end = end or utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
     batches = [_project_runs(p, end, seed=17 + n) for n, p in enumerate(PROJECTS)]
     runs = [r for batch in batches for r in batch] + _sample_runs(end)
+    from .intake import LocalIntake
+
+    # Through the intake like every other writer (the demo has parsed runs, not files).
+    intake = LocalIntake(store, ci_env={})
+    pending = [intake.submit_parsed(run, meta) for run, meta in runs]
+    intake.flush()
     stored = 0
-    for n, (run, meta) in enumerate(runs, 1):
-        stored += insert_run(store, run, meta)[1]
+    for n, fut in enumerate(pending, 1):
+        result = fut.result()
+        if not result["ok"]:
+            raise RuntimeError(f"demo run not stored: {result['error']}")
+        stored += not result["duplicate"]
         if progress:
             progress(n, len(runs))
     counts = store.query("telemetry_counts").iloc[0]

@@ -22,7 +22,6 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from .config import utcnow
 from .ingest import otlp
-from .store.writes import submit_telemetry
 
 if TYPE_CHECKING:
     from .store import Store
@@ -195,9 +194,11 @@ def load_demo_telemetry(store: Store, end: datetime | None = None) -> int:
     rng = random.Random(29)
     requests = [*(r for svc in CODING_AGENTS for r in _coding_agent(svc, rng, end)),
                 *_sdk_agent(rng, end)]
+    from .intake import LocalIntake
+
+    # As an agent would send it: serialised, then decoded by the receiver's own path.
+    intake = LocalIntake(store, ci_env={})
     total = 0
     for signal, msg in requests:
-        batch = otlp.flatten(signal, msg)
-        submit_telemetry(store, batch.tables).result()
-        total += batch.accepted
+        total += intake.telemetry(signal, msg.SerializeToString(), otlp.PROTOBUF)
     return total

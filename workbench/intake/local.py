@@ -16,6 +16,7 @@ from .base import RUN_META_KEYS, Intake, done, failed
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from ..ingest import ParsedRun
     from ..store import Store
 
 
@@ -59,7 +60,12 @@ class LocalIntake(Intake):
             meta = run_metadata(run.meta, flags, env=self._env)
         except (IngestError, ValueError) as err:
             return done(failed(name, str(err)))
-        summary = {"path": name, "ok": True, **run.counts(), "warnings": run.warnings}
+        return self.submit_parsed(run, meta, name)
+
+    def submit_parsed(self, run: ParsedRun, meta: dict[str, Any], name: str = "") -> Future:
+        """Queue a run that is already parsed, with its final metadata (the demo's path)."""
+        summary = {"path": name or run.source, "ok": True, **run.counts(),
+                   "warnings": run.warnings}
         out: Future = Future()
         self._chunk.append((run, meta, summary, out))
         self._rows += run.attempt_count
@@ -121,8 +127,11 @@ class LocalIntake(Intake):
         return batch, writes.submit_telemetry(self.store, batch.tables)
 
     def telemetry(self, signal: str, data: bytes, content_type: str | None) -> int:
-        _, written = self.submit_telemetry(signal, data, content_type)
-        return written.result()
+        """Store one request; return the items the receiver accepted (spans, records,
+        points), as an exporter's response counts them."""
+        batch, written = self.submit_telemetry(signal, data, content_type)
+        written.result()
+        return batch.accepted
 
     def delete_run(self, run_id: str) -> bool:
         return writes.delete_run(self.store, run_id, block=self._block)
