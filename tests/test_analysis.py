@@ -187,3 +187,21 @@ def test_compare_against_a_named_run(store):
         "suite::x": "still failing",
         "suite::y": "new failure",
     }
+
+
+def test_a_live_run_shows_the_tests_running_now(store):
+    from workbench.intake import LocalIntake
+    from workbench.models import TestAnalytics
+
+    intake = LocalIntake(store)
+    run = intake.live_start({"project": "p"})
+    m = TestAnalytics(store=store, window="all time", run_id=run)
+    before = store.query("data_version").iloc[0].tolist()
+    intake.live_append(run, [], running=["c::slow", "c::other"])
+    assert m.running_tests().test_id.tolist() == ["c::other", "c::slow"]
+    assert store.query("data_version").iloc[0].tolist() != before  # dashboards refresh
+    intake.live_append(run, [{"classname": "c", "name": "other",
+                              "attempts": [{"outcome": "passed"}]}], running=["c::slow"])
+    assert m.running_tests().test_id.tolist() == ["c::slow"]
+    intake.live_finish(run, 1.0)
+    assert m.running_tests().empty

@@ -169,3 +169,37 @@ def test_ingest_url_at_a_server_without_the_api_says_what_is_wrong(report):
     assert "Expecting value" not in r.stderr
     assert "not serving the workbench API" in r.stderr
     assert "--plugins workbench.server.plugin" in r.stderr
+
+
+def test_the_plugin_reports_the_test_running_now(held, tmp_path):
+    """A real pytest run with a slow test: while it runs, the workbench knows which test
+    has started; once the run ends nothing is left running."""
+    import time
+
+    from workbench.client import RemoteStore
+
+    project = tmp_path / "slowproj"
+    (project / "tests").mkdir(parents=True)
+    (project / "tests" / "test_s.py").write_text(
+        "import time\n\ndef test_fast():\n    pass\n\ndef test_slow():\n    time.sleep(4)\n")
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                             "--observatory-url", held.url, "--observatory-project", "slowproj"],
+                            cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    seen = []
+    try:
+        with RemoteStore(held.url) as r:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not seen:
+                runs = r.query("runs", project="slowproj", limit=5)
+                if not runs.empty:
+                    seen = r.query("running_tests", run_id=runs.run_id.iloc[0]).test_id.tolist()
+                time.sleep(0.3)
+            assert proc.wait(60) == 0
+            assert seen == ["tests.test_s::test_slow"]
+            run_id = r.query("runs", project="slowproj", limit=5).run_id.iloc[0]
+            assert r.query("running_tests", run_id=run_id).empty
+            assert r.query("run", run_id=run_id).tests.iloc[0] == 2
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()

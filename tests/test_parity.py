@@ -38,6 +38,7 @@ def _params(store: Store) -> dict[str, dict]:
     counter = store.sql("SELECT name FROM metric_points WHERE type = 'sum' LIMIT 1").name[0]
     return {
         "base_run": {"run_id": run}, "final_outcomes": {"run_id": run}, "run": {"run_id": run},
+        "running_tests": {"run_id": run},
         "run_results": {"run_id": run},
         "cluster_failures": {"signature": failing.signature[0]},
         "duration_trend": {"test_id": failing.test_id[0]},

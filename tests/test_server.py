@@ -104,7 +104,13 @@ def test_a_live_run_is_written_only_by_its_starter_and_only_while_running(server
     r = httpx.post(f"{url}/results", json=negative, headers=writer)
     assert r.status_code == 400 and "duration_s" in r.json()["error"]
     assert httpx.post(f"{url}/results", json=batch, headers=writer).status_code == 200
+    slow = {"tests": [], "running": ["live::slow"]}
+    assert httpx.post(f"{url}/results", json=slow, headers=writer).status_code == 200
+    assert remote.query("running_tests", run_id=run_id).test_id.tolist() == ["live::slow"]
+    bad = httpx.post(f"{url}/results", json={"tests": [], "running": "x"}, headers=writer)
+    assert bad.status_code == 400 and "running must be a list" in bad.json()["error"]
     assert httpx.post(f"{url}/finish", json={"duration_s": 1}, headers=writer).status_code == 200
+    assert remote.query("running_tests", run_id=run_id).empty
     late = httpx.post(f"{url}/results", json=batch, headers=writer)
     assert late.status_code == 409 and "only while a run is running" in late.json()["error"]
     # A complete report is not a live run at all: nobody can append to it.

@@ -11,6 +11,7 @@ Retries by pytest-rerunfailures are kept as attempts of one test.
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from typing import Any
@@ -84,9 +85,14 @@ class Recorder:
 
         self.phases = PhaseAssembler()
         self.batch: list[dict] = []
+        self.running: dict[str, None] = {}  # node ids started and not finished, in order
+        self.running_changed = False
         self.last_flush = time.monotonic()
         self.started = time.monotonic()
         self.broken: str | None = None
+        # The flusher thread and the test thread share the batch and the running list.
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
 
     def _guard(self, fn, *args) -> Any:
         # A recording problem must never fail the user's test run.
@@ -101,6 +107,24 @@ class Recorder:
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.run_id = self._guard(self.intake.live_start, self.meta)
+        if self.run_id:
+            threading.Thread(target=self._tick, name="observatory-flush", daemon=True).start()
+
+    def _tick(self) -> None:
+        """A test that runs long sends nothing by itself: every second, whatever has
+        changed (tests started, tests finished) is sent."""
+        while not self._stop.wait(FLUSH_SECONDS / 2):
+            if time.monotonic() - self.last_flush >= FLUSH_SECONDS:
+                try:
+                    self._flush()
+                except Exception:  # noqa: BLE001  (never disturb the test run)
+                    return
+
+    def pytest_runtest_logstart(self, nodeid: str, location) -> None:
+        # A test that starts is shown as running until it finishes.
+        with self._lock:
+            self.running[nodeid] = None
+            self.running_changed = True
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         done = self.phases.feed(report.nodeid, report.when, report.outcome, report.duration,
@@ -118,26 +142,35 @@ class Recorder:
         from .analysis.identity import from_nodeid
 
         classname, file, name = from_nodeid(nodeid)
-        self.batch.append(
-            {
-                "classname": classname,
-                "file": file,
-                "name": name,
-                "suite": file,
-                "attempts": self.attempts.pop(nodeid),
-            }
-        )
+        with self._lock:
+            if self.running.pop(nodeid, False) is None:
+                self.running_changed = True
+            self.batch.append(
+                {
+                    "classname": classname,
+                    "file": file,
+                    "name": name,
+                    "suite": file,
+                    "attempts": self.attempts.pop(nodeid),
+                }
+            )
         now = time.monotonic()
         if len(self.batch) >= FLUSH_TESTS or now - self.last_flush >= FLUSH_SECONDS:
             self._flush()
 
     def _flush(self) -> None:
-        if self.batch and self.run_id:
-            self._guard(self.intake.live_append, self.run_id, self.batch)
-        self.batch = []
-        self.last_flush = time.monotonic()
+        with self._lock:
+            if (self.batch or self.running_changed) and self.run_id:
+                from .analysis.identity import from_nodeid, test_id
+
+                running = [test_id(c, f, n) for c, f, n in map(from_nodeid, self.running)]
+                self._guard(self.intake.live_append, self.run_id, self.batch, running)
+                self.running_changed = False
+            self.batch = []
+            self.last_flush = time.monotonic()
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self._stop.set()
         for nodeid in list(self.attempts):
             self._finished(nodeid)
         self._flush()

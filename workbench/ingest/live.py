@@ -66,3 +66,14 @@ def parse_batch(body: bytes | dict, source: str) -> ParsedRun:
         )
     return run
 
+
+
+def parse_running(body: dict, source: str) -> list[str] | None:
+    """The optional ``running`` list of a batch: test ids started and not finished."""
+    running = body.get("running") if isinstance(body, dict) else None
+    if running is None:
+        return None
+    if (not isinstance(running, list) or len(running) > 10_000
+            or not all(isinstance(t, str) and 0 < len(t) <= 4096 for t in running)):
+        raise IngestError(f"{source}: running must be a list of at most 10000 test ids")
+    return list(dict.fromkeys(running))

@@ -70,8 +70,10 @@ class Intake:
         of the secret its writer must present (the server's routes use it)."""
         raise NotImplementedError
 
-    def live_append(self, run_id: str, tests: list[dict[str, Any]]) -> int:
-        """Add finished tests (the plugin's batch shape) to a live run."""
+    def live_append(self, run_id: str, tests: list[dict[str, Any]],
+                    running: list[str] | None = None) -> int:
+        """Add finished tests (the plugin's batch shape) to a live run; ``running`` lists
+        the test ids started and not finished yet."""
         raise NotImplementedError
 
     def live_finish(self, run_id: str, duration_s: float | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from concurrent.futures import Future
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..ingest import IngestError, parse_bytes
 from ..ingest.ci_env import run_metadata
-from ..ingest.live import parse_batch
+from ..ingest.live import parse_batch, parse_running
 from ..store import writes
 from .base import RUN_META_KEYS, Intake, done, failed
 
@@ -105,10 +106,19 @@ class LocalIntake(Intake):
         return writes.start_live_run(self.store, run_id, {k: meta.get(k) for k in RUN_META_KEYS},
                                      block=self._block, secret_sha256=secret_sha256)
 
-    def live_append(self, run_id: str, tests: list[dict[str, Any]] | bytes) -> int:
-        body = tests if isinstance(tests, bytes | bytearray) else {"tests": tests}
-        batch = parse_batch(body, f"live run {run_id}")
-        return writes.append_results(self.store, run_id, batch, block=self._block)
+    def live_append(self, run_id: str, tests: list[dict[str, Any]] | bytes,
+                    running: list[str] | None = None) -> int:
+        source = f"live run {run_id}"
+        if isinstance(tests, bytes | bytearray):  # the server's route: one JSON body
+            try:
+                body = json.loads(tests)
+            except (UnicodeDecodeError, json.JSONDecodeError) as err:
+                raise IngestError(f"{source}: not valid JSON: {err}") from None
+        else:
+            body = {"tests": tests, "running": running}
+        batch = parse_batch(body, source)
+        return writes.append_results(self.store, run_id, batch, block=self._block,
+                                     running=parse_running(body, source))
 
     def live_finish(self, run_id: str, duration_s: float | None) -> None:
         if duration_s is not None and (not isinstance(duration_s, int | float)

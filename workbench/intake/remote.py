@@ -73,8 +73,12 @@ class RemoteIntake(Intake):
     def _writer(self, run_id: str) -> dict[str, str]:
         return {RUN_SECRET_HEADER: self._secrets.get(run_id, "")}
 
-    def live_append(self, run_id: str, tests: list[dict[str, Any]]) -> int:
-        return self._ok("POST", f"/api/tests/live/{run_id}/results", json={"tests": tests},
+    def live_append(self, run_id: str, tests: list[dict[str, Any]],
+                    running: list[str] | None = None) -> int:
+        body: dict[str, Any] = {"tests": tests}
+        if running is not None:
+            body["running"] = running
+        return self._ok("POST", f"/api/tests/live/{run_id}/results", json=body,
                         headers=self._writer(run_id))["stored"]
 
     def live_finish(self, run_id: str, duration_s: float | None) -> None:

@@ -127,6 +127,13 @@ class TestAnalytics(param.Parameterized):
         df = self.store.query("run", run_id=run_id)
         return None if df.empty else df.iloc[0].to_dict()
 
+    def running_tests(self, run_id: str | None = None) -> pd.DataFrame:
+        """Tests a live run has started and not finished (as its writer last reported)."""
+        run_id = run_id or self.run_id
+        if not run_id:
+            return pd.DataFrame(columns=["test_id", "seen_at"])
+        return self.store.query("running_tests", run_id=run_id)
+
     def base_of(self, run_id: str) -> str | None:
         """The run compared against: ``base_run_id`` or the branch's previous run."""
         if self.base_run_id:

@@ -113,6 +113,13 @@ def runs(p: dict[str, Any]) -> Rendered:
 
 
 @query
+def running_tests(p: dict[str, Any]) -> Rendered:
+    """The tests a live run has started and not finished, as its writer last reported."""
+    return ("SELECT test_id, seen_at FROM live_running WHERE run_id = ? ORDER BY test_id",
+            [p["run_id"]])
+
+
+@query
 def run(p: dict[str, Any]) -> Rendered:
     return "SELECT * FROM runs WHERE run_id = ?", [p["run_id"]]
 
@@ -336,6 +343,7 @@ def duration_trend(p: dict[str, Any]) -> Rendered:
 def data_version(p: dict[str, Any]) -> Rendered:
     """A cheap fingerprint that changes whenever runs or live results are written."""
     return (
-        "SELECT count(*) AS runs, max(ingested_at) AS latest, sum(attempts) AS attempts FROM runs",
+        "SELECT count(*) AS runs, max(ingested_at) AS latest, sum(attempts) AS attempts, "
+        "(SELECT max(seen_at) FROM live_running) AS running FROM runs",
         [],
     )

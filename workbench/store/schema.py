@@ -137,4 +137,21 @@ MIGRATIONS.append(
     )
 )
 
+# v4: the tests a live run is running right now (replaced with every batch the plugin
+# sends, cleared when the run finishes), so a run in progress shows what has started.
+MIGRATIONS.append(
+    (
+        4,
+        [
+            """
+            CREATE TABLE live_running (
+                run_id VARCHAR NOT NULL,
+                test_id VARCHAR NOT NULL,
+                seen_at TIMESTAMP
+            )
+            """,
+        ],
+    )
+)
+
 LATEST = MIGRATIONS[-1][0]

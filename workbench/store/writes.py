@@ -186,15 +186,23 @@ def live_writer_hash(store: Store, run_id: str) -> str | None:
     return row[0][0] if row else None
 
 
-def append_results(store: Store, run_id: str, run: ParsedRun, block: bool = True) -> int:
+def append_results(store: Store, run_id: str, run: ParsedRun, block: bool = True,
+                   running: list[str] | None = None) -> int:
     """Add a batch of finished tests to a live run and refresh its counts.
 
     Only while the run is ``running`` (a complete report or a finished run is final).
+    ``running``: the tests started and not finished yet (replaces the previous list).
     """
     results, sigs = run.tables()
 
     def write(cur: duckdb.DuckDBPyConnection) -> int:
         _require_running(cur, run_id)
+        if running is not None:
+            cur.execute("DELETE FROM live_running WHERE run_id = ?", [run_id])
+            if running:
+                now = utcnow()
+                cur.executemany("INSERT INTO live_running VALUES (?, ?, ?)",
+                                [[run_id, t, now] for t in running])
         _insert_arrow(cur, "results", _with_run_id(results, run_id))
         if sigs.num_rows:
             _insert_arrow(cur, "signatures", sigs, "OR IGNORE")
@@ -270,6 +278,7 @@ def finish_live_run(
 
     def write(cur: duckdb.DuckDBPyConnection) -> None:
         _require_running(cur, run_id)
+        cur.execute("DELETE FROM live_running WHERE run_id = ?", [run_id])
         _refresh_counts(cur, run_id)
         cur.execute(
             "UPDATE runs SET status = 'complete', duration_s = ? WHERE run_id = ?",
@@ -290,6 +299,7 @@ def delete_run(store: Store, run_id: str, block: bool = True) -> bool:
             return False
         cur.execute("DELETE FROM results WHERE run_id = ?", [run_id])
         cur.execute("DELETE FROM live_writers WHERE run_id = ?", [run_id])
+        cur.execute("DELETE FROM live_running WHERE run_id = ?", [run_id])
         cur.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
         return True
 

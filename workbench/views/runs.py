@@ -184,12 +184,15 @@ class RunDetail(LazyView):
         )
         parts = [pn.pane.HTML(title + meta, sizing_mode="stretch_width"), badges]
         if info["status"] == "running":
+            now = self.model.running_tests(info["run_id"])["test_id"].tolist()
+            shown_now = ", ".join(h(t) for t in now[:8]) + (" …" if len(now) > 8 else "")
             parts.append(pn.pane.HTML(
                 f"<div>⏳ In progress: {int(info['tests'])} tests finished so far "
                 f"({int(info['passed'])} passed, {int(info['failed'])} failed, "
                 f"{int(info['errors'])} errors, {int(info['skipped'])} skipped); "
                 f"{int(counts.get('not run yet', 0))} tests of the base run not reached yet. "
-                "This page follows the run as results arrive.</div>",
+                + (f"Running now: {shown_now}. " if now else "")
+                + "This page follows the run as results arrive.</div>",
                 styles={"color": "#1c4e80"}))
         if info.get("warnings"):
             parts.append(
