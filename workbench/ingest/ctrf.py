@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from .base import Attempt, IngestError, ParsedRun, Parser, seconds
 
@@ -29,6 +30,17 @@ def _ms_time(value: object) -> datetime | None:
     return None
 
 
+def _obj(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    """A string field: strings as they are, other JSON values as their JSON text."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value) if isinstance(value, dict | list) else str(value)
+
+
 class CTRFParser(Parser):
     format = "ctrf"
     title = "CTRF JSON"
@@ -47,22 +59,24 @@ class CTRFParser(Parser):
         if not isinstance(results, dict) or not isinstance(results.get("tests"), list):
             raise IngestError(f"{source}: not a CTRF report (no results.tests list)")
         run = self.new_run(data, source)
-        summary = results.get("summary") or {}
+        # A field of the wrong JSON type is read as missing (or as its text), never as a
+        # crash: CTRF is produced by many hand-written reporters.
+        summary = _obj(results.get("summary"))
         run.started_at = _ms_time(summary.get("start"))
         stop = summary.get("stop")
         if isinstance(stop, int | float) and isinstance(summary.get("start"), int | float):
             run.duration_s = max(stop - summary["start"], 0) / 1000
-        if isinstance(summary.get("tests"), int):
+        if isinstance(summary.get("tests"), int) and not isinstance(summary["tests"], bool):
             run.header_tests = summary["tests"]
-        env = results.get("environment") or {}
+        env = _obj(results.get("environment"))
         run.meta.update(
-            branch=env.get("branchName"),
-            commit=env.get("commit"),
-            build=str(env["buildNumber"])
+            branch=_text(env.get("branchName")),
+            commit=_text(env.get("commit")),
+            build=_text(env["buildNumber"])
             if env.get("buildNumber") is not None
-            else env.get("buildName"),
-            build_url=env.get("buildUrl"),
-            project=env.get("appName") or env.get("repositoryName"),
+            else _text(env.get("buildName")),
+            build_url=_text(env.get("buildUrl")),
+            project=_text(env.get("appName") or env.get("repositoryName")),
         )
         for i, t in enumerate(results["tests"]):
             if not isinstance(t, dict):
@@ -70,20 +84,21 @@ class CTRFParser(Parser):
             final = Attempt(
                 _status(t.get("status"), source),
                 seconds(t.get("duration"), 1e-3),
-                t.get("message"),
+                _text(t.get("message")),
                 None,
-                t.get("trace"),
+                _text(t.get("trace")),
             )
             attempts = []
-            retries = t.get("retryAttempts") or []
-            for r in retries:
+            retries = t.get("retryAttempts")
+            for r in retries if isinstance(retries, list) else []:
+                r = _obj(r)
                 attempts.append(
                     Attempt(
                         _status(r.get("status"), source),
                         seconds(r.get("duration"), 1e-3),
-                        r.get("message"),
+                        _text(r.get("message")),
                         None,
-                        r.get("trace"),
+                        _text(r.get("trace")),
                     )
                 )
             # Some producers list the final attempt among retryAttempts, others don't.
@@ -92,13 +107,12 @@ class CTRFParser(Parser):
             else:
                 attempts[-1] = final
             suite = t.get("suite")
-            if isinstance(suite, list):
-                suite = " > ".join(map(str, suite))
+            suite = " > ".join(map(str, suite)) if isinstance(suite, list) else _text(suite)
             run.add(
-                str(t.get("name") or ""),
+                _text(t.get("name")) or "",
                 attempts,
                 classname=suite,
-                file=t.get("filePath"),
+                file=_text(t.get("filePath")),
                 suite=suite,
             )
         # summary.tests counts tests, not attempts
