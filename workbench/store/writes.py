@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -44,16 +46,23 @@ _RUN_COLUMNS = (
 _names = itertools.count()
 
 
-def _insert_arrow(
-    cur: duckdb.DuckDBPyConnection, table: str, data: pa.Table, conflict: str = ""
-) -> None:
-    # A unique view name per call: batched writes share one cursor.
+@contextmanager
+def _view(cur: duckdb.DuckDBPyConnection, data: pa.Table) -> Iterator[str]:
+    """``data`` registered under a unique view name for the block's SQL (batched writes
+    share one cursor, so names must not collide)."""
     name = f"_arrow_{next(_names)}"
     cur.register(name, data)
     try:
-        cur.execute(f"INSERT {conflict} INTO {table} BY NAME SELECT * FROM {name}")
+        yield name
     finally:
         cur.unregister(name)
+
+
+def _insert_arrow(
+    cur: duckdb.DuckDBPyConnection, table: str, data: pa.Table, conflict: str = ""
+) -> None:
+    with _view(cur, data) as name:
+        cur.execute(f"INSERT {conflict} INTO {table} BY NAME SELECT * FROM {name}")
 
 
 def _with_run_id(results: pa.Table, run_id: str) -> pa.Table:
@@ -346,9 +355,7 @@ def _insert_new(cur: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> i
     repeated = data.group_by(keys).aggregate([]).num_rows < data.num_rows
     once = (f"QUALIFY row_number() OVER (PARTITION BY {', '.join('n.' + k for k in keys)}) = 1"
             if repeated else "")
-    name = f"_arrow_{next(_names)}"
-    cur.register(name, data)
-    try:
+    with _view(cur, data) as name:
         cur.execute(
             f"""
             INSERT INTO {table} BY NAME
@@ -362,8 +369,6 @@ def _insert_new(cur: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> i
             [lo, hi],
         )
         return cur.fetchone()[0]
-    finally:
-        cur.unregister(name)
 
 
 def submit_telemetry(store: Store, tables: dict[str, list[dict[str, Any]]]) -> Future:
@@ -403,15 +408,11 @@ def submit_telemetry(store: Store, tables: dict[str, list[dict[str, Any]]]) -> F
 
 
 def _stored_span_keys(cur: duckdb.DuckDBPyConnection, spans: pa.Table) -> set[tuple]:
-    name = f"_arrow_{next(_names)}"
-    cur.register(name, spans)
-    try:
+    with _view(cur, spans) as name:
         lo, hi = cur.execute(f"SELECT min(start_ns), max(start_ns) FROM {name}").fetchone()
         rows = cur.execute(
             f"""SELECT DISTINCT s.trace_id, s.span_id FROM spans s JOIN {name} n
                 ON s.trace_id = n.trace_id AND s.span_id = n.span_id
                 AND s.start_ns IS NOT DISTINCT FROM n.start_ns
                 WHERE s.start_ns BETWEEN ? AND ?""", [lo, hi]).fetchall()
-    finally:
-        cur.unregister(name)
     return set(rows)
