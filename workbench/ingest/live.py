@@ -15,16 +15,29 @@ def _str(value: Any, what: str, source: str) -> str | None:
     raise IngestError(f"{source}: {what} must be a string")
 
 
+def json_body(body: bytes, source: str) -> Any:
+    """A request body as JSON, or :class:`IngestError` naming ``source``."""
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise IngestError(f"{source}: not valid JSON: {err}") from None
+
+
+def json_object(body: bytes, source: str) -> dict:
+    """A request body that must be a JSON object (an empty body is ``{}``)."""
+    value = json_body(body or b"{}", source)
+    if not isinstance(value, dict):
+        raise IngestError(f"{source}: expected a JSON object")
+    return value
+
+
 def parse_batch(body: bytes | dict, source: str) -> ParsedRun:
     """``{"tests": [{"classname", "name", "file", "attempts": [{"outcome", ...}]}]}``.
 
     Every field is checked before anything is returned, so a bad batch stores nothing.
     """
     if isinstance(body, bytes | bytearray):
-        try:
-            body = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise IngestError(f"{source}: not valid JSON: {err}") from None
+        body = json_body(body, source)
     tests = body.get("tests") if isinstance(body, dict) else None
     if not isinstance(tests, list):
         raise IngestError(f"{source}: expected an object with a 'tests' list")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from concurrent.futures import Future
@@ -10,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..ingest import IngestError, parse_bytes
 from ..ingest.ci_env import run_metadata
-from ..ingest.live import parse_batch, parse_running
+from ..ingest.live import json_body, parse_batch, parse_running
 from ..store import writes
 from .base import RUN_META_KEYS, Intake, done, failed
 
@@ -19,6 +18,11 @@ if TYPE_CHECKING:
 
     from ..ingest import ParsedRun
     from ..store import Store
+
+
+def _summary(run: ParsedRun, path: str) -> dict[str, Any]:
+    """The ``ingest --json`` object of a stored report, before its run id is known."""
+    return {"path": path, "ok": True, **run.counts(), "warnings": run.warnings}
 
 
 class LocalIntake(Intake):
@@ -65,8 +69,7 @@ class LocalIntake(Intake):
 
     def submit_parsed(self, run: ParsedRun, meta: dict[str, Any], name: str = "") -> Future:
         """Queue a run that is already parsed, with its final metadata (the demo's path)."""
-        summary = {"path": name or run.source, "ok": True, **run.counts(),
-                   "warnings": run.warnings}
+        summary = _summary(run, name or run.source)
         out: Future = Future()
         self._chunk.append((run, meta, summary, out))
         self._rows += run.attempt_count
@@ -98,8 +101,7 @@ class LocalIntake(Intake):
         run = parse_bytes(data, name, fmt)
         meta = run_metadata(run.meta, flags, env=self._env)
         run_id, created = writes.insert_run(self.store, run, meta, block=self._block)
-        return {"ok": True, "path": name, "run_id": run_id, "duplicate": not created,
-                **run.counts(), "warnings": run.warnings}
+        return {**_summary(run, name), "run_id": run_id, "duplicate": not created}
 
     def live_start(self, meta: dict[str, Any], secret_sha256: str | None = None) -> str:
         run_id = "live-" + uuid.uuid4().hex[:12]
@@ -110,10 +112,7 @@ class LocalIntake(Intake):
                     running: list[str] | None = None) -> int:
         source = f"live run {run_id}"
         if isinstance(tests, bytes | bytearray):  # the server's route: one JSON body
-            try:
-                body = json.loads(tests)
-            except (UnicodeDecodeError, json.JSONDecodeError) as err:
-                raise IngestError(f"{source}: not valid JSON: {err}") from None
+            body = json_body(tests, source)
         else:
             body = {"tests": tests, "running": running}
         batch = parse_batch(body, source)

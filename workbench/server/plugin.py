@@ -16,7 +16,8 @@ from datetime import datetime
 import pyarrow as pa
 from tornado.web import Application
 
-from .. import config, ingest
+from .. import config
+from ..ingest.live import json_object
 from ..intake import RUN_META_KEYS
 from ..intake.base import RUN_SECRET_HEADER
 from ..store import writes
@@ -26,16 +27,6 @@ from .plugin_base import APIHandler, UploadHandler
 from .state import get_intake, get_store
 
 log = logging.getLogger("workbench.server")
-
-
-def _json_object(body: bytes, what: str) -> dict:
-    try:
-        value = json.loads(body or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ingest.IngestError(f"{what}: not valid JSON: {err}") from None
-    if not isinstance(value, dict):
-        raise ingest.IngestError(f"{what}: expected a JSON object")
-    return value
 
 
 class ReportHandler(UploadHandler):
@@ -61,7 +52,7 @@ class LiveStartHandler(APIHandler):
 
     async def post(self) -> None:
         def work() -> dict:
-            meta = _json_object(self.body(), "live run")
+            meta = json_object(self.body(), "live run")
             # Only the client that started a run may write it: it alone gets the secret.
             secret = secrets.token_urlsafe(24)
             run_id = get_intake().live_start(meta, secret_sha256=_sha256(secret))
@@ -110,7 +101,7 @@ class LiveFinishHandler(LiveWriteHandler):
     async def post(self, run_id: str) -> None:
         def work() -> dict:
             self.check_writer(run_id)
-            body = _json_object(self.body(), f"live run {run_id}")
+            body = json_object(self.body(), f"live run {run_id}")
             get_intake().live_finish(run_id, body.get("duration_s"))
             return {"ok": True}
 
