@@ -16,7 +16,7 @@ from tornado.ioloop import IOLoop
 from .. import config
 from ..ingest import otlp
 from ..store import StoreBusyError
-from .bodies import BodyError, decode
+from .bodies import BodyError
 from .plugin_base import UploadHandler
 from .state import get_intake
 
@@ -49,11 +49,9 @@ class OTLPHandler(UploadHandler):
 
     async def post(self) -> None:
         content_type = self.request.headers.get("Content-Type")
-        encoding = self.request.headers.get("Content-Encoding")
 
         def work():
-            data = decode(self.raw_body(), encoding, config.get("OBSERVATORY_OTLP_MAX_BYTES"))
-            return get_intake().submit_telemetry(self.signal, data, content_type)
+            return get_intake().submit_telemetry(self.signal, self.body(), content_type)
 
         try:
             batch, written = await IOLoop.current().run_in_executor(None, work)

@@ -42,9 +42,7 @@ class ReportHandler(UploadHandler):
             tz = config.report_tz(self.get_query_argument("report_tz", None))
             return get_intake().report(self.body(), name, {**flags, "report_tz": tz}, fmt)
 
-        result = await self.run(work)
-        if result is not None:
-            self.finish(result)
+        await self.answer(work)
 
 
 class LiveStartHandler(APIHandler):
@@ -58,9 +56,7 @@ class LiveStartHandler(APIHandler):
             run_id = get_intake().live_start(meta, secret_sha256=_sha256(secret))
             return {"ok": True, "run_id": run_id, "secret": secret}
 
-        result = await self.run(work)
-        if result is not None:
-            self.finish(result)
+        await self.answer(work)
 
 
 def _sha256(secret: str) -> str:
@@ -90,9 +86,7 @@ class LiveResultsHandler(LiveWriteHandler):
             self.check_writer(run_id)
             return {"ok": True, "stored": get_intake().live_append(run_id, self.body())}
 
-        result = await self.run(work)
-        if result is not None:
-            self.finish(result)
+        await self.answer(work)
 
 
 class LiveFinishHandler(LiveWriteHandler):
@@ -105,9 +99,7 @@ class LiveFinishHandler(LiveWriteHandler):
             get_intake().live_finish(run_id, body.get("duration_s"))
             return {"ok": True}
 
-        result = await self.run(work)
-        if result is not None:
-            self.finish(result)
+        await self.answer(work)
 
 
 class RunsHandler(APIHandler):
@@ -121,9 +113,7 @@ class RunsHandler(APIHandler):
             return {"ok": True, "runs": json.loads(df.to_json(orient="records",
                                                                date_format="iso"))}
 
-        result = await self.run(work)
-        if result is not None:
-            self.finish(result)
+        await self.answer(work)
 
 
 class RunHandler(APIHandler):
@@ -135,9 +125,7 @@ class RunHandler(APIHandler):
                 raise KeyError(f"no run {run_id!r}")
             return {"ok": True, "deleted": run_id}
 
-        result = await self.run(work)
-        if result is not None:
-            self.finish(result)
+        await self.answer(work)
 
 
 def _bounded_int(raw: str, name: str, low: int, high: int) -> int:

@@ -38,8 +38,13 @@ class APIHandler(RequestHandler):
         """The request body as sent (streamed uploads gather their chunks)."""
         return self.request.body
 
+    def body_limit(self) -> int:
+        """The largest body this route takes, after gzip inflation."""
+        return config.get("OBSERVATORY_MAX_BODY_BYTES")
+
     def body(self) -> bytes:
-        return decode(self.raw_body(), self.request.headers.get("Content-Encoding"))
+        return decode(self.raw_body(), self.request.headers.get("Content-Encoding"),
+                      self.body_limit())
 
     async def run(self, fn, *args: Any) -> Any:
         """Run ``fn`` off the loop, mapping failures to HTTP statuses."""
@@ -61,6 +66,12 @@ class APIHandler(RequestHandler):
             self.fail(400, str(err))
         return None
 
+    async def answer(self, fn) -> None:
+        """Run ``fn`` off the loop and send what it returns (failures are already sent)."""
+        result = await self.run(fn)
+        if result is not None:
+            self.finish(result)
+
 
 @stream_request_body
 class UploadHandler(APIHandler):
@@ -71,9 +82,6 @@ class UploadHandler(APIHandler):
     client can read the 413: a connection reset mid-upload is what exporters retry forever.
     Nothing past the limit is kept in memory.
     """
-
-    def body_limit(self) -> int:
-        return config.get("OBSERVATORY_MAX_BODY_BYTES")
 
     def prepare(self) -> None:
         self._chunks: list[bytes] = []
