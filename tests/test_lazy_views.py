@@ -21,7 +21,7 @@ class CountingStore:
 
 def test_tests_dashboard_queries_only_the_open_tab(demo_store):
     store = CountingStore(demo_store)
-    dash = TestsDashboard(model=TestAnalytics(store=store, window="all time"), live_ms=0)
+    dash = TestsDashboard(model=TestAnalytics(store=store, window="all time"), live=False)
     hidden = {"failure_clusters", "test_run_stats", "test_durations", "duration_medians"}
     assert "runs" in store.asked
     assert hidden.isdisjoint(store.asked)
@@ -40,7 +40,7 @@ def test_tests_dashboard_queries_only_the_open_tab(demo_store):
 
 def test_agents_dashboard_queries_only_the_open_tab(demo_store):
     store = CountingStore(demo_store)
-    dash = AgentsDashboard(model=AgentTelemetry(store=store, window="all time"), live_ms=0)
+    dash = AgentsDashboard(model=AgentTelemetry(store=store, window="all time"), live=False)
     hidden = {"trace_list", "logs_search", "metric_names", "timeline_buckets"}
     assert "agent_sessions" in store.asked and hidden.isdisjoint(store.asked)
     dash.goto("Logs")

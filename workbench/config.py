@@ -59,6 +59,9 @@ SETTINGS: dict[str, Setting] = {
                 "random secret at each start, which logs everyone out on restart)"),
         Setting("OBSERVATORY_WRITE_QUEUE", 256, "writes that may wait for the store before "
                 "requests get 503 + `Retry-After` (default 256)", kind=int),
+        Setting("OBSERVATORY_LIVE_INTERVAL", 1.0, "shortest time in seconds between two "
+                "refreshes of one open dashboard while data keeps arriving (default 1)",
+                kind=float),
         Setting("OBSERVATORY_OTLP_PORT", None, "also receive OTLP/HTTP on this port",
                 flag="--otlp-port", kind=int),
         Setting("OBSERVATORY_OTLP_ADDRESS", "127.0.0.1", "the address of that extra OTLP "
@@ -82,11 +85,12 @@ def get(env: str, flag: Any = None) -> Any:
         return setting.default
     if setting.kind is bool:
         return raw.strip().lower() in {"1", "true", "yes", "on"}
-    if setting.kind is int:
+    if setting.kind in (int, float):
         try:
-            return int(raw)
+            return setting.kind(raw)
         except ValueError:
-            raise ValueError(f"{env}={raw!r} is not a whole number") from None
+            what = "a whole number" if setting.kind is int else "a number"
+            raise ValueError(f"{env}={raw!r} is not {what}") from None
     return raw
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -96,19 +96,20 @@ class AgentTelemetry(param.Parameterized):
     def _refresh_agents(self) -> None:
         if self.store is None:
             return
-        agents = self.store.query("telemetry_agents")["agent"].tolist()
+        agents = self._cache.get(self.store, "telemetry_agents", {})["agent"].tolist()
         self.param.agent.objects = [ALL, *agents]
         if self.agent not in self.param.agent.objects:
             self.agent = ALL
-        services = self.store.query("telemetry_services")["service"].tolist()
+        services = self._cache.get(self.store, "telemetry_services", {})["service"].tolist()
         self.param.service.objects = [ALL, *services]
         if self.service not in self.param.service.objects:
             self.service = ALL
 
-    def refresh(self) -> None:
-        """Re-read the agent list and tell views to re-query."""
+    def refresh(self, version: Any = None, at: datetime | None = None) -> None:
+        """Re-read the agent list and tell views to re-query (a dashboard passes the data
+        ``version`` it refreshes to and that version's time ``at``)."""
+        self._cache.clear(version, at)
         self._refresh_agents()
-        self._cache.clear()
         self.refreshed += 1
 
     def filters(self) -> dict[str, Any]:

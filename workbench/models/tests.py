@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -72,7 +72,7 @@ class TestAnalytics(param.Parameterized):
     def _refresh_choices(self) -> None:
         if self.store is None:
             return
-        projects = self.store.query("projects")["project"].tolist()
+        projects = self._cache.get(self.store, "projects", {})["project"].tolist()
         self.param.project.objects = [ALL, *projects]
         if self.project not in self.param.project.objects:
             self.project = ALL
@@ -85,15 +85,16 @@ class TestAnalytics(param.Parameterized):
             ("branch", "branches", "branch"),
             ("variant", "variants", "variant"),
         ):
-            values = self.store.query(query, project=p)[col].tolist()
+            values = self._cache.get(self.store, query, {"project": p})[col].tolist()
             self.param[name].objects = [ALL, *values]
             if getattr(self, name) not in self.param[name].objects:
                 setattr(self, name, ALL)
 
-    def refresh(self) -> None:
-        """Re-read choices and tell views that new data may have arrived."""
+    def refresh(self, version: Any = None, at: datetime | None = None) -> None:
+        """Re-read choices and tell views that new data may have arrived (a dashboard
+        passes the data ``version`` it refreshes to and that version's time ``at``)."""
+        self._cache.clear(version, at)
         self._refresh_choices()
-        self._cache.clear()
         self.refreshed += 1
 
     # -- filters --------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures as cf
+import logging
 import queue
 import re
 import threading
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 WriteFn = Callable[[duckdb.DuckDBPyConnection], Any]
+#: What a write can change; dashboards listen to the topics they show.
+TOPICS = ("tests", "telemetry")
+log = logging.getLogger("workbench.store")
 
 
 class StoreLockedError(RuntimeError):
@@ -86,8 +90,12 @@ class Store:
             raise
         if not read_only:
             self._migrate()
-        self._queue: queue.Queue[tuple[WriteFn, cf.Future] | None] = queue.Queue(max_pending)
+        self._queue: queue.Queue[tuple[WriteFn, cf.Future, str] | None] = queue.Queue(
+            max_pending)
         self._writer: threading.Thread | None = None
+        #: Commits per topic since this process opened the file: the data-change signal.
+        self.versions: dict[str, int] = dict.fromkeys(TOPICS, 0)
+        self._listeners: list[Callable[[frozenset[str]], None]] = []
         self._lock = threading.Lock()
         self._closed = False
         atexit.register(self.close)
@@ -163,28 +171,37 @@ class Store:
         )
 
     # -- writes ---------------------------------------------------------------------------
-    def submit(self, fn: WriteFn, block: bool = True) -> cf.Future:
+    def submit(self, fn: WriteFn, block: bool = True, topic: str = "tests") -> cf.Future:
         """Queue ``fn(cursor)`` to run inside a write transaction; return its future.
 
         With ``block=False`` a full queue raises :class:`StoreBusyError` instead of waiting
-        (the HTTP API turns that into 503 + Retry-After).
+        (the HTTP API turns that into 503 + Retry-After). ``topic`` (one of :data:`TOPICS`)
+        names what the write changes, for :meth:`on_commit` listeners.
         """
         if self.read_only:
             raise RuntimeError(f"{self.path} is open read-only")
+        if topic not in self.versions:
+            raise ValueError(f"unknown topic {topic!r} (one of {', '.join(TOPICS)})")
         self._ensure_writer()
         fut: cf.Future = cf.Future()
         try:
-            self._queue.put((fn, fut), block=block)
+            self._queue.put((fn, fut, topic), block=block)
         except queue.Full:
             raise StoreBusyError("write queue is full") from None
         return fut
 
-    def write(self, fn: WriteFn, block: bool = True) -> Any:
+    def write(self, fn: WriteFn, block: bool = True, topic: str = "tests") -> Any:
         """Queue ``fn`` and wait for its transaction to commit; return what it returned.
 
         ``block=False``: raise :class:`StoreBusyError` at once if the queue is full.
         """
-        return self.submit(fn, block=block).result()
+        return self.submit(fn, block=block, topic=topic).result()
+
+    def on_commit(self, listener: Callable[[frozenset[str]], None]) -> None:
+        """Call ``listener(topics)`` after every commit, on the writer thread, with the
+        topics the committed writes named (after :attr:`versions` moved). A listener must
+        be quick and must not write: it only hands the news on."""
+        self._listeners.append(listener)
 
     def _ensure_writer(self) -> None:
         with self._lock:
@@ -214,22 +231,29 @@ class Store:
             self._run_batch(cur, batch)
         cur.close()
 
-    @staticmethod
-    def _run_batch(cur: duckdb.DuckDBPyConnection, batch: list) -> None:
+    def _run_batch(self, cur: duckdb.DuckDBPyConnection, batch: list) -> None:
         cur.execute("BEGIN")
         try:
-            results = [fn(cur) for fn, _ in batch]
+            results = [fn(cur) for fn, _, _ in batch]
             cur.execute("COMMIT")
         except Exception as err:
             cur.execute("ROLLBACK")
             if len(batch) > 1:
                 # Retry one by one so only the bad write fails.
                 for one in batch:
-                    Store._run_batch(cur, [one])
+                    self._run_batch(cur, [one])
                 return
             batch[0][1].set_exception(err)
             return
-        for (_, fut), res in zip(batch, results, strict=True):
+        topics = frozenset(topic for _, _, topic in batch)
+        for topic in topics:
+            self.versions[topic] += 1
+        for listener in self._listeners:
+            try:
+                listener(topics)
+            except Exception:  # noqa: BLE001  (a listener must never fail a commit)
+                log.exception("data-change listener failed")
+        for (_, fut, _), res in zip(batch, results, strict=True):
             fut.set_result(res)
 
     def close(self) -> None:

@@ -404,7 +404,7 @@ def submit_telemetry(store: Store, tables: dict[str, list[dict[str, Any]]]) -> F
             stored += links.num_rows
         return stored
 
-    return store.submit(write, block=False)
+    return store.submit(write, block=False, topic="telemetry")
 
 
 def _stored_span_keys(cur: duckdb.DuckDBPyConnection, spans: pa.Table) -> set[tuple]:

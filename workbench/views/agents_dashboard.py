@@ -19,7 +19,7 @@ class AgentsDashboard(DashboardShell):
     model = param.ClassSelector(class_=AgentTelemetry, doc="The telemetry model.")
 
     page, title, color = "agents", "Happy Observatory · Agents", "#2b6a4f"
-    version_query = "telemetry_version"
+    topic = "telemetry"
     live_note = "New telemetry appears by itself while this page is open."
     tabs = ("Agents", "Timeline", "Traces", "Logs", "Metrics")
 

@@ -20,8 +20,8 @@ class TestsDashboard(DashboardShell):
     model = param.ClassSelector(class_=TestAnalytics, doc="The test analytics model.")
 
     page, title, color = "tests", "Happy Observatory · Tests", "#3b5bdb"
-    version_query = "data_version"
-    live_note = "New runs appear by themselves (checked every second)."
+    topic = "tests"
+    live_note = "New runs appear by themselves while this page is open."
     tabs = ("Runs", "Run detail", "Failure clusters", "Flaky tests", "Test detail", "Durations")
 
     def __init__(self, **params):

@@ -1,4 +1,4 @@
-"""What every served dashboard shares: sidebar filters, tabs, live polling, navigation."""
+"""What every served dashboard shares: sidebar filters, tabs, live updates, navigation."""
 
 from __future__ import annotations
 
@@ -13,24 +13,42 @@ from .common import nav
 class DashboardShell(pn.viewable.Viewer):
     """Subclasses set the class constants, build ``self._tabs`` and list their filters.
 
-    The model must have ``refresh()`` and a ``store``; ``version_query`` names a cheap query
-    whose result changes whenever new data arrives.
+    The model must have ``refresh(version, at)`` and a ``store``; ``topic`` names the data
+    (a store topic) whose changes the page shows.
     """
 
-    live_ms = param.Integer(default=1000, doc="How often (ms) to look for new data; 0 = never.")
+    live = param.Boolean(default=True, doc="When served, refresh by itself as new data "
+                         "arrives (the server's data-change signal).")
 
     page: ClassVar[str] = ""
     title: ClassVar[str] = ""
     color: ClassVar[str] = "#3b5bdb"
-    version_query: ClassVar[str] = ""
+    topic: ClassVar[str] = "tests"
     live_note: ClassVar[str] = "New data appears by itself while this page is open."
     tabs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._version = None
         # Views of one model share its frames until the data changes (refresh clears them).
         self.model._cache.enabled = True
+        doc = pn.state.curdoc
+        if self.live and doc is not None and doc.session_context is not None:
+            self._subscribe(doc)
+
+    def _subscribe(self, doc) -> None:
+        """A served session: frames shared with every other session on the same data
+        version, and one refresh per change of the topic (coalesced by the signal)."""
+        from ..models.cache import SHARED
+        from ..server.signal import signal_for
+
+        signal = signal_for(self.model.store)
+        version = signal.current[self.topic]
+        self.model._cache.share(SHARED, version.number, version.at)
+        sub = signal.subscribe(self.topic, self._on_data, doc)
+        doc.on_session_destroyed(lambda ctx: sub.close())
+
+    def _on_data(self, version) -> None:
+        self.model.refresh(version.number, version.at)
 
     def build_tabs(self, views: tuple[type, ...]) -> None:
         """One tab per view class over the model. Only the open tab's view is shown: the
@@ -64,17 +82,8 @@ class DashboardShell(pn.viewable.Viewer):
         note = pn.pane.Markdown(self.live_note, styles={"font-size": "12px", "color": "#667"})
         return pn.Column(*self.filter_widgets(), refresh, note, width=250)
 
-    def _poll(self) -> None:
-        version = tuple(self.model.store.query(self.version_query).iloc[0].tolist())
-        if self._version is not None and version != self._version:
-            self.model.refresh()
-        self._version = version
-
     def template(self) -> pn.template.BaseTemplate:
-        """A served page: filters in the sidebar, tabs in the main area, live polling."""
-        if self.live_ms:
-            self._poll()
-            pn.state.add_periodic_callback(self._poll, period=self.live_ms)
+        """A served page: filters in the sidebar, tabs in the main area."""
         # BootstrapTemplate: FastListTemplate would fetch Google Fonts, and pages here must
         # work with no network at all.
         return pn.template.BootstrapTemplate(
