@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import holoviews as hv
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models import NumeralTickFormatter
 
 from ..models.telemetry import FILTER_PARAMS as TELEMETRY_FILTERS
 from ..models.telemetry import AgentTelemetry
-from .common import badge, columns, empty, table, watching
+from .charts import StackedBars
+from .common import Kpis, columns, empty, table, watching
 from .lazy import LazyView, deferred
 
 _TOKEN_COLORS = {
@@ -29,14 +28,17 @@ class AgentsOverview(LazyView):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._totals = pn.FlexBox()
+        self._totals = Kpis()
         self._agents = table(pd.DataFrame(), selectable=False)
         self._models = table(pd.DataFrame(), selectable=False)
         self._sessions = table(pd.DataFrame(), empty_text=(
             "No agent sessions in this window: point an agent's OpenTelemetry exporter at "
             "this workbench (/v1/traces, /v1/logs, /v1/metrics)."))
         self._sessions.param.watch(self._on_session, "selection")
-        self._chart = pn.pane.HoloViews(sizing_mode="stretch_width", height=260)
+        self._chart = StackedBars("agent", _TOKEN_COLORS, "Tokens by type per agent",
+                                  height=260, empty_text=(
+                                      "No agent telemetry in this window yet. Point an "
+                                      "agent's OTEL_EXPORTER_OTLP_ENDPOINT at this server."))
         self._load()
 
     @param.depends(*watching(TELEMETRY_FILTERS), watch=True)
@@ -47,16 +49,16 @@ class AgentsOverview(LazyView):
         usage = self.model.token_usage()
         self._session_frame = sessions
         total = agents.sum(numeric_only=True) if not agents.empty else pd.Series(dtype=float)
-        self._totals[:] = [
-            badge("agents", len(agents), "#445"),
-            badge("sessions", int(total.get("sessions", 0)), "#3b5bdb"),
-            badge("cost (USD)", f"{total.get('cost_usd', 0):.2f}", "#2e7d32"),
-            badge("input tokens", f"{int(total.get('input_tokens', 0)):,}", "#3b7dd8"),
-            badge("output tokens", f"{int(total.get('output_tokens', 0)):,}", "#2e9e5b"),
-            badge("tool calls", int(total.get("tool_calls", 0)), "#6d6d6d"),
-            badge("tool failures", int(total.get("tool_failures", 0)), "#d64545"),
-            badge("API errors", int(total.get("api_errors", 0)), "#e08a1e"),
-        ]
+        self._totals.update([
+            ("agents", len(agents), "#445"),
+            ("sessions", int(total.get("sessions", 0)), "#3b5bdb"),
+            ("cost (USD)", f"{total.get('cost_usd', 0):.2f}", "#2e7d32"),
+            ("input tokens", f"{int(total.get('input_tokens', 0)):,}", "#3b7dd8"),
+            ("output tokens", f"{int(total.get('output_tokens', 0)):,}", "#2e9e5b"),
+            ("tool calls", int(total.get("tool_calls", 0)), "#6d6d6d"),
+            ("tool failures", int(total.get("tool_failures", 0)), "#d64545"),
+            ("API errors", int(total.get("api_errors", 0)), "#e08a1e"),
+        ])
         shown = agents.copy()
         if not shown.empty:
             shown["cost_usd"] = shown["cost_usd"].round(4)
@@ -82,30 +84,14 @@ class AgentsOverview(LazyView):
             "pull_requests",
         ]
         self._sessions.value = columns(sessions, cols).round({"cost_usd": 4})
-        self._chart.object = self._token_chart(usage)
+        self._chart.send(self._tokens_per_agent(usage))
 
     @staticmethod
-    def _token_chart(usage: pd.DataFrame):
+    def _tokens_per_agent(usage: pd.DataFrame) -> pd.DataFrame:
+        cols = list(_TOKEN_COLORS)
         if usage.empty:
-            return hv.Div(
-                "<i>No agent telemetry in this window yet. Point an agent's "
-                "OTEL_EXPORTER_OTLP_ENDPOINT at this server.</i>"
-            )
-        per_agent = usage.groupby("agent")[list(_TOKEN_COLORS)].sum().reset_index()
-        long = per_agent.melt(id_vars="agent", var_name="type", value_name="tokens")
-        return hv.Bars(long, ["agent", "type"], "tokens").opts(
-            stacked=True,
-            responsive=True,
-            height=260,
-            cmap=_TOKEN_COLORS,
-            color="type",
-            tools=["hover"],
-            legend_position="right",
-            title="Tokens by type per agent",
-            xlabel="",
-            yformatter=NumeralTickFormatter(format="0.0a"),
-            line_color=None,
-        )
+            return pd.DataFrame(columns=["agent", *cols])
+        return usage.groupby("agent")[cols].sum().reset_index()
 
     def _on_session(self, event) -> None:
         if event.new:

@@ -87,10 +87,19 @@ def readable(df: pd.DataFrame | None) -> pd.DataFrame | None:
 
 
 class _ReadableFrame(param.DataFrame):
-    """A table's ``value`` that formats itself on the way in (see :func:`readable`)."""
+    """A table's ``value`` that formats itself on the way in (see :func:`readable`).
+
+    The same rows again change nothing: a live refresh that finds a table as it was sends
+    nothing to the browser (param does not compare frames by itself).
+    """
 
     def __set__(self, obj, val):
-        super().__set__(obj, readable(val))
+        val = readable(val)
+        old = getattr(obj, self.name, None)
+        if isinstance(val, pd.DataFrame) and isinstance(old, pd.DataFrame) and (
+                list(old.columns) == list(val.columns) and old.equals(val)):
+            return
+        super().__set__(obj, val)
 
 
 class Table(pn.widgets.Tabulator):
@@ -180,14 +189,40 @@ def h(value: object) -> str:
     return html.escape("" if value is None else str(value))
 
 
+def _card(label: str, value: object, color: str) -> str:
+    return (
+        f'<div style="padding:6px 12px;border-radius:6px;background:{color};color:white;'
+        f'font-weight:600;text-align:center;white-space:nowrap;min-width:80px">'
+        f'{html.escape(str(value))}<br>'
+        f'<span style="font-weight:400;font-size:12px">{html.escape(label)}</span></div>'
+    )
+
+
 def badge(label: str, value: object, color: str) -> pn.pane.HTML:
     return pn.pane.HTML(
-        f'<div style="padding:6px 12px;border-radius:6px;background:{color};color:white;'
-        f'font-weight:600;text-align:center;white-space:nowrap">{html.escape(str(value))}<br>'
-        f'<span style="font-weight:400;font-size:12px">{html.escape(label)}</span></div>',
+        _card(label, value, color),
         min_width=104,  # grows with its text: a KPI card never wraps
         margin=(4, 4),
     )
+
+
+class Kpis(pn.viewable.Viewer):
+    """A row of KPI cards in one pane, updated in place: a refresh that changes nothing
+    sends nothing, one that changes a number sends one small patch (not a new row of card
+    models, which makes every open browser lay the page out anew)."""
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._pane = pn.pane.HTML("", sizing_mode="stretch_width", margin=(4, 0))
+
+    def update(self, cards: list[tuple[str, object, str]]) -> None:
+        """``cards``: ``(label, value, colour)`` in order."""
+        self._pane.object = (  # an equal string is no change
+            '<div style="display:flex;flex-wrap:wrap;gap:8px">'
+            + "".join(_card(*card) for card in cards) + "</div>")
+
+    def __panel__(self):
+        return self._pane
 
 
 def empty(message: str) -> pn.pane.Markdown:

@@ -15,6 +15,26 @@ def hidden() -> pn.pane.Markdown:
     return pn.pane.Markdown("", height=0, margin=0)
 
 
+def drawn(method: Callable[..., Any]) -> Callable[..., Any]:
+    """For a ``param.depends`` method whose result Panel shows: while the view is hidden,
+    the first call returns an empty pane and later calls change nothing at all.
+
+    Returning a new empty pane on every data change would still make Panel swap panes and
+    the document re-index its models, for each open session — work for a tab no one sees.
+    """
+
+    @functools.wraps(method)
+    def run(self: LazyView, *args: Any, **kw: Any) -> Any:
+        if self.shown:
+            return method(self, *args, **kw)
+        if method.__name__ in self._blank:
+            raise param.Skip  # keep what is there: the next showing redraws it
+        self._blank.add(method.__name__)
+        return hidden()
+
+    return run
+
+
 def deferred(method: Callable[..., Any]) -> Callable[..., Any]:
     """Run ``method`` now if the view is shown, else once when it is next shown.
 
@@ -40,6 +60,7 @@ class LazyView(pn.viewable.Viewer):
 
     def __init__(self, **params: Any):
         self._stale: list[str] = []
+        self._blank: set[str] = set()  # @drawn methods that have drawn their empty pane
         super().__init__(**params)
 
     @param.depends("shown", watch=True)

@@ -10,7 +10,7 @@ import param
 from ..models import TestAnalytics
 from ..models.tests import FILTER_PARAMS as TEST_FILTERS
 from .common import OUTCOME_COLORS, badge, columns, empty, h, pre, table, watching
-from .lazy import LazyView, deferred, hidden
+from .lazy import LazyView, deferred, drawn
 
 _STATUS_COLORS = {
     "new failure": "#d64545",
@@ -78,9 +78,8 @@ class RunHistory(LazyView):
         return label.where(~clash, label + " " + df["run_id"].astype(str).str.slice(0, 8))
 
     @param.depends("shown", *watching(TEST_FILTERS))
+    @drawn
     def chart(self):
-        if not self.shown:
-            return hidden()
         df = self.model.runs(limit=TABLE_RUNS).head(self.chart_runs)  # the table's frame
         if df.empty:
             return empty("No runs in this window. Ingest reports with `observatory ingest tests`.")

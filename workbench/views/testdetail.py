@@ -10,7 +10,7 @@ import param
 from ..models import TestAnalytics
 from ..models.tests import FILTER_PARAMS as TEST_FILTERS
 from .common import OUTCOME_COLORS, empty, h, pre, rounded, table, watching
-from .lazy import LazyView, deferred, hidden
+from .lazy import LazyView, deferred, drawn
 
 
 class TestDetail(LazyView):
@@ -44,9 +44,8 @@ class TestDetail(LazyView):
             self.model.test_id = event.new
 
     @param.depends("shown", *watching(TEST_FILTERS, "test_id"))
+    @drawn
     def _view(self):
-        if not self.shown:
-            return hidden()
         if not self.model.test_id:
             return empty("Pick a test from the flaky list, a cluster, or search above.")
         hist = self.model.test_history()

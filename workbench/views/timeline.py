@@ -10,7 +10,7 @@ import param
 from ..models.telemetry import FILTER_PARAMS as TELEMETRY_FILTERS
 from ..models.telemetry import AgentTelemetry
 from .common import watching
-from .lazy import LazyView, hidden
+from .lazy import LazyView, drawn
 
 KIND_COLORS = {
     "prompt": "#8a5ac8",
@@ -28,9 +28,8 @@ class AgentTimeline(LazyView):
     model = param.ClassSelector(class_=AgentTelemetry, doc="The telemetry model.")
 
     @param.depends("shown", *watching(TELEMETRY_FILTERS))
+    @drawn
     def _plot(self):
-        if not self.shown:
-            return hidden()
         sessions, buckets = self.model.timeline()
         if sessions.empty and buckets.empty:
             return pn.pane.Markdown("*No agent activity in this window.*")
