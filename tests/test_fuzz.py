@@ -13,8 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench.ingest import IngestError, Parser, parse_bytes
-from workbench.ingest import otlp
+from workbench.ingest import IngestError, Parser, otlp, parse_bytes
 
 FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

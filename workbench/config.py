@@ -62,6 +62,15 @@ SETTINGS: dict[str, Setting] = {
         Setting("OBSERVATORY_LIVE_INTERVAL", 1.0, "shortest time in seconds between two "
                 "refreshes of one open dashboard while data keeps arriving (default 1)",
                 kind=float),
+        Setting("OBSERVATORY_MAX_CONNECTIONS", 4096, "open HTTP connections the server keeps "
+                "in all, on every port (at most the open-file limit less 256; more are closed "
+                "at once)", kind=int),
+        Setting("OBSERVATORY_MAX_CLIENT_CONNECTIONS", 512, "open HTTP connections one client "
+                "address may hold (more are closed at once)", kind=int),
+        Setting("OBSERVATORY_IDLE_TIMEOUT", 60.0, "seconds before an idle keep-alive "
+                "connection, or one still sending its headers, is closed", kind=float),
+        Setting("OBSERVATORY_BODY_TIMEOUT", 300.0, "seconds a client may take to send a "
+                "request body", kind=float),
         Setting("OBSERVATORY_OTLP_PORT", None, "also receive OTLP/HTTP on this port",
                 flag="--otlp-port", kind=int),
         Setting("OBSERVATORY_OTLP_ADDRESS", "127.0.0.1", "the address of that extra OTLP "

@@ -21,7 +21,7 @@ from ..ingest.live import json_object
 from ..intake import RUN_META_KEYS
 from ..intake.base import RUN_SECRET_HEADER
 from ..store import writes
-from . import pages
+from . import limits, pages
 from .otlp import OTLP_ROUTES
 from .plugin_base import APIHandler, UploadHandler
 from .state import get_intake, get_store
@@ -189,6 +189,7 @@ ROUTES = [
 ]
 
 pages.install()
+limits.install()  # before Bokeh creates its HTTP server, and before the OTLP listener
 
 # Open (and on first start fill) the database when the server starts, not on the first
 # page view, so a locked or unreadable file stops the server with a clear message.
