@@ -106,7 +106,9 @@ class Served:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log.read_text()}")
             try:
-                if httpx.get(self.url + path, timeout=2).status_code == 200:
+                # (a page behind the login redirects to it: ready all the same)
+                if httpx.get(self.url + path, timeout=2,
+                             follow_redirects=True).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

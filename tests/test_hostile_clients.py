@@ -19,7 +19,7 @@ REPORT = (b'<testsuite name="s"><testcase classname="c" name="a"/>'
 def guarded(tmp_path_factory):
     db = tmp_path_factory.mktemp("hostile") / "h.duckdb"
     s = Served(db, env={"OBSERVATORY_TOKENS": "tok", "OBSERVATORY_NO_DEMO": "1"},
-               ready_path="/tests")
+               ready_path="/login")  # tokens alone put the pages behind the login too
     yield s
     s.stop()
 
@@ -182,10 +182,67 @@ def test_a_login_alone_closes_the_api_to_loopback_too(tmp_path):
             assert client.post("/v1/traces", content=b"",
                                headers={"Content-Type": "application/x-protobuf"}
                                ).status_code == 401
-            client.post("/login", data={"username": "ann", "password": "pa55word"})
+            login = client.post("/login", data={"username": "ann", "password": "pa55word"})
+            assert client.get("/api/health").status_code == 200
+            cookies = [v for k, v in login.headers.multi_items()
+                       if k.lower() == "set-cookie" and v.startswith("user=")]
+            assert cookies and "HttpOnly" in cookies[0] and "SameSite=Lax" in cookies[0]
+            # A script in the logged-in browser writes only with the anti-forgery token.
+            otlp = {"Content-Type": "application/x-protobuf"}
+            r = client.post("/v1/traces", content=b"", headers=otlp)
+            assert r.status_code == 403 and "X-XSRF-Token" in r.text
+            session = client.get("/api/session").json()
+            assert session["user"] == "ann"
+            r = client.post("/v1/traces", content=b"",
+                            headers={**otlp, "X-XSRF-Token": session["xsrf"]})
+            assert r.status_code == 200
+            r = client.post("/v1/traces", content=b"",
+                            headers={**otlp, "X-XSRF-Token": "0" * 64})
+            assert r.status_code == 403
+    finally:
+        served.stop()
+
+
+def test_tokens_alone_close_the_dashboards_and_their_websocket_too(tmp_path):
+    """With tokens and no login, a page asks for a token; its websocket takes no one in."""
+    import asyncio
+
+    import websockets
+
+    served = Served(tmp_path / "tokens.duckdb",
+                    env={"OBSERVATORY_NO_DEMO": "1", "OBSERVATORY_TOKENS": "tok-1,tok-2"},
+                    ready_path="/login")
+    try:
+        with httpx.Client(base_url=served.url, timeout=30, follow_redirects=True) as client:
+            page = client.get("/tests")
+            assert page.status_code == 200 and "password or token" in page.text  # login
+            assert "http" not in page.text.replace("http-equiv", "")  # nothing off-machine
+            assert client.get("/api/health").status_code == 401
+
+            async def ws() -> str:
+                try:
+                    async with websockets.connect(served.url.replace("http", "ws")
+                                                  + "/tests/ws"):
+                        return "open"
+                except websockets.InvalidStatus as err:
+                    return str(err.response.status_code)
+
+            assert asyncio.run(ws()) in {"401", "403"}
+            bad = client.post("/login", data={"username": "x", "password": "tok-3"})
+            assert "Invalid" in bad.text
+            client.post("/login", data={"username": "x", "password": "tok-2"})
+            page = client.get("/tests")
+            assert page.status_code == 200 and "password or token" not in page.text
             assert client.get("/api/health").status_code == 200
     finally:
         served.stop()
+
+
+def test_every_page_and_static_file_answers_only_known_host_names(guarded):
+    for path in ("/tests", "/agents", "/static/js/bokeh.min.js", "/api/health", "/v1/traces"):
+        r = httpx.get(guarded.url + path, headers={"Host": "evil.example:5006"})
+        assert r.status_code == 421, path
+        assert "unknown Host" in r.text
 
 
 def test_listening_on_the_network_without_auth_is_refused():

@@ -13,6 +13,7 @@ from pathlib import Path
 from . import __version__, config
 
 DASHBOARDS = Path(__file__).resolve().parent.parent / "dashboards"
+TEMPLATES = Path(__file__).resolve().parent / "server" / "templates"
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
@@ -172,10 +173,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
               "OBSERVATORY_TOKENS and/or --basic-auth, or pass --insecure if this network "
               "is yours alone.", file=sys.stderr)
         return 2
+    login = bool(basic_auth or config.api_tokens())
     if basic_auth:
         # Through Panel's environment variables, so the password is not on the command line.
         env["PANEL_BASIC_AUTH"] = basic_auth
         env["OBSERVATORY_BASIC_AUTH"] = basic_auth  # the API's one auth rule reads it
+    elif login:
+        # Tokens alone protect the dashboards too: Panel's login, whose password nobody
+        # knows, takes any of the tokens instead (server/pages.py).
+        env["PANEL_BASIC_AUTH"] = secrets.token_urlsafe(32)
+    if login:
         env["PANEL_COOKIE_SECRET"] = config.get("OBSERVATORY_COOKIE_SECRET") or (
             secrets.token_urlsafe(32))
     if args.otlp_port:
@@ -208,6 +215,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     ]
     for origin in dict.fromkeys(origins):
         argv += ["--allow-websocket-origin", origin]
+    if login:  # our own pages: Panel's load its logo and icon from a CDN
+        argv += ["--basic-login-template", str(TEMPLATES / "login.html"),
+                 "--logout-template", str(TEMPLATES / "logout.html")]
     if args.show:
         argv.append("--show")
     print(

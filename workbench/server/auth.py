@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 from typing import TYPE_CHECKING
 
 from .. import config
+from .guard import WRITES
+
+#: The header a cookie-authenticated write must carry (see :func:`xsrf_token`).
+XSRF_HEADER = "X-XSRF-Token"
 
 if TYPE_CHECKING:
     from tornado.web import RequestHandler
@@ -37,7 +42,13 @@ def check(handler: RequestHandler) -> tuple[int, str] | None:
         if any(hmac.compare_digest(given, t.encode()) for t in tokens):
             return None
         return 401, "invalid bearer token"
-    if handler.settings.get("cookie_secret") and handler.get_secure_cookie("user"):
+    user = handler.settings.get("cookie_secret") and handler.get_secure_cookie("user")
+    if user:
+        if handler.request.method in WRITES and not hmac.compare_digest(
+                handler.request.headers.get(XSRF_HEADER, "").encode("utf-8", "replace"),
+                xsrf_token(handler).encode()):
+            return 403, (f"a write with the login cookie needs the {XSRF_HEADER} header "
+                         "(GET /api/session gives it)")
         return None
     if not tokens and not login and _loopback(handler.request.remote_ip):
         return None
@@ -49,3 +60,12 @@ def check(handler: RequestHandler) -> tuple[int, str] | None:
             "(set OBSERVATORY_TOKENS to allow remote clients)"
         )
     return 401, "missing bearer token (Authorization: Bearer <token>)"
+
+
+def xsrf_token(handler: RequestHandler) -> str:
+    """The anti-forgery token of the logged-in browser: derived from its signed login
+    cookie, so it changes with every login and no other site can compute it."""
+    secret = handler.settings["cookie_secret"]
+    cookie = handler.get_cookie("user") or ""
+    key = secret.encode() if isinstance(secret, str) else secret
+    return hmac.new(key, b"xsrf:" + cookie.encode(), hashlib.sha256).hexdigest()

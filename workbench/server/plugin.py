@@ -21,7 +21,7 @@ from ..ingest.live import json_object
 from ..intake import RUN_META_KEYS
 from ..intake.base import RUN_SECRET_HEADER
 from ..store import writes
-from . import limits, pages
+from . import auth, limits, pages
 from .otlp import OTLP_ROUTES
 from .plugin_base import APIHandler, UploadHandler
 from .state import get_intake, get_store
@@ -170,6 +170,18 @@ class QueryHandler(APIHandler):
             self.finish(data)
 
 
+class SessionHandler(APIHandler):
+    """``GET /api/session``: who this request is, and — for a browser logged in with the
+    cookie — the token its scripts send with writes (``X-XSRF-Token``)."""
+
+    def get(self) -> None:
+        user = self.settings.get("cookie_secret") and self.get_secure_cookie("user")
+        if not user:
+            self.finish({"ok": True, "user": None})
+            return
+        self.finish({"ok": True, "user": user.decode(), "xsrf": auth.xsrf_token(self)})
+
+
 class HealthHandler(APIHandler):
     def get(self) -> None:
         store = get_store()
@@ -178,6 +190,7 @@ class HealthHandler(APIHandler):
 
 ROUTES = [
     (r"/api/health", HealthHandler, {}),
+    (r"/api/session", SessionHandler, {}),
     (r"/api/tests/reports", ReportHandler, {}),
     (r"/api/tests/live", LiveStartHandler, {}),
     (r"/api/tests/live/([\w-]+)/results", LiveResultsHandler, {}),
