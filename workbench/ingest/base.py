@@ -15,7 +15,7 @@ from ..analysis.identity import split_params, test_id
 from ..analysis.signatures import GENERIC_TYPES, signature
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
 OUTCOMES = ("passed", "failed", "error", "skipped")
 
@@ -110,6 +110,10 @@ _COLS = (
     "error_type",
     "details",
 )
+_RAW_SCHEMA = pa.schema([(c, pa.float64() if c == "duration_s" else pa.string()) for c in _COLS])
+#: Attempts kept as Python lists before they are packed into an Arrow chunk: what bounds a
+#: parse's memory (a million attempts as Python objects took ~500 MB; as Arrow, ~100 MB).
+CHUNK_ROWS = 50_000
 
 
 def timestamp(value: str | None) -> datetime | None:
@@ -142,6 +146,14 @@ class ParsedRun:
     warnings: list[str] = field(default_factory=list)
     _cols: dict[str, list] = field(default_factory=lambda: {c: [] for c in _COLS}, repr=False)
     _unnamed: int = field(default=0, repr=False)
+    #: Attempts already packed (see :meth:`compact`), in order, before those in ``_cols``.
+    _chunks: list[pa.Table] = field(default_factory=list, repr=False)
+    _flushed: int = field(default=0, repr=False)
+    #: Each test's last attempt (global row index), in first-seen order, and every row's
+    #: outcome: what counts and final flags need, kept for rows up to ``_indexed``.
+    _last: dict[str, int] = field(default_factory=dict, repr=False)
+    _outcomes: list[str] = field(default_factory=list, repr=False)
+    _indexed: int = field(default=0, repr=False)
 
     def add_row(
         self,
@@ -194,32 +206,57 @@ class ParsedRun:
         for a in attempts:
             self.add_row(tid, suite, classname, name, file, a.outcome, a.duration_s, a.message,
                          a.error_type, a.details)
+        if len(self._cols["test_id"]) >= CHUNK_ROWS:
+            self.compact()
+
+    def compact(self) -> None:
+        """Pack the attempts held as Python lists into an Arrow chunk (parsers call this
+        every :data:`CHUNK_ROWS` attempts, so memory stays bounded by the report's Arrow
+        size). The lists are emptied in place: parsers may hold their ``append``."""
+        self._index()
+        c = self._cols
+        n = len(c["test_id"])
+        if not n:
+            return
+        self._chunks.append(pa.Table.from_arrays(
+            [pa.array(c[k], type=f.type) for k, f in zip(_COLS, _RAW_SCHEMA, strict=True)],
+            schema=_RAW_SCHEMA))
+        for col in c.values():
+            col.clear()
+        self._flushed += n
+
+    def _index(self) -> None:
+        """Bring ``_last`` and ``_outcomes`` up to the rows appended since last time."""
+        tids, outcomes = self._cols["test_id"], self._cols["outcome"]
+        start, base, last = self._indexed - self._flushed, self._flushed, self._last
+        for i in range(start, len(tids)):
+            last[tids[i]] = base + i  # a later attempt overwrites, first-seen order stays
+        self._outcomes.extend(outcomes[start:])
+        self._indexed = base + len(tids)
 
     @property
     def attempt_count(self) -> int:
-        return len(self._cols["test_id"])
+        return self._flushed + len(self._cols["test_id"])
 
     def _finals(self) -> dict[str, int]:
-        """Row index of each test's last attempt, in first-seen order (cached per size)."""
-        tids = self._cols["test_id"]
-        cached = self.__dict__.get("_finals_cache")
-        if cached is not None and cached[0] == len(tids):
-            return cached[1]
-        last = dict(zip(tids, range(len(tids)), strict=True))  # later rows overwrite earlier
-        self.__dict__["_finals_cache"] = (len(tids), last)
-        return last
+        """Row index of each test's last attempt, in first-seen order."""
+        self._index()
+        return self._last
+
+    def _rows(self) -> Iterator[tuple[int, dict[str, list]]]:
+        """``(index of the first row, columns)`` of every chunk, then of the open lists."""
+        offset = 0
+        for chunk in self._chunks:
+            yield offset, chunk.to_pydict()
+            offset += chunk.num_rows
+        yield offset, self._cols
 
     def attempts(self, tid: str) -> list[Attempt]:
         """Every attempt of one test, in order."""
-        c = self._cols
         return [
-            Attempt(
-                c["outcome"][i],
-                c["duration_s"][i],
-                c["message"][i],
-                c["error_type"][i],
-                c["details"][i],
-            )
+            Attempt(c["outcome"][i], c["duration_s"][i], c["message"][i], c["error_type"][i],
+                    c["details"][i])
+            for _, c in self._rows()
             for i, t in enumerate(c["test_id"])
             if t == tid
         ]
@@ -233,10 +270,9 @@ class ParsedRun:
 
         A retried test counts once.
         """
-        outcomes = self._cols["outcome"]
         finals = self._finals()
         out = dict.fromkeys(OUTCOMES, 0)
-        out.update(Counter(map(outcomes.__getitem__, finals.values())))
+        out.update(Counter(map(self._outcomes.__getitem__, finals.values())))
         return {
             "tests": len(finals),
             "passed": out["passed"],
@@ -245,53 +281,65 @@ class ParsedRun:
             "skipped": out["skipped"],
         }
 
-    def columns(self) -> tuple[dict[str, list], dict[str, tuple]]:
-        """Result columns (as :data:`RESULT_SCHEMA`, without run id) and signatures by key."""
-        c = self._cols
-        tids = c["test_id"]
+    def result_chunks(self, sigs: dict[str, tuple]) -> Iterator[pa.Table]:
+        """Result tables (as :data:`RESULT_SCHEMA`, without run id), one per chunk, made as
+        they are asked for (only one chunk is held as Python objects, and the store inserts
+        each before the next is made); the failure signatures are added to ``sigs``."""
         last = self._finals()
-        final = [False] * len(tids)
-        for i in last.values():
-            final[i] = True
-        if len(last) == len(tids):  # no retries: every test has exactly one attempt
-            attempt = [1] * len(tids)
-        else:
-            seen: dict[str, int] = {}
-            attempt = []
-            for tid in tids:
-                n = seen.get(tid, 0) + 1
-                seen[tid] = n
-                attempt.append(n)
-        sig_col: list[str | None] = [None] * len(tids)
+        retries = len(last) != self.attempt_count
+        seen: dict[str, int] = {}
+        made = 0
+        for offset, c in self._rows():
+            tids = c["test_id"]
+            if not tids and made:
+                continue
+            made += 1
+            final = [last[t] == offset + i for i, t in enumerate(tids)]
+            if not retries:  # every test has exactly one attempt
+                attempt = [1] * len(tids)
+            else:
+                attempt = []
+                for tid in tids:
+                    n = seen.get(tid, 0) + 1
+                    seen[tid] = n
+                    attempt.append(n)
+            sig_col: list[str | None] = [None] * len(tids)
+            # Formats that carry no exception type (pytest's JUnit, reportlog, the plugin,
+            # most JS runners) get the one the signature read from the traceback: one
+            # column, every format.
+            error_type = list(c["error_type"])
+            for i, outcome in enumerate(c["outcome"]):
+                if outcome == "failed" or outcome == "error":
+                    s = signature(c["message"][i], c["error_type"][i], c["details"][i])
+                    sig_col[i] = s.signature
+                    sigs.setdefault(s.signature,
+                                    (s.signature, s.exception, s.normalized, s.suspect))
+                    if not error_type[i] or error_type[i].strip().lower() in GENERIC_TYPES:
+                        error_type[i] = s.exception or error_type[i]
+            yield result_table({
+                **{k: c[k] for k in ("test_id", "suite", "classname", "name")},
+                "params": [split_params(n)[1] if n and n[-1] in "])" else None
+                           for n in c["name"]],
+                "file": c["file"],
+                "attempt": attempt,
+                "final": final,
+                **{k: c[k] for k in ("outcome", "duration_s", "message")},
+                "error_type": error_type,
+                "details": c["details"],
+                "signature": sig_col,
+            })
+
+    def columns(self) -> tuple[dict[str, list], dict[str, tuple]]:
+        """Result columns as lists (small runs and tests; the store takes
+        :meth:`result_tables`) and signatures by key."""
         sigs: dict[str, tuple] = {}
-        # Formats that carry no exception type (pytest's JUnit, reportlog, the plugin, most
-        # JS runners) get the one the signature read from the traceback: one column, every
-        # format.
-        error_type = list(c["error_type"])
-        for i, outcome in enumerate(c["outcome"]):
-            if outcome == "failed" or outcome == "error":
-                s = signature(c["message"][i], c["error_type"][i], c["details"][i])
-                sig_col[i] = s.signature
-                sigs.setdefault(s.signature, (s.signature, s.exception, s.normalized, s.suspect))
-                if not error_type[i] or error_type[i].strip().lower() in GENERIC_TYPES:
-                    error_type[i] = s.exception or error_type[i]
-        data = {
-            **{k: c[k] for k in ("test_id", "suite", "classname", "name")},
-            "params": [split_params(n)[1] if n and n[-1] in "])" else None for n in c["name"]],
-            "file": c["file"],
-            "attempt": attempt,
-            "final": final,
-            **{k: c[k] for k in ("outcome", "duration_s", "message")},
-            "error_type": error_type,
-            "details": c["details"],
-            "signature": sig_col,
-        }
-        return data, sigs
+        return pa.concat_tables(self.result_chunks(sigs)).to_pydict(), sigs
 
     def tables(self) -> tuple[pa.Table, pa.Table]:
         """``(results, signatures)`` Arrow tables ready for the store."""
-        data, sigs = self.columns()
-        return result_table(data), signature_table(sigs)
+        sigs: dict[str, tuple] = {}
+        results = pa.concat_tables(self.result_chunks(sigs))
+        return results, signature_table(sigs)
 
     def check_header(self, n: int) -> None:
         """Note when the report's own ``tests=`` count disagrees with its ``n`` test cases."""

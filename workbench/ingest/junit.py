@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from .base import Attempt, IngestError, ParsedRun, Parser, seconds, timestamp
-from .xml import local, parse_xml
+from .base import CHUNK_ROWS, Attempt, IngestError, ParsedRun, Parser, seconds, timestamp
+from .xml import iter_xml, local
 
 if TYPE_CHECKING:
     from lxml import etree
@@ -54,6 +54,9 @@ def _case_attempts(case: etree._Element, duration: float | None) -> list[Attempt
 
 
 _UNSET = object()
+#: Every element the stream stops at: the root (whatever it is, to name it in an error) is
+#: the first start event, so the filter must let any suite or case through.
+_TAGS = ("{*}testsuites", "{*}testsuite", "{*}testcase")
 _NODE_TESTS = re.compile(rb"<!--\s*tests (\d+)\s*-->")
 
 
@@ -93,10 +96,6 @@ class JUnitParser(Parser):
         return b"<testsuite" in head or (name.endswith(".xml") and b"<testcase" in head)
 
     def parse(self, data: bytes, source: str) -> ParsedRun:
-        root = parse_xml(data, source)
-        tag = local(root.tag)
-        if tag not in ("testsuites", "testsuite"):
-            raise IngestError(f"{source}: not a JUnit report (root element <{tag}>)")
         run = self.new_run(data, source)
         elements = 0
         # The hot loop: appends bound once, identity and time inlined (100k cases/s matter).
@@ -116,20 +115,28 @@ class JUnitParser(Parser):
                 "details",
             )
         )
-        tag_suite, tag_case = (
-            ("testsuite", "testcase")
-            if not isinstance(root.tag, str) or "}" not in root.tag
-            else ("{*}testsuite", "{*}testcase")
-        )
         # Node's reporter names every case classname="test" and nests describe() blocks as
         # suites: the suite path is what tells its tests apart.
         node = _node_summary(data)
         suite_names: dict[object, str | None] = {}
+        root = None
+        loose = False  # test cases directly under <testsuites> (Node)
+        # Read as a stream: each test case is dropped from the tree once read, so memory
+        # does not grow with the report (suites stay: their attributes are read at the end).
         # Test cases are read wherever they sit: under <testsuites> directly (Node), in
         # nested suites (PHPUnit, Node describe), or under a bare <testsuite>.
-        for case in root.iter(tag_case):
+        for event, case in iter_xml(data, source, _TAGS):
+            if root is None:
+                root = case.getroottree().getroot()
+                tag = local(root.tag)
+                if tag not in ("testsuites", "testsuite"):
+                    raise IngestError(f"{source}: not a JUnit report (root element <{tag}>)")
+            if event != "end" or local(case.tag) != "testcase":
+                continue
             elements += 1
             parent = case.getparent()
+            if parent is root and tag == "testsuites":
+                loose = True
             suite_name = suite_names.get(parent, _UNSET)
             if suite_name is _UNSET:
                 suite_name = _suite_name(parent, node)
@@ -152,13 +159,17 @@ class JUnitParser(Parser):
             if not len(case) and get("status") is None and get("result") is None:
                 a_tid(tid), a_suite(suite_name), a_cls(classname), a_name(name), a_file(file)
                 a_out("passed"), a_dur(duration), a_msg(None), a_type(None), a_det(None)
-                continue
-            run.add_attempts(tid, suite_name, classname, name, file,
-                             _case_attempts(case, duration))
+            else:
+                run.add_attempts(tid, suite_name, classname, name, file,
+                                 _case_attempts(case, duration))
+            case.clear(keep_tail=False)
+            if parent is not None:
+                parent.remove(case)
+            if len(cols["test_id"]) >= CHUNK_ROWS:
+                run.compact()
         # Outer suites' counts include their children's, so add up the top level only.
         tops = [root] if tag == "testsuite" else list(root.iterchildren("{*}testsuite"))
         header = [_int(s.get("tests")) for s in tops]
-        loose = tag == "testsuites" and next(root.iterchildren(tag_case), None) is not None
         # Cases directly under <testsuites> (Node) are in no suite's count: only the root's
         # own count, if it has one, can speak for the whole file.
         if tag == "testsuites" and (not header or None in header or loose):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from lxml import etree
 
 from .base import IngestError
@@ -36,6 +38,44 @@ def parse_xml(data: bytes, source: str) -> etree._Element:
     if root.getroottree().docinfo.doctype:
         raise IngestError(f"{source}: XML with a DTD/DOCTYPE is not accepted (entity attacks)")
     return root
+
+
+class _Reader:
+    """A file-like view of bytes (or an mmap) for lxml, without copying them."""
+
+    def __init__(self, data) -> None:
+        self._view, self._pos = memoryview(data), 0
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self._view) if n < 0 else self._pos + n
+        chunk = self._view[self._pos:end].tobytes()
+        self._pos += len(chunk)
+        return chunk
+
+
+def iter_xml(data, source: str, tags: tuple[str, ...]) -> Iterator[tuple[str, etree._Element]]:
+    """``(event, element)`` for the start and end of each element named in ``tags``, read
+    incrementally: the caller clears what it has used, so memory stays bounded whatever
+    the document's size (the whole tree of a 100 MB report takes over 1 GB). Last comes
+    ``("done", root)``. The same hardening as :func:`parse_xml`."""
+    head = bytes(data[:4096]).lstrip()
+    if b"<!DOCTYPE" in head.upper() or b"<!ENTITY" in head.upper():
+        raise IngestError(f"{source}: XML with a DTD/DOCTYPE is not accepted (entity attacks)")
+    events = etree.iterparse(_Reader(data), events=("start", "end"), tag=tags, **_PARSER_ARGS)
+    first = True
+    try:
+        for event, el in events:
+            if first:
+                first = False
+                if el.getroottree().docinfo.doctype:
+                    raise IngestError(
+                        f"{source}: XML with a DTD/DOCTYPE is not accepted (entity attacks)")
+            yield event, el
+    except etree.XMLSyntaxError as err:
+        raise IngestError(f"{source}: not well-formed XML: {_reason(err)}") from None
+    if events.root is None:
+        raise IngestError(f"{source}: empty XML document")
+    yield "done", events.root
 
 
 def _reason(err: etree.XMLSyntaxError) -> str:

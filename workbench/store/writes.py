@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from ..config import to_utc, utcnow
-from ..ingest.base import result_table, signature_table
+from ..ingest.base import CHUNK_ROWS, signature_table
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -127,18 +127,6 @@ def submit_runs(
     """
     ids = [run.content_hash[:16] for run, _ in runs]
     rows = [_run_row(i, run, meta, status) for i, (run, meta) in zip(ids, runs, strict=True)]
-    results: dict[str, list] = {}
-    sigs: dict[str, tuple] = {}
-    spans = []  # (first row, end row) of each run in the combined results
-    for run_id, (run, _) in zip(ids, runs, strict=True):
-        data, run_sigs = run.columns()
-        start = len(results.get("test_id", []))
-        for key, col in data.items():
-            results.setdefault(key, []).extend(col)
-        results.setdefault("run_id", []).extend([run_id] * len(data["test_id"]))
-        spans.append((start, start + len(data["test_id"])))
-        sigs.update(run_sigs)
-    results_tbl = result_table(results) if results else None
     runs_tbl = pa.Table.from_pylist(rows) if rows else None
 
     def write(cur: duckdb.DuckDBPyConnection) -> list[bool]:
@@ -158,13 +146,19 @@ def submit_runs(
             return created
         new_runs = runs_tbl if len(keep) == len(ids) else runs_tbl.take(keep)
         _insert_arrow(cur, "runs", new_runs)
-        if len(keep) == len(ids):
-            new_results = results_tbl
-        else:
-            rows_kept = [r for i in keep for r in range(*spans[i])]
-            new_results = results_tbl.take(pa.array(rows_kept, pa.int64()))
-        if new_results.num_rows:
-            _insert_arrow(cur, "results", new_results)
+        # Small reports go in together; a big one chunk by chunk, each made as it is
+        # inserted, so that its memory is one chunk's, not the whole report's (one
+        # transaction all the same: the run is there whole or not at all).
+        sigs: dict[str, tuple] = {}
+        batch: list[pa.Table] = []
+        for i in keep:
+            for chunk in runs[i][0].result_chunks(sigs):
+                batch.append(_with_run_id(chunk, ids[i]))
+                if sum(t.num_rows for t in batch) >= CHUNK_ROWS:
+                    _insert_arrow(cur, "results", pa.concat_tables(batch))
+                    batch = []
+        if batch:
+            _insert_arrow(cur, "results", pa.concat_tables(batch))
         if sigs:
             _insert_arrow(cur, "signatures", signature_table(sigs), "OR IGNORE")
         return created
