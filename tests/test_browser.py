@@ -300,3 +300,28 @@ def test_every_page_and_tab_stays_on_this_machine(server, chromium, output_dir, 
         browser.close()
     assert external == []
     assert errors == []
+
+
+def test_pages_follow_the_browsers_colour_scheme_until_one_is_chosen(server, chromium,
+                                                                     output_dir):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=ARGS)
+        dark = browser.new_context(color_scheme="dark", viewport={"width": 1440, "height": 900})
+        page = dark.new_page()
+        page.goto(server.url + "/agents")
+        page.wait_for_url("**/agents?theme=dark", timeout=30_000)
+        page.get_by_text("☀ light").wait_for(timeout=30_000)  # the dark page's switch
+        page.get_by_role("gridcell").first.wait_for(timeout=60_000)
+        page.screenshot(path=output_dir / "agents-follows-dark.png")
+        page.get_by_text("☀ light").click()  # chosen: stays light, page to page
+        page.wait_for_url("**/agents?theme=default", timeout=30_000)
+        page.get_by_text("Tests", exact=True).first.click()
+        page.wait_for_url("**/tests?theme=default", timeout=30_000)
+        page.get_by_text("☾ dark").wait_for(timeout=30_000)
+        light = browser.new_context(color_scheme="light").new_page()
+        light.goto(server.url + "/tests")
+        light.get_by_text("☾ dark").wait_for(timeout=30_000)
+        assert "theme=" not in light.url
+        browser.close()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 
 import pandas as pd
 import panel as pn
 import param
+from panel.reactive import ReactiveHTML
 
 OUTCOME_COLORS = {
     "passed": "#2e9e5b",
@@ -15,6 +17,17 @@ OUTCOME_COLORS = {
     "skipped": "#9aa3ad",
 }
 PAGE_SIZE = 15
+#: Series colours (agents, services, metric groups): none of them an outcome colour, so a
+#: red line never reads as "failed".
+SERIES_COLORS = ("#4c78a8", "#72b7b2", "#b279a2", "#9d755d", "#54a24b", "#eeca3b",
+                 "#ff9da6", "#79706e", "#83bcb6", "#bab0ac", "#f58518", "#439894")
+
+
+def series_color(name: object) -> str:
+    """The colour of a named series — an agent above all — the same in every chart, every
+    session and every restart (a stable hash of the name, not the order of appearance)."""
+    digest = hashlib.blake2b(str(name).encode(), digest_size=2).digest()
+    return SERIES_COLORS[int.from_bytes(digest, "big") % len(SERIES_COLORS)]
 
 
 def watching(filters: tuple[str, ...], *extra: str) -> tuple[str, ...]:
@@ -229,12 +242,31 @@ def empty(message: str) -> pn.pane.Markdown:
     return pn.pane.Markdown(f"*{message}*", styles={"color": "#667"})
 
 
+class FollowBrowserTheme(ReactiveHTML):
+    """Nothing to see: on a page opened without ``?theme=``, a browser that prefers dark
+    reloads it with ``?theme=dark`` (Panel chooses the theme on the server, from the URL,
+    so the browser's preference has to reach it there). An explicit ``?theme=`` — the
+    header's switch — always wins."""
+
+    _template = '<div id="follow" style="display:none"></div>'
+    _scripts = {"render": """
+      const q = new URLSearchParams(window.location.search);
+      if (!q.has('theme') && window.matchMedia('(prefers-color-scheme: dark)').matches) {
+        q.set('theme', 'dark');
+        window.location.replace(window.location.pathname + '?' + q + window.location.hash);
+      }"""}
+
+
 def nav(current: str) -> pn.pane.HTML:
     """Links between the served dashboards (relative, so they work behind any prefix), and
-    the switch between the light and the dark theme (Panel reads ``?theme=``)."""
+    the switch between the light and the dark theme (Panel reads ``?theme=``). A theme
+    chosen with the switch stays chosen from page to page; otherwise each page follows the
+    browser (:class:`FollowBrowserTheme`)."""
     dark = pn.config.theme == "dark"
+    args = pn.state.session_args or {}
+    chosen = f"?theme={'dark' if dark else 'default'}" if args.get("theme") else ""
     links = " ".join(
-        f'<a href="./{name}{"?theme=dark" if dark else ""}" style="color:white;'
+        f'<a href="./{name}{chosen}" style="color:white;'
         f'margin-right:14px;'
         f'{"font-weight:700;text-decoration:underline" if name == current else "opacity:.85"}">'
         f"{label}</a>"

@@ -10,7 +10,7 @@ import param
 from ..analysis.units import rate_unit
 from ..models.telemetry import FILTER_PARAMS as TELEMETRY_FILTERS
 from ..models.telemetry import AgentTelemetry
-from .common import empty, rounded, table, watching
+from .common import empty, rounded, series_color, table, watching
 from .lazy import LazyView, deferred
 
 
@@ -73,9 +73,12 @@ class MetricsExplorer(LazyView):
             for y in ys:
                 key = f"{grp} {y}" if len(ys) > 1 else str(grp)
                 # Points as well as the line: a series with one bucket is still drawn.
-                curves[key] = (hv.Curve(part, "bucket", y, label=key).opts(tools=["hover"])
+                # One colour per series name (an agent's is the same on every chart).
+                color = series_color(key)
+                curves[key] = (hv.Curve(part, "bucket", y, label=key).opts(
+                                   tools=["hover"], color=color)
                                * hv.Scatter(part, "bucket", y, label=key).opts(
-                                   size=5, tools=["hover"]))
+                                   size=5, tools=["hover"], color=color))
         overlay = hv.NdOverlay(curves, kdims="series") if curves else hv.Div("<i>No points.</i>")
         self._chart.object = overlay.opts(responsive=True, height=320, title=label,
                                           legend_position="right", xlabel="", ylabel=ys[0]) \

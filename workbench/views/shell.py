@@ -7,7 +7,7 @@ from typing import ClassVar
 import panel as pn
 import param
 
-from .common import nav
+from .common import FollowBrowserTheme, nav
 
 
 class DashboardShell(pn.viewable.Viewer):
@@ -88,7 +88,8 @@ class DashboardShell(pn.viewable.Viewer):
         # work with no network at all.
         return pn.template.BootstrapTemplate(
             title=self.title, sidebar=[self.filters()], main=[self._tabs],
-            header=[nav(self.page)], header_background=self.color, sidebar_width=280,
+            header=[nav(self.page), FollowBrowserTheme(width=0, height=0, margin=0)],
+            header_background=self.color, sidebar_width=280,
             theme=pn.config.theme,  # ?theme=dark: charts and tables follow
         )
 

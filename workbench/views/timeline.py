@@ -9,7 +9,7 @@ import param
 
 from ..models.telemetry import FILTER_PARAMS as TELEMETRY_FILTERS
 from ..models.telemetry import AgentTelemetry
-from .common import watching
+from .common import series_color, watching
 from .lazy import LazyView, drawn
 
 KIND_COLORS = {
@@ -38,7 +38,8 @@ class AgentTimeline(LazyView):
         sessions = sessions.assign(y=sessions["agent"].map(lane))
         segs = hv.Segments(
             sessions, ["start", "y", "end", "y"], ["agent", "session_id", "records", "errors"]
-        ).opts(color="#c7d2e0", line_width=18, alpha=0.8, tools=["hover"])
+        ).opts(color="agent", cmap={a: series_color(a) for a in lanes}, line_width=18,
+               alpha=0.35, tools=["hover"], show_legend=False)
         buckets = buckets.assign(
             y=buckets["agent"].map(lane) + buckets["kind"].map(_OFFSETS).fillna(0),
             size=4 + 3 * np.log2(buckets["records"].clip(lower=1)),
