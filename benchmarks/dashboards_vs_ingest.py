@@ -78,10 +78,10 @@ class Dashboards:
         seen = [float("inf")] * len(self.pages)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and float("inf") in seen:
-            for i, page in enumerate(self.pages):
+            for i, page in enumerate(self.pages):  # (each look costs the browsers CPU too)
                 if seen[i] == float("inf") and page.get_by_text(text, exact=True).count():
                     seen[i] = time.monotonic() - since
-            time.sleep(0.1)
+            time.sleep(0.25)
         return seen
 
     def close(self) -> None:
