@@ -37,9 +37,6 @@ class Frames:
         with self._lock:
             self._frames.clear()
 
-    def __len__(self) -> int:
-        return len(self._frames)
-
 
 #: The frames every dashboard session of a serve process shares: keyed by data version,
 #: so that N open dashboards on the same data run each query once, not N times.

@@ -76,8 +76,8 @@ class DataSignal:
     def _heard_of(self, topics: frozenset[str]) -> None:
         """On the loop: publish now, or once the interval since the last publish is over."""
         self._heard |= topics
-        if self._scheduled:
-            return
+        if self._scheduled or self._busy is not None:
+            return  # a publish is due, or a round is on: its end schedules the next
         self._scheduled = True
         delay = max(0.0, self._last_publish + self.wait - time.monotonic())
         self._loop.call_later(delay, self._publish)
@@ -149,7 +149,6 @@ class Subscription:
                  doc: Any):
         self.signal, self.topic, self._refresh, self._doc = signal, topic, refresh, doc
         self.open = True
-        self.refreshes = 0
 
     def notify(self) -> None:
         """On the loop: refresh on the session's next tick."""
@@ -160,7 +159,6 @@ class Subscription:
     def _fire(self) -> None:
         start = time.perf_counter()
         try:
-            self.refreshes += 1
             self._refresh(self.signal.current[self.topic])
         finally:
             self.signal._done(self, time.perf_counter() - start)
