@@ -177,3 +177,21 @@ def test_sweep_covers_the_producers():
     assert len(junit_files()) >= 100
     assert {fmt for fmt, _ in other_xml_files()} == {"nunit", "trx", "xunit"}
     assert len(other_xml_files()) >= 40
+
+
+@pytest.mark.parametrize("path", junit_files(), ids=lambda p: str(p.relative_to(SHARED)))
+def test_a_junit_fixture_reads_the_same_streamed_as_whole(path, monkeypatch):
+    """Big reports are read as a stream: every fixture, forced down that path, gives the
+    same rows, counts and warnings — or the same refusal — as the whole-tree read."""
+    from workbench.ingest import junit
+
+    def read():
+        try:
+            run = ingest.parse_file(path, "junit")
+        except ingest.IngestError as err:
+            return str(err).split(":", 1)[1].split("line")[0]
+        return run.columns(), run.counts(), run.warnings, run.header_tests, run.started_at
+
+    whole = read()
+    monkeypatch.setattr(junit, "STREAM_BYTES", 0)
+    assert read() == whole

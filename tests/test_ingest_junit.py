@@ -139,3 +139,63 @@ def test_expand_files_dirs_and_globs(tmp_path):
         [str(tmp_path / "a"), str(tmp_path / "*.json"), str(tmp_path / "a" / "one.xml")]
     )
     assert [p.name for p in found] == ["one.xml", "two.json"]
+
+
+STREAM_SAMPLES = {
+    "nested suites": b'<testsuites tests="3"><testsuite name="a" tests="3" timestamp="2026-01-01T'
+                     b'00:00:00"><testsuite name="b" tests="2"><testcase classname="c" name="x"/>'
+                     b'<testcase classname="c" name="y"><failure message="m">trace</failure>'
+                     b'</testcase></testsuite><testcase classname="c" name="z"><skipped/>'
+                     b'</testcase></testsuite></testsuites>',
+    "namespaced": b'<j:testsuite xmlns:j="urn:x" name="n" tests="1"><j:testcase name="t">'
+                  b'<j:error type="E">boom</j:error></j:testcase></j:testsuite>',
+    "node": b'<testsuites><testsuite name="d"><testcase name="same" classname="test"/>'
+            b'</testsuite><testsuite name="e"><testcase name="same" classname="test"/>'
+            b'</testsuite><testcase name="top" classname="test"/></testsuites>\n'
+            b'<!-- tests 3 -->',
+    "retries": b'<testsuite tests="2"><testcase classname="c" name="r"><failure/></testcase>'
+               b'<testcase classname="c" name="r"/></testsuite>',
+    "not junit": b"<html><testcase name='a'/></html>",
+    "broken": b'<testsuite><testcase name="a">',
+}
+
+
+@pytest.mark.parametrize("name", list(STREAM_SAMPLES))
+def test_streamed_and_whole_reads_agree(name, monkeypatch):
+    from workbench.ingest import IngestError, junit, parse_bytes
+
+    def read():
+        try:
+            run = parse_bytes(STREAM_SAMPLES[name], name, "junit")
+        except IngestError as err:
+            return str(err).split(" line")[0]
+        return run.columns(), run.counts(), run.warnings, run.started_at
+
+    whole = read()
+    monkeypatch.setattr(junit, "STREAM_BYTES", 0)
+    assert read() == whole
+
+
+def test_a_big_report_is_read_in_bounded_chunks(monkeypatch):
+    """Past CHUNK_ROWS attempts the run packs them into Arrow chunks; the rows, final
+    flags and attempt numbers are those of a run read in one piece."""
+    import sys
+    from pathlib import Path
+
+    from workbench.ingest import base, junit, parse_bytes
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from gen import junit as generate
+
+    data = generate(3000, seed=5).replace(b"test_case_7<", b"test_case_7<")
+    data = data.replace(b"</testsuite>", data[data.index(b"<testcase"):data.index(
+        b"<testcase", data.index(b"<testcase") + 1)] + b"</testsuite>")  # a retried test
+    whole = parse_bytes(data, "big.xml")
+    monkeypatch.setattr(base, "CHUNK_ROWS", 500)
+    monkeypatch.setattr(junit, "CHUNK_ROWS", 500)
+    monkeypatch.setattr(junit, "STREAM_BYTES", 0)
+    chunked = parse_bytes(data, "big.xml")
+    assert len(chunked._chunks) >= 5
+    assert chunked.columns() == whole.columns()
+    assert chunked.counts() == whole.counts() and chunked.counts()["tests"] == 3000
+    assert chunked.attempts(whole.test_ids()[0]) == whole.attempts(whole.test_ids()[0])

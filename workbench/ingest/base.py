@@ -228,9 +228,10 @@ class ParsedRun:
     def _index(self) -> None:
         """Bring ``_last`` and ``_outcomes`` up to the rows appended since last time."""
         tids, outcomes = self._cols["test_id"], self._cols["outcome"]
-        start, base, last = self._indexed - self._flushed, self._flushed, self._last
-        for i in range(start, len(tids)):
-            last[tids[i]] = base + i  # a later attempt overwrites, first-seen order stays
+        start, base = self._indexed - self._flushed, self._flushed
+        # A later attempt overwrites an earlier one; the first-seen order stays.
+        self._last.update(zip(tids[start:], range(base + start, base + len(tids)),
+                              strict=True))
         self._outcomes.extend(outcomes[start:])
         self._indexed = base + len(tids)
 

@@ -6,9 +6,11 @@ import re
 from typing import TYPE_CHECKING
 
 from .base import CHUNK_ROWS, Attempt, IngestError, ParsedRun, Parser, seconds, timestamp
-from .xml import iter_xml, local
+from .xml import iter_xml, local, parse_xml
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from lxml import etree
 
 _FAIL = {"failure": "failed", "error": "error"}
@@ -54,9 +56,35 @@ def _case_attempts(case: etree._Element, duration: float | None) -> list[Attempt
 
 
 _UNSET = object()
-#: Every element the stream stops at: the root (whatever it is, to name it in an error) is
-#: the first start event, so the filter must let any suite or case through.
+#: Every element the stream stops at (suites for the root and its attributes, cases).
 _TAGS = ("{*}testsuites", "{*}testsuite", "{*}testcase")
+#: Reports up to this size are parsed whole (faster: lxml builds a tree at C speed, ~10x
+#: the file in memory); bigger ones are read as a stream whose memory does not grow.
+STREAM_BYTES = 16 * 1024 * 1024
+
+
+def _read(data: bytes, source: str) -> tuple[etree._Element, Iterator[etree._Element]]:
+    """The document's root and its test cases, from a whole tree or from a stream that
+    drops each test case once the caller has read it (the suites stay: their attributes
+    are read at the end)."""
+    if len(data) <= STREAM_BYTES:
+        root = parse_xml(data, source)
+        plain = isinstance(root.tag, str) and "}" not in root.tag
+        return root, root.iter("testcase" if plain else "{*}testcase")
+    events = iter_xml(data, source, _TAGS)
+    event, first = next(events)
+    root = first if event == "done" else first.getroottree().getroot()
+
+    def cases() -> Iterator[etree._Element]:
+        for event, el in events:
+            if event == "end" and local(el.tag) == "testcase":
+                yield el
+                parent = el.getparent()
+                el.clear(keep_tail=False)
+                if parent is not None:
+                    parent.remove(el)
+
+    return root, cases()
 _NODE_TESTS = re.compile(rb"<!--\s*tests (\d+)\s*-->")
 
 
@@ -119,20 +147,14 @@ class JUnitParser(Parser):
         # suites: the suite path is what tells its tests apart.
         node = _node_summary(data)
         suite_names: dict[object, str | None] = {}
-        root = None
+        root, cases = _read(data, source)
+        tag = local(root.tag)
+        if tag not in ("testsuites", "testsuite"):
+            raise IngestError(f"{source}: not a JUnit report (root element <{tag}>)")
         loose = False  # test cases directly under <testsuites> (Node)
-        # Read as a stream: each test case is dropped from the tree once read, so memory
-        # does not grow with the report (suites stay: their attributes are read at the end).
         # Test cases are read wherever they sit: under <testsuites> directly (Node), in
         # nested suites (PHPUnit, Node describe), or under a bare <testsuite>.
-        for event, case in iter_xml(data, source, _TAGS):
-            if root is None:
-                root = case.getroottree().getroot()
-                tag = local(root.tag)
-                if tag not in ("testsuites", "testsuite"):
-                    raise IngestError(f"{source}: not a JUnit report (root element <{tag}>)")
-            if event != "end" or local(case.tag) != "testcase":
-                continue
+        for case in cases:
             elements += 1
             parent = case.getparent()
             if parent is root and tag == "testsuites":
@@ -162,9 +184,6 @@ class JUnitParser(Parser):
             else:
                 run.add_attempts(tid, suite_name, classname, name, file,
                                  _case_attempts(case, duration))
-            case.clear(keep_tail=False)
-            if parent is not None:
-                parent.remove(case)
             if len(cols["test_id"]) >= CHUNK_ROWS:
                 run.compact()
         # Outer suites' counts include their children's, so add up the top level only.
