@@ -236,6 +236,11 @@ class ParsedRun:
         self._indexed = base + len(tids)
 
     @property
+    def chunked(self) -> bool:
+        """Whether some attempts are packed in Arrow chunks (a big report)."""
+        return bool(self._chunks)
+
+    @property
     def attempt_count(self) -> int:
         return self._flushed + len(self._cols["test_id"])
 

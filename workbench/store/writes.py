@@ -128,6 +128,12 @@ def submit_runs(
     ids = [run.content_hash[:16] for run, _ in runs]
     rows = [_run_row(i, run, meta, status) for i, (run, meta) in zip(ids, runs, strict=True)]
     runs_tbl = pa.Table.from_pylist(rows) if rows else None
+    # Reports held in one piece are made into tables here, beside the writer; a report
+    # packed into chunks (a big one) is made chunk by chunk by the writer as it inserts,
+    # so that its memory is one chunk's, not the whole report's.
+    sigs: dict[str, tuple] = {}
+    ready = {i: [_with_run_id(t, ids[i]) for t in run.result_chunks(sigs)]
+             for i, (run, _) in enumerate(runs) if not run.chunked}
 
     def write(cur: duckdb.DuckDBPyConnection) -> list[bool]:
         marks = ", ".join("?" * len(ids))
@@ -146,21 +152,22 @@ def submit_runs(
             return created
         new_runs = runs_tbl if len(keep) == len(ids) else runs_tbl.take(keep)
         _insert_arrow(cur, "runs", new_runs)
-        # Small reports go in together; a big one chunk by chunk, each made as it is
-        # inserted, so that its memory is one chunk's, not the whole report's (one
-        # transaction all the same: the run is there whole or not at all).
-        sigs: dict[str, tuple] = {}
+        # Small reports go in together, a big one chunk by chunk (one transaction all the
+        # same: a run is there whole or not at all).
+        late: dict[str, tuple] = {}
         batch: list[pa.Table] = []
         for i in keep:
-            for chunk in runs[i][0].result_chunks(sigs):
-                batch.append(_with_run_id(chunk, ids[i]))
+            chunks = ready.get(i) or (_with_run_id(t, ids[i])
+                                      for t in runs[i][0].result_chunks(late))
+            for chunk in chunks:
+                batch.append(chunk)
                 if sum(t.num_rows for t in batch) >= CHUNK_ROWS:
                     _insert_arrow(cur, "results", pa.concat_tables(batch))
                     batch = []
         if batch:
             _insert_arrow(cur, "results", pa.concat_tables(batch))
-        if sigs:
-            _insert_arrow(cur, "signatures", signature_table(sigs), "OR IGNORE")
+        if sigs or late:
+            _insert_arrow(cur, "signatures", signature_table({**sigs, **late}), "OR IGNORE")
         return created
 
     return ids, store.submit(write, block=block)
