@@ -255,3 +255,20 @@ def test_opentelemetry_proto_examples(name, signal, counts):
         assert attrs["array.attribute"] == ["many", "values"]
     if name == "events.json":
         assert batch.tables["logs"][0]["event_name"] == "browser.page_view"
+
+
+def test_exponential_buckets_become_explicit_ones():
+    from opentelemetry.proto.metrics.v1.metrics_pb2 import ExponentialHistogramDataPoint
+
+    from workbench.ingest.otlp import explicit_buckets
+
+    p = ExponentialHistogramDataPoint(scale=0, zero_count=2)  # base 2: (2^i, 2^(i+1)]
+    p.positive.offset, p.negative.offset = 1, 0
+    p.positive.bucket_counts.extend([3, 0, 5])  # (2,4] (4,8] (8,16]
+    p.negative.bucket_counts.extend([1, 4])  # [-1,-2) [-2,-4)
+    counts, bounds = explicit_buckets(p.scale, p.zero_count, p.positive, p.negative)
+    assert bounds == [-2.0, -1.0, 0.0, 2.0, 4.0, 8.0, 16.0]
+    assert counts == [4, 1, 2, 0, 3, 0, 5, 0]
+    assert len(counts) == len(bounds) + 1 and sum(counts) == 15
+    empty = ExponentialHistogramDataPoint(scale=3, zero_count=7)
+    assert explicit_buckets(3, 7, empty.positive, empty.negative) == ([7, 0], [0.0])

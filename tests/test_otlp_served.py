@@ -270,3 +270,39 @@ def test_standard_port_listener_and_tokens(limited):
 def test_empty_request_is_accepted(server):
     resp = post(server.url + "/v1/logs", b"{}", "application/json")
     assert resp.status_code == 200 and resp.json() == {}
+
+
+def test_exponential_histograms_from_short_lived_agents_have_percentiles(server, remote):
+    """Two agent processes each record a few tool durations and exit, with the SDK's
+    base-2 exponential aggregation: the Metrics tab's percentiles are there (they came
+    back empty, "No points", when only explicit buckets were read)."""
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics import Histogram, MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.metrics.view import (
+        ExponentialBucketHistogramAggregation,
+        View,
+    )
+
+    from workbench.models.telemetry import AgentTelemetry
+
+    service = f"short-lived-{uuid.uuid4().hex[:6]}"
+    for values in ((12, 40, 300), (15, 45, 250, 5000)):  # two runs of the agent
+        reader = PeriodicExportingMetricReader(
+            OTLPMetricExporter(endpoint=server.url + "/v1/metrics"),
+            export_interval_millis=60_000)
+        provider = MeterProvider(
+            resource=Resource.create({"service.name": service}), metric_readers=[reader],
+            views=[View(instrument_type=Histogram,
+                        aggregation=ExponentialBucketHistogramAggregation())])
+        hist = provider.get_meter("agent").create_histogram(f"{service}.tool_ms", unit="ms")
+        for v in values:
+            hist.record(v, {"tool": "Bash"})
+        provider.shutdown()  # a short-lived process: one export, at exit
+    model = AgentTelemetry(store=remote)
+    names = model.metric_names().set_index("name")
+    assert names.at[f"{service}.tool_ms", "type"] == "exponential_histogram"
+    df = model.metric(f"{service}.tool_ms")
+    assert not df.empty
+    assert 15 <= df["p50"].max() <= 60  # 7 values: 12 15 40 45 250 300 5000
+    assert 250 <= df["p99"].max() <= 6000

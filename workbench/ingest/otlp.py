@@ -344,6 +344,32 @@ def _metrics(msg, batch: Batch) -> None:
                     batch.accepted += 1
 
 
+def explicit_buckets(scale: int, zero_count: int, positive, negative
+                     ) -> tuple[list[int], list[float]]:
+    """An exponential histogram's buckets as explicit ones (counts, upper bounds), so that
+    percentiles and charts read both kinds alike (exponential histograms were stored with
+    no bucket counts, and a chart of one said "No points").
+
+    Bucket ``i`` of a side covers ``(base**i, base**(i+1)]`` with ``base = 2**(2**-scale)``;
+    negative buckets mirror the positive ones; the zero bucket ends at 0.
+    """
+    base = 2.0 ** (2.0 ** -scale)
+
+    def edge(i: int) -> float:
+        try:
+            return base ** i
+        except OverflowError:
+            return float("inf")
+
+    neg, pos = list(negative.bucket_counts), list(positive.bucket_counts)
+    bounds = [-edge(negative.offset + k) for k in range(len(neg) - 1, -1, -1)] + [0.0]
+    counts = neg[::-1] + [zero_count]
+    if pos:
+        bounds += [edge(positive.offset + k) for k in range(len(pos) + 1)]
+        counts += [0, *pos]
+    return counts + [0], bounds
+
+
 def _point(kind: str, p) -> dict[str, Any]:
     if kind in ("gauge", "sum"):
         which = p.WhichOneof("value")
@@ -360,9 +386,11 @@ def _point(kind: str, p) -> dict[str, Any]:
                                "bucket_counts": list(p.positive.bucket_counts)},
                   "negative": {"offset": p.negative.offset,
                                "bucket_counts": list(p.negative.bucket_counts)}}
+        counts, bounds = explicit_buckets(p.scale, p.zero_count, p.positive, p.negative)
         return {"count": p.count, "sum": p.sum if p.HasField("sum") else None,
                 "min": p.min if p.HasField("min") else None,
-                "max": p.max if p.HasField("max") else None, "detail": json.dumps(detail)}
+                "max": p.max if p.HasField("max") else None, "detail": json.dumps(detail),
+                "bucket_counts": counts, "explicit_bounds": bounds}
     # summary
     quantiles = [{"quantile": q.quantile, "value": q.value} for q in p.quantile_values]
     return {"count": p.count, "sum": p.sum, "detail": json.dumps({"quantiles": quantiles})}

@@ -55,6 +55,10 @@ def zero_fill(series: pd.DataFrame, bucket_s: int) -> pd.DataFrame:
 SEVERITY = {"DEBUG": 5, "INFO": 9, "WARN": 13, "ERROR": 17, "FATAL": 21}
 
 
+#: Metric types read as bucket counts (exponential ones are stored as explicit buckets too).
+HISTOGRAMS = frozenset({"histogram", "exponential_histogram"})
+
+
 class AgentTelemetry(param.Parameterized):
     """Filters as parameters, answers as DataFrames; ``store`` as in :class:`TestAnalytics`."""
 
@@ -203,7 +207,7 @@ class AgentTelemetry(param.Parameterized):
             names = self.metric_names()
             found = names.loc[names["name"] == name, "type"]
             kind = found.iloc[0] if not found.empty else None
-        if kind == "histogram":
+        if kind in HISTOGRAMS:
             h = self._q("metric_histogram", name=name, group_by=group_by, bucket_s=bucket_s)
             for q in (0.5, 0.95, 0.99):
                 h[f"p{int(q * 100)}"] = [quantile(list(b), list(c), q)

@@ -9,7 +9,7 @@ import param
 
 from ..analysis.units import rate_unit
 from ..models.telemetry import FILTER_PARAMS as TELEMETRY_FILTERS
-from ..models.telemetry import AgentTelemetry
+from ..models.telemetry import HISTOGRAMS, AgentTelemetry
 from .common import empty, rounded, series_color, table, watching
 from .lazy import LazyView, deferred
 
@@ -57,7 +57,7 @@ class MetricsExplorer(LazyView):
         kind = self._catalog.at[name, "type"]
         df = self.model.metric(name, group_by=self._group.value or "", kind=kind)
         unit = self._catalog.at[name, "unit"] or ""
-        if kind == "histogram":
+        if kind in HISTOGRAMS:
             ys, label = ["p50", "p95", "p99"], f"{name} percentiles ({unit})"
         elif kind == "sum":
             # Per second, minute, hour or day: whichever makes the peak at least 1.
