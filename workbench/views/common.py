@@ -25,7 +25,10 @@ SERIES_COLORS = ("#4c78a8", "#72b7b2", "#b279a2", "#9d755d", "#54a24b", "#eeca3b
 
 def series_color(name: object) -> str:
     """The colour of a named series — an agent above all — the same in every chart, every
-    session and every restart (a stable hash of the name, not the order of appearance)."""
+    session and every restart (a stable hash of the name, not the order of appearance).
+    The one series of an ungrouped chart, ``(all)``, gets the first colour."""
+    if name == "(all)":
+        return SERIES_COLORS[0]
     digest = hashlib.blake2b(str(name).encode(), digest_size=2).digest()
     return SERIES_COLORS[int.from_bytes(digest, "big") % len(SERIES_COLORS)]
 
