@@ -5,7 +5,9 @@ from __future__ import annotations
 import glob
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .. import config
 from . import ctrf, junit, nunit, reportlog, trx, xunit  # noqa: F401  (registers the parsers)
@@ -52,21 +54,38 @@ def detect(data: bytes, name: str) -> type[Parser]:
     raise IngestError(f"{name}: not a recognised test report (known: {_titles()})")
 
 
-def parse_bytes(data: bytes, source: str, fmt: str | None = None) -> ParsedRun:
-    """Parse one report held in memory; ``fmt`` forces a format key."""
+def _parser(data: bytes, source: str, fmt: str | None) -> type[Parser]:
     if not data.strip():
         raise IngestError(f"{source}: empty file")
     if fmt:
         try:
-            parser = Parser.registry[fmt]
+            return Parser.registry[fmt]
         except KeyError:
             known = ", ".join(sorted(Parser.registry))
             raise IngestError(f"{source}: unknown format {fmt!r} (known: {known})") from None
-    else:
-        parser = detect(data, source)
-    run = parser().parse(data, source)
+    return detect(data, source)
+
+
+def parse_bytes(data: bytes, source: str, fmt: str | None = None,
+                sink: Callable[[Any], None] | None = None) -> ParsedRun:
+    """Parse one report held in memory; ``fmt`` forces a format key. With ``sink`` the run
+    is streamed: each chunk of results goes to ``sink`` as it is read (see
+    :func:`streams`), and the rows not yet handed on are the caller's to flush
+    (``run.compact()``)."""
+    parser = _parser(data, source, fmt)()
+    parser.sink = sink
+    run = parser.parse(data, source)
     _check_complete(run, data, source)
     return run
+
+
+def streams(data: bytes, source: str, fmt: str | None = None) -> bool:
+    """Whether a report is big enough, and of a format that can, to be stored as it is
+    read (JUnit over ``junit.STREAM_BYTES``) rather than parsed whole first."""
+    try:
+        return len(data) > junit.STREAM_BYTES and _parser(data, source, fmt).format == "junit"
+    except IngestError:
+        return False
 
 
 _CASE_ELEMENT = re.compile(rb"<(?:[\w.-]+:)?(?:testcase|test-case|UnitTestResult)[\s/>]")
@@ -133,5 +152,5 @@ def expand(paths: list[str]) -> list[Path]:
 
 __all__ = [
     "Attempt", "IngestError", "ParsedRun", "Parser", "expand", "formats", "parse_bytes",
-    "parse_file", "read_report", "suffixes",
+    "parse_file", "read_report", "streams", "suffixes",
 ]

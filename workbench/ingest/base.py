@@ -15,7 +15,7 @@ from ..analysis.identity import split_params, test_id
 from ..analysis.signatures import GENERIC_TYPES, signature
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
 OUTCOMES = ("passed", "failed", "error", "skipped")
 
@@ -154,6 +154,11 @@ class ParsedRun:
     _last: dict[str, int] = field(default_factory=dict, repr=False)
     _outcomes: list[str] = field(default_factory=list, repr=False)
     _indexed: int = field(default=0, repr=False)
+    #: A streamed run hands each packed chunk to ``sink`` (the store, inside the run's
+    #: transaction) and keeps nothing: its counts and final flags are computed in SQL.
+    sink: Callable[[pa.Table], None] | None = field(default=None, repr=False)
+    #: The failure signatures of the chunks a streamed run has handed on.
+    signatures: dict[str, tuple] = field(default_factory=dict, repr=False)
 
     def add_row(
         self,
@@ -213,14 +218,17 @@ class ParsedRun:
         """Pack the attempts held as Python lists into an Arrow chunk (parsers call this
         every :data:`CHUNK_ROWS` attempts, so memory stays bounded by the report's Arrow
         size). The lists are emptied in place: parsers may hold their ``append``."""
-        self._index()
         c = self._cols
         n = len(c["test_id"])
         if not n:
             return
-        self._chunks.append(pa.Table.from_arrays(
-            [pa.array(c[k], type=f.type) for k, f in zip(_COLS, _RAW_SCHEMA, strict=True)],
-            schema=_RAW_SCHEMA))
+        if self.sink is not None:
+            self.sink(self._result_table(c, [None] * n, [None] * n, self.signatures))
+        else:
+            self._index()
+            self._chunks.append(pa.Table.from_arrays(
+                [pa.array(c[k], type=f.type) for k, f in zip(_COLS, _RAW_SCHEMA, strict=True)],
+                schema=_RAW_SCHEMA))
         for col in c.values():
             col.clear()
         self._flushed += n
@@ -246,6 +254,8 @@ class ParsedRun:
 
     def _finals(self) -> dict[str, int]:
         """Row index of each test's last attempt, in first-seen order."""
+        if self.sink is not None:
+            raise RuntimeError(f"{self.source}: a streamed run's tests are counted in the store")
         self._index()
         return self._last
 
@@ -309,31 +319,35 @@ class ParsedRun:
                     n = seen.get(tid, 0) + 1
                     seen[tid] = n
                     attempt.append(n)
-            sig_col: list[str | None] = [None] * len(tids)
-            # Formats that carry no exception type (pytest's JUnit, reportlog, the plugin,
-            # most JS runners) get the one the signature read from the traceback: one
-            # column, every format.
-            error_type = list(c["error_type"])
-            for i, outcome in enumerate(c["outcome"]):
-                if outcome == "failed" or outcome == "error":
-                    s = signature(c["message"][i], c["error_type"][i], c["details"][i])
-                    sig_col[i] = s.signature
-                    sigs.setdefault(s.signature,
-                                    (s.signature, s.exception, s.normalized, s.suspect))
-                    if not error_type[i] or error_type[i].strip().lower() in GENERIC_TYPES:
-                        error_type[i] = s.exception or error_type[i]
-            yield result_table({
-                **{k: c[k] for k in ("test_id", "suite", "classname", "name")},
-                "params": [split_params(n)[1] if n and n[-1] in "])" else None
-                           for n in c["name"]],
-                "file": c["file"],
-                "attempt": attempt,
-                "final": final,
-                **{k: c[k] for k in ("outcome", "duration_s", "message")},
-                "error_type": error_type,
-                "details": c["details"],
-                "signature": sig_col,
-            })
+            yield self._result_table(c, final, attempt, sigs)
+
+    @staticmethod
+    def _result_table(c: dict[str, list], final: list, attempt: list,
+                      sigs: dict[str, tuple]) -> pa.Table:
+        """One chunk's rows as :data:`RESULT_SCHEMA`, its signatures added to ``sigs``."""
+        sig_col: list[str | None] = [None] * len(c["test_id"])
+        # Formats that carry no exception type (pytest's JUnit, reportlog, the plugin, most
+        # JS runners) get the one the signature read from the traceback: one column, every
+        # format.
+        error_type = list(c["error_type"])
+        for i, outcome in enumerate(c["outcome"]):
+            if outcome == "failed" or outcome == "error":
+                s = signature(c["message"][i], c["error_type"][i], c["details"][i])
+                sig_col[i] = s.signature
+                sigs.setdefault(s.signature, (s.signature, s.exception, s.normalized, s.suspect))
+                if not error_type[i] or error_type[i].strip().lower() in GENERIC_TYPES:
+                    error_type[i] = s.exception or error_type[i]
+        return result_table({
+            **{k: c[k] for k in ("test_id", "suite", "classname", "name")},
+            "params": [split_params(n)[1] if n and n[-1] in "])" else None for n in c["name"]],
+            "file": c["file"],
+            "attempt": attempt,
+            "final": final,
+            **{k: c[k] for k in ("outcome", "duration_s", "message")},
+            "error_type": error_type,
+            "details": c["details"],
+            "signature": sig_col,
+        })
 
     def columns(self) -> tuple[dict[str, list], dict[str, tuple]]:
         """Result columns as lists (small runs and tests; the store takes
@@ -378,5 +392,9 @@ class Parser:
         """Turn the bytes of one report into a :class:`ParsedRun` or raise IngestError."""
         raise NotImplementedError
 
+    #: Set by the store for a streamed read (see :attr:`ParsedRun.sink`).
+    sink: Callable[[pa.Table], None] | None = None
+
     def new_run(self, data: bytes, source: str) -> ParsedRun:
-        return ParsedRun(self.format, source, hashlib.sha256(data).hexdigest())
+        return ParsedRun(self.format, source, hashlib.sha256(data).hexdigest(),
+                         sink=self.sink)

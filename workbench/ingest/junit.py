@@ -207,7 +207,8 @@ class JUnitParser(Parser):
         )
         run.check_header(elements)
         run.expected_tests = elements
-        if node is not None and node != len(run.test_ids()):
+        # (a streamed run's distinct tests are only counted in the store: not checked)
+        if node is not None and run.sink is None and node != len(run.test_ids()):
             raise IngestError(
                 f"{source}: Node's summary says {node} tests but {len(run.test_ids())} "
                 "distinct tests were read (two tests with the same name in one suite?)"

@@ -7,7 +7,7 @@ import uuid
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from ..ingest import IngestError, parse_bytes
+from ..ingest import IngestError, parse_bytes, streams
 from ..ingest.ci_env import run_metadata
 from ..ingest.live import json_body, parse_batch, parse_running
 from ..store import writes
@@ -60,6 +60,11 @@ class LocalIntake(Intake):
 
     def submit_report(self, data: bytes, name: str, flags: dict[str, Any],
                       fmt: str | None = None) -> Future:
+        if streams(data, name, fmt):
+            try:
+                return done(self.report(data, name, flags, fmt))
+            except (IngestError, ValueError) as err:
+                return done(failed(name, str(err)))
         try:
             run = parse_bytes(data, name, fmt)
             meta = run_metadata(run.meta, flags, env=self._env)
@@ -97,7 +102,16 @@ class LocalIntake(Intake):
 
     def report(self, data: bytes, name: str, flags: dict[str, Any],
                fmt: str | None = None) -> dict[str, Any]:
-        """Store one report; a bad report raises :class:`IngestError` (nothing stored)."""
+        """Store one report; a bad report raises :class:`IngestError` (nothing stored).
+
+        A big one is stored as it is read (:func:`~workbench.store.writes.stream_report`),
+        so that memory does not grow with its size."""
+        if streams(data, name, fmt):
+            run_id, created, summary = writes.stream_report(
+                self.store, data, name, fmt,
+                lambda run: run_metadata(run.meta, flags, env=self._env), block=self._block)
+            return {"path": name, "ok": True, **summary, "run_id": run_id,
+                    "duplicate": not created}
         run = parse_bytes(data, name, fmt)
         meta = run_metadata(run.meta, flags, env=self._env)
         run_id, created = writes.insert_run(self.store, run, meta, block=self._block)
