@@ -70,7 +70,7 @@ class Dashboards:
         for _ in range(n):
             page = self._browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
             page.goto(url)
-            page.wait_for_selector("text=Sessions (select one", timeout=60_000)
+            page.wait_for_selector("text=Sessions (", timeout=60_000)
             self.pages.append(page)
 
     def wait_for_text(self, text: str, since: float, timeout: float = 30) -> list[float]:

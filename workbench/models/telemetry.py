@@ -133,27 +133,13 @@ class AgentTelemetry(param.Parameterized):
         lines changed, commits and pull requests."""
         return self._q("agent_sessions", limit=limit)
 
-    def agents(self, sessions: pd.DataFrame | None = None) -> pd.DataFrame:
-        """Per agent: sessions and their totals, with the tool failure rate.
-
-        ``sessions`` (as :meth:`sessions` returns them) saves querying them again.
-        """
-        s = self.sessions(limit=100_000) if sessions is None else sessions
-        cols = [
-            "input_tokens",
-            "output_tokens",
-            "cache_read_tokens",
-            "cache_creation_tokens",
-            "cost_usd",
-            "model_calls",
-            "tool_calls",
-            "tool_failures",
-            "api_errors",
-        ]
-        if s.empty:
-            return pd.DataFrame(columns=["agent", "sessions", *cols, "tool_failure_rate"])
-        out = s.groupby("agent", dropna=False)[cols].sum()
-        out.insert(0, "sessions", s.groupby("agent", dropna=False).size())
+    def agents(self) -> pd.DataFrame:
+        """Per agent: sessions and their totals, with the tool failure rate."""
+        out = self._q("agent_totals")
+        if out.empty:
+            out["tool_failure_rate"] = []
+            return out
+        out = out.set_index("agent")
         out["tool_failure_rate"] = (
             out["tool_failures"] / out["tool_calls"].where(out["tool_calls"] > 0)
         ).fillna(0.0)

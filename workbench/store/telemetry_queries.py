@@ -138,6 +138,24 @@ def agent_sessions(p: dict[str, Any]) -> Rendered:
     spans); a session's figures add the two, and the coding agents' own counters
     (lines of code, commits, pull requests) come from their metrics.
     """
+    return _sessions(p, _page(p, 500))
+
+
+_SESSION_SUMS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
+                 "cost_usd", "model_calls", "tool_calls", "tool_failures", "api_errors")
+
+
+@query
+def agent_totals(p: dict[str, Any]) -> Rendered:
+    """Per agent: its sessions and their summed figures (every session in the window)."""
+    sql, args = _sessions(p, "")
+    sums = ", ".join(f"sum({c}){'' if c == 'cost_usd' else '::BIGINT'} AS {c}"
+                     for c in _SESSION_SUMS)
+    return (f"SELECT agent, count(*) AS sessions, {sums} FROM ({sql}) "
+            "GROUP BY agent ORDER BY agent NULLS LAST", args)
+
+
+def _sessions(p: dict[str, Any], page: str) -> Rendered:
     records, args = _agent_records(
         p, "agent_name, session_id, model, operation, tool_name, is_error, input_tokens, "
         "output_tokens, cache_read_tokens, cache_creation_tokens, cost_usd", present="session_id")
@@ -168,7 +186,7 @@ def agent_sessions(p: dict[str, Any]) -> Rendered:
                any_value(c.lines_changed) AS lines_changed, any_value(c.commits) AS commits,
                any_value(c.pull_requests) AS pull_requests
         FROM ev LEFT JOIN counters c USING (session_id)
-        GROUP BY session_id ORDER BY last_seen DESC, session_id {_page(p, 500)}
+        GROUP BY session_id ORDER BY last_seen DESC, session_id {page}
         """,
         [*args, *args_m],
     )

@@ -12,6 +12,9 @@ from .charts import StackedBars
 from .common import Kpis, columns, empty, table, watching
 from .lazy import LazyView, deferred
 
+#: Sessions listed in the Agents tab's table (the most recent; the totals count them all).
+SESSION_ROWS = 500
+
 _TOKEN_COLORS = {
     "input": "#3b7dd8",
     "output": "#2e9e5b",
@@ -35,6 +38,7 @@ class AgentsOverview(LazyView):
             "No agent sessions in this window: point an agent's OpenTelemetry exporter at "
             "this workbench (/v1/traces, /v1/logs, /v1/metrics)."))
         self._sessions.param.watch(self._on_session, "selection")
+        self._sessions_title = pn.pane.Markdown("#### Sessions")
         self._chart = StackedBars("agent", _TOKEN_COLORS, "Tokens by type per agent",
                                   height=260, empty_text=(
                                       "No agent telemetry in this window yet. Point an "
@@ -44,10 +48,20 @@ class AgentsOverview(LazyView):
     @param.depends(*watching(TELEMETRY_FILTERS), watch=True)
     @deferred
     def _load(self) -> None:
-        sessions = self.model.sessions(limit=100_000)  # the table pages them on the server
-        agents = self.model.agents(sessions)
+        agents = self.model.agents()  # every session in the window counts in the totals
         usage = self.model.token_usage()
-        self._session_frame = sessions
+        # The table lists the most recent sessions only: every row of it is formatted,
+        # compared and paged on each live refresh of each open page, and with thousands of
+        # sessions that alone held OTLP ingest to 59% of its idle rate with five pages open
+        # (benchmarks/dashboards_vs_ingest.py).
+        recent = self.model.sessions(limit=SESSION_ROWS)
+        self._session_frame = recent
+        n = int(agents["sessions"].sum()) if not agents.empty else 0
+        self._sessions_title.object = (
+            f"#### Sessions (the {SESSION_ROWS:,} most recent of {n:,}; an agent or a "
+            "shorter window shows others — select one to filter traces and logs to it)"
+            if n > SESSION_ROWS else
+            "#### Sessions (select one to filter traces and logs to it)")
         total = agents.sum(numeric_only=True) if not agents.empty else pd.Series(dtype=float)
         self._totals.update([
             ("agents", len(agents), "#445"),
@@ -83,7 +97,7 @@ class AgentsOverview(LazyView):
             "commits",
             "pull_requests",
         ]
-        self._sessions.value = columns(sessions, cols).round({"cost_usd": 4})
+        self._sessions.value = columns(recent, cols).round({"cost_usd": 4})
         self._chart.send(self._tokens_per_agent(usage))
 
     @staticmethod
@@ -103,7 +117,7 @@ class AgentsOverview(LazyView):
             self._chart,
             pn.pane.Markdown("#### Agents"),
             self._agents,
-            pn.pane.Markdown("#### Sessions (select one to filter traces and logs to it)"),
+            self._sessions_title,
             self._sessions,
             pn.pane.Markdown("#### Model mix: tokens and cost per agent and model"),
             self._models,
