@@ -257,18 +257,30 @@ def test_opentelemetry_proto_examples(name, signal, counts):
         assert batch.tables["logs"][0]["event_name"] == "browser.page_view"
 
 
-def test_exponential_buckets_become_explicit_ones():
+def test_exponential_buckets_go_onto_one_grid():
     from opentelemetry.proto.metrics.v1.metrics_pb2 import ExponentialHistogramDataPoint
 
-    from workbench.ingest.otlp import explicit_buckets
+    from workbench.analysis.histograms import quantile
+    from workbench.ingest.otlp import EXP_BOUNDS, explicit_buckets
 
-    p = ExponentialHistogramDataPoint(scale=0, zero_count=2)  # base 2: (2^i, 2^(i+1)]
-    p.positive.offset, p.negative.offset = 1, 0
-    p.positive.bucket_counts.extend([3, 0, 5])  # (2,4] (4,8] (8,16]
-    p.negative.bucket_counts.extend([1, 4])  # [-1,-2) [-2,-4)
-    counts, bounds = explicit_buckets(p.scale, p.zero_count, p.positive, p.negative)
-    assert bounds == [-2.0, -1.0, 0.0, 2.0, 4.0, 8.0, 16.0]
-    assert counts == [4, 1, 2, 0, 3, 0, 5, 0]
-    assert len(counts) == len(bounds) + 1 and sum(counts) == 15
-    empty = ExponentialHistogramDataPoint(scale=3, zero_count=7)
-    assert explicit_buckets(3, 7, empty.positive, empty.negative) == ([7, 0], [0.0])
+    def counts_at(scale, offset, buckets, zero=0, negative=()):
+        p = ExponentialHistogramDataPoint(scale=scale, zero_count=zero)
+        p.positive.offset = offset
+        p.positive.bucket_counts.extend(buckets)
+        p.negative.bucket_counts.extend(negative)
+        counts, bounds = explicit_buckets(p.scale, p.zero_count, p.positive, p.negative)
+        assert bounds is EXP_BOUNDS and len(counts) == len(bounds) + 1
+        return counts
+
+    # Scale 0: (2,4] (4,8] (8,16]; the grid (steps of 2^(1/4)) holds them exactly.
+    coarse = counts_at(0, 1, [3, 0, 5], zero=2, negative=[1])
+    assert sum(coarse) == 11 and coarse[0] == 3  # zero and negative: (-inf, 0]
+    assert coarse[EXP_BOUNDS.index(4.0)] == 3 and coarse[EXP_BOUNDS.index(16.0)] == 5
+    # Finer scale 3: bucket 8 is (2, 2^(9/8)], bucket 23 is (2^(23/8), 8]: each goes to the
+    # grid bucket holding its upper end, so two processes' points add up bucket by bucket.
+    fine = counts_at(3, 8, [3] + [0] * 14 + [5])
+    assert fine[EXP_BOUNDS.index(2.0 ** 1.25)] == 3 and fine[EXP_BOUNDS.index(8.0)] == 5
+    merged = [a + b for a, b in zip(coarse, fine, strict=True)]
+    assert 2 < quantile(EXP_BOUNDS, merged, 0.5) <= 16
+    # Beyond the grid: the tail bucket, never an error.
+    assert counts_at(0, 200, [1])[-1] == 1

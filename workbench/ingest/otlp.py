@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from fractions import Fraction
 from typing import Any
 
 from google.protobuf import json_format
@@ -344,30 +346,32 @@ def _metrics(msg, batch: Batch) -> None:
                     batch.accepted += 1
 
 
+#: The one set of bounds every exponential histogram is stored with: 0, then 2^(e/4) for
+#: e in -40..160 (0.001 to 10^12, steps of 19%). Points of one metric from several
+#: processes come with their own scales and offsets; on one grid their counts add up
+#: bucket by bucket, as explicit histograms' do.
+_EXP_LOW, _EXP_HIGH, _EXP_SCALE = -40, 160, 2
+EXP_BOUNDS = [0.0] + [2.0 ** (e / 2**_EXP_SCALE) for e in range(_EXP_LOW, _EXP_HIGH + 1)]
+
+
 def explicit_buckets(scale: int, zero_count: int, positive, negative
                      ) -> tuple[list[int], list[float]]:
-    """An exponential histogram's buckets as explicit ones (counts, upper bounds), so that
-    percentiles and charts read both kinds alike (exponential histograms were stored with
-    no bucket counts, and a chart of one said "No points").
+    """An exponential histogram's counts on :data:`EXP_BOUNDS` ``(counts, bounds)``, so
+    that percentiles and charts read both kinds of histogram alike (exponential ones were
+    stored with no bucket counts, and a chart of one said "No points").
 
-    Bucket ``i`` of a side covers ``(base**i, base**(i+1)]`` with ``base = 2**(2**-scale)``;
-    negative buckets mirror the positive ones; the zero bucket ends at 0.
+    Source bucket ``j`` covers ``(2**(j / 2**scale), 2**((j+1) / 2**scale)]``; it goes to
+    the grid bucket holding its upper end — exactly for scales ≥ 2, rounded up for coarser
+    ones. Zero and negative values count in the first bucket, ``(-inf, 0]``.
     """
-    base = 2.0 ** (2.0 ** -scale)
-
-    def edge(i: int) -> float:
-        try:
-            return base ** i
-        except OverflowError:
-            return float("inf")
-
-    neg, pos = list(negative.bucket_counts), list(positive.bucket_counts)
-    bounds = [-edge(negative.offset + k) for k in range(len(neg) - 1, -1, -1)] + [0.0]
-    counts = neg[::-1] + [zero_count]
-    if pos:
-        bounds += [edge(positive.offset + k) for k in range(len(pos) + 1)]
-        counts += [0, *pos]
-    return counts + [0], bounds
+    counts = [0] * (len(EXP_BOUNDS) + 1)
+    counts[0] = zero_count + sum(negative.bucket_counts)
+    step = Fraction(2**_EXP_SCALE) / Fraction(2) ** scale  # grid steps per source step
+    for k, n in enumerate(positive.bucket_counts):
+        if n:
+            e = math.ceil((positive.offset + k + 1) * step)  # upper end 2^(e / 4)
+            counts[min(max(e, _EXP_LOW), _EXP_HIGH + 1) - _EXP_LOW + 1] += n
+    return counts, EXP_BOUNDS
 
 
 def _point(kind: str, p) -> dict[str, Any]:
