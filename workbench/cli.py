@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra origins allowed to open the dashboards (repeatable)",
     )
     serve.add_argument("--allow-host", action="append", metavar="NAME",
-                       help="a host name the API answers besides loopback names (repeatable; "
+                       help="a host name the workbench (pages, API, OTLP) answers besides "
+                       "loopback names (repeatable; "
                        "also $OBSERVATORY_ALLOWED_HOSTS); requests naming another Host get 421, "
                        "which stops DNS rebinding")
     serve.add_argument("--otlp-port", type=int, metavar="PORT",
@@ -69,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--basic-auth", metavar="PASSWORD|USERS.json",
                        help="require a login for the dashboards: one password, or a JSON file "
                        "of user: password (also $OBSERVATORY_BASIC_AUTH); the API then also "
-                       "accepts the login cookie")
+                       "accepts the login cookie. With $OBSERVATORY_TOKENS and no "
+                       "--basic-auth, the login takes a token as the password")
     serve.add_argument("--insecure", action="store_true",
                        help="allow listening on a non-loopback address with no authentication")
     serve.add_argument("--show", action="store_true", help="open a browser")

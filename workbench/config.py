@@ -75,8 +75,9 @@ SETTINGS: dict[str, Setting] = {
                 flag="--otlp-port", kind=int),
         Setting("OBSERVATORY_OTLP_ADDRESS", "127.0.0.1", "the address of that extra OTLP "
                 "listener (set by `serve` to its `--address`)"),
-        Setting("OBSERVATORY_ALLOWED_HOSTS", "", "comma-separated host names the API answers "
-                "besides the loopback names (requests with another `Host` get 421)",
+        Setting("OBSERVATORY_ALLOWED_HOSTS", "", "comma-separated host names the workbench "
+                "(pages, API, OTLP) answers besides the loopback names (requests with another "
+                "`Host` get 421)",
                 flag="--allow-host"),
         Setting("OBSERVATORY_SERVER_URL", None, "the URL the server advertises beside its "
                 "database (set by `serve`; else read from `panel serve`'s `--address`/`--port`)"),
