@@ -351,7 +351,7 @@ class ParsedRun:
 
     def columns(self) -> tuple[dict[str, list], dict[str, tuple]]:
         """Result columns as lists (small runs and tests; the store takes
-        :meth:`result_tables`) and signatures by key."""
+        :meth:`result_chunks`) and signatures by key."""
         sigs: dict[str, tuple] = {}
         return pa.concat_tables(self.result_chunks(sigs)).to_pydict(), sigs
 

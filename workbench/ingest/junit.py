@@ -85,6 +85,8 @@ def _read(data: bytes, source: str) -> tuple[etree._Element, Iterator[etree._Ele
                     parent.remove(el)
 
     return root, cases()
+
+
 _NODE_TESTS = re.compile(rb"<!--\s*tests (\d+)\s*-->")
 
 

@@ -25,9 +25,7 @@ def parse_xml(data: bytes, source: str) -> etree._Element:
     Documents with a DOCTYPE are refused outright: test reports never need one, and it is
     how entity-expansion and external-entity attacks arrive.
     """
-    head = data[:4096].lstrip()
-    if b"<!DOCTYPE" in head.upper() or b"<!ENTITY" in head.upper():
-        raise IngestError(f"{source}: XML with a DTD/DOCTYPE is not accepted (entity attacks)")
+    _refuse_dtd(data, source)
     parser = etree.XMLParser(**_PARSER_ARGS)
     try:
         root = etree.fromstring(data, parser)
@@ -35,9 +33,20 @@ def parse_xml(data: bytes, source: str) -> etree._Element:
         raise IngestError(f"{source}: not well-formed XML: {_reason(err)}") from None
     if root is None:
         raise IngestError(f"{source}: empty XML document")
-    if root.getroottree().docinfo.doctype:
-        raise IngestError(f"{source}: XML with a DTD/DOCTYPE is not accepted (entity attacks)")
+    _refuse_dtd(data, source, root)
     return root
+
+
+def _refuse_dtd(data, source: str, root: etree._Element | None = None) -> None:
+    """Refuse a DOCTYPE or ENTITY in the head of ``data`` (before parsing), or a DOCTYPE
+    the parsed document declares (``root``, after)."""
+    if root is None:
+        head = bytes(data[:4096]).lstrip().upper()
+        declared = b"<!DOCTYPE" in head or b"<!ENTITY" in head
+    else:
+        declared = bool(root.getroottree().docinfo.doctype)
+    if declared:
+        raise IngestError(f"{source}: XML with a DTD/DOCTYPE is not accepted (entity attacks)")
 
 
 class _Reader:
@@ -58,18 +67,14 @@ def iter_xml(data, source: str, tags: tuple[str, ...]) -> Iterator[tuple[str, et
     incrementally: the caller clears what it has used, so memory stays bounded whatever
     the document's size (the whole tree of a 100 MB report takes over 1 GB). Last comes
     ``("done", root)``. The same hardening as :func:`parse_xml`."""
-    head = bytes(data[:4096]).lstrip()
-    if b"<!DOCTYPE" in head.upper() or b"<!ENTITY" in head.upper():
-        raise IngestError(f"{source}: XML with a DTD/DOCTYPE is not accepted (entity attacks)")
+    _refuse_dtd(data, source)
     events = etree.iterparse(_Reader(data), events=("start", "end"), tag=tags, **_PARSER_ARGS)
     first = True
     try:
         for event, el in events:
             if first:
                 first = False
-                if el.getroottree().docinfo.doctype:
-                    raise IngestError(
-                        f"{source}: XML with a DTD/DOCTYPE is not accepted (entity attacks)")
+                _refuse_dtd(data, source, el)
             yield event, el
     except etree.XMLSyntaxError as err:
         raise IngestError(f"{source}: not well-formed XML: {_reason(err)}") from None
