@@ -65,16 +65,14 @@ class LimitedHTTPServer(HTTPServer):
                         len(cls._client_of), cls.max_per_client, cls.max_total, cls.refused)
             stream.close()
             return
-        before = set(self._connections)
+        cls._client_of[id(stream)] = client  # on_close gets the connection of this stream
+        cls.open_by_client[client] += 1
         super().handle_stream(stream, address)
-        for conn in set(self._connections) - before:
-            cls._client_of[id(conn)] = client
-            cls.open_by_client[client] += 1
 
     def on_close(self, server_conn: object) -> None:
         super().on_close(server_conn)
         cls = LimitedHTTPServer
-        client = cls._client_of.pop(id(server_conn), None)
+        client = cls._client_of.pop(id(server_conn.stream), None)  # type: ignore[attr-defined]
         if client is not None:
             cls.open_by_client[client] -= 1
             if cls.open_by_client[client] <= 0:

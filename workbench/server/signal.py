@@ -40,8 +40,8 @@ VERSION_QUERIES = {"tests": "data_version", "telemetry": "telemetry_version"}
 
 
 class Version(NamedTuple):
-    """A topic's data version: how many commits this process heard of, and when the last
-    one was heard (the clock of every view refreshed to it)."""
+    """A topic's data version: how many times this process has published news of it, and
+    when it last did (the clock of every view refreshed to it)."""
 
     number: int
     at: datetime
@@ -106,7 +106,7 @@ class DataSignal:
         self._last_publish = time.monotonic()
         self.wait = max(self.interval, 4 * self._round_cost)
         self._round_cost = 0.0
-        if self._heard and not self._scheduled:
+        if self._heard:  # commits heard during the round: schedule the next publish
             self._heard_of(frozenset())
 
     def _done(self, sub: Subscription, seconds: float = 0.0) -> None:

@@ -7,6 +7,8 @@ import panel as pn
 from bokeh.models import ColumnDataSource, FactorRange, HoverTool, NumeralTickFormatter
 from bokeh.plotting import figure
 
+from .common import same_frame
+
 
 class StackedBars(pn.viewable.Viewer):
     """Stacked bars per category, built once; new data is a data-source patch.
@@ -45,8 +47,7 @@ class StackedBars(pn.viewable.Viewer):
 
     def send(self, frame: pd.DataFrame) -> None:
         """Show ``frame``: one row per category, one column per stack."""
-        if self._frame is not None and list(self._frame.columns) == list(frame.columns) \
-                and self._frame.equals(frame):
+        if same_frame(self._frame, frame):
             return
         self._frame = frame
         self._empty.visible = frame.empty

@@ -102,6 +102,13 @@ def readable(df: pd.DataFrame | None) -> pd.DataFrame | None:
     return out
 
 
+def same_frame(old: object, new: object) -> bool:
+    """Whether ``new`` holds what ``old`` held (same columns, same values): then a view has
+    nothing to send (param, and so Panel, would count any new frame as a change)."""
+    return (isinstance(old, pd.DataFrame) and isinstance(new, pd.DataFrame)
+            and list(old.columns) == list(new.columns) and old.equals(new))
+
+
 class _ReadableFrame(param.DataFrame):
     """A table's ``value`` that formats itself on the way in (see :func:`readable`).
 
@@ -111,9 +118,7 @@ class _ReadableFrame(param.DataFrame):
 
     def __set__(self, obj, val):
         val = readable(val)
-        old = getattr(obj, self.name, None)
-        if isinstance(val, pd.DataFrame) and isinstance(old, pd.DataFrame) and (
-                list(old.columns) == list(val.columns) and old.equals(val)):
+        if same_frame(getattr(obj, self.name, None), val):
             return
         super().__set__(obj, val)
 
