@@ -24,6 +24,19 @@ def _loopback(ip: str | None) -> bool:
         return False
 
 
+def valid_token(given: str) -> bool:
+    """Whether ``given`` is one of ``OBSERVATORY_TOKENS`` (compared in constant time, as
+    bytes: ``compare_digest`` refuses non-ASCII str, which was a 500)."""
+    raw = given.encode("utf-8", "surrogateescape")
+    return any(hmac.compare_digest(raw, t.encode()) for t in config.api_tokens())
+
+
+def login_user(handler: RequestHandler) -> str | None:
+    """The user of a valid signed login cookie, or None."""
+    user = handler.settings.get("cookie_secret") and handler.get_secure_cookie("user")
+    return user.decode() if user else None
+
+
 def check(handler: RequestHandler) -> tuple[int, str] | None:
     """``None`` when the request may proceed, else ``(status, reason)``.
 
@@ -37,13 +50,8 @@ def check(handler: RequestHandler) -> tuple[int, str] | None:
     login = bool(config.get("OBSERVATORY_BASIC_AUTH") or handler.settings.get("cookie_secret"))
     header = handler.request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
-        # Compared as bytes: compare_digest refuses non-ASCII str (a 500 before).
-        given = header[7:].strip().encode("utf-8", "surrogateescape")
-        if any(hmac.compare_digest(given, t.encode()) for t in tokens):
-            return None
-        return 401, "invalid bearer token"
-    user = handler.settings.get("cookie_secret") and handler.get_secure_cookie("user")
-    if user:
+        return None if valid_token(header[7:].strip()) else (401, "invalid bearer token")
+    if login_user(handler):
         if handler.request.method in WRITES and not hmac.compare_digest(
                 handler.request.headers.get(XSRF_HEADER, "").encode("utf-8", "replace"),
                 xsrf_token(handler).encode()):

@@ -175,11 +175,11 @@ class SessionHandler(APIHandler):
     cookie — the token its scripts send with writes (``X-XSRF-Token``)."""
 
     def get(self) -> None:
-        user = self.settings.get("cookie_secret") and self.get_secure_cookie("user")
+        user = auth.login_user(self)
         if not user:
             self.finish({"ok": True, "user": None})
             return
-        self.finish({"ok": True, "user": user.decode(), "xsrf": auth.xsrf_token(self)})
+        self.finish({"ok": True, "user": user, "xsrf": auth.xsrf_token(self)})
 
 
 class HealthHandler(APIHandler):
