@@ -62,7 +62,7 @@ class LocalIntake(Intake):
                       fmt: str | None = None) -> Future:
         if streams(data, name, fmt):
             try:
-                return done(self.report(data, name, flags, fmt))
+                return done(self._stream(data, name, flags, fmt))
             except (IngestError, ValueError) as err:
                 return done(failed(name, str(err)))
         try:
@@ -107,15 +107,18 @@ class LocalIntake(Intake):
         A big one is stored as it is read (:func:`~workbench.store.writes.stream_report`),
         so that memory does not grow with its size."""
         if streams(data, name, fmt):
-            run_id, created, summary = writes.stream_report(
-                self.store, data, name, fmt,
-                lambda run: run_metadata(run.meta, flags, env=self._env), block=self._block)
-            return {"path": name, "ok": True, **summary, "run_id": run_id,
-                    "duplicate": not created}
+            return self._stream(data, name, flags, fmt)
         run = parse_bytes(data, name, fmt)
         meta = run_metadata(run.meta, flags, env=self._env)
         run_id, created = writes.insert_run(self.store, run, meta, block=self._block)
         return {**_summary(run, name), "run_id": run_id, "duplicate": not created}
+
+    def _stream(self, data: bytes, name: str, flags: dict[str, Any],
+                fmt: str | None) -> dict[str, Any]:
+        run_id, created, summary = writes.stream_report(
+            self.store, data, name, fmt,
+            lambda run: run_metadata(run.meta, flags, env=self._env), block=self._block)
+        return {"path": name, "ok": True, **summary, "run_id": run_id, "duplicate": not created}
 
     def live_start(self, meta: dict[str, Any], secret_sha256: str | None = None) -> str:
         run_id = "live-" + uuid.uuid4().hex[:12]
