@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ..config import to_utc, utcnow
-from ..ingest.base import CHUNK_ROWS, signature_table
+from ..ingest.base import CHUNK_ROWS, RESULT_SCHEMA, signature_table
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -231,9 +234,14 @@ def stream_report(
     store: Store, data: bytes, name: str, fmt: str | None,
     meta_for: Callable[[ParsedRun], dict[str, Any]], block: bool = True,
 ) -> tuple[str, bool, dict[str, Any]]:
-    """Store a big report as it is read, in one transaction: each chunk of results is
-    inserted as the parser packs it, then the attempt numbers, final flags and the run's
-    counts are computed in SQL. Nothing proportional to the report is held in Python.
+    """Store a big report without holding it parsed: the parser's chunks of results go to
+    a Parquet staging file as they are read, then one transaction inserts the file and
+    computes the attempt numbers, final flags and the run's counts in SQL.
+
+    Parsing happens before the transaction, so a big report keeps the writer (and every
+    other client's writes) waiting for the insert only, not for the parse. Inserting one
+    Parquet scan also costs DuckDB far less memory than appending chunks to an open
+    transaction (about 300 bytes per row held until the commit).
 
     Returns ``(run_id, created, summary)`` with the run's counts and warnings as stored
     (those of the earlier run when the same bytes were stored before). A bad report raises
@@ -242,41 +250,60 @@ def stream_report(
     from ..ingest import parse_bytes
 
     run_id = hashlib.sha256(data).hexdigest()[:16]
-
-    def write(cur: duckdb.DuckDBPyConnection) -> tuple[bool, dict[str, Any]]:
-        created = not cur.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchone()
-        if created:
-            run = parse_bytes(data, name, fmt, sink=lambda chunk: _insert_arrow(
-                cur, "results", _with_run_id(chunk, run_id)))
+    with tempfile.TemporaryDirectory(prefix="observatory-stage-") as tmp:
+        staged = Path(tmp) / "results.parquet"
+        with pq.ParquetWriter(staged, RESULT_SCHEMA.append(
+                pa.field("run_id", pa.string()))) as out:
+            run = parse_bytes(data, name, fmt,
+                              sink=lambda chunk: out.write_table(_with_run_id(chunk, run_id)))
             run.compact()  # the rows since the last chunk
-            # Rows appended in one transaction keep their order in rowid: attempts in
-            # document order, the last one final — as the in-memory path makes them.
-            cur.execute(
-                """
-                UPDATE results SET attempt = w.attempt, final = w.final
-                FROM (SELECT rowid AS rid,
-                             row_number() OVER (PARTITION BY test_id ORDER BY rowid) AS attempt,
-                             row_number() OVER (PARTITION BY test_id ORDER BY rowid DESC) = 1
-                               AS final
-                      FROM results WHERE run_id = ?) w
-                WHERE results.rowid = w.rid
-                """,
-                [run_id],
-            )
-            if run.signatures:
-                _insert_arrow(cur, "signatures", signature_table(run.signatures), "OR IGNORE")
-            row = _run_row(run_id, run, meta_for(run), "complete")
-            _insert_arrow(cur, "runs", pa.Table.from_pylist([row]))
-            _refresh_counts(cur, run_id)
-        cols = [*_COUNTS, "warnings"]
-        values = cur.execute(f"SELECT {', '.join(cols)} FROM runs WHERE run_id = ?",
-                             [run_id]).fetchone()
-        summary = dict(zip(cols, values, strict=True))
-        summary["warnings"] = summary["warnings"].split("; ") if summary["warnings"] else []
-        return created, summary
+        meta = meta_for(run)
 
-    created, summary = store.write(write, block=block)
+        def write(cur: duckdb.DuckDBPyConnection) -> tuple[bool, dict[str, Any]]:
+            created = not cur.execute("SELECT 1 FROM runs WHERE run_id = ?",
+                                      [run_id]).fetchone()
+            if created:
+                _insert_staged(cur, staged, run_id)
+                if run.signatures:
+                    _insert_arrow(cur, "signatures", signature_table(run.signatures),
+                                  "OR IGNORE")
+                _insert_arrow(cur, "runs", pa.Table.from_pylist(
+                    [_run_row(run_id, run, meta, "complete")]))
+                _refresh_counts(cur, run_id)
+            cols = [*_COUNTS, "warnings"]
+            values = cur.execute(f"SELECT {', '.join(cols)} FROM runs WHERE run_id = ?",
+                                 [run_id]).fetchone()
+            summary = dict(zip(cols, values, strict=True))
+            summary["warnings"] = summary["warnings"].split("; ") if summary["warnings"] else []
+            return created, summary
+
+        created, summary = store.write(write, block=block)
     return run_id, created, summary
+
+
+def _insert_staged(cur: duckdb.DuckDBPyConnection, staged: Path, run_id: str) -> None:
+    """Insert a staged run's results, every row first taken as a test's only attempt; then
+    number the attempts of the tests that occur more than once (usually few: a window over
+    all rows would cost as much memory again as the insert)."""
+    # One scan inserted in one statement keeps the file's order in rowid (insertion order
+    # is preserved): attempts in document order, the last one final.
+    cur.execute(
+        "INSERT INTO results BY NAME SELECT * EXCLUDE (attempt, final), 1 AS attempt,"
+        " true AS final FROM read_parquet(?)", [str(staged)])
+    cur.execute(
+        """
+        UPDATE results SET attempt = w.attempt, final = w.final
+        FROM (SELECT rowid AS rid,
+                     row_number() OVER (PARTITION BY test_id ORDER BY rowid) AS attempt,
+                     row_number() OVER (PARTITION BY test_id ORDER BY rowid DESC) = 1 AS final
+              FROM results
+              WHERE run_id = ? AND test_id IN (
+                SELECT test_id FROM results WHERE run_id = ?
+                GROUP BY test_id HAVING count(*) > 1)) w
+        WHERE results.rowid = w.rid
+        """,
+        [run_id, run_id],
+    )
 
 
 def _refresh_counts(cur: duckdb.DuckDBPyConnection, run_id: str) -> None:
