@@ -31,6 +31,9 @@ def _reset_server_state():
     from workbench.server import state
 
     yield
+    if state._supervisor is not None:
+        state._supervisor.close()
+        state._supervisor = None
     if state._store is not None:
         state._store.close()
         state._store = None

@@ -42,8 +42,13 @@ SETTINGS: dict[str, Setting] = {
                 flag="--url"),
         Setting("OBSERVATORY_NO_DEMO", False, "`1`: do not fill an empty database with the demo "
                 "dataset", flag="--no-demo", kind=bool),
-        Setting("OBSERVATORY_TOKENS", "", "comma-separated bearer tokens the HTTP API accepts; "
-                "when unset, only loopback clients are served"),
+        Setting("OBSERVATORY_TOKENS", "", "comma-separated bearer tokens the HTTP API accepts, "
+                "each optionally with its role (`tokA:admin,tokB:operator,tokC:viewer`; no role "
+                "means admin); when unset, only loopback clients are served"),
+        Setting("OBSERVATORY_USER_ROLES", "", "roles of users who log in to the dashboards "
+                "(`alice:admin,bob:viewer`); others get `OBSERVATORY_DEFAULT_ROLE`"),
+        Setting("OBSERVATORY_DEFAULT_ROLE", "admin", "role of a logged-in user not listed in "
+                "`OBSERVATORY_USER_ROLES`: viewer, operator or admin (default admin)"),
         Setting("OBSERVATORY_TOKEN", None, "the token `ingest`, the pytest plugin and notebooks "
                 "send to a server"),
         Setting("OBSERVATORY_MAX_REPORT_BYTES", 512 * 1024 * 1024, "largest report file "
@@ -59,6 +64,9 @@ SETTINGS: dict[str, Setting] = {
                 "random secret at each start, which logs everyone out on restart)"),
         Setting("OBSERVATORY_WRITE_QUEUE", 256, "writes that may wait for the store before "
                 "requests get 503 + `Retry-After` (default 256)", kind=int),
+        Setting("OBSERVATORY_DUCKDB_MEMORY", "512MB", "DuckDB's buffer pool, e.g. `2GB` "
+                "(default 512MB; bigger queries spill to `<db>.tmp/`): what a big report's "
+                "insert or a query may keep in memory"),
         Setting("OBSERVATORY_LIVE_INTERVAL", 1.0, "shortest time in seconds between two "
                 "refreshes of one open dashboard while data keeps arriving (default 1)",
                 kind=float),
@@ -130,9 +138,40 @@ def demo_enabled(no_demo_flag: bool = False) -> bool:
     return not get("OBSERVATORY_NO_DEMO", no_demo_flag or None)
 
 
+ROLES = ("viewer", "operator", "admin")
+
+
+def _with_roles(raw: str) -> dict[str, str]:
+    """``"a:admin,b:viewer,c"`` → ``{"a": "admin", "b": "viewer", "c": "admin"}``: an entry
+    without a known role after its last colon is admin (as before roles existed)."""
+    out = {}
+    for item in (i.strip() for i in raw.split(",")):
+        if not item:
+            continue
+        name, _, role = item.rpartition(":")
+        if name and role in ROLES:
+            out[name] = role
+        else:
+            out[item] = "admin"
+    return out
+
+
+def api_token_roles() -> dict[str, str]:
+    """Bearer tokens the API accepts and the role each carries (``OBSERVATORY_TOKENS``,
+    ``token:role`` entries; no role means admin)."""
+    return _with_roles(get("OBSERVATORY_TOKENS"))
+
+
 def api_tokens() -> set[str]:
     """Bearer tokens accepted by the REST API (comma-separated ``OBSERVATORY_TOKENS``)."""
-    return {t.strip() for t in get("OBSERVATORY_TOKENS").split(",") if t.strip()}
+    return set(api_token_roles())
+
+
+def user_role(user: str) -> str:
+    """The role of a logged-in user: ``OBSERVATORY_USER_ROLES`` (``alice:admin,bob:viewer``),
+    else ``OBSERVATORY_DEFAULT_ROLE``."""
+    return _with_roles(get("OBSERVATORY_USER_ROLES")).get(user) or get(
+        "OBSERVATORY_DEFAULT_ROLE")
 
 
 def utcnow() -> datetime:

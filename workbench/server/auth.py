@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import secrets
 from typing import TYPE_CHECKING
 
 from .. import config
+from ..control.access import Principal
 from .guard import WRITES
 
 #: The header a cookie-authenticated write must carry (see :func:`xsrf_token`).
@@ -24,11 +26,60 @@ def _loopback(ip: str | None) -> bool:
         return False
 
 
-def valid_token(given: str) -> bool:
-    """Whether ``given`` is one of ``OBSERVATORY_TOKENS`` (compared in constant time, as
-    bytes: ``compare_digest`` refuses non-ASCII str, which was a 500)."""
+#: Tokens this process made for itself (agents it starts send their telemetry with one).
+_own_tokens: dict[str, str] = {}
+
+
+def own_token(role: str = "viewer") -> str:
+    """A new token this server accepts until it stops, with ``role``."""
+    token = secrets.token_urlsafe(24)
+    _own_tokens[token] = role
+    return token
+
+
+def token_role(given: str) -> str | None:
+    """The role of ``given`` if it is a valid token (``OBSERVATORY_TOKENS`` or one of this
+    process's own), else None. Compared in constant time, as bytes: ``compare_digest``
+    refuses non-ASCII str, which was a 500."""
     raw = given.encode("utf-8", "surrogateescape")
-    return any(hmac.compare_digest(raw, t.encode()) for t in config.api_tokens())
+    role = None
+    for token, r in [*config.api_token_roles().items(), *_own_tokens.items()]:
+        if hmac.compare_digest(raw, token.encode()):
+            role = r
+    return role
+
+
+def valid_token(given: str) -> bool:
+    return token_role(given) is not None
+
+
+def principal(handler: RequestHandler) -> Principal:
+    """Who an authenticated request is, with its role (call after :func:`check`)."""
+    client = handler.request.remote_ip or ""
+    header = handler.request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        token = header[7:].strip()
+        return Principal(token_user(token), token_role(token) or "viewer", client)
+    user = login_user(handler)
+    if user:
+        return Principal(user, user_role(user), client)
+    return Principal("loopback", "admin", client)  # check() let it in: nothing configured
+
+
+def token_user(token: str) -> str:
+    """The name a token acts under: ``token:`` and a fingerprint (never the token)."""
+    return "token:" + hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+
+
+def user_role(user: str) -> str:
+    """The role of a logged-in user; one who logged in with a token has the token's role
+    (the login page names such a session after the token's fingerprint)."""
+    if user.startswith("token:"):
+        for token, role in [*config.api_token_roles().items(), *_own_tokens.items()]:
+            if hmac.compare_digest(token_user(token), user):
+                return role
+        return "viewer"  # the token was removed since: the least role
+    return config.user_role(user)
 
 
 def login_user(handler: RequestHandler) -> str | None:

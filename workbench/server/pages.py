@@ -70,8 +70,21 @@ def _lax_cookie(set_cookie):
 
 def _token_as_password(validate):
     def check(self, username: str, password: str) -> bool:
-        return auth.valid_token(password) or validate(self, username, password)
+        # A session opened with a token is named after the token's fingerprint, whatever
+        # name was typed, so that it gets the token's role and no more; no password login
+        # may take such a name.
+        if auth.valid_token(password):
+            self._token_user = auth.token_user(password)
+            return True
+        return not username.startswith("token:") and validate(self, username, password)
     return check
+
+
+def _token_session(set_current_user):
+    def set_user(self, user):
+        return set_current_user(self, (getattr(self, "_token_user", None) or user) if user
+                                else user)
+    return set_user
 
 
 def install() -> None:
@@ -86,6 +99,7 @@ def install() -> None:
     from panel.auth import BasicLoginHandler
 
     BasicLoginHandler._validate = _token_as_password(BasicLoginHandler._validate)
+    BasicLoginHandler.set_current_user = _token_session(BasicLoginHandler.set_current_user)
 
     from panel.io.server import ComponentResourceHandler
 

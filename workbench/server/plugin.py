@@ -17,14 +17,16 @@ import pyarrow as pa
 from tornado.web import Application
 
 from .. import config
+from ..control import access
 from ..ingest.live import json_object
 from ..intake import RUN_META_KEYS
 from ..intake.base import RUN_SECRET_HEADER
 from ..store import writes
 from . import auth, limits, pages
+from .control_api import CONTROL_ROUTES
 from .otlp import OTLP_ROUTES
 from .plugin_base import APIHandler, UploadHandler
-from .state import get_intake, get_store
+from .state import get_intake, get_store, get_supervisor
 
 log = logging.getLogger("workbench.server")
 
@@ -138,6 +140,9 @@ def _bounded_int(raw: str, name: str, low: int, high: int) -> int:
     return value
 
 
+ADMIN_QUERIES = frozenset({"audit_log"})
+
+
 class QueryHandler(APIHandler):
     """``GET /api/query/{name}?params={json}`` → Arrow IPC stream (for notebooks)."""
 
@@ -153,6 +158,8 @@ class QueryHandler(APIHandler):
                 params[key] = datetime.fromisoformat(params[key])
 
         def work() -> bytes:
+            if name in ADMIN_QUERIES:  # the audit log is the admins' to read
+                access.authorize(get_store(), auth.principal(self), "audit", name)
             try:
                 table = get_store().query_arrow(name, **params)
             except KeyError as err:
@@ -198,6 +205,7 @@ ROUTES = [
     (r"/api/runs", RunsHandler, {}),
     (r"/api/runs/([\w.-]+)", RunHandler, {}),
     (r"/api/query/(\w+)", QueryHandler, {}),
+    *CONTROL_ROUTES,
     *OTLP_ROUTES,
 ]
 
@@ -207,6 +215,7 @@ limits.install()  # before Bokeh creates its HTTP server, and before the OTLP li
 # Open (and on first start fill) the database when the server starts, not on the first
 # page view, so a locked or unreadable file stops the server with a clear message.
 get_store()
+get_supervisor()  # agents still running from before a restart are adopted (or marked lost)
 
 # Agents configured with the default OTLP endpoint send to port 4318: listen there too.
 _otlp_port = config.get("OBSERVATORY_OTLP_PORT")

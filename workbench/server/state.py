@@ -16,6 +16,7 @@ log = logging.getLogger("workbench.server")
 _lock = threading.Lock()
 _store: Store | None = None
 _intake: LocalIntake | None = None
+_supervisor = None
 
 
 def served_url(argv: list[str] | None = None) -> str:
@@ -57,6 +58,21 @@ def get_store() -> Store:
             advertise(path, served_url())
             _store = store
         return _store
+
+
+def get_supervisor():
+    """The process-wide agent supervisor: agents it starts send their telemetry here with a
+    token of this process's own."""
+    global _supervisor
+    store = get_store()
+    with _lock:
+        if _supervisor is None:
+            from ..control.supervisor import Supervisor
+            from .auth import own_token
+
+            _supervisor = Supervisor(store, server_url=served_url(),
+                                     telemetry_token=own_token("viewer"))
+        return _supervisor
 
 
 def get_intake() -> LocalIntake:

@@ -154,4 +154,80 @@ MIGRATIONS.append(
     )
 )
 
+# v5: the control plane. Agents (their definition and where they are now), everything that
+# happens to them (state changes, transcript, output, resource samples), the permission
+# requests waiting for a person, and the append-only audit log of every control action.
+MIGRATIONS.append(
+    (
+        5,
+        [
+            """
+            CREATE TABLE agents (
+                agent_id VARCHAR PRIMARY KEY,
+                name VARCHAR,
+                backend VARCHAR NOT NULL,
+                project VARCHAR,
+                spec JSON,
+                state VARCHAR NOT NULL,
+                pid INTEGER,
+                pid_started DOUBLE,
+                session_id VARCHAR,
+                last_error VARCHAR,
+                exit_code INTEGER,
+                cost_usd DOUBLE,
+                restarts INTEGER,
+                created_at TIMESTAMP,
+                updated_at TIMESTAMP
+            )
+            """,
+            """
+            CREATE TABLE agent_events (
+                agent_id VARCHAR NOT NULL,
+                ts TIMESTAMP NOT NULL,
+                kind VARCHAR NOT NULL,
+                state VARCHAR,
+                text VARCHAR,
+                data JSON
+            )
+            """,
+            """
+            CREATE TABLE agent_samples (
+                agent_id VARCHAR NOT NULL,
+                ts TIMESTAMP NOT NULL,
+                cpu_percent DOUBLE,
+                rss_bytes BIGINT,
+                threads INTEGER
+            )
+            """,
+            """
+            CREATE TABLE approvals (
+                approval_id VARCHAR PRIMARY KEY,
+                agent_id VARCHAR NOT NULL,
+                session_id VARCHAR,
+                project VARCHAR,
+                tool VARCHAR,
+                input JSON,
+                state VARCHAR NOT NULL,
+                message VARCHAR,
+                decided_by VARCHAR,
+                created_at TIMESTAMP,
+                decided_at TIMESTAMP
+            )
+            """,
+            """
+            CREATE TABLE audit (
+                ts TIMESTAMP NOT NULL,
+                who VARCHAR,
+                role VARCHAR,
+                action VARCHAR NOT NULL,
+                target VARCHAR,
+                params JSON,
+                outcome VARCHAR,
+                client VARCHAR
+            )
+            """,
+        ],
+    )
+)
+
 LATEST = MIGRATIONS[-1][0]

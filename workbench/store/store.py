@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from . import queries, telemetry_queries  # noqa: F401  (registers its queries)
+from .. import config
+from . import control_queries, queries, telemetry_queries  # noqa: F401  (registers queries)
 from .schema import LATEST, MIGRATIONS
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 WriteFn = Callable[[duckdb.DuckDBPyConnection], Any]
 #: What a write can change; dashboards listen to the topics they show.
-TOPICS = ("tests", "telemetry")
+TOPICS = ("tests", "telemetry", "control")
 log = logging.getLogger("workbench.store")
 
 
@@ -88,6 +89,13 @@ class Store:
             if "lock" in str(err).lower():
                 raise StoreLockedError(_locked_message(Path(str(path)), err)) from None
             raise
+        # DuckDB's default (80 % of RAM) lets one big insert keep gigabytes of written
+        # blocks cached; the workbench's queries need far less.
+        try:
+            self._con.execute("SET memory_limit = ?", [config.get("OBSERVATORY_DUCKDB_MEMORY")])
+        except duckdb.Error as err:
+            self._con.close()
+            raise ValueError(f"OBSERVATORY_DUCKDB_MEMORY: {err}") from None
         if not read_only:
             self._migrate()
         self._queue: queue.Queue[tuple[WriteFn, cf.Future, str] | None] = queue.Queue(
@@ -171,7 +179,8 @@ class Store:
         )
 
     # -- writes ---------------------------------------------------------------------------
-    def submit(self, fn: WriteFn, block: bool = True, topic: str = "tests") -> cf.Future:
+    def submit(self, fn: WriteFn, block: bool = True,
+               topic: str | None = "tests") -> cf.Future:
         """Queue ``fn(cursor)`` to run inside a write transaction; return its future.
 
         With ``block=False`` a full queue raises :class:`StoreBusyError` instead of waiting
@@ -180,7 +189,7 @@ class Store:
         """
         if self.read_only:
             raise RuntimeError(f"{self.path} is open read-only")
-        if topic not in self.versions:
+        if topic is not None and topic not in self.versions:
             raise ValueError(f"unknown topic {topic!r} (one of {', '.join(TOPICS)})")
         self._ensure_writer()
         fut: cf.Future = cf.Future()
@@ -190,12 +199,17 @@ class Store:
             raise StoreBusyError("write queue is full") from None
         return fut
 
-    def write(self, fn: WriteFn, block: bool = True, topic: str = "tests") -> Any:
+    def write(self, fn: WriteFn, block: bool = True, topic: str | None = "tests") -> Any:
         """Queue ``fn`` and wait for its transaction to commit; return what it returned.
 
         ``block=False``: raise :class:`StoreBusyError` at once if the queue is full.
         """
         return self.submit(fn, block=block, topic=topic).result()
+
+    def settle(self) -> None:
+        """Wait until every write queued before now is committed (reads after it see them);
+        changes nothing itself."""
+        self.write(lambda cur: None, topic=None)
 
     def on_commit(self, listener: Callable[[frozenset[str]], None]) -> None:
         """Call ``listener(topics)`` after every commit, on the writer thread, with the
@@ -245,7 +259,7 @@ class Store:
                 return
             batch[0][1].set_exception(err)
             return
-        topics = frozenset(topic for _, _, topic in batch)
+        topics = frozenset(topic for _, _, topic in batch if topic)
         for topic in topics:
             self.versions[topic] += 1
         for listener in self._listeners:

@@ -1,0 +1,160 @@
+"""The "needs you" inbox: every permission request from any agent, decided by a policy
+rule, by a person (allow, allow for the session, deny with a message), or by the rule's
+time-out action. Each request is stored; its answer goes back to the agent at once."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import utcnow
+
+DECISIONS = ("allow", "allow_session", "deny")
+
+#: Rules every agent gets after its own: recursive forced deletes are refused outright.
+DEFAULT_RULES: list[dict[str, Any]] = [
+    {"tool": "Bash|exec_command|shell", "action": "deny",
+     "input": r"\brm\s+(-\w*r\w*f|-\w*f\w*r|--recursive\s+--force|--force\s+--recursive)\b",
+     "message": "recursive forced delete is denied by the workbench's default policy"},
+]
+
+
+def input_text(tool: str, value: Any) -> str:
+    """What a person reads: the command, a diff for an edit, else the input as JSON."""
+    if isinstance(value, dict):
+        for key in ("command", "cmd"):
+            if isinstance(value.get(key), str | list):
+                cmd = value[key]
+                return cmd if isinstance(cmd, str) else " ".join(map(str, cmd))
+        if "old_string" in value and "new_string" in value:
+            path = str(value.get("file_path", "file"))
+            return "".join(difflib.unified_diff(
+                str(value["old_string"]).splitlines(True), str(value["new_string"]).splitlines(
+                    True), fromfile=path, tofile=path))
+        if "content" in value and "file_path" in value:
+            return f"write {value['file_path']}:\n{str(value['content'])[:4000]}"
+    return json.dumps(value, default=str)[:4000]
+
+
+def match(rules: list[dict[str, Any]], tool: str, text: str) -> dict[str, Any] | None:
+    """The first rule whose tool pattern and input expression match."""
+    for rule in rules:
+        tools = (rule.get("tool") or "*").split("|")
+        if not any(fnmatch.fnmatchcase(tool, t) for t in tools):
+            continue
+        if rule.get("input") and not re.search(rule["input"], text):
+            continue
+        return rule
+    return None
+
+
+@dataclass
+class Pending:
+    row: dict[str, Any]
+    answer: Callable[[str, str], None]
+    timeout_s: float | None
+    timeout_action: str
+    since: float = field(default_factory=time.monotonic)
+    held: bool = False
+
+
+class Inbox:
+    """Pending requests in memory (their answer callbacks), every request in the store."""
+
+    def __init__(self, save: Callable[[dict[str, Any]], None],
+                 changed: Callable[[str], None]) -> None:
+        self._save = save
+        self._changed = changed
+        self._pending: dict[str, Pending] = {}
+        self._session_allows: set[tuple[str, str | None, str]] = set()
+        self._lock = threading.Lock()
+
+    def ask(self, agent, tool: str, tool_input: Any, answer: Callable[[str, str], None],
+            reason: str | None = None) -> str:
+        """File one request; a rule or an earlier "allow for the session" may answer it at
+        once. Returns the approval id."""
+        text = input_text(tool, tool_input)
+        row = {"approval_id": "ap-" + uuid.uuid4().hex[:12], "agent_id": agent.id,
+               "session_id": agent.session_id, "project": agent.spec.get("project"),
+               "tool": tool, "input": tool_input, "text": text, "reason": reason,
+               "state": "pending", "message": None, "decided_by": None,
+               "created_at": utcnow(), "decided_at": None}
+        policy = agent.spec["policy"]
+        rule = match(policy["rules"] + DEFAULT_RULES, tool, text)
+        with self._lock:
+            allowed = (agent.id, agent.session_id, tool) in self._session_allows
+        if rule is not None and not agent.paused:
+            self._finish(row, answer, rule["action"], rule.get("message") or "",
+                         f"policy: {rule.get('tool')} {rule.get('input')}".strip())
+        elif allowed and not agent.paused:
+            self._finish(row, answer, "allow", "", "allowed for the session")
+        else:
+            with self._lock:
+                self._pending[row["approval_id"]] = Pending(
+                    row, answer, policy.get("timeout_s"), policy.get("timeout_action", "deny"),
+                    held=agent.paused)
+            self._save(row)
+            self._changed(agent.id)
+        return row["approval_id"]
+
+    def decide(self, approval_id: str, decision: str, message: str, who: str) -> dict:
+        if decision not in DECISIONS:
+            raise ValueError(f"decision must be one of {', '.join(DECISIONS)}")
+        with self._lock:
+            pending = self._pending.pop(approval_id, None)
+            if pending is not None and decision == "allow_session":
+                r = pending.row
+                self._session_allows.add((r["agent_id"], r["session_id"], r["tool"]))
+        if pending is None:
+            raise KeyError(f"no pending approval {approval_id!r}")
+        self._finish(pending.row, pending.answer, decision, message, who)
+        return pending.row
+
+    def _finish(self, row: dict[str, Any], answer: Callable[[str, str], None], decision: str,
+                message: str, who: str) -> None:
+        row.update(state="denied" if decision == "deny" else "allowed", message=message or None,
+                   decided_by=who, decided_at=utcnow(), decision=decision)
+        answer(decision, message)
+        self._save(row)
+        self._changed(row["agent_id"])
+
+    def pending(self, agent_id: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(p.row, held=p.held) for p in self._pending.values()
+                    if agent_id in (None, p.row["agent_id"])]
+
+    def release(self, agent_id: str) -> None:
+        """An agent resumed: its held requests go through the policy's hands again."""
+        with self._lock:
+            for p in self._pending.values():
+                if p.row["agent_id"] == agent_id:
+                    p.held = False
+
+    def drop(self, agent_id: str, why: str) -> None:
+        """The agent's session ended: its requests can no longer be answered."""
+        with self._lock:
+            gone = [k for k, p in self._pending.items() if p.row["agent_id"] == agent_id]
+            rows = [self._pending.pop(k).row for k in gone]
+        for row in rows:
+            row.update(state="expired", message=why, decided_by="workbench",
+                       decided_at=utcnow())
+            self._save(row)
+
+    def expire(self) -> None:
+        """Answer the requests older than their policy's time-out with its action."""
+        now = time.monotonic()
+        with self._lock:
+            due = [k for k, p in self._pending.items()
+                   if p.timeout_s and now - p.since >= p.timeout_s and not p.held]
+            items = [self._pending.pop(k) for k in due]
+        for p in items:
+            self._finish(p.row, p.answer, p.timeout_action,
+                         f"no answer within {p.timeout_s:g} s", "policy: time-out")

@@ -1,0 +1,227 @@
+"""Any command as an agent (``backend: "process"``): a LangGraph app, a script, a CLI.
+
+It runs in its own session and process group, so that pause/resume (SIGSTOP/SIGCONT), stop
+(SIGTERM, then SIGKILL after a grace period) and the limits reach every process it starts.
+stdout and stderr become log events line by line; the last lines are kept for the error
+of a crash. :class:`ProcessBackend` is also the base of the protocol backends, which only
+change what a line of output means and how the agent is steered.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import resource
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import param
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .supervisor import Agent
+
+
+class ProcessConfig(param.Parameterized):
+    shell = param.Boolean(False, doc="run `command` through /bin/sh -c")
+    stdin = param.Boolean(True, doc="keep stdin open: a message is written to it as a line")
+
+
+class ProcessBackend:
+    """One run of one agent's process group."""
+
+    name = "process"
+    Config: type[param.Parameterized] = ProcessConfig
+    #: Whether stdout is a protocol the workbench speaks (read through a pipe).
+    protocol = False
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.proc: subprocess.Popen | None = None
+        #: The group leader's pid (also set for an agent adopted after a restart).
+        self.pid: int | None = None
+        #: Set when the process has ended (the output followers then drain and stop).
+        self.ended = threading.Event()
+        self._offsets: dict[str, int] = {}
+        self.tail: collections.deque[str] = collections.deque(maxlen=20)
+        self._write_lock = threading.Lock()
+
+    # -- definition ---------------------------------------------------------------------
+    @staticmethod
+    def check(spec: dict[str, Any]) -> None:
+        if not spec.get("command"):
+            raise ValueError("command: required for the process backend")
+
+    def argv(self) -> list[str]:
+        command = self.agent.spec["command"]
+        if self.agent.spec["config"].get("shell"):
+            return ["/bin/sh", "-c", command if isinstance(command, str) else shlex.join(command)]
+        return shlex.split(command) if isinstance(command, str) else list(command)
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "PYTHONUNBUFFERED": "1", **self.agent.spec["env"]}
+
+    # -- life ---------------------------------------------------------------------------
+    def launch(self) -> int:
+        """Start the process group; return its pid (raises OSError if it cannot start)."""
+        spec = self.agent.spec
+        if self.protocol:
+            out = err = subprocess.PIPE
+        else:
+            # Output to files, not pipes: a process writing to a pipe dies of SIGPIPE when
+            # the workbench does; with files it lives on and is adopted, still followed.
+            for name in ("stdout", "stderr"):
+                path = self.log_path(name)
+                self._offsets[name] = path.stat().st_size if path.exists() else 0
+            out, err = (self.log_path(n).open("ab") for n in ("stdout", "stderr"))
+        try:
+            self.proc = subprocess.Popen(
+                self.argv(), cwd=spec.get("cwd") or None, env=self.env(),
+                stdin=subprocess.PIPE if self.wants_stdin() else subprocess.DEVNULL,
+                stdout=out, stderr=err, start_new_session=True,
+                preexec_fn=self.rlimits(spec["limits"]))
+        finally:
+            if not self.protocol:
+                out.close()
+                err.close()
+        self.pid = self.proc.pid
+        if self.protocol:
+            for stream, name in ((self.proc.stdout, "stdout"), (self.proc.stderr, "stderr")):
+                threading.Thread(target=self._read, args=(stream, name), daemon=True,
+                                 name=f"agent-{self.agent.id}-{name}").start()
+        else:
+            self.follow(from_end=False)
+        return self.pid
+
+    def log_path(self, stream: str) -> Path:
+        return self.agent.sup.output_dir / f"{self.agent.id}.{stream}"
+
+    def follow(self, from_end: bool) -> None:
+        """Turn the output files' new lines into log events until the process ends."""
+        for name in ("stdout", "stderr"):
+            path = self.log_path(name)
+            offset = path.stat().st_size if path.exists() else 0
+            if not from_end:
+                offset = self._offsets.get(name, offset)
+            threading.Thread(target=self._tail, args=(path, name, offset), daemon=True,
+                             name=f"agent-{self.agent.id}-{name}").start()
+
+    def _tail(self, path: Path, name: str, offset: int) -> None:
+        if not path.exists():
+            return
+        with path.open("rb") as f:
+            f.seek(offset)
+            pending = b""
+            while True:
+                chunk = f.readline()
+                if chunk:
+                    pending += chunk
+                    if pending.endswith(b"\n"):
+                        self._line(pending, name)
+                        pending = b""
+                    continue
+                if self.ended.is_set():
+                    for raw in (pending + f.read()).splitlines():
+                        self._line(raw, name)
+                    return
+                time.sleep(0.05)
+
+    def _line(self, raw: bytes, name: str) -> None:
+        line = raw.decode("utf-8", "replace").rstrip("\n")
+        if name == "stdout":
+            self.on_stdout(line)
+        else:
+            self.tail.append(line)
+            self.agent.emit("log", line, {"stream": name})
+
+    def rlimits(self, limits: dict[str, Any]):
+        """What runs in the child before the command: the nice value (inherited by all it
+        starts) and, for a memory limit, an address-space cap at 4x as a backstop for a
+        spike between two of the watchdog's samples (the limit itself is the watchdog's
+        check of resident memory: an address-space cap at 1x breaks runtimes that reserve
+        much more than they use)."""
+        nice, memory = limits.get("cpu_nice"), limits.get("memory_mb")
+        if not nice and not memory:
+            return None
+
+        def apply() -> None:
+            if nice:
+                os.nice(nice)
+            if memory:
+                cap = int(memory * 4 * 2**20)
+                resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        return apply
+
+    def wants_stdin(self) -> bool:
+        return bool(self.agent.spec["config"].get("stdin", True))
+
+    def started(self) -> None:
+        """Called once the process runs: a protocol backend opens its session here."""
+        self.agent.set_state("running")
+
+    def _read(self, stream, name: str) -> None:
+        for raw in iter(stream.readline, b""):
+            self._line(raw, name)
+        stream.close()
+
+    def on_stdout(self, line: str) -> None:
+        self.tail.append(line)
+        self.agent.emit("log", line, {"stream": "stdout"})
+
+    def wait(self) -> int:
+        assert self.proc is not None
+        code = self.proc.wait()
+        self.ended.set()
+        time.sleep(0.1)  # the followers read the last lines before the exit is reported
+        return code
+
+    # -- steering -----------------------------------------------------------------------
+    def signal_group(self, sig: int) -> None:
+        if self.pid is None or (self.proc is not None and self.proc.poll() is not None):
+            return
+        try:
+            os.killpg(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def write_line(self, text: str) -> None:
+        if self.proc is None or self.proc.stdin is None or self.proc.poll() is not None:
+            raise ValueError("the agent's stdin is not open")
+        with self._write_lock:
+            try:
+                self.proc.stdin.write(text.encode() + b"\n")
+                self.proc.stdin.flush()
+            except (BrokenPipeError, ValueError):
+                raise ValueError("the agent closed its stdin") from None
+
+    def message(self, text: str) -> None:
+        self.write_line(text)
+
+    def interrupt(self) -> None:
+        self.signal_group(signal.SIGINT)
+
+    def pause(self) -> None:
+        self.signal_group(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.signal_group(signal.SIGCONT)
+
+    def terminate(self) -> None:
+        """The graceful stop: SIGTERM to the group (a stopped group is woken to receive it)."""
+        self.signal_group(signal.SIGTERM)
+        self.signal_group(signal.SIGCONT)
+
+    def kill(self) -> None:
+        self.signal_group(signal.SIGKILL)
+
+    def apply_config(self, config: dict[str, Any]) -> bool:
+        """Apply a new configuration to the running agent; False: it needs a restart."""
+        return False
+
+    def cost(self) -> float | None:
+        return None

@@ -1,0 +1,562 @@
+"""The supervisor: every agent's state, its process, its limits and its restarts.
+
+One per serve process. Each agent's state changes are stored as events (the timeline's
+source) and pushed to listeners (the websocket, open dashboards) at once. A watchdog thread
+samples CPU, memory and threads of every live agent's process tree with psutil each
+second, stores them, and enforces the limits; it also answers approvals past their
+time-out. On start the supervisor reads the agents the store holds: one whose process is
+still alive (same pid, same start time) is adopted again; one whose process is gone is
+marked ``lost`` — never forgotten.
+
+Limits: the watchdog enforces memory (resident memory of the whole tree), runtime and cost,
+with an address-space rlimit at 4x the memory limit as a backstop; the CPU share is the
+group's nice value. cgroup v2 would be exact, but is not used yet: the machines this was
+built and tested on have cgroup v1 only, so that path could not be exercised. Each start
+records which applied (and whether a writable cgroup v2 hierarchy was there).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from ..config import utcnow
+from ..store import control_writes
+from . import access
+from . import spec as specs
+from .access import Principal
+from .approvals import Inbox
+from .claude_code import ClaudeCodeBackend
+from .process import ProcessBackend
+from .spec import LIVE, STARTABLE
+
+log = logging.getLogger("workbench.control")
+
+BACKENDS: dict[str, type[ProcessBackend]] = {
+    ProcessBackend.name: ProcessBackend,
+    ClaudeCodeBackend.name: ClaudeCodeBackend,
+}
+#: Seconds between SIGTERM (or a closed stdin) and SIGKILL.
+GRACE_S = 5.0
+
+
+def cgroup_v2_writable() -> bool:
+    root = Path("/sys/fs/cgroup")
+    return (root / "cgroup.controllers").exists() and os.access(root, os.W_OK)
+
+
+class Agent:
+    """One agent: its definition, where it is, and its backend while it runs."""
+
+    def __init__(self, sup: Supervisor, row: dict[str, Any]) -> None:
+        self.sup = sup
+        self.id: str = row["agent_id"]
+        self.spec: dict[str, Any] = row["spec"]
+        self.state: str = row.get("state") or "idle"
+        self.pid: int | None = row.get("pid")
+        self.pid_started: float | None = row.get("pid_started")
+        self.session_id: str | None = row.get("session_id")
+        self.last_error: str | None = row.get("last_error")
+        self.exit_code: int | None = row.get("exit_code")
+        self.cost_usd: float = row.get("cost_usd") or 0.0
+        self.restarts: int = row.get("restarts") or 0
+        self.created_at = row.get("created_at") or utcnow()
+        self.updated_at = row.get("updated_at") or self.created_at
+        self.backend: ProcessBackend | None = None
+        self.paused = self.state == "paused"
+        self.prompted = False
+        self.started_at: float | None = None
+        self.stop_reason: str | None = None
+        self.last_event: dict[str, Any] | None = None
+        self.sample: dict[str, Any] | None = None
+        self._procs: dict[int, psutil.Process] = {}
+        self.lock = threading.RLock()
+
+    # -- what backends call -------------------------------------------------------------
+    def set_state(self, state: str, error: str | None = None) -> None:
+        with self.lock:
+            if state in ("running", "idle", "waiting-for-approval") and self.backend is None:
+                return  # the process already ended: its exit decided the state
+            if state in ("running", "idle") and self.paused:
+                state = "paused"
+            if state in ("running", "idle") and self.sup.inbox.pending(self.id):
+                state = "waiting-for-approval"
+            if state == self.state and error is None:
+                return
+            before, self.state = self.state, state
+            if error is not None:
+                self.last_error = error
+            self.updated_at = utcnow()
+        self.sup.save(self)
+        self.emit("state", f"{before} → {state}" + (f": {error}" if error else ""),
+                  {"from": before, "to": state, "error": error})
+
+    def emit(self, kind: str, text: str, data: dict[str, Any] | None = None) -> None:
+        self.last_event = {"kind": kind, "text": text[:300], "at": utcnow().isoformat()}
+        self.sup.event(self, kind, text, data)
+
+    def ask(self, tool: str, tool_input: Any, answer: Callable[[str, str], None],
+            reason: str | None = None) -> None:
+        def answered(decision: str, message: str) -> None:
+            answer(decision, message)
+            self.emit("approval", f"{tool}: {decision}" + (f" ({message})" if message else ""),
+                      {"tool": tool, "decision": decision, "message": message})
+            if not self.sup.inbox.pending(self.id) and self.state == "waiting-for-approval":
+                self.set_state("running")
+
+        self.sup.inbox.ask(self, tool, tool_input, answered, reason)
+        if self.sup.inbox.pending(self.id) and self.state in ("running", "idle"):
+            self.set_state("waiting-for-approval")
+
+    def release_held(self) -> None:
+        self.sup.inbox.release(self.id)
+
+    def set_session(self, session_id: str | None) -> None:
+        if session_id and session_id != self.session_id:
+            self.session_id = session_id
+            self.sup.save(self)
+
+    def set_cost(self, cost: float | None) -> None:
+        if cost is not None:
+            self.cost_usd = cost
+            self.sup.save(self)
+            cap = self.spec["limits"].get("max_cost_usd")
+            if cap is not None and cost > cap:
+                self.sup.stop(self, f"cost limit: ${cost:.4f} > ${cap:g}")
+
+    def telemetry_env(self, service: str) -> dict[str, str]:
+        """OpenTelemetry variables so that the agent's own telemetry lands in this
+        workbench by itself, named after the agent."""
+        url = self.sup.server_url
+        if not url:
+            return {}
+        env = {
+            "CLAUDE_CODE_ENABLE_TELEMETRY": "1",
+            "OTEL_METRICS_EXPORTER": "otlp", "OTEL_LOGS_EXPORTER": "otlp",
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": url,
+            "OTEL_METRIC_EXPORT_INTERVAL": "2000", "OTEL_LOGS_EXPORT_INTERVAL": "1000",
+            "OTEL_SERVICE_NAME": service,
+            "OTEL_RESOURCE_ATTRIBUTES": f"gen_ai.agent.name={_attr(self.spec['name'])},"
+                                        f"observatory.agent.id={self.id}",
+        }
+        if self.sup.telemetry_token:
+            env["OTEL_EXPORTER_OTLP_HEADERS"] = (
+                f"Authorization=Bearer {self.sup.telemetry_token}")
+        return env
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "name": self.spec["name"], "backend": self.spec["backend"],
+            "project": self.spec.get("project"), "state": self.state,
+            "pid": self.pid if self.state in LIVE else None,
+            "session_id": self.session_id, "last_error": self.last_error,
+            "exit_code": self.exit_code, "cost_usd": round(self.cost_usd, 6),
+            "restarts": self.restarts, "labels": self.spec["labels"],
+            "pending_approvals": len(self.sup.inbox.pending(self.id)),
+            "last_event": self.last_event, "sample": self.sample,
+            "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
+        }
+
+
+def _attr(value: str) -> str:
+    # OTEL_RESOURCE_ATTRIBUTES is comma/equals separated: percent-encode those.
+    return value.replace("%", "%25").replace(",", "%2C").replace("=", "%3D")
+
+
+class Supervisor:
+    """Every agent of this workbench. Thread-safe; actions return at once."""
+
+    def __init__(self, store, server_url: str | None = None,
+                 telemetry_token: str | None = None, sample_s: float = 1.0) -> None:
+        self.store = store
+        self.server_url = server_url
+        self.telemetry_token = telemetry_token
+        self.sample_s = sample_s
+        #: Where process agents' output files live (beside the database).
+        self.output_dir = (Path(store.path).parent / "agents" if isinstance(store.path, Path)
+                           else Path(tempfile.mkdtemp(prefix="observatory-agents-")))
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.limits_mode = "rlimit+watchdog" + (" (cgroup v2 writable, unused)"
+                                                 if cgroup_v2_writable() else "")
+        self.inbox = Inbox(self._save_approval, self._changed)
+        self.agents: dict[str, Agent] = {}
+        self._listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._load()
+        self._watchdog = threading.Thread(target=self._watch, name="agent-watchdog",
+                                          daemon=True)
+        self._watchdog.start()
+
+    # -- reading ------------------------------------------------------------------------
+    def get(self, agent_id: str) -> Agent:
+        try:
+            return self.agents[agent_id]
+        except KeyError:
+            raise KeyError(f"no agent {agent_id!r}") from None
+
+    def list(self) -> list[dict[str, Any]]:
+        return [a.as_dict() for a in sorted(self.agents.values(), key=lambda a: a.created_at)]
+
+    def on_change(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Call ``listener(agent_dict)`` after every change; returns the unsubscribe."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def _changed(self, agent_id: str) -> None:
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            return
+        update = agent.as_dict()
+        for listener in list(self._listeners):
+            try:
+                listener(update)
+            except Exception:  # a listener's failure must not stop an agent
+                log.exception("agent listener failed")
+
+    # -- storing ------------------------------------------------------------------------
+    def save(self, agent: Agent) -> None:
+        control_writes.save_agent(self.store, {
+            "agent_id": agent.id, "name": agent.spec["name"], "backend": agent.spec["backend"],
+            "project": agent.spec.get("project"), "spec": json.dumps(agent.spec),
+            "state": agent.state, "pid": agent.pid, "pid_started": agent.pid_started,
+            "session_id": agent.session_id, "last_error": agent.last_error,
+            "exit_code": agent.exit_code, "cost_usd": agent.cost_usd,
+            "restarts": agent.restarts, "created_at": agent.created_at, "updated_at": utcnow()})
+        self._changed(agent.id)
+
+    def event(self, agent: Agent, kind: str, text: str, data: dict[str, Any] | None) -> None:
+        control_writes.agent_event(self.store, [
+            agent.id, utcnow(), kind, agent.state, text[:20000],
+            json.dumps(data, default=str) if data is not None else None])
+        if kind != "log":
+            self._changed(agent.id)
+
+    def _save_approval(self, row: dict[str, Any]) -> None:
+        control_writes.save_approval(self.store, {
+            **row, "input": json.dumps(row["input"], default=str)})
+
+    # -- defining -----------------------------------------------------------------------
+    def define(self, spec: Any) -> Agent:
+        checked = specs.check(spec, BACKENDS)
+        agent = Agent(self, {"agent_id": "ag-" + uuid.uuid4().hex[:10], "spec": checked,
+                             "state": "idle"})
+        with self._lock:
+            self.agents[agent.id] = agent
+        self.save(agent)
+        agent.emit("defined", f"{checked['backend']} agent {checked['name']!r}")
+        return agent
+
+    def set_config(self, agent: Agent, config: Any) -> dict[str, Any]:
+        """Validate and apply a backend configuration: live when the backend can, else it
+        takes effect at the next start."""
+        checked = specs._params(BACKENDS[agent.spec["backend"]].Config, config, "config")
+        live = agent.backend is not None and agent.state in LIVE
+        applied = live and agent.backend.apply_config(checked)
+        agent.spec = {**agent.spec, "config": checked}
+        self.save(agent)
+        agent.emit("config", "configuration changed" + (" (applied live)" if applied else ""),
+                   checked)
+        return {"config": checked, "applied_live": bool(applied)}
+
+    # -- acting -------------------------------------------------------------------------
+    def act(self, principal: Principal, agent_id: str, action: str,
+            params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One control action, role-checked and audited (refusals too)."""
+        params = params or {}
+        access.authorize(self.store, principal, action, agent_id, params)
+        try:
+            result = self._do(self.get(agent_id), action, params)
+        except (ValueError, KeyError) as err:
+            access.record(self.store, principal, action, agent_id, params,
+                          f"failed: {err.args[0] if err.args else err}")
+            raise
+        access.record(self.store, principal, action, agent_id, params)
+        return result
+
+    def _do(self, agent: Agent, action: str, params: dict[str, Any]) -> dict[str, Any]:
+        if action == "start":
+            self.start(agent)
+        elif action == "stop":
+            self.stop(agent, None)
+        elif action == "restart":
+            self.restart(agent)
+        elif action == "pause":
+            self.pause(agent)
+        elif action == "resume":
+            self.resume(agent)
+        elif action == "interrupt":
+            self._live(agent, action).interrupt()
+            agent.emit("interrupt", "interrupt sent")
+        elif action == "message":
+            text = params.get("text")
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError("text: a non-empty string is required")
+            self._live(agent, action).message(text)
+        elif action == "config":
+            return {**agent.as_dict(), **self.set_config(agent, params.get("config"))}
+        else:
+            raise ValueError(f"unknown action {action!r}")
+        return agent.as_dict()
+
+    def _live(self, agent: Agent, action: str) -> ProcessBackend:
+        if agent.backend is None or agent.state not in LIVE - {"stopping"}:
+            raise ValueError(f"cannot {action} agent {agent.id}: it is {agent.state}")
+        return agent.backend
+
+    def start(self, agent: Agent) -> None:
+        with agent.lock:
+            if agent.state not in STARTABLE:
+                raise ValueError(f"cannot start agent {agent.id}: it is {agent.state}")
+            agent.set_state("starting")
+            agent.stop_reason = None
+            agent.paused = False
+            agent.prompted = False
+            agent.exit_code = None
+            backend = BACKENDS[agent.spec["backend"]](agent)
+            try:
+                pid = backend.launch()
+            except (OSError, ValueError) as err:
+                agent.set_state("error", f"could not start: {err}")
+                return
+            agent.backend, agent.pid = backend, pid
+            try:
+                agent.pid_started = psutil.Process(pid).create_time()
+            except psutil.Error:
+                agent.pid_started = None
+            agent.started_at = time.monotonic()
+            agent._procs = {}
+        agent.emit("started", f"pid {pid}; limits: {self.limits_mode}",
+                   {"pid": pid, "argv": backend.argv(), "limits": agent.spec["limits"],
+                    "limits_mode": self.limits_mode})
+        threading.Thread(target=self._monitor, args=(agent, backend), daemon=True,
+                         name=f"agent-{agent.id}-wait").start()
+        try:
+            backend.started()
+        except ValueError as err:
+            log.warning("agent %s: %s", agent.id, err)
+
+    def _monitor(self, agent: Agent, backend: ProcessBackend) -> None:
+        code = backend.wait()
+        with agent.lock:
+            if agent.backend is not backend:
+                return
+            agent.backend = None
+            agent.exit_code = code
+            self.inbox.drop(agent.id, "the agent's session ended")
+            if agent.stop_reason is not None:
+                reason = agent.stop_reason or None
+                agent.set_state("stopped", reason)
+                return
+            if code == 0:
+                agent.set_state("completed")
+                failed = False
+            else:
+                status = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+                tail = " | ".join(list(backend.tail)[-5:])
+                agent.set_state("error", status + (f"; last output: {tail}" if tail else ""))
+                failed = True
+        self._maybe_restart(agent, failed)
+
+    def _maybe_restart(self, agent: Agent, failed: bool) -> None:
+        policy = agent.spec["restart"]
+        if policy["policy"] == "never" or (policy["policy"] == "on-failure" and not failed):
+            return
+        if agent.restarts >= policy["max_restarts"]:
+            agent.emit("restart", f"not restarted: {agent.restarts} restarts already")
+            return
+        delay = policy["backoff_s"] * 2 ** agent.restarts
+        agent.restarts += 1
+        agent.emit("restart", f"restart {agent.restarts} in {delay:g} s")
+
+        def again() -> None:
+            if agent.state in STARTABLE and not self._closed.is_set():
+                self.start(agent)
+
+        timer = threading.Timer(delay, again)
+        timer.daemon = True
+        timer.start()
+
+    def stop(self, agent: Agent, reason: str | None) -> None:
+        """Graceful first (the backend's own way, then SIGTERM), SIGKILL after GRACE_S."""
+        with agent.lock:
+            backend = agent.backend
+            if backend is None or agent.state not in LIVE:
+                if agent.state in ("idle",) or agent.state in STARTABLE:
+                    raise ValueError(f"cannot stop agent {agent.id}: it is {agent.state}")
+                return
+            if agent.stop_reason is not None:
+                return  # already stopping
+            agent.stop_reason = reason or ""
+            agent.set_state("stopping", reason)
+        backend.terminate()
+
+        def escalate() -> None:
+            if agent.backend is backend:
+                backend.signal_group(15)
+                backend.signal_group(18)  # a paused group must wake to see SIGTERM
+            time.sleep(GRACE_S)
+            if agent.backend is backend:
+                backend.kill()
+
+        threading.Thread(target=escalate, daemon=True).start()
+
+    def restart(self, agent: Agent) -> None:
+        if agent.state in LIVE:
+            backend = agent.backend
+            self.stop(agent, None)
+            deadline = time.monotonic() + GRACE_S + 5
+            while agent.backend is backend and backend is not None and \
+                    time.monotonic() < deadline:
+                time.sleep(0.02)
+        self.start(agent)
+
+    def pause(self, agent: Agent) -> None:
+        backend = self._live(agent, "pause")
+        if agent.state == "paused":
+            return
+        agent.paused = True
+        backend.pause()
+        agent.set_state("paused")
+
+    def resume(self, agent: Agent) -> None:
+        if agent.state != "paused":
+            raise ValueError(f"cannot resume agent {agent.id}: it is {agent.state}")
+        backend = self._live(agent, "resume")
+        agent.paused = False
+        backend.resume()
+        agent.set_state("running")
+
+    # -- approvals ----------------------------------------------------------------------
+    def decide(self, principal: Principal, approval_id: str, decision: str,
+               message: str = "") -> dict[str, Any]:
+        params = {"decision": decision, "message": message}
+        access.authorize(self.store, principal, "approve", approval_id, params)
+        try:
+            row = self.inbox.decide(approval_id, decision, message, principal.who)
+        except (KeyError, ValueError) as err:
+            access.record(self.store, principal, "approve", approval_id, params,
+                          f"failed: {err.args[0]}")
+            raise
+        access.record(self.store, principal, "approve", approval_id, params)
+        return _approval_json(row)
+
+    # -- watching -----------------------------------------------------------------------
+    def _load(self) -> None:
+        df = self.store.sql("SELECT * FROM agents ORDER BY created_at")
+        for row in df.to_dict("records"):
+            row = {k: (None if _isnull(v) else v) for k, v in row.items()}
+            row["spec"] = json.loads(row["spec"])
+            agent = Agent(self, row)
+            self.agents[agent.id] = agent
+            if agent.state in LIVE:
+                self._adopt(agent)
+
+    def _adopt(self, agent: Agent) -> None:
+        alive = False
+        if agent.pid:
+            try:
+                proc = psutil.Process(agent.pid)
+                alive = (agent.pid_started is None or abs(proc.create_time() -
+                                                           agent.pid_started) < 0.01) and \
+                    proc.status() != psutil.STATUS_ZOMBIE
+            except psutil.Error:
+                alive = False
+        if alive:
+            backend = BACKENDS[agent.spec["backend"]](agent)
+            backend.pid = agent.pid
+            agent.backend = backend
+            agent.started_at = time.monotonic()
+            if backend.protocol:
+                note = "its protocol pipes closed with the old workbench: signals only"
+            else:
+                backend.follow(from_end=True)
+                note = "its output is followed again"
+            agent.emit("adopted", f"pid {agent.pid} still running after a workbench restart; "
+                       + note)
+        else:
+            agent.set_state("lost", "its process was gone after a workbench restart")
+
+    def _watch(self) -> None:
+        while not self._closed.wait(self.sample_s):
+            try:
+                self.inbox.expire()
+                samples = []
+                for agent in list(self.agents.values()):
+                    if agent.backend is not None and agent.pid:
+                        sample = self._sample(agent)
+                        if sample is not None:
+                            samples.append([agent.id, utcnow(), sample["cpu_percent"],
+                                            sample["rss_bytes"], sample["threads"]])
+                if samples:
+                    control_writes.agent_samples(self.store, samples)
+            except Exception:  # the watchdog must outlive any one bad sample
+                log.exception("agent watchdog")
+
+    def _sample(self, agent: Agent) -> dict[str, Any] | None:
+        try:
+            root = psutil.Process(agent.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            if agent.backend is not None and agent.backend.proc is None:
+                self._adopted_gone(agent)
+            return None
+        cpu = rss = threads = 0
+        known = agent._procs
+        for p in procs:
+            cached = known.setdefault(p.pid, p)
+            try:
+                with cached.oneshot():
+                    cpu += cached.cpu_percent(None)
+                    rss += cached.memory_info().rss
+                    threads += cached.num_threads()
+            except psutil.Error:
+                continue
+        agent.sample = {"cpu_percent": round(cpu, 1), "rss_bytes": rss, "threads": threads}
+        self._check_limits(agent, rss)
+        return agent.sample
+
+    def _check_limits(self, agent: Agent, rss: int) -> None:
+        limits = agent.spec["limits"]
+        if limits.get("memory_mb") and rss > limits["memory_mb"] * 2**20:
+            self.stop(agent, f"memory limit: {rss / 2**20:.0f} MB > {limits['memory_mb']:g} MB")
+        elif limits.get("max_runtime_s") and agent.started_at and \
+                time.monotonic() - agent.started_at > limits["max_runtime_s"]:
+            self.stop(agent, f"runtime limit: over {limits['max_runtime_s']:g} s")
+
+    def _adopted_gone(self, agent: Agent) -> None:
+        """An adopted process ended: its exit status is not ours to read."""
+        with agent.lock:
+            agent.backend.ended.set()
+            agent.backend = None
+            reason = agent.stop_reason
+            agent.set_state("stopped" if reason is not None else "completed",
+                            reason or None)
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+def _isnull(value: Any) -> bool:
+    try:
+        return value != value or value is None  # NaN/NaT from pandas
+    except (TypeError, ValueError):
+        return False
+
+
+def _approval_json(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+    out["id"] = out["approval_id"]
+    return out

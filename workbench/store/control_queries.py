@@ -1,0 +1,55 @@
+"""Named read queries over the control tables (agents' events and samples, approvals,
+the audit log)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .queries import Rendered, query
+
+
+def _limit(p: dict[str, Any], default: int = 200) -> int:
+    return max(1, min(int(p.get("limit") or default), 10_000))
+
+
+@query
+def agent_events(p: dict[str, Any]) -> Rendered:
+    """One agent's newest events (state changes, transcript, output), oldest first."""
+    return (
+        """
+        SELECT * FROM (SELECT ts, kind, state, text, data FROM agent_events
+                       WHERE agent_id = ? ORDER BY ts DESC LIMIT ?) ORDER BY ts
+        """,
+        [p["agent_id"], _limit(p)],
+    )
+
+
+@query
+def agent_samples(p: dict[str, Any]) -> Rendered:
+    """One agent's CPU, memory and threads over time."""
+    return (
+        """
+        SELECT * FROM (SELECT ts, cpu_percent, rss_bytes / 1048576.0 AS rss_mb, threads
+                       FROM agent_samples WHERE agent_id = ? ORDER BY ts DESC LIMIT ?)
+        ORDER BY ts
+        """,
+        [p["agent_id"], _limit(p, 600)],
+    )
+
+
+@query
+def approvals(p: dict[str, Any]) -> Rendered:
+    """Permission requests, newest first; ``state`` and ``agent_id`` narrow them."""
+    where, args = ["TRUE"], []
+    for key in ("state", "agent_id"):
+        if p.get(key):
+            where.append(f"{key} = ?")
+            args.append(p[key])
+    return (f"SELECT * FROM approvals WHERE {' AND '.join(where)} "
+            "ORDER BY created_at DESC LIMIT ?", [*args, _limit(p)])
+
+
+@query
+def audit_log(p: dict[str, Any]) -> Rendered:
+    """The audit log, newest first."""
+    return "SELECT * FROM audit ORDER BY ts DESC LIMIT ?", [_limit(p)]
