@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import signal
+import subprocess
 import sys
 import time
 
@@ -268,3 +270,31 @@ def test_agents_are_adopted_or_marked_lost_after_a_restart(tmp_path):
                 psutil.Process(keep_pid).status() == "zombie"
     finally:
         second.stop()
+
+
+def observatory(*args: str, token: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "workbench.cli", *args], capture_output=True,
+                          text=True, timeout=60,
+                          env={**os.environ, "OBSERVATORY_TOKEN": token})
+
+
+def test_cli_drives_agents(served):
+    add = observatory("agents", "add", "from-cli", "--command", shlex.join(TICKER),
+                      "--start", "--json", "--url", served.url, token=TOKENS["operator"])
+    assert add.returncode == 0, add.stderr
+    agent = json.loads(add.stdout)
+    assert agent["state"] in ("starting", "running") and agent["pid"]
+    listed = observatory("agents", "list", "--url", served.url, token=TOKENS["viewer"])
+    assert listed.returncode == 0 and agent["id"] in listed.stdout
+    refused = observatory("agents", "stop", agent["id"], "--url", served.url,
+                          token=TOKENS["viewer"])
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (f"observatory agents stop: 403: stop needs the operator "
+                                      f"role; {refused.stderr.split('; ')[1].strip()}")
+    assert "viewer" in refused.stderr
+    paused = observatory("agents", "pause", agent["id"], "--json", "--url", served.url,
+                         token=TOKENS["operator"])
+    assert json.loads(paused.stdout)["state"] == "paused"
+    stop = observatory("agents", "stop", agent["id"], "--url", served.url,
+                       token=TOKENS["operator"])
+    assert stop.returncode == 0 and "stopping" in stop.stdout

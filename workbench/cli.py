@@ -134,7 +134,134 @@ def build_parser() -> argparse.ArgumentParser:
     rdel.add_argument("run_ids", nargs="+", metavar="RUN_ID")
     _target_args(rdel)
     rdel.set_defaults(func=cmd_runs_delete)
+    _agents_parser(sub)
     return parser
+
+
+AGENT_ACTIONS = ("start", "stop", "pause", "resume", "restart", "interrupt")
+
+
+def _agents_parser(sub) -> None:
+    agents = sub.add_parser(
+        "agents", help="control the agents of a running workbench",
+        description="Define, start, stop, pause, resume, restart and steer the agents of a "
+        "running workbench, and answer their permission requests (the server's control API; "
+        "token from $OBSERVATORY_TOKEN, its role decides what is allowed).")
+    asub = agents.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def command(name: str, help: str, func, *ids: str) -> argparse.ArgumentParser:
+        p = asub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".")
+        for arg in ids:
+            p.add_argument(arg, metavar=arg.upper())
+        _target_args(p)
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(func=func)
+        return p
+
+    command("list", "the agents, their state and pending approvals", cmd_agents_list)
+    add = command("add", "define an agent", cmd_agents_add, "name")
+    add.add_argument("--backend", default="process", help="process or claude-code "
+                     "(default: process)")
+    add.add_argument("--command", help="the command (process backend)")
+    add.add_argument("--prompt", help="the first prompt (claude-code backend)")
+    add.add_argument("--project", help="the project it works on")
+    add.add_argument("--cwd", help="its working directory")
+    add.add_argument("--spec", help="further fields as JSON (env, limits, restart, policy, "
+                     "config, labels)")
+    add.add_argument("--start", action="store_true", help="start it at once")
+    for action in AGENT_ACTIONS:
+        command(action, f"{action} an agent", cmd_agents_act, "agent_id")
+    msg = command("message", "send the next prompt to a running agent", cmd_agents_message,
+                  "agent_id")
+    msg.add_argument("text")
+    command("approvals", "the permission requests waiting for an answer", cmd_agents_approvals)
+    for decision in ("approve", "deny"):
+        p = command(decision, f"{decision} a permission request", cmd_agents_decide,
+                    "approval_id")
+        p.add_argument("--message", default="", help="what the agent is told")
+        if decision == "approve":
+            p.add_argument("--session", action="store_true",
+                           help="allow this tool for the rest of the session")
+
+
+def _devkit(args: argparse.Namespace):
+    from .control.devkit import DevKit
+    from .intake.rule import resolve
+
+    _, url = resolve(args.db, args.url)
+    if not url:
+        raise SystemExit("observatory agents: no running workbench found (start one with "
+                         "`observatory serve`, or give --url)")
+    return DevKit(url)
+
+
+def _control(args: argparse.Namespace, fn) -> int:
+    from .control.devkit import ControlError
+
+    with _devkit(args) as kit:
+        try:
+            result = fn(kit)
+        except ControlError as err:
+            print(f"observatory agents {args.action}: {err}", file=sys.stderr)
+            return 1
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    elif isinstance(result, list):
+        for row in result:
+            print(_agent_line(row))
+    else:
+        print(_agent_line(result))
+    return 0
+
+
+def _agent_line(row: dict) -> str:
+    if "tool" in row:  # an approval
+        what = json.dumps(row.get("input"))[:80]
+        return f"{row['id']}  {row['state']:<9} {row['agent_id']}  {row['tool']}  {what}"
+    pending = f"  {row['pending_approvals']} waiting" if row.get("pending_approvals") else ""
+    error = f"  ({row['last_error']})" if row.get("last_error") else ""
+    return (f"{row['id']}  {row['state']:<20} {row['backend']:<12} {row['name']}"
+            f"{pending}{error}")
+
+
+def cmd_agents_list(args: argparse.Namespace) -> int:
+    return _control(args, lambda kit: kit.agents())
+
+
+def cmd_agents_add(args: argparse.Namespace) -> int:
+    try:
+        spec = json.loads(args.spec) if args.spec else {}
+    except ValueError as err:
+        raise SystemExit(f"observatory agents add: --spec is not valid JSON: {err}") from None
+    if not isinstance(spec, dict):
+        raise SystemExit("observatory agents add: --spec must be a JSON object")
+    spec.update({k: v for k, v in {"name": args.name, "backend": args.backend,
+                                   "command": args.command, "prompt": args.prompt,
+                                   "project": args.project, "cwd": args.cwd}.items() if v})
+
+    def add(kit):
+        agent = kit.add(spec)
+        return kit.act(agent["id"], "start") if args.start else agent
+
+    return _control(args, add)
+
+
+def cmd_agents_act(args: argparse.Namespace) -> int:
+    return _control(args, lambda kit: kit.act(args.agent_id, args.action))
+
+
+def cmd_agents_message(args: argparse.Namespace) -> int:
+    return _control(args, lambda kit: kit.message(args.agent_id, args.text))
+
+
+def cmd_agents_approvals(args: argparse.Namespace) -> int:
+    return _control(args, lambda kit: kit.approvals())
+
+
+def cmd_agents_decide(args: argparse.Namespace) -> int:
+    decision = "deny" if args.action == "deny" else (
+        "allow_session" if args.session else "allow")
+    return _control(args, lambda kit: kit.decide(args.approval_id, decision, args.message))
 
 
 def ingest_formats() -> list[str]:

@@ -160,7 +160,7 @@ class Agent:
         return {
             "id": self.id, "name": self.spec["name"], "backend": self.spec["backend"],
             "project": self.spec.get("project"), "state": self.state,
-            "pid": self.pid if self.state in LIVE else None,
+            "pid": self.pid if self.backend is not None else None,
             "session_id": self.session_id, "last_error": self.last_error,
             "exit_code": self.exit_code, "cost_usd": round(self.cost_usd, 6),
             "restarts": self.restarts, "labels": self.spec["labels"],
@@ -312,13 +312,14 @@ class Supervisor:
         return agent.as_dict()
 
     def _live(self, agent: Agent, action: str) -> ProcessBackend:
-        if agent.backend is None or agent.state not in LIVE - {"stopping"}:
+        # (an idle claude-code agent has a live session waiting for its next prompt)
+        if agent.backend is None or agent.state == "stopping":
             raise ValueError(f"cannot {action} agent {agent.id}: it is {agent.state}")
         return agent.backend
 
     def start(self, agent: Agent) -> None:
         with agent.lock:
-            if agent.state not in STARTABLE:
+            if agent.state not in STARTABLE or agent.backend is not None:
                 raise ValueError(f"cannot start agent {agent.id}: it is {agent.state}")
             agent.set_state("starting")
             agent.stop_reason = None
@@ -393,10 +394,8 @@ class Supervisor:
         """Graceful first (the backend's own way, then SIGTERM), SIGKILL after GRACE_S."""
         with agent.lock:
             backend = agent.backend
-            if backend is None or agent.state not in LIVE:
-                if agent.state in ("idle",) or agent.state in STARTABLE:
-                    raise ValueError(f"cannot stop agent {agent.id}: it is {agent.state}")
-                return
+            if backend is None:
+                raise ValueError(f"cannot stop agent {agent.id}: it is {agent.state}")
             if agent.stop_reason is not None:
                 return  # already stopping
             agent.stop_reason = reason or ""
@@ -414,7 +413,7 @@ class Supervisor:
         threading.Thread(target=escalate, daemon=True).start()
 
     def restart(self, agent: Agent) -> None:
-        if agent.state in LIVE:
+        if agent.backend is not None:
             backend = agent.backend
             self.stop(agent, None)
             deadline = time.monotonic() + GRACE_S + 5

@@ -1,0 +1,149 @@
+"""The real Claude Code CLI as a workbench agent, offline against a local stand-in for the
+Messages API: its events live, a permission request for a command that writes a file
+denied (no file) and, in another session, allowed (the file), an interrupted turn, a
+session resumed by id, and its own OpenTelemetry landing linked to the agent."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from workbench.control.claude_code import find_binary
+
+from .conftest import IN_CI, Served
+from .standins.messages_api import MessagesAPI
+
+
+@pytest.fixture(scope="module")
+def claude() -> str:
+    binary = find_binary()
+    if binary:
+        return binary
+    if IN_CI:
+        pytest.fail("the claude CLI is missing (.ci/run installs @anthropic-ai/claude-code)")
+    pytest.skip("the claude CLI is not installed: npm install @anthropic-ai/claude-code")
+
+
+@pytest.fixture(scope="module")
+def setup(claude, tmp_path_factory):
+    root = tmp_path_factory.mktemp("claude")
+    with MessagesAPI() as api:
+        served = Served(root / "c.duckdb", extra_args=("--no-demo",))
+        try:
+            yield served, api, root
+        finally:
+            served.stop()
+
+
+def define(c: httpx.Client, api: MessagesAPI, root, name: str, prompt: str | None,
+           **config) -> dict:
+    home = root / f"home-{name}"
+    project = root / f"project-{name}"
+    home.mkdir(exist_ok=True)
+    project.mkdir(exist_ok=True)
+    spec = {"name": name, "backend": "claude-code", "cwd": str(project), "project": name,
+            "env": {"ANTHROPIC_BASE_URL": api.url, "ANTHROPIC_API_KEY": "sk-test",
+                    "HOME": str(home), "DISABLE_AUTOUPDATER": "1"},
+            "config": config}
+    if prompt:
+        spec["prompt"] = prompt
+    r = c.post("/api/agents", json=spec)
+    assert r.status_code == 201, r.text
+    return r.json()["agent"]
+
+
+def until(fn, timeout: float = 30, what: str = ""):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value is not None and value is not False and (
+                not hasattr(value, "__len__") or len(value)):
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def detail(c: httpx.Client, agent_id: str) -> dict:
+    return c.get(f"/api/agents/{agent_id}").json()
+
+
+def test_permission_requests_are_approvals(setup):
+    served, api, root = setup
+    with httpx.Client(base_url=served.url, timeout=30) as c:
+        for decision, name in (("deny", "denied"), ("allow", "allowed")):
+            target = root / f"project-{name}" / "made.txt"
+            agent = define(c, api, root, name, f"RUN: echo hi > {target}")
+            c.post(f"/api/agents/{agent['id']}/start")
+            pending = until(lambda a=agent: [p for p in c.get("/api/approvals").json()[
+                "approvals"] if p["agent_id"] == a["id"]], what="the approval")
+            assert pending[0]["tool"] == "Bash" and "made.txt" in pending[0]["input"]["command"]
+            assert detail(c, agent["id"])["agent"]["state"] == "waiting-for-approval"
+            r = c.post(f"/api/approvals/{pending[0]['id']}",
+                       json={"decision": decision, "message": "not in this test"})
+            assert r.status_code == 200, r.text
+            decided = time.monotonic()
+            done = until(lambda a=agent: [e for e in detail(c, a["id"])["events"]
+                                          if e["kind"] == "result"], what="the result")
+            assert time.monotonic() - decided < 10
+            assert target.exists() is (decision == "allow")
+            events = detail(c, agent["id"])["events"]
+            kinds = [e["kind"] for e in events]
+            assert {"init", "prompt", "tool_use", "tool_result", "result"} <= set(kinds)
+            if decision == "deny":
+                assert "not in this test" in done[0]["text"]
+            state = until(lambda a=agent: detail(c, a["id"])["agent"]["state"] == "idle",
+                          what="idle after the turn")
+            assert state
+            session = detail(c, agent["id"])["agent"]["session_id"]
+            assert session
+            c.post(f"/api/agents/{agent['id']}/stop")
+            until(lambda a=agent: detail(c, a["id"])["agent"]["state"] in ("stopped",
+                                                                          "completed"),
+                  what="the stop")
+
+        # The CLI's own telemetry (OTel logs and metrics, injected by the workbench) arrived,
+        # under the agent's name.
+        from workbench.client import RemoteStore
+
+        with RemoteStore(served.url) as remote:
+            until(lambda: remote.query("telemetry_counts", service="claude-code")[
+                "logs"].item() > 0, timeout=20, what="the CLI's telemetry")
+            totals = until(lambda: (lambda df: df if {"allowed", "denied"} <= set(
+                df["agent"]) else None)(remote.query("agent_totals")), timeout=20,
+                what="sessions under the agents' names")
+            assert totals is not None
+
+
+def test_interrupt_and_resume(setup):
+    served, api, root = setup
+    with httpx.Client(base_url=served.url, timeout=30) as c:
+        agent = define(c, api, root, "slow", "SLOW please")
+        c.post(f"/api/agents/{agent['id']}/start")
+        until(lambda: [e for e in detail(c, agent["id"])["events"] if e["kind"] == "init"],
+              what="the session")
+        time.sleep(1.0)  # mid-turn: the stand-in streams for ~30 s
+        r = c.post(f"/api/agents/{agent['id']}/interrupt")
+        assert r.status_code == 200, r.text
+        interrupted = time.monotonic()
+        result = until(lambda: [e for e in detail(c, agent["id"])["events"]
+                                if e["kind"] == "result"], what="the interrupted result")
+        assert time.monotonic() - interrupted < 10
+        assert result[0]["data"]["subtype"] != "success" or "interrupt" in result[0][
+            "text"].lower() or result[0]["data"]["is_error"]
+        session = detail(c, agent["id"])["agent"]["session_id"]
+        c.post(f"/api/agents/{agent['id']}/stop")
+        until(lambda: detail(c, agent["id"])["agent"]["state"] in ("stopped", "completed"),
+              what="the stop")
+
+        # A new agent resumes that session by id: the CLI sends the old turns again.
+        resumed = define(c, api, root, "slow", "hello again", resume=session)
+        seen = len(api.requests)
+        c.post(f"/api/agents/{resumed['id']}/start")
+        until(lambda: [e for e in detail(c, resumed["id"])["events"] if e["kind"] == "result"],
+              what="the resumed turn")
+        assert detail(c, resumed["id"])["agent"]["session_id"] == session
+        bodies = [r["body"] for r in api.requests[seen:] if r["path"].startswith("/v1/messages")]
+        assert any("SLOW please" in str(b.get("messages")) for b in bodies)
+        c.post(f"/api/agents/{resumed['id']}/stop")

@@ -1,0 +1,96 @@
+"""A client for a workbench's control API (the Happy-DevKit shape) over httpx and
+websockets: what the CLI's ``observatory agents`` and notebooks use to drive the agents of
+a running workbench, this one or another."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from ..client import http_client
+
+
+class ControlError(RuntimeError):
+    """The server refused: its one-line reason, with the status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+
+
+class DevKit:
+    """``DevKit(url, token)``: agents, approvals and the audit log of one workbench."""
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self._token = token
+        self._http = http_client(self.url, token, timeout)
+
+    def _call(self, method: str, path: str, body: Any = None, **params: Any) -> dict:
+        try:
+            r = self._http.request(method, path, json=body, params=params or None)
+        except httpx.HTTPError as err:
+            raise ControlError(0, f"{self.url}{path}: {err}") from None
+        try:
+            data = r.json()
+        except ValueError:
+            data = {"error": r.text[:200]}
+        if r.status_code >= 400:
+            raise ControlError(r.status_code, data.get("error") or r.reason_phrase)
+        return data
+
+    # -- agents -------------------------------------------------------------------------
+    def agents(self) -> list[dict]:
+        return self._call("GET", "/api/agents")["agents"]
+
+    def agent(self, agent_id: str, limit: int = 200) -> dict:
+        return self._call("GET", f"/api/agents/{agent_id}", limit=limit)
+
+    def add(self, spec: dict[str, Any]) -> dict:
+        return self._call("POST", "/api/agents", spec)["agent"]
+
+    def act(self, agent_id: str, action: str) -> dict:
+        """start, stop, pause, resume, restart or interrupt."""
+        return self._call("POST", f"/api/agents/{agent_id}/{action}")["agent"]
+
+    def message(self, agent_id: str, text: str) -> dict:
+        return self._call("POST", f"/api/agents/{agent_id}/message", {"text": text})["agent"]
+
+    def config(self, agent_id: str, config: dict[str, Any] | None = None) -> dict:
+        if config is None:
+            return self._call("GET", f"/api/agents/{agent_id}/config")
+        return self._call("PUT", f"/api/agents/{agent_id}/config", config)
+
+    # -- approvals and audit --------------------------------------------------------------
+    def approvals(self, state: str = "pending") -> list[dict]:
+        return self._call("GET", "/api/approvals", state=state)["approvals"]
+
+    def decide(self, approval_id: str, decision: str, message: str = "") -> dict:
+        return self._call("POST", f"/api/approvals/{approval_id}",
+                          {"decision": decision, "message": message})["approval"]
+
+    def audit(self, limit: int = 200) -> list[dict]:
+        return self._call("GET", "/api/audit", limit=limit)["audit"]
+
+    def watch(self, timeout: float | None = None) -> Iterator[dict]:
+        """The websocket's messages: a snapshot, then every ``agent_update``."""
+        from websockets.sync.client import connect
+
+        url = self.url.replace("http", "ws", 1) + "/ws/agents"
+        token = self._http.headers.get("Authorization")
+        headers = {"Authorization": token} if token else None
+        with connect(url, additional_headers=headers, open_timeout=timeout) as ws:
+            while True:
+                yield json.loads(ws.recv(timeout))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> DevKit:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
