@@ -158,3 +158,10 @@ class Inbox:
         for p in items:
             self._finish(p.row, p.answer, p.timeout_action,
                          f"no answer within {p.timeout_s:g} s", "policy: time-out")
+
+
+def approval_json(row: dict[str, Any]) -> dict[str, Any]:
+    """An approval as the API shows it: times as ISO strings, its ``id``."""
+    out = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+    out["id"] = out["approval_id"]
+    return out

@@ -35,7 +35,7 @@ from ..store import control_writes
 from . import access
 from . import spec as specs
 from .access import Principal
-from .approvals import Inbox
+from .approvals import Inbox, approval_json
 from .claude_code import ClaudeCodeBackend
 from .process import ProcessBackend
 from .spec import LIVE, STARTABLE
@@ -450,7 +450,7 @@ class Supervisor:
                           f"failed: {err.args[0]}")
             raise
         access.record(self.store, principal, "approve", approval_id, params)
-        return _approval_json(row)
+        return approval_json(row)
 
     # -- watching -----------------------------------------------------------------------
     def _load(self) -> None:
@@ -554,8 +554,3 @@ def _isnull(value: Any) -> bool:
     except (TypeError, ValueError):
         return False
 
-
-def _approval_json(row: dict[str, Any]) -> dict[str, Any]:
-    out = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
-    out["id"] = out["approval_id"]
-    return out

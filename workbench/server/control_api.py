@@ -13,6 +13,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..control import access
 from ..control.access import Forbidden
+from ..control.approvals import approval_json
 from . import auth, guard
 from .plugin_base import APIHandler
 from .state import get_store, get_supervisor
@@ -98,7 +99,7 @@ class AgentHandler(ControlHandler):
             get_store().settle()  # the events the agent's state already reflects
             events = get_store().query("agent_events", agent_id=agent_id, limit=_limit(self))
             return {"ok": True, "agent": agent.as_dict(), "events": _records(events),
-                    "approvals": [_approval(r) for r in sup.inbox.pending(agent_id)]}
+                    "approvals": [approval_json(r) for r in sup.inbox.pending(agent_id)]}
 
         await self.answer(work)
 
@@ -150,7 +151,7 @@ class ApprovalsHandler(ControlHandler):
             self.allow("read")
             state = self.get_query_argument("state", "pending")
             if state == "pending":
-                rows = [_approval(r) for r in get_supervisor().inbox.pending()]
+                rows = [approval_json(r) for r in get_supervisor().inbox.pending()]
             else:
                 get_store().settle()
                 df = get_store().query("approvals", state=None if state == "all" else state,
@@ -204,12 +205,6 @@ def _limit(handler: APIHandler) -> int:
     return value
 
 
-def _approval(row: dict[str, Any]) -> dict[str, Any]:
-    out = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
-    out["id"] = out["approval_id"]
-    return out
-
-
 class AgentsSocket(WebSocketHandler):
     """``WS /ws/agents``: a snapshot, then an ``agent_update`` for every change; actions may
     be sent as ``{"action", "agent_id", ...}`` (role-checked like the routes)."""
@@ -233,7 +228,7 @@ class AgentsSocket(WebSocketHandler):
             lambda update: loop.add_callback(self._send, {"type": "agent_update",
                                                           "agent": update}))
         self._send({"type": "snapshot", "agents": get_supervisor().list(),
-                    "approvals": [_approval(r) for r in get_supervisor().inbox.pending()]})
+                    "approvals": [approval_json(r) for r in get_supervisor().inbox.pending()]})
 
     def _send(self, message: dict[str, Any]) -> None:
         try:
