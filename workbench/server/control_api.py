@@ -11,28 +11,16 @@ from typing import Any
 from tornado.ioloop import IOLoop
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from ..control import access
 from ..control.access import Forbidden
 from ..control.approvals import approval_json
+from ..control.local import LocalControl
 from . import auth, guard
 from .plugin_base import APIHandler
-from .state import get_store, get_supervisor
+from .state import get_supervisor
 
 log = logging.getLogger("workbench.server")
 
 ACTIONS = ("start", "stop", "pause", "resume", "restart", "interrupt")
-
-
-def _records(df) -> list[dict[str, Any]]:
-    out = json.loads(df.to_json(orient="records", date_format="iso"))
-    for row in out:
-        for key in ("data", "input", "params"):
-            if isinstance(row.get(key), str):
-                try:
-                    row[key] = json.loads(row[key])
-                except ValueError:
-                    pass
-    return out
 
 
 class ControlHandler(APIHandler):
@@ -45,18 +33,19 @@ class ControlHandler(APIHandler):
         except ValueError as err:
             raise ValueError(f"{self.request.path}: body is not valid JSON: {err}") from None
 
-    def principal(self) -> access.Principal:
-        return auth.principal(self)
+    def json_object(self) -> dict[str, Any]:
+        body = self.json_body()
+        if not isinstance(body, dict):
+            raise ValueError(f"{self.request.path}: body must be a JSON object")
+        return body
 
-    def allow(self, action: str, target: str = "") -> access.Principal:
-        who = self.principal()
-        access.authorize(get_store(), who, action, target)
-        return who
+    def control(self) -> LocalControl:
+        return LocalControl(get_supervisor(), auth.principal(self))
 
     async def run(self, fn, *args: Any) -> Any:
         try:
             return await super().run(fn, *args)
-        except Forbidden as err:  # before PermissionError's generic 403, same status
+        except Forbidden as err:
             self.fail(403, str(err))
         return None
 
@@ -65,43 +54,24 @@ class AgentsHandler(ControlHandler):
     """``GET /api/agents``; ``POST /api/agents`` with a definition (201)."""
 
     async def get(self) -> None:
-        def work() -> dict:
-            self.allow("read")
-            return {"ok": True, "agents": get_supervisor().list()}
-
-        await self.answer(work)
+        await self.answer(lambda: {"ok": True, "agents": self.control().agents()})
 
     async def post(self) -> None:
         def work() -> dict:
-            spec = self.json_body()
-            who = self.allow("add", str(spec.get("name", ""))[:120] if isinstance(
-                spec, dict) else "")
-            try:
-                agent = get_supervisor().define(spec)
-            except ValueError as err:
-                access.record(get_store(), who, "add", "", {"spec": spec}, f"failed: {err}")
-                raise
-            access.record(get_store(), who, "add", agent.id, {"spec": agent.spec})
+            agent = self.control().add(self.json_body())
             self.set_status(201)
-            return {"ok": True, "agent": agent.as_dict()}
+            return {"ok": True, "agent": agent}
 
         await self.answer(work)
 
 
 class AgentHandler(ControlHandler):
-    """``GET /api/agents/{id}``: the agent, its newest events and pending approvals."""
+    """``GET /api/agents/{id}``: the agent, its newest events and samples, and its pending
+    approvals."""
 
     async def get(self, agent_id: str) -> None:
-        def work() -> dict:
-            self.allow("read")
-            sup = get_supervisor()
-            agent = sup.get(agent_id)
-            get_store().settle()  # the events the agent's state already reflects
-            events = get_store().query("agent_events", agent_id=agent_id, limit=_limit(self))
-            return {"ok": True, "agent": agent.as_dict(), "events": _records(events),
-                    "approvals": [approval_json(r) for r in sup.inbox.pending(agent_id)]}
-
-        await self.answer(work)
+        await self.answer(lambda: {"ok": True, **self.control().agent(agent_id,
+                                                                      _limit(self))})
 
 
 class AgentActionHandler(ControlHandler):
@@ -109,11 +79,11 @@ class AgentActionHandler(ControlHandler):
 
     async def post(self, agent_id: str, action: str) -> None:
         def work() -> dict:
-            params = self.json_body() if action == "message" else {}
-            if not isinstance(params, dict):
-                raise ValueError("body must be a JSON object")
-            agent = get_supervisor().act(self.principal(), agent_id, action, params)
-            return {"ok": True, "agent": agent}
+            control = self.control()
+            if action == "message":
+                text = self.json_object().get("text")
+                return {"ok": True, "agent": control.message(agent_id, text)}
+            return {"ok": True, "agent": control.act(agent_id, action)}
 
         await self.answer(work)
 
@@ -123,43 +93,20 @@ class AgentConfigHandler(ControlHandler):
     its parameter schema (400 names the field)."""
 
     async def get(self, agent_id: str) -> None:
-        def work() -> dict:
-            self.allow("read")
-            agent = get_supervisor().get(agent_id)
-            from ..control.supervisor import BACKENDS
-            schema = BACKENDS[agent.spec["backend"]].Config.param.schema()
-            schema.pop("name", None)
-            return {"ok": True, "config": agent.spec["config"], "schema": schema}
-
-        await self.answer(work)
+        await self.answer(lambda: {"ok": True, **self.control().config(agent_id)})
 
     async def put(self, agent_id: str) -> None:
-        def work() -> dict:
-            result = get_supervisor().act(self.principal(), agent_id, "config",
-                                          {"config": self.json_body()})
-            return {"ok": True, "config": result["config"],
-                    "applied_live": result["applied_live"]}
-
-        await self.answer(work)
+        await self.answer(lambda: {"ok": True, **self.control().config(agent_id,
+                                                                       self.json_body())})
 
 
 class ApprovalsHandler(ControlHandler):
     """``GET /api/approvals?state=pending`` (the inbox; other states from the store)."""
 
     async def get(self) -> None:
-        def work() -> dict:
-            self.allow("read")
-            state = self.get_query_argument("state", "pending")
-            if state == "pending":
-                rows = [approval_json(r) for r in get_supervisor().inbox.pending()]
-            else:
-                get_store().settle()
-                df = get_store().query("approvals", state=None if state == "all" else state,
-                                       limit=_limit(self))
-                rows = [{**r, "id": r["approval_id"]} for r in _records(df)]
-            return {"ok": True, "approvals": rows}
-
-        await self.answer(work)
+        state = self.get_query_argument("state", "pending")
+        await self.answer(lambda: {"ok": True, "approvals": self.control().approvals(
+            state, _limit(self))})
 
 
 class ApprovalHandler(ControlHandler):
@@ -168,15 +115,12 @@ class ApprovalHandler(ControlHandler):
 
     async def post(self, approval_id: str) -> None:
         def work() -> dict:
-            body = self.json_body()
-            if not isinstance(body, dict):
-                raise ValueError("body must be a JSON object")
+            body = self.json_object()
             message = body.get("message") or ""
             if not isinstance(message, str):
                 raise ValueError("message: must be a string")
-            row = get_supervisor().decide(self.principal(), approval_id,
-                                          str(body.get("decision")), message)
-            return {"ok": True, "approval": row}
+            return {"ok": True, "approval": self.control().decide(
+                approval_id, str(body.get("decision")), message)}
 
         await self.answer(work)
 
@@ -185,13 +129,7 @@ class AuditHandler(ControlHandler):
     """``GET /api/audit?limit=``: admins only."""
 
     async def get(self) -> None:
-        def work() -> dict:
-            self.allow("audit")
-            get_store().settle()
-            return {"ok": True, "audit": _records(get_store().query("audit_log",
-                                                                   limit=_limit(self)))}
-
-        await self.answer(work)
+        await self.answer(lambda: {"ok": True, "audit": self.control().audit(_limit(self))})
 
 
 def _limit(handler: APIHandler) -> int:
@@ -242,14 +180,15 @@ class AgentsSocket(WebSocketHandler):
             if not isinstance(msg, dict):
                 raise ValueError("a message must be a JSON object")
             action = msg.get("action")
-            sup = get_supervisor()
+            control = LocalControl(get_supervisor(), self.who)
 
             def work() -> Any:
                 if action == "approve":
-                    return sup.decide(self.who, str(msg.get("approval_id")),
-                                      str(msg.get("decision")), str(msg.get("message") or ""))
-                return sup.act(self.who, str(msg.get("agent_id")), str(action),
-                               {"text": msg.get("text")} if action == "message" else {})
+                    return control.decide(str(msg.get("approval_id")),
+                                          str(msg.get("decision")), str(msg.get("message") or ""))
+                if action == "message":
+                    return control.message(str(msg.get("agent_id")), msg.get("text"))
+                return control.act(str(msg.get("agent_id")), str(action))
 
             result = await IOLoop.current().run_in_executor(None, work)
             self._send({"type": "result", "ok": True, "result": result})

@@ -1,0 +1,100 @@
+"""The control operations, role-checked and audited, as the API, the dashboards and
+notebooks in the serve process call them: :class:`LocalControl` (the supervisor of this
+process) has the same methods as :class:`~workbench.control.devkit.DevKit` (another
+process's, over HTTP), so a model takes either."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from . import access
+from .access import Principal
+from .approvals import approval_json
+
+
+def records(df) -> list[dict[str, Any]]:
+    """Rows of a control query as JSON-ready dicts (JSON columns decoded)."""
+    out = json.loads(df.to_json(orient="records", date_format="iso"))
+    for row in out:
+        for key in ("data", "input", "params"):
+            if isinstance(row.get(key), str):
+                try:
+                    row[key] = json.loads(row[key])
+                except ValueError:
+                    pass
+    return out
+
+
+class LocalControl:
+    """One principal's view of this process's supervisor."""
+
+    def __init__(self, supervisor, principal: Principal) -> None:
+        self.sup = supervisor
+        self.store = supervisor.store
+        self.principal = principal
+
+    def _allow(self, action: str, target: str = "") -> None:
+        access.authorize(self.store, self.principal, action, target)
+
+    def agents(self) -> list[dict]:
+        self._allow("read")
+        return self.sup.list()
+
+    def agent(self, agent_id: str, limit: int = 200) -> dict:
+        self._allow("read")
+        agent = self.sup.get(agent_id)
+        self.store.settle()  # the events the agent's state already reflects
+        return {"agent": agent.as_dict(),
+                "events": records(self.store.query("agent_events", agent_id=agent_id,
+                                                   limit=limit)),
+                "samples": records(self.store.query("agent_samples", agent_id=agent_id,
+                                                    limit=300)),
+                "approvals": [approval_json(r) for r in self.sup.inbox.pending(agent_id)]}
+
+    def add(self, spec: Any) -> dict:
+        name = str(spec.get("name", ""))[:120] if isinstance(spec, dict) else ""
+        self._allow("add", name)
+        try:
+            agent = self.sup.define(spec)
+        except ValueError as err:
+            access.record(self.store, self.principal, "add", name, {"spec": spec},
+                          f"failed: {err}")
+            raise
+        access.record(self.store, self.principal, "add", agent.id, {"spec": agent.spec})
+        return agent.as_dict()
+
+    def act(self, agent_id: str, action: str) -> dict:
+        return self.sup.act(self.principal, agent_id, action)
+
+    def message(self, agent_id: str, text: str) -> dict:
+        return self.sup.act(self.principal, agent_id, "message", {"text": text})
+
+    def config(self, agent_id: str, config: dict[str, Any] | None = None) -> dict:
+        if config is None:
+            self._allow("read")
+            from .supervisor import BACKENDS
+
+            agent = self.sup.get(agent_id)
+            schema = BACKENDS[agent.spec["backend"]].Config.param.schema()
+            schema.pop("name", None)
+            return {"config": agent.spec["config"], "schema": schema}
+        result = self.sup.act(self.principal, agent_id, "config", {"config": config})
+        return {"config": result["config"], "applied_live": result["applied_live"]}
+
+    def approvals(self, state: str = "pending", limit: int = 200) -> list[dict]:
+        self._allow("read")
+        if state == "pending":
+            return [approval_json(r) for r in self.sup.inbox.pending()]
+        self.store.settle()
+        df = self.store.query("approvals", state=None if state == "all" else state,
+                              limit=limit)
+        return [{**r, "id": r["approval_id"]} for r in records(df)]
+
+    def decide(self, approval_id: str, decision: str, message: str = "") -> dict:
+        return self.sup.decide(self.principal, approval_id, decision, message)
+
+    def audit(self, limit: int = 200) -> list[dict]:
+        self._allow("audit")
+        self.store.settle()
+        return records(self.store.query("audit_log", limit=limit))
