@@ -30,7 +30,7 @@ def test_the_writer_tells_listeners_which_topics_each_commit_changed(tmp_path):
         with pytest.raises(ValueError, match="unknown topic"):
             store.write(lambda cur: None, topic="weather")
         assert heard == [frozenset({"tests"}), frozenset({"telemetry"})]  # not the failure
-        assert store.versions == {"tests": 1, "telemetry": 1}
+        assert store.versions == {"tests": 1, "telemetry": 1, "control": 0}
 
 
 class SessionDoc:

@@ -47,6 +47,7 @@ def _params(store: Store) -> dict[str, dict]:
         "metric_series": {"name": counter},
         "span_count_like": {"text": "tool"},
         "trace_spans": {"trace_id": trace},
+        "agent_events": {"agent_id": "ag-demo"}, "agent_samples": {"agent_id": "ag-demo"},
     }
 
 

@@ -1,0 +1,110 @@
+"""The control plane as a param model, shared by the control dashboard and notebooks.
+
+``control`` is a :class:`~workbench.control.local.LocalControl` (inside the serve process)
+or a :class:`~workbench.control.devkit.DevKit` (a running workbench over HTTP): both have
+the same methods and both check the role on the server. No layout here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+import param
+
+AGENT_COLUMNS = ["id", "name", "backend", "project", "state", "pending_approvals", "cost_usd",
+                 "restarts", "last_error", "updated_at"]
+
+
+class ControlModel(param.Parameterized):
+    control = param.Parameter(doc="LocalControl or DevKit")
+    selected = param.String(default="", doc="The agent the detail view shows (its id).")
+    version = param.Integer(default=0, doc="Moves with every change pushed by the agents.")
+
+    @property
+    def role(self) -> str:
+        principal = getattr(self.control, "principal", None)
+        return principal.role if principal is not None else "unknown"
+
+    def may(self, action: str) -> bool:
+        """Whether the role allows ``action`` — for showing buttons only: the server checks
+        again whatever is shown."""
+        principal = getattr(self.control, "principal", None)
+        return principal is None or principal.may(action)
+
+    # -- reading ------------------------------------------------------------------------
+    def agents(self) -> list[dict[str, Any]]:
+        return self.control.agents()
+
+    def agents_frame(self) -> pd.DataFrame:
+        rows = self.agents()
+        df = pd.DataFrame(rows, columns=AGENT_COLUMNS) if rows else pd.DataFrame(
+            columns=AGENT_COLUMNS)
+        return df[AGENT_COLUMNS]
+
+    def detail(self) -> dict[str, Any] | None:
+        if not self.selected:
+            return None
+        try:
+            return self.control.agent(self.selected)
+        except KeyError:
+            return None
+
+    def events(self, detail: dict[str, Any] | None = None) -> pd.DataFrame:
+        detail = detail if detail is not None else self.detail()
+        cols = ["ts", "kind", "state", "text"]
+        if not detail or not detail["events"]:
+            return pd.DataFrame(columns=cols)
+        df = pd.DataFrame(detail["events"])[cols]
+        df["ts"] = pd.to_datetime(df["ts"])
+        return df.iloc[::-1].reset_index(drop=True)  # newest first: page 1 is what happens now
+
+    def samples(self, detail: dict[str, Any] | None = None) -> pd.DataFrame:
+        detail = detail if detail is not None else self.detail()
+        cols = ["ts", "cpu_percent", "rss_mb", "threads"]
+        if not detail or not detail.get("samples"):
+            return pd.DataFrame(columns=cols)
+        df = pd.DataFrame(detail["samples"])[cols]
+        df["ts"] = pd.to_datetime(df["ts"])
+        return df
+
+    def approvals(self) -> list[dict[str, Any]]:
+        return self.control.approvals("pending")
+
+    def audit(self) -> pd.DataFrame:
+        cols = ["ts", "who", "role", "action", "target", "outcome", "client", "params"]
+        rows = self.control.audit(500)
+        if not rows:
+            return pd.DataFrame(columns=cols)
+        df = pd.DataFrame(rows)[cols]
+        df["ts"] = pd.to_datetime(df["ts"])
+        df["params"] = df["params"].map(lambda p: "" if not p else json.dumps(p)[:300])
+        return df
+
+    def config(self, agent_id: str) -> dict[str, Any]:
+        return self.control.config(agent_id)
+
+    # -- acting (the server checks the role and audits) -----------------------------------
+    def act(self, agent_id: str, action: str) -> dict[str, Any]:
+        return self.control.act(agent_id, action)
+
+    def message(self, agent_id: str, text: str) -> dict[str, Any]:
+        return self.control.message(agent_id, text)
+
+    def add(self, spec: dict[str, Any], start: bool = False) -> dict[str, Any]:
+        agent = self.control.add(spec)
+        if start:
+            agent = self.control.act(agent["id"], "start")
+        self.selected = agent["id"]
+        return agent
+
+    def set_config(self, agent_id: str, config: dict[str, Any]) -> dict[str, Any]:
+        return self.control.config(agent_id, config)
+
+    def decide(self, approval_id: str, decision: str, message: str = "") -> dict[str, Any]:
+        return self.control.decide(approval_id, decision, message)
+
+    def changed(self) -> None:
+        """Something changed (a pushed update): views that depend on ``version`` redraw."""
+        self.version += 1

@@ -1,0 +1,493 @@
+"""The control page's views: the fleet board, the approvals inbox, one agent's detail
+(transcript, CPU and memory, configuration form, next prompt), a form for a new agent, and
+the audit log. Buttons only show what the role may do; the server checks again. Every text
+from an agent is escaped."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import panel as pn
+import param
+from bokeh.models import ColumnDataSource, LinearAxis, Range1d
+from bokeh.plotting import figure
+
+from .common import FollowBrowserTheme, empty, h, nav, pre, table
+
+log = logging.getLogger("workbench.views")
+
+STATE_COLORS = {
+    "idle": "#868e96", "starting": "#4dabf7", "running": "#2e9e5b",
+    "waiting-for-approval": "#e8590c", "paused": "#7950f2", "stopping": "#adb5bd",
+    "stopped": "#495057", "completed": "#1c7ed6", "error": "#d64545", "lost": "#a61e4d",
+}
+#: Actions a card offers in each state (the supervisor refuses the others anyway).
+OFFERED = {
+    "idle": ("start",), "stopped": ("start",), "completed": ("start",), "error": ("start",),
+    "lost": ("start",), "starting": ("stop",),
+    "running": ("pause", "interrupt", "restart", "stop"),
+    "waiting-for-approval": ("pause", "interrupt", "restart", "stop"),
+    "paused": ("resume", "restart", "stop"), "stopping": (),
+}
+DESTRUCTIVE = {"stop", "restart"}
+
+
+def _notify(fn, *args, ok: str | None = None) -> Any:
+    """Run an action; a refusal or a bad state is a notification, never a broken page."""
+    try:
+        result = fn(*args)
+    except (ValueError, KeyError, PermissionError, RuntimeError) as err:
+        if isinstance(err, RuntimeError):  # not a refusal: keep the traceback
+            log.exception("control action failed")
+        message = err.args[0] if err.args else str(err)
+        if pn.state.notifications is not None:
+            pn.state.notifications.error(str(message)[:300], duration=6000)
+        return None
+    if ok and pn.state.notifications is not None:
+        pn.state.notifications.success(ok, duration=2500)
+    return result
+
+
+def state_badge(state: str) -> str:
+    color = STATE_COLORS.get(state, "#555")
+    return (f'<span style="background:{color};color:white;border-radius:10px;'
+            f'padding:1px 9px;font-size:12px;white-space:nowrap">{h(state)}</span>')
+
+
+class ConfirmButton(pn.viewable.Viewer):
+    """A button that asks once more: the first click arms it for five seconds."""
+
+    def __init__(self, label: str, action, **params):
+        super().__init__(**params)
+        self._label, self._action, self._armed = label, action, 0.0
+        self._button = pn.widgets.Button(name=label, button_type="light", width=92,
+                                         margin=(2, 3))
+        self._button.on_click(self._click)
+
+    def _click(self, _event) -> None:
+        if time.monotonic() - self._armed < 5:
+            self._armed = 0.0
+            self._button.name, self._button.button_type = self._label, "light"
+            self._action()
+        else:
+            self._armed = time.monotonic()
+            self._button.name, self._button.button_type = f"Really {self._label.lower()}?", \
+                "danger"
+
+    def __panel__(self):
+        return self._button
+
+
+class FleetBoard(pn.viewable.Viewer):
+    """A card per agent: state, project, what it does now, cost, CPU and memory, waiting
+    approvals, and the actions its state allows. Cards are updated in place — the text
+    is one HTML patch, the buttons change only with the state — so that a chatty agent
+    costs small patches and a button armed for confirmation stays armed."""
+
+    model = param.Parameter()
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._box = pn.FlexBox(sizing_mode="stretch_width")
+        self._cards: dict[str, tuple[pn.Column, pn.pane.HTML, pn.FlexBox, str]] = {}
+        self._order: list[str] | None = None
+
+    def refresh(self) -> None:
+        agents = self.model.agents()
+        for a in agents:
+            card = self._cards.get(a["id"])
+            if card is None:
+                head = pn.pane.HTML(sizing_mode="stretch_width", margin=(4, 6))
+                buttons = pn.FlexBox()
+                column = pn.Column(head, buttons, width=330, margin=6)
+                card = (column, head, buttons, "")
+            column, head, buttons, state = card
+            head.object = self._head(a)
+            if a["state"] != state:
+                buttons.objects = self._buttons(a)
+                color = STATE_COLORS.get(a["state"], "#ccc")
+                column.styles = {"border": f"1px solid {color}",
+                                 "border-left": f"6px solid {color}",
+                                 "border-radius": "6px", "padding": "4px"}
+            self._cards[a["id"]] = (column, head, buttons, a["state"])
+        order = [a["id"] for a in agents]
+        if order != self._order:
+            self._order = order
+            self._box.objects = [self._cards[i][0] for i in order] or [empty(
+                "No agents yet: define one under New agent, with `observatory agents add`, "
+                "or POST /api/agents.")]
+
+    def _head(self, a: dict) -> str:
+        sample = a.get("sample") or {}
+        usage = (f'{sample.get("cpu_percent", 0):.0f}% CPU · '
+                 f'{sample.get("rss_bytes", 0) / 2**20:.0f} MB' if sample and a.get("pid")
+                 else "")
+        last = (a.get("last_event") or {}).get("text") or ""
+        waiting = (f'<div style="color:#e8590c;font-weight:600">{a["pending_approvals"]} '
+                   'approval(s) waiting</div>' if a.get("pending_approvals") else "")
+        error = (f'<div style="color:#d64545;font-size:12px;overflow-wrap:anywhere;'
+                 f'max-height:4.8em;overflow:hidden">{h(a["last_error"][:300])}</div>'
+                 if a.get("last_error") else "")
+        return (
+            f'<div style="display:flex;justify-content:space-between;gap:8px">'
+            f'<b style="font-size:15px;overflow-wrap:anywhere">{h(a["name"])}</b>'
+            f'{state_badge(a["state"])}</div>'
+            f'<div style="font-size:12px;color:#667">{h(a["backend"])}'
+            f'{" · " + h(a["project"]) if a.get("project") else ""} · {h(a["id"])}'
+            f'{" · pid " + str(a["pid"]) if a.get("pid") else ""}</div>'
+            f'<div style="font-size:13px;margin:4px 0;overflow-wrap:anywhere;'
+            f'max-height:3.6em;overflow:hidden">{h(last[:200])}</div>'
+            f'<div style="font-size:12px">${a.get("cost_usd") or 0:.4f}'
+            f'{" · " + usage if usage else ""}</div>{waiting}{error}')
+
+    def _buttons(self, a: dict) -> list:
+        buttons: list = []
+        if self.model.may("start"):
+            for action in OFFERED.get(a["state"], ()):
+                def run(act=action, i=a["id"]) -> None:
+                    _notify(self.model.act, i, act, ok=f"{act}: {a['name']}")
+
+                if action in DESTRUCTIVE:
+                    buttons.append(ConfirmButton(action.capitalize(), run))
+                else:
+                    b = pn.widgets.Button(name=action.capitalize(), width=92, margin=(2, 3),
+                                          button_type="primary" if action == "start"
+                                          else "light")
+                    b.on_click(lambda e, r=run: r())
+                    buttons.append(b)
+        details = pn.widgets.Button(name="Details", width=92, margin=(2, 3),
+                                    button_type="light")
+        details.on_click(lambda e, i=a["id"]: self.show(i))
+        buttons.append(details)
+        return buttons
+
+    def show(self, agent_id: str) -> None:
+        """Open an agent's detail (the dashboard replaces this to switch tabs too)."""
+        self.model.selected = agent_id
+
+    def __panel__(self):
+        return self._box
+
+
+class ApprovalsInbox(pn.viewable.Viewer):
+    """Every permission request waiting for a person, oldest first."""
+
+    model = param.Parameter()
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._box = pn.Column(sizing_mode="stretch_width")
+        self._shown: list[str] | None = None
+
+    def refresh(self) -> None:
+        pending = sorted(self.model.approvals(), key=lambda r: r["created_at"])
+        ids = [p["id"] for p in pending]
+        if ids == self._shown:
+            return
+        self._shown = ids
+        if not pending:
+            self._box.objects = [empty("Nothing waiting for you.")]
+            return
+        names = {a["id"]: a["name"] for a in self.model.agents()}
+        self._box.objects = [self._card(p, names.get(p["agent_id"], p["agent_id"]))
+                             for p in pending]
+
+    def _card(self, p: dict, agent: str) -> pn.Column:
+        age = (datetime.utcnow() - datetime.fromisoformat(p["created_at"])).total_seconds()
+        held = " · held (the agent is paused)" if p.get("held") else ""
+        head = pn.pane.HTML(
+            f'<b>{h(agent)}</b> wants to use <b>{h(p["tool"])}</b>'
+            f'<span style="color:#667;font-size:12px"> · {age:.0f} s ago · '
+            f'{h(p.get("project") or "no project")} · session {h(p.get("session_id") or "-")}'
+            f'{held}</span>' + (f'<div style="font-size:12px">{h(p["reason"])}</div>'
+                                if p.get("reason") else ""),
+            sizing_mode="stretch_width")
+        message = pn.widgets.TextInput(placeholder="message to the agent (for a deny)",
+                                       width=320)
+        buttons = []
+        if self.model.may("approve"):
+            for label, decision, kind in (("Allow", "allow", "success"),
+                                          ("Allow for session", "allow_session", "primary"),
+                                          ("Deny", "deny", "danger")):
+                b = pn.widgets.Button(name=label, button_type=kind, width=140)
+                b.on_click(lambda e, d=decision: self._decide(p["id"], d, message.value))
+                buttons.append(b)
+        return pn.Column(head, pre(p.get("text") or p.get("input"), max_height=240),
+                         pn.Row(message, *buttons), sizing_mode="stretch_width",
+                         styles={"border": "1px solid #e8590c", "border-radius": "6px",
+                                 "padding": "6px"}, margin=(4, 0))
+
+    def _decide(self, approval_id: str, decision: str, message: str) -> None:
+        if _notify(self.model.decide, approval_id, decision, message,
+                   ok=f"{decision}: sent") is not None:
+            self._shown = None
+            self.refresh()
+
+    def __panel__(self):
+        return self._box
+
+
+class AgentDetail(pn.viewable.Viewer):
+    """One agent: its transcript (state changes, prompts, tool uses and results, output),
+    CPU and memory, its configuration form, and a box for its next prompt."""
+
+    model = param.Parameter()
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._pick = pn.widgets.Select(name="Agent", width=360)
+        self._pick.param.watch(self._picked, "value")
+        self._head = pn.pane.HTML("", sizing_mode="stretch_width")
+        self._events = table(pd.DataFrame(columns=["ts", "kind", "state", "text"]),
+                             empty_text="No events yet.", page_size=20,
+                             widths={"ts": 150, "kind": 96, "state": 150})
+        self._source = ColumnDataSource({"ts": [], "cpu_percent": [], "rss_mb": []})
+        self._chart = self._make_chart()
+        self._config = pn.Column()
+        self._text = pn.widgets.TextAreaInput(placeholder="next prompt (claude-code) or a "
+                                              "line for stdin (process)", height=70,
+                                              sizing_mode="stretch_width")
+        send = pn.widgets.Button(name="Send", button_type="primary", width=90)
+        send.on_click(lambda e: self._send())
+        self._send_row = pn.Row(self._text, send, sizing_mode="stretch_width")
+        self.model.param.watch(lambda e: self.refresh(), "selected")
+
+    def _picked(self, event) -> None:
+        if event.new and event.new != self.model.selected:
+            self.model.selected = event.new
+
+    def _make_chart(self):
+        fig = figure(height=200, x_axis_type="datetime", sizing_mode="stretch_width",
+                     toolbar_location=None, title="CPU % (line) and memory MB (dashed)")
+        fig.line("ts", "cpu_percent", source=self._source, line_width=2, color="#4c78a8")
+        fig.extra_y_ranges = {"mem": Range1d(0, 100)}
+        fig.add_layout(LinearAxis(y_range_name="mem", axis_label="MB"), "right")
+        fig.line("ts", "rss_mb", source=self._source, y_range_name="mem", line_width=2,
+                 line_dash="dashed", color="#b279a2")
+        fig.yaxis[0].axis_label = "CPU %"
+        return pn.pane.Bokeh(fig, sizing_mode="stretch_width")
+
+    def refresh(self) -> None:
+        agents = self.model.agents()
+        self._pick.options = {f'{a["name"]} ({a["id"]})': a["id"] for a in agents}
+        if not self.model.selected and agents:
+            self.model.selected = agents[-1]["id"]
+            return
+        self._pick.value = self.model.selected or None
+        detail = self.model.detail()
+        if detail is None:
+            self._head.object = "<i>Pick an agent.</i>"
+            return
+        a = detail["agent"]
+        self._head.object = (
+            f'<h3 style="margin:4px 0">{h(a["name"])} {state_badge(a["state"])}</h3>'
+            f'<div style="font-size:13px">{h(a["backend"])} · {h(a.get("project") or "")}'
+            f' · session {h(a.get("session_id") or "-")} · ${a.get("cost_usd") or 0:.4f}'
+            f' · {a["restarts"]} restart(s)</div>'
+            + (f'<div style="color:#d64545">{h(a["last_error"])}</div>'
+               if a.get("last_error") else ""))
+        self._events.value = self.model.events(detail)
+        samples = self.model.samples(detail)
+        data = {c: samples[c].tolist() for c in ("ts", "cpu_percent", "rss_mb")}
+        top = float(samples["rss_mb"].max()) if len(samples) else 100.0
+
+        def draw() -> None:
+            self._source.data = data
+            self._chart.object.extra_y_ranges["mem"].end = max(top * 1.2, 10.0)
+
+        # A plain Bokeh model (not a Panel widget) may change only under the document's
+        # lock, which a widget's callback does not hold: scheduled on the loop, which has it.
+        pn.state.execute(draw, schedule=True)
+        self._config_form(a["id"])
+        self._send_row.visible = self.model.may("message")
+
+    def _config_form(self, agent_id: str) -> None:
+        if getattr(self, "_config_for", None) == agent_id:
+            return
+        self._config_for = agent_id
+        data = self.model.config(agent_id)
+        widgets = {}
+        for name, spec in data["schema"].items():
+            value = data["config"].get(name)
+            kind = spec.get("type")
+            if "enum" in spec:
+                w = pn.widgets.Select(name=name, options=spec["enum"], value=value)
+            elif kind == "boolean":
+                w = pn.widgets.Checkbox(name=name, value=bool(value))
+            elif "integer" in str(kind):
+                w = pn.widgets.IntInput(name=name, value=value)
+            else:
+                w = pn.widgets.TextInput(name=name, value="" if value is None else str(value))
+            w.description = spec.get("description")
+            widgets[name] = w
+        apply = pn.widgets.Button(name="Apply configuration", button_type="primary",
+                                  disabled=not self.model.may("config"))
+
+        def on_apply(_event) -> None:
+            config = {k: w.value for k, w in widgets.items()}
+            result = _notify(self.model.set_config, agent_id, config)
+            if result is not None and pn.state.notifications is not None:
+                pn.state.notifications.success(
+                    "applied to the running session" if result.get("applied_live")
+                    else "saved: takes effect at the next start", duration=3000)
+
+        apply.on_click(on_apply)
+        self._config.objects = [pn.pane.Markdown("**Configuration**"), *widgets.values(),
+                                apply]
+
+    def _send(self) -> None:
+        if self.model.selected and self._text.value.strip():
+            if _notify(self.model.message, self.model.selected, self._text.value,
+                       ok="sent") is not None:
+                self._text.value = ""
+
+    def __panel__(self):
+        return pn.Column(self._pick, self._head, self._send_row,
+                         pn.Row(pn.Column(self._chart, self._events,
+                                          sizing_mode="stretch_width"),
+                                self._config, sizing_mode="stretch_width"),
+                         sizing_mode="stretch_width")
+
+
+class NewAgentForm(pn.viewable.Viewer):
+    """Define an agent (and start it)."""
+
+    model = param.Parameter()
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.name_input = pn.widgets.TextInput(name="Name", placeholder="e.g. nightly-fixer")
+        self.backend = pn.widgets.Select(name="Backend", options=["process", "claude-code"])
+        self.command = pn.widgets.TextInput(name="Command (process)",
+                                            placeholder="python agent.py --task x")
+        self.prompt = pn.widgets.TextAreaInput(name="First prompt (claude-code)", height=80)
+        self.project = pn.widgets.TextInput(name="Project")
+        self.cwd = pn.widgets.TextInput(name="Working directory")
+        self.memory = pn.widgets.IntInput(name="Memory limit (MB, 0 = none)", value=0, start=0)
+        self.runtime = pn.widgets.IntInput(name="Max runtime (s, 0 = none)", value=0, start=0)
+        self.start = pn.widgets.Checkbox(name="Start at once", value=True)
+        self.create = pn.widgets.Button(name="Create agent", button_type="primary",
+                                        disabled=not self.model.may("add"))
+        self.create.on_click(lambda e: self._create())
+
+    def _create(self) -> None:
+        spec = {"name": self.name_input.value.strip(), "backend": self.backend.value,
+                "project": self.project.value.strip() or None,
+                "cwd": self.cwd.value.strip() or None, "limits": {}}
+        if self.backend.value == "process":
+            spec["command"] = self.command.value.strip() or None
+        elif self.prompt.value.strip():
+            spec["prompt"] = self.prompt.value.strip()
+        if self.memory.value:
+            spec["limits"]["memory_mb"] = self.memory.value
+        if self.runtime.value:
+            spec["limits"]["max_runtime_s"] = self.runtime.value
+        agent = _notify(self.model.add, spec, self.start.value)
+        if agent is not None:
+            self.show(agent["id"])
+            if pn.state.notifications is not None:
+                pn.state.notifications.success(f"{agent['name']}: {agent['state']}",
+                                               duration=3000)
+
+    def show(self, agent_id: str) -> None:
+        """Open the new agent's detail (the dashboard replaces this to switch tabs)."""
+        self.model.selected = agent_id
+
+    def __panel__(self):
+        return pn.Column(self.name_input, self.backend, self.command, self.prompt,
+                         self.project, self.cwd, self.memory, self.runtime, self.start,
+                         self.create, width=480)
+
+
+class AuditView(pn.viewable.Viewer):
+    model = param.Parameter()
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._table = table(pd.DataFrame(columns=["ts", "who", "role", "action", "target",
+                                                  "outcome", "client", "params"]),
+                            empty_text="No control actions yet.", page_size=25,
+                            widths={"ts": 150, "who": 130, "role": 80, "action": 90,
+                                    "client": 100, "target": 130})
+
+    def refresh(self) -> None:
+        if self.model.may("audit"):
+            self._table.value = self.model.audit()
+
+    def __panel__(self):
+        if not self.model.may("audit"):
+            return empty("The audit log is for admins.")
+        return self._table
+
+
+class ControlDashboard(pn.viewable.Viewer):
+    """The control page. Pushed agent updates redraw the open tab within a second."""
+
+    model = param.Parameter()
+    tabs = ("Fleet", "Approvals", "Agent", "New agent", "Audit")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        m = self.model
+        self.fleet, self.inbox = FleetBoard(model=m), ApprovalsInbox(model=m)
+        self.detail, self.audit = AgentDetail(model=m), AuditView(model=m)
+        self.form = NewAgentForm(model=m)
+        self._views = [self.fleet, self.inbox, self.detail, self.form, self.audit]
+        self._tabs = pn.Tabs(*zip(self.tabs, self._views, strict=True),
+                             sizing_mode="stretch_width")
+        self._tabs.param.watch(lambda e: self.refresh(), "active")
+        # Only a person's click opens the detail tab (not every change of the selection).
+        self.fleet.show = self.form.show = self._details
+        self.refresh()
+
+    def _details(self, agent_id: str) -> None:
+        self.model.selected = agent_id
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        if self._tabs.active != 2:
+            self._tabs.active = 2
+        else:
+            self.detail.refresh()
+
+    def refresh(self) -> None:
+        view = self._views[self._tabs.active]
+        if hasattr(view, "refresh"):
+            view.refresh()
+
+    def subscribe(self, supervisor) -> None:
+        """Redraw on the agents' pushed changes, at most four times a second. The
+        supervisor calls from its own threads, which must not touch the document: they
+        only mark the page stale; a Panel periodic callback (on the session's loop) redraws
+        a stale page and does nothing otherwise."""
+        doc = pn.state.curdoc
+        if doc is None or doc.session_context is None:
+            return
+        self._stale = False
+
+        def changed(_update) -> None:
+            self._stale = True
+
+        def redraw() -> None:
+            if self._stale:
+                self._stale = False
+                self.refresh()
+
+        unsubscribe = supervisor.on_change(changed)
+        callback = pn.state.add_periodic_callback(redraw, period=250)
+        doc.on_session_destroyed(lambda ctx: (unsubscribe(), callback.stop()))
+
+    def template(self) -> pn.template.BaseTemplate:
+        role = pn.pane.HTML(f'<span style="color:white;opacity:.85;font-size:13px">role: '
+                            f'{h(self.model.role)}</span>', margin=(10, 0, 0, 20))
+        return pn.template.BootstrapTemplate(
+            title="Happy Observatory · Control", main=[self._tabs],
+            header=[nav("control"), role, FollowBrowserTheme(width=0, height=0, margin=0)],
+            header_background="#2b8a3e", theme=pn.config.theme)
+
+    def __panel__(self):
+        return self._tabs
