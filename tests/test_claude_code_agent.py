@@ -147,3 +147,64 @@ def test_interrupt_and_resume(setup):
         bodies = [r["body"] for r in api.requests[seen:] if r["path"].startswith("/v1/messages")]
         assert any("SLOW please" in str(b.get("messages")) for b in bodies)
         c.post(f"/api/agents/{resumed['id']}/stop")
+
+
+def test_sessions_not_started_here_ask_through_http_hooks(claude, tmp_path):
+    """A Claude Code session started by someone else, with the README's hook settings,
+    files its permission requests in the same inbox; the answer decides the tool call."""
+    import json
+    import os
+    import subprocess
+    import threading
+
+    tokens = {"tok-op": "operator", "tok-hook": "viewer"}
+    served = Served(tmp_path / "hooks.duckdb", extra_args=("--no-demo",),
+                    env={"OBSERVATORY_TOKENS": ",".join(f"{t}:{r}" for t, r in tokens.items())})
+    home, project = tmp_path / "home", tmp_path / "project"
+    (home / ".claude").mkdir(parents=True)
+    project.mkdir()
+    (home / ".claude" / "settings.json").write_text(json.dumps({"hooks": {"PreToolUse": [{
+        "matcher": "Bash|Write|Edit", "hooks": [{
+            "type": "http", "url": served.url + "/api/hooks/claude-code", "timeout": 120,
+            "headers": {"Authorization": "Bearer $OBSERVATORY_TOKEN"},
+            "allowedEnvVars": ["OBSERVATORY_TOKEN"]}]}]}}))
+    try:
+        with MessagesAPI() as api, httpx.Client(
+                base_url=served.url, timeout=30,
+                headers={"Authorization": "Bearer tok-op"}) as c:
+            env = {**os.environ, "ANTHROPIC_BASE_URL": api.url, "ANTHROPIC_API_KEY": "x",
+                   "HOME": str(home), "OBSERVATORY_TOKEN": "tok-hook"}
+
+            def run(command: str) -> threading.Thread:
+                t = threading.Thread(target=subprocess.run, args=(
+                    [claude, "-p", f"RUN: {command}", "--output-format", "json"],),
+                    kwargs={"env": env, "cwd": project, "capture_output": True,
+                            "timeout": 120})
+                t.start()
+                return t
+
+            for decision, name in (("deny", "no.txt"), ("allow", "yes.txt")):
+                session = run(f"echo hi > {name}")
+                pending = until(lambda: c.get("/api/approvals").json()["approvals"],
+                                what="the hook's request")
+                assert pending[0]["agent_id"].startswith("ext-")
+                assert pending[0]["tool"] == "Bash" and name in pending[0]["text"]
+                r = c.post(f"/api/approvals/{pending[0]['id']}", json={"decision": decision})
+                assert r.status_code == 200, r.text
+                session.join(60)
+                assert (project / name).exists() is (decision == "allow")
+
+            # The default policy answers at once, without a person.
+            session = run("rm -rf build")
+            session.join(60)
+            assert c.get("/api/approvals").json()["approvals"] == []
+            denied = c.get("/api/approvals", params={"state": "denied"}).json()["approvals"]
+            assert any(a["decided_by"].startswith("policy") and "rm -rf" in json.dumps(
+                a["input"]) for a in denied)
+            agents = c.get("/api/agents").json()["agents"]
+            external = [a for a in agents if a["backend"] == "external"]
+            assert len(external) == 3 and external[0]["name"].endswith("project")
+            r = c.post(f"/api/agents/{external[0]['id']}/stop")
+            assert r.status_code == 400 and "cannot be steered" in r.json()["error"]
+    finally:
+        served.stop()

@@ -64,3 +64,20 @@ def test_agent_telemetry_notebook_on_the_file(demo_path, tmp_path, monkeypatch):
 def test_agent_telemetry_notebook_through_a_running_server(server, monkeypatch):
     text = _run("agent-telemetry.ipynb", {"OBSERVATORY_URL": server.url}, monkeypatch)
     assert "RemoteStore" in text and "claude-code" in text and "invoke_agent triage" in text
+
+
+def test_agent_control_notebook_through_a_server(tmp_path, monkeypatch):
+    from .conftest import Served
+
+    served = Served(tmp_path / "control.duckdb", extra_args=("--no-demo",),
+                    ready_path="/api/health")
+    try:
+        text = _run("agent-control.ipynb", {"OBSERVATORY_URL": served.url}, monkeypatch)
+    finally:
+        served.stop()
+    assert "notebook-ticker running pid" in text
+    assert "pause  -> paused" in text and "resume -> running" in text
+    assert "now stopped" in text
+    assert "stopping → stopped" in text
+    assert "0 permission request(s) waiting" in text
+    assert "loopback" in text and "pause" in text

@@ -148,6 +148,16 @@ class Inbox:
                        decided_at=utcnow())
             self._save(row)
 
+    def cancel(self, approval_id: str, why: str) -> None:
+        """One request can no longer be answered (its asker hung up)."""
+        with self._lock:
+            pending = self._pending.pop(approval_id, None)
+        if pending is not None:
+            pending.row.update(state="expired", message=why, decided_by="workbench",
+                               decided_at=utcnow())
+            self._save(pending.row)
+            self._changed(pending.row["agent_id"])
+
     def expire(self) -> None:
         """Answer the requests older than their policy's time-out with its action."""
         now = time.monotonic()

@@ -76,6 +76,8 @@ class LocalControl:
             from .supervisor import BACKENDS
 
             agent = self.sup.get(agent_id)
+            if agent.external:
+                return {"config": {}, "schema": {}}
             schema = BACKENDS[agent.spec["backend"]].Config.param.schema()
             schema.pop("name", None)
             return {"config": agent.spec["config"], "schema": schema}
@@ -90,6 +92,24 @@ class LocalControl:
         df = self.store.query("approvals", state=None if state == "all" else state,
                               limit=limit)
         return [{**r, "id": r["approval_id"]} for r in records(df)]
+
+    def hook_request(self, body: dict[str, Any], answer) -> str | None:
+        """A Claude Code hook's request (``PreToolUse`` / ``PermissionRequest``): filed in
+        the inbox under the session's agent; ``answer(decision, message)`` when decided.
+        Other hook events are recorded on the agent; None then."""
+        self._allow("read")
+        session = str(body.get("session_id") or "")
+        cwd = body.get("cwd") if isinstance(body.get("cwd"), str) else None
+        agent = self.sup.external_agent(session, cwd)
+        event = str(body.get("hook_event_name") or "")
+        tool = str(body.get("tool_name") or "")
+        if event not in ("PreToolUse", "PermissionRequest"):
+            agent.emit("hook", f"{event}{': ' + tool if tool else ''}",
+                       {k: body.get(k) for k in ("hook_event_name", "tool_name")})
+            return None
+        return agent.ask(tool, body.get("tool_input") or {}, answer,
+                         reason=f"{event} hook" + (f" ({body.get('permission_mode')} mode)"
+                                                   if body.get("permission_mode") else ""))
 
     def decide(self, approval_id: str, decision: str, message: str = "") -> dict:
         return self.sup.decide(self.principal, approval_id, decision, message)

@@ -135,3 +135,11 @@ def check(spec: Any, backends: dict[str, Any]) -> dict[str, Any]:
     out["config"] = _params(backends[backend].Config, spec.get("config"), "config")
     backends[backend].check(out)
     return out
+
+
+def external_spec(name: str, project: str | None, cwd: str | None) -> dict[str, Any]:
+    """The definition of an agent the workbench did not start (known by its hooks)."""
+    return {"name": name, "backend": "external", "project": project, "cwd": cwd,
+            "prompt": None, "command": None, "env": {}, "labels": [],
+            "limits": _params(Limits, {}, "limits"), "restart": _params(Restart, {}, "restart"),
+            "policy": {**_params(Policy, {}, "policy"), "rules": []}, "config": {}}

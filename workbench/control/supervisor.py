@@ -46,6 +46,9 @@ BACKENDS: dict[str, type[ProcessBackend]] = {
     ProcessBackend.name: ProcessBackend,
     ClaudeCodeBackend.name: ClaudeCodeBackend,
 }
+#: The backend name of agents the workbench did not start (Claude Code sessions that send
+#: their permission requests through HTTP hooks).
+EXTERNAL = "external"
 #: Seconds between SIGTERM (or a closed stdin) and SIGKILL.
 GRACE_S = 5.0
 
@@ -81,11 +84,14 @@ class Agent:
         self.sample: dict[str, Any] | None = None
         self._procs: dict[int, psutil.Process] = {}
         self.lock = threading.RLock()
+        #: Started elsewhere, known through its hooks: answered, never steered.
+        self.external = self.spec["backend"] == EXTERNAL
 
     # -- what backends call -------------------------------------------------------------
     def set_state(self, state: str, error: str | None = None) -> None:
         with self.lock:
-            if state in ("running", "idle", "waiting-for-approval") and self.backend is None:
+            if state in ("running", "idle", "waiting-for-approval") and self.backend is None \
+                    and not self.external:
                 return  # the process already ended: its exit decided the state
             if state in ("running", "idle") and self.paused:
                 state = "paused"
@@ -106,7 +112,9 @@ class Agent:
         self.sup.event(self, kind, text, data)
 
     def ask(self, tool: str, tool_input: Any, answer: Callable[[str, str], None],
-            reason: str | None = None) -> None:
+            reason: str | None = None) -> str:
+        """File a permission request; ``answer(decision, message)`` is called once it is
+        decided (at once when a rule decides). Returns the approval id."""
         def answered(decision: str, message: str) -> None:
             answer(decision, message)
             self.emit("approval", f"{tool}: {decision}" + (f" ({message})" if message else ""),
@@ -114,9 +122,10 @@ class Agent:
             if not self.sup.inbox.pending(self.id) and self.state == "waiting-for-approval":
                 self.set_state("running")
 
-        self.sup.inbox.ask(self, tool, tool_input, answered, reason)
+        approval_id = self.sup.inbox.ask(self, tool, tool_input, answered, reason)
         if self.sup.inbox.pending(self.id) and self.state in ("running", "idle"):
             self.set_state("waiting-for-approval")
+        return approval_id
 
     def release_held(self) -> None:
         self.sup.inbox.release(self.id)
@@ -259,6 +268,23 @@ class Supervisor:
         agent.emit("defined", f"{checked['backend']} agent {checked['name']!r}")
         return agent
 
+    def external_agent(self, session_id: str, cwd: str | None) -> Agent:
+        """The agent behind a hook's session (made on its first request): a Claude Code
+        session the workbench did not start, named after its working directory."""
+        agent_id = "ext-" + (session_id or "unknown")[:24]
+        with self._lock:
+            agent = self.agents.get(agent_id)
+            if agent is not None:
+                return agent
+            folder = Path(cwd).name if cwd else "unknown"
+            spec = specs.external_spec(f"claude-code (hooks) · {folder}", folder, cwd)
+            agent = Agent(self, {"agent_id": agent_id, "spec": spec, "state": "running",
+                                 "session_id": session_id})
+            self.agents[agent_id] = agent
+        self.save(agent)
+        agent.emit("adopted", f"a Claude Code session reporting through its hooks ({cwd})")
+        return agent
+
     def set_config(self, agent: Agent, config: Any) -> dict[str, Any]:
         """Validate and apply a backend configuration: live when the backend can, else it
         takes effect at the next start."""
@@ -287,6 +313,9 @@ class Supervisor:
         return result
 
     def _do(self, agent: Agent, action: str, params: dict[str, Any]) -> dict[str, Any]:
+        if agent.external:
+            raise ValueError(f"agent {agent.id} was not started by the workbench: its "
+                             "permission requests can be answered, it cannot be steered")
         if action == "start":
             self.start(agent)
         elif action == "stop":
@@ -460,7 +489,7 @@ class Supervisor:
             row["spec"] = json.loads(row["spec"])
             agent = Agent(self, row)
             self.agents[agent.id] = agent
-            if agent.state in LIVE:
+            if agent.state in LIVE and not agent.external:
                 self._adopt(agent)
 
     def _adopt(self, agent: Agent) -> None:

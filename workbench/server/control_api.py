@@ -8,6 +8,7 @@ import json
 import logging
 from typing import Any
 
+from tornado.concurrent import Future
 from tornado.ioloop import IOLoop
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
@@ -132,6 +133,56 @@ class AuditHandler(ControlHandler):
         await self.answer(lambda: {"ok": True, "audit": self.control().audit(_limit(self))})
 
 
+class ClaudeHookHandler(ControlHandler):
+    """``POST /api/hooks/claude-code``: Claude Code's HTTP hooks for sessions the workbench
+    did not start. A ``PreToolUse`` or ``PermissionRequest`` lands in the approvals inbox and
+    the answer is held until it is decided (by a rule at once, or by a person); other
+    events are recorded on the session's agent. Point the hooks' ``timeout`` above the time
+    a person needs to answer."""
+
+    async def post(self) -> None:
+        loop = IOLoop.current()
+        decided: Future = Future()
+        self._decided = decided
+
+        def answer(decision: str, message: str) -> None:
+            loop.add_callback(lambda: decided.done() or decided.set_result((decision,
+                                                                            message)))
+
+        def work() -> dict:
+            body = self.json_object()
+            self._hook = (body.get("hook_event_name"), self.control().hook_request(body, answer))
+            return {}
+
+        if await self.run(work) is None:
+            return
+        event, self._approval = self._hook
+        if self._approval is None:
+            self.finish({})
+            return
+        decision, message = await decided
+        if self.request.connection.stream is None or self.request.connection.stream.closed():
+            return  # the session hung up while it waited
+        if event == "PermissionRequest":
+            verdict: dict[str, Any] = {"behavior": "deny" if decision == "deny" else "allow"}
+            if decision == "deny":
+                verdict["message"] = message or "denied in the workbench"
+            out = {"hookEventName": event, "decision": verdict}
+        else:
+            out = {"hookEventName": event,
+                   "permissionDecision": "deny" if decision == "deny" else "allow",
+                   "permissionDecisionReason": message or f"{decision} in the workbench"}
+        self.finish({"hookSpecificOutput": out})
+
+    def on_connection_close(self) -> None:
+        approval = getattr(self, "_approval", None)
+        if approval:  # the session gave up waiting: nobody can be answered any more
+            get_supervisor().inbox.cancel(approval, "the hook's request closed unanswered")
+        decided = getattr(self, "_decided", None)
+        if decided is not None and not decided.done():
+            decided.set_result(("deny", "closed"))
+
+
 def _limit(handler: APIHandler) -> int:
     raw = handler.get_query_argument("limit", "200")
     try:
@@ -211,5 +262,6 @@ CONTROL_ROUTES = [
     (r"/api/approvals", ApprovalsHandler, {}),
     (r"/api/approvals/([\w-]+)", ApprovalHandler, {}),
     (r"/api/audit", AuditHandler, {}),
+    (r"/api/hooks/claude-code", ClaudeHookHandler, {}),
     (r"/ws/agents", AgentsSocket, {}),
 ]

@@ -146,7 +146,7 @@ class FleetBoard(pn.viewable.Viewer):
 
     def _buttons(self, a: dict) -> list:
         buttons: list = []
-        if self.model.may("start"):
+        if self.model.may("start") and a["backend"] != "external":  # hooks: answer only
             for action in OFFERED.get(a["state"], ()):
                 def run(act=action, i=a["id"]) -> None:
                     _notify(self.model.act, i, act, ok=f"{act}: {a['name']}")
