@@ -16,10 +16,11 @@ import shlex
 import signal
 import subprocess
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 import param
+
+from .follow import FOLLOWERS
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -48,6 +49,7 @@ class ProcessBackend:
         #: Set when the process has ended (the output followers then drain and stop).
         self.ended = threading.Event()
         self._offsets: dict[str, int] = {}
+        self._followed: list = []
         self.tail: collections.deque[str] = collections.deque(maxlen=20)
         self._write_lock = threading.Lock()
 
@@ -108,31 +110,11 @@ class ProcessBackend:
             offset = path.stat().st_size if path.exists() else 0
             if not from_end:
                 offset = self._offsets.get(name, offset)
-            threading.Thread(target=self._tail, args=(path, name, offset), daemon=True,
-                             name=f"agent-{self.agent.id}-{name}").start()
-
-    def _tail(self, path: Path, name: str, offset: int) -> None:
-        if not path.exists():
-            return
-        with path.open("rb") as f:
-            f.seek(offset)
-            pending = b""
-            while True:
-                chunk = f.readline()
-                if chunk:
-                    pending += chunk
-                    if pending.endswith(b"\n"):
-                        self._line(pending, name)
-                        pending = b""
-                    continue
-                if self.ended.is_set():
-                    for raw in (pending + f.read()).splitlines():
-                        self._line(raw, name)
-                    return
-                time.sleep(0.05)
+            self._followed.append(FOLLOWERS.follow(
+                path, offset, lambda raw, n=name: self._line(raw, n), self.ended))
 
     def _line(self, raw: bytes, name: str) -> None:
-        line = raw.decode("utf-8", "replace").rstrip("\n")
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
         if name == "stdout":
             self.on_stdout(line)
         else:
@@ -177,7 +159,8 @@ class ProcessBackend:
         assert self.proc is not None
         code = self.proc.wait()
         self.ended.set()
-        time.sleep(0.1)  # the followers read the last lines before the exit is reported
+        for followed in self._followed:  # the last lines are read before the exit is told
+            followed.done.wait(2)
         return code
 
     # -- steering -----------------------------------------------------------------------

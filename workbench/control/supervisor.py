@@ -521,37 +521,46 @@ class Supervisor:
         while not self._closed.wait(self.sample_s):
             try:
                 self.inbox.expire()
+                live = [a for a in list(self.agents.values())
+                        if a.backend is not None and a.pid]
+                if not live:
+                    continue
+                children = _children_map()
                 samples = []
-                for agent in list(self.agents.values()):
-                    if agent.backend is not None and agent.pid:
-                        sample = self._sample(agent)
-                        if sample is not None:
-                            samples.append([agent.id, utcnow(), sample["cpu_percent"],
-                                            sample["rss_bytes"], sample["threads"]])
+                for agent in live:
+                    sample = self._sample(agent, children)
+                    if sample is not None:
+                        samples.append([agent.id, utcnow(), sample["cpu_percent"],
+                                        sample["rss_bytes"], sample["threads"]])
                 if samples:
                     control_writes.agent_samples(self.store, samples)
             except Exception:  # the watchdog must outlive any one bad sample
                 log.exception("agent watchdog")
 
-    def _sample(self, agent: Agent) -> dict[str, Any] | None:
-        try:
-            root = psutil.Process(agent.pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
+    def _sample(self, agent: Agent, children: dict[int, list[int]]) -> dict[str, Any] | None:
+        """CPU, memory and threads of the agent's process tree (from one scan of the process
+        table per round: ``Process.children`` scans it once per call, which with 100 agents
+        was a third of the supervisor's time)."""
+        if not psutil.pid_exists(agent.pid):
             if agent.backend is not None and agent.backend.proc is None:
                 self._adopted_gone(agent)
             return None
+        tree, todo = [], [agent.pid]
+        while todo:
+            pid = todo.pop()
+            tree.append(pid)
+            todo.extend(children.get(pid, ()))
         cpu = rss = threads = 0
         known = agent._procs
-        for p in procs:
-            cached = known.setdefault(p.pid, p)
+        for pid in tree:
             try:
-                with cached.oneshot():
-                    cpu += cached.cpu_percent(None)
-                    rss += cached.memory_info().rss
-                    threads += cached.num_threads()
+                proc = known.get(pid) or known.setdefault(pid, psutil.Process(pid))
+                with proc.oneshot():
+                    cpu += proc.cpu_percent(None)
+                    rss += proc.memory_info().rss
+                    threads += proc.num_threads()
             except psutil.Error:
-                continue
+                known.pop(pid, None)
         agent.sample = {"cpu_percent": round(cpu, 1), "rss_bytes": rss, "threads": threads}
         self._check_limits(agent, rss)
         return agent.sample
@@ -575,6 +584,14 @@ class Supervisor:
 
     def close(self) -> None:
         self._closed.set()
+
+
+def _children_map() -> dict[int, list[int]]:
+    """Every process's children, from one pass over the process table."""
+    children: dict[int, list[int]] = {}
+    for proc in psutil.process_iter(["ppid"]):
+        children.setdefault(proc.info["ppid"], []).append(proc.pid)
+    return children
 
 
 def _isnull(value: Any) -> bool:
