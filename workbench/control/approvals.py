@@ -30,7 +30,7 @@ DEFAULT_RULES: list[dict[str, Any]] = [
 def input_text(tool: str, value: Any) -> str:
     """What a person reads: the command, a diff for an edit, else the input as JSON."""
     if isinstance(value, dict):
-        for key in ("command", "cmd"):
+        for key in ("command", "cmd"):  # Claude Code's Bash, Codex's exec_command
             if isinstance(value.get(key), str | list):
                 cmd = value[key]
                 return cmd if isinstance(cmd, str) else " ".join(map(str, cmd))

@@ -37,6 +37,7 @@ from . import spec as specs
 from .access import Principal
 from .approvals import Inbox, approval_json
 from .claude_code import ClaudeCodeBackend
+from .codex import CodexBackend
 from .process import ProcessBackend
 from .spec import LIVE, STARTABLE
 
@@ -45,6 +46,7 @@ log = logging.getLogger("workbench.control")
 BACKENDS: dict[str, type[ProcessBackend]] = {
     ProcessBackend.name: ProcessBackend,
     ClaudeCodeBackend.name: ClaudeCodeBackend,
+    CodexBackend.name: CodexBackend,
 }
 #: The backend name of agents the workbench did not start (Claude Code sessions that send
 #: their permission requests through HTTP hooks).
