@@ -38,6 +38,7 @@ from .access import Principal
 from .approvals import Inbox, approval_json
 from .claude_code import ClaudeCodeBackend
 from .codex import CodexBackend
+from .devkit_backend import DevKitBackend
 from .process import ProcessBackend
 from .spec import LIVE, STARTABLE
 
@@ -47,6 +48,7 @@ BACKENDS: dict[str, type[ProcessBackend]] = {
     ProcessBackend.name: ProcessBackend,
     ClaudeCodeBackend.name: ClaudeCodeBackend,
     CodexBackend.name: CodexBackend,
+    DevKitBackend.name: DevKitBackend,
 }
 #: The backend name of agents the workbench did not start (Claude Code sessions that send
 #: their permission requests through HTTP hooks).
@@ -364,13 +366,14 @@ class Supervisor:
                 agent.set_state("error", f"could not start: {err}")
                 return
             agent.backend, agent.pid = backend, pid
-            try:
-                agent.pid_started = psutil.Process(pid).create_time()
+            try:  # (no pid: an agent of another workbench)
+                agent.pid_started = psutil.Process(pid).create_time() if pid else None
             except psutil.Error:
                 agent.pid_started = None
             agent.started_at = time.monotonic()
             agent._procs = {}
-        agent.emit("started", f"pid {pid}; limits: {self.limits_mode}",
+        agent.emit("started", f"pid {pid}; limits: {self.limits_mode}" if pid else
+                   f"on {backend.argv()[0]}",
                    {"pid": pid, "argv": backend.argv(), "limits": agent.spec["limits"],
                     "limits_mode": self.limits_mode})
         threading.Thread(target=self._monitor, args=(agent, backend), daemon=True,
@@ -392,7 +395,11 @@ class Supervisor:
                 reason = agent.stop_reason or None
                 agent.set_state("stopped", reason)
                 return
-            if code == 0:
+            outcome = getattr(backend, "outcome", None)
+            if outcome is not None:  # it ran elsewhere: its end is told, not an exit status
+                agent.set_state(outcome[0], outcome[1])
+                failed = outcome[0] in ("error", "lost")
+            elif code == 0:
                 agent.set_state("completed")
                 failed = False
             else:
