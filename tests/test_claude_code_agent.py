@@ -208,3 +208,56 @@ def test_sessions_not_started_here_ask_through_http_hooks(claude, tmp_path):
             assert r.status_code == 400 and "cannot be steered" in r.json()["error"]
     finally:
         served.stop()
+
+
+def test_policy_rules_time_outs_live_config_and_cost_limit(setup):
+    """A rule answers before a person has to; an unanswered request takes the policy's
+    time-out action; a model change reaches the running session; the cost limit stops it."""
+    served, api, root = setup
+    with httpx.Client(base_url=served.url, timeout=30) as c:
+        target = root / "project-ruled" / "ruled.txt"
+        ruled = define(c, api, root, "ruled", f"RUN: echo ok > {target}")
+        r = c.put(f"/api/agents/{ruled['id']}/config", json={})
+        assert r.status_code == 200
+        spec_policy = {"rules": [{"tool": "Bash", "input": r"^echo ok ", "action": "allow"}]}
+        r = c.put(f"/api/agents/{ruled['id']}/policy", json=spec_policy)
+        assert r.status_code == 200, r.text
+        c.post(f"/api/agents/{ruled['id']}/start")
+        until(lambda: target.exists(), what="the rule's allow")
+        decided = c.get("/api/approvals", params={"state": "allowed"}).json()["approvals"]
+        assert any(a["agent_id"] == ruled["id"] and a["decided_by"].startswith("policy")
+                   for a in decided)
+
+        # Nobody answers: the time-out denies.
+        late = root / "project-late" / "late.txt"
+        slow = define(c, api, root, "late", f"RUN: echo late > {late}")
+        c.put(f"/api/agents/{slow['id']}/policy", json={"timeout_s": 1,
+                                                        "timeout_action": "deny"})
+        c.post(f"/api/agents/{slow['id']}/start")
+        until(lambda: [e for e in detail(c, slow["id"])["events"] if e["kind"] == "result"],
+              what="the timed-out turn")
+        assert not late.exists()
+        expired = c.get("/api/approvals", params={"state": "denied"}).json()["approvals"]
+        assert any(a["agent_id"] == slow["id"] and a["decided_by"] == "policy: time-out"
+                   for a in expired)
+
+        # A model change applies to the running session (the next request names it).
+        until(lambda: detail(c, slow["id"])["agent"]["state"] == "idle", what="idle")
+        r = c.put(f"/api/agents/{slow['id']}/config", json={"model": "claude-test-model"})
+        assert r.status_code == 200 and r.json()["applied_live"] is True, r.text
+        seen = len(api.requests)
+        c.post(f"/api/agents/{slow['id']}/message", json={"text": "again"})
+        until(lambda: any(q["body"].get("model") == "claude-test-model"
+                          for q in api.requests[seen:]), what="the new model")
+        c.post(f"/api/agents/{slow['id']}/stop")
+
+        # The cost limit: any cost at all is over a limit of zero.
+        costly = define(c, api, root, "costly", "hello")
+        c.put(f"/api/agents/{costly['id']}/limits", json={"max_cost_usd": 0})
+        c.post(f"/api/agents/{costly['id']}/start")
+        stopped = until(lambda: (lambda a: a if a["state"] in ("stopped", "error") else None)(
+            detail(c, costly["id"])["agent"]), what="the cost stop")
+        assert stopped["state"] == "stopped" and stopped["last_error"].startswith(
+            "cost limit:"), stopped
+        audit = c.get("/api/audit").json()["audit"]
+        assert any(a["action"] == "policy" and a["target"] == slow["id"] for a in audit)

@@ -166,6 +166,9 @@ ROUTES = [
     ("GET", "/api/agents/{id}", None, "viewer"),
     ("GET", "/api/agents/{id}/config", None, "viewer"),
     ("PUT", "/api/agents/{id}/config", {"shell": False}, "operator"),
+    ("PUT", "/api/agents/{id}/limits", {"memory_mb": 500}, "operator"),
+    ("PUT", "/api/agents/{id}/policy", {"rules": [{"tool": "Bash", "action": "deny"}]},
+     "admin"),
     ("POST", "/api/agents/{id}/start", None, "operator"),
     ("POST", "/api/agents/{id}/pause", None, "operator"),
     ("POST", "/api/agents/{id}/resume", None, "operator"),
@@ -197,8 +200,10 @@ def test_role_matrix(served):
         admin.post(f"/api/agents/{agent['id']}/stop")
         audit = admin.get("/api/audit", params={"limit": 1000}).json()["audit"]
         refused = [a for a in audit if a["outcome"].startswith("refused")]
-        assert {a["action"] for a in refused} >= {"start", "stop", "approve", "add", "audit"}
-        assert all(a["role"] == "viewer" or a["action"] == "audit" for a in refused)
+        assert {a["action"] for a in refused} >= {"start", "stop", "approve", "add", "audit",
+                                                  "policy", "limits"}
+        assert all(a["role"] == "viewer" or a["action"] in ("audit", "policy")
+                   for a in refused)
         assert all(a["client"] == "127.0.0.1" for a in audit)
         # The audit log cannot be read around the role check, nor changed at all.
         with client(served, "operator") as op:

@@ -167,6 +167,12 @@ def api_tokens() -> set[str]:
     return set(api_token_roles())
 
 
+def secret_from(variable: str) -> str | None:
+    """The value of an environment variable an agent's definition names for a secret (a
+    token of another workbench): the definition stores the name, never the secret."""
+    return os.environ.get(variable) if variable else None
+
+
 def user_role(user: str) -> str:
     """The role of a logged-in user: ``OBSERVATORY_USER_ROLES`` (``alice:admin,bob:viewer``),
     else ``OBSERVATORY_DEFAULT_ROLE``."""

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 ACTION_ROLE: dict[str, str] = {
     "read": "viewer",
     **dict.fromkeys(("add", "start", "stop", "pause", "resume", "restart", "interrupt",
-                     "message", "config", "approve", "delete"), "operator"),
+                     "message", "config", "limits", "approve", "delete"), "operator"),
     **dict.fromkeys(("audit", "policy"), "admin"),
 }
 

@@ -64,6 +64,10 @@ class DevKit:
             return self._call("GET", f"/api/agents/{agent_id}/config")
         return self._call("PUT", f"/api/agents/{agent_id}/config", config)
 
+    def set_part(self, agent_id: str, part: str, value: dict[str, Any]) -> dict:
+        """A new ``policy`` or ``limits``."""
+        return self._call("PUT", f"/api/agents/{agent_id}/{part}", value)
+
     # -- approvals and audit --------------------------------------------------------------
     def approvals(self, state: str = "pending") -> list[dict]:
         return self._call("GET", "/api/approvals", state=state)["approvals"]

@@ -10,12 +10,12 @@ environment variable the configuration names, so it is never stored or shown.
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
 import param
 
+from ..config import secret_from
 from .devkit import ControlError, DevKit
 from .process import ProcessBackend
 
@@ -38,7 +38,7 @@ class DevKitBackend(ProcessBackend):
         super().__init__(agent)
         config = agent.spec["config"]
         self.remote = config["agent_id"]
-        token = os.environ.get(config["token_env"]) if config.get("token_env") else None
+        token = secret_from(config.get("token_env") or "")
         self.kit = DevKit(config["url"], token)
         #: (state, error) the remote agent ended in; the supervisor reports it.
         self.outcome: tuple[str, str | None] | None = None

@@ -46,11 +46,23 @@ class LocalControl:
         agent = self.sup.get(agent_id)
         self.store.settle()  # the events the agent's state already reflects
         return {"agent": agent.as_dict(),
+                **self._context(agent),
                 "events": records(self.store.query("agent_events", agent_id=agent_id,
                                                    limit=limit)),
                 "samples": records(self.store.query("agent_samples", agent_id=agent_id,
                                                     limit=300)),
                 "approvals": [approval_json(r) for r in self.sup.inbox.pending(agent_id)]}
+
+    def _context(self, agent) -> dict[str, Any]:
+        """What the workbench knows around the agent: the test runs on its project since it
+        was defined, and its own telemetry (sessions, tokens, cost, under its name)."""
+        since = agent.created_at
+        project = agent.spec.get("project")
+        runs = (self.store.query("runs", project=project, since=since, limit=20)
+                if project else None)
+        telemetry = self.store.query("agent_totals", agent=agent.spec["name"])
+        return {"runs": records(runs) if runs is not None else [],
+                "telemetry": records(telemetry)}
 
     def add(self, spec: Any) -> dict:
         name = str(spec.get("name", ""))[:120] if isinstance(spec, dict) else ""
@@ -83,6 +95,11 @@ class LocalControl:
             return {"config": agent.spec["config"], "schema": schema}
         result = self.sup.act(self.principal, agent_id, "config", {"config": config})
         return {"config": result["config"], "applied_live": result["applied_live"]}
+
+    def set_part(self, agent_id: str, part: str, value: Any) -> dict:
+        """A new ``policy`` (admins) or ``limits`` (operators) for an agent."""
+        result = self.sup.act(self.principal, agent_id, part, {part: value})
+        return {part: result[part]}
 
     def approvals(self, state: str = "pending", limit: int = 200) -> list[dict]:
         self._allow("read")

@@ -143,3 +143,15 @@ def external_spec(name: str, project: str | None, cwd: str | None) -> dict[str, 
             "prompt": None, "command": None, "env": {}, "labels": [],
             "limits": _params(Limits, {}, "limits"), "restart": _params(Restart, {}, "restart"),
             "policy": {**_params(Policy, {}, "policy"), "rules": []}, "config": {}}
+
+
+def check_part(part: str, value: Any) -> dict[str, Any]:
+    """A new ``limits`` or ``policy`` for a defined agent (ValueError naming the field)."""
+    if part == "limits":
+        return _params(Limits, value, "limits")
+    if part == "policy":
+        policy = _params(Policy, value, "policy")
+        policy["rules"] = [_params(PolicyRule, r, f"policy.rules[{i}]")
+                           for i, r in enumerate(policy["rules"])]
+        return policy
+    raise ValueError(f"{part}: not a part of an agent that can be changed")

@@ -293,7 +293,7 @@ class Supervisor:
         """Validate and apply a backend configuration: live when the backend can, else it
         takes effect at the next start."""
         checked = specs._params(BACKENDS[agent.spec["backend"]].Config, config, "config")
-        live = agent.backend is not None and agent.state in LIVE
+        live = agent.backend is not None  # (an idle session is live too)
         applied = live and agent.backend.apply_config(checked)
         agent.spec = {**agent.spec, "config": checked}
         self.save(agent)
@@ -317,7 +317,7 @@ class Supervisor:
         return result
 
     def _do(self, agent: Agent, action: str, params: dict[str, Any]) -> dict[str, Any]:
-        if agent.external:
+        if agent.external and action != "policy":
             raise ValueError(f"agent {agent.id} was not started by the workbench: its "
                              "permission requests can be answered, it cannot be steered")
         if action == "start":
@@ -340,6 +340,12 @@ class Supervisor:
             self._live(agent, action).message(text)
         elif action == "config":
             return {**agent.as_dict(), **self.set_config(agent, params.get("config"))}
+        elif action in ("policy", "limits"):
+            value = specs.check_part(action, params.get(action))
+            agent.spec = {**agent.spec, action: value}
+            self.save(agent)
+            agent.emit(action, f"{action} changed (applies from now on)", value)
+            return {**agent.as_dict(), action: value}
         else:
             raise ValueError(f"unknown action {action!r}")
         return agent.as_dict()

@@ -69,6 +69,19 @@ class ControlModel(param.Parameterized):
         df["ts"] = pd.to_datetime(df["ts"])
         return df
 
+    def runs(self, detail: dict[str, Any] | None = None) -> pd.DataFrame:
+        """The test runs on the agent's project since it was defined."""
+        cols = ["started_at", "branch", "status", "tests", "passed", "failed", "errors",
+                "run_id"]
+        rows = (detail or {}).get("runs") or []
+        return pd.DataFrame(rows)[cols] if rows else pd.DataFrame(columns=cols)
+
+    def telemetry(self, detail: dict[str, Any] | None = None) -> pd.DataFrame:
+        """The agent's own telemetry: its sessions, tokens and cost."""
+        rows = (detail or {}).get("telemetry") or []
+        return pd.DataFrame(rows) if rows else pd.DataFrame(
+            columns=["agent", "sessions", "input_tokens", "output_tokens", "cost_usd"])
+
     def approvals(self) -> list[dict[str, Any]]:
         return self.control.approvals("pending")
 

@@ -101,6 +101,14 @@ class AgentConfigHandler(ControlHandler):
                                                                        self.json_body())})
 
 
+class AgentPartHandler(ControlHandler):
+    """``PUT /api/agents/{id}/policy`` (admins) or ``.../limits`` (operators)."""
+
+    async def put(self, agent_id: str, part: str) -> None:
+        await self.answer(lambda: {"ok": True, **self.control().set_part(
+            agent_id, part, self.json_body())})
+
+
 class ApprovalsHandler(ControlHandler):
     """``GET /api/approvals?state=pending`` (the inbox; other states from the store)."""
 
@@ -259,6 +267,7 @@ CONTROL_ROUTES = [
     (r"/api/agents/([\w-]+)/(start|stop|pause|resume|restart|interrupt|message)",
      AgentActionHandler, {}),
     (r"/api/agents/([\w-]+)/config", AgentConfigHandler, {}),
+    (r"/api/agents/([\w-]+)/(policy|limits)", AgentPartHandler, {}),
     (r"/api/approvals", ApprovalsHandler, {}),
     (r"/api/approvals/([\w-]+)", ApprovalHandler, {}),
     (r"/api/audit", AuditHandler, {}),

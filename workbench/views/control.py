@@ -245,6 +245,11 @@ class AgentDetail(pn.viewable.Viewer):
         self._events = table(pd.DataFrame(columns=["ts", "kind", "state", "text"]),
                              empty_text="No events yet.", page_size=20,
                              widths={"ts": 150, "kind": 96, "state": 150})
+        self._runs = table(pd.DataFrame(columns=["started_at", "branch", "status"]),
+                           empty_text="No test runs on its project since it was defined.",
+                           page_size=5)
+        self._telemetry = table(pd.DataFrame(columns=["agent", "sessions"]),
+                                empty_text="No telemetry under its name yet.", page_size=5)
         self._source = ColumnDataSource({"ts": [], "cpu_percent": [], "rss_mb": []})
         self._chart = self._make_chart()
         self._config = pn.Column()
@@ -291,6 +296,8 @@ class AgentDetail(pn.viewable.Viewer):
             + (f'<div style="color:#d64545">{h(a["last_error"])}</div>'
                if a.get("last_error") else ""))
         self._events.value = self.model.events(detail)
+        self._runs.value = self.model.runs(detail)
+        self._telemetry.value = self.model.telemetry(detail)
         samples = self.model.samples(detail)
         data = {c: samples[c].tolist() for c in ("ts", "cpu_percent", "rss_mb")}
         top = float(samples["rss_mb"].max()) if len(samples) else 100.0
@@ -348,7 +355,10 @@ class AgentDetail(pn.viewable.Viewer):
     def __panel__(self):
         return pn.Column(self._pick, self._head, self._send_row,
                          pn.Row(pn.Column(self._chart, self._events,
-                                          sizing_mode="stretch_width"),
+                                          pn.pane.Markdown("**Test runs on its project**"),
+                                          self._runs,
+                                          pn.pane.Markdown("**Its telemetry**"),
+                                          self._telemetry, sizing_mode="stretch_width"),
                                 self._config, sizing_mode="stretch_width"),
                          sizing_mode="stretch_width")
 
