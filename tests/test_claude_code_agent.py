@@ -261,3 +261,24 @@ def test_policy_rules_time_outs_live_config_and_cost_limit(setup):
             "cost limit:"), stopped
         audit = c.get("/api/audit").json()["audit"]
         assert any(a["action"] == "policy" and a["target"] == slow["id"] for a in audit)
+
+
+def test_a_paused_agent_gets_its_answer_when_resumed(setup):
+    """Pause is a safe point for a coding agent: an answer given while it is paused waits
+    for the resume."""
+    served, api, root = setup
+    with httpx.Client(base_url=served.url, timeout=30) as c:
+        target = root / "project-held" / "held.txt"
+        agent = define(c, api, root, "held", f"RUN: echo held > {target}")
+        c.post(f"/api/agents/{agent['id']}/start")
+        pending = until(lambda: [p for p in c.get("/api/approvals").json()["approvals"]
+                                 if p["agent_id"] == agent["id"]], what="the request")
+        assert c.post(f"/api/agents/{agent['id']}/pause").json()["agent"]["state"] == "paused"
+        r = c.post(f"/api/approvals/{pending[0]['id']}", json={"decision": "allow"})
+        assert r.status_code == 200 and r.json()["approval"]["held"] is True
+        time.sleep(1.5)
+        assert not target.exists()
+        assert detail(c, agent["id"])["agent"]["state"] == "paused"
+        c.post(f"/api/agents/{agent['id']}/resume")
+        until(lambda: target.exists(), what="the tool call after the resume")
+        c.post(f"/api/agents/{agent['id']}/stop")

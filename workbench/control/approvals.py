@@ -64,6 +64,8 @@ class Pending:
     timeout_action: str
     since: float = field(default_factory=time.monotonic)
     held: bool = False
+    #: An answer given while the agent was paused, delivered when it resumes.
+    deferred: tuple[str, str, str] | None = None
 
 
 class Inbox:
@@ -115,6 +117,14 @@ class Inbox:
                 self._session_allows.add((r["agent_id"], r["session_id"], r["tool"]))
         if pending is None:
             raise KeyError(f"no pending approval {approval_id!r}")
+        if pending.held:
+            # The agent is paused at this request: the answer waits for the resume.
+            pending.deferred = (decision, message, who)
+            pending.row.update(decision=decision, message=message or None, decided_by=who)
+            with self._lock:
+                self._pending[approval_id] = pending
+            self._changed(pending.row["agent_id"])
+            return {**pending.row, "held": True}
         self._finish(pending.row, pending.answer, decision, message, who)
         return pending.row
 
@@ -131,12 +141,26 @@ class Inbox:
             return [dict(p.row, held=p.held) for p in self._pending.values()
                     if agent_id in (None, p.row["agent_id"])]
 
-    def release(self, agent_id: str) -> None:
-        """An agent resumed: its held requests go through the policy's hands again."""
+    def hold(self, agent_id: str) -> None:
+        """An agent paused: answers to its waiting requests wait for its resume."""
         with self._lock:
             for p in self._pending.values():
                 if p.row["agent_id"] == agent_id:
+                    p.held = True
+
+    def release(self, agent_id: str) -> None:
+        """An agent resumed: the answers given while it was paused go to it now; its other
+        held requests wait for a person (or their time-out) again."""
+        with self._lock:
+            answered = []
+            for key, p in list(self._pending.items()):
+                if p.row["agent_id"] == agent_id:
                     p.held = False
+                    if p.deferred is not None:
+                        answered.append(self._pending.pop(key))
+        for p in answered:
+            decision, message, who = p.deferred
+            self._finish(p.row, p.answer, decision, message, who)
 
     def drop(self, agent_id: str, why: str) -> None:
         """The agent's session ended: its requests can no longer be answered."""

@@ -121,11 +121,11 @@ class ClaudeCodeBackend(ProcessBackend):
         self._control({"subtype": "interrupt"})
 
     def pause(self) -> None:
-        """A safe point: the next permission request is held until resume (no SIGSTOP: a
-        stopped CLI would drop its model connection)."""
+        """A safe point: permission requests are held until resume (the supervisor holds
+        them; no SIGSTOP: a stopped CLI would drop its model connection)."""
 
     def resume(self) -> None:
-        self.agent.release_held()
+        """The supervisor releases the held requests."""
 
     def terminate(self) -> None:
         """Closing stdin ends the session cleanly; the supervisor follows with SIGTERM and

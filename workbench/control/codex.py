@@ -129,10 +129,10 @@ class CodexBackend(ProcessBackend):
                                           "turnId": self._turn})
 
     def pause(self) -> None:
-        """A safe point: the next approval request is held until resume."""
+        """A safe point: approval requests are held until resume (by the supervisor)."""
 
     def resume(self) -> None:
-        self.agent.release_held()
+        """The supervisor releases the held requests."""
 
     def terminate(self) -> None:
         if self.proc is not None and self.proc.stdin is not None:

@@ -131,9 +131,6 @@ class Agent:
             self.set_state("waiting-for-approval")
         return approval_id
 
-    def release_held(self) -> None:
-        self.sup.inbox.release(self.id)
-
     def set_session(self, session_id: str | None) -> None:
         if session_id and session_id != self.session_id:
             self.session_id = session_id
@@ -471,6 +468,7 @@ class Supervisor:
         if agent.state == "paused":
             return
         agent.paused = True
+        self.inbox.hold(agent.id)
         backend.pause()
         agent.set_state("paused")
 
@@ -481,6 +479,7 @@ class Supervisor:
         agent.paused = False
         backend.resume()
         agent.set_state("running")
+        self.inbox.release(agent.id)  # answers given while paused go to the agent now
 
     # -- approvals ----------------------------------------------------------------------
     def decide(self, principal: Principal, approval_id: str, decision: str,
