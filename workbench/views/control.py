@@ -240,10 +240,11 @@ class AgentDetail(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self._pick = pn.widgets.Select(name="Agent", width=360)
+        self._refreshing = False
         self._pick.param.watch(self._picked, "value")
         self._head = pn.pane.HTML("", sizing_mode="stretch_width")
         self._events = table(pd.DataFrame(columns=["ts", "kind", "state", "text"]),
-                             empty_text="No events yet.", page_size=20,
+                             empty_text="No events yet.", page_size=10,
                              widths={"ts": 150, "kind": 96, "state": 150})
         self._runs = table(pd.DataFrame(columns=["started_at", "branch", "status"]),
                            empty_text="No test runs on its project since it was defined.",
@@ -251,7 +252,11 @@ class AgentDetail(pn.viewable.Viewer):
         self._telemetry = table(pd.DataFrame(columns=["agent", "sessions"]),
                                 empty_text="No telemetry under its name yet.", page_size=5)
         self._source = ColumnDataSource({"ts": [], "cpu_percent": [], "rss_mb": []})
-        self._chart = self._make_chart()
+        # (the Bokeh pane sits in a Column whose visibility is switched: switching the
+        # pane's own visibility made Panel re-sync its stylesheets and fail)
+        self._chart = pn.Column(self._make_chart(), sizing_mode="stretch_width")
+        self._no_samples = empty("No CPU or memory samples: it has not run with a process "
+                                 "here yet.")
         self._config = pn.Column()
         self._text = pn.widgets.TextAreaInput(placeholder="next prompt (claude-code) or a "
                                               "line for stdin (process)", height=70,
@@ -262,7 +267,7 @@ class AgentDetail(pn.viewable.Viewer):
         self.model.param.watch(lambda e: self.refresh(), "selected")
 
     def _picked(self, event) -> None:
-        if event.new and event.new != self.model.selected:
+        if event.new and event.new != self.model.selected and not self._refreshing:
             self.model.selected = event.new
 
     def _make_chart(self):
@@ -278,11 +283,18 @@ class AgentDetail(pn.viewable.Viewer):
 
     def refresh(self) -> None:
         agents = self.model.agents()
-        self._pick.options = {f'{a["name"]} ({a["id"]})': a["id"] for a in agents}
         if not self.model.selected and agents:
-            self.model.selected = agents[-1]["id"]
+            self.model.selected = agents[-1]["id"]  # (which refreshes)
             return
-        self._pick.value = self.model.selected or None
+        # Options and value together, and no selection event while doing it: a new
+        # options list alone makes the Select pick its first entry.
+        self._refreshing = True
+        try:
+            self._pick.param.update(
+                options={f'{a["name"]} ({a["id"]})': a["id"] for a in agents},
+                value=self.model.selected or None)
+        finally:
+            self._refreshing = False
         detail = self.model.detail()
         if detail is None:
             self._head.object = "<i>Pick an agent.</i>"
@@ -290,7 +302,8 @@ class AgentDetail(pn.viewable.Viewer):
         a = detail["agent"]
         self._head.object = (
             f'<h3 style="margin:4px 0">{h(a["name"])} {state_badge(a["state"])}</h3>'
-            f'<div style="font-size:13px">{h(a["backend"])} · {h(a.get("project") or "")}'
+            f'<div style="font-size:13px">{h(a["backend"])}'
+            f'{" · project " + h(a["project"]) if a.get("project") else ""}'
             f' · session {h(a.get("session_id") or "-")} · ${a.get("cost_usd") or 0:.4f}'
             f' · {a["restarts"]} restart(s)</div>'
             + (f'<div style="color:#d64545">{h(a["last_error"])}</div>'
@@ -302,9 +315,12 @@ class AgentDetail(pn.viewable.Viewer):
         data = {c: samples[c].tolist() for c in ("ts", "cpu_percent", "rss_mb")}
         top = float(samples["rss_mb"].max()) if len(samples) else 100.0
 
+        self._chart.visible = bool(len(samples))
+        self._no_samples.visible = not len(samples)
+
         def draw() -> None:
             self._source.data = data
-            self._chart.object.extra_y_ranges["mem"].end = max(top * 1.2, 10.0)
+            self._chart[0].object.extra_y_ranges["mem"].end = max(top * 1.2, 10.0)
 
         # A plain Bokeh model (not a Panel widget) may change only under the document's
         # lock, which a widget's callback does not hold: scheduled on the loop, which has it.
@@ -354,7 +370,7 @@ class AgentDetail(pn.viewable.Viewer):
 
     def __panel__(self):
         return pn.Column(self._pick, self._head, self._send_row,
-                         pn.Row(pn.Column(self._chart, self._events,
+                         pn.Row(pn.Column(self._chart, self._no_samples, self._events,
                                           pn.pane.Markdown("**Test runs on its project**"),
                                           self._runs,
                                           pn.pane.Markdown("**Its telemetry**"),
@@ -471,25 +487,30 @@ class ControlDashboard(pn.viewable.Viewer):
 
     def subscribe(self, supervisor) -> None:
         """Redraw on the agents' pushed changes, at most four times a second. The
-        supervisor calls from its own threads, which must not touch the document: they
-        only mark the page stale; a Panel periodic callback (on the session's loop) redraws
-        a stale page and does nothing otherwise."""
+        supervisor calls from its own threads: they only schedule, with the one document
+        method that is safe from another thread (``add_next_tick_callback``); the redraw
+        runs on the session's loop 250 ms later, taking every change since with it. (A
+        Panel periodic callback did the same by polling, but kept the page's busy
+        indicator spinning.)"""
         doc = pn.state.curdoc
         if doc is None or doc.session_context is None:
             return
-        self._stale = False
-
-        def changed(_update) -> None:
-            self._stale = True
+        self._scheduled = False
 
         def redraw() -> None:
-            if self._stale:
-                self._stale = False
-                self.refresh()
+            self._scheduled = False
+            self.refresh()
+
+        def soon() -> None:
+            doc.add_timeout_callback(redraw, 250)
+
+        def changed(_update) -> None:
+            if not self._scheduled:
+                self._scheduled = True
+                doc.add_next_tick_callback(soon)
 
         unsubscribe = supervisor.on_change(changed)
-        callback = pn.state.add_periodic_callback(redraw, period=250)
-        doc.on_session_destroyed(lambda ctx: (unsubscribe(), callback.stop()))
+        doc.on_session_destroyed(lambda ctx: unsubscribe())
 
     def template(self) -> pn.template.BaseTemplate:
         role = pn.pane.HTML(f'<span style="color:white;opacity:.85;font-size:13px">role: '
