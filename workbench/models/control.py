@@ -60,6 +60,21 @@ class ControlModel(param.Parameterized):
         df["ts"] = pd.to_datetime(df["ts"])
         return df.iloc[::-1].reset_index(drop=True)  # newest first: page 1 is what happens now
 
+    def state_spans(self, detail: dict[str, Any] | None = None) -> pd.DataFrame:
+        """The agent's states over time, ``state``, ``start``, ``end`` (the last one runs to
+        now), from its state-change events: the state timeline."""
+        cols = ["state", "start", "end"]
+        detail = detail if detail is not None else self.detail()
+        changes = [(e["ts"], e["data"]["to"]) for e in (detail or {}).get("events") or []
+                   if e["kind"] == "state" and isinstance(e.get("data"), dict)]
+        if not changes:
+            return pd.DataFrame(columns=cols)
+        changes.sort()
+        starts = pd.to_datetime([ts for ts, _ in changes])
+        ends = [*starts[1:], pd.Timestamp.utcnow().tz_localize(None)]
+        return pd.DataFrame({"state": [st for _, st in changes], "start": starts,
+                             "end": ends})[cols]
+
     def samples(self, detail: dict[str, Any] | None = None) -> pd.DataFrame:
         detail = detail if detail is not None else self.detail()
         cols = ["ts", "cpu_percent", "rss_mb", "threads"]

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource, LinearAxis, Range1d
+from bokeh.models import ColumnDataSource, HoverTool, LinearAxis, Range1d
 from bokeh.plotting import figure
 
 from .common import FollowBrowserTheme, empty, h, nav, pre, table
@@ -252,6 +252,8 @@ class AgentDetail(pn.viewable.Viewer):
         self._telemetry = table(pd.DataFrame(columns=["agent", "sessions"]),
                                 empty_text="No telemetry under its name yet.", page_size=5)
         self._source = ColumnDataSource({"ts": [], "cpu_percent": [], "rss_mb": []})
+        self._spans = ColumnDataSource({"state": [], "start": [], "end": [], "color": []})
+        self._timeline = self._make_timeline()
         # (the Bokeh pane sits in a Column whose visibility is switched: switching the
         # pane's own visibility made Panel re-sync its stylesheets and fail)
         self._chart = pn.Column(self._make_chart(), sizing_mode="stretch_width")
@@ -269,6 +271,20 @@ class AgentDetail(pn.viewable.Viewer):
     def _picked(self, event) -> None:
         if event.new and event.new != self.model.selected and not self._refreshing:
             self.model.selected = event.new
+
+    def _make_timeline(self):
+        fig = figure(height=90, x_axis_type="datetime", sizing_mode="stretch_width",
+                     toolbar_location=None, title="State timeline", y_range=(-0.5, 0.5))
+        fig.hbar(y=0, left="start", right="end", height=0.8, color="color",
+                 source=self._spans, legend_field="state")
+        fig.yaxis.visible = False
+        fig.ygrid.grid_line_color = None
+        fig.add_tools(HoverTool(tooltips=[("state", "@state"), ("from", "@start{%H:%M:%S}"),
+                                          ("to", "@end{%H:%M:%S}")],
+                                formatters={"@start": "datetime", "@end": "datetime"}))
+        fig.legend.orientation = "horizontal"
+        fig.add_layout(fig.legend[0], "right")
+        return pn.pane.Bokeh(fig, sizing_mode="stretch_width")
 
     def _make_chart(self):
         fig = figure(height=200, x_axis_type="datetime", sizing_mode="stretch_width",
@@ -318,7 +334,13 @@ class AgentDetail(pn.viewable.Viewer):
         self._chart.visible = bool(len(samples))
         self._no_samples.visible = not len(samples)
 
+        spans = self.model.state_spans(detail)
+        span_data = {"state": spans["state"].tolist(), "start": spans["start"].tolist(),
+                     "end": spans["end"].tolist(),
+                     "color": [STATE_COLORS.get(x, "#999") for x in spans["state"]]}
+
         def draw() -> None:
+            self._spans.data = span_data
             self._source.data = data
             self._chart[0].object.extra_y_ranges["mem"].end = max(top * 1.2, 10.0)
 
@@ -370,7 +392,8 @@ class AgentDetail(pn.viewable.Viewer):
 
     def __panel__(self):
         return pn.Column(self._pick, self._head, self._send_row,
-                         pn.Row(pn.Column(self._chart, self._no_samples, self._events,
+                         pn.Row(pn.Column(self._timeline, self._chart, self._no_samples,
+                                          self._events,
                                           pn.pane.Markdown("**Test runs on its project**"),
                                           self._runs,
                                           pn.pane.Markdown("**Its telemetry**"),
