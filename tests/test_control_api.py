@@ -303,3 +303,39 @@ def test_cli_drives_agents(served):
     stop = observatory("agents", "stop", agent["id"], "--url", served.url,
                        token=TOKENS["operator"])
     assert stop.returncode == 0 and "stopping" in stop.stdout
+
+
+BAD_BODIES = [b"", b"{", b"[]", b"null", b'"x"', b"12", b'{"name": 5}', b"\xff\xfe",
+              b'{"backend": "process", "name": "x", "command": [1, 2]}',
+              b'{"backend": "process", "name": "x", "command": "true", "env": {"A": 1}}',
+              b'{"backend": "process", "name": "x", "command": "true", "limits": "big"}',
+              b'{"backend": "process", "name": "x", "command": "true", "labels": "a"}',
+              b'{"backend": "devkit", "name": "x", "config": {"url": 3}}',
+              b'{"backend": "process", "name": "' + b"n" * 500 + b'", "command": "true"}']
+
+
+def test_nothing_a_client_sends_to_the_control_routes_is_a_500(served):
+    """Every malformed body on every control route is refused with a one-line reason; the
+    server keeps serving and stores nothing for it."""
+    with client(served, "admin") as c:
+        agent = define(c, name="target")
+        before = len(c.get("/api/agents").json()["agents"])
+        routes = [("POST", "/api/agents"), ("PUT", f"/api/agents/{agent['id']}/config"),
+                  ("PUT", f"/api/agents/{agent['id']}/policy"),
+                  ("PUT", f"/api/agents/{agent['id']}/limits"),
+                  ("POST", f"/api/agents/{agent['id']}/message"),
+                  ("POST", "/api/approvals/ap-x"), ("POST", "/api/hooks/claude-code")]
+        for method, path in routes:
+            for body in BAD_BODIES:
+                r = c.request(method, path, content=body,
+                              headers={"Content-Type": "application/json"})
+                assert 400 <= r.status_code < 500, (method, path, body[:40], r.status_code,
+                                                    r.text)
+                error = r.json()["error"]
+                assert error and "\n" not in error, (path, body[:40], error)
+        for params in ({"limit": "-1"}, {"limit": "1e30"}, {"limit": "x"},
+                       {"state": "nonsense"}):
+            assert c.get("/api/approvals", params=params).status_code < 500
+            assert c.get("/api/audit", params=params).status_code < 500
+        assert c.get("/api/agents").json()["agents"].__len__() == before
+        assert c.get("/api/health").status_code == 200

@@ -18,26 +18,18 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
-from pathlib import Path
 from typing import Any
 
 import param
 
-from .process import ProcessBackend
+from .process import CLIBackend, find_cli
 
-_CHECKOUT_BIN = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "claude"
 _requests = itertools.count(1)
 
 
 def find_binary(configured: str = "") -> str | None:
-    """The CLI to run: the configured path, ``claude`` on PATH, or the checkout's npm copy."""
-    if configured:
-        return configured
-    found = shutil.which("claude")
-    if found:
-        return found
-    return str(_CHECKOUT_BIN) if _CHECKOUT_BIN.exists() else None
+    """The ``claude`` CLI to run (see :func:`~workbench.control.process.find_cli`)."""
+    return find_cli("claude", configured)
 
 
 class ClaudeCodeConfig(param.Parameterized):
@@ -50,28 +42,19 @@ class ClaudeCodeConfig(param.Parameterized):
     max_turns = param.Integer(None, bounds=(1, 1000), allow_None=True)
 
 
-class ClaudeCodeBackend(ProcessBackend):
+class ClaudeCodeBackend(CLIBackend):
     name = "claude-code"
     Config = ClaudeCodeConfig
-    protocol = True
+    cli, package = "claude", "@anthropic-ai/claude-code"
 
     def __init__(self, agent) -> None:
         super().__init__(agent)
         self._cost_at_launch = agent.cost_usd or 0.0
         self._cost = 0.0
 
-    @staticmethod
-    def check(spec: dict[str, Any]) -> None:
-        if spec.get("command"):
-            raise ValueError("command: not used by the claude-code backend (use prompt)")
-
     def argv(self) -> list[str]:
         config = self.agent.spec["config"]
-        binary = find_binary(config.get("binary", ""))
-        if not binary:
-            raise FileNotFoundError("the claude CLI is not installed (npm install "
-                                    "@anthropic-ai/claude-code, or set config.binary)")
-        argv = [binary, "-p", "--input-format", "stream-json", "--output-format",
+        argv = [self.binary(), "-p", "--input-format", "stream-json", "--output-format",
                 "stream-json", "--verbose", "--permission-prompt-tool", "stdio"]
         if config.get("model"):
             argv += ["--model", config["model"]]
@@ -86,13 +69,6 @@ class ClaudeCodeBackend(ProcessBackend):
 
     def env(self) -> dict[str, str]:
         return {**super().env(), **self.agent.telemetry_env("claude-code")}
-
-    def wants_stdin(self) -> bool:
-        return True
-
-    def rlimits(self, limits: dict[str, Any]):
-        # No address-space cap: the CLI's runtime reserves far more than it uses.
-        return super().rlimits({**limits, "memory_mb": None})
 
     def started(self) -> None:
         self._control({"subtype": "initialize", "hooks": None})
@@ -119,22 +95,6 @@ class ClaudeCodeBackend(ProcessBackend):
 
     def interrupt(self) -> None:
         self._control({"subtype": "interrupt"})
-
-    def pause(self) -> None:
-        """A safe point: permission requests are held until resume (the supervisor holds
-        them; no SIGSTOP: a stopped CLI would drop its model connection)."""
-
-    def resume(self) -> None:
-        """The supervisor releases the held requests."""
-
-    def terminate(self) -> None:
-        """Closing stdin ends the session cleanly; the supervisor follows with SIGTERM and
-        SIGKILL if it does not."""
-        if self.proc is not None and self.proc.stdin is not None:
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
 
     def apply_config(self, config: dict[str, Any]) -> bool:
         old = self.agent.spec["config"]

@@ -14,22 +14,18 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
-from pathlib import Path
 from typing import Any
 
 import param
 
-from .process import ProcessBackend
+from .process import CLIBackend, find_cli
 
-_CHECKOUT_BIN = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "codex"
 DECISIONS = {"allow": "accept", "allow_session": "acceptForSession", "deny": "decline"}
 
 
 def find_binary(configured: str = "") -> str | None:
-    if configured:
-        return configured
-    return shutil.which("codex") or (str(_CHECKOUT_BIN) if _CHECKOUT_BIN.exists() else None)
+    """The ``codex`` CLI to run (see :func:`~workbench.control.process.find_cli`)."""
+    return find_cli("codex", configured)
 
 
 class CodexConfig(param.Parameterized):
@@ -46,10 +42,10 @@ class CodexConfig(param.Parameterized):
                            doc="`key=value` settings passed as `-c` (e.g. a model provider)")
 
 
-class CodexBackend(ProcessBackend):
+class CodexBackend(CLIBackend):
     name = "codex"
     Config = CodexConfig
-    protocol = True
+    cli, package = "codex", "@openai/codex"
 
     def __init__(self, agent) -> None:
         super().__init__(agent)
@@ -57,27 +53,12 @@ class CodexBackend(ProcessBackend):
         self._calls: dict[int, str] = {}
         self._turn: str | None = None
 
-    @staticmethod
-    def check(spec: dict[str, Any]) -> None:
-        if spec.get("command"):
-            raise ValueError("command: not used by the codex backend (use prompt)")
-
     def argv(self) -> list[str]:
         config = self.agent.spec["config"]
-        binary = find_binary(config.get("binary", ""))
-        if not binary:
-            raise FileNotFoundError("the codex CLI is not installed (npm install "
-                                    "@openai/codex, or set config.binary)")
-        argv = [binary, "app-server"]
+        argv = [self.binary(), "app-server"]
         for item in config.get("overrides") or []:
             argv += ["-c", item]
         return argv
-
-    def wants_stdin(self) -> bool:
-        return True
-
-    def rlimits(self, limits: dict[str, Any]):
-        return super().rlimits({**limits, "memory_mb": None})
 
     # -- in -----------------------------------------------------------------------------
     def _call(self, method: str, params: dict[str, Any]) -> None:
@@ -128,18 +109,6 @@ class CodexBackend(ProcessBackend):
             self._call("turn/interrupt", {"threadId": self.agent.session_id,
                                           "turnId": self._turn})
 
-    def pause(self) -> None:
-        """A safe point: approval requests are held until resume (by the supervisor)."""
-
-    def resume(self) -> None:
-        """The supervisor releases the held requests."""
-
-    def terminate(self) -> None:
-        if self.proc is not None and self.proc.stdin is not None:
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
 
     # -- out ----------------------------------------------------------------------------
     def on_stdout(self, line: str) -> None:

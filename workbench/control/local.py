@@ -115,11 +115,14 @@ class LocalControl:
         the inbox under the session's agent; ``answer(decision, message)`` when decided.
         Other hook events are recorded on the agent; None then."""
         self._allow("read")
-        session = str(body.get("session_id") or "")
+        session, event = body.get("session_id"), body.get("hook_event_name")
+        if not (isinstance(session, str) and session and isinstance(event, str) and event):
+            raise ValueError("a Claude Code hook's body needs session_id and hook_event_name")
         cwd = body.get("cwd") if isinstance(body.get("cwd"), str) else None
-        agent = self.sup.external_agent(session, cwd)
-        event = str(body.get("hook_event_name") or "")
         tool = str(body.get("tool_name") or "")
+        if event in ("PreToolUse", "PermissionRequest") and not tool:
+            raise ValueError(f"a {event} hook's body needs tool_name")
+        agent = self.sup.external_agent(session, cwd)
         if event not in ("PreToolUse", "PermissionRequest"):
             agent.emit("hook", f"{event}{': ' + tool if tool else ''}",
                        {k: body.get(k) for k in ("hook_event_name", "tool_name")})

@@ -13,9 +13,11 @@ import collections
 import os
 import resource
 import shlex
+import shutil
 import signal
 import subprocess
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import param
@@ -23,8 +25,6 @@ import param
 from .follow import FOLLOWERS
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from .supervisor import Agent
 
 
@@ -208,3 +208,63 @@ class ProcessBackend:
 
     def cost(self) -> float | None:
         return None
+
+
+_CHECKOUT_BIN = Path(__file__).resolve().parents[2] / "node_modules" / ".bin"
+
+
+def find_cli(name: str, configured: str = "") -> str | None:
+    """A coding agent's CLI: the configured path, ``name`` on PATH, or the checkout's npm
+    copy (``node_modules/.bin``, where ``.ci/run`` installs it)."""
+    if configured:
+        return configured
+    found = shutil.which(name)
+    if found:
+        return found
+    local = _CHECKOUT_BIN / name
+    return str(local) if local.exists() else None
+
+
+class CLIBackend(ProcessBackend):
+    """A coding agent's CLI spoken to over stdin and stdout (claude-code, codex): the
+    workbench reads its protocol from a pipe, and closing stdin is the graceful stop."""
+
+    protocol = True
+    #: The CLI's name on PATH and in node_modules/.bin, and its npm package.
+    cli = ""
+    package = ""
+
+    @classmethod
+    def check(cls, spec: dict[str, Any]) -> None:
+        if spec.get("command"):
+            raise ValueError(f"command: not used by the {cls.name} backend (use prompt)")
+
+    def binary(self) -> str:
+        found = find_cli(self.cli, self.agent.spec["config"].get("binary", ""))
+        if not found:
+            raise FileNotFoundError(f"the {self.cli} CLI is not installed (npm install "
+                                    f"{self.package}, or set config.binary)")
+        return found
+
+    def wants_stdin(self) -> bool:
+        return True
+
+    def rlimits(self, limits: dict[str, Any]):
+        # No address-space cap: these CLIs' runtimes reserve far more than they use.
+        return super().rlimits({**limits, "memory_mb": None})
+
+    def pause(self) -> None:
+        """A safe point: the supervisor holds the agent's permission requests until the
+        resume (no SIGSTOP: a stopped CLI would drop its model connection)."""
+
+    def resume(self) -> None:
+        """The supervisor releases the held requests."""
+
+    def terminate(self) -> None:
+        """Closing stdin ends the session cleanly; the supervisor follows with SIGTERM and
+        SIGKILL if it does not."""
+        if self.proc is not None and self.proc.stdin is not None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass

@@ -35,6 +35,9 @@ class ControlHandler(APIHandler):
             raise ValueError(f"{self.request.path}: body is not valid JSON: {err}") from None
 
     def json_object(self) -> dict[str, Any]:
+        """The body, which this route requires to be a JSON object (not empty)."""
+        if not self.body().strip():
+            raise ValueError(f"{self.request.path}: a JSON object body is required")
         body = self.json_body()
         if not isinstance(body, dict):
             raise ValueError(f"{self.request.path}: body must be a JSON object")
@@ -98,7 +101,7 @@ class AgentConfigHandler(ControlHandler):
 
     async def put(self, agent_id: str) -> None:
         await self.answer(lambda: {"ok": True, **self.control().config(agent_id,
-                                                                       self.json_body())})
+                                                                       self.json_object())})
 
 
 class AgentPartHandler(ControlHandler):
@@ -106,7 +109,7 @@ class AgentPartHandler(ControlHandler):
 
     async def put(self, agent_id: str, part: str) -> None:
         await self.answer(lambda: {"ok": True, **self.control().set_part(
-            agent_id, part, self.json_body())})
+            agent_id, part, self.json_object())})
 
 
 class ApprovalsHandler(ControlHandler):
