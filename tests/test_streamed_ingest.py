@@ -78,3 +78,58 @@ def test_a_bad_streamed_report_stores_nothing(tmp_path, monkeypatch):
         assert not result["ok"] and "not well-formed" in result["error"]
         assert store.sql("SELECT count(*) AS n FROM results").n[0] == 0
         assert store.sql("SELECT count(*) AS n FROM runs").n[0] == 0
+
+
+def test_a_big_report_file_is_mapped_and_stored_the_same(tmp_path, monkeypatch):
+    """A big report file is mapped, not read (its pages are given back behind the parser):
+    stored exactly as the same bytes in memory; a big file of another format is read whole
+    for its parser."""
+    import mmap
+
+    from workbench.ingest import read_report
+
+    data = _report()
+    path = tmp_path / "big.xml"
+    path.write_bytes(data)
+    with Store(tmp_path / "bytes.duckdb") as store:
+        expected_summary = LocalIntake(store, ci_env={}).report(data, str(path),
+                                                                 {"project": "p"})
+        expected = _stored(store, expected_summary["run_id"])
+    monkeypatch.setattr(junit, "STREAM_BYTES", 1024)
+    mapped = read_report(path)
+    assert isinstance(mapped, mmap.mmap) and len(mapped) == len(data)
+    with Store(tmp_path / "mapped.duckdb") as store:
+        result = LocalIntake(store, ci_env={}).submit_file(path, {"project": "p"}).result()
+        assert result["ok"] and result["run_id"] == expected_summary["run_id"]
+        assert _stored(store, result["run_id"]) == expected
+
+        ctrf = tmp_path / "big.json"
+        ctrf.write_text('{"results": {"tool": {"name": "jest"}, "summary": {"tests": 1}, '
+                        '"tests": [{"name": "t", "status": "passed", "duration": 5}]}}'
+                        + " " * 2048)
+        assert isinstance(read_report(ctrf), mmap.mmap)
+        intake = LocalIntake(store, ci_env={})
+        pending = intake.submit_file(ctrf, {"project": "p"})
+        intake.flush()  # (small runs are batched until a flush)
+        other = pending.result(30)
+        assert other["ok"] and other["tests"] == 1, other
+
+
+def test_a_big_upload_is_inflated_to_a_file_not_to_memory():
+    """A gzip body that inflates past the spool size is written to a temporary file and
+    handed on mapped, every member decoded; trailing data and the size limit still refuse."""
+    import gzip
+    import mmap
+
+    from workbench.server.bodies import SPOOL_BYTES, BodyError, decode
+
+    part = (b"<testcase name='t'/>" * (SPOOL_BYTES // 20 + 1000))
+    body = gzip.compress(part, 1) + gzip.compress(b"<end/>", 1)
+    out = decode(body, "gzip", limit=4 * SPOOL_BYTES)
+    assert isinstance(out, mmap.mmap)
+    assert len(out) == len(part) + 6 and out[-6:] == b"<end/>" and out[:20] == part[:20]
+    with pytest.raises(BodyError, match="trailing data"):
+        decode(body + b"junk", "gzip", limit=4 * SPOOL_BYTES)
+    with pytest.raises(BodyError, match="over the") as err:
+        decode(body, "gzip", limit=SPOOL_BYTES)
+    assert err.value.status == 413

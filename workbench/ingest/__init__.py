@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import mmap
 import re
 import warnings
 from collections.abc import Callable
@@ -55,7 +56,7 @@ def detect(data: bytes, name: str) -> type[Parser]:
 
 
 def _parser(data: bytes, source: str, fmt: str | None) -> type[Parser]:
-    if not data.strip():
+    if _BLANK.match(data):  # (works on a mapped file without copying it)
         raise IngestError(f"{source}: empty file")
     if fmt:
         try:
@@ -73,6 +74,8 @@ def parse_bytes(data: bytes, source: str, fmt: str | None = None,
     :func:`streams`), and the rows not yet handed on are the caller's to flush
     (``run.compact()``)."""
     parser = _parser(data, source, fmt)()
+    if parser.format != "junit":  # only the JUnit reader takes a mapped file as it is
+        data = as_bytes(data)
     parser.sink = sink
     run = parser.parse(data, source)
     _check_complete(run, data, source)
@@ -88,6 +91,7 @@ def streams(data: bytes, source: str, fmt: str | None = None) -> bool:
         return False
 
 
+_BLANK = re.compile(rb"\s*\Z")
 _CASE_ELEMENT = re.compile(rb"<(?:[\w.-]+:)?(?:testcase|test-case|UnitTestResult)[\s/>]")
 
 
@@ -106,16 +110,29 @@ def _check_complete(run: ParsedRun, data: bytes, source: str) -> None:
 
 
 def read_report(path: str | Path) -> bytes:
-    """A report file's bytes; files over ``OBSERVATORY_MAX_REPORT_BYTES`` are refused."""
+    """A report file's bytes; files over ``OBSERVATORY_MAX_REPORT_BYTES`` are refused.
+
+    A big file (over ``junit.STREAM_BYTES``) is mapped rather than read: a JUnit report is
+    then parsed as a stream that gives the file's pages back behind it, so memory does not
+    grow with the file (other formats take :func:`as_bytes` of it)."""
     path = Path(path)
     limit = config.get("OBSERVATORY_MAX_REPORT_BYTES")
     try:
         size = path.stat().st_size
         if size > limit:
             raise IngestError(f"{path}: {size} bytes is over the {limit}-byte limit")
+        if size > junit.STREAM_BYTES:
+            with path.open("rb") as f:
+                return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)  # type: ignore
         return path.read_bytes()
     except OSError as err:
         raise IngestError(f"{path}: cannot read: {err.strerror or err}") from None
+
+
+def as_bytes(data: Any) -> bytes:
+    """Report bytes held in memory (a mapped file is read whole, for the parsers that need
+    all of it at once and for uploads)."""
+    return data if isinstance(data, bytes) else bytes(data)
 
 
 def parse_file(path: str | Path, fmt: str | None = None) -> ParsedRun:
@@ -152,5 +169,5 @@ def expand(paths: list[str]) -> list[Path]:
 
 __all__ = [
     "Attempt", "IngestError", "ParsedRun", "Parser", "expand", "formats", "parse_bytes",
-    "parse_file", "read_report", "streams", "suffixes",
+    "parse_file", "read_report", "as_bytes", "streams", "suffixes",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import mmap
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -124,6 +125,30 @@ def timestamp(value: str | None) -> datetime | None:
         return datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+#: A mapped report is hashed and read in steps of this size, each step's pages given back.
+_STEP = 16 * 1024 * 1024
+
+
+def release(data: Any, start: int, end: int) -> None:
+    """Give a mapped report's pages ``[start, end)`` back to the system (they are the file's,
+    read again from it if needed): read once, a big report must not stay in memory."""
+    if isinstance(data, mmap.mmap) and end > start:
+        start -= start % mmap.PAGESIZE
+        data.madvise(mmap.MADV_DONTNEED, start, end - start)
+
+
+def digest(data: Any) -> str:
+    """SHA-256 of a report's bytes; a mapped report is hashed step by step, its pages given
+    back as it goes."""
+    if not isinstance(data, mmap.mmap):
+        return hashlib.sha256(data).hexdigest()
+    h = hashlib.sha256()
+    for start in range(0, len(data), _STEP):
+        h.update(data[start:start + _STEP])
+        release(data, start, min(start + _STEP, len(data)))
+    return h.hexdigest()
 
 
 @dataclass
@@ -396,5 +421,4 @@ class Parser:
     sink: Callable[[pa.Table], None] | None = None
 
     def new_run(self, data: bytes, source: str) -> ParsedRun:
-        return ParsedRun(self.format, source, hashlib.sha256(data).hexdigest(),
-                         sink=self.sink)
+        return ParsedRun(self.format, source, digest(data), sink=self.sink)

@@ -6,7 +6,9 @@ from collections.abc import Iterator
 
 from lxml import etree
 
-from .base import IngestError
+from .base import IngestError, release
+
+_RELEASE_STEP = 8 * 1024 * 1024
 
 _PARSER_ARGS = dict(
     resolve_entities=False,
@@ -50,15 +52,20 @@ def _refuse_dtd(data, source: str, root: etree._Element | None = None) -> None:
 
 
 class _Reader:
-    """A file-like view of bytes (or an mmap) for lxml, without copying them."""
+    """A file-like view of bytes (or an mmap) for lxml, without copying them. A mapped
+    report's pages are given back behind the reader, so reading it costs no more memory
+    than the parse itself."""
 
     def __init__(self, data) -> None:
-        self._view, self._pos = memoryview(data), 0
+        self._data, self._view, self._pos, self._released = data, memoryview(data), 0, 0
 
     def read(self, n: int = -1) -> bytes:
         end = len(self._view) if n < 0 else self._pos + n
         chunk = self._view[self._pos:end].tobytes()
         self._pos += len(chunk)
+        if self._pos - self._released >= _RELEASE_STEP:
+            release(self._data, self._released, self._pos)
+            self._released = self._pos
         return chunk
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from ..ingest import as_bytes
 from ..ingest.ci_env import detect
 from .base import RUN_META_KEYS, RUN_SECRET_HEADER, Intake, IntakeError, done, failed
 
@@ -58,7 +59,8 @@ class RemoteIntake(Intake):
         if fmt:
             params["format"] = fmt
         try:
-            status, body = self._call("POST", "/api/tests/reports", params=params, content=data)
+            status, body = self._call("POST", "/api/tests/reports", params=params,
+                                      content=as_bytes(data))
         except IntakeError as err:
             return done(failed(name, f"{name}: {err}"))
         if status != 200 or not body.get("ok"):

@@ -42,7 +42,7 @@ class ReportHandler(UploadHandler):
 
         def work() -> dict:
             tz = config.report_tz(self.get_query_argument("report_tz", None))
-            return get_intake().report(self.body(), name, {**flags, "report_tz": tz}, fmt)
+            return get_intake().report(self.decoded(), name, {**flags, "report_tz": tz}, fmt)
 
         await self.answer(work)
 

@@ -8,9 +8,10 @@ from tornado.ioloop import IOLoop
 from tornado.web import RequestHandler, stream_request_body
 
 from .. import config, ingest
+from ..ingest import as_bytes
 from ..store import RunStateError, StoreBusyError
 from . import auth, guard
-from .bodies import BodyError, decode
+from .bodies import BodyError, Spool, decode
 
 
 class APIHandler(RequestHandler):
@@ -43,6 +44,12 @@ class APIHandler(RequestHandler):
         return config.get("OBSERVATORY_MAX_BODY_BYTES")
 
     def body(self) -> bytes:
+        """The decoded body, in memory."""
+        return as_bytes(self.decoded())
+
+    def decoded(self):
+        """The decoded body; a big one as a map of a temporary file (report uploads, whose
+        parser reads it as a stream)."""
         return decode(self.raw_body(), self.request.headers.get("Content-Encoding"),
                       self.body_limit())
 
@@ -84,21 +91,22 @@ class UploadHandler(APIHandler):
     """
 
     def prepare(self) -> None:
-        self._chunks: list[bytes] = []
+        limit = self.body_limit()
+        self._spool = Spool(limit, "")
         self._size = 0
         super().prepare()
         if not self._finished:
-            self.request.connection.set_max_body_size(2 * self.body_limit())
+            self.request.connection.set_max_body_size(2 * limit)
 
     def data_received(self, chunk: bytes) -> None:
         self._size += len(chunk)
         if self._size <= self.body_limit():
-            self._chunks.append(chunk)
+            self._spool.write(chunk)  # a big body goes to a temporary file
         else:
-            self._chunks = []  # over the limit: keep reading, keep nothing
+            self._spool = None  # over the limit: keep reading, keep nothing
 
-    def raw_body(self) -> bytes:
+    def raw_body(self):
         limit = self.body_limit()
-        if self._size > limit:
+        if self._size > limit or self._spool is None:
             raise BodyError(413, f"body of {self._size} bytes is over the {limit}-byte limit")
-        return b"".join(self._chunks)
+        return self._spool.value()

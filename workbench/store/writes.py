@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import tempfile
 from collections.abc import Callable, Iterator
@@ -14,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..config import to_utc, utcnow
-from ..ingest.base import CHUNK_ROWS, RESULT_SCHEMA, signature_table
+from ..ingest.base import CHUNK_ROWS, RESULT_SCHEMA, digest, signature_table
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -249,7 +248,7 @@ def stream_report(
     """
     from ..ingest import parse_bytes
 
-    run_id = hashlib.sha256(data).hexdigest()[:16]
+    run_id = digest(data)[:16]
     with tempfile.TemporaryDirectory(prefix="observatory-stage-") as tmp:
         staged = Path(tmp) / "results.parquet"
         with pq.ParquetWriter(staged, RESULT_SCHEMA.append(
