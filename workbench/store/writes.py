@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..config import to_utc, utcnow
-from ..ingest.base import CHUNK_ROWS, RESULT_SCHEMA, digest, signature_table
+from ..ingest.base import CHUNK_ROWS, RESULT_SCHEMA, signature_table
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -248,14 +248,13 @@ def stream_report(
     """
     from ..ingest import parse_bytes
 
-    run_id = digest(data)[:16]
     with tempfile.TemporaryDirectory(prefix="observatory-stage-") as tmp:
         staged = Path(tmp) / "results.parquet"
-        with pq.ParquetWriter(staged, RESULT_SCHEMA.append(
-                pa.field("run_id", pa.string()))) as out:
-            run = parse_bytes(data, name, fmt,
-                              sink=lambda chunk: out.write_table(_with_run_id(chunk, run_id)))
+        with pq.ParquetWriter(staged, RESULT_SCHEMA) as out:
+            run = parse_bytes(data, name, fmt, sink=out.write_table)
             run.compact()  # the rows since the last chunk
+        # The parser hashed the bytes as it went: no second pass over a big report.
+        run_id = run.content_hash[:16]
         meta = meta_for(run)
 
         def write(cur: duckdb.DuckDBPyConnection) -> tuple[bool, dict[str, Any]]:
@@ -288,7 +287,7 @@ def _insert_staged(cur: duckdb.DuckDBPyConnection, staged: Path, run_id: str) ->
     # is preserved): attempts in document order, the last one final.
     cur.execute(
         "INSERT INTO results BY NAME SELECT * EXCLUDE (attempt, final), 1 AS attempt,"
-        " true AS final FROM read_parquet(?)", [str(staged)])
+        " true AS final, ? AS run_id FROM read_parquet(?)", [run_id, str(staged)])
     cur.execute(
         """
         UPDATE results SET attempt = w.attempt, final = w.final
