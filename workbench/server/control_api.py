@@ -16,7 +16,7 @@ from ..control.access import Forbidden
 from ..control.approvals import approval_json
 from ..control.local import LocalControl
 from . import auth, guard
-from .plugin_base import APIHandler
+from .plugin_base import APIHandler, bounded_int
 from .state import get_supervisor
 
 log = logging.getLogger("workbench.server")
@@ -195,14 +195,7 @@ class ClaudeHookHandler(ControlHandler):
 
 
 def _limit(handler: APIHandler) -> int:
-    raw = handler.get_query_argument("limit", "200")
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"limit must be a whole number, not {raw[:40]!r}") from None
-    if not 1 <= value <= 10_000:
-        raise ValueError("limit must be between 1 and 10000")
-    return value
+    return bounded_int(handler.get_query_argument("limit", "200"), "limit", 1, 10_000)
 
 
 class AgentsSocket(WebSocketHandler):

@@ -25,7 +25,7 @@ from ..store import writes
 from . import auth, limits, pages
 from .control_api import CONTROL_ROUTES
 from .otlp import OTLP_ROUTES
-from .plugin_base import APIHandler, UploadHandler
+from .plugin_base import APIHandler, UploadHandler, bounded_int
 from .state import get_intake, get_store, get_supervisor
 
 log = logging.getLogger("workbench.server")
@@ -109,7 +109,7 @@ class RunsHandler(APIHandler):
 
     async def get(self) -> None:
         def work() -> dict:
-            limit = _bounded_int(self.get_query_argument("limit", "50"), "limit", 1, 5000)
+            limit = bounded_int(self.get_query_argument("limit", "50"), "limit", 1, 5000)
             project = self.get_query_argument("project", None)
             df = get_store().query("runs", project=project, limit=limit, offset=0)
             return {"ok": True, "runs": json.loads(df.to_json(orient="records",
@@ -128,16 +128,6 @@ class RunHandler(APIHandler):
             return {"ok": True, "deleted": run_id}
 
         await self.answer(work)
-
-
-def _bounded_int(raw: str, name: str, low: int, high: int) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, not {raw[:40]!r}") from None
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}")
-    return value
 
 
 ADMIN_QUERIES = frozenset({"audit_log"})

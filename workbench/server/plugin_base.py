@@ -14,6 +14,17 @@ from . import auth, guard
 from .bodies import BodyError, Spool, decode
 
 
+def bounded_int(raw: str, name: str, low: int, high: int) -> int:
+    """A whole-number query argument within ``[low, high]`` (ValueError: a 400 naming it)."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {raw[:40]!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}")
+    return value
+
+
 class APIHandler(RequestHandler):
     """JSON errors, one auth check, blocking work on a thread."""
 
