@@ -86,7 +86,8 @@ def test_start_pause_resume_stop_from_the_dashboard(served, chromium, output_dir
         page.get_by_text("stopping → stopped").first.wait_for()
         page.screenshot(path=str(output_dir / "detail.png"), full_page=True)
         page.locator(".bk-tab", has_text="Audit").click()
-        page.get_by_text("pause").first.wait_for()
+        # Exact and within the table: the fleet's hidden "Pause" buttons also match "pause".
+        page.locator(".tabulator-cell").get_by_text("pause", exact=True).first.wait_for()
         page.screenshot(path=str(output_dir / "audit.png"))
         assert card is not None and outside == []
         browser.close()
