@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     _target_args(rdel)
     rdel.set_defaults(func=cmd_runs_delete)
     _agents_parser(sub)
+    _tasks_parser(sub)
+    _alerts_parser(sub)
     return parser
 
 
@@ -184,6 +186,67 @@ def _agents_parser(sub) -> None:
                            help="allow this tool for the rest of the session")
 
 
+def _tasks_parser(sub) -> None:
+    tasks = sub.add_parser(
+        "tasks", help="queue work for the agents of a running workbench",
+        description="Queue prompts and commands for agents (highest priority first, then "
+        "oldest; an idle agent whose labels and project match takes each), list and cancel "
+        "them (the server's control API; token from $OBSERVATORY_TOKEN).")
+    tsub = tasks.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def command(name: str, help: str, func) -> argparse.ArgumentParser:
+        p = tsub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".")
+        _target_args(p)
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(func=func, noun="tasks")
+        return p
+
+    add = command("add", "queue a task", cmd_tasks_add)
+    what = add.add_mutually_exclusive_group(required=True)
+    what.add_argument("--prompt", help="the prompt, for a coding agent (claude-code, codex)")
+    what.add_argument("--command", dest="task_command", metavar="COMMAND",
+                      help="the command, for a process agent")
+    add.add_argument("--priority", type=int, default=0, help="higher runs first (default 0)")
+    add.add_argument("--label", action="append", default=[], dest="labels", metavar="LABEL",
+                     help="a label the agent must have (repeatable)")
+    add.add_argument("--project", help="the project the agent must work on")
+    add.add_argument("--deadline", help="ISO 8601 time after which a queued task expires")
+    add.add_argument("--budget-cost", type=float, metavar="USD", help="USD the task may spend")
+    add.add_argument("--budget-seconds", type=float, metavar="SECONDS",
+                     help="seconds the task may run")
+    lst = command("list", "the tasks, running and queued first", cmd_tasks_list)
+    lst.add_argument("--state", choices=["queued", "running", "done", "failed", "cancelled",
+                                         "expired"], help="only tasks in this state")
+    for name, help in (("cancel", "cancel a queued or running task"),
+                       ("retry", "queue a failed task again, telling it the failure")):
+        command(name, help, cmd_tasks_act).add_argument("task_id", metavar="TASK_ID")
+
+
+def _alerts_parser(sub) -> None:
+    alerts = sub.add_parser(
+        "alerts", help="the alerts of a running workbench",
+        description="List the alerts its rules fired, acknowledge or resolve them, and "
+        "resume or stop the agent an alert paused.")
+    asub = alerts.add_subparsers(dest="action", metavar="ACTION", required=True)
+    lst = asub.add_parser("list", help="open alerts (or --state)",
+                          description="Open alerts, newest first (or --state).")
+    lst.add_argument("--state", default="open",
+                     choices=["open", "firing", "acknowledged", "resolved"])
+    for p in (lst,):
+        _target_args(p)
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(func=cmd_alerts_list, noun="alerts")
+    for name in ("ack", "resolve", "resume", "stop"):
+        help = {"ack": "acknowledge an alert", "resolve": "resolve an alert",
+                "resume": "resume the agent an alert paused (and acknowledge it)",
+                "stop": "stop the alert's agent (and resolve it)"}[name]
+        p = asub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".")
+        p.add_argument("alert_id", metavar="ALERT_ID")
+        _target_args(p)
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(func=cmd_alerts_act, noun="alerts")
+
+
 def _devkit(args: argparse.Namespace):
     from .control.devkit import DevKit
     from .intake.rule import resolve
@@ -202,7 +265,8 @@ def _control(args: argparse.Namespace, fn) -> int:
         try:
             result = fn(kit)
         except ControlError as err:
-            print(f"observatory agents {args.action}: {err}", file=sys.stderr)
+            print(f"observatory {getattr(args, 'noun', 'agents')} {args.action}: {err}",
+                  file=sys.stderr)
             return 1
     if args.json:
         print(json.dumps(result, indent=2, default=str))
@@ -215,6 +279,14 @@ def _control(args: argparse.Namespace, fn) -> int:
 
 
 def _agent_line(row: dict) -> str:
+    if "rule_id" in row and "title" in row:  # an alert
+        return f"{row['id']}  {row['state']:<12} {row['severity']:<8} {row['title']}"
+    if "priority" in row:  # a task
+        what = row["prompt"] or (row["command"] if isinstance(row["command"], str)
+                                 else " ".join(row["command"] or []))
+        where = f"  on {row['agent_id']}" if row.get("agent_id") else ""
+        why = f"  ({row['failure']})" if row.get("failure") and row["state"] != "done" else ""
+        return f"{row['id']}  {row['state']:<9} p{row['priority']:<4} {what[:60]}{where}{why}"
     if "tool" in row:  # an approval
         what = json.dumps(row.get("input"))[:80]
         return f"{row['id']}  {row['state']:<9} {row['agent_id']}  {row['tool']}  {what}"
@@ -262,6 +334,31 @@ def cmd_agents_decide(args: argparse.Namespace) -> int:
     decision = "deny" if args.action == "deny" else (
         "allow_session" if args.session else "allow")
     return _control(args, lambda kit: kit.decide(args.approval_id, decision, args.message))
+
+
+def cmd_tasks_add(args: argparse.Namespace) -> int:
+    body = {"prompt": args.prompt, "command": args.task_command, "priority": args.priority,
+            "labels": args.labels, "project": args.project, "deadline": args.deadline,
+            "budget": {k: v for k, v in (("cost_usd", args.budget_cost),
+                                         ("seconds", args.budget_seconds)) if v is not None}}
+    body = {k: v for k, v in body.items() if v not in (None, {}, [])}
+    return _control(args, lambda kit: kit.add_task(body))
+
+
+def cmd_tasks_list(args: argparse.Namespace) -> int:
+    return _control(args, lambda kit: kit.tasks(args.state))
+
+
+def cmd_tasks_act(args: argparse.Namespace) -> int:
+    return _control(args, lambda kit: kit.task_action(args.task_id, args.action))
+
+
+def cmd_alerts_list(args: argparse.Namespace) -> int:
+    return _control(args, lambda kit: kit.alerts(args.state))
+
+
+def cmd_alerts_act(args: argparse.Namespace) -> int:
+    return _control(args, lambda kit: kit.alert_action(args.alert_id, args.action))
 
 
 def ingest_formats() -> list[str]:

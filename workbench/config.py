@@ -87,6 +87,8 @@ SETTINGS: dict[str, Setting] = {
                 "(pages, API, OTLP) answers besides the loopback names (requests with another "
                 "`Host` get 421)",
                 flag="--allow-host"),
+        Setting("OBSERVATORY_WEBHOOK_BACKOFF_S", 2.0, "seconds before the first retry of a "
+                "failed webhook delivery; doubles each time (at most 10 attempts)"),
         Setting("OBSERVATORY_SERVER_URL", None, "the URL the server advertises beside its "
                 "database (set by `serve`; else read from `panel serve`'s `--address`/`--port`)"),
     ]

@@ -5,6 +5,8 @@ The script reads the conversation as the CLI sends it:
 
 - the last user message holds a ``tool_result`` → a closing text turn ("done: …" with the
   result's text);
+- the first prompt contains ``LOOP: <command>`` → a ``Bash`` tool use of that command,
+  every turn, for ever (an agent stuck in a loop);
 - the prompt contains ``RUN: <command>`` → a ``Bash`` tool use of that command;
 - the prompt contains ``SLOW`` → a text turn streamed slowly (about 30 s), to interrupt;
 - anything else (including the CLI's own side requests) → a short text turn.
@@ -43,18 +45,24 @@ def plan(body: dict[str, Any]) -> tuple[list[dict[str, Any]], str, float]:
     users = [m for m in body.get("messages") or [] if m.get("role") == "user"]
     last = users[-1] if users else {"content": ""}
     content = last.get("content")
+    loop = re.search(r"LOOP: (.+)", _text_of(users[0].get("content")) if users else "")
+    if loop:
+        return [_bash(loop.group(1))], "tool_use", 0.0
     if isinstance(content, list) and any(b.get("type") == "tool_result" for b in content):
         result = _text_of(content).strip()[:200]
         return [{"type": "text", "text": f"done: {result}"}], "end_turn", 0.0
     prompt = _text_of(content)
     run = re.search(r"RUN: (.+)", prompt)
     if run:
-        return ([{"type": "tool_use", "id": f"toolu_{next(_ids):04d}", "name": "Bash",
-                  "input": {"command": run.group(1).strip(),
-                            "description": "scripted command"}}], "tool_use", 0.0)
+        return [_bash(run.group(1))], "tool_use", 0.0
     if "SLOW" in prompt:
         return [{"type": "text", "text": "thinking " * 60}], "end_turn", 0.5
     return [{"type": "text", "text": "ok"}], "end_turn", 0.0
+
+
+def _bash(command: str) -> dict[str, Any]:
+    return {"type": "tool_use", "id": f"toolu_{next(_ids):04d}", "name": "Bash",
+            "input": {"command": command.strip(), "description": "scripted command"}}
 
 
 class MessagesAPI:

@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 ACTION_ROLE: dict[str, str] = {
     "read": "viewer",
     **dict.fromkeys(("add", "start", "stop", "pause", "resume", "restart", "interrupt",
-                     "message", "config", "limits", "approve", "delete"), "operator"),
-    **dict.fromkeys(("audit", "policy"), "admin"),
+                     "message", "config", "limits", "approve", "delete", "task", "alert"),
+                    "operator"),
+    **dict.fromkeys(("audit", "policy", "rules", "webhooks", "pool"), "admin"),
 }
 
 

@@ -79,6 +79,63 @@ class DevKit:
     def audit(self, limit: int = 200) -> list[dict]:
         return self._call("GET", "/api/audit", limit=limit)["audit"]
 
+    # -- work queue, alerts, webhooks, culprits -----------------------------------------
+    def tasks(self, state: str | None = None, limit: int = 500) -> list[dict]:
+        params = {"limit": limit, **({"state": state} if state else {})}
+        return self._call("GET", "/api/tasks", **params)["tasks"]
+
+    def task(self, task_id: str) -> dict:
+        return self._call("GET", f"/api/tasks/{task_id}")["task"]
+
+    def add_task(self, body: dict[str, Any]) -> dict:
+        return self._call("POST", "/api/tasks", body)["task"]
+
+    def task_action(self, task_id: str, action: str, body: dict[str, Any] | None = None):
+        """cancel, retry, or priority (``{"priority": n}``)."""
+        return self._call("POST", f"/api/tasks/{task_id}/{action}", body)["task"]
+
+    def pools(self) -> list[dict]:
+        return self._call("GET", "/api/pools")["pools"]
+
+    def add_pool(self, body: dict[str, Any]) -> dict:
+        return self._call("POST", "/api/pools", body)["pool"]
+
+    def alert_rules(self) -> list[dict]:
+        return self._call("GET", "/api/alert-rules")["rules"]
+
+    def put_rule(self, body: dict[str, Any]) -> dict:
+        return self._call("POST", "/api/alert-rules", body)["rule"]
+
+    def delete_rule(self, rule_id: str) -> None:
+        self._call("DELETE", f"/api/alert-rules/{rule_id}")
+
+    def alerts(self, state: str | None = None, limit: int = 200) -> list[dict]:
+        params = {"limit": limit, **({"state": state} if state else {})}
+        return self._call("GET", "/api/alerts", **params)["alerts"]
+
+    def alert_action(self, alert_id: str, action: str) -> dict:
+        """ack, resolve, resume (its agent) or stop (its agent)."""
+        return self._call("POST", f"/api/alerts/{alert_id}/{action}")["alert"]
+
+    def webhooks(self) -> list[dict]:
+        return self._call("GET", "/api/webhooks")["webhooks"]
+
+    def add_webhook(self, body: dict[str, Any]) -> dict:
+        return self._call("POST", "/api/webhooks", body)["webhook"]
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        self._call("DELETE", f"/api/webhooks/{webhook_id}")
+
+    def deliveries(self, webhook_id: str, limit: int = 200) -> list[dict]:
+        return self._call("GET", f"/api/webhooks/{webhook_id}/deliveries",
+                          limit=limit)["deliveries"]
+
+    def culprits(self, run_id: str) -> dict:
+        return self._call("GET", f"/api/runs/{run_id}/culprits")
+
+    def impact(self, agent_id: str) -> dict:
+        return self._call("GET", f"/api/agents/{agent_id}/impact")
+
     def watch(self, timeout: float | None = None) -> Iterator[dict]:
         """The websocket's messages: a snapshot, then every ``agent_update``."""
         from websockets.sync.client import connect

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..analysis.culprits import agent_impact, culprits
 from . import access
 from .access import Principal
 from .approvals import approval_json
@@ -138,3 +139,116 @@ class LocalControl:
         self._allow("audit")
         self.store.settle()
         return records(self.store.query("audit_log", limit=limit))
+
+    # -- the work queue -----------------------------------------------------------------
+    def _audited(self, action: str, target: str, params: dict[str, Any], fn):
+        """Role-check ``action``, run ``fn``, and audit it (a failure too)."""
+        self._allow(action, target)
+        try:
+            result = fn()
+        except (ValueError, KeyError) as err:
+            access.record(self.store, self.principal, action, target, params,
+                          f"failed: {err.args[0] if err.args else err}")
+            raise
+        access.record(self.store, self.principal, action, target, params)
+        return result
+
+    def tasks(self, state: str | None = None, limit: int = 500) -> list[dict]:
+        self._allow("read")
+        return self.sup.tasks.list(state, limit)
+
+    def task(self, task_id: str) -> dict:
+        self._allow("read")
+        return self.sup.tasks.detail(task_id)
+
+    def add_task(self, body: Any) -> dict:
+        return self._audited("task", "new", {"task": body},
+                             lambda: self.sup.tasks.add(body, self.principal.who))
+
+    def task_action(self, task_id: str, action: str, body: dict[str, Any] | None = None):
+        queue = self.sup.tasks
+        fns = {"cancel": lambda: queue.cancel(task_id), "retry": lambda: queue.retry(task_id),
+               "priority": lambda: queue.set_priority(task_id, (body or {}).get("priority"))}
+        if action not in fns:
+            raise ValueError(f"unknown task action {action!r}")
+        return self._audited("task", task_id, {"action": action, **(body or {})}, fns[action])
+
+    def pools(self) -> list[dict]:
+        self._allow("read")
+        return list(self.sup.tasks.pools.values())
+
+    def add_pool(self, body: Any) -> dict:
+        return self._audited("pool", str((body or {}).get("pool", ""))[:40]
+                             if isinstance(body, dict) else "", {"pool": body},
+                             lambda: self.sup.tasks.add_pool(body))
+
+    # -- alerts -------------------------------------------------------------------------
+    def alert_rules(self) -> list[dict]:
+        self._allow("read")
+        return list(self.sup.alerts.rules.values())
+
+    def put_rule(self, body: Any) -> dict:
+        return self._audited("rules", str((body or {}).get("rule_id", "new"))
+                             if isinstance(body, dict) else "new", {"rule": body},
+                             lambda: self.sup.alerts.put_rule(body))
+
+    def delete_rule(self, rule_id: str) -> None:
+        self._audited("rules", rule_id, {"delete": True},
+                      lambda: self.sup.alerts.delete_rule(rule_id))
+
+    def alerts(self, state: str | None = None, limit: int = 200) -> list[dict]:
+        self._allow("read")
+        self.store.settle()
+        out = records(self.store.query("alerts", state=state, limit=limit))
+        names = {a.id: a.spec["name"] for a in self.sup.agents.values()}
+        return [{**{k: v for k, v in r.items() if k != "alert_id"}, "id": r["alert_id"],
+                 "agent_name": names.get(r["agent_id"])} for r in out]
+
+    def alert_action(self, alert_id: str, action: str) -> dict:
+        """``ack``, ``resolve``, or act on the alert's agent from it: ``resume`` (and
+        acknowledge) or ``stop`` (and resolve)."""
+        engine, who = self.sup.alerts, self.principal.who
+        if action in ("ack", "resolve"):
+            fn = engine.ack if action == "ack" else engine.resolve
+            return self._audited("alert", alert_id, {"action": action},
+                                 lambda: fn(alert_id, who))
+        if action not in ("resume", "stop"):
+            raise ValueError(f"unknown alert action {action!r}")
+        alert = engine.get(alert_id)
+        agent = self.sup.act(self.principal, alert["agent_id"], action, {"alert_id": alert_id})
+        done = (engine.ack if action == "resume" else engine.resolve)(alert_id, who)
+        return {**done, "agent": agent}
+
+    # -- webhooks -----------------------------------------------------------------------
+    def webhooks(self) -> list[dict]:
+        self._allow("webhooks")
+        return self.sup.webhooks.list()
+
+    def add_webhook(self, body: Any) -> dict:
+        url = str(body.get("url", ""))[:200] if isinstance(body, dict) else ""
+        return self._audited("webhooks", url, {"url": url},
+                             lambda: self.sup.webhooks.add(body, self.principal.who))
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        self._audited("webhooks", webhook_id, {"delete": True},
+                      lambda: self.sup.webhooks.delete(webhook_id))
+
+    def deliveries(self, webhook_id: str, limit: int = 200) -> list[dict]:
+        self._allow("webhooks")
+        if webhook_id not in self.sup.webhooks.hooks:
+            raise KeyError(f"no webhook {webhook_id!r}")
+        self.store.settle()
+        return records(self.store.query("webhook_deliveries", webhook_id=webhook_id,
+                                        limit=limit))
+
+    # -- from failing tests to sessions -------------------------------------------------
+    def culprits(self, run_id: str) -> dict:
+        self._allow("read")
+        self.store.settle()
+        return culprits(self.store, run_id)
+
+    def impact(self, agent_id: str) -> dict:
+        self._allow("read")
+        self.sup.get(agent_id)
+        self.store.settle()
+        return agent_impact(self.store, agent_id)

@@ -56,11 +56,12 @@ class ProcessBackend:
     # -- definition ---------------------------------------------------------------------
     @staticmethod
     def check(spec: dict[str, Any]) -> None:
-        if not spec.get("command"):
-            raise ValueError("command: required for the process backend")
+        if not spec.get("command") and not spec.get("labels"):
+            raise ValueError("command: required for the process backend (or labels: a "
+                             "worker that runs the commands of the tasks it takes)")
 
     def argv(self) -> list[str]:
-        command = self.agent.spec["command"]
+        command = self.agent.run_command or self.agent.spec["command"]
         if self.agent.spec["config"].get("shell"):
             return ["/bin/sh", "-c", command if isinstance(command, str) else shlex.join(command)]
         return shlex.split(command) if isinstance(command, str) else list(command)

@@ -62,7 +62,7 @@ class Policy(param.Parameterized):
 
 
 _TOP = {"name", "backend", "project", "cwd", "prompt", "command", "env", "labels", "limits",
-        "restart", "policy", "config"}
+        "restart", "policy", "config", "pool"}
 
 
 def _params(cls: type[param.Parameterized], value: Any, field: str) -> dict[str, Any]:
@@ -103,7 +103,7 @@ def check(spec: Any, backends: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"backend: must be one of {', '.join(sorted(backends))}, "
                          f"not {str(backend)[:40]!r}")
     out: dict[str, Any] = {"backend": backend}
-    for key in ("name", "project", "cwd", "prompt"):
+    for key in ("name", "project", "cwd", "prompt", "pool"):
         value = spec.get(key)
         if value is not None and not isinstance(value, str):
             raise ValueError(f"{key}: must be a string")
@@ -140,7 +140,7 @@ def check(spec: Any, backends: dict[str, Any]) -> dict[str, Any]:
 def external_spec(name: str, project: str | None, cwd: str | None) -> dict[str, Any]:
     """The definition of an agent the workbench did not start (known by its hooks)."""
     return {"name": name, "backend": "external", "project": project, "cwd": cwd,
-            "prompt": None, "command": None, "env": {}, "labels": [],
+            "prompt": None, "command": None, "env": {}, "labels": [], "pool": None,
             "limits": _params(Limits, {}, "limits"), "restart": _params(Restart, {}, "restart"),
             "policy": {**_params(Policy, {}, "policy"), "rules": []}, "config": {}}
 

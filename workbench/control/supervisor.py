@@ -35,12 +35,15 @@ from ..store import control_writes
 from . import access
 from . import spec as specs
 from .access import Principal
+from .alerts import AlertEngine
 from .approvals import Inbox, approval_json
 from .claude_code import ClaudeCodeBackend
 from .codex import CodexBackend
 from .devkit_backend import DevKitBackend
 from .process import ProcessBackend
 from .spec import LIVE, STARTABLE
+from .tasks import TaskQueue
+from .webhooks import Webhooks
 
 log = logging.getLogger("workbench.control")
 
@@ -88,6 +91,9 @@ class Agent:
         self.sample: dict[str, Any] | None = None
         self._procs: dict[int, psutil.Process] = {}
         self.lock = threading.RLock()
+        #: The task it works on (see tasks.py), and that task's command for a process agent.
+        self.task_id: str | None = None
+        self.run_command: str | list[str] | None = None
         #: Started elsewhere, known through its hooks: answered, never steered.
         self.external = self.spec["backend"] == EXTERNAL
 
@@ -110,6 +116,10 @@ class Agent:
         self.sup.save(self)
         self.emit("state", f"{before} → {state}" + (f": {error}" if error else ""),
                   {"from": before, "to": state, "error": error})
+        self.sup.webhooks.publish("agent.state", self.id, {
+            "name": self.spec["name"], "from": before, "to": state, "error": error,
+            "title": f"{self.spec['name']}: {before} → {state}" + (f" ({error})" if error
+                                                                    else "")})
 
     def emit(self, kind: str, text: str, data: dict[str, Any] | None = None) -> None:
         self.last_event = {"kind": kind, "text": text[:300], "at": utcnow().isoformat()}
@@ -127,6 +137,10 @@ class Agent:
                 self.set_state("running")
 
         approval_id = self.sup.inbox.ask(self, tool, tool_input, answered, reason)
+        if any(r["approval_id"] == approval_id for r in self.sup.inbox.pending(self.id)):
+            self.sup.webhooks.publish("approval.requested", self.id, {
+                "approval_id": approval_id, "tool": tool, "title": f"{self.spec['name']} "
+                f"asks to use {tool}", "input": tool_input})
         if self.sup.inbox.pending(self.id) and self.state in ("running", "idle"):
             self.set_state("waiting-for-approval")
         return approval_id
@@ -174,6 +188,7 @@ class Agent:
             "session_id": self.session_id, "last_error": self.last_error,
             "exit_code": self.exit_code, "cost_usd": round(self.cost_usd, 6),
             "restarts": self.restarts, "labels": self.spec["labels"],
+            "task_id": self.task_id, "pool": self.spec.get("pool"),
             "pending_approvals": len(self.sup.inbox.pending(self.id)),
             "last_event": self.last_event, "sample": self.sample,
             "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
@@ -203,9 +218,13 @@ class Supervisor:
         self.inbox = Inbox(self._save_approval, self._changed)
         self.agents: dict[str, Agent] = {}
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._event_listeners: list[Callable[..., None]] = []
+        self.webhooks = Webhooks(store)
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self.alerts = AlertEngine(self, self.webhooks)  # (before the load: it may find lost)
         self._load()
+        self.tasks = TaskQueue(self, self.webhooks)
         self._watchdog = threading.Thread(target=self._watch, name="agent-watchdog",
                                           daemon=True)
         self._watchdog.start()
@@ -224,6 +243,11 @@ class Supervisor:
         """Call ``listener(agent_dict)`` after every change; returns the unsubscribe."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def on_event(self, listener: Callable[..., None]) -> None:
+        """Call ``listener(agent, kind, text, data)`` for every agent event, in the thread
+        that made it (the alert rules and the task queue): it must be quick."""
+        self._event_listeners.append(listener)
 
     def _changed(self, agent_id: str) -> None:
         agent = self.agents.get(agent_id)
@@ -251,6 +275,11 @@ class Supervisor:
         control_writes.agent_event(self.store, [
             agent.id, utcnow(), kind, agent.state, text[:20000],
             json.dumps(data, default=str) if data is not None else None])
+        for listener in list(self._event_listeners):
+            try:
+                listener(agent, kind, text, data)
+            except Exception:  # a rule's failure must not stop an agent
+                log.exception("agent event listener failed")
         if kind != "log":
             self._changed(agent.id)
 
@@ -357,6 +386,12 @@ class Supervisor:
         with agent.lock:
             if agent.state not in STARTABLE or agent.backend is not None:
                 raise ValueError(f"cannot start agent {agent.id}: it is {agent.state}")
+            if agent.spec["backend"] == ProcessBackend.name and not (
+                    agent.spec.get("command") or agent.run_command):
+                agent.set_state("idle")  # a worker: each task brings its command
+                agent.emit("waiting", "waiting for tasks labelled "
+                           + ", ".join(agent.spec["labels"]))
+                return
             agent.set_state("starting")
             agent.stop_reason = None
             agent.paused = False
@@ -598,6 +633,9 @@ class Supervisor:
 
     def close(self) -> None:
         self._closed.set()
+        self.alerts.close()
+        self.tasks.close()
+        self.webhooks.close()
 
 
 def _children_map() -> dict[int, list[int]]:

@@ -194,6 +194,153 @@ class ClaudeHookHandler(ControlHandler):
             decided.set_result(("deny", "closed"))
 
 
+class TasksHandler(ControlHandler):
+    """``GET /api/tasks?state=`` (the queue: running and queued first); ``POST /api/tasks``
+    with ``{"prompt"|"command", "priority", "labels", "project", "deadline", "budget"}``."""
+
+    async def get(self) -> None:
+        state = self.get_query_argument("state", None)
+        await self.answer(lambda: {"ok": True, "tasks": self.control().tasks(
+            state, _limit(self))})
+
+    async def post(self) -> None:
+        def work() -> dict:
+            task = self.control().add_task(self.json_object())
+            self.set_status(201)
+            return {"ok": True, "task": task}
+
+        await self.answer(work)
+
+
+class TaskHandler(ControlHandler):
+    """``GET /api/tasks/{id}``: the task with its session, cost, tokens, tool calls and
+    the test runs on its project while it ran."""
+
+    async def get(self, task_id: str) -> None:
+        await self.answer(lambda: {"ok": True, "task": self.control().task(task_id)})
+
+
+class TaskActionHandler(ControlHandler):
+    """``POST /api/tasks/{id}/cancel|retry``; ``.../priority`` with ``{"priority": n}``."""
+
+    async def post(self, task_id: str, action: str) -> None:
+        def work() -> dict:
+            body = self.json_object() if action == "priority" else self.json_body()
+            return {"ok": True, "task": self.control().task_action(
+                task_id, action, body if isinstance(body, dict) else None)}
+
+        await self.answer(work)
+
+
+class PoolsHandler(ControlHandler):
+    """``GET|POST /api/pools``: ``{"pool", "template": agent definition, "max_agents"}`` —
+    a queued task no idle agent can take starts a new agent from a fitting pool."""
+
+    async def get(self) -> None:
+        await self.answer(lambda: {"ok": True, "pools": self.control().pools()})
+
+    async def post(self) -> None:
+        def work() -> dict:
+            pool = self.control().add_pool(self.json_object())
+            self.set_status(201)
+            return {"ok": True, "pool": pool}
+
+        await self.answer(work)
+
+
+class AlertRulesHandler(ControlHandler):
+    """``GET /api/alert-rules``; ``POST`` a rule (admins; an existing ``rule_id`` is
+    replaced)."""
+
+    async def get(self) -> None:
+        await self.answer(lambda: {"ok": True, "rules": self.control().alert_rules()})
+
+    async def post(self) -> None:
+        def work() -> dict:
+            rule = self.control().put_rule(self.json_object())
+            self.set_status(201)
+            return {"ok": True, "rule": rule}
+
+        await self.answer(work)
+
+
+class AlertRuleHandler(ControlHandler):
+    """``PUT|DELETE /api/alert-rules/{id}``."""
+
+    async def put(self, rule_id: str) -> None:
+        await self.answer(lambda: {"ok": True, "rule": self.control().put_rule(
+            {**self.json_object(), "rule_id": rule_id})})
+
+    async def delete(self, rule_id: str) -> None:
+        await self.answer(lambda: self.control().delete_rule(rule_id) or {"ok": True})
+
+
+class AlertsHandler(ControlHandler):
+    """``GET /api/alerts?state=open|firing|acknowledged|resolved``, with their evidence."""
+
+    async def get(self) -> None:
+        state = self.get_query_argument("state", None)
+        if state not in (None, "open", "firing", "acknowledged", "resolved"):
+            self.fail(400, "state must be open, firing, acknowledged or resolved")
+            return
+        await self.answer(lambda: {"ok": True, "alerts": self.control().alerts(
+            state, _limit(self))})
+
+
+class AlertActionHandler(ControlHandler):
+    """``POST /api/alerts/{id}/ack|resolve``, or ``resume|stop`` its agent from it."""
+
+    async def post(self, alert_id: str, action: str) -> None:
+        await self.answer(lambda: {"ok": True, "alert": self.control().alert_action(
+            alert_id, action)})
+
+
+class WebhooksHandler(ControlHandler):
+    """``GET|POST /api/webhooks`` (admins): ``{"url", "secret", "events", "format"}``."""
+
+    async def get(self) -> None:
+        await self.answer(lambda: {"ok": True, "webhooks": self.control().webhooks()})
+
+    async def post(self) -> None:
+        def work() -> dict:
+            hook = self.control().add_webhook(self.json_object())
+            self.set_status(201)
+            return {"ok": True, "webhook": hook}
+
+        await self.answer(work)
+
+
+class WebhookHandler(ControlHandler):
+    """``DELETE /api/webhooks/{id}``."""
+
+    async def delete(self, webhook_id: str) -> None:
+        await self.answer(lambda: self.control().delete_webhook(webhook_id) or {"ok": True})
+
+
+class DeliveriesHandler(ControlHandler):
+    """``GET /api/webhooks/{id}/deliveries``: every delivery, its attempts and last
+    answer, newest first."""
+
+    async def get(self, webhook_id: str) -> None:
+        await self.answer(lambda: {"ok": True, "deliveries": self.control().deliveries(
+            webhook_id, _limit(self))})
+
+
+class CulpritsHandler(ControlHandler):
+    """``GET /api/runs/{id}/culprits``: each new failure with the agent sessions most likely
+    to have caused it, best first, and the tool call and diff that are the evidence."""
+
+    async def get(self, run_id: str) -> None:
+        await self.answer(lambda: {"ok": True, **self.control().culprits(run_id)})
+
+
+class AgentImpactHandler(ControlHandler):
+    """``GET /api/agents/{id}/impact``: the tests its sessions broke and fixed."""
+
+    async def get(self, agent_id: str) -> None:
+        await self.answer(lambda: {"ok": True, **self.control().impact(agent_id)})
+
+
 def _limit(handler: APIHandler) -> int:
     return bounded_int(handler.get_query_argument("limit", "200"), "limit", 1, 10_000)
 
@@ -268,5 +415,18 @@ CONTROL_ROUTES = [
     (r"/api/approvals/([\w-]+)", ApprovalHandler, {}),
     (r"/api/audit", AuditHandler, {}),
     (r"/api/hooks/claude-code", ClaudeHookHandler, {}),
+    (r"/api/agents/([\w-]+)/impact", AgentImpactHandler, {}),
+    (r"/api/tasks", TasksHandler, {}),
+    (r"/api/tasks/([\w-]+)", TaskHandler, {}),
+    (r"/api/tasks/([\w-]+)/(cancel|retry|priority)", TaskActionHandler, {}),
+    (r"/api/pools", PoolsHandler, {}),
+    (r"/api/alert-rules", AlertRulesHandler, {}),
+    (r"/api/alert-rules/([\w-]+)", AlertRuleHandler, {}),
+    (r"/api/alerts", AlertsHandler, {}),
+    (r"/api/alerts/([\w-]+)/(ack|resolve|resume|stop)", AlertActionHandler, {}),
+    (r"/api/webhooks", WebhooksHandler, {}),
+    (r"/api/webhooks/([\w-]+)", WebhookHandler, {}),
+    (r"/api/webhooks/([\w-]+)/deliveries", DeliveriesHandler, {}),
+    (r"/api/runs/([\w.-]+)/culprits", CulpritsHandler, {}),
     (r"/ws/agents", AgentsSocket, {}),
 ]

@@ -53,3 +53,27 @@ def approvals(p: dict[str, Any]) -> Rendered:
 def audit_log(p: dict[str, Any]) -> Rendered:
     """The audit log, newest first."""
     return "SELECT * FROM audit ORDER BY ts DESC LIMIT ?", [_limit(p)]
+
+
+@query
+def alerts(p: dict[str, Any]) -> Rendered:
+    """Fired alerts, newest first; ``state`` (firing, acknowledged, resolved, or ``open``
+    for the first two) and ``agent_id`` narrow them."""
+    where, args = ["TRUE"], []
+    if p.get("state") == "open":
+        where.append("state <> 'resolved'")
+    elif p.get("state"):
+        where.append("state = ?")
+        args.append(p["state"])
+    if p.get("agent_id"):
+        where.append("agent_id = ?")
+        args.append(p["agent_id"])
+    return (f"SELECT * FROM alerts WHERE {' AND '.join(where)} ORDER BY fired_at DESC "
+            "LIMIT ?", [*args, _limit(p)])
+
+
+@query
+def webhook_deliveries(p: dict[str, Any]) -> Rendered:
+    """One webhook's deliveries, newest first."""
+    return ("SELECT * FROM webhook_deliveries WHERE webhook_id = ? ORDER BY created_at DESC "
+            "LIMIT ?", [p["webhook_id"], _limit(p)])

@@ -230,4 +230,98 @@ MIGRATIONS.append(
     )
 )
 
+# v6: work and alerts. Queued tasks for agents (and the pools that may start agents for
+# them), alert rules and the alerts they fired (with their evidence), and outgoing
+# webhooks with a log of every delivery attempt.
+MIGRATIONS.append(
+    (
+        6,
+        [
+            """
+            CREATE TABLE tasks (
+                task_id VARCHAR PRIMARY KEY,
+                prompt VARCHAR,
+                command JSON,
+                project VARCHAR,
+                priority INTEGER NOT NULL,
+                labels JSON,
+                deadline TIMESTAMP,
+                budget_cost_usd DOUBLE,
+                budget_s DOUBLE,
+                state VARCHAR NOT NULL,
+                agent_id VARCHAR,
+                session_id VARCHAR,
+                attempt INTEGER,
+                failure VARCHAR,
+                result VARCHAR,
+                cost_usd DOUBLE,
+                created_by VARCHAR,
+                created_at TIMESTAMP,
+                started_at TIMESTAMP,
+                ended_at TIMESTAMP
+            )
+            """,
+            """
+            CREATE TABLE pools (
+                pool VARCHAR PRIMARY KEY,
+                template JSON NOT NULL,
+                max_agents INTEGER NOT NULL,
+                created_at TIMESTAMP
+            )
+            """,
+            """
+            CREATE TABLE alert_rules (
+                rule_id VARCHAR PRIMARY KEY,
+                rule JSON NOT NULL,
+                created_at TIMESTAMP,
+                updated_at TIMESTAMP
+            )
+            """,
+            """
+            CREATE TABLE alerts (
+                alert_id VARCHAR PRIMARY KEY,
+                rule_id VARCHAR NOT NULL,
+                rule_name VARCHAR,
+                agent_id VARCHAR,
+                severity VARCHAR,
+                state VARCHAR NOT NULL,
+                title VARCHAR,
+                evidence JSON,
+                actions JSON,
+                fired_at TIMESTAMP,
+                acked_by VARCHAR,
+                acked_at TIMESTAMP,
+                resolved_by VARCHAR,
+                resolved_at TIMESTAMP
+            )
+            """,
+            """
+            CREATE TABLE webhooks (
+                webhook_id VARCHAR PRIMARY KEY,
+                url VARCHAR NOT NULL,
+                secret VARCHAR,
+                events JSON,
+                format VARCHAR,
+                created_by VARCHAR,
+                created_at TIMESTAMP
+            )
+            """,
+            """
+            CREATE TABLE webhook_deliveries (
+                delivery_id VARCHAR PRIMARY KEY,
+                webhook_id VARCHAR NOT NULL,
+                event_id VARCHAR,
+                event_type VARCHAR,
+                state VARCHAR NOT NULL,
+                attempts INTEGER,
+                last_status INTEGER,
+                last_error VARCHAR,
+                created_at TIMESTAMP,
+                updated_at TIMESTAMP
+            )
+            """,
+        ],
+    )
+)
+
 LATEST = MIGRATIONS[-1][0]

@@ -1,0 +1,188 @@
+"""From a failing test to the agent session that most likely broke it — and back.
+
+For each new failure of a run (against its base run), the candidates are the agent
+sessions on the run's project that changed files between the base run and this one, read
+from their tool calls (see :mod:`.edits`; a call that was denied or failed changed
+nothing). A candidate's evidence, strongest first: it edited a file in the failure's stack
+frames (3), it edited the failing test's own file (2), it edited something in the project
+in that window (0.1); then the later edit first. Coverage of the failing test — which
+lines it ran — will add a fourth kind of evidence once per-test coverage is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from typing import Any
+
+import pandas as pd
+
+from .compare import compare_runs
+from .edits import diff_of, edited_paths, same_file
+
+_EXT = ("py|pyx|js|mjs|cjs|ts|tsx|jsx|go|rs|java|kt|kts|rb|cs|cpp|cc|c|h|hpp|php|swift|"
+        "scala|ex|exs|erl|clj|dart|lua|sh")
+_FRAME = re.compile(rf"([\w.@/\\-]*[\w-]\.(?:{_EXT}))\b")
+#: How far back edits are looked for when a run has no base run.
+NO_BASE_WINDOW = timedelta(days=1)
+
+
+def frame_paths(*texts: Any) -> list[str]:
+    """The source files a failure's message and stack trace name, in order."""
+    out: list[str] = []
+    for text in texts:
+        if isinstance(text, str):
+            for path in _FRAME.findall(text):
+                if path not in out:
+                    out.append(path)
+    return out
+
+
+def project_edits(store, project: str, since, until) -> list[dict[str, Any]]:
+    """Every file-changing tool call of an agent on ``project`` in ``(since, until]``, with
+    the session it was made in, oldest first."""
+    df = store.sql(
+        """
+        SELECT e.agent_id, a.name, a.spec, e.ts, e.kind, e.text, e.data FROM agent_events e
+        JOIN agents a USING (agent_id)
+        WHERE a.project = ? AND e.ts > ? AND e.ts <= ?
+          AND e.kind IN ('tool_use', 'tool_result', 'init')
+        ORDER BY e.ts
+        """, [project, since, until])
+    sessions: dict[str, str | None] = {}
+    failed: set[str] = set()
+    calls: list[dict[str, Any]] = []
+    for row in df.itertuples(index=False):
+        data = json.loads(row.data) if isinstance(row.data, str) else {}
+        data = data or {}
+        if row.kind == "init":
+            sessions[row.agent_id] = data.get("session_id")
+        elif row.kind == "tool_result":
+            if data.get("is_error") or data.get("exit_code") not in (None, 0):
+                failed.add(str(data.get("id")))
+        else:
+            cwd = (json.loads(row.spec) or {}).get("cwd") if isinstance(row.spec, str) else None
+            paths = edited_paths(data.get("tool"), data.get("input"), cwd)
+            if paths:
+                calls.append({"agent_id": row.agent_id, "agent_name": row.name,
+                              "session_id": sessions.get(row.agent_id), "ts": row.ts,
+                              "tool": data.get("tool"), "tool_use_id": data.get("id"),
+                              "paths": paths, "input_text": row.text,
+                              "diff": diff_of(data.get("tool"), data.get("input"))})
+    return [c for c in calls if str(c["tool_use_id"]) not in failed]
+
+
+def score(call: dict[str, Any], frames: list[str], test_file: str | None):
+    """``(score, reasons)`` of one tool call as the cause of one failure."""
+    best, reasons = 0.1, []
+    for path in call["paths"]:
+        if any(same_file(path, f) for f in frames):
+            best = max(best, 3.0)
+            reasons.append(f"edited {path}, which is in the failure's stack trace")
+        elif test_file and same_file(path, test_file):
+            best = max(best, 2.0)
+            reasons.append(f"edited {path}, the failing test's own file")
+    if not reasons:
+        reasons.append(f"edited {', '.join(call['paths'][:3])} in the project before the run")
+    return best, reasons
+
+
+def rank(calls: list[dict[str, Any]], failure: dict[str, Any], limit: int = 3) -> list[dict]:
+    """The sessions most likely to have caused ``failure``, best first, each with the
+    tool call that is its strongest evidence."""
+    frames = frame_paths(failure.get("details"), failure.get("message"))
+    test_file = failure.get("file") or str(failure["test_id"]).split("::")[0]
+    best: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for call in calls:
+        value, reasons = score(call, frames, test_file)
+        key = (call["agent_id"], call["session_id"])
+        held = best.get(key)
+        if held is None or (value, call["ts"]) >= (held["score"], held["tool_call"]["ts"]):
+            best[key] = {"agent_id": call["agent_id"], "agent_name": call["agent_name"],
+                         "session_id": call["session_id"], "score": value,
+                         "reasons": reasons, "tool_call": {**call, "ts": str(call["ts"])}}
+    ranked = sorted(best.values(), key=lambda c: (c["score"], c["tool_call"]["ts"]),
+                    reverse=True)
+    return ranked[:limit]
+
+
+def _failures(store, run_id: str, base_id: str | None) -> pd.DataFrame:
+    current = store.query("final_outcomes", run_id=run_id)
+    base = store.query("final_outcomes", run_id=base_id) if base_id else None
+    changes = compare_runs(current, base)
+    return changes
+
+
+def culprits(store, run_id: str, limit: int = 3) -> dict[str, Any]:
+    """Each new failure of ``run_id`` with its ranked candidate sessions."""
+    run = store.query("run", run_id=run_id)
+    if run.empty:
+        raise KeyError(f"no run {run_id!r}")
+    run = run.iloc[0]
+    base = store.query("base_run", run_id=run_id)
+    base_id = base["run_id"].iloc[0] if not base.empty else None
+    until = run["started_at"] if pd.notna(run["started_at"]) else run["ingested_at"]
+    since = (store.query("run", run_id=base_id)["started_at"].iloc[0] if base_id
+             else until - NO_BASE_WINDOW)
+    changes = _failures(store, run_id, base_id)
+    new = changes[changes["status"] == "new failure"]
+    details = store.query("run_results", run_id=run_id, final_only=True).set_index("test_id")
+    calls = project_edits(store, run["project"], since, until)
+    failures = []
+    for test_id in new["test_id"]:
+        row = details.loc[test_id] if test_id in details.index else None
+        failure = {"test_id": test_id,
+                   "file": row["file"] if row is not None and isinstance(row["file"], str)
+                   else None,
+                   "message": row["message"] if row is not None else None,
+                   "details": row["details"] if row is not None else None}
+        failures.append({"test_id": test_id, "message": failure["message"],
+                         "candidates": rank(calls, failure, limit)})
+    return {"run_id": run_id, "base_run_id": base_id, "project": run["project"],
+            "since": str(since), "until": str(until), "edits": len(calls),
+            "failures": failures}
+
+
+def agent_impact(store, agent_id: str, runs: int = 50) -> dict[str, list[dict[str, Any]]]:
+    """The tests an agent's sessions broke (it is the first candidate of a new failure)
+    and fixed (a failing test passed after it edited a file in that failure's stack or the
+    test's own file), over the project's last ``runs`` runs."""
+    agent = store.sql("SELECT project, created_at FROM agents WHERE agent_id = ?", [agent_id])
+    if agent.empty or not isinstance(agent["project"].iloc[0], str):
+        return {"broke": [], "fixed": []}
+    project, created = agent["project"].iloc[0], agent["created_at"].iloc[0]
+    history = store.sql(
+        "SELECT run_id, started_at FROM runs WHERE project = ? AND started_at >= ? "
+        "ORDER BY started_at DESC LIMIT ?",
+        [project, created - NO_BASE_WINDOW, runs]).iloc[::-1]
+    broke, fixed = [], []
+    rows = list(history.itertuples(index=False))
+    for base, run in zip(rows, rows[1:], strict=False):
+        calls = project_edits(store, project, base.started_at, run.started_at)
+        mine = [c for c in calls if c["agent_id"] == agent_id]
+        if not mine:
+            continue
+        changes = _failures(store, run.run_id, base.run_id)
+        now = store.query("run_results", run_id=run.run_id, final_only=True).set_index(
+            "test_id")
+        before = store.query("run_results", run_id=base.run_id, final_only=True).set_index(
+            "test_id")
+        for change in changes.itertuples(index=False):
+            if change.status == "new failure" and change.test_id in now.index:
+                r = now.loc[change.test_id]
+                top = rank(calls, {"test_id": change.test_id, "file": r["file"],
+                                   "message": r["message"], "details": r["details"]}, 1)
+                if top and top[0]["agent_id"] == agent_id:
+                    broke.append({"test_id": change.test_id, "run_id": run.run_id,
+                                  "tool_call": top[0]["tool_call"],
+                                  "reasons": top[0]["reasons"]})
+            elif change.status == "fixed" and change.test_id in before.index:
+                r = before.loc[change.test_id]
+                top = rank(mine, {"test_id": change.test_id, "file": r["file"],
+                                  "message": r["message"], "details": r["details"]}, 1)
+                if top and top[0]["score"] >= 2:
+                    fixed.append({"test_id": change.test_id, "run_id": run.run_id,
+                                  "tool_call": top[0]["tool_call"],
+                                  "reasons": top[0]["reasons"]})
+    return {"broke": broke, "fixed": fixed}

@@ -1,0 +1,449 @@
+"""Alert rules that act: evaluated continuously over what agents do and what the store
+holds, firing alerts with their evidence, and pausing or stopping an agent until a person
+looks.
+
+Evaluation is incremental so that it costs ingest nothing measurable: each agent event
+(the same ones the store gets) updates small in-memory windows — tool calls, tool results,
+cost and tokens, edits — and the event-driven rules (state, loop) are decided right there,
+within the event's own thread. A tick each second decides the time-driven ones (staleness,
+thresholds, stalls) from those windows; the rules over test results (test health, a
+failing test re-run without a code change, stalls' passing tests) query the store only when
+its ``tests`` data version moved, at most every few seconds. An alert stays open — one per
+rule and agent — until a person resolves it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from datetime import UTC, datetime
+from typing import Any
+
+import param
+
+from ..analysis.edits import edited_paths
+from ..config import utcnow
+from . import access
+from .access import Principal
+from .spec import STATES, _params
+
+log = logging.getLogger("workbench.control")
+
+KINDS = ("state", "stale", "threshold", "loop", "test_loop", "stall", "test_health")
+METRICS = ("cost_per_hour", "tokens_per_minute", "cpu_percent", "rss_mb", "tool_failure_rate")
+ACTIONS = ("notify", "pause", "stop")
+#: Seconds between two queries of the store for the test-result rules.
+TEST_QUERY_S = 3.0
+
+
+class AlertRule(param.Parameterized):
+    """One rule (see README, "Alert rules"): what it watches, and what it does."""
+
+    kind = param.Selector(default="state", objects=list(KINDS))
+    enabled = param.Boolean(True)
+    agents = param.String("*", doc="which agents, a glob over their names")
+    severity = param.Selector(default="warning", objects=["info", "warning", "critical"])
+    actions = param.ListSelector(default=["notify"], objects=list(ACTIONS))
+    states = param.ListSelector(default=["error", "lost"], objects=list(STATES),
+                                doc="state: the states that fire")
+    metric = param.Selector(default="cost_per_hour", objects=list(METRICS),
+                            doc="threshold: what is measured over the window")
+    threshold = param.Number(5.0, doc="threshold: fires above this")
+    window_s = param.Number(600.0, bounds=(1, 7 * 86400), doc="the window, in seconds")
+    count = param.Integer(5, bounds=(1, 10_000),
+                          doc="loop/test_loop: how many repeats; threshold: least samples")
+    minutes = param.Number(10.0, bounds=(0.01, 7 * 1440),
+                           doc="stale/stall: minutes without an event / progress")
+
+
+DEFAULT_RULES = [
+    {"rule_id": "agent-error-or-lost", "name": "agent error or lost", "kind": "state",
+     "states": ["error", "lost"], "severity": "critical", "actions": ["notify"]},
+    {"rule_id": "tool-loop", "name": "loop: same tool call 5 times in 10 minutes",
+     "kind": "loop", "count": 5, "window_s": 600, "severity": "critical",
+     "actions": ["notify", "pause"]},
+    {"rule_id": "cost-per-hour", "name": "cost per hour over $5", "kind": "threshold",
+     "metric": "cost_per_hour", "threshold": 5.0, "window_s": 3600, "severity": "critical",
+     "actions": ["notify", "pause"]},
+]
+
+
+def check_rule(value: Any) -> dict[str, Any]:
+    """A complete rule from a client's (ValueError naming the field)."""
+    if not isinstance(value, dict):
+        raise ValueError("an alert rule must be a JSON object")
+    body = {k: v for k, v in value.items() if k not in ("name", "rule_id", "id")}
+    name = value.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > 120:
+        raise ValueError("name: a string of 1 to 120 characters is required")
+    rule = _params(AlertRule, body, "rule")
+    rule_id = value.get("rule_id") or value.get("id") or "rule-" + uuid.uuid4().hex[:8]
+    if not isinstance(rule_id, str) or not rule_id.replace("-", "").isalnum() or \
+            len(rule_id) > 60:
+        raise ValueError("rule_id: letters, digits and dashes, at most 60")
+    return {"rule_id": rule_id, "name": name.strip(), **rule}
+
+
+class Window:
+    """What one agent did lately, kept in memory for the rules."""
+
+    def __init__(self, cost: float = 0.0) -> None:
+        now = time.time()
+        self.tool_uses: deque[tuple[float, str, dict]] = deque(maxlen=2000)
+        self.tool_results: deque[tuple[float, bool]] = deque(maxlen=2000)
+        self.costs: deque[tuple[float, float]] = deque(maxlen=5000)
+        self.tokens: deque[tuple[float, int]] = deque(maxlen=5000)
+        self.samples: deque[tuple[float, float, float]] = deque(maxlen=7200)
+        self.last_event = now
+        self.last_edit = now
+        self.started = now
+        self.costs.append((now, cost))  # the baseline: spending is measured from here
+
+
+class AlertEngine:
+    """The rules, the open alerts, and what fires them."""
+
+    def __init__(self, supervisor, webhooks, tick_s: float = 1.0) -> None:
+        self.sup = supervisor
+        self.store = supervisor.store
+        self.webhooks = webhooks
+        self.tick_s = tick_s
+        self.rules: dict[str, dict[str, Any]] = {}
+        rows = self.store.sql("SELECT rule FROM alert_rules ORDER BY created_at")
+        for raw in rows["rule"]:
+            rule = json.loads(raw)
+            self.rules[rule["rule_id"]] = rule
+        if rows.empty:  # first start: the shipped rules, editable like any other
+            for rule in DEFAULT_RULES:
+                self._save_rule(check_rule(rule), created=True)
+        self.open: dict[tuple[str, str], dict[str, Any]] = {}
+        alerts = self.store.sql("SELECT * FROM alerts WHERE state <> 'resolved'")
+        for row in alerts.to_dict("records"):
+            self.open[(row["rule_id"], row["agent_id"])] = _alert_row(row)
+        self.windows: dict[str, Window] = {}
+        self.evaluations = 0
+        self._lock = threading.RLock()
+        self._tests_version = -1
+        self._tests_checked = 0.0
+        self._closed = threading.Event()
+        supervisor.on_event(self.on_event)
+        threading.Thread(target=self._run, name="alert-rules", daemon=True).start()
+
+    # -- rules --------------------------------------------------------------------------
+    def _save_rule(self, rule: dict[str, Any], created: bool) -> None:
+        self.rules[rule["rule_id"]] = rule
+        now = utcnow()
+        self._write("INSERT OR REPLACE INTO alert_rules VALUES (?, ?, "
+                    "coalesce((SELECT created_at FROM alert_rules WHERE rule_id = ?), ?), ?)",
+                    [rule["rule_id"], json.dumps(rule), rule["rule_id"], now, now])
+
+    def put_rule(self, value: Any) -> dict[str, Any]:
+        rule = check_rule(value)
+        self._save_rule(rule, created=rule["rule_id"] not in self.rules)
+        return rule
+
+    def delete_rule(self, rule_id: str) -> None:
+        if self.rules.pop(rule_id, None) is None:
+            raise KeyError(f"no alert rule {rule_id!r}")
+        self._write("DELETE FROM alert_rules WHERE rule_id = ?", [rule_id])
+
+    def _rules(self, kind: str, agent) -> list[dict[str, Any]]:
+        return [r for r in list(self.rules.values()) if r["kind"] == kind and r["enabled"]
+                and fnmatch.fnmatchcase(agent.spec["name"], r["agents"])]
+
+    # -- events (the agent's own thread: cheap) -----------------------------------------
+    def window(self, agent) -> Window:
+        w = self.windows.get(agent.id)
+        if w is None:
+            w = self.windows[agent.id] = Window(agent.cost_usd)
+        return w
+
+    def on_event(self, agent, kind: str, text: str, data: dict[str, Any] | None) -> None:
+        now = time.time()
+        w = self.window(agent)
+        w.last_event = now
+        data = data or {}
+        self.evaluations += 1
+        if kind == "state":
+            if data.get("to") == "starting":
+                w.started = w.last_edit = now
+            for rule in self._rules("state", agent):
+                if data.get("to") in rule["states"]:
+                    self.fire(rule, agent, f"{agent.spec['name']} is {data.get('to')}"
+                              + (f": {data.get('error')}" if data.get("error") else ""),
+                              [{"kind": kind, "text": text, "at": utcnow().isoformat()}])
+        elif kind == "tool_use":
+            tool, tool_input = str(data.get("tool")), data.get("input") or {}
+            if edited_paths(tool, tool_input, agent.spec.get("cwd")):
+                w.last_edit = now
+            key = tool + " " + json.dumps(tool_input, sort_keys=True, default=str)[:2000]
+            w.tool_uses.append((now, key, {"at": utcnow().isoformat(), "text": text[:300],
+                                           "tool_use_id": data.get("id")}))
+            self._loop(agent, w, key, now)
+        elif kind == "tool_result":
+            w.tool_results.append((now, bool(data.get("is_error") or
+                                              (data.get("exit_code") not in (None, 0)))))
+        elif kind == "result":
+            self._cost(agent, w, now)
+            usage = data.get("usage") or {}
+            total = sum(v for k, v in usage.items() if isinstance(v, int) and "tokens" in k)
+            if total:
+                w.tokens.append((now, total))
+
+    @staticmethod
+    def _cost(agent, w: Window, now: float) -> None:
+        if w.costs[-1][1] != agent.cost_usd:
+            w.costs.append((now, agent.cost_usd))
+
+    def _loop(self, agent, w: Window, key: str, now: float) -> None:
+        for rule in self._rules("loop", agent):
+            same = [e for t, k, e in w.tool_uses if k == key and t >= now - rule["window_s"]]
+            if len(same) >= rule["count"]:
+                self.fire(rule, agent, f"{agent.spec['name']} made the same tool call "
+                          f"{len(same)} times in {rule['window_s']:g} s: {same[-1]['text']}",
+                          same[-rule["count"]:])
+
+    # -- the tick (time-driven rules) ---------------------------------------------------
+    def _run(self) -> None:
+        while not self._closed.wait(self.tick_s):
+            try:
+                self.tick()
+            except Exception:  # the rules must outlive one bad evaluation
+                log.exception("alert rules")
+
+    def tick(self) -> None:
+        now = time.time()
+        live = [a for a in list(self.sup.agents.values()) if a.backend is not None]
+        for agent in live:
+            w = self.window(agent)
+            self._cost(agent, w, now)
+            if agent.sample:
+                w.samples.append((now, agent.sample["cpu_percent"],
+                                  agent.sample["rss_bytes"] / 2**20))
+            self.evaluations += 1
+            for rule in self._rules("stale", agent):
+                if agent.state == "running" and now - w.last_event > rule["minutes"] * 60:
+                    self.fire(rule, agent, f"{agent.spec['name']} has been silent for "
+                              f"{(now - w.last_event) / 60:.1f} minutes while running", [])
+            for rule in self._rules("threshold", agent):
+                value, evidence = self.measure(rule, w, now)
+                if value is not None and value > rule["threshold"]:
+                    self.fire(rule, agent, f"{agent.spec['name']}: {rule['metric']} "
+                              f"{value:.4g} > {rule['threshold']:g}", evidence)
+        version = self.store.versions.get("tests", 0)
+        if version != self._tests_version and now - self._tests_checked >= TEST_QUERY_S:
+            self._tests_version, self._tests_checked = version, now
+            for agent in live:
+                self._test_rules(agent, now)
+        for agent in live:
+            self._stall(agent, now)
+
+    def measure(self, rule: dict[str, Any], w: Window, now: float):
+        """``(value, evidence)`` of a threshold rule's metric over its window."""
+        span = rule["window_s"]
+        start = now - span
+        metric = rule["metric"]
+        if metric == "cost_per_hour":
+            before = [c for t, c in w.costs if t < start]
+            inside = [(t, c) for t, c in w.costs if t >= start]
+            if not inside:
+                return None, []
+            spent = inside[-1][1] - (before[-1] if before else inside[0][1])
+            return spent * 3600 / span, [{"cost_usd": c, "seconds_ago": round(now - t, 1)}
+                                         for t, c in inside[-10:]]
+        if metric == "tokens_per_minute":
+            inside = [n for t, n in w.tokens if t >= start]
+            return (sum(inside) * 60 / span if inside else None), [{"tokens": sum(inside)}]
+        if metric in ("cpu_percent", "rss_mb"):
+            if not w.samples or w.samples[0][0] > start + span * 0.1:
+                return None, []  # the window is not covered yet (a start is a spike)
+            col = 1 if metric == "cpu_percent" else 2
+            values = [s[col] for s in w.samples if s[0] >= start]
+            if len(values) < rule["count"]:
+                return None, []
+            return sum(values) / len(values), [{"mean": sum(values) / len(values),
+                                                "samples": len(values)}]
+        results = [err for t, err in w.tool_results if t >= start]
+        if len(results) < rule["count"]:
+            return None, []
+        return sum(results) / len(results), [{"tool_results": len(results),
+                                              "errors": sum(results)}]
+
+    def _stall(self, agent, now: float) -> None:
+        rules = self._rules("stall", agent)
+        if not rules:
+            return
+        w = self.window(agent)
+        for rule in rules:
+            span = rule["minutes"] * 60
+            if now - w.started < span or now - w.last_edit < span:
+                continue
+            spent = [c for t, c in w.costs if t >= now - span]
+            tokens = [n for t, n in w.tokens if t >= now - span]
+            if not (tokens or (len(spent) > 1 and spent[-1] > spent[0])):
+                continue
+            if agent.spec.get("project") and self._passing_since(agent, now - span):
+                continue
+            self.fire(rule, agent, f"{agent.spec['name']} spends tokens with no edit and no "
+                      f"new passing test for {rule['minutes']:g} minutes",
+                      [{"tokens": sum(tokens), "cost_usd": spent[-1] if spent else None}])
+
+    def _passing_since(self, agent, since: float) -> bool:
+        df = self.store.sql(
+            "SELECT count(*) AS n FROM results r JOIN runs ru USING (run_id) WHERE "
+            "ru.project = ? AND ru.ingested_at >= ? AND r.final AND "
+            "r.outcome = 'passed'", [agent.spec["project"], _ts(since)])
+        return bool(df["n"].iloc[0])
+
+    def _test_rules(self, agent, now: float) -> None:
+        project = agent.spec.get("project")
+        if not project:
+            return
+        w = self.window(agent)
+        for rule in self._rules("test_health", agent):
+            new = self.store.sql(
+                """
+                WITH base AS (SELECT run_id FROM runs WHERE project = $1
+                              AND ingested_at < $2
+                              ORDER BY started_at DESC NULLS LAST LIMIT 1),
+                     latest AS (SELECT run_id FROM runs WHERE project = $1
+                                AND ingested_at >= $2
+                                ORDER BY started_at DESC NULLS LAST LIMIT 1)
+                SELECT test_id, message FROM results WHERE run_id = (SELECT run_id FROM latest)
+                  AND final AND outcome IN ('failed', 'error') AND test_id NOT IN (
+                      SELECT test_id FROM results WHERE run_id = (SELECT run_id FROM base)
+                      AND final AND outcome IN ('failed', 'error'))
+                ORDER BY test_id LIMIT 50
+                """, [project, _ts(w.started)])
+            if not new.empty:
+                self.fire(rule, agent, f"{len(new)} new failing test(s) in {project} since "
+                          f"{agent.spec['name']} started", _records(new))
+        for rule in self._rules("test_loop", agent):
+            reruns = self.store.sql(
+                """
+                SELECT r.test_id, count(*) AS failures, max(ru.run_id) AS last_run
+                FROM results r JOIN runs ru USING (run_id)
+                WHERE ru.project = ? AND ru.ingested_at >= ?
+                  AND r.final AND r.outcome IN ('failed', 'error')
+                GROUP BY r.test_id HAVING count(*) >= ? ORDER BY failures DESC LIMIT 20
+                """, [project, _ts(max(w.last_edit, now - rule["window_s"])), rule["count"]])
+            if not reruns.empty:
+                self.fire(rule, agent, f"{reruns['test_id'].iloc[0]} failed "
+                          f"{int(reruns['failures'].iloc[0])} times with no edit by "
+                          f"{agent.spec['name']} in between", _records(reruns))
+
+    # -- alerts -------------------------------------------------------------------------
+    def fire(self, rule: dict[str, Any], agent, title: str,
+             evidence: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """Open an alert (unless this rule has one open on this agent) and act."""
+        with self._lock:
+            key = (rule["rule_id"], agent.id)
+            if key in self.open:
+                return None
+            alert = {"id": "al-" + uuid.uuid4().hex[:10], "rule_id": rule["rule_id"],
+                     "rule_name": rule["name"], "agent_id": agent.id,
+                     "agent_name": agent.spec["name"], "severity": rule["severity"],
+                     "state": "firing", "title": title[:500], "evidence": evidence[:50],
+                     "actions": list(rule["actions"]), "fired_at": utcnow(),
+                     "acked_by": None, "acked_at": None, "resolved_by": None,
+                     "resolved_at": None}
+            self.open[key] = alert
+        self._save(alert)
+        agent.emit("alert", f"alert: {title}", {"alert_id": alert["id"],
+                                                 "rule_id": rule["rule_id"]})
+        self.webhooks.publish("alert.fired", agent.id, public(alert))
+        acts = [a for a in rule["actions"] if a != "notify"]
+        if acts:
+            threading.Thread(target=self._act, args=(rule, agent, alert, acts[-1]),
+                             daemon=True).start()
+        return alert
+
+    def _act(self, rule: dict[str, Any], agent, alert: dict[str, Any], action: str) -> None:
+        """Pause (at a safe point) or stop the agent, as the rule: audited as the rule."""
+        who = Principal(f"rule:{rule['rule_id']}", "admin", "alerts")
+        params = {"alert_id": alert["id"], "rule": rule["name"]}
+        try:
+            if action == "stop":
+                self.sup.stop(agent, f"alert: {alert['title']}")
+            else:
+                self.sup.pause(agent)
+                backend = agent.backend
+                if backend is not None and backend.protocol:
+                    backend.interrupt()  # end the turn: nothing more runs until a person looks
+            access.record(self.store, who, action, agent.id, params)
+        except (ValueError, KeyError) as err:
+            access.record(self.store, who, action, agent.id, params, f"failed: {err}")
+
+    def get(self, alert_id: str) -> dict[str, Any]:
+        for alert in list(self.open.values()):
+            if alert["id"] == alert_id:
+                return alert
+        self.store.settle()
+        df = self.store.sql("SELECT * FROM alerts WHERE alert_id = ?", [alert_id])
+        if df.empty:
+            raise KeyError(f"no alert {alert_id!r}")
+        return _alert_row(df.to_dict("records")[0])
+
+    def ack(self, alert_id: str, who: str) -> dict[str, Any]:
+        alert = self.get(alert_id)
+        if alert["state"] == "resolved":
+            raise ValueError(f"alert {alert_id} is already resolved")
+        if alert["state"] == "firing":
+            alert.update(state="acknowledged", acked_by=who, acked_at=utcnow())
+            self._save(alert)
+            self.webhooks.publish("alert.acknowledged", alert["agent_id"], public(alert))
+        return public(alert)
+
+    def resolve(self, alert_id: str, who: str) -> dict[str, Any]:
+        alert = self.get(alert_id)
+        if alert["state"] != "resolved":
+            alert.update(state="resolved", resolved_by=who, resolved_at=utcnow())
+            with self._lock:
+                self.open.pop((alert["rule_id"], alert["agent_id"]), None)
+            self._save(alert)
+            self.webhooks.publish("alert.resolved", alert["agent_id"], public(alert))
+        return public(alert)
+
+    def _save(self, a: dict[str, Any]) -> None:
+        self._write("INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                    "?, ?)", [a["id"], a["rule_id"], a["rule_name"], a["agent_id"],
+                              a["severity"], a["state"], a["title"],
+                              json.dumps(a["evidence"], default=str), json.dumps(a["actions"]),
+                              a["fired_at"], a["acked_by"], a["acked_at"], a["resolved_by"],
+                              a["resolved_at"]])
+
+    def _write(self, sql: str, values: list[Any]) -> None:
+        fut = self.store.submit(lambda cur: cur.execute(sql, values), topic="control")
+        fut.add_done_callback(lambda f: f.exception() and log.error(
+            "alert write failed: %s", f.exception()))
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+def public(alert: dict[str, Any]) -> dict[str, Any]:
+    out = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in alert.items()}
+    return out
+
+
+def _alert_row(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: (None if v is None or v != v else v) for k, v in row.items()}  # NaT → None
+    out["id"] = out.pop("alert_id")
+    out["evidence"] = json.loads(out["evidence"] or "[]")
+    out["actions"] = json.loads(out["actions"] or "[]")
+    out.setdefault("agent_name", None)
+    return out
+
+
+def _ts(epoch: float) -> datetime:
+    """An epoch time as the naive UTC timestamp the store keeps."""
+    return datetime.fromtimestamp(epoch, UTC).replace(tzinfo=None)
+
+
+def _records(df) -> list[dict[str, Any]]:
+    return json.loads(df.to_json(orient="records", date_format="iso"))
