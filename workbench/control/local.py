@@ -18,7 +18,7 @@ def records(df) -> list[dict[str, Any]]:
     """Rows of a control query as JSON-ready dicts (JSON columns decoded)."""
     out = json.loads(df.to_json(orient="records", date_format="iso"))
     for row in out:
-        for key in ("data", "input", "params"):
+        for key in ("data", "input", "params", "evidence", "actions"):
             if isinstance(row.get(key), str):
                 try:
                     row[key] = json.loads(row[key])

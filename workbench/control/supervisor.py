@@ -84,6 +84,7 @@ class Agent:
         self.updated_at = row.get("updated_at") or self.created_at
         self.backend: ProcessBackend | None = None
         self.paused = self.state == "paused"
+        self.underlying = "running"
         self.prompted = False
         self.started_at: float | None = None
         self.stop_reason: str | None = None
@@ -103,6 +104,8 @@ class Agent:
             if state in ("running", "idle", "waiting-for-approval") and self.backend is None \
                     and not self.external:
                 return  # the process already ended: its exit decided the state
+            if state in ("running", "idle"):
+                self.underlying = state  # what a resume returns to (a turn may end paused)
             if state in ("running", "idle") and self.paused:
                 state = "paused"
             if state in ("running", "idle") and self.sup.inbox.pending(self.id):
@@ -513,7 +516,7 @@ class Supervisor:
         backend = self._live(agent, "resume")
         agent.paused = False
         backend.resume()
-        agent.set_state("running")
+        agent.set_state(agent.underlying)
         self.inbox.release(agent.id)  # answers given while paused go to the agent now
 
     # -- approvals ----------------------------------------------------------------------
