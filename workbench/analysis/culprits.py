@@ -11,9 +11,12 @@ lines it ran — will add a fourth kind of evidence once per-test coverage is st
 
 from __future__ import annotations
 
+import ast
 import json
+import os
 import re
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 import pandas as pd
@@ -65,7 +68,7 @@ def project_edits(store, project: str, since, until) -> list[dict[str, Any]]:
             cwd = (json.loads(row.spec) or {}).get("cwd") if isinstance(row.spec, str) else None
             paths = edited_paths(data.get("tool"), data.get("input"), cwd)
             if paths:
-                calls.append({"agent_id": row.agent_id, "agent_name": row.name,
+                calls.append({"agent_id": row.agent_id, "agent_name": row.name, "cwd": cwd,
                               "session_id": sessions.get(row.agent_id), "ts": row.ts,
                               "tool": data.get("tool"), "tool_use_id": data.get("id"),
                               "paths": paths, "input_text": row.text,
@@ -73,16 +76,55 @@ def project_edits(store, project: str, since, until) -> list[dict[str, Any]]:
     return [c for c in calls if str(c["tool_use_id"]) not in failed]
 
 
+@lru_cache(maxsize=512)
+def imported_files(cwd: str, test_file: str, mtime: float) -> tuple[str, ...]:
+    """The project files a Python test file imports (``mtime`` keys the cache)."""
+    try:
+        tree = ast.parse(open(os.path.join(cwd, test_file), "rb").read(2_000_000))
+    except (OSError, SyntaxError, ValueError):
+        return ()
+    modules: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            modules.add(node.module)
+            modules.update(f"{node.module}.{a.name}" for a in node.names)
+    out = []
+    for module in modules:
+        base = module.replace(".", "/")
+        out += [f"{base}.py", f"{base}/__init__.py", f"src/{base}.py",
+                f"src/{base}/__init__.py"]
+    return tuple(sorted(out))
+
+
+def _imports(call: dict[str, Any], test_file: str | None) -> tuple[str, ...]:
+    cwd = call.get("cwd")
+    if not (cwd and test_file and test_file.endswith(".py")):
+        return ()
+    try:
+        mtime = os.stat(os.path.join(cwd, test_file)).st_mtime
+    except OSError:
+        return ()
+    return imported_files(cwd, test_file, mtime)
+
+
 def score(call: dict[str, Any], frames: list[str], test_file: str | None):
     """``(score, reasons)`` of one tool call as the cause of one failure."""
     best, reasons = 0.1, []
+    imports = _imports(call, test_file)
+    # (the test's own file is in every one of its stacks: it is evidence of its own kind)
+    frames = [f for f in frames if not (test_file and same_file(f, test_file))]
     for path in call["paths"]:
         if any(same_file(path, f) for f in frames):
             best = max(best, 3.0)
             reasons.append(f"edited {path}, which is in the failure's stack trace")
         elif test_file and same_file(path, test_file):
-            best = max(best, 2.0)
+            best = max(best, 2.5)
             reasons.append(f"edited {path}, the failing test's own file")
+        elif path in imports:
+            best = max(best, 2.0)
+            reasons.append(f"edited {path}, which the failing test imports")
     if not reasons:
         reasons.append(f"edited {', '.join(call['paths'][:3])} in the project before the run")
     return best, reasons
@@ -181,7 +223,7 @@ def agent_impact(store, agent_id: str, runs: int = 50) -> dict[str, list[dict[st
                 r = before.loc[change.test_id]
                 top = rank(mine, {"test_id": change.test_id, "file": r["file"],
                                   "message": r["message"], "details": r["details"]}, 1)
-                if top and top[0]["score"] >= 2:
+                if top and top[0]["score"] >= 2:  # (an edit the failure points at)
                     fixed.append({"test_id": change.test_id, "run_id": run.run_id,
                                   "tool_call": top[0]["tool_call"],
                                   "reasons": top[0]["reasons"]})

@@ -1,0 +1,136 @@
+"""From a failing test to the agent session that broke it, end to end with real parts: a
+git repository built here, the real Claude Code CLI as two agents on its project (one edits
+the code under test through an approved shell command, a later one edits notes), real
+pytest runs sending their results through the workbench's plugin — and the workbench names
+the session and the tool call that broke the test first, then counts the fix when the same
+agent puts it back."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from .conftest import Served
+from .standins.messages_api import MessagesAPI
+from .test_claude_code_agent import claude, until  # noqa: F401 (a fixture)
+
+CALC = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a * b\n"
+TESTS = ("from calc import add, mul\n\n\n"
+         "def test_add():\n    assert add(2, 3) == 5\n\n\n"
+         "def test_add_zero():\n    assert add(0, 4) == 4\n\n\n"
+         "def test_mul():\n    assert mul(2, 3) == 6\n")
+
+
+def git(repo, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True,
+                          text=True).stdout
+
+
+@pytest.fixture(scope="module")
+def setup(claude, tmp_path_factory):  # noqa: F811
+    root = tmp_path_factory.mktemp("culprits")
+    repo = root / "calc"
+    repo.mkdir()
+    (repo / "calc.py").write_text(CALC)
+    (repo / "test_calc.py").write_text(TESTS)
+    (repo / "NOTES.md").write_text("notes\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qam", "init",
+        "--allow-empty")
+    git(repo, "add", ".")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "calc")
+    with MessagesAPI() as api:
+        served = Served(root / "c.duckdb", extra_args=("--no-demo",))
+        try:
+            yield served, api, root, repo
+        finally:
+            served.stop()
+
+
+def pytest_run(served, repo) -> dict:
+    """Run the repository's tests with the workbench's plugin; the run it stored."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                    "--observatory-url", served.url, "--observatory-project", "calc",
+                    "--observatory-commit", git(repo, "rev-parse", "HEAD").strip()],
+                   cwd=repo, env=env, capture_output=True, timeout=120)
+    runs = httpx.get(f"{served.url}/api/runs", params={"project": "calc"}).json()["runs"]
+    return runs[0]
+
+
+def agent_runs(c: httpx.Client, api, root, repo, name: str, command: str) -> dict:
+    """A Claude Code agent on the project that runs ``command`` (approved by a person)."""
+    home = root / f"home-{name}"
+    home.mkdir()
+    agent = c.post("/api/agents", json={
+        "name": name, "backend": "claude-code", "project": "calc", "cwd": str(repo),
+        "prompt": f"RUN: {command}",
+        "env": {"ANTHROPIC_BASE_URL": api.url, "ANTHROPIC_API_KEY": "sk-test",
+                "HOME": str(home), "DISABLE_AUTOUPDATER": "1"}}).json()["agent"]
+    c.post(f"/api/agents/{agent['id']}/start")
+    approve(c, agent)
+    return agent
+
+
+def approve(c: httpx.Client, agent: dict) -> None:
+    pending = until(lambda: [p for p in c.get("/api/approvals").json()["approvals"]
+                             if p["agent_id"] == agent["id"]], what="the approval")
+    c.post(f"/api/approvals/{pending[0]['id']}", json={"decision": "allow"})
+    until(lambda: c.get(f"/api/agents/{agent['id']}").json()["agent"]["state"] == "idle",
+          timeout=30, what="the turn's end")
+
+
+def test_the_breaking_session_and_tool_call_come_first(setup):
+    served, api, root, repo = setup
+    with httpx.Client(base_url=served.url, timeout=30) as c:
+        base = pytest_run(served, repo)
+        assert base["failed"] == 0 and base["passed"] == 3
+        time.sleep(0.2)
+        breaker = agent_runs(c, api, root, repo, "breaker",
+                             "sed -i 's/return a + b/return a - b/' calc.py")
+        assert "a - b" in (repo / "calc.py").read_text()
+        decoy = agent_runs(c, api, root, repo, "decoy", "echo more >> NOTES.md")
+        assert (repo / "NOTES.md").read_text().endswith("more\n")
+        time.sleep(0.2)
+        broken = pytest_run(served, repo)
+        assert broken["failed"] == 2, broken
+
+        found = c.get(f"/api/runs/{broken['run_id']}/culprits").json()
+        assert found["base_run_id"] == base["run_id"] and found["edits"] == 2
+        by_test = {f["test_id"].split("::")[-1]: f for f in found["failures"]}
+        assert sorted(by_test) == ["test_add", "test_add_zero"]
+        first, second = by_test["test_add"]["candidates"][:2]
+        assert first["agent_id"] == breaker["id"] and second["agent_id"] == decoy["id"]
+        assert first["score"] > second["score"]
+        assert first["session_id"] and first["reasons"] == [
+            "edited calc.py, which the failing test imports"]
+        call = first["tool_call"]
+        assert call["tool"] == "Bash" and call["paths"] == ["calc.py"]
+        assert "sed -i" in call["diff"]
+        uses = [e for e in c.get(f"/api/agents/{breaker['id']}").json()["events"]
+                if e["kind"] == "tool_use"]
+        assert call["tool_use_id"] == uses[0]["data"]["id"]
+
+        impact = c.get(f"/api/agents/{breaker['id']}/impact").json()
+        assert sorted(b["test_id"].split("::")[-1] for b in impact["broke"]) == [
+            "test_add", "test_add_zero"]
+        assert impact["fixed"] == []
+        assert c.get(f"/api/agents/{decoy['id']}/impact").json()["broke"] == []
+
+        c.post(f"/api/agents/{breaker['id']}/message",
+               json={"text": "RUN: sed -i 's/return a - b/return a + b/' calc.py"})
+        approve(c, breaker)
+        time.sleep(0.2)
+        fixed = pytest_run(served, repo)
+        assert fixed["failed"] == 0
+        impact = c.get(f"/api/agents/{breaker['id']}/impact").json()
+        assert sorted(f["test_id"].split("::")[-1] for f in impact["fixed"]) == [
+            "test_add", "test_add_zero"]
+        assert c.get("/api/runs/no-such-run/culprits").status_code == 404
+        for agent in (breaker, decoy):
+            c.post(f"/api/agents/{agent['id']}/stop")
