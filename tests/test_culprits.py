@@ -52,11 +52,12 @@ def setup(claude, tmp_path_factory):  # noqa: F811
             served.stop()
 
 
-def pytest_run(served, repo) -> dict:
+def pytest_run(served, repo, build: str) -> dict:
     """Run the repository's tests with the workbench's plugin; the run it stored."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                     "--observatory-url", served.url, "--observatory-project", "calc",
+                    "--observatory-build", build,
                     "--observatory-commit", git(repo, "rev-parse", "HEAD").strip()],
                    cwd=repo, env=env, capture_output=True, timeout=120)
     runs = httpx.get(f"{served.url}/api/runs", params={"project": "calc"}).json()["runs"]
@@ -85,10 +86,10 @@ def approve(c: httpx.Client, agent: dict) -> None:
           timeout=30, what="the turn's end")
 
 
-def test_the_breaking_session_and_tool_call_come_first(setup):
+def test_the_breaking_session_and_tool_call_come_first(setup, chromium, output_dir):
     served, api, root, repo = setup
     with httpx.Client(base_url=served.url, timeout=30) as c:
-        base = pytest_run(served, repo)
+        base = pytest_run(served, repo, "before-agents")
         assert base["failed"] == 0 and base["passed"] == 3
         time.sleep(0.2)
         breaker = agent_runs(c, api, root, repo, "breaker",
@@ -97,7 +98,7 @@ def test_the_breaking_session_and_tool_call_come_first(setup):
         decoy = agent_runs(c, api, root, repo, "decoy", "echo more >> NOTES.md")
         assert (repo / "NOTES.md").read_text().endswith("more\n")
         time.sleep(0.2)
-        broken = pytest_run(served, repo)
+        broken = pytest_run(served, repo, "after-agents")
         assert broken["failed"] == 2, broken
 
         found = c.get(f"/api/runs/{broken['run_id']}/culprits").json()
@@ -126,11 +127,44 @@ def test_the_breaking_session_and_tool_call_come_first(setup):
                json={"text": "RUN: sed -i 's/return a - b/return a + b/' calc.py"})
         approve(c, breaker)
         time.sleep(0.2)
-        fixed = pytest_run(served, repo)
+        fixed = pytest_run(served, repo, "after-the-fix")
         assert fixed["failed"] == 0
         impact = c.get(f"/api/agents/{breaker['id']}/impact").json()
         assert sorted(f["test_id"].split("::")[-1] for f in impact["fixed"]) == [
             "test_add", "test_add_zero"]
         assert c.get("/api/runs/no-such-run/culprits").status_code == 404
+        see_it_in_the_browser(served, chromium, output_dir, breaker)
         for agent in (breaker, decoy):
             c.post(f"/api/agents/{agent['id']}/stop")
+
+
+def see_it_in_the_browser(served, chromium, output_dir, breaker: dict) -> None:
+    """The run detail names the session under the failure; the agent's detail lists what
+    it broke and fixed."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium,
+                                    args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        page.goto(served.url + "/tests")
+        page.get_by_role("gridcell", name="after-agents", exact=True).first.click()
+        page.get_by_text("Likely cause of 2 new failure(s)").wait_for(timeout=30_000)
+        page.get_by_role("gridcell", name="test_calc::test_add", exact=True).first.click()
+        page.get_by_text("which the failing test imports").first.wait_for(timeout=30_000)
+        page.get_by_text("sed -i 's/return a + b/return a - b/' calc.py").first.wait_for()
+        page.screenshot(path=str(output_dir / "run-detail-cause.png"), full_page=True)
+        page.goto(served.url + "/control")
+        page.get_by_role("button", name="Details").first.wait_for(timeout=30_000)
+        page.locator(".bk-tab").get_by_text("Agent", exact=True).click()
+        # As a person does: the tab shows the newest agent, then one is picked. (Picking
+        # while the tab's tables are still being created lost a table's first update.)
+        page.locator("h3", has_text="decoy").wait_for(timeout=30_000)
+        page.wait_for_timeout(500)
+        page.locator("select").first.select_option(label=f"breaker ({breaker['id']})")
+        page.locator("h3", has_text="breaker").wait_for(timeout=30_000)
+        page.get_by_text("Tests it broke and fixed").scroll_into_view_if_needed()
+        page.get_by_role("gridcell", name="fixed", exact=True).first.wait_for(timeout=30_000)
+        page.get_by_role("gridcell", name="broke", exact=True).first.wait_for()
+        page.screenshot(path=str(output_dir / "agent-broke-fixed.png"))
+        browser.close()

@@ -156,14 +156,16 @@ def _failures(store, run_id: str, base_id: str | None) -> pd.DataFrame:
     return changes
 
 
-def culprits(store, run_id: str, limit: int = 3) -> dict[str, Any]:
-    """Each new failure of ``run_id`` with its ranked candidate sessions."""
+def culprits(store, run_id: str, limit: int = 3, base_id: str | None = None) -> dict[str, Any]:
+    """Each new failure of ``run_id`` (against ``base_id``, by default the previous run of
+    its project and branch) with its ranked candidate sessions."""
     run = store.query("run", run_id=run_id)
     if run.empty:
         raise KeyError(f"no run {run_id!r}")
     run = run.iloc[0]
-    base = store.query("base_run", run_id=run_id)
-    base_id = base["run_id"].iloc[0] if not base.empty else None
+    if base_id is None:
+        base = store.query("base_run", run_id=run_id)
+        base_id = base["run_id"].iloc[0] if not base.empty else None
     until = run["started_at"] if pd.notna(run["started_at"]) else run["ingested_at"]
     since = (store.query("run", run_id=base_id)["started_at"].iloc[0] if base_id
              else until - NO_BASE_WINDOW)

@@ -248,7 +248,15 @@ class LocalControl:
         return culprits(self.store, run_id)
 
     def impact(self, agent_id: str) -> dict:
+        """Kept per agent until a test run arrives: a run is what decides broke or fixed
+        (an open detail view asks on each of the agent's changes)."""
         self._allow("read")
         self.sup.get(agent_id)
-        self.store.settle()
-        return agent_impact(self.store, agent_id)
+        key = (agent_id, self.store.versions.get("tests"))
+        cache = self.sup.__dict__.setdefault("_impact_cache", {})
+        if key not in cache:
+            self.store.settle()
+            if len(cache) > 256:
+                cache.clear()
+            cache[key] = agent_impact(self.store, agent_id)
+        return cache[key]

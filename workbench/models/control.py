@@ -133,6 +133,61 @@ class ControlModel(param.Parameterized):
     def decide(self, approval_id: str, decision: str, message: str = "") -> dict[str, Any]:
         return self.control.decide(approval_id, decision, message)
 
+    # -- the work queue and alerts -------------------------------------------------------
+    TASK_COLUMNS = ["id", "state", "priority", "what", "labels", "project", "agent_id",
+                    "attempt", "cost_usd", "failure", "created_at", "ended_at"]
+    ALERT_COLUMNS = ["id", "state", "severity", "title", "agent_name", "rule_name",
+                     "fired_at", "acked_by", "resolved_by"]
+
+    def tasks(self, agent_id: str | None = None) -> pd.DataFrame:
+        """The queue (running and queued first), or one agent's tasks."""
+        rows = [t for t in self.control.tasks("all", 500)
+                if agent_id is None or t["agent_id"] == agent_id]
+        if not rows:
+            return pd.DataFrame(columns=self.TASK_COLUMNS)
+        df = pd.DataFrame(rows)
+        df["what"] = [t["prompt"] or (t["command"] if isinstance(t["command"], str)
+                                      else " ".join(t["command"] or [])) for t in rows]
+        df["labels"] = df["labels"].map(lambda x: ", ".join(x or []))
+        return df[self.TASK_COLUMNS]
+
+    def add_task(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.control.add_task(body)
+
+    def task_action(self, task_id: str, action: str, body: dict | None = None) -> dict:
+        return self.control.task_action(task_id, action, body)
+
+    def alerts(self, state: str = "open") -> list[dict[str, Any]]:
+        return self.control.alerts(None if state == "all" else state, 200)
+
+    def alerts_frame(self, alerts: list[dict[str, Any]]) -> pd.DataFrame:
+        if not alerts:
+            return pd.DataFrame(columns=self.ALERT_COLUMNS)
+        return pd.DataFrame(alerts).reindex(columns=self.ALERT_COLUMNS)
+
+    def alert_action(self, alert_id: str, action: str) -> dict[str, Any]:
+        return self.control.alert_action(alert_id, action)
+
+    def rules(self) -> pd.DataFrame:
+        cols = ["rule_id", "name", "kind", "enabled", "agents", "actions", "severity"]
+        rows = self.control.alert_rules()
+        if not rows:
+            return pd.DataFrame(columns=cols)
+        df = pd.DataFrame(rows)[cols]
+        df["actions"] = df["actions"].map(lambda x: ", ".join(x))
+        return df
+
+    def impact(self, agent_id: str) -> pd.DataFrame:
+        """The tests an agent's sessions broke and fixed."""
+        cols = ["effect", "test_id", "run_id", "tool", "at", "why"]
+        found = self.control.impact(agent_id)
+        rows = [{"effect": effect, "test_id": x["test_id"], "run_id": x["run_id"],
+                 "tool": x["tool_call"]["tool"], "at": x["tool_call"]["ts"][:19],
+                 "why": "; ".join(x["reasons"])}
+                for effect, key in (("broke", "broke"), ("fixed", "fixed"))
+                for x in found[key]]
+        return pd.DataFrame(rows, columns=cols)
+
     def changed(self) -> None:
         """Something changed (a pushed update): views that depend on ``version`` redraw."""
         self.version += 1

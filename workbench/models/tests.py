@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import param
 
-from ..analysis import compare, durations, flaky
+from ..analysis import compare, culprits, durations, flaky
 from .cache import FrameCache
 
 #: Parameters that change what every test view shows (views re-query on each).
@@ -153,6 +153,15 @@ class TestAnalytics(param.Parameterized):
         info = self.run_info(run_id)
         running = bool(info) and info.get("status") == "running"
         return compare.compare_runs(now, before, running=running)
+
+    def culprits(self, run_id: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Each new failure's likely causes: the agent sessions and tool calls that edited
+        what it points at (see :mod:`workbench.analysis.culprits`), by test id."""
+        run_id = run_id or self.run_id
+        if not run_id:
+            return {}
+        found = culprits.culprits(self.store, run_id, base_id=self.base_run_id)
+        return {f["test_id"]: f["candidates"] for f in found["failures"] if f["candidates"]}
 
     def run_failures(self, run_id: str | None = None) -> pd.DataFrame:
         """Failed attempts of a run, each marked new or known (failing before too)."""

@@ -251,6 +251,11 @@ class AgentDetail(pn.viewable.Viewer):
                            page_size=5)
         self._telemetry = table(pd.DataFrame(columns=["agent", "sessions"]),
                                 empty_text="No telemetry under its name yet.", page_size=5)
+        self._tasks = table(pd.DataFrame(columns=["id", "state"]), page_size=5,
+                            empty_text="No tasks taken from the queue.")
+        self._impact = table(pd.DataFrame(columns=["effect", "test_id"]), page_size=5,
+                             empty_text="No test it broke or fixed (its edits are matched "
+                             "to the failures of the runs on its project).")
         self._source = ColumnDataSource({"ts": [], "cpu_percent": [], "rss_mb": []})
         self._spans = ColumnDataSource({"state": [], "start": [], "end": [], "color": []})
         self._timeline = self._make_timeline()
@@ -327,6 +332,8 @@ class AgentDetail(pn.viewable.Viewer):
         self._events.value = self.model.events(detail)
         self._runs.value = self.model.runs(detail)
         self._telemetry.value = self.model.telemetry(detail)
+        self._tasks.value = self.model.tasks(a["id"])
+        self._impact.value = self.model.impact(a["id"])
         samples = self.model.samples(detail)
         data = {c: samples[c].tolist() for c in ("ts", "cpu_percent", "rss_mb")}
         top = float(samples["rss_mb"].max()) if len(samples) else 100.0
@@ -396,6 +403,9 @@ class AgentDetail(pn.viewable.Viewer):
                                           self._events,
                                           pn.pane.Markdown("**Test runs on its project**"),
                                           self._runs,
+                                          pn.pane.Markdown("**Tests it broke and fixed**"),
+                                          self._impact,
+                                          pn.pane.Markdown("**Its tasks**"), self._tasks,
                                           pn.pane.Markdown("**Its telemetry**"),
                                           self._telemetry, sizing_mode="stretch_width"),
                                 self._config, sizing_mode="stretch_width"),
@@ -477,15 +487,19 @@ class ControlDashboard(pn.viewable.Viewer):
     """The control page. Pushed agent updates redraw the open tab within a second."""
 
     model = param.Parameter()
-    tabs = ("Fleet", "Approvals", "Agent", "New agent", "Audit")
+    tabs = ("Fleet", "Approvals", "Alerts", "Tasks", "Agent", "New agent", "Audit")
 
     def __init__(self, **params):
+        from .work import AlertsView, TaskQueueView
+
         super().__init__(**params)
         m = self.model
         self.fleet, self.inbox = FleetBoard(model=m), ApprovalsInbox(model=m)
         self.detail, self.audit = AgentDetail(model=m), AuditView(model=m)
         self.form = NewAgentForm(model=m)
-        self._views = [self.fleet, self.inbox, self.detail, self.form, self.audit]
+        self.alerts, self.queue = AlertsView(model=m), TaskQueueView(model=m)
+        self._views = [self.fleet, self.inbox, self.alerts, self.queue, self.detail,
+                       self.form, self.audit]
         self._tabs = pn.Tabs(*zip(self.tabs, self._views, strict=True),
                              sizing_mode="stretch_width")
         self._tabs.param.watch(lambda e: self.refresh(), "active")
@@ -498,8 +512,8 @@ class ControlDashboard(pn.viewable.Viewer):
         self._show_detail()
 
     def _show_detail(self) -> None:
-        if self._tabs.active != 2:
-            self._tabs.active = 2
+        if self._tabs.active != self.tabs.index("Agent"):
+            self._tabs.active = self.tabs.index("Agent")
         else:
             self.detail.refresh()
 

@@ -200,6 +200,15 @@ class RunDetail(LazyView):
                     styles={"color": "#8a5a00"},
                 )
             )
+        self._causes = self.model.culprits(info["run_id"]) if counts.get("new failure") \
+            else {}
+        if self._causes:
+            agents = sorted({c[0]["agent_name"] for c in self._causes.values()})
+            parts.append(pn.pane.HTML(
+                f"<div>Likely cause of {len(self._causes)} new failure(s): agent "
+                f"{', '.join(f'<b>{h(a)}</b>' for a in agents)} edited what they point at "
+                "(select a failure for the session, the tool call and its diff).</div>",
+                styles={"color": "#8a2b2b"}))
         self._header[:] = parts
         self._failures.value = fails[
             ["status", "test_id", "outcome", "attempt", "error_type", "message"]
@@ -213,7 +222,26 @@ class RunDetail(LazyView):
             self._trace[:] = [
                 pn.pane.HTML(f"<b>{h(row['test_id'])}</b> — attempt {row['attempt']}"),
                 pre(row["details"] if isinstance(row["details"], str) else row["message"]),
+                *self._cause_panes(row["test_id"]),
             ]
+
+    def _cause_panes(self, test_id: str) -> list:
+        """The sessions most likely to have broken ``test_id``, each with its evidence."""
+        candidates = getattr(self, "_causes", {}).get(test_id) or []
+        if not candidates:
+            return []
+        panes: list = [pn.pane.Markdown("#### Likely cause")]
+        for rank, c in enumerate(candidates, 1):
+            call = c["tool_call"]
+            panes.append(pn.pane.HTML(
+                f"<div><b>{rank}. {h(c['agent_name'])}</b> "
+                f"<span style='color:#667'>({h(c['agent_id'])} · session "
+                f"{h(c.get('session_id') or '-')} · score {c['score']:g})</span><br>"
+                f"{h('; '.join(c['reasons']))} — <code>{h(call['tool'])}</code> at "
+                f"{h(str(call['ts'])[:19])}</div>", sizing_mode="stretch_width"))
+            if call.get("diff") and rank == 1:
+                panes.append(pre(call["diff"], max_height=200))
+        return panes
 
     def __panel__(self):
         return pn.Column(
