@@ -100,6 +100,7 @@ class Window:
         self.tokens: deque[tuple[float, int]] = deque(maxlen=5000)
         self.samples: deque[tuple[float, float, float]] = deque(maxlen=7200)
         self.last_event = now
+        self.last_seen: dict[str, Any] | None = None
         self.last_edit = now
         self.started = now
         self.costs.append((now, cost))  # the baseline: spending is measured from here
@@ -167,6 +168,7 @@ class AlertEngine:
         now = time.time()
         w = self.window(agent)
         w.last_event = now
+        w.last_seen = {"kind": kind, "text": text[:300], "at": utcnow().isoformat()}
         data = data or {}
         self.evaluations += 1
         if kind == "state":
@@ -227,9 +229,12 @@ class AlertEngine:
                                   agent.sample["rss_bytes"] / 2**20))
             self.evaluations += 1
             for rule in self._rules("stale", agent):
-                if agent.state == "running" and now - w.last_event > rule["minutes"] * 60:
+                quiet = now - w.last_event
+                if agent.state == "running" and quiet > rule["minutes"] * 60:
                     self.fire(rule, agent, f"{agent.spec['name']} has been silent for "
-                              f"{(now - w.last_event) / 60:.1f} minutes while running", [])
+                              + (f"{quiet / 60:.1f} minutes" if quiet >= 60
+                                 else f"{quiet:.0f} s") + " while running",
+                              [{"last_event": w.last_seen, "silent_s": round(quiet, 1)}])
             for rule in self._rules("threshold", agent):
                 value, evidence = self.measure(rule, w, now)
                 if value is not None and value > rule["threshold"]:
@@ -410,6 +415,7 @@ class AlertEngine:
         return public(alert)
 
     def _save(self, a: dict[str, Any]) -> None:
+        self.sup.work_changed("alert", public(a))
         self._write("INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
                     "?, ?)", [a["id"], a["rule_id"], a["rule_name"], a["agent_id"],
                               a["severity"], a["state"], a["title"],

@@ -222,6 +222,7 @@ class Supervisor:
         self.agents: dict[str, Agent] = {}
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
         self._event_listeners: list[Callable[..., None]] = []
+        self._work_listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.webhooks = Webhooks(store)
         self._lock = threading.Lock()
         self._closed = threading.Event()
@@ -251,6 +252,20 @@ class Supervisor:
         """Call ``listener(agent, kind, text, data)`` for every agent event, in the thread
         that made it (the alert rules and the task queue): it must be quick."""
         self._event_listeners.append(listener)
+
+    def on_work(self, listener: Callable[[str, dict[str, Any]], None]) -> Callable[[], None]:
+        """Call ``listener(kind, item)`` when a task or an alert changes (``"task"`` or
+        ``"alert"``, as the API shows it); returns the unsubscribe."""
+        self._work_listeners.append(listener)
+        return lambda: (self._work_listeners.remove(listener)
+                        if listener in self._work_listeners else None)
+
+    def work_changed(self, kind: str, item: dict[str, Any]) -> None:
+        for listener in list(self._work_listeners):
+            try:
+                listener(kind, item)
+            except Exception:  # a listener's failure must not stop the queue
+                log.exception("work listener failed")
 
     def _changed(self, agent_id: str) -> None:
         agent = self.agents.get(agent_id)

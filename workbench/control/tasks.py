@@ -384,6 +384,7 @@ class TaskQueue:
         self.store.submit(lambda cur: cur.execute(
             f"INSERT OR REPLACE INTO tasks VALUES ({', '.join('?' * len(COLUMNS))})", values),
             topic="control")
+        self.sup.work_changed("task", public(task))
 
     def close(self) -> None:
         self._closed.set()

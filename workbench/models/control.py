@@ -135,7 +135,7 @@ class ControlModel(param.Parameterized):
 
     # -- the work queue and alerts -------------------------------------------------------
     TASK_COLUMNS = ["id", "state", "priority", "what", "labels", "project", "agent_id",
-                    "attempt", "cost_usd", "failure", "created_at", "ended_at"]
+                    "attempt", "cost_usd", "failure", "created_at"]
     ALERT_COLUMNS = ["id", "state", "severity", "title", "agent_name", "rule_name",
                      "fired_at", "acked_by", "resolved_by"]
 
@@ -149,6 +149,7 @@ class ControlModel(param.Parameterized):
         df["what"] = [t["prompt"] or (t["command"] if isinstance(t["command"], str)
                                       else " ".join(t["command"] or [])) for t in rows]
         df["labels"] = df["labels"].map(lambda x: ", ".join(x or []))
+        df["cost_usd"] = df["cost_usd"].map(lambda x: "" if x is None or x != x else x)
         return df[self.TASK_COLUMNS]
 
     def add_task(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -346,7 +346,8 @@ def _limit(handler: APIHandler) -> int:
 
 
 class AgentsSocket(WebSocketHandler):
-    """``WS /ws/agents``: a snapshot, then an ``agent_update`` for every change; actions may
+    """``WS /ws/agents``: a snapshot, then an ``agent_update`` for every change of an agent
+    (and a ``task_update`` / ``alert_update`` for every task and alert); actions may
     be sent as ``{"action", "agent_id", ...}`` (role-checked like the routes)."""
 
     def set_default_headers(self) -> None:
@@ -367,6 +368,9 @@ class AgentsSocket(WebSocketHandler):
         self._unsubscribe = get_supervisor().on_change(
             lambda update: loop.add_callback(self._send, {"type": "agent_update",
                                                           "agent": update}))
+        self._unsubscribe_work = get_supervisor().on_work(
+            lambda kind, item: loop.add_callback(self._send, {"type": f"{kind}_update",
+                                                              kind: item}))
         self._send({"type": "snapshot", "agents": get_supervisor().list(),
                     "approvals": [approval_json(r) for r in get_supervisor().inbox.pending()]})
 
@@ -399,9 +403,10 @@ class AgentsSocket(WebSocketHandler):
                                                                       else err)})
 
     def on_close(self) -> None:
-        unsubscribe = getattr(self, "_unsubscribe", None)
-        if unsubscribe:
-            unsubscribe()
+        for name in ("_unsubscribe", "_unsubscribe_work"):
+            unsubscribe = getattr(self, name, None)
+            if unsubscribe:
+                unsubscribe()
 
 
 CONTROL_ROUTES = [

@@ -547,7 +547,8 @@ class ControlDashboard(pn.viewable.Viewer):
                 doc.add_next_tick_callback(soon)
 
         unsubscribe = supervisor.on_change(changed)
-        doc.on_session_destroyed(lambda ctx: unsubscribe())
+        unsubscribe_work = supervisor.on_work(lambda kind, item: changed(item))
+        doc.on_session_destroyed(lambda ctx: (unsubscribe(), unsubscribe_work()))
 
     def template(self) -> pn.template.BaseTemplate:
         role = pn.pane.HTML(f'<span style="color:white;opacity:.85;font-size:13px">role: '

@@ -28,8 +28,8 @@ class TaskQueueView(pn.viewable.Viewer):
         self._table = table(pd.DataFrame(columns=self.model.TASK_COLUMNS), page_size=15,
                             empty_text="No tasks yet: queue one below, with `observatory "
                             "tasks add`, or POST /api/tasks.",
-                            widths={"id": 120, "state": 80, "priority": 70, "what": 320,
-                                    "failure": 240})
+                            widths={"id": 120, "state": 80, "priority": 70, "what": 300,
+                                    "agent_id": 120, "failure": 220, "created_at": 160})
         self._table.param.watch(self._picked, "selection")
         may = self.model.may("task")
         self.what = pn.widgets.TextInput(name="Prompt or command", width=420,
@@ -130,10 +130,17 @@ class AlertsView(pn.viewable.Viewer):
 
     def _show(self) -> None:
         rows = self._table.selection
-        if not rows or rows[0] >= len(self._alerts):
+        a = self._alerts[rows[0]] if rows and rows[0] < len(self._alerts) else None
+        # Rebuilt only when the alert changes: pushed refreshes come several times a
+        # second while agents work, and a button replaced under the pointer loses a click.
+        key = a and (a["id"], a["state"], a.get("acked_by"), a.get("resolved_by"),
+                     self.model.may("alert"))
+        if key == getattr(self, "_shown_key", ()) and self._detail.objects:
+            return
+        self._shown_key = key
+        if a is None:
             self._detail.objects = [empty("Select an alert to see its evidence.")]
             return
-        a = self._alerts[rows[0]]
         color = SEVERITY_COLORS.get(a["severity"], "#555")
         head = pn.pane.HTML(
             f'<div style="border-left:6px solid {color};padding:4px 10px">'
