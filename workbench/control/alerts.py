@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +39,10 @@ METRICS = ("cost_per_hour", "tokens_per_minute", "cpu_percent", "rss_mb", "tool_
 ACTIONS = ("notify", "pause", "stop")
 #: Seconds between two queries of the store for the test-result rules.
 TEST_QUERY_S = 3.0
+#: Repeats of one tool call kept per agent (a loop rule's ``count`` above it never fires),
+#: and distinct calls kept per agent (the least recent are forgotten).
+MAX_REPEATS = 1000
+MAX_CALLS = 5000
 
 
 class AlertRule(param.Parameterized):
@@ -55,7 +59,7 @@ class AlertRule(param.Parameterized):
                             doc="threshold: what is measured over the window")
     threshold = param.Number(5.0, doc="threshold: fires above this")
     window_s = param.Number(600.0, bounds=(1, 7 * 86400), doc="the window, in seconds")
-    count = param.Integer(5, bounds=(1, 10_000),
+    count = param.Integer(5, bounds=(1, 1000),
                           doc="loop/test_loop: how many repeats; threshold: least samples")
     minutes = param.Number(10.0, bounds=(0.01, 7 * 1440),
                            doc="stale/stall: minutes without an event / progress")
@@ -94,7 +98,8 @@ class Window:
 
     def __init__(self, cost: float = 0.0) -> None:
         now = time.time()
-        self.tool_uses: deque[tuple[float, str, dict]] = deque(maxlen=2000)
+        #: Each distinct tool call's recent times: a loop rule reads only its own call's.
+        self.calls: OrderedDict[str, deque[tuple[float, dict]]] = OrderedDict()
         self.tool_results: deque[tuple[float, bool]] = deque(maxlen=2000)
         self.costs: deque[tuple[float, float]] = deque(maxlen=5000)
         self.tokens: deque[tuple[float, int]] = deque(maxlen=5000)
@@ -115,6 +120,7 @@ class AlertEngine:
         self.webhooks = webhooks
         self.tick_s = tick_s
         self.rules: dict[str, dict[str, Any]] = {}
+        self._matching: dict[tuple[str, str], list[dict[str, Any]]] = {}
         rows = self.store.sql("SELECT rule FROM alert_rules ORDER BY created_at")
         for raw in rows["rule"]:
             rule = json.loads(raw)
@@ -138,6 +144,7 @@ class AlertEngine:
     # -- rules --------------------------------------------------------------------------
     def _save_rule(self, rule: dict[str, Any], created: bool) -> None:
         self.rules[rule["rule_id"]] = rule
+        self._matching = {}
         now = utcnow()
         self._write("INSERT OR REPLACE INTO alert_rules VALUES (?, ?, "
                     "coalesce((SELECT created_at FROM alert_rules WHERE rule_id = ?), ?), ?)",
@@ -151,11 +158,19 @@ class AlertEngine:
     def delete_rule(self, rule_id: str) -> None:
         if self.rules.pop(rule_id, None) is None:
             raise KeyError(f"no alert rule {rule_id!r}")
+        self._matching = {}
         self._write("DELETE FROM alert_rules WHERE rule_id = ?", [rule_id])
 
     def _rules(self, kind: str, agent) -> list[dict[str, Any]]:
-        return [r for r in list(self.rules.values()) if r["kind"] == kind and r["enabled"]
+        """The enabled rules of ``kind`` that watch ``agent`` (kept until a rule changes:
+        this runs for every event)."""
+        key = (kind, agent.spec["name"])
+        found = self._matching.get(key)
+        if found is None:
+            found = self._matching[key] = [
+                r for r in list(self.rules.values()) if r["kind"] == kind and r["enabled"]
                 and fnmatch.fnmatchcase(agent.spec["name"], r["agents"])]
+        return found
 
     # -- events (the agent's own thread: cheap) -----------------------------------------
     def window(self, agent) -> Window:
@@ -184,9 +199,13 @@ class AlertEngine:
             if edited_paths(tool, tool_input, agent.spec.get("cwd")):
                 w.last_edit = now
             key = tool + " " + json.dumps(tool_input, sort_keys=True, default=str)[:2000]
-            w.tool_uses.append((now, key, {"at": utcnow().isoformat(), "text": text[:300],
-                                           "tool_use_id": data.get("id")}))
-            self._loop(agent, w, key, now)
+            times = w.calls.pop(key, None) or deque(maxlen=MAX_REPEATS)
+            w.calls[key] = times  # (the most recent last: the oldest calls are dropped)
+            if len(w.calls) > MAX_CALLS:
+                w.calls.popitem(last=False)
+            times.append((now, {"at": utcnow().isoformat(), "text": text[:300],
+                                "tool_use_id": data.get("id")}))
+            self._loop(agent, times, now)
         elif kind == "tool_result":
             w.tool_results.append((now, bool(data.get("is_error") or
                                               (data.get("exit_code") not in (None, 0)))))
@@ -202,9 +221,9 @@ class AlertEngine:
         if w.costs[-1][1] != agent.cost_usd:
             w.costs.append((now, agent.cost_usd))
 
-    def _loop(self, agent, w: Window, key: str, now: float) -> None:
+    def _loop(self, agent, times: deque, now: float) -> None:
         for rule in self._rules("loop", agent):
-            same = [e for t, k, e in w.tool_uses if k == key and t >= now - rule["window_s"]]
+            same = [e for t, e in times if t >= now - rule["window_s"]]
             if len(same) >= rule["count"]:
                 self.fire(rule, agent, f"{agent.spec['name']} made the same tool call "
                           f"{len(same)} times in {rule['window_s']:g} s: {same[-1]['text']}",
