@@ -17,6 +17,8 @@ import httpx
 import psutil
 import pytest
 
+from workbench.control.alerts import TEST_QUERY_S
+
 from .conftest import Served, free_port
 from .standins.webhook_receiver import Receiver
 
@@ -189,6 +191,8 @@ def test_new_failures_in_the_agents_project_fire_test_health(served, tmp_path):
     with client(served) as c:
         c.post("/api/alert-rules", json={"rule_id": "health", "name": "tests broke",
                                          "kind": "test_health", "agents": "th-*"})
+        c.post("/api/alert-rules", json={"rule_id": "rerun", "name": "re-run, no edit",
+                                         "kind": "test_loop", "count": 2, "agents": "th-*"})
         agent = c.post("/api/agents", json={
             "name": "th-agent", "backend": "process", "project": "th",
             "command": [sys.executable, "-c", "import time; time.sleep(60)"]}).json()["agent"]
@@ -201,8 +205,15 @@ def test_new_failures_in_the_agents_project_fire_test_health(served, tmp_path):
                       what="the test health alert")[0]
         assert [e["test_id"].rsplit(".", 1)[-1].rsplit(":", 1)[-1]
                 for e in alert["evidence"]] == ["test_breaks"]
+        time.sleep(TEST_QUERY_S)
+        assert not alerts_for(c, agent["id"], "rerun")  # failed once since the start
+        _report(served, suite, "again")  # the same failure, and the agent edited nothing
+        rerun = until(lambda: alerts_for(c, agent["id"], "rerun"), timeout=15,
+                      what="the test loop alert")[0]
+        assert "test_breaks failed 2 times" in rerun["title"] and len(rerun["evidence"]) == 2
         c.post(f"/api/agents/{agent['id']}/stop")
         c.delete("/api/alert-rules/health")
+        c.delete("/api/alert-rules/rerun")
 
 
 @pytest.mark.parametrize("route, body, error", [
