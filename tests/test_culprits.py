@@ -19,8 +19,11 @@ from .conftest import Served
 from .standins.messages_api import MessagesAPI
 from .test_claude_code_agent import claude, until  # noqa: F401 (a fixture)
 
-CALC = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a * b\n"
-TESTS = ("from calc import add, mul\n\n\n"
+CALC = ("def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a * b\n\n\n"
+        "def checked_add(a, b):\n    result = add(a, b)\n    if b > 0 and result <= a:\n"
+        "        raise ArithmeticError(f'add({a}, {b}) = {result}')\n    return result\n")
+TESTS = ("from calc import add, checked_add, mul\n\n\n"
+         "def test_checked_add():\n    assert checked_add(2, 3) == 5\n\n\n"
          "def test_add():\n    assert add(2, 3) == 5\n\n\n"
          "def test_add_zero():\n    assert add(0, 4) == 4\n\n\n"
          "def test_mul():\n    assert mul(2, 3) == 6\n")
@@ -90,7 +93,7 @@ def test_the_breaking_session_and_tool_call_come_first(setup, chromium, output_d
     served, api, root, repo = setup
     with httpx.Client(base_url=served.url, timeout=30) as c:
         base = pytest_run(served, repo, "before-agents")
-        assert base["failed"] == 0 and base["passed"] == 3
+        assert base["failed"] == 0 and base["passed"] == 4
         time.sleep(0.2)
         breaker = agent_runs(c, api, root, repo, "breaker",
                              "sed -i 's/return a + b/return a - b/' calc.py")
@@ -99,12 +102,15 @@ def test_the_breaking_session_and_tool_call_come_first(setup, chromium, output_d
         assert (repo / "NOTES.md").read_text().endswith("more\n")
         time.sleep(0.2)
         broken = pytest_run(served, repo, "after-agents")
-        assert broken["failed"] == 2, broken
+        assert broken["failed"] == 3, broken
 
         found = c.get(f"/api/runs/{broken['run_id']}/culprits").json()
         assert found["base_run_id"] == base["run_id"] and found["edits"] == 2
         by_test = {f["test_id"].split("::")[-1]: f for f in found["failures"]}
-        assert sorted(by_test) == ["test_add", "test_add_zero"]
+        assert sorted(by_test) == ["test_add", "test_add_zero", "test_checked_add"]
+        inside = by_test["test_checked_add"]["candidates"][0]  # raised inside calc.py
+        assert inside["agent_id"] == breaker["id"] and inside["score"] == 3.0
+        assert inside["reasons"] == ["edited calc.py, which is in the failure's stack trace"]
         first, second = by_test["test_add"]["candidates"][:2]
         assert first["agent_id"] == breaker["id"] and second["agent_id"] == decoy["id"]
         assert first["score"] > second["score"]
@@ -119,7 +125,7 @@ def test_the_breaking_session_and_tool_call_come_first(setup, chromium, output_d
 
         impact = c.get(f"/api/agents/{breaker['id']}/impact").json()
         assert sorted(b["test_id"].split("::")[-1] for b in impact["broke"]) == [
-            "test_add", "test_add_zero"]
+            "test_add", "test_add_zero", "test_checked_add"]
         assert impact["fixed"] == []
         assert c.get(f"/api/agents/{decoy['id']}/impact").json()["broke"] == []
 
@@ -131,7 +137,7 @@ def test_the_breaking_session_and_tool_call_come_first(setup, chromium, output_d
         assert fixed["failed"] == 0
         impact = c.get(f"/api/agents/{breaker['id']}/impact").json()
         assert sorted(f["test_id"].split("::")[-1] for f in impact["fixed"]) == [
-            "test_add", "test_add_zero"]
+            "test_add", "test_add_zero", "test_checked_add"]
         assert c.get("/api/runs/no-such-run/culprits").status_code == 404
         see_it_in_the_browser(served, chromium, output_dir, breaker)
         for agent in (breaker, decoy):
@@ -149,7 +155,7 @@ def see_it_in_the_browser(served, chromium, output_dir, breaker: dict) -> None:
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
         page.goto(served.url + "/tests")
         page.get_by_role("gridcell", name="after-agents", exact=True).first.click()
-        page.get_by_text("Likely cause of 2 new failure(s)").wait_for(timeout=30_000)
+        page.get_by_text("Likely cause of 3 new failure(s)").wait_for(timeout=30_000)
         page.get_by_role("gridcell", name="test_calc::test_add", exact=True).first.click()
         page.get_by_text("which the failing test imports").first.wait_for(timeout=30_000)
         page.get_by_text("sed -i 's/return a + b/return a - b/' calc.py").first.wait_for()

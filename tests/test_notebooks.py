@@ -81,3 +81,5 @@ def test_agent_control_notebook_through_a_server(tmp_path, monkeypatch):
     assert "stopping → stopped" in text
     assert "0 permission request(s) waiting" in text
     assert "loopback" in text and "pause" in text
+    assert "tasks done: done, done" in text
+    assert "tool-loop" in text and "0 open alert(s)" in text
