@@ -68,6 +68,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: A token per role, and the server setting that grants them (servers that check roles).
+TOKENS = {"admin": "tok-admin", "operator": "tok-operator", "viewer": "tok-viewer"}
+ROLE_ENV = {"OBSERVATORY_TOKENS": ",".join(f"{t}:{r}" for r, t in TOKENS.items())}
+
+
+def role_client(served: Served, role: str) -> httpx.Client:
+    """An API client of ``served`` holding ``role``'s token."""
+    return httpx.Client(base_url=served.url, timeout=30,
+                        headers={"Authorization": f"Bearer {TOKENS[role]}"})
+
+
 class Served:
     """A real `observatory serve` process on 127.0.0.1."""
 

@@ -19,17 +19,15 @@ import pytest
 
 from workbench.control.alerts import TEST_QUERY_S
 
-from .conftest import Served, free_port
+from .conftest import ROLE_ENV, Served, free_port, role_client
 from .standins.webhook_receiver import Receiver
 
-TOKENS = {"admin": "tok-admin", "operator": "tok-operator", "viewer": "tok-viewer"}
 SECRET = "s3cret-for-tests"
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    env = {"OBSERVATORY_TOKENS": ",".join(f"{t}:{r}" for r, t in TOKENS.items()),
-           "OBSERVATORY_WEBHOOK_BACKOFF_S": "0.3"}
+    env = {**ROLE_ENV, "OBSERVATORY_WEBHOOK_BACKOFF_S": "0.3"}
     s = Served(tmp_path_factory.mktemp("alerts") / "a.duckdb", env=env,
                extra_args=("--no-demo",))
     yield s
@@ -37,8 +35,7 @@ def served(tmp_path_factory):
 
 
 def client(served, role: str = "admin") -> httpx.Client:
-    return httpx.Client(base_url=served.url, timeout=20,
-                        headers={"Authorization": f"Bearer {TOKENS[role]}"})
+    return role_client(served, role)
 
 
 def until(fn, timeout: float = 15, what: str = ""):

@@ -31,6 +31,10 @@ def one_span(name: str) -> bytes:
 def test_full_write_queue_gets_503_with_retry_after(tmp_path):
     store = Store(tmp_path / "bp.duckdb", max_pending=1)
     state._store = store
+    from workbench.server.plugin import ReportHandler
+
+    state.get_supervisor()  # (its first writes — the shipped alert rules — go in now)
+    store.settle()
     gate, started = threading.Event(), threading.Event()
     store.submit(lambda cur: (started.set(), gate.wait(10)))  # the writer is now busy
     started.wait(5)
@@ -42,8 +46,6 @@ def test_full_write_queue_gets_503_with_retry_after(tmp_path):
 
     def serve():
         asyncio.set_event_loop(loop)
-        from workbench.server.plugin import ReportHandler  # imported once the store is set
-
         Application([*OTLP_ROUTES, (r"/api/tests/reports", ReportHandler, {})]).listen(
             port, address="127.0.0.1"
         )
@@ -51,7 +53,7 @@ def test_full_write_queue_gets_503_with_retry_after(tmp_path):
         loop.run_forever()
 
     threading.Thread(target=serve, daemon=True).start()
-    ready.wait(5)
+    assert ready.wait(60), "the server did not start"  # (a cold import of the plugin is slow)
     url = f"http://127.0.0.1:{port}/v1/traces"
     headers = {"Content-Type": "application/x-protobuf"}
     try:

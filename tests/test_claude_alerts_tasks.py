@@ -11,17 +11,15 @@ from datetime import datetime
 import httpx
 import pytest
 
-from .conftest import Served
+from .conftest import ROLE_ENV, Served, role_client
 from .standins.messages_api import MessagesAPI
 from .test_claude_code_agent import claude, define, until  # noqa: F401 (a fixture)
-
-TOKENS = {"admin": "tok-admin", "operator": "tok-operator"}
 
 
 @pytest.fixture(scope="module")
 def setup(claude, tmp_path_factory):  # noqa: F811
     root = tmp_path_factory.mktemp("claude-alerts")
-    env = {"OBSERVATORY_TOKENS": ",".join(f"{t}:{r}" for r, t in TOKENS.items())}
+    env = ROLE_ENV
     with MessagesAPI() as api:
         served = Served(root / "c.duckdb", env=env, extra_args=("--no-demo",))
         try:
@@ -31,8 +29,7 @@ def setup(claude, tmp_path_factory):  # noqa: F811
 
 
 def client(served, role: str = "operator") -> httpx.Client:
-    return httpx.Client(base_url=served.url, timeout=30,
-                        headers={"Authorization": f"Bearer {TOKENS[role]}"})
+    return role_client(served, role)
 
 
 def events(c: httpx.Client, agent_id: str) -> list[dict]:

@@ -18,16 +18,15 @@ import psutil
 import pytest
 import websockets
 
-from .conftest import Served
+from .conftest import ROLE_ENV, TOKENS, Served, role_client
 
-TOKENS = {"admin": "tok-admin", "operator": "tok-operator", "viewer": "tok-viewer"}
 TICKER = [sys.executable, "-c",
           "import time\nfor i in range(10**6):\n print('tick', i, flush=True); time.sleep(0.1)"]
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    env = {"OBSERVATORY_TOKENS": ",".join(f"{t}:{r}" for r, t in TOKENS.items())}
+    env = ROLE_ENV
     s = Served(tmp_path_factory.mktemp("control") / "c.duckdb", env=env,
                extra_args=("--no-demo",))
     yield s
@@ -35,8 +34,7 @@ def served(tmp_path_factory):
 
 
 def client(served, role: str = "operator") -> httpx.Client:
-    return httpx.Client(base_url=served.url, timeout=20,
-                        headers={"Authorization": f"Bearer {TOKENS[role]}"})
+    return role_client(served, role)
 
 
 def wait_state(c: httpx.Client, agent_id: str, states: set[str], timeout: float = 10) -> dict:

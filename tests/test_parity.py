@@ -48,6 +48,7 @@ def _params(store: Store) -> dict[str, dict]:
         "span_count_like": {"text": "tool"},
         "trace_spans": {"trace_id": trace},
         "agent_events": {"agent_id": "ag-demo"}, "agent_samples": {"agent_id": "ag-demo"},
+        "webhook_deliveries": {"webhook_id": "wh-demo"},
     }
 
 

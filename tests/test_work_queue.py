@@ -12,14 +12,12 @@ import time
 import httpx
 import pytest
 
-from .conftest import Served
-
-TOKENS = {"admin": "tok-admin", "operator": "tok-operator", "viewer": "tok-viewer"}
+from .conftest import ROLE_ENV, TOKENS, Served, role_client
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    env = {"OBSERVATORY_TOKENS": ",".join(f"{t}:{r}" for r, t in TOKENS.items())}
+    env = ROLE_ENV
     s = Served(tmp_path_factory.mktemp("queue") / "q.duckdb", env=env,
                extra_args=("--no-demo",))
     yield s
@@ -27,8 +25,7 @@ def served(tmp_path_factory):
 
 
 def client(served, role: str = "operator") -> httpx.Client:
-    return httpx.Client(base_url=served.url, timeout=20,
-                        headers={"Authorization": f"Bearer {TOKENS[role]}"})
+    return role_client(served, role)
 
 
 def writes(path, name: str, sleep: float = 0.0) -> list[str]:

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from itertools import count
 from typing import Any
+
+from .serving import Serving
 
 _ids = count(1)
 
@@ -65,7 +66,7 @@ def _bash(command: str) -> dict[str, Any]:
             "input": {"command": command.strip(), "description": "scripted command"}}
 
 
-class MessagesAPI:
+class MessagesAPI(Serving):
     """``with MessagesAPI() as api:`` serves on ``api.url`` until the block ends."""
 
     def __init__(self) -> None:
@@ -163,14 +164,5 @@ class MessagesAPI:
                 self.end_headers()
                 self.wfile.write(raw)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> MessagesAPI:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.serve(Handler)
+        self.url = f"http://127.0.0.1:{self.port}"

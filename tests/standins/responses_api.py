@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from itertools import count
 from typing import Any
+
+from .serving import Serving
 
 _ids = count(1)
 
@@ -52,7 +53,7 @@ def plan(body: dict[str, Any]) -> dict[str, Any]:
                                                 "annotations": []}]}
 
 
-class ResponsesAPI:
+class ResponsesAPI(Serving):
     """``with ResponsesAPI() as api:`` serves on ``api.url`` (the provider's base_url)."""
 
     def __init__(self) -> None:
@@ -110,14 +111,5 @@ class ResponsesAPI:
                     pass
                 self.close_connection = True
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def __enter__(self) -> ResponsesAPI:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.serve(Handler)
+        self.url = f"http://127.0.0.1:{self.port}/v1"

@@ -3,12 +3,13 @@ with the statuses it is scripted to (then 200), so a test sees retries as they h
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from .serving import Serving
 
-class Receiver:
+
+class Receiver(Serving):
     """``with Receiver(port, fail_first=2) as r:`` — ``r.requests`` fills as POSTs arrive."""
 
     def __init__(self, port: int = 0, fail_first: int = 0) -> None:
@@ -31,14 +32,5 @@ class Receiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
-
-    def __enter__(self) -> Receiver:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.serve(Handler, port)
+        self.url = f"http://127.0.0.1:{self.port}/hook"

@@ -153,6 +153,7 @@ class Webhooks:
                                             self._due[0][0] > time.monotonic()):
                     self._cond.wait(self._due[0][0] - time.monotonic() if self._due else None)
                 if self._closed:
+                    self._client.close()
                     return
                 _, _, delivery = heapq.heappop(self._due)
             try:

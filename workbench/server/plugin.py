@@ -130,7 +130,7 @@ class RunHandler(APIHandler):
         await self.answer(work)
 
 
-ADMIN_QUERIES = frozenset({"audit_log"})
+ADMIN_QUERIES = frozenset({"audit_log", "webhook_deliveries"})
 
 
 class QueryHandler(APIHandler):
@@ -148,7 +148,7 @@ class QueryHandler(APIHandler):
                 params[key] = datetime.fromisoformat(params[key])
 
         def work() -> bytes:
-            if name in ADMIN_QUERIES:  # the audit log is the admins' to read
+            if name in ADMIN_QUERIES:  # the audit log and webhook deliveries: admins only
                 access.authorize(get_store(), auth.principal(self), "audit", name)
             try:
                 table = get_store().query_arrow(name, **params)
