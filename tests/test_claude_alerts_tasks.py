@@ -119,3 +119,17 @@ def test_an_idle_labelled_agent_takes_prompt_tasks(setup):
         assert ran["started_at"] >= c.get(f"/api/tasks/{talk['id']}").json()["task"][
             "ended_at"]
         c.post(f"/api/agents/{coder['id']}/stop")
+
+
+def test_spending_with_no_edit_and_no_passing_test_is_a_stall(setup):
+    served, api, root = setup
+    with client(served, "admin") as c:
+        c.post("/api/alert-rules", json={"rule_id": "stall", "name": "stalled", "kind": "stall",
+                                         "minutes": 0.02, "agents": "staller"})
+        agent = define(c, api, root, "staller", "hello")
+        c.post(f"/api/agents/{agent['id']}/start")
+        alert = until(lambda: [a for a in c.get("/api/alerts").json()["alerts"]
+                               if a["agent_id"] == agent["id"]], what="the stall alert")[0]
+        assert alert["rule_id"] == "stall" and alert["evidence"][0]["tokens"] > 0
+        c.delete("/api/alert-rules/stall")
+        c.post(f"/api/agents/{agent['id']}/stop")

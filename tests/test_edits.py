@@ -59,3 +59,6 @@ def test_diffs_of_edits():
     assert "-x = 1" in diff and "+x = 2" in diff
     assert diff_of("Write", {"file_path": "b.py", "content": "print(1)"}).endswith("+print(1)")
     assert diff_of("Bash", {"command": "sed -i s/a/b/ c.py"}) == "$ sed -i s/a/b/ c.py"
+    codex = diff_of("fileChange", {"changes": [{"path": "a.py", "kind": "update",
+                                                "diff": "@@ -1 +1 @@\n-x\n+y"}]})
+    assert codex.startswith("--- a.py (update)") and "+y" in codex

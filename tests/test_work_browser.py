@@ -97,6 +97,11 @@ def test_alerts_and_tasks_tabs(served, chromium, output_dir, tmp_path):
         page.get_by_role("gridcell", name="cancelled", exact=True).first.wait_for(
             timeout=15_000)
         page.screenshot(path=str(output_dir / "tasks.png"), full_page=True)
+        page.locator(".bk-tab").get_by_text("Agent", exact=True).click()
+        page.locator("h3", has_text="ui-worker").wait_for(timeout=15_000)  # the newest
+        page.get_by_text("Tests it broke and fixed").wait_for()
+        page.wait_for_timeout(1500)  # (the charts draw on a canvas after the tables)
+        page.screenshot(path=str(output_dir / "worker-timeline.png"))
         assert outside == []
         browser.close()
     api.post(f"/api/agents/{sleepy['id']}/stop")

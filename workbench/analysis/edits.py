@@ -95,6 +95,9 @@ def diff_of(tool: str | None, tool_input: Any, limit: int = 60) -> str:
                     str(edit.get("new_string", "")).splitlines(), f"a/{name}", f"b/{name}",
                     lineterm="")
         return "\n".join(lines[:limit])
+    if tool in ("fileChange", "apply_patch"):  # Codex: each change carries its diff
+        return "\n".join(f"--- {c.get('path')} ({c.get('kind')})\n{c.get('diff') or ''}"
+                         for c in tool_input.get("changes") or [] if isinstance(c, dict))
     if tool == "Write":
         content = str(tool_input.get("content", "")).splitlines()
         return "\n".join([f"+++ b/{name}", *("+" + x for x in content[:limit])])

@@ -165,9 +165,16 @@ class CodexBackend(CLIBackend):
             self.agent.emit("tool_result", output[:2000] or f"exit {item.get('exitCode')}",
                             {"id": item.get("id"), "exit_code": item.get("exitCode"),
                              "status": item.get("status")})
+        elif method == "item/started" and kind == "fileChange":
+            # (a tool call of its own, so that the edit is linked to the tests it breaks)
+            changes = item.get("changes") or []
+            self.agent.emit("tool_use", "fileChange: " + ", ".join(
+                str(c.get("path")) for c in changes if isinstance(c, dict)),
+                {"tool": "fileChange", "id": item.get("id"), "input": {"changes": changes}})
         elif method == "item/completed" and kind == "fileChange":
             self.agent.emit("tool_result", f"file change {item.get('status')}",
-                            {"id": item.get("id"), "changes": item.get("changes")})
+                            {"id": item.get("id"), "changes": item.get("changes"),
+                             "is_error": item.get("status") not in (None, "completed")})
         elif method == "item/completed" and kind == "agentMessage":
             self.agent.emit("assistant", str(item.get("text") or ""))
         elif method == "thread/tokenUsage/updated":

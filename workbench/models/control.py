@@ -152,6 +152,21 @@ class ControlModel(param.Parameterized):
         df["cost_usd"] = df["cost_usd"].map(lambda x: "" if x is None or x != x else x)
         return df[self.TASK_COLUMNS]
 
+    def task_spans(self, agent_id: str) -> pd.DataFrame:
+        """An agent's tasks over time (``task``, ``state``, ``start``, ``end``, ``what``):
+        the second row of its timeline; a running task runs to now."""
+        cols = ["task", "state", "start", "end", "what"]
+        rows = [t for t in self.control.tasks("all", 500)
+                if t["agent_id"] == agent_id and t["started_at"]]
+        if not rows:
+            return pd.DataFrame(columns=cols)
+        now = pd.Timestamp.utcnow().tz_localize(None)
+        return pd.DataFrame({
+            "task": [t["id"] for t in rows], "state": [t["state"] for t in rows],
+            "start": pd.to_datetime([t["started_at"] for t in rows]),
+            "end": [pd.Timestamp(t["ended_at"]) if t["ended_at"] else now for t in rows],
+            "what": [(t["prompt"] or str(t["command"]))[:80] for t in rows]})[cols]
+
     def add_task(self, body: dict[str, Any]) -> dict[str, Any]:
         return self.control.add_task(body)
 

@@ -25,6 +25,8 @@ STATE_COLORS = {
     "waiting-for-approval": "#e8590c", "paused": "#7950f2", "stopping": "#adb5bd",
     "stopped": "#495057", "completed": "#1c7ed6", "error": "#d64545", "lost": "#a61e4d",
 }
+TASK_COLORS = {"running": "#4dabf7", "done": "#2e9e5b", "failed": "#d64545",
+               "cancelled": "#868e96", "queued": "#adb5bd", "expired": "#adb5bd"}
 #: Actions a card offers in each state (the supervisor refuses the others anyway).
 OFFERED = {
     "idle": ("start",), "stopped": ("start",), "completed": ("start",), "error": ("start",),
@@ -258,6 +260,8 @@ class AgentDetail(pn.viewable.Viewer):
                              "to the failures of the runs on its project).")
         self._source = ColumnDataSource({"ts": [], "cpu_percent": [], "rss_mb": []})
         self._spans = ColumnDataSource({"state": [], "start": [], "end": [], "color": []})
+        self._task_spans = ColumnDataSource({"task": [], "state": [], "start": [], "end": [],
+                                             "what": [], "color": []})
         self._timeline = self._make_timeline()
         # (the Bokeh pane sits in a Column whose visibility is switched: switching the
         # pane's own visibility made Panel re-sync its stylesheets and fail)
@@ -278,15 +282,22 @@ class AgentDetail(pn.viewable.Viewer):
             self.model.selected = event.new
 
     def _make_timeline(self):
-        fig = figure(height=90, x_axis_type="datetime", sizing_mode="stretch_width",
-                     toolbar_location=None, title="State timeline", y_range=(-0.5, 0.5))
-        fig.hbar(y=0, left="start", right="end", height=0.8, color="color",
-                 source=self._spans, legend_field="state")
-        fig.yaxis.visible = False
+        fig = figure(height=120, x_axis_type="datetime", sizing_mode="stretch_width",
+                     toolbar_location=None, title="State timeline (below) and tasks (above)",
+                     y_range=(-0.5, 1.5))
+        states = fig.hbar(y=0, left="start", right="end", height=0.8, color="color",
+                          source=self._spans, legend_field="state")
+        tasks = fig.hbar(y=1, left="start", right="end", height=0.6, color="color",
+                         line_color="white", source=self._task_spans)
+        fig.yaxis.ticker = [0, 1]
+        fig.yaxis.major_label_overrides = {0: "state", 1: "tasks"}
         fig.ygrid.grid_line_color = None
-        fig.add_tools(HoverTool(tooltips=[("state", "@state"), ("from", "@start{%H:%M:%S}"),
-                                          ("to", "@end{%H:%M:%S}")],
-                                formatters={"@start": "datetime", "@end": "datetime"}))
+        times = {"@start": "datetime", "@end": "datetime"}
+        fig.add_tools(HoverTool(renderers=[states], formatters=times, tooltips=[
+            ("state", "@state"), ("from", "@start{%H:%M:%S}"), ("to", "@end{%H:%M:%S}")]))
+        fig.add_tools(HoverTool(renderers=[tasks], formatters=times, tooltips=[
+            ("task", "@task (@state)"), ("what", "@what"), ("from", "@start{%H:%M:%S}"),
+            ("to", "@end{%H:%M:%S}")]))
         fig.legend.orientation = "horizontal"
         fig.add_layout(fig.legend[0], "right")
         return pn.pane.Bokeh(fig, sizing_mode="stretch_width")
@@ -346,8 +357,13 @@ class AgentDetail(pn.viewable.Viewer):
                      "end": spans["end"].tolist(),
                      "color": [STATE_COLORS.get(x, "#999") for x in spans["state"]]}
 
+        work = self.model.task_spans(a["id"])
+        work_data = {**{c: work[c].tolist() for c in work.columns},
+                     "color": [TASK_COLORS.get(x, "#999") for x in work["state"]]}
+
         def draw() -> None:
             self._spans.data = span_data
+            self._task_spans.data = work_data
             self._source.data = data
             self._chart[0].object.extra_y_ranges["mem"].end = max(top * 1.2, 10.0)
 
