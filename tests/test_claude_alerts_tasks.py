@@ -6,6 +6,7 @@ result links its session, cost, tokens and tool calls."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 import httpx
@@ -128,8 +129,16 @@ def test_spending_with_no_edit_and_no_passing_test_is_a_stall(setup):
                                          "minutes": 0.02, "agents": "staller"})
         agent = define(c, api, root, "staller", "hello")
         c.post(f"/api/agents/{agent['id']}/start")
-        alert = until(lambda: [a for a in c.get("/api/alerts").json()["alerts"]
-                               if a["agent_id"] == agent["id"]], what="the stall alert")[0]
-        assert alert["rule_id"] == "stall" and alert["evidence"][0]["tokens"] > 0
+
+        def stalled() -> list:
+            # It keeps spending: a turn, and when that ends, another (no edit, no test).
+            if c.get(f"/api/agents/{agent['id']}").json()["agent"]["state"] == "idle":
+                c.post(f"/api/agents/{agent['id']}/message", json={"text": "think more"})
+            time.sleep(0.3)
+            return [a for a in c.get("/api/alerts").json()["alerts"]
+                    if a["agent_id"] == agent["id"] and a["rule_id"] == "stall"]
+
+        alert = until(stalled, what="the stall alert")[0]
+        assert alert["evidence"][0]["tokens"] > 0
         c.delete("/api/alert-rules/stall")
         c.post(f"/api/agents/{agent['id']}/stop")

@@ -49,6 +49,8 @@ def _params(store: Store) -> dict[str, dict]:
         "trace_spans": {"trace_id": trace},
         "agent_events": {"agent_id": "ag-demo"}, "agent_samples": {"agent_id": "ag-demo"},
         "webhook_deliveries": {"webhook_id": "wh-demo"},
+        "coverage_files": {"project": "checkout"},
+        "coverage_file_tests": {"project": "checkout", "path": "src/cart.py"},
     }
 
 

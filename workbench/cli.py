@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import secrets
+import subprocess
 import sys
 from collections import deque
 from pathlib import Path
@@ -119,6 +120,40 @@ def build_parser() -> argparse.ArgumentParser:
     _target_args(tests)
     tests.add_argument("--json", action="store_true", help="print one JSON object per input file")
     tests.set_defaults(func=cmd_ingest_tests)
+
+    cov = isub.add_parser(
+        "coverage",
+        help="coverage reports (coverage.py data or JSON, Cobertura, LCOV, JaCoCo)",
+        description="Store coverage reports: coverage.py's .coverage data file (read with "
+        "coverage.py where the sources are; per-test contexts kept), `coverage json`, "
+        "Cobertura XML, LCOV, JaCoCo XML. Paths are made relative to --root (default: the "
+        "git work tree holding the report, else its folder). Exit status 1 if any file was "
+        "rejected.")
+    cov.add_argument("paths", nargs="+", metavar="PATH", help="coverage files")
+    cov.add_argument("--project", required=True, help="project name")
+    cov.add_argument("--commit", help="commit SHA the report was made at")
+    cov.add_argument("--branch", help="branch name")
+    cov.add_argument("--root", action="append", metavar="DIR",
+                     help="a folder the report's paths are relative to (repeatable)")
+    cov.add_argument("--format", choices=["coveragepy", "coveragepy-json", "cobertura", "lcov",
+                                          "jacoco"], help="force a format instead of detecting it")
+    _target_args(cov)
+    cov.add_argument("--json", action="store_true", help="print one JSON object per input file")
+    cov.set_defaults(func=cmd_ingest_coverage)
+
+    coverage = sub.add_parser("coverage", help="ask stored coverage",
+                              description="Questions about stored coverage reports.")
+    csub = coverage.add_subparsers(dest="action", metavar="ACTION", required=True)
+    who = csub.add_parser(
+        "who", help="the tests that ran a line",
+        description="The tests that ran FILE:LINE in the project's latest coverage report "
+        "with per-test contexts (pytest node ids for pytest), one a line or --json a list.")
+    who.add_argument("where", metavar="FILE:LINE")
+    who.add_argument("--project", required=True, help="project name")
+    who.add_argument("--commit", help="the report of this commit instead of the latest")
+    _target_args(who)
+    who.add_argument("--json", action="store_true", help="print a JSON list of test ids")
+    who.set_defaults(func=cmd_coverage_who)
 
     runs = sub.add_parser("runs", help="list or delete stored test runs",
                           description="List stored test runs, or delete one stored by mistake.")
@@ -516,6 +551,78 @@ def cmd_ingest_tests(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"observatory: {stored} new run(s) stored in {intake.where}", file=sys.stderr)
     return 1 if bad else 0
+
+
+def _git_root(folder: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(folder), "rev-parse", "--show-toplevel"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def cmd_ingest_coverage(args: argparse.Namespace) -> int:
+    from .ingest import IngestError, read_report
+    from .intake import IntakeError, open_intake
+
+    try:
+        intake = open_intake(args.db, args.url)
+    except IntakeError as err:
+        print(f"observatory ingest coverage: {err}", file=sys.stderr)
+        return 2
+    _say_created(intake)
+    flags = {"project": args.project, "commit": args.commit, "branch": args.branch}
+    bad = 0
+    with intake:
+        for name in args.paths:
+            path = Path(name)
+            roots = [str(Path(r).resolve()) for r in args.root or []] or [
+                r for r in [_git_root(path.resolve().parent)] if r]
+            try:
+                data = read_report(path)
+            except IngestError as err:
+                result = {"path": name, "ok": False, "error": str(err)}
+            else:
+                result = intake.coverage(data, name, flags, roots, args.format)
+            bad += not result["ok"]
+            if args.json:
+                print(json.dumps(result, default=str), flush=True)
+            elif not result["ok"]:
+                print(f"error: {result['error']}", file=sys.stderr)
+            else:
+                pct = "-" if result["percent"] is None else f"{result['percent']:.2f}%"
+                print(f"{name}: {result['format']}: {result['files']} files, "
+                      f"{result['covered']}/{result['statements']} lines ({pct}), "
+                      f"{result['contexts']} test contexts")
+                for w in result.get("warnings") or []:
+                    print(f"warning: {name}: {w}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def cmd_coverage_who(args: argparse.Namespace) -> int:
+    from .client import connect
+    from .coverage.lookup import covering_tests
+
+    path, _, line = args.where.rpartition(":")
+    if not path or not line.isdigit():
+        print(f"observatory coverage who: {args.where!r} is not FILE:LINE", file=sys.stderr)
+        return 2
+    try:
+        store = connect(args.url or args.db)
+    except FileNotFoundError as err:
+        print(f"observatory coverage who: {err}", file=sys.stderr)
+        return 2
+    try:
+        tests = covering_tests(store, args.project, path, int(line), args.commit)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(tests))
+    else:
+        print("\n".join(tests) if tests else f"no test ran {args.where} in the latest report "
+              "with per-test contexts", file=sys.stdout if tests else sys.stderr)
+    return 0
 
 
 def _say_created(intake) -> None:

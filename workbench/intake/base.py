@@ -65,6 +65,13 @@ class Intake:
     def flush(self) -> None:
         """Send whatever :meth:`submit_report` still holds back."""
 
+    def coverage(self, data: bytes, name: str, flags: dict[str, Any],
+                 roots: list[str] | None = None, fmt: str | None = None) -> dict[str, Any]:
+        """Store one coverage report (``flags``: project, commit, branch; ``roots``: folders
+        its paths are made relative to); the ``ingest coverage --json`` object, ``ok``
+        false with the one-line ``error`` when it is not stored."""
+        raise NotImplementedError
+
     def live_start(self, meta: dict[str, Any], secret_sha256: str | None = None) -> str:
         """Open a live run (status ``running``); return its id. ``secret_sha256``: the hash
         of the secret its writer must present (the server's routes use it)."""

@@ -7,7 +7,7 @@ import uuid
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from ..ingest import IngestError, parse_bytes, streams
+from ..ingest import IngestError, as_bytes, parse_bytes, streams
 from ..ingest.ci_env import run_metadata
 from ..ingest.live import json_body, parse_batch, parse_running
 from ..store import writes
@@ -112,6 +112,25 @@ class LocalIntake(Intake):
         meta = run_metadata(run.meta, flags, env=self._env)
         run_id, created = writes.insert_run(self.store, run, meta, block=self._block)
         return {**_summary(run, name), "run_id": run_id, "duplicate": not created}
+
+    def coverage(self, data: bytes, name: str, flags: dict[str, Any],
+                 roots: list[str] | None = None, fmt: str | None = None) -> dict[str, Any]:
+        from ..coverage import CoverageError, agreement, read_coverage
+        from ..store.coverage_writes import report_id, store_report
+
+        if not flags.get("project"):
+            return failed(name, f"{name}: a project is required (--project)")
+        try:
+            report = read_coverage(as_bytes(data), name, roots, fmt)
+        except CoverageError as err:
+            return failed(name, str(err))
+        meta = {k: flags.get(k) for k in ("project", "commit", "branch")}
+        rid = report_id(as_bytes(data), meta)
+        totals = store_report(self.store, report, rid, meta, name)
+        warnings = list(report.warnings)
+        warnings += agreement(report, totals)
+        return {"path": name, "ok": True, "report_id": rid, "format": report.format,
+                **totals, "warnings": warnings}
 
     def _stream(self, data: bytes, name: str, flags: dict[str, Any],
                 fmt: str | None) -> dict[str, Any]:

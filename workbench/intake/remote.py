@@ -67,6 +67,31 @@ class RemoteIntake(Intake):
             return done(failed(name, body.get("error") or f"{name}: HTTP {status}"))
         return done({**body, "path": name})
 
+    def coverage(self, data: bytes, name: str, flags: dict[str, Any],
+                 roots: list[str] | None = None, fmt: str | None = None) -> dict[str, Any]:
+        from ..coverage import CoverageError
+        from ..coverage.coveragepy import as_json
+        from ..coverage.read import detect
+
+        data = as_bytes(data)
+        try:  # a data file is read where its sources are: here, not on the server
+            if (fmt or detect(data, name)) == "coveragepy":
+                data, fmt = as_json(data, name), "coveragepy-json"
+        except CoverageError as err:
+            return failed(name, str(err))
+        params = {k: v for k, v in flags.items() if k in ("project", "commit", "branch") and v}
+        params.update(filename=name, **({"format": fmt} if fmt else {}))
+        if roots:
+            params["root"] = roots
+        try:
+            status, body = self._call("POST", "/api/coverage/reports", params=params,
+                                      content=data)
+        except IntakeError as err:
+            return failed(name, f"{name}: {err}")
+        if status != 200 or not body.get("ok"):
+            return failed(name, body.get("error") or f"{name}: HTTP {status}")
+        return {**body, "path": name}
+
     def live_start(self, meta: dict[str, Any], secret_sha256: str | None = None) -> str:
         body = self._ok("POST", "/api/tests/live", json={k: meta.get(k) for k in RUN_META_KEYS})
         self._secrets[body["run_id"]] = body.get("secret", "")

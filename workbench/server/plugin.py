@@ -24,6 +24,7 @@ from ..intake.base import RUN_SECRET_HEADER
 from ..store import writes
 from . import auth, limits, pages
 from .control_api import CONTROL_ROUTES
+from .coverage_api import COVERAGE_ROUTES
 from .otlp import OTLP_ROUTES
 from .plugin_base import APIHandler, UploadHandler, bounded_int
 from .state import get_intake, get_store, get_supervisor
@@ -196,6 +197,7 @@ ROUTES = [
     (r"/api/runs/([\w.-]+)", RunHandler, {}),
     (r"/api/query/(\w+)", QueryHandler, {}),
     *CONTROL_ROUTES,
+    *COVERAGE_ROUTES,
     *OTLP_ROUTES,
 ]
 

@@ -324,4 +324,59 @@ MIGRATIONS.append(
     )
 )
 
+# v7: coverage. A report (its totals), each file's line sets, and the lines each test ran —
+# stored as run-length ranges ``[first, last, first, last, ...]`` per test and file: a
+# test's lines in a file are mostly a few runs, so a 100k-line project with 5,000 tests is
+# rows of a few numbers, not a row per line per test.
+MIGRATIONS.append(
+    (
+        7,
+        [
+            """
+            CREATE TABLE coverage_reports (
+                report_id VARCHAR PRIMARY KEY,
+                project VARCHAR NOT NULL,
+                commit_sha VARCHAR,
+                branch VARCHAR,
+                format VARCHAR,
+                source VARCHAR,
+                created_at TIMESTAMP,
+                files INTEGER,
+                statements INTEGER,
+                covered INTEGER,
+                percent DOUBLE,
+                branches INTEGER,
+                branches_covered INTEGER,
+                contexts INTEGER,
+                warnings VARCHAR
+            )
+            """,
+            """
+            CREATE TABLE coverage_files (
+                report_id VARCHAR NOT NULL,
+                path VARCHAR NOT NULL,
+                statements INTEGER,
+                covered INTEGER,
+                percent DOUBLE,
+                branches INTEGER,
+                branches_covered INTEGER,
+                functions INTEGER,
+                functions_covered INTEGER,
+                statement_ranges INTEGER[],
+                covered_ranges INTEGER[],
+                partial_lines INTEGER[]
+            )
+            """,
+            """
+            CREATE TABLE coverage_tests (
+                report_id VARCHAR NOT NULL,
+                test_id VARCHAR NOT NULL,
+                path VARCHAR NOT NULL,
+                ranges INTEGER[]
+            )
+            """,
+        ],
+    )
+)
+
 LATEST = MIGRATIONS[-1][0]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from .. import config
-from . import control_queries, queries, telemetry_queries  # noqa: F401  (registers queries)
+from . import control_queries, coverage_queries, queries, telemetry_queries  # noqa: F401
 from .schema import LATEST, MIGRATIONS
 
 if TYPE_CHECKING:
