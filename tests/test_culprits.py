@@ -7,6 +7,7 @@ agent puts it back."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -67,6 +68,17 @@ def pytest_run(served, repo, build: str) -> dict:
     return runs[0]
 
 
+def covered(served, repo) -> None:
+    """The repository's tests under coverage.py with per-test contexts, sent in."""
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                    "-p", "no:observatory", "--cov=.", "--cov-context=test", "--cov-report=",
+                    "--cov-branch"], cwd=repo, capture_output=True, timeout=120, check=True)
+    out = subprocess.run([sys.executable, "-m", "workbench", "ingest", "coverage",
+                          str(repo / ".coverage"), "--project", "calc", "--url", served.url,
+                          "--json"], capture_output=True, text=True, timeout=120)
+    assert json.loads(out.stdout)["contexts"] == 4, out.stdout + out.stderr
+
+
 def agent_runs(c: httpx.Client, api, root, repo, name: str, command: str) -> dict:
     """A Claude Code agent on the project that runs ``command`` (approved by a person)."""
     home = root / f"home-{name}"
@@ -94,6 +106,7 @@ def test_the_breaking_session_and_tool_call_come_first(setup, chromium, output_d
     with httpx.Client(base_url=served.url, timeout=30) as c:
         base = pytest_run(served, repo, "before-agents")
         assert base["failed"] == 0 and base["passed"] == 4
+        covered(served, repo)  # which lines each test runs, as coverage.py recorded it
         time.sleep(0.2)
         breaker = agent_runs(c, api, root, repo, "breaker",
                              "sed -i 's/return a + b/return a - b/' calc.py")
@@ -115,7 +128,8 @@ def test_the_breaking_session_and_tool_call_come_first(setup, chromium, output_d
         assert first["agent_id"] == breaker["id"] and second["agent_id"] == decoy["id"]
         assert first["score"] > second["score"]
         assert first["session_id"] and first["reasons"] == [
-            "edited calc.py, which the failing test imports"]
+            "edited calc.py, whose lines the failing test ran (coverage)"]
+        assert first["score"] == 2.2
         call = first["tool_call"]
         assert call["tool"] == "Bash" and call["paths"] == ["calc.py"]
         assert "sed -i" in call["diff"]
@@ -157,7 +171,7 @@ def see_it_in_the_browser(served, chromium, output_dir, breaker: dict) -> None:
         page.get_by_role("gridcell", name="after-agents", exact=True).first.click()
         page.get_by_text("Likely cause of 3 new failure(s)").wait_for(timeout=30_000)
         page.get_by_role("gridcell", name="test_calc::test_add", exact=True).first.click()
-        page.get_by_text("which the failing test imports").first.wait_for(timeout=30_000)
+        page.get_by_text("whose lines the failing test ran").first.wait_for(timeout=30_000)
         page.get_by_text("sed -i 's/return a + b/return a - b/' calc.py").first.wait_for()
         page.screenshot(path=str(output_dir / "run-detail-cause.png"), full_page=True)
         page.goto(served.url + "/control")

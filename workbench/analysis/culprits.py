@@ -109,8 +109,40 @@ def _imports(call: dict[str, Any], test_file: str | None) -> tuple[str, ...]:
     return imported_files(cwd, test_file, mtime)
 
 
-def score(call: dict[str, Any], frames: list[str], test_file: str | None):
-    """``(score, reasons)`` of one tool call as the cause of one failure."""
+def _test_key(test_id: str) -> str:
+    """A test id as runners and coverage contexts both spell it: ``tests/test_x.py::t``,
+    ``tests.test_x::t`` and ``tests/test_x::t`` are one test."""
+    return re.sub(r"\.py(?=::|$)", "", test_id).replace("/", ".")
+
+
+def tests_files(store, project: str, test_ids: list[str]) -> dict[str, set[str]]:
+    """The files each of ``test_ids`` ran lines of, in the project's latest coverage report
+    with per-test contexts (empty when there is none)."""
+    known = store.sql(
+        """SELECT DISTINCT test_id FROM coverage_tests WHERE report_id = (
+             SELECT report_id FROM coverage_reports WHERE project = ? AND contexts > 0
+             ORDER BY created_at DESC LIMIT 1)""", [project])
+    if known.empty:
+        return {}
+    by_key = {_test_key(t): t for t in known["test_id"]}
+    wanted = {t: by_key[_test_key(t)] for t in test_ids if _test_key(t) in by_key}
+    if not wanted:
+        return {}
+    rows = store.sql(
+        """SELECT test_id, path FROM coverage_tests WHERE report_id = (
+             SELECT report_id FROM coverage_reports WHERE project = ? AND contexts > 0
+             ORDER BY created_at DESC LIMIT 1) AND test_id IN (SELECT unnest(?::VARCHAR[]))""",
+        [project, sorted(set(wanted.values()))])
+    files: dict[str, set[str]] = {}
+    for test_id, path in zip(rows["test_id"], rows["path"], strict=True):
+        files.setdefault(test_id, set()).add(path)
+    return {t: files.get(c, set()) for t, c in wanted.items()}
+
+
+def score(call: dict[str, Any], frames: list[str], test_file: str | None,
+          ran: set[str] | None = None):
+    """``(score, reasons)`` of one tool call as the cause of one failure; ``ran``: the
+    files the failing test ran lines of (from per-test coverage)."""
     best, reasons = 0.1, []
     imports = _imports(call, test_file)
     # (the test's own file is in every one of its stacks: it is evidence of its own kind)
@@ -122,6 +154,9 @@ def score(call: dict[str, Any], frames: list[str], test_file: str | None):
         elif test_file and same_file(path, test_file):
             best = max(best, 2.5)
             reasons.append(f"edited {path}, the failing test's own file")
+        elif any(same_file(path, f) for f in ran or ()):
+            best = max(best, 2.2)
+            reasons.append(f"edited {path}, whose lines the failing test ran (coverage)")
         elif path in imports:
             best = max(best, 2.0)
             reasons.append(f"edited {path}, which the failing test imports")
@@ -137,7 +172,7 @@ def rank(calls: list[dict[str, Any]], failure: dict[str, Any], limit: int = 3) -
     test_file = failure.get("file") or str(failure["test_id"]).split("::")[0]
     best: dict[tuple[str, str | None], dict[str, Any]] = {}
     for call in calls:
-        value, reasons = score(call, frames, test_file)
+        value, reasons = score(call, frames, test_file, failure.get("ran"))
         key = (call["agent_id"], call["session_id"])
         held = best.get(key)
         if held is None or (value, call["ts"]) >= (held["score"], held["tool_call"]["ts"]):
@@ -173,6 +208,7 @@ def culprits(store, run_id: str, limit: int = 3, base_id: str | None = None) -> 
     new = changes[changes["status"] == "new failure"]
     details = store.query("run_results", run_id=run_id, final_only=True).set_index("test_id")
     calls = project_edits(store, run["project"], since, until)
+    ran = tests_files(store, run["project"], list(new["test_id"])) if calls else {}
     failures = []
     for test_id in new["test_id"]:
         row = details.loc[test_id] if test_id in details.index else None
@@ -180,7 +216,8 @@ def culprits(store, run_id: str, limit: int = 3, base_id: str | None = None) -> 
                    "file": row["file"] if row is not None and isinstance(row["file"], str)
                    else None,
                    "message": row["message"] if row is not None else None,
-                   "details": row["details"] if row is not None else None}
+                   "details": row["details"] if row is not None else None,
+                   "ran": ran.get(test_id)}
         failures.append({"test_id": test_id, "message": failure["message"],
                          "candidates": rank(calls, failure, limit)})
     return {"run_id": run_id, "base_run_id": base_id, "project": run["project"],
