@@ -50,6 +50,7 @@ def _params(store: Store) -> dict[str, dict]:
         "agent_events": {"agent_id": "ag-demo"}, "agent_samples": {"agent_id": "ag-demo"},
         "webhook_deliveries": {"webhook_id": "wh-demo"},
         "coverage_files": {"project": "checkout"},
+        "project_agents": {"project": "checkout"},
         "coverage_file_tests": {"project": "checkout", "path": "src/cart.py"},
     }
 

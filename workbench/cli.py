@@ -169,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     rdel.add_argument("run_ids", nargs="+", metavar="RUN_ID")
     _target_args(rdel)
     rdel.set_defaults(func=cmd_runs_delete)
+    mcp = sub.add_parser(
+        "mcp", help="serve the workbench's tools over MCP (stdio) for coding agents",
+        description="An MCP server on stdin/stdout (the official mcp SDK): flaky_status, "
+        "failures, covering_tests, project_health, recent_sessions — read from the database "
+        "(or the workbench serving it). Point a coding agent at `observatory mcp`.")
+    _target_args(mcp)
+    mcp.set_defaults(func=cmd_mcp)
     _agents_parser(sub)
     _tasks_parser(sub)
     _alerts_parser(sub)
@@ -598,6 +605,17 @@ def cmd_ingest_coverage(args: argparse.Namespace) -> int:
                 for w in result.get("warnings") or []:
                     print(f"warning: {name}: {w}", file=sys.stderr)
     return 1 if bad else 0
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from .mcp_server import serve_stdio
+
+    try:
+        serve_stdio(args.url or args.db)
+    except FileNotFoundError as err:
+        print(f"observatory mcp: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def cmd_coverage_who(args: argparse.Namespace) -> int:

@@ -77,3 +77,11 @@ def webhook_deliveries(p: dict[str, Any]) -> Rendered:
     """One webhook's deliveries, newest first."""
     return ("SELECT * FROM webhook_deliveries WHERE webhook_id = ? ORDER BY created_at DESC "
             "LIMIT ?", [p["webhook_id"], _limit(p)])
+
+
+@query
+def project_agents(p: dict[str, Any]) -> Rendered:
+    """The agents working on a project, most recently active first."""
+    return ("SELECT agent_id, name, backend, state, session_id, cost_usd, last_error, "
+            "created_at, updated_at FROM agents WHERE project = ? ORDER BY updated_at DESC "
+            "LIMIT ?", [p["project"], _limit(p, 50)])
