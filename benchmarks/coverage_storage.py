@@ -68,7 +68,7 @@ def real_suite(tmp: Path) -> dict:
         store.settle()
         took = time.perf_counter() - start
         rows = store.sql("SELECT count(*) AS n FROM coverage_tests")["n"].item()
-        lines = store.sql("SELECT sum(len(ranges)) AS n FROM coverage_tests")["n"].item()
+        lines = int(store.sql("SELECT sum(len(ranges)) AS n FROM coverage_tests")["n"].item())
         store.sql("CHECKPOINT")
     return {"suite_s": ran, "ok": result["ok"], "files": result["files"],
             "statements": result["statements"], "tests": result["contexts"],
