@@ -169,6 +169,22 @@ def build_parser() -> argparse.ArgumentParser:
     rdel.add_argument("run_ids", nargs="+", metavar="RUN_ID")
     _target_args(rdel)
     rdel.set_defaults(func=cmd_runs_delete)
+    projects = sub.add_parser("projects", help="the projects on this machine",
+                              description="Find the projects (git repositories) on this "
+                              "machine and keep them in the workbench.")
+    psub = projects.add_subparsers(dest="action", metavar="ACTION", required=True)
+    pscan = psub.add_parser(
+        "scan", help="find git repositories under folders",
+        description="Find git repositories under ROOT folders (default: the current folder "
+        "and ~/src, ~/code, ~/projects, ~/work where they exist), recognise their kind "
+        "(pyproject.toml, package.json, Cargo.toml, go.mod, pom.xml, build.gradle, …), and "
+        "store them. Never follows symbolic links; skips dependencies, virtual "
+        "environments and build outputs. Through the running workbench when there is one.")
+    pscan.add_argument("roots", nargs="*", metavar="ROOT", help="folders to search")
+    _target_args(pscan)
+    pscan.add_argument("--json", action="store_true",
+                       help="print one JSON object per project (path, kind, kinds, …)")
+    pscan.set_defaults(func=cmd_projects_scan)
     mcp = sub.add_parser(
         "mcp", help="serve the workbench's tools over MCP (stdio) for coding agents",
         description="An MCP server on stdin/stdout (the official mcp SDK): flaky_status, "
@@ -605,6 +621,43 @@ def cmd_ingest_coverage(args: argparse.Namespace) -> int:
                 for w in result.get("warnings") or []:
                     print(f"warning: {name}: {w}", file=sys.stderr)
     return 1 if bad else 0
+
+
+def cmd_projects_scan(args: argparse.Namespace) -> int:
+    from .intake import resolve
+    from .projects.scan import default_roots, scan, store_projects
+
+    roots = [str(Path(r).expanduser().resolve()) for r in args.roots] or [
+        str(r) for r in default_roots()]
+    missing = [r for r in roots if not Path(r).is_dir()]
+    if missing:
+        print(f"observatory projects scan: {missing[0]}: not a folder", file=sys.stderr)
+        return 2
+    path, url = resolve(args.db, args.url)
+    if url:
+        from .client import http_client
+
+        with http_client(url, None, 600) as http:
+            r = http.post("/api/projects/scan", json={"roots": roots})
+        body = r.json()
+        if r.status_code != 200:
+            print(f"observatory projects scan: {url}: {body.get('error')}", file=sys.stderr)
+            return 1
+        found, seen = body["projects"], body["folders"]
+    else:
+        from .store import Store
+
+        found, seen = scan(roots)
+        with Store(path) as store:
+            store_projects(store, found)
+    for project in found:
+        if args.json:
+            print(json.dumps(project))
+        else:
+            print(f"{project['kind']:<12} {project['branch'] or '-':<20} {project['path']}")
+    if not args.json:
+        print(f"observatory: {len(found)} project(s) in {seen} folder(s)", file=sys.stderr)
+    return 0
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 ACTION_ROLE: dict[str, str] = {
     "read": "viewer",
     **dict.fromkeys(("add", "start", "stop", "pause", "resume", "restart", "interrupt",
-                     "message", "config", "limits", "approve", "delete", "task", "alert"),
+                     "message", "config", "limits", "approve", "delete", "task", "alert",
+                     "scan"),
                     "operator"),
     **dict.fromkeys(("audit", "policy", "rules", "webhooks", "pool"), "admin"),
 }

@@ -27,6 +27,7 @@ from .control_api import CONTROL_ROUTES
 from .coverage_api import COVERAGE_ROUTES
 from .otlp import OTLP_ROUTES
 from .plugin_base import APIHandler, UploadHandler, bounded_int
+from .projects_api import PROJECT_ROUTES
 from .state import get_intake, get_store, get_supervisor
 
 log = logging.getLogger("workbench.server")
@@ -198,6 +199,7 @@ ROUTES = [
     (r"/api/query/(\w+)", QueryHandler, {}),
     *CONTROL_ROUTES,
     *COVERAGE_ROUTES,
+    *PROJECT_ROUTES,
     *OTLP_ROUTES,
 ]
 

@@ -47,3 +47,9 @@ def coverage_file_tests(p: dict[str, Any]) -> Rendered:
         SELECT test_id, path, ranges FROM coverage_tests WHERE report_id = {sub}
           AND (path = ? OR path LIKE '%/' || ? OR ? LIKE '%/' || path)
         ORDER BY test_id""", [*args, path, path, path])
+
+
+@query
+def scanned_projects(p: dict[str, Any]) -> Rendered:
+    """The projects ``projects scan`` found, by name."""
+    return "SELECT * FROM projects ORDER BY name, path", []

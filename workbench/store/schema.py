@@ -379,4 +379,25 @@ MIGRATIONS.append(
     )
 )
 
+# v8: the projects found on the machine (``observatory projects scan``).
+MIGRATIONS.append(
+    (
+        8,
+        [
+            """
+            CREATE TABLE projects (
+                path VARCHAR PRIMARY KEY,
+                name VARCHAR NOT NULL,
+                kind VARCHAR,
+                kinds JSON,
+                manifests JSON,
+                branch VARCHAR,
+                mcp_servers JSON,
+                scanned_at TIMESTAMP
+            )
+            """,
+        ],
+    )
+)
+
 LATEST = MIGRATIONS[-1][0]

@@ -1,0 +1,150 @@
+"""Finding the git repositories under some folders, and what kind of project each is.
+
+The walk is bounded: it never follows a symbolic link (so a link loop cannot trap it),
+never enters what holds no project (dependencies, virtual environments, build outputs,
+caches), and stops at a repository's root (its subfolders are the project's own). One
+``scandir`` per folder, no subprocess: 100k folders take a few seconds (see
+benchmarks/projects_scan.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+#: Folder names never entered.
+SKIP = frozenset({
+    "node_modules", ".venv", "venv", ".tox", ".nox", "__pycache__", ".mypy_cache",
+    ".pytest_cache", ".ruff_cache", "site-packages", "dist", "build", "target", ".gradle",
+    ".idea", ".vscode", ".cache", ".npm", ".cargo", ".rustup", "bower_components", ".next",
+    ".terraform", "Library", ".Trash", "vendor",
+})
+#: Marker file → project kind, in the order a project's main kind is chosen.
+MARKERS = (
+    ("pyproject.toml", "python"), ("setup.py", "python"), ("setup.cfg", "python"),
+    ("package.json", "node"), ("Cargo.toml", "rust"), ("go.mod", "go"),
+    ("pom.xml", "java-maven"), ("build.gradle", "java-gradle"),
+    ("build.gradle.kts", "java-gradle"), ("Gemfile", "ruby"), ("composer.json", "php"),
+    ("mix.exs", "elixir"), ("Package.swift", "swift"), ("pubspec.yaml", "dart"),
+    ("CMakeLists.txt", "cmake"), ("Makefile", "make"),
+)
+#: Dependency manifests and lock files (what the health row lists).
+MANIFESTS = frozenset({
+    "pyproject.toml", "setup.py", "setup.cfg", "requirements.txt", "Pipfile", "poetry.lock",
+    "uv.lock", "package.json", "package-lock.json", "yarn.lock", "pnpm-lock.yaml",
+    "Cargo.toml", "Cargo.lock", "go.mod", "go.sum", "pom.xml", "build.gradle",
+    "build.gradle.kts", "Gemfile", "Gemfile.lock", "composer.json", "mix.exs",
+    "Package.swift", "pubspec.yaml",
+})
+
+
+def default_roots() -> list[Path]:
+    """The current folder, and ~/src, ~/code, ~/projects, ~/work where they exist."""
+    home = Path.home()
+    return [Path.cwd(), *(p for p in (home / n for n in ("src", "code", "projects", "work"))
+                          if p.is_dir())]
+
+
+def scan(roots: list[Path | str], max_dirs: int = 2_000_000) -> tuple[list[dict[str, Any]],
+                                                                      int]:
+    """The repositories under ``roots`` (each once), and how many folders were read."""
+    found: dict[str, dict[str, Any]] = {}
+    seen = 0
+    todo = [Path(r).expanduser().resolve() for r in roots]
+    while todo and seen < max_dirs:
+        folder = todo.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:  # unreadable, vanished, not a folder
+            continue
+        seen += 1
+        names = {e.name for e in entries}
+        if ".git" in names:
+            key = str(folder)
+            if key not in found:
+                found[key] = describe(folder, names)
+            continue  # a repository's subfolders are its own
+        for entry in entries:
+            if entry.name in SKIP or entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    todo.append(Path(entry.path))
+            except OSError:
+                continue
+    return sorted(found.values(), key=lambda p: p["path"]), seen
+
+
+def describe(folder: Path, names: set[str] | None = None) -> dict[str, Any]:
+    """One repository: its kind(s), manifests, current branch and declared MCP servers."""
+    names = names if names is not None else {p.name for p in folder.iterdir()}
+    kinds = list(dict.fromkeys(kind for marker, kind in MARKERS if marker in names))
+    if any(n.endswith((".csproj", ".sln", ".fsproj")) for n in names):
+        kinds.append("dotnet")
+    return {"path": str(folder), "name": folder.name, "kind": kinds[0] if kinds else "other",
+            "kinds": kinds, "manifests": sorted(names & MANIFESTS),
+            "branch": current_branch(folder / ".git"), "mcp_servers": mcp_servers(folder)}
+
+
+def current_branch(git: Path) -> str | None:
+    """The checked-out branch, read from ``.git/HEAD`` (``.git`` may be a file pointing
+    elsewhere, as in worktrees and submodules); None when detached or unreadable."""
+    try:
+        if git.is_file():
+            target = git.read_text().strip().removeprefix("gitdir:").strip()
+            git = (git.parent / target).resolve()
+        head = (git / "HEAD").read_text().strip()
+    except OSError:
+        return None
+    return head.removeprefix("ref: refs/heads/") if head.startswith("ref: ") else None
+
+
+def mcp_servers(folder: Path) -> list[dict[str, Any]]:
+    """The MCP servers a project declares for its agents: Claude Code's ``.mcp.json``,
+    Codex's ``.codex/config.toml`` ``[mcp_servers.*]``, Gemini's ``.gemini/settings.json``."""
+    out: list[dict[str, Any]] = []
+    for rel, reader in ((".mcp.json", _json_servers), (".gemini/settings.json", _json_servers),
+                        (".codex/config.toml", _toml_servers)):
+        path = folder / rel
+        if not path.is_file():
+            continue
+        try:
+            servers = reader(path)
+        except (OSError, ValueError, tomllib.TOMLDecodeError) as err:
+            out.append({"file": rel, "error": f"{rel}: {str(err).splitlines()[0][:200]}"})
+            continue
+        for name, spec in servers.items():
+            if isinstance(spec, dict):
+                out.append({"file": rel, "name": name,
+                            "transport": "http" if spec.get("url") else "stdio",
+                            "command": spec.get("command"), "args": spec.get("args") or [],
+                            "url": spec.get("url")})
+    return out
+
+
+def _json_servers(path: Path) -> dict[str, Any]:
+    doc = json.loads(path.read_text(encoding="utf-8-sig"))
+    servers = doc.get("mcpServers") if isinstance(doc, dict) else None
+    return servers if isinstance(servers, dict) else {}
+
+
+def _toml_servers(path: Path) -> dict[str, Any]:
+    servers = tomllib.loads(path.read_text()).get("mcp_servers")
+    return servers if isinstance(servers, dict) else {}
+
+
+def store_projects(store, projects: list[dict[str, Any]]) -> None:
+    """Keep what a scan found (a project found again is updated, never duplicated)."""
+    from ..config import utcnow
+
+    now = utcnow()
+    rows = [[p["path"], p["name"], p["kind"], json.dumps(p["kinds"]),
+             json.dumps(p["manifests"]), p["branch"], json.dumps(p["mcp_servers"]), now]
+            for p in projects]
+    if rows:
+        store.write(lambda cur: cur.executemany(
+            "INSERT OR REPLACE INTO projects VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows),
+            topic="tests")
