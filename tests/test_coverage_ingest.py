@@ -8,6 +8,7 @@ through the file and through a served workbench."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -244,3 +245,36 @@ def test_data_file_whose_sources_are_gone(repo, tmp_path):
     result = json.loads(r.stdout)
     assert result["ok"] and result["files"] == 1  # __init__.py is still there
     assert "1 measured file(s) skipped" in result["warnings"][0]
+
+
+def test_patch_coverage_of_a_commit(repo, tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(repo, work)
+    cart = work / "shop" / "cart.py"
+    cart.write_text(cart.read_text().replace(
+        "subtotal -= subtotal * discount  # discounted",
+        "subtotal = subtotal * (1 - discount)  # discounted")
+        + "\n\ndef refund(amount):\n    return -amount  # never tested\n")
+    run(work, "git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qam",
+        "change")
+    run(work, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
+        "no:observatory", "--cov=shop", "--cov-context=test", "--cov-report=", "tests")
+    db = tmp_path / "patch.duckdb"
+    assert ingest(work, db, ".coverage")[0]["ok"]
+    r = observatory("coverage", "patch", "--project", "shop", "--base", "HEAD~1", "--head",
+                    "HEAD", "--repo", str(work), "--db", str(db), "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    lines = cart.read_text().splitlines()
+    refund = next(i for i, t in enumerate(lines, 1) if "never tested" in t)
+    assert [f["path"] for f in result["files"]] == ["shop/cart.py"]
+    # changed statements: the discount line (run by test_discount), `def refund` (run at
+    # import) and its body (never run)
+    assert (result["statements"], result["covered"]) == (3, 2)
+    assert result["files"][0]["missing"] == [[refund, refund]]
+    text = observatory("coverage", "patch", "--project", "shop", "--base", "HEAD~1",
+                       "--repo", str(work), "--db", str(db))
+    assert "patch coverage HEAD~1..working tree: 2/3 (66.67%)" in text.stdout
+    bad = observatory("coverage", "patch", "--project", "shop", "--base", "no-such-rev",
+                      "--repo", str(work), "--db", str(db))
+    assert bad.returncode == 1 and "no-such-rev" in bad.stderr

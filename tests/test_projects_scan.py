@@ -114,3 +114,20 @@ def test_scan_through_a_served_workbench(tree, tmp_path):
             "api-feature", "ledger", "plain"], r.stderr
     finally:
         served.stop()
+
+
+def test_git_of_a_project(tree):
+    from workbench.projects.git import GitError, branches, changed_lines, commits
+
+    api = tree / "work" / "api"
+    assert branches(api) == {"current": "main", "branches": ["feature", "main"]}
+    assert branches(tree / "work" / "svc")["current"] is None  # detached
+    log = commits(api)
+    assert len(log) == 1 and log[0]["author"] == "t" and log[0]["subject"] == "x"
+    (api / "pyproject.toml").write_text("[project]\nname='api'\nversion='2'\n")
+    try:
+        assert changed_lines(api, "HEAD") == {"pyproject.toml": {3}}
+    finally:
+        git(api, "checkout", "-q", "--", "pyproject.toml")
+    with pytest.raises(GitError, match="nope"):
+        commits(api, "nope")

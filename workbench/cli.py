@@ -154,6 +154,21 @@ def build_parser() -> argparse.ArgumentParser:
     _target_args(who)
     who.add_argument("--json", action="store_true", help="print a JSON list of test ids")
     who.set_defaults(func=cmd_coverage_who)
+    patch = csub.add_parser(
+        "patch", help="patch coverage of a git diff",
+        description="Of the lines a change added or modified (git diff BASE..HEAD, or BASE "
+        "against the working tree), the statements and whether the tests ran them, per file, "
+        "against the project's latest coverage report (or the report of --commit).")
+    patch.add_argument("--project", required=True, help="project name")
+    patch.add_argument("--base", required=True, metavar="REV", help="the revision before")
+    patch.add_argument("--head", metavar="REV", help="the revision after (default: the "
+                       "working tree)")
+    patch.add_argument("--repo", default=".", metavar="DIR",
+                       help="the repository (default: the current folder)")
+    patch.add_argument("--commit", help="use the coverage report of this commit")
+    _target_args(patch)
+    patch.add_argument("--json", action="store_true", help="print the result as JSON")
+    patch.set_defaults(func=cmd_coverage_patch)
 
     runs = sub.add_parser("runs", help="list or delete stored test runs",
                           description="List stored test runs, or delete one stored by mistake.")
@@ -668,6 +683,37 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     except FileNotFoundError as err:
         print(f"observatory mcp: {err}", file=sys.stderr)
         return 2
+    return 0
+
+
+def cmd_coverage_patch(args: argparse.Namespace) -> int:
+    from .client import connect
+    from .coverage.patch import patch_coverage
+    from .projects.git import GitError
+
+    try:
+        store = connect(args.url or args.db)
+    except FileNotFoundError as err:
+        print(f"observatory coverage patch: {err}", file=sys.stderr)
+        return 2
+    try:
+        result = patch_coverage(store, args.project, args.repo, args.base, args.head,
+                                args.commit)
+    except (GitError, KeyError) as err:
+        print(f"observatory coverage patch: {err.args[0]}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    for f in result["files"]:
+        missing = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in f["missing"])
+        print(f"{f['path']}: {f['covered']}/{f['statements']} changed lines covered"
+              + (f"; not run: {missing}" if missing else ""))
+    pct = "-" if result["percent"] is None else f"{result['percent']:.2f}%"
+    print(f"patch coverage {result['base']}..{result['head']}: {result['covered']}/"
+          f"{result['statements']} ({pct})")
     return 0
 
 
