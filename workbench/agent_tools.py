@@ -7,19 +7,14 @@ data, so that the answers are the same through MCP, the API and a notebook."""
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import pandas as pd
 
 from .analysis.compare import compare_runs
+from .analysis.culprits import test_key
 from .analysis.flaky import label_tests
 from .coverage.lookup import covering_tests as _covering
-
-
-def _key(test_id: str) -> str:
-    # runners and coverage spell a test differently: tests/test_x.py::t, tests.test_x::t
-    return re.sub(r"\.py(?=::|$)", "", test_id).replace("/", ".")
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -31,7 +26,7 @@ def flaky_status(store, test: str, project: str | None = None) -> dict[str, Any]
     statistically flaky, broken (its last runs all failed), failing, or stable; with the
     evidence. Before "fixing" a failure, an agent asks this."""
     stats = label_tests(store.query("test_run_stats", project=project))
-    match = stats[stats["test_id"].map(_key) == _key(test)] if not stats.empty else stats
+    match = stats[stats["test_id"].map(test_key) == test_key(test)] if not stats.empty else stats
     if match.empty:
         history = store.query("test_history", test_id=test, project=project, limit=20)
         if history.empty:

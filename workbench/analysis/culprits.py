@@ -109,7 +109,7 @@ def _imports(call: dict[str, Any], test_file: str | None) -> tuple[str, ...]:
     return imported_files(cwd, test_file, mtime)
 
 
-def _test_key(test_id: str) -> str:
+def test_key(test_id: str) -> str:
     """A test id as runners and coverage contexts both spell it: ``tests/test_x.py::t``,
     ``tests.test_x::t`` and ``tests/test_x::t`` are one test."""
     return re.sub(r"\.py(?=::|$)", "", test_id).replace("/", ".")
@@ -124,8 +124,8 @@ def tests_files(store, project: str, test_ids: list[str]) -> dict[str, set[str]]
              ORDER BY created_at DESC LIMIT 1)""", [project])
     if known.empty:
         return {}
-    by_key = {_test_key(t): t for t in known["test_id"]}
-    wanted = {t: by_key[_test_key(t)] for t in test_ids if _test_key(t) in by_key}
+    by_key = {test_key(t): t for t in known["test_id"]}
+    wanted = {t: by_key[test_key(t)] for t in test_ids if test_key(t) in by_key}
     if not wanted:
         return {}
     rows = store.sql(

@@ -253,7 +253,7 @@ class LocalControl:
         self._allow("read")
         self.sup.get(agent_id)
         key = (agent_id, self.store.versions.get("tests"))
-        cache = self.sup.__dict__.setdefault("_impact_cache", {})
+        cache = self.sup.impact_cache
         if key not in cache:
             self.store.settle()
             if len(cache) > 256:

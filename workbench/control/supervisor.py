@@ -220,6 +220,8 @@ class Supervisor:
                                                  if cgroup_v2_writable() else "")
         self.inbox = Inbox(self._save_approval, self._changed)
         self.agents: dict[str, Agent] = {}
+        #: Each agent's tests broken and fixed, per test-data version (see LocalControl).
+        self.impact_cache: dict[tuple[str, int | None], dict[str, Any]] = {}
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
         self._event_listeners: list[Callable[..., None]] = []
         self._work_listeners: list[Callable[[str, dict[str, Any]], None]] = []
