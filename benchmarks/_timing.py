@@ -16,3 +16,12 @@ def timed(fn: Callable[[], object], repeat: int = 5) -> float:
         fn()
         samples.append(time.perf_counter() - start)
     return statistics.median(samples)
+
+
+def machine() -> str:
+    """The line every benchmark starts with: the date and what it ran on."""
+    import os
+    import platform
+
+    return (f"# {time.strftime('%Y-%m-%d')} · machine: {platform.machine()}, "
+            f"{os.cpu_count()} cores, Python {platform.python_version()}")

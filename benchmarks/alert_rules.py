@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import machine  # noqa: E402
 from otlp_ingest import ROOT, TOOL, free_port, run_load, wait_http  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
@@ -180,8 +180,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--spans", type=int, default=60_000)
     args = parser.parse_args()
-    print(f"# {time.strftime('%Y-%m-%d')} · {platform.machine()}, "
-          f"{__import__('os').cpu_count()} cores, Python {platform.python_version()}")
+    print(machine())
     r = in_process(args.events)
     print(f"store of {r['events_stored']:,} agent events filled in {r['fill_s']:.1f} s; "
           f"supervisor with its rules started in {r['startup_s'] * 1e3:.0f} ms")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import shutil
 import subprocess
@@ -26,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _timing import machine  # noqa: E402
 
 SUITE = ["tests/test_otlp_decode.py", "tests/test_ingest_junit.py", "tests/test_analysis.py",
          "tests/test_signatures.py", "tests/test_edits.py", "tests/test_ingest_formats.py"]
@@ -117,8 +118,7 @@ def main() -> None:
     parser.add_argument("--tests", type=int, default=5000)
     parser.add_argument("--files", type=int, default=1000)
     args = parser.parse_args()
-    print(f"# {time.strftime('%Y-%m-%d')} · {platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}")
+    print(machine())
     with tempfile.TemporaryDirectory() as tmp:
         r = real_suite(Path(tmp))
         print(f"real suite: {r['tests']} tests over {r['files']} files, {r['statements']:,} "

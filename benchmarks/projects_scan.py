@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import machine  # noqa: E402
 
 
 def build(root: Path, repos: int) -> int:
@@ -41,8 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     from workbench.projects.scan import scan
 
-    print(f"# {time.strftime('%Y-%m-%d')} · {platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}")
+    print(machine())
     with tempfile.TemporaryDirectory() as tmp:
         made = build(Path(tmp), args.repos)
         start = time.perf_counter()
