@@ -687,14 +687,11 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 
 
 def cmd_coverage_patch(args: argparse.Namespace) -> int:
-    from .client import connect
     from .coverage.patch import patch_coverage
     from .projects.git import GitError
 
-    try:
-        store = connect(args.url or args.db)
-    except FileNotFoundError as err:
-        print(f"observatory coverage patch: {err}", file=sys.stderr)
+    store = _read_store(args, "coverage patch")
+    if store is None:
         return 2
     try:
         result = patch_coverage(store, args.project, args.repo, args.base, args.head,
@@ -718,17 +715,14 @@ def cmd_coverage_patch(args: argparse.Namespace) -> int:
 
 
 def cmd_coverage_who(args: argparse.Namespace) -> int:
-    from .client import connect
     from .coverage.lookup import covering_tests
 
     path, _, line = args.where.rpartition(":")
     if not path or not line.isdigit():
         print(f"observatory coverage who: {args.where!r} is not FILE:LINE", file=sys.stderr)
         return 2
-    try:
-        store = connect(args.url or args.db)
-    except FileNotFoundError as err:
-        print(f"observatory coverage who: {err}", file=sys.stderr)
+    store = _read_store(args, "coverage who")
+    if store is None:
         return 2
     try:
         tests = covering_tests(store, args.project, path, int(line), args.commit)
@@ -749,13 +743,22 @@ def _say_created(intake) -> None:
         print(f"observatory: created a new database {intake.where}", file=sys.stderr)
 
 
-def cmd_runs_list(args: argparse.Namespace) -> int:
+def _read_store(args: argparse.Namespace, command: str):
+    """The data a reading command asks (``--url`` or ``--db``, one rule: see
+    :func:`workbench.connect`), or None after saying on stderr that there is none."""
     from .client import connect
 
     try:
-        store = connect(args.url or args.db)
+        return connect(args.url or args.db)
     except FileNotFoundError as err:
-        print(f"observatory runs list: {err}", file=sys.stderr)
+        print(f"observatory {command}: {err}", file=sys.stderr)
+        return None
+
+
+def cmd_runs_list(args: argparse.Namespace) -> int:
+
+    store = _read_store(args, "runs list")
+    if store is None:
         return 2
     df = store.query("runs", project=args.project, limit=max(args.limit, 1), offset=0)
     store.close()

@@ -28,6 +28,7 @@ import param
 
 from ..analysis.edits import edited_paths
 from ..config import utcnow
+from ..store import control_writes
 from . import access
 from .access import Principal
 from .spec import STATES, _params
@@ -147,9 +148,10 @@ class AlertEngine:
         self.rules[rule["rule_id"]] = rule
         self._matching = {}
         now = utcnow()
-        self._write("INSERT OR REPLACE INTO alert_rules VALUES (?, ?, "
-                    "coalesce((SELECT created_at FROM alert_rules WHERE rule_id = ?), ?), ?)",
-                    [rule["rule_id"], json.dumps(rule), rule["rule_id"], now, now])
+        control_writes.submit(
+            self.store, "INSERT OR REPLACE INTO alert_rules VALUES (?, ?, coalesce("
+            "(SELECT created_at FROM alert_rules WHERE rule_id = ?), ?), ?)",
+            [rule["rule_id"], json.dumps(rule), rule["rule_id"], now, now])
 
     def put_rule(self, value: Any) -> dict[str, Any]:
         rule = check_rule(value)
@@ -160,7 +162,7 @@ class AlertEngine:
         if self.rules.pop(rule_id, None) is None:
             raise KeyError(f"no alert rule {rule_id!r}")
         self._matching = {}
-        self._write("DELETE FROM alert_rules WHERE rule_id = ?", [rule_id])
+        control_writes.submit(self.store, "DELETE FROM alert_rules WHERE rule_id = ?", [rule_id])
 
     def _rules(self, kind: str, agent) -> list[dict[str, Any]]:
         """The enabled rules of ``kind`` that watch ``agent`` (kept until a rule changes:
@@ -465,17 +467,11 @@ class AlertEngine:
 
     def _save(self, a: dict[str, Any]) -> None:
         self.sup.work_changed("alert", public(a))
-        self._write("INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                    "?, ?)", [a["id"], a["rule_id"], a["rule_name"], a["agent_id"],
-                              a["severity"], a["state"], a["title"],
-                              json.dumps(a["evidence"], default=str), json.dumps(a["actions"]),
-                              a["fired_at"], a["acked_by"], a["acked_at"], a["resolved_by"],
-                              a["resolved_at"]])
-
-    def _write(self, sql: str, values: list[Any]) -> None:
-        fut = self.store.submit(lambda cur: cur.execute(sql, values), topic="control")
-        fut.add_done_callback(lambda f: f.exception() and log.error(
-            "alert write failed: %s", f.exception()))
+        control_writes.submit(self.store, f"INSERT OR REPLACE INTO alerts VALUES "
+                              f"({', '.join('?' * 14)})", [
+            a["id"], a["rule_id"], a["rule_name"], a["agent_id"], a["severity"], a["state"],
+            a["title"], json.dumps(a["evidence"], default=str), json.dumps(a["actions"]),
+            a["fired_at"], a["acked_by"], a["acked_at"], a["resolved_by"], a["resolved_at"]])
 
     def close(self) -> None:
         self._closed.set()

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..config import utcnow
+from ..store import control_writes
 from . import spec as specs
 
 log = logging.getLogger("workbench.control")
@@ -179,8 +180,8 @@ class TaskQueue:
         pool = {"pool": name, "template": {**template, "name": name}, "max_agents": cap}
         self.pools[name] = pool
         values = [name, json.dumps(pool["template"]), cap, utcnow()]
-        self.store.submit(lambda cur: cur.execute(
-            "INSERT OR REPLACE INTO pools VALUES (?, ?, ?, ?)", values), topic="control")
+        control_writes.submit(self.store, "INSERT OR REPLACE INTO pools VALUES (?, ?, ?, ?)",
+                              values)
         self._kick.set()
         return pool
 
@@ -381,9 +382,9 @@ class TaskQueue:
     def _save(self, task: dict[str, Any]) -> None:
         values = [json.dumps(task[c]) if c in ("labels", "command") and task[c] is not None
                   else task[c] for c in COLUMNS]
-        self.store.submit(lambda cur: cur.execute(
-            f"INSERT OR REPLACE INTO tasks VALUES ({', '.join('?' * len(COLUMNS))})", values),
-            topic="control")
+        control_writes.submit(
+            self.store, f"INSERT OR REPLACE INTO tasks VALUES ({', '.join('?' * len(COLUMNS))})",
+            values)
         self.sup.work_changed("task", public(task))
 
     def close(self) -> None:

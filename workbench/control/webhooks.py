@@ -29,6 +29,7 @@ import httpx
 
 from .. import config
 from ..config import utcnow
+from ..store import control_writes
 
 log = logging.getLogger("workbench.control")
 
@@ -113,15 +114,15 @@ class Webhooks:
         hook = {"webhook_id": "wh-" + uuid.uuid4().hex[:10], **check(spec), "created_by": who,
                 "created_at": utcnow()}
         self.hooks[hook["webhook_id"]] = hook
-        self._write("INSERT INTO webhooks VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [hook["webhook_id"], hook["url"], hook["secret"], json.dumps(hook["events"]),
-                     hook["format"], who, hook["created_at"]])
+        control_writes.submit(self.store, "INSERT INTO webhooks VALUES (?, ?, ?, ?, ?, ?, ?)", [
+            hook["webhook_id"], hook["url"], hook["secret"], json.dumps(hook["events"]),
+            hook["format"], who, hook["created_at"]])
         return public(hook)
 
     def delete(self, webhook_id: str) -> None:
         if self.hooks.pop(webhook_id, None) is None:
             raise KeyError(f"no webhook {webhook_id!r}")
-        self._write("DELETE FROM webhooks WHERE webhook_id = ?", [webhook_id])
+        control_writes.submit(self.store, "DELETE FROM webhooks WHERE webhook_id = ?", [webhook_id])
 
     def list(self) -> list[dict[str, Any]]:
         return [public(h) for h in self.hooks.values()]
@@ -195,15 +196,10 @@ class Webhooks:
     def _record(self, delivery: dict[str, Any], state: str, status: int | None,
                 error: str | None) -> None:
         event = delivery["event"]
-        self._write("INSERT OR REPLACE INTO webhook_deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
-                    "?, ?)", [delivery["delivery_id"], delivery["webhook_id"], event["id"],
-                              event["type"], state, delivery["attempts"], status, error,
-                              delivery["created_at"], utcnow()])
-
-    def _write(self, sql: str, values: list[Any]) -> None:
-        fut = self.store.submit(lambda cur: cur.execute(sql, values), topic="control")
-        fut.add_done_callback(lambda f: f.exception() and log.error(
-            "webhook write failed: %s", f.exception()))
+        control_writes.submit(self.store, f"INSERT OR REPLACE INTO webhook_deliveries VALUES "
+                              f"({', '.join('?' * 10)})", [
+            delivery["delivery_id"], delivery["webhook_id"], event["id"], event["type"], state,
+            delivery["attempts"], status, error, delivery["created_at"], utcnow()])
 
     def close(self) -> None:
         with self._cond:

@@ -61,14 +61,3 @@ def changed_lines(repo: str | Path, base: str, head: str | None = None) -> dict[
             start, count = int(m.group(1)), int(m.group(2) or 1)
             out[path].update(range(start, start + count))
     return {p: lines for p, lines in out.items() if lines}
-
-
-def ranges(lines: set[int]) -> list[list[int]]:
-    """Sorted lines as ``[[first, last], ...]``."""
-    out: list[list[int]] = []
-    for n in sorted(lines):
-        if out and n == out[-1][1] + 1:
-            out[-1][1] = n
-        else:
-            out.append([n, n])
-    return out

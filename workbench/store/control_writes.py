@@ -23,7 +23,8 @@ APPROVAL_COLUMNS = ("approval_id", "agent_id", "session_id", "project", "tool", 
                     "state", "message", "decided_by", "created_at", "decided_at")
 
 
-def _submit(store: Store, sql: str, values: list[Any]) -> None:
+def submit(store: Store, sql: str, values: list[Any]) -> None:
+    """Queue one control-plane statement; a failure is logged (nobody waits for it)."""
     fut = store.submit(lambda cur: cur.execute(sql, values), topic="control")
     fut.add_done_callback(_log_failure)
 
@@ -34,17 +35,17 @@ def _log_failure(fut) -> None:
 
 
 def save_agent(store: Store, row: dict[str, Any]) -> None:
-    _submit(store, f"INSERT OR REPLACE INTO agents VALUES ({', '.join('?' * 15)})",
+    submit(store, f"INSERT OR REPLACE INTO agents VALUES ({', '.join('?' * 15)})",
             [row[c] for c in AGENT_COLUMNS])
 
 
 def agent_event(store: Store, values: list[Any]) -> None:
     """``[agent_id, at, kind, state, text, data_json]``."""
-    _submit(store, "INSERT INTO agent_events VALUES (?, ?, ?, ?, ?, ?)", values)
+    submit(store, "INSERT INTO agent_events VALUES (?, ?, ?, ?, ?, ?)", values)
 
 
 def save_approval(store: Store, row: dict[str, Any]) -> None:
-    _submit(store, f"INSERT OR REPLACE INTO approvals VALUES ({', '.join('?' * 11)})",
+    submit(store, f"INSERT OR REPLACE INTO approvals VALUES ({', '.join('?' * 11)})",
             [row[c] for c in APPROVAL_COLUMNS])
 
 
@@ -59,4 +60,4 @@ def agent_samples(store: Store, rows: list[list[Any]]) -> None:
 def audit(store: Store, values: list[Any]) -> None:
     """One audit line: ``[at, who, role, action, target, params_json, outcome, client]``.
     Appended only: no interface updates or deletes it."""
-    _submit(store, "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
+    submit(store, "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
