@@ -26,7 +26,7 @@ class TaskQueueView(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self._table = table(pd.DataFrame(columns=self.model.TASK_COLUMNS), page_size=15,
-                            empty_text="No tasks yet: queue one below, with `observatory "
+                            empty_text="No tasks yet: queue one above, with `observatory "
                             "tasks add`, or POST /api/tasks.",
                             widths={"id": 120, "state": 80, "priority": 70, "what": 300,
                                     "agent_id": 120, "failure": 220, "created_at": 160})
