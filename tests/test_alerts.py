@@ -156,10 +156,11 @@ def test_receiver_down_then_back_gets_the_slack_payload(served):
             fired = [json.loads(r["body"]) for r in rx.requests
                      if json.loads(r["body"])["observatory"]["type"] == "alert.fired"][0]
             assert fired["text"].startswith("*alert.fired*") and "dies-too" in fired["text"]
-            states = [json.loads(r["body"])["observatory"]["data"].get("to")
-                      for r in rx.requests
-                      if json.loads(r["body"])["observatory"]["type"] == "agent.state"]
-            assert "error" in states
+            # (each delivery keeps its own back-off: the state changes may come a little later)
+            until(lambda: "error" in [json.loads(r["body"])["observatory"]["data"].get("to")
+                                      for r in rx.requests if json.loads(r["body"])[
+                                          "observatory"]["type"] == "agent.state"],
+                  timeout=20, what="the agent's error state, delivered")
         c.delete(f"/api/webhooks/{hook['id']}")
 
 
