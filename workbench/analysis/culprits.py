@@ -111,8 +111,13 @@ def _imports(call: dict[str, Any], test_file: str | None) -> tuple[str, ...]:
 
 def test_key(test_id: str) -> str:
     """A test id as runners and coverage contexts both spell it: ``tests/test_x.py::t``,
-    ``tests.test_x::t`` and ``tests/test_x::t`` are one test."""
-    return re.sub(r"\.py(?=::|$)", "", test_id).replace("/", ".")
+    ``tests.test_x::t`` and ``tests/test_x::t`` are one test, and so are
+    ``tests/test_x.py::Class::t`` (a pytest node id) and ``tests.test_x.Class::t`` (the
+    JUnit class name and test name)."""
+    name, bracket, params = test_id.partition("[")  # parameters may hold anything
+    name = re.sub(r"\.py(?=::|$)", "", name).replace("/", ".")
+    head, sep, last = name.rpartition("::")
+    return (head.replace("::", ".") + sep + last if sep else name) + bracket + params
 
 
 def tests_files(store, project: str, test_ids: list[str]) -> dict[str, set[str]]:
