@@ -39,9 +39,13 @@ def coverage_files(p: dict[str, Any]) -> Rendered:
 @query
 def coverage_file_tests(p: dict[str, Any]) -> Rendered:
     """The tests that ran lines of one file in the project's latest report with per-test
-    contexts (or the report of ``commit``): ``test_id`` and its line ``ranges``. ``path``
+    contexts (or the report of ``commit``, or ``report_id``): ``test_id`` and its line
+    ``ranges``. ``path``
     matches the stored path, or either one's trailing path components."""
-    sub, args = _latest(p, contexts=True)
+    if p.get("report_id"):
+        sub, args = "?", [p["report_id"]]
+    else:
+        sub, args = _latest(p, contexts=True)
     path = str(p["path"]).replace("\\", "/").lstrip("./")
     return (f"""
         SELECT test_id, path, ranges FROM coverage_tests WHERE report_id = {sub}
@@ -53,3 +57,88 @@ def coverage_file_tests(p: dict[str, Any]) -> Rendered:
 def scanned_projects(p: dict[str, Any]) -> Rendered:
     """The projects ``projects scan`` found, by name."""
     return "SELECT * FROM projects ORDER BY name, path", []
+
+
+@query
+def coverage_report(p: dict[str, Any]) -> Rendered:
+    """One report by ``report_id``."""
+    return "SELECT * FROM coverage_reports WHERE report_id = ?", [p["report_id"]]
+
+
+@query
+def coverage_tests(p: dict[str, Any]) -> Rendered:
+    """Every test's line ranges in one report (``report_id``), or in the project's latest
+    report with per-test contexts."""
+    if p.get("report_id"):
+        sub, args = "?", [p["report_id"]]
+    else:
+        sub, args = _latest(p, contexts=True)
+    return (f"SELECT test_id, path, ranges FROM coverage_tests WHERE report_id = {sub} "
+            "ORDER BY path, test_id", args)
+
+
+@query
+def last_outcomes(p: dict[str, Any]) -> Rendered:
+    """Each test's final outcome in the newest run of ``project`` that ran it."""
+    return ("""
+        SELECT test_id, arg_max(outcome, ru.started_at) AS outcome,
+               arg_max(run_id, ru.started_at) AS run_id, max(ru.started_at) AS started_at
+        FROM results r JOIN runs ru USING (run_id)
+        WHERE ru.project = ? AND r.final
+        GROUP BY test_id""", [p["project"]])
+
+
+@query
+def project_overview(p: dict[str, Any]) -> Rendered:
+    """One row per project any source knows (scans, runs, coverage, agents): where it is,
+    its last run, its latest two coverage reports and its agents."""
+    return ("""
+        WITH names AS (
+            SELECT name AS project FROM projects UNION SELECT project FROM runs
+            UNION SELECT project FROM coverage_reports
+            UNION SELECT project FROM agents WHERE project IS NOT NULL AND project <> ''
+        ),
+        last_run AS (
+            SELECT project, arg_max(run_id, started_at) AS run_id,
+                   arg_max(status, started_at) AS last_status,
+                   arg_max(tests, started_at) AS tests, arg_max(passed, started_at) AS passed,
+                   arg_max(failed + errors, started_at) AS failed,
+                   arg_max(commit_sha, started_at) AS run_commit,
+                   max(started_at) AS last_run_at, count(*) AS runs
+            FROM runs GROUP BY project
+        ),
+        cov AS (
+            SELECT project, list(percent ORDER BY created_at DESC)[:2] AS last_two,
+                   count(*) AS reports
+            FROM coverage_reports GROUP BY project
+        ),
+        ag AS (
+            SELECT project, count(*) AS agents,
+                   count(*) FILTER (WHERE state IN ('starting', 'running', 'waiting-for-approval'))
+                       AS agents_active,
+                   sum(cost_usd) AS agent_cost_usd
+            FROM agents GROUP BY project
+        ),
+        scanned AS (SELECT name, arg_max(path, scanned_at) AS path, arg_max(kind, scanned_at)
+                           AS kind, arg_max(branch, scanned_at) AS branch,
+                           arg_max(manifests, scanned_at) AS manifests,
+                           arg_max(mcp_servers, scanned_at) AS mcp_servers
+                    FROM projects GROUP BY name)
+        SELECT n.project, s.path, s.kind, s.branch, s.manifests, s.mcp_servers,
+               r.run_id, r.last_status, r.tests, r.passed, r.failed, r.run_commit,
+               r.last_run_at, coalesce(r.runs, 0) AS runs,
+               c.last_two[1] AS coverage, c.last_two[2] AS coverage_before,
+               coalesce(c.reports, 0) AS coverage_reports,
+               coalesce(a.agents, 0) AS agents, coalesce(a.agents_active, 0) AS agents_active,
+               coalesce(a.agent_cost_usd, 0) AS agent_cost_usd
+        FROM names n LEFT JOIN last_run r USING (project) LEFT JOIN cov c USING (project)
+             LEFT JOIN ag a USING (project) LEFT JOIN scanned s ON s.name = n.project
+        ORDER BY n.project""", [])
+
+
+@query
+def mcp_approval(p: dict[str, Any]) -> Rendered:
+    """The approval of one MCP server declaration (``project`` folder, ``server`` name,
+    ``fingerprint``), if an operator gave it."""
+    return ("SELECT * FROM mcp_approvals WHERE project_path = ? AND server = ? "
+            "AND fingerprint = ?", [p["project"], p["server"], p["fingerprint"]])

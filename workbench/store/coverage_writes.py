@@ -29,7 +29,7 @@ def ranges(lines: set[int] | list[int]) -> list[int]:
 
 def expand(flat: list[int] | None) -> set[int]:
     """The lines of ``[first, last, ...]`` ranges."""
-    flat = list(flat or [])
+    flat = [] if flat is None else list(flat)
     return {n for i in range(0, len(flat), 2) for n in range(flat[i], flat[i + 1] + 1)}
 
 
@@ -79,7 +79,8 @@ def store_report(store: Store, report: CoverageReport, rid: str, meta: dict[str,
                                             ("test_id", pa.string()), ("path", pa.string()),
                                             ("ranges", pa.list_(pa.int32()))]))
     row = [rid, meta["project"], meta.get("commit"), meta.get("branch"), report.format, source,
-           utcnow(), totals["files"], totals["statements"], totals["covered"],
+           meta.get("created_at") or utcnow(), totals["files"], totals["statements"],
+           totals["covered"],
            totals["percent"], totals["branches"], totals["branches_covered"],
            totals["contexts"], "; ".join(report.warnings)[:2000] or None]
 
