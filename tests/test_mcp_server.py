@@ -76,3 +76,47 @@ def test_an_agent_asks_the_workbench(db):
     assert failing["run_id"] == latest["run_id"]
     assert all(f["status"] in ("new failure", "still failing") for f in failing["failures"])
     assert sessions["agents"] == []
+
+
+def test_the_served_workbench_answers_mcp_with_the_same_auth(db):
+    """``POST /mcp`` on a served workbench with tokens: the SDK's streamable-HTTP client
+    with a token gets the same answers as over stdio; without one, or from another site's
+    page, it is refused like every API route."""
+    import httpx
+    from mcp import Client
+    from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
+
+    from .conftest import ROLE_ENV, TOKENS, Served
+
+    line = line_of("discounted")
+    served = Served(db, env=ROLE_ENV)
+    try:
+        async def session(headers):
+            async with create_mcp_http_client(headers=headers) as http:
+                transport = streamable_http_client(f"{served.url}/mcp", http_client=http)
+                async with Client(transport) as client:
+                    tools = {t.name for t in (await client.list_tools()).tools}
+                    covering = await client.call_tool("covering_tests", {
+                        "project": "shop", "file": "shop/cart.py", "line": line})
+            return tools, covering
+
+        tools, covering = asyncio.run(asyncio.wait_for(session(
+            {"Authorization": f"Bearer {TOKENS['viewer']}"}), 60))
+        assert TOOLS <= tools
+        assert payload(covering)["tests"] == ["tests/test_cart.py::test_discount"]
+        # Without a token the client cannot even start (the SDK reports the 401 as a
+        # generic error response; the plain requests below show the status itself).
+        with pytest.raises(BaseException, match="error"):
+            asyncio.run(asyncio.wait_for(session({}), 60))
+        hello = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+        anonymous = httpx.post(f"{served.url}/mcp", json=hello)
+        assert anonymous.status_code == 401
+        cross = httpx.post(f"{served.url}/mcp", json=hello, headers={
+            "Authorization": f"Bearer {TOKENS['viewer']}", "Origin": "http://evil.example"})
+        assert cross.status_code == 403
+        garbage = httpx.post(f"{served.url}/mcp", content=b"{not json", headers={
+            "Authorization": f"Bearer {TOKENS['viewer']}", "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream"})
+        assert 400 <= garbage.status_code < 500  # the SDK's parse error, never a 500
+    finally:
+        served.stop()

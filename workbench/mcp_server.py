@@ -12,16 +12,18 @@ from typing import Any
 from . import agent_tools
 
 
-def build(target: str | None = None):
-    """An ``MCPServer`` whose tools read ``target`` (a database path or a workbench URL;
-    default: the one every command finds)."""
+def build(target: str | None = None, store=None):
+    """An ``MCPServer`` whose tools read ``store``, else ``target`` (a database path or a
+    workbench URL; default: the one every command finds)."""
     from mcp.server.mcpserver import MCPServer
 
     from .client import RemoteStore
     from .intake import resolve
     from .store import Store
 
-    if isinstance(target, str) and target.startswith(("http://", "https://")):
+    if store is not None:
+        pass  # the served workbench's own store (POST /mcp)
+    elif isinstance(target, str) and target.startswith(("http://", "https://")):
         store = RemoteStore(target)
     else:  # the server holding the file, else the file, read-only (it only reads)
         path, url = resolve(target)

@@ -102,9 +102,10 @@ def current_branch(git: Path) -> str | None:
     return head.removeprefix("ref: refs/heads/") if head.startswith("ref: ") else None
 
 
-def mcp_servers(folder: Path) -> list[dict[str, Any]]:
+def mcp_servers(folder: Path, full: bool = False) -> list[dict[str, Any]]:
     """The MCP servers a project declares for its agents: Claude Code's ``.mcp.json``,
-    Codex's ``.codex/config.toml`` ``[mcp_servers.*]``, Gemini's ``.gemini/settings.json``."""
+    Codex's ``.codex/config.toml`` ``[mcp_servers.*]``, Gemini's ``.gemini/settings.json``.
+    ``full`` adds each one's ``env`` and ``headers`` (to connect; never stored: secrets)."""
     out: list[dict[str, Any]] = []
     for rel, reader in ((".mcp.json", _json_servers), (".gemini/settings.json", _json_servers),
                         (".codex/config.toml", _toml_servers)):
@@ -118,11 +119,20 @@ def mcp_servers(folder: Path) -> list[dict[str, Any]]:
             continue
         for name, spec in servers.items():
             if isinstance(spec, dict):
+                url = spec.get("url") or spec.get("httpUrl")
                 out.append({"file": rel, "name": name,
-                            "transport": "http" if spec.get("url") else "stdio",
+                            "transport": "http" if url else "stdio",
                             "command": spec.get("command"), "args": spec.get("args") or [],
-                            "url": spec.get("url")})
+                            "url": url})
+                if full:
+                    out[-1].update(env=_mapping(spec.get("env")),
+                                   headers=_mapping(spec.get("headers")
+                                                    or spec.get("http_headers")))
     return out
+
+
+def _mapping(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
 def _json_servers(path: Path) -> dict[str, Any]:

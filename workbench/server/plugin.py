@@ -25,6 +25,7 @@ from ..store import writes
 from . import auth, limits, pages
 from .control_api import CONTROL_ROUTES
 from .coverage_api import COVERAGE_ROUTES
+from .mcp_http import MCP_ROUTES
 from .otlp import OTLP_ROUTES
 from .plugin_base import APIHandler, UploadHandler, bounded_int
 from .projects_api import PROJECT_ROUTES
@@ -200,6 +201,7 @@ ROUTES = [
     *CONTROL_ROUTES,
     *COVERAGE_ROUTES,
     *PROJECT_ROUTES,
+    *MCP_ROUTES,
     *OTLP_ROUTES,
 ]
 

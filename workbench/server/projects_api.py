@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..control import access
+from ..projects import mcp_client
 from ..projects.scan import default_roots, scan, store_projects
 from . import auth
 from .plugin_base import APIHandler
@@ -55,7 +56,79 @@ class ProjectScanHandler(APIHandler):
         await self.answer(work)
 
 
+def _folder(name: str) -> Path:
+    from ..coverage.lines import project_repo
+
+    folder = project_repo(get_store(), name)
+    if folder is None:
+        raise KeyError(f"no scanned folder for project {name!r} (POST /api/projects/scan)")
+    return folder
+
+
+class McpServersHandler(APIHandler):
+    """``GET /api/projects/{name}/mcp``: the MCP servers the project declares, each with
+    whether it is approved as declared now (no environment or header values)."""
+
+    async def get(self, name: str) -> None:
+        await self.answer(lambda: {"ok": True, "servers": mcp_client.listing(
+            get_store(), _folder(name))})
+
+
+class McpActionHandler(APIHandler):
+    """``POST /api/projects/{name}/mcp/{server}/approve`` (operators; audited),
+    ``GET …/tools``, ``POST …/call`` with ``{"tool": NAME, "arguments": {...}}``: through
+    the SDK's client, after an approval; every call audited. 502 when the server fails."""
+
+    async def get(self, name: str, server: str, action: str) -> None:
+        if action != "tools":
+            return self.fail(404, f"GET …/mcp/{server}/{action}: no such route (tools)")
+        await self._act(lambda p: {"ok": True, "tools": mcp_client.tools(
+            get_store(), _folder(name), server, p)})
+
+    async def post(self, name: str, server: str, action: str) -> None:
+        if action == "approve":
+            return await self._act(lambda p: {"ok": True, "fingerprint": mcp_client.approve(
+                get_store(), _folder(name), server, p)})
+        if action != "call":
+            return self.fail(404, f"POST …/mcp/{server}/{action}: no such route "
+                             "(approve, call)")
+
+        def call(principal):
+            try:
+                body = json.loads(self.body() or b"{}")
+            except ValueError as err:
+                raise ValueError(f"…/mcp/{server}/call: body is not valid JSON: {err}"
+                                 ) from None
+            if not isinstance(body, dict) or not isinstance(body.get("tool"), str):
+                raise ValueError('body: {"tool": NAME, "arguments": {...}}')
+            return {"ok": True, **mcp_client.call(get_store(), _folder(name), server,
+                                                   body["tool"], body.get("arguments") or {},
+                                                   principal)}
+
+        await self._act(call)
+
+    async def _act(self, fn) -> None:
+        principal = auth.principal(self)
+
+        def work():
+            try:
+                return fn(principal)
+            except (ConnectionError, TimeoutError, OSError) as err:
+                if isinstance(err, PermissionError):
+                    raise
+                return {"ok": False, "error": str(err).splitlines()[0][:300], "status": 502}
+
+        result = await self.run(work)
+        if result is not None:
+            if result.get("status") == 502:
+                self.set_status(502)
+                result.pop("status")
+            self.finish(result)
+
+
 PROJECT_ROUTES = [
     (r"/api/projects", ProjectsHandler, {}),
     (r"/api/projects/scan", ProjectScanHandler, {}),
+    (r"/api/projects/([^/]+)/mcp", McpServersHandler, {}),
+    (r"/api/projects/([^/]+)/mcp/([^/]+)/(approve|tools|call)", McpActionHandler, {}),
 ]

@@ -400,4 +400,23 @@ MIGRATIONS.append(
     )
 )
 
+# v9: operators' approvals of the MCP servers projects declare (per declaration).
+MIGRATIONS.append(
+    (
+        9,
+        [
+            """
+            CREATE TABLE mcp_approvals (
+                project_path VARCHAR NOT NULL,
+                server VARCHAR NOT NULL,
+                fingerprint VARCHAR NOT NULL,
+                approved_by VARCHAR,
+                approved_at TIMESTAMP,
+                PRIMARY KEY (project_path, server, fingerprint)
+            )
+            """,
+        ],
+    )
+)
+
 LATEST = MIGRATIONS[-1][0]
