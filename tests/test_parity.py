@@ -49,9 +49,15 @@ def _params(store: Store) -> dict[str, dict]:
         "trace_spans": {"trace_id": trace},
         "agent_events": {"agent_id": "ag-demo"}, "agent_samples": {"agent_id": "ag-demo"},
         "webhook_deliveries": {"webhook_id": "wh-demo"},
-        "coverage_files": {"project": "checkout"},
+        "coverage_files": {"project": "checkout-service"},
         "project_agents": {"project": "checkout"},
-        "coverage_file_tests": {"project": "checkout", "path": "src/cart.py"},
+        "coverage_file_tests": {"project": "checkout-service",
+                                "path": "src/checkout/cart/rules.py"},
+        "coverage_report": {"report_id": store.sql(
+            "SELECT report_id FROM coverage_reports LIMIT 1").report_id[0]},
+        "coverage_tests": {"project": "checkout-service"},
+        "last_outcomes": {"project": "checkout-service"},
+        "mcp_approval": {"project": "/nowhere", "server": "x", "fingerprint": "y"},
     }
 
 

@@ -312,6 +312,10 @@ def load_demo(
         from .demo_telemetry import load_demo_telemetry
 
         load_demo_telemetry(store)  # ends now, so the last hours have activity
+    if store.query("coverage_reports", limit=1).empty:
+        from .demo_coverage import load_demo_coverage
+
+        load_demo_coverage(store, end)
     return stored
 
 

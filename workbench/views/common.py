@@ -278,7 +278,8 @@ def nav(current: str) -> pn.pane.HTML:
         f'margin-right:14px;'
         f'{"font-weight:700;text-decoration:underline" if name == current else "opacity:.85"}">'
         f"{label}</a>"
-        for name, label in (("tests", "Tests"), ("agents", "Agents"), ("control", "Control"))
+        for name, label in (("tests", "Tests"), ("agents", "Agents"), ("projects", "Projects"),
+                             ("control", "Control"))
     )
     switch = (f'<a href="./{current}?theme={"default" if dark else "dark"}" '
               f'style="color:white;opacity:.85;margin-left:18px" title="switch theme">'

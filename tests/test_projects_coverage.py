@@ -1,0 +1,348 @@
+"""A project's coverage explored with real producers: a git repository built here with two
+commits, its tests run by pytest (through the workbench's plugin, twice on the first commit
+so that one test is proven flaky) and under coverage.py with per-test contexts at each
+commit, the reports ingested, the folder found by a scan. Checked against coverage.py's own
+data: the coverage map's totals, the lines the second commit left uncovered, the patch
+coverage of the change, the lines only the flaky test runs (coverage at risk), the file view
+with its source from ``git show``, and the tests of a line with their last outcome — through
+the model, the API (with roles), and the MCP servers a project declares (approved first,
+audited)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import coverage
+import httpx
+import pandas as pd
+import pytest
+
+from workbench.coverage import tree
+from workbench.models.projects import ProjectsModel
+from workbench.store import Store
+
+from .conftest import ROLE_ENV, TOKENS, Served, role_client
+from .test_coverage_ingest import CART, TESTS, line_of, observatory, run
+
+FLAKY_TESTS = TESTS.replace(
+    "def test_discount():\n",
+    "def test_discount():\n    import os\n    assert os.environ.get('FLIP') != '1'\n")
+NEW_CODE = '''
+
+def gift_wrap(cart):
+    wrapped = dict(cart)
+    wrapped["wrap"] = 1
+    return wrapped
+'''
+ECHO_SERVER = '''\
+import os
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("echo")
+
+
+@server.tool()
+def shout(text: str) -> str:
+    """The text in capitals."""
+    return text.upper() + os.environ.get("SUFFIX", "")
+
+
+server.run("stdio")
+'''
+
+
+def git(repo: Path, *args: str) -> str:
+    return run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@example.com",
+               *args).strip()
+
+
+def measure(repo: Path, db: Path, commit: str) -> dict:
+    """Run the tests under coverage.py with per-test contexts, ingest the data file."""
+    run(repo, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+        "-p", "no:observatory", "--cov=shop", "--cov-context=test", "--cov-branch",
+        "--cov-report=", "tests")
+    result = json.loads(observatory("ingest", "coverage", str(repo / ".coverage"),
+                                    "--project", "shop", "--commit", commit, "--db", str(db),
+                                    "--json").stdout)
+    assert result["ok"], result
+    data = coverage.CoverageData(basename=str(repo / ".coverage"))
+    data.read()
+    cart = next(f for f in data.measured_files() if f.endswith("cart.py"))
+    cov = coverage.Coverage(data_file=str(repo / ".coverage"))
+    cov.load()
+    _, statements, _, missing, _ = cov.analysis2(cart)
+    result["truth"] = {"statements": set(statements), "covered": set(statements) - set(missing),
+                       "contexts": {n: {c.rsplit("|", 1)[0] for c in ctx if c}
+                                    for n, ctx in data.contexts_by_lineno(cart).items()}}
+    return result
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    root = tmp_path_factory.mktemp("projects")
+    repo = root / "shop"
+    (repo / "shop").mkdir(parents=True)
+    (repo / "shop" / "__init__.py").write_text("")
+    (repo / "shop" / "cart.py").write_text(CART)
+    (repo / "tests").mkdir()
+    (repo / "tests" / "__init__.py").write_text("")
+    (repo / "tests" / "test_cart.py").write_text(FLAKY_TESTS)
+    (repo / "pyproject.toml").write_text('[project]\nname = "shop"\nversion = "0"\n')
+    (repo / "echo_server.py").write_text(ECHO_SERVER)
+    (repo / ".mcp.json").write_text(json.dumps({"mcpServers": {"echo": {
+        "command": sys.executable, "args": ["echo_server.py"], "env": {"SUFFIX": "!"}}}}))
+    run(repo, "git", "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "shop")
+    c1 = git(repo, "rev-parse", "HEAD")
+    db = root / "p.duckdb"
+    for flip in ("1", "0"):  # the same commit sees test_discount fail, then pass: flaky
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        "--observatory-db", str(db), "--observatory-project", "shop",
+                        "--observatory-commit", c1, "tests"], cwd=repo, timeout=120,
+                       env={**os.environ, "FLIP": flip}, capture_output=True)
+    first = measure(repo, db, c1)
+    # The second commit adds an untested function and drops the test of the refusal.
+    (repo / "shop" / "cart.py").write_text(CART + NEW_CODE)
+    tests = FLAKY_TESTS.split("def test_refuse():")[0] + "class TestCart:" + \
+        FLAKY_TESTS.split("class TestCart:")[1]
+    (repo / "tests" / "test_cart.py").write_text(tests)
+    git(repo, "commit", "-qam", "gift wrap; drop the refusal test")
+    c2 = git(repo, "rev-parse", "HEAD")
+    second = measure(repo, db, c2)
+    r = observatory("projects", "scan", str(root), "--db", str(db), "--json")
+    assert r.returncode == 0, r.stderr
+    return {"db": db, "repo": repo, "c1": c1, "c2": c2, "first": first, "second": second}
+
+
+def model(store) -> ProjectsModel:
+    m = ProjectsModel(store=store)
+    m.project = "shop"
+    return m
+
+
+def test_overview_links_runs_coverage_and_the_scanned_folder(shop):
+    with Store(shop["db"], read_only=True) as s:
+        m = model(s)
+        row = m.overview().set_index("project").loc["shop"]
+        commits = m.commits()
+    assert row["path"] == str(shop["repo"]) and row["kind"] == "python"
+    assert row["runs"] == 2 and row["coverage_reports"] == 2 and row["mcp"] == 1
+    assert row["flaky"] == 1  # test_discount: passed and failed on one commit
+    assert row["coverage"] == shop["second"]["percent"]
+    assert row["coverage_before"] == shop["first"]["percent"]
+    by_sha = commits.set_index("sha")
+    assert list(commits["sha"]) == [shop["c2"], shop["c1"]]  # git log, newest first
+    assert by_sha.loc[shop["c1"], "runs"] == 2 and by_sha.loc[shop["c1"], "failed"] == 1
+    assert by_sha.loc[shop["c2"], "coverage"] == shop["second"]["percent"]
+
+
+def test_coverage_map_levels_add_up_to_the_report(shop):
+    with Store(shop["db"], read_only=True) as s:
+        m = model(s)
+        top = m.level()
+        m.folder = "shop"
+        inside = m.level()
+    # The only top folder ("shop") is skipped over: its files are the first level.
+    assert list(top["path"]) == ["shop/cart.py", "shop/__init__.py"] or \
+        set(top["path"]) == {"shop/cart.py"}
+    assert top.equals(inside)
+    truth = shop["second"]["truth"]
+    cart = top.set_index("path").loc["shop/cart.py"]
+    assert (cart["statements"], cart["covered"]) == (len(truth["statements"]),
+                                                     len(truth["covered"]))
+    assert top["statements"].sum() == shop["second"]["statements"]
+
+
+def test_treemap_layout_fills_the_map_and_keeps_many_files_readable():
+    files = pd.DataFrame({"path": [f"pkg{i % 50}/mod{i}.py" for i in range(10_000)],
+                          "statements": [(i * 37) % 400 + 1 for i in range(10_000)],
+                          "covered": [(i * 37) % 400 // 2 for i in range(10_000)]})
+    top = tree.children(files)
+    assert len(top) == 50 and top["files"].sum() == 10_000
+    assert top["statements"].sum() == files["statements"].sum()
+    rects = tree.layout(top, 100, 60)
+    assert abs((rects["dx"] * rects["dy"]).sum() - 6000) < 1e-6
+    big = rects.iloc[0]
+    assert abs(big["dx"] * big["dy"] / 6000 - big["statements"] / top["statements"].sum()) \
+        < 1e-9
+    flat = tree.children(files.assign(path=[f"m{i}.py" for i in range(10_000)]))
+    capped = tree.layout(flat, 100, 60)
+    assert len(capped) == tree.MAX_TILES
+    more = capped[capped["kind"] == "more"].iloc[0]
+    assert more["files"] == 10_000 - tree.MAX_TILES + 1
+    assert capped["statements"].sum() == files["statements"].sum()
+
+
+def test_the_second_commit_left_uncovered_what_coveragepy_says(shop):
+    with Store(shop["db"], read_only=True) as s:
+        result = model(s).diff()
+    a, b = shop["first"]["truth"], shop["second"]["truth"]
+    lost = (a["covered"] & b["statements"]) - b["covered"]
+    assert lost and line_of("refused") in lost
+    cart = next(f for f in result["files"] if f["path"] == "shop/cart.py")
+    got = {n for first, last in cart["newly_uncovered"] for n in range(first, last + 1)}
+    assert got == lost
+    assert result["base"]["commit"] == shop["c1"] and result["head"]["commit"] == shop["c2"]
+    assert result["delta"] == round(shop["second"]["percent"] - shop["first"]["percent"], 2)
+
+
+def test_patch_coverage_of_the_change_through_the_api(shop):
+    served = Served(shop["db"], extra_args=("--no-demo",),
+                    env=ROLE_ENV)
+    try:
+        viewer = role_client(served, "viewer")
+        patch = viewer.get("/api/coverage/patch", params={
+            "project": "shop", "base": shop["c1"], "head": shop["c2"]}).json()
+        new_lines = set(range(len(CART.splitlines()) + 1,
+                              len((CART + NEW_CODE).splitlines()) + 1))
+        truth = shop["second"]["truth"]
+        expected = new_lines & truth["statements"]
+        assert patch["ok"] and patch["statements"] == len(expected) > 0
+        assert patch["covered"] == len(expected & truth["covered"])
+        bad = viewer.get("/api/coverage/patch", params={"project": "shop",
+                                                        "base": "no-such-rev"})
+        assert bad.status_code == 400 and "no-such-rev" in bad.json()["error"]
+        assert viewer.get("/api/coverage/patch", params={"project": "shop"}).status_code == 400
+        assert httpx.get(f"{served.url}/api/coverage/patch", params={
+            "project": "shop", "base": shop["c1"]}).status_code == 401  # no token
+        level = viewer.get("/api/coverage/map", params={"project": "shop"}).json()["items"]
+        assert {i["path"] for i in level} >= {"shop/cart.py"}
+        risk = viewer.get("/api/coverage/at-risk", params={"project": "shop"}).json()
+        assert any(f["path"] == "shop/cart.py" for f in risk["files"])
+        viewer.close()
+    finally:
+        served.stop()
+
+
+def test_coverage_at_risk_is_what_only_the_flaky_test_runs(shop):
+    with Store(shop["db"], read_only=True) as s:
+        risk = model(s).at_risk()
+    contexts = shop["second"]["truth"]["contexts"]
+    flaky = "tests/test_cart.py::test_discount"
+    expected = {n for n, tests in contexts.items() if tests == {flaky}}
+    assert line_of("discounted") in expected
+    row = risk.set_index("path").loc["shop/cart.py"]
+    got = {n for first, last in row["ranges"] for n in range(first, last + 1)}
+    assert got == expected and row["tests"] == [flaky]
+
+
+def test_file_view_shows_the_commit_source_and_who_ran_each_line(shop):
+    with Store(shop["db"], read_only=True) as s:
+        m = model(s)
+        m.path = "shop/cart.py"
+        frame, where = m.file_view()
+        m.line = line_of("cart[item] =")
+        tests = m.line_tests()
+    assert where.startswith(f"git show {shop['c2'][:12]}:shop/cart.py")
+    lines = frame.set_index("line")
+    assert lines.loc[line_of("dead"), "status"] == "miss"
+    assert lines.loc[line_of("discounted"), "status"] == "hit"
+    assert lines.loc[line_of("def total"), "code"] == "def total(prices, discount=0):"
+    truth = shop["second"]["truth"]["contexts"]
+    assert set(tests["test"]) == truth[line_of("cart[item] =")]
+    assert set(tests["last_outcome"]) == {"passed"}
+
+
+def test_a_projects_mcp_server_needs_an_approval_and_every_call_is_audited(shop):
+    served = Served(shop["db"], extra_args=("--no-demo",),
+                    env=ROLE_ENV)
+    base = "/api/projects/shop/mcp"
+    try:
+        viewer, operator = role_client(served, "viewer"), role_client(served, "operator")
+        listed = viewer.get(base).json()["servers"]
+        assert [(s["name"], s["approved"], s["env"]) for s in listed] == [
+            ("echo", False, ["SUFFIX"])]  # the variable's name, never its value
+        assert viewer.post(f"{base}/echo/approve").status_code == 403
+        early = operator.get(f"{base}/echo/tools")
+        assert early.status_code == 403 and "not approved" in early.json()["error"]
+        assert operator.post(f"{base}/echo/approve").json()["ok"]
+        tools = operator.get(f"{base}/echo/tools").json()["tools"]
+        assert [t["name"] for t in tools] == ["shout"]
+        called = operator.post(f"{base}/echo/call", json={"tool": "shout",
+                                                          "arguments": {"text": "hi"}}).json()
+        assert called["text"] == "HI!" and not called["is_error"]
+        unknown = operator.post(f"{base}/echo/call", json={"tool": "nope"}).json()
+        assert unknown["is_error"]
+        assert operator.post(f"{base}/echo/call", content=b"{").status_code == 400
+        assert operator.get(f"{base}/nope/tools").status_code == 404
+        # A server over streamable HTTP: this workbench's own /mcp, with a token header.
+        spec = json.loads((shop["repo"] / ".mcp.json").read_text())
+        spec["mcpServers"]["self"] = {"type": "http", "url": f"{served.url}/mcp",
+                                      "headers": {"Authorization": f"Bearer {TOKENS['viewer']}"}}
+        (shop["repo"] / ".mcp.json").write_text(json.dumps(spec))
+        assert operator.post(f"{base}/self/approve").json()["ok"]
+        remote = operator.get(f"{base}/self/tools").json()["tools"]
+        assert "covering_tests" in {t["name"] for t in remote}
+        health = operator.post(f"{base}/self/call", json={
+            "tool": "project_health", "arguments": {"project": "shop"}}).json()
+        assert health["structured"]["coverage"]["percent"] == shop["second"]["percent"]
+        # A changed declaration is another program: approve it again.
+        spec = json.loads((shop["repo"] / ".mcp.json").read_text())
+        spec["mcpServers"]["echo"]["env"]["SUFFIX"] = "?"
+        (shop["repo"] / ".mcp.json").write_text(json.dumps(spec))
+        assert operator.get(f"{base}/echo/tools").status_code == 403
+        with role_client(served, "admin") as admin:
+            audit = admin.get("/api/audit", params={"limit": 50}).json()
+        actions = [(e["action"], e["outcome"]) for e in audit["audit"]
+                   if e["action"].startswith("mcp")]
+        assert ("mcp-approve", "ok") in actions and ("mcp-call", "ok") in actions
+        assert ("mcp-call", "tool error") in actions
+        assert any(a == "mcp" and o.startswith("refused") for a, o in actions)
+        viewer.close()
+        operator.close()
+    finally:
+        spec = json.loads((shop["repo"] / ".mcp.json").read_text())
+        spec["mcpServers"]["echo"]["env"]["SUFFIX"] = "!"
+        spec["mcpServers"].pop("self", None)
+        (shop["repo"] / ".mcp.json").write_text(json.dumps(spec))
+        served.stop()
+
+
+def test_a_person_goes_from_the_overview_to_the_tests_of_a_line(shop, chromium, output_dir):
+    """Headless Chromium: the projects overview, the project, its coverage map (a click on
+    the treemap opens the file), the file with its source, and the tests of one line."""
+    from playwright.sync_api import sync_playwright
+
+    served = Served(shop["db"], extra_args=("--no-demo",), ready_path="/projects")
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium,
+                                        args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            outside: list[str] = []
+            page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(
+                (served.url, "data:", "blob:")) else None)
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(served.url + "/projects")
+            page.locator(".tabulator-cell", has_text="shop").first.click()
+            page.locator(".tabulator-cell", has_text=shop["c2"][:10]).first.wait_for()
+            page.get_by_text("MCP servers the project declares").wait_for()
+            page.locator(".tabulator-cell", has_text="echo").first.wait_for()
+            page.screenshot(path=str(output_dir / "project.png"), full_page=True)
+            page.locator(".bk-tab", has_text="Coverage map").click()
+            page.get_by_text("tests with contexts").wait_for()
+            canvas = page.locator("canvas").filter(visible=True)
+            box = max((c.bounding_box() for c in canvas.all()), key=lambda b: b["height"])
+            assert box["height"] > 400  # the treemap, not a toolbar icon
+            page.screenshot(path=str(output_dir / "coverage-map.png"), full_page=True)
+            page.mouse.click(box["x"] + box["width"] / 3, box["y"] + box["height"] / 2)
+            page.get_by_text(f"git show {shop['c2'][:12]}:shop/cart.py").wait_for()
+            page.locator(".tabulator-cell", has_text="subtotal -= subtotal").first.click()
+            page.get_by_text(f"1 test ran line {line_of('discounted')}").wait_for()
+            page.locator(".tabulator-cell", has_text="tests/test_cart.py::test_discount") \
+                .first.wait_for()
+            page.screenshot(path=str(output_dir / "file-and-line.png"), full_page=True)
+            page.locator(".bk-tab", has_text="Changes").click()
+            page.get_by_text("lines newly uncovered").wait_for()
+            page.locator(".tabulator-cell", has_text="shop/cart.py").first.wait_for()
+            page.screenshot(path=str(output_dir / "changes.png"), full_page=True)
+            browser.close()
+        assert outside == [] and errors == []
+    finally:
+        served.stop()

@@ -1,0 +1,242 @@
+"""Projects and their coverage: every question the projects page or a notebook asks."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import param
+
+from ..agent_tools import project_health
+from ..coverage import diff, lines, risk, tree
+from .cache import FrameCache
+
+ALL = "(none)"
+LATEST, BEFORE = "latest", "the one before"
+
+
+class _Cached:
+    """A store whose ``query`` goes through a model's frame cache, so that the analysis
+    functions (which take any store) share frames with the model's own questions."""
+
+    def __init__(self, model: ProjectsModel):
+        self._model = model
+
+    def query(self, name: str, **params: Any) -> pd.DataFrame:
+        return self._model._cache.get(self._model.store, name, params)
+
+
+class ProjectsModel(param.Parameterized):
+    """The open project, its coverage report, the folder of the coverage map, the file and
+    the line looked at — as parameters; answers as DataFrames and dicts."""
+
+    store = param.Parameter(doc="Where the data comes from (Store or RemoteStore).")
+    project = param.Selector(default=ALL, objects=[ALL], check_on_set=False,
+                             doc="The project looked at.")
+    # Words, not None or '', for "no particular report": Panel's Select shows those blank.
+    report_id = param.Selector(default=LATEST, objects={LATEST: LATEST}, check_on_set=False,
+                               doc="Its coverage report (or the latest).")
+    base_report_id = param.Selector(default=BEFORE, objects={BEFORE: BEFORE},
+                                    check_on_set=False,
+                                    doc="The report compared against (or the one before).")
+    folder = param.String(default="", doc="The coverage map's folder ('' for the top).")
+    path = param.String(default=None, allow_None=True, doc="The file opened in the file view.")
+    line = param.Integer(default=None, allow_None=True, doc="The line whose tests are shown.")
+    refreshed = param.Integer(default=0, doc="Bumped by refresh() so views re-query.")
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        self._cache = FrameCache()
+        self.reader = _Cached(self)
+        self._refresh_choices()
+
+    # -- choices --------------------------------------------------------------------------
+    @param.depends("store", watch=True)
+    def _refresh_choices(self) -> None:
+        if self.store is None:
+            return
+        names = self.overview()["project"].tolist()
+        self.param.project.objects = [ALL, *names]
+        if self.project not in self.param.project.objects:
+            self.project = ALL
+        self._refresh_reports()
+
+    @param.depends("project", watch=True)
+    def _refresh_reports(self) -> None:
+        reports = self.reports() if self.has_project else pd.DataFrame(columns=["report_id"])
+        ids = reports["report_id"].tolist()
+        # Named by when, which commit and how much, newest first; None reads "latest".
+        names = {f"{str(r.created_at)[:16]} · {str(r.commit_sha or '–')[:8]} · "
+                 f"{'–' if pd.isna(r.percent) else f'{r.percent:.1f} %'}": r.report_id
+                 for r in reports.itertuples()}
+        self.param.report_id.objects = {LATEST: LATEST, **names}
+        self.param.base_report_id.objects = {BEFORE: BEFORE, **names}
+        if self.report_id not in ids:
+            self.report_id = LATEST
+        if self.base_report_id not in ids:
+            self.base_report_id = BEFORE
+
+    @param.depends("project", "report_id", watch=True)
+    def _reset_position(self) -> None:
+        self.folder, self.path, self.line = "", None, None
+
+    def refresh(self, version: Any = None, at: datetime | None = None) -> None:
+        """New data: forget cached frames and tell views to re-query."""
+        self._cache.clear(version, at)
+        self._refresh_choices()
+        self.refreshed += 1
+
+    @property
+    def has_project(self) -> bool:
+        return bool(self.project) and self.project != ALL
+
+    # -- the overview ---------------------------------------------------------------------
+    def overview(self) -> pd.DataFrame:
+        """One row per project: where, last run, coverage and its change, agents, MCP
+        servers declared; plus flaky and broken counts."""
+        df = self._cache.get(self.store, "project_overview", {}).copy()
+        if df.empty:
+            return df.assign(flaky=[], broken=[], mcp=[])
+        counts = [self._labels(p) for p in df["project"]]
+        df["flaky"] = [c.get("flaky", 0) + c.get("statistically flaky", 0) for c in counts]
+        df["broken"] = [c.get("broken", 0) for c in counts]
+        df["mcp"] = [len([s for s in _json(v) if "name" in s]) for v in df["mcp_servers"]]
+        df["manifests"] = [", ".join(_json(v)) for v in df["manifests"]]
+        return df
+
+    def _labels(self, project: str) -> dict[str, int]:
+        from ..analysis.flaky import label_tests
+
+        stats = self._cache.get(self.store, "test_run_stats", {"project": project})
+        labels = label_tests(stats)
+        return labels["label"].value_counts().to_dict() if not labels.empty else {}
+
+    # -- one project ----------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        return project_health(self.reader, self.project) if self.has_project else {}
+
+    def info(self) -> dict[str, Any]:
+        """The project's overview row, as a dict ({} when unknown)."""
+        df = self.overview()
+        row = df[df["project"] == self.project]
+        return {} if row.empty else row.iloc[0].to_dict()
+
+    def commits(self, limit: int = 30) -> pd.DataFrame:
+        """Recent commits of the project's repository, each with its test runs and coverage
+        (a run or report links to a commit by its sha)."""
+        from ..projects.git import GitError, commits
+
+        cols = ["sha", "author", "time", "subject", "runs", "failed", "coverage"]
+        repo = lines.project_repo(self.reader, self.project) if self.has_project else None
+        if repo is None:
+            return pd.DataFrame(columns=cols)
+        try:
+            log = pd.DataFrame(commits(repo, limit=limit))
+        except GitError:
+            return pd.DataFrame(columns=cols)
+        if log.empty:
+            return pd.DataFrame(columns=cols)
+        runs = self._cache.get(self.store, "runs", {"project": self.project, "limit": 2000})
+        by_sha = runs.groupby("commit_sha").agg(runs=("run_id", "size"),
+                                                failed=("failed", "sum"))
+        cov = self.reports().drop_duplicates("commit_sha").set_index("commit_sha")["percent"]
+        log["runs"] = log["sha"].map(by_sha["runs"]).fillna(0).astype(int)
+        log["failed"] = log["sha"].map(by_sha["failed"]).fillna(0).astype(int)
+        log["coverage"] = log["sha"].map(cov)
+        log["time"] = pd.to_datetime(log["time"], utc=True).dt.tz_localize(None)
+        return log[cols]
+
+    def mcp_servers(self) -> list[dict[str, Any]]:
+        return [s for s in _json(self.info().get("mcp_servers")) if "name" in s]
+
+    # -- coverage -------------------------------------------------------------------------
+    def reports(self) -> pd.DataFrame:
+        return self._cache.get(self.store, "coverage_reports",
+                               {"project": self.project, "limit": 500})
+
+    def trend(self) -> pd.DataFrame:
+        return diff.trend(self.reader, self.project)
+
+    def report(self) -> dict[str, Any] | None:
+        """The report looked at: the chosen one, else the latest."""
+        reports = self.reports()
+        if reports.empty:
+            return None
+        if self.report_id != LATEST:
+            reports = reports[reports["report_id"] == self.report_id]
+        return reports.iloc[0].to_dict() if not reports.empty else None
+
+    def files(self) -> pd.DataFrame:
+        rep = self.report()
+        if rep is None:
+            return pd.DataFrame(columns=["path", "statements", "covered", "percent"])
+        return self._cache.get(self.store, "coverage_files", {"report_id": rep["report_id"]})
+
+    def level(self) -> pd.DataFrame:
+        """The coverage map's current level (folders and files under ``folder``)."""
+        return tree.children(self.files(), self.folder)
+
+    def file_row(self) -> dict[str, Any] | None:
+        files = self.files()
+        row = files[files["path"] == self.path] if self.path else files.iloc[0:0]
+        return row.iloc[0].to_dict() if not row.empty else None
+
+    def file_tests(self) -> pd.DataFrame:
+        """The tests that ran lines of the open file, from the report looked at if it has
+        per-test contexts, else the latest that does."""
+        rep = self.report()
+        if rep is None or not self.path:
+            return pd.DataFrame(columns=["test_id", "path", "ranges"])
+        params = {"project": self.project, "path": self.path}
+        if rep.get("contexts"):
+            params["report_id"] = rep["report_id"]
+        rows = self._cache.get(self.store, "coverage_file_tests", params)
+        exact = rows[rows["path"] == self.path]
+        return exact if not exact.empty else rows
+
+    def file_view(self) -> tuple[pd.DataFrame, str]:
+        """The open file line by line, and where its source came from."""
+        row = self.file_row()
+        if row is None:
+            return pd.DataFrame(columns=["line", "status", "tests", "code"]), ""
+        rep = self.report() or {}
+        code, where = lines.source(self.reader, self.project, self.path, rep.get("commit_sha"))
+        return lines.file_lines(row, self.file_tests(), code), where
+
+    def line_tests(self) -> pd.DataFrame:
+        if self.line is None:
+            return pd.DataFrame(columns=["test", "last_outcome", "run_id"])
+        outcomes = self._cache.get(self.store, "last_outcomes", {"project": self.project})
+        return lines.line_tests(self.file_tests(), outcomes, self.line)
+
+    def diff(self) -> dict[str, Any] | None:
+        """The report looked at against ``base_report_id`` (default: the one before it)."""
+        reports = self.reports()
+        rep = self.report()
+        if rep is None:
+            return None
+        base = self.base_report_id
+        if base == BEFORE:
+            older = reports[reports["created_at"] < rep["created_at"]]
+            if older.empty:
+                return None
+            base = older.iloc[0]["report_id"]
+        return diff.diff_reports(self.reader, base, rep["report_id"])
+
+    def at_risk(self) -> pd.DataFrame:
+        rep = self.report()
+        rid = rep["report_id"] if rep and rep.get("contexts") else None
+        return risk.at_risk(self.reader, self.project, rid)
+
+
+def _json(value: Any) -> list:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    return list(value) if isinstance(value, list | tuple) else []
