@@ -83,3 +83,26 @@ def test_agent_control_notebook_through_a_server(tmp_path, monkeypatch):
     assert "loopback" in text and "pause" in text
     assert "tasks done: done, done" in text
     assert "tool-loop" in text and "0 open alert(s)" in text
+
+
+def _projects_notebook_text(text: str) -> None:
+    assert "checkout-service" in text and "source from git show" in text
+    assert "lines newly uncovered" in text
+    assert "are run only by flaky or broken tests" in text
+    assert "MCP server 'observatory': tools" in text and "covering_tests" in text
+    assert "project_health says coverage" in text
+
+
+def test_projects_notebook_on_the_file(demo_path, tmp_path, monkeypatch):
+    db = tmp_path / "nb.duckdb"
+    shutil.copy(demo_path, db)
+    monkeypatch.delenv("OBSERVATORY_URL", raising=False)
+    text = _run("projects-and-coverage.ipynb", {"OBSERVATORY_DB": str(db)}, monkeypatch)
+    _projects_notebook_text(text)
+    assert "Store" in text
+
+
+def test_projects_notebook_through_a_running_server(server, monkeypatch):
+    text = _run("projects-and-coverage.ipynb", {"OBSERVATORY_URL": server.url}, monkeypatch)
+    _projects_notebook_text(text)
+    assert "RemoteStore" in text

@@ -56,6 +56,8 @@ def _params(store: Store) -> dict[str, dict]:
         "coverage_report": {"report_id": store.sql(
             "SELECT report_id FROM coverage_reports LIMIT 1").report_id[0]},
         "coverage_tests": {"project": "checkout-service"},
+        "coverage_file_totals": {"report_id": store.sql(
+            "SELECT report_id FROM coverage_reports LIMIT 1").report_id[0]},
         "last_outcomes": {"project": "checkout-service"},
         "mcp_approval": {"project": "/nowhere", "server": "x", "fingerprint": "y"},
     }

@@ -339,7 +339,7 @@ def test_a_person_goes_from_the_overview_to_the_tests_of_a_line(shop, chromium, 
                 .first.wait_for()
             page.screenshot(path=str(output_dir / "file-and-line.png"), full_page=True)
             page.locator(".bk-tab", has_text="Changes").click()
-            page.get_by_text("lines newly uncovered").wait_for()
+            page.get_by_text("1 line newly uncovered").wait_for()
             page.locator(".tabulator-cell", has_text="shop/cart.py").first.wait_for()
             page.screenshot(path=str(output_dir / "changes.png"), full_page=True)
             browser.close()

@@ -176,7 +176,12 @@ class ProjectsModel(param.Parameterized):
 
     def level(self) -> pd.DataFrame:
         """The coverage map's current level (folders and files under ``folder``)."""
-        return tree.children(self.files(), self.folder)
+        rep = self.report()
+        if rep is None:
+            return tree.children(pd.DataFrame(columns=["path", "statements", "covered"]), "")
+        totals = self._cache.get(self.store, "coverage_file_totals",
+                                 {"report_id": rep["report_id"]})
+        return tree.children(totals, self.folder)
 
     def file_row(self) -> dict[str, Any] | None:
         files = self.files()

@@ -15,6 +15,8 @@ import asyncio
 import hashlib
 import json
 import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -140,8 +142,21 @@ def _run(spec: dict[str, Any], folder, ask):
 
     async def session():
         if spec["transport"] != "http":
-            async with Client(_stdio(spec, folder)) as client:
-                return await ask(client)
+            from mcp.client.stdio import stdio_client
+
+            # The server's stderr to a file of its own: the caller's may have no file
+            # descriptor (a notebook kernel's), and its last line explains a failure.
+            with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as err:
+                try:
+                    async with Client(stdio_client(_stdio(spec, folder), errlog=err)) as client:
+                        return await ask(client)
+                except Exception as exc:
+                    err.seek(0)
+                    last = [line for line in err.read().splitlines() if line.strip()][-1:]
+                    if last:
+                        raise ConnectionError(f"{exc}; the server said: {last[0][:300]}"
+                                              ) from exc
+                    raise
         from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
         headers = {str(k): str(v) for k, v in (spec.get("headers") or {}).items()}
@@ -149,8 +164,17 @@ def _run(spec: dict[str, Any], folder, ask):
             async with Client(streamable_http_client(spec["url"], http_client=http)) as client:
                 return await ask(client)
 
-    try:
+    def in_new_loop():
         return asyncio.run(asyncio.wait_for(session(), TIMEOUT_S))
+
+    try:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return in_new_loop()
+        # Called from code on a running loop (a notebook's kernel): run beside it.
+        with ThreadPoolExecutor(1, thread_name_prefix="mcp-client") as pool:
+            return pool.submit(in_new_loop).result()
     except TimeoutError:
         raise TimeoutError(f"MCP server {spec['name']!r}: no answer in {TIMEOUT_S:.0f} s"
                            ) from None

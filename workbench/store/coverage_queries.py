@@ -37,6 +37,13 @@ def coverage_files(p: dict[str, Any]) -> Rendered:
 
 
 @query
+def coverage_file_totals(p: dict[str, Any]) -> Rendered:
+    """Each file of one report (``report_id``) with its totals only (the coverage map)."""
+    return ("SELECT path, statements, covered, percent FROM coverage_files "
+            "WHERE report_id = ? ORDER BY path", [p["report_id"]])
+
+
+@query
 def coverage_file_tests(p: dict[str, Any]) -> Rendered:
     """The tests that ran lines of one file in the project's latest report with per-test
     contexts (or the report of ``commit``, or ``report_id``): ``test_id`` and its line
