@@ -51,6 +51,13 @@ class ProjectsModel(param.Parameterized):
         self._cache = FrameCache()
         self.reader = _Cached(self)
         self._refresh_choices()
+        if "project" not in params and self.store is not None:
+            # Opened with no project: the first one with coverage (else the first), so that
+            # every tab shows something; the Projects tab lists the others.
+            df = self.overview()
+            if not df.empty:
+                with_cov = df[df["coverage_reports"] > 0]
+                self.project = (with_cov if not with_cov.empty else df)["project"].iat[0]
 
     # -- choices --------------------------------------------------------------------------
     @param.depends("store", watch=True)

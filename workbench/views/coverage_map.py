@@ -71,6 +71,11 @@ class CoverageMap(LazyView):
                                     "missing": "miss", "percent": "%"})
         self._table.param.watch(self._on_row, "selection")
         self._note = empty("")
+        self._body = pn.Column(
+            self._crumbs, pn.Row(pn.Column(self._map, sizing_mode="stretch_width"),
+                                 pn.Column(self._table, width=560),
+                                 sizing_mode="stretch_width"),
+            sizing_mode="stretch_width")
         self._load()
 
     @param.depends(*watching(WATCH, "folder"), watch=True)
@@ -79,6 +84,7 @@ class CoverageMap(LazyView):
         m = self.model
         rep = m.report() if m.has_project else None
         self._note.visible = rep is None
+        self._body.visible = rep is not None
         if rep is None:
             self._note.object = ("*Choose a project with a coverage report.*"
                                  if not m.has_project else
@@ -163,11 +169,7 @@ class CoverageMap(LazyView):
                 self._open(match["kind"].iat[0], match["path"].iat[0])
 
     def __panel__(self):
-        return pn.Column(
-            self._kpis, self._note, self._crumbs,
-            pn.Row(pn.Column(self._map, sizing_mode="stretch_width"),
-                   pn.Column(self._table, width=560), sizing_mode="stretch_width"),
-            sizing_mode="stretch_width")
+        return pn.Column(self._kpis, self._note, self._body, sizing_mode="stretch_width")
 
 
 def _folder_of(level: pd.DataFrame, folder: str) -> str:
@@ -220,8 +222,10 @@ class FileView(LazyView):
     def _load(self) -> None:
         m = self.model
         row = m.file_row() if m.has_project else None
+        self._lines.visible = row is not None
         if row is None:
-            self._head.object = "<i>Open a file from the coverage map (or the table).</i>"
+            self._head.object = ("<i>Open a file from the coverage map: click its tile or its "
+                                 "row.</i>")
             self._lines.value = pd.DataFrame(columns=["line", "status", "tests", "code"])
             return
         frame, where = m.file_view()
@@ -247,6 +251,7 @@ class FileView(LazyView):
     @deferred
     def _load_tests(self) -> None:
         m = self.model
+        self._tests.visible = m.line is not None and bool(m.path)
         if m.line is None or not m.path:
             self._tests_head.object = ""
             self._tests.value = pd.DataFrame(columns=["test", "last_outcome", "run_id"])

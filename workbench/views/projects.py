@@ -34,6 +34,7 @@ class ProjectsOverview(LazyView):
     """One row per project; selecting one opens it."""
 
     model = param.ClassSelector(class_=ProjectsModel, doc="The projects model.")
+    opened = param.Event(doc="A project was chosen from the table (the page opens it).")
     COLS = ["project", "kind", "last_status", "tests", "failed", "flaky", "broken",
             "coverage", "coverage_change", "last_run_at", "run_commit", "agents_active",
             "mcp"]
@@ -70,6 +71,7 @@ class ProjectsOverview(LazyView):
     def _on_select(self, event) -> None:
         if event.new:
             self.model.project = self._table.value.iloc[event.new[0]]["project"]
+            self.opened = True
 
     def __panel__(self):
         return pn.Column(pn.pane.Markdown(
@@ -106,12 +108,15 @@ class ProjectView(LazyView):
         fig.yaxis.axis_label = "%"
         self._trend_pane = pn.pane.Bokeh(fig, sizing_mode="stretch_width", height=220)
         self._mcp = McpPanel(model=self.model, principal=self.principal)
+        self._body = pn.Column("### Commits", self._commits, self._trend_pane, self._mcp,
+                               sizing_mode="stretch_width")
         self._load()
 
     @param.depends(*watching(WATCH), watch=True)
     @deferred
     def _load(self) -> None:
         m = self.model
+        self._body.visible = m.has_project
         if not m.has_project:
             self._kpis.update([])
             self._where.object = "<i>Choose a project (sidebar, or the Projects tab).</i>"
@@ -158,8 +163,7 @@ class ProjectView(LazyView):
         self._mcp.load()
 
     def __panel__(self):
-        return pn.Column(self._where, self._kpis, "### Commits", self._commits,
-                         self._trend_pane, self._mcp, sizing_mode="stretch_width")
+        return pn.Column(self._where, self._kpis, self._body, sizing_mode="stretch_width")
 
 
 class McpPanel(pn.viewable.Viewer):
@@ -422,8 +426,7 @@ class ProjectsDashboard(DashboardShell):
         self._tabs = pn.Tabs(*zip(self.tabs, self._views, strict=True),
                              sizing_mode="stretch_width")
         self._tabs.param.watch(self._on_tab, "active")
-        m.param.watch(lambda e: self.goto("Project") if e.new != e.old and
-                      self._tabs.active == 0 else None, "project")
+        self._views[0].param.watch(lambda e: self.goto("Project"), "opened")
         m.param.watch(lambda e: self.goto("File") if e.new else None, "path")
 
     def filter_widgets(self) -> list:
