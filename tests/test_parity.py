@@ -60,6 +60,10 @@ def _params(store: Store) -> dict[str, dict]:
             "SELECT report_id FROM coverage_reports LIMIT 1").report_id[0]},
         "last_outcomes": {"project": "checkout-service"},
         "mcp_approval": {"project": "/nowhere", "server": "x", "fingerprint": "y"},
+        "selection_stats": {"project": "checkout-service"},
+        "selection_history": {"project": "checkout-service", "limit": 5},
+        "coverage_tests_in": {"project": "checkout-service",
+                              "paths": ["src/checkout/cart/rules.py"]},
     }
 
 

@@ -100,3 +100,18 @@ def recent_sessions(store, project: str) -> dict[str, Any]:
     """The agents (and their sessions) that worked on the project lately, newest first."""
     return {"project": project, "agents": _records(store.query("project_agents",
                                                                project=project))}
+
+
+def select_tests(store, project: str, base: str | None = None, head: str | None = None,
+                 top: int | None = 50) -> dict[str, Any]:
+    """The tests to run for a change, best first, with reasons (see
+    :func:`workbench.selection.select.select_tests`); the repository is the folder a scan
+    found for the project."""
+    from .coverage.lines import project_repo
+    from .selection.select import select_tests as _select
+
+    repo = project_repo(store, project)
+    if base and repo is None:
+        return {"project": project, "error": "no scanned folder for this project: run "
+                "`observatory projects scan` where it lives"}
+    return _select(store, project, repo, base, head, None, top)

@@ -170,6 +170,67 @@ def build_parser() -> argparse.ArgumentParser:
     patch.add_argument("--json", action="store_true", help="print the result as JSON")
     patch.set_defaults(func=cmd_coverage_patch)
 
+    sel = sub.add_parser(
+        "select", help="which tests to run for a change, best first",
+        description="Rank the project's tests for the change BASE..HEAD (or BASE against the "
+        "working tree): new or changed tests and tests that failed in the last run first, "
+        "then by estimated probability of failing per second — from per-test coverage of "
+        "the changed lines, failure history and recency, files that changed with a test's "
+        "past failures, and flakiness (a known-flaky test's failures count for less). Each "
+        "test comes with its reasons. With --evaluate, replay the selector over the "
+        "project's stored history and compare it with random order, slowest-last and "
+        "last-failed-first.")
+    sel.add_argument("--project", required=True, help="project name")
+    sel.add_argument("--base", metavar="REV", help="the revision before the change")
+    sel.add_argument("--head", metavar="REV", help="the revision after (default: the "
+                     "working tree)")
+    sel.add_argument("--working-tree", action="store_true",
+                     help="compare BASE with the working tree (the default without --head)")
+    sel.add_argument("--budget", type=float, metavar="SECONDS",
+                     help="only as many tests as fit in this many seconds of run time")
+    sel.add_argument("--top", type=int, metavar="N", help="only the first N tests")
+    sel.add_argument("--format", choices=("table", "json", "pytest"), default="table",
+                     help="table (default), json (a list, best first), or pytest node ids "
+                     "to paste: pytest $(observatory select ... --format pytest)")
+    sel.add_argument("--repo", metavar="DIR",
+                     help="the project's repository (default: the folder a scan found for "
+                     "the project, else the current folder)")
+    sel.add_argument("--evaluate", action="store_true",
+                     help="replay the selector over the stored history and print how early "
+                     "it would have caught each run's failures, against the baselines")
+    _target_args(sel)
+    sel.set_defaults(func=cmd_select)
+
+    rt = sub.add_parser(
+        "run-tests", help="run a project's tests from the workbench",
+        description="Ask the running workbench to run a project's tests in the folder a "
+        "scan found for it: pytest with the given node ids (or the selector's choice with "
+        "--select, or the whole suite), each result streamed into the store as it ends; or "
+        "another runner's --command whose --junit file is ingested when it ends. Runs of a "
+        "project wait in its queue; starting one needs the operator role and is audited. "
+        "Waits and prints progress (Ctrl-C cancels the run) unless --no-wait.")
+    rt.add_argument("tests", nargs="*", metavar="NODE_ID", help="pytest node ids to run")
+    rt.add_argument("--project", required=True, help="project name")
+    rt.add_argument("--select", action="store_true",
+                    help="run what `observatory select` would choose (with --base, --head, "
+                    "--top, --budget)")
+    rt.add_argument("--base", metavar="REV", help="with --select: the revision before")
+    rt.add_argument("--head", metavar="REV", help="with --select: the revision after "
+                    "(default: the working tree)")
+    rt.add_argument("--top", type=int, metavar="N", help="with --select: the first N tests")
+    rt.add_argument("--budget", type=float, metavar="SECONDS",
+                    help="with --select: as many tests as fit in this run time")
+    rt.add_argument("--command", metavar="CMD",
+                    help="another runner's command line (instead of pytest)")
+    rt.add_argument("--junit", metavar="PATH",
+                    help="with --command: the JUnit XML file it writes (relative to the "
+                    "project's folder)")
+    rt.add_argument("--no-wait", action="store_true", help="print the queued run and return")
+    rt.add_argument("--url", help="the running workbench (default: $OBSERVATORY_URL, else "
+                    "the server holding the database; token from $OBSERVATORY_TOKEN)")
+    _db_arg(rt)
+    rt.set_defaults(func=cmd_run_tests)
+
     runs = sub.add_parser("runs", help="list or delete stored test runs",
                           description="List stored test runs, or delete one stored by mistake.")
     rsub = runs.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -711,6 +772,140 @@ def cmd_coverage_patch(args: argparse.Namespace) -> int:
     pct = "-" if result["percent"] is None else f"{result['percent']:.2f}%"
     print(f"patch coverage {result['base']}..{result['head']}: {result['covered']}/"
           f"{result['statements']} ({pct})")
+    return 0
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    from .projects.git import GitError
+    from .selection.evaluate import replay
+    from .selection.select import select_tests
+
+    if args.head and args.working_tree:
+        print("observatory select: --head and --working-tree exclude each other",
+              file=sys.stderr)
+        return 2
+    if (args.head or args.working_tree) and not args.base:
+        print("observatory select: --head/--working-tree need --base", file=sys.stderr)
+        return 2
+    store = _read_store(args, "select")
+    if store is None:
+        return 2
+    if args.repo:
+        repo = Path(args.repo).resolve()
+    else:
+        from .coverage.lines import project_repo
+
+        repo = project_repo(store, args.project) or Path.cwd()
+    if not (repo / ".git").exists():
+        if args.base:
+            store.close()
+            print(f"observatory select: {repo} is not a git repository (--repo DIR)",
+                  file=sys.stderr)
+            return 2
+        repo = None
+    try:
+        if args.evaluate:
+            result = replay(store, args.project, repo)
+        else:
+            result = select_tests(store, args.project, repo, args.base, args.head,
+                                  args.budget, args.top)
+    except GitError as err:
+        print(f"observatory select: {err}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    if args.evaluate:
+        return _print_evaluation(result, args.format == "json")
+    ranking = result["ranking"]
+    if args.format == "json":
+        print(json.dumps(ranking))
+    elif args.format == "pytest":
+        print("\n".join(r["test"] for r in ranking))
+    else:
+        for i, r in enumerate(ranking, 1):
+            mark = "*" if r["first"] else " "
+            print(f"{i:>4}{mark} {r['score']:>10.3f}  {r['test']}  ({'; '.join(r['reasons'])})")
+        print(f"{result['selected']} of {result['tests']} tests, about {result['expected_s']} s"
+              + (f"; {len(result['changed_files'])} changed files" if args.base else
+                 "; no change given (--base): history alone"), file=sys.stderr)
+    if not ranking:
+        print(f"observatory select: no tests known for project {args.project!r}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_run_tests(args: argparse.Namespace) -> int:
+    import shlex
+    import time
+
+    from .client import http_client
+    from .intake import resolve
+
+    _, url = resolve(args.db) if not args.url else (None, args.url)
+    if url is None:
+        print("observatory run-tests: no running workbench (start one with `observatory "
+              "serve`, or --url): runs started from the workbench are queued, audited and "
+              "shown on its projects page", file=sys.stderr)
+        return 2
+    body: dict = {"project": args.project}
+    if args.command:
+        body.update(command=shlex.split(args.command), junit=args.junit)
+    elif args.select:
+        body["select"] = {k: getattr(args, k) for k in ("base", "head", "top", "budget")
+                          if getattr(args, k) is not None}
+    else:
+        body["tests"] = args.tests
+    api = http_client(url, timeout=120)
+    answer = api.post("/api/test-runs", json=body)
+    if answer.status_code != 200:
+        print(f"observatory run-tests: {answer.json().get('error', answer.text)}",
+              file=sys.stderr)
+        return 1
+    run = answer.json()["test_run"]
+    selected = len(run["tests"] or [])
+    print(f"{run['id']}: {run['state']}, "
+          + (f"{selected} tests" if selected else "the whole suite" if not args.command
+             else args.command), file=sys.stderr)
+    if args.no_wait:
+        print(json.dumps(run))
+        return 0
+    shown = None
+    try:
+        while True:
+            run = api.get(f"/api/test-runs/{run['id']}").json()["test_run"]
+            line = (f"{run['state']}: {run['results'] or 0}"
+                    + (f"/{selected}" if selected else "") + f" results, "
+                    f"{run['failures'] or 0} failed")
+            if line != shown:
+                print(line, file=sys.stderr)
+                shown = line
+            if run["state"] not in ("queued", "running"):
+                break
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        api.post(f"/api/test-runs/{run['id']}/cancel")
+        print(f"{run['id']}: cancelled", file=sys.stderr)
+        return 130
+    if run.get("message"):
+        print(run["message"], file=sys.stderr)
+    return {"passed": 0, "failed": 1}.get(run["state"], 2)
+
+
+def _print_evaluation(result: dict, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(result))
+        return 0 if result["evaluated"] else 1
+    if not result["evaluated"]:
+        print(f"observatory select --evaluate: no run of {result['project']} with failures "
+              "after another run to replay", file=sys.stderr)
+        return 1
+    print(f"{result['evaluated']} runs with failures replayed of {result['runs']} "
+          f"({'with' if result['with_git'] else 'without'} git changes)")
+    cols = ("apfd", "tests_10", "tests_25", "tests_50", "time_10", "time_25", "time_50")
+    print(f"{'order':<18}" + "".join(f"{c:>10}" for c in cols))
+    for name, m in result["orders"].items():
+        print(f"{name:<18}" + "".join(f"{m[c]:>10.3f}" for c in cols))
     return 0
 
 

@@ -89,6 +89,8 @@ SETTINGS: dict[str, Setting] = {
                 flag="--allow-host"),
         Setting("OBSERVATORY_WEBHOOK_BACKOFF_S", 2.0, "seconds before the first retry of a "
                 "failed webhook delivery; doubles each time (at most 10 attempts)"),
+        Setting("OBSERVATORY_TEST_RUNS_PER_PROJECT", 1, "test runs started from the workbench "
+                "that run at once per project; more wait in its queue"),
         Setting("OBSERVATORY_SERVER_URL", None, "the URL the server advertises beside its "
                 "database (set by `serve`; else read from `panel serve`'s `--address`/`--port`)"),
     ]

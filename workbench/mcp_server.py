@@ -70,6 +70,16 @@ def build(target: str | None = None, store=None):
         lately, newest first."""
         return agent_tools.recent_sessions(store, project)
 
+    @server.tool()
+    def select_tests(project: str, base: str | None = None, head: str | None = None,
+                     top: int | None = 50) -> dict[str, Any]:
+        """The project's tests to run for a change, best first, each with its reasons: new
+        or changed tests and last run's failures first, then by estimated probability of
+        failing per second (coverage of the changed lines, failure history, co-change,
+        flakiness). The change is base..head in the project's scanned folder (no head: the
+        working tree; no base: history alone)."""
+        return agent_tools.select_tests(store, project, base, head, top)
+
     return server
 
 

@@ -23,7 +23,7 @@ ACTION_ROLE: dict[str, str] = {
     "read": "viewer",
     **dict.fromkeys(("add", "start", "stop", "pause", "resume", "restart", "interrupt",
                      "message", "config", "limits", "approve", "delete", "task", "alert",
-                     "scan", "mcp"),
+                     "scan", "mcp", "test-run"),
                     "operator"),
     **dict.fromkeys(("audit", "policy", "rules", "webhooks", "pool"), "admin"),
 }

@@ -29,6 +29,7 @@ from .mcp_http import MCP_ROUTES
 from .otlp import OTLP_ROUTES
 from .plugin_base import APIHandler, UploadHandler, bounded_int
 from .projects_api import PROJECT_ROUTES
+from .select_api import SELECT_ROUTES
 from .state import get_intake, get_store, get_supervisor
 
 log = logging.getLogger("workbench.server")
@@ -202,6 +203,7 @@ ROUTES = [
     *COVERAGE_ROUTES,
     *PROJECT_ROUTES,
     *MCP_ROUTES,
+    *SELECT_ROUTES,
     *OTLP_ROUTES,
 ]
 

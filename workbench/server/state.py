@@ -17,6 +17,7 @@ _lock = threading.Lock()
 _store: Store | None = None
 _intake: LocalIntake | None = None
 _supervisor = None
+_test_runs = None
 
 
 def served_url(argv: list[str] | None = None) -> str:
@@ -73,6 +74,20 @@ def get_supervisor():
             _supervisor = Supervisor(store, server_url=served_url(),
                                      telemetry_token=own_token("viewer"))
         return _supervisor
+
+
+def get_test_runs():
+    """The process-wide test runs: pytest streams results back here with a token of this
+    process's own."""
+    global _test_runs
+    store = get_store()
+    with _lock:
+        if _test_runs is None:
+            from ..control.testruns import TestRuns
+            from .auth import own_token
+
+            _test_runs = TestRuns(store, server_url=served_url(), token=own_token("viewer"))
+        return _test_runs
 
 
 def get_intake() -> LocalIntake:

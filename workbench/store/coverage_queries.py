@@ -88,11 +88,12 @@ def coverage_tests(p: dict[str, Any]) -> Rendered:
 def last_outcomes(p: dict[str, Any]) -> Rendered:
     """Each test's final outcome in the newest run of ``project`` that ran it."""
     return ("""
-        SELECT test_id, arg_max(outcome, ru.started_at) AS outcome,
-               arg_max(run_id, ru.started_at) AS run_id, max(ru.started_at) AS started_at
+        SELECT test_id, arg_max(outcome, (ru.started_at, run_id)) AS outcome,
+               arg_max(run_id, (ru.started_at, run_id)) AS run_id,
+               max(ru.started_at) AS started_at
         FROM results r JOIN runs ru USING (run_id)
         WHERE ru.project = ? AND r.final
-        GROUP BY test_id""", [p["project"]])
+        GROUP BY test_id ORDER BY test_id""", [p["project"]])
 
 
 @query
@@ -149,3 +150,81 @@ def mcp_approval(p: dict[str, Any]) -> Rendered:
     ``fingerprint``), if an operator gave it."""
     return ("SELECT * FROM mcp_approvals WHERE project_path = ? AND server = ? "
             "AND fingerprint = ?", [p["project"], p["server"], p["fingerprint"]])
+
+
+@query
+def selection_stats(p: dict[str, Any]) -> Rendered:
+    """Per test over the project's last ``window`` runs (default 30): how often it ran and
+    failed, how many runs ago it last failed (0: the latest run), its mean duration, and
+    whether it passed and failed on one commit or in one run (proof of flakiness)."""
+    window = max(1, min(int(p.get("window") or 30), 1000))
+    return (f"""
+        WITH recent AS (
+            SELECT run_id, coalesce(commit_sha, run_id) AS point,
+                   row_number() OVER (ORDER BY started_at DESC, ingested_at DESC) - 1 AS ago
+            FROM runs WHERE project = ? AND status <> 'running'
+            QUALIFY ago < {window}
+        ),
+        r AS (
+            SELECT test_id, file, classname, name, ago, point, final, outcome, duration_s
+            FROM results JOIN recent USING (run_id) WHERE outcome <> 'skipped'
+        ),
+        flaky AS (  -- (only tests that failed at all can be: a cheap filter first)
+            SELECT DISTINCT test_id FROM r
+            WHERE test_id IN (SELECT test_id FROM r WHERE outcome IN ('failed', 'error'))
+            GROUP BY test_id, point
+            HAVING bool_or(outcome = 'passed') AND bool_or(outcome IN ('failed', 'error'))
+        )
+        SELECT test_id, any_value(file) AS file, any_value(classname) AS classname,
+               any_value(name) AS name,
+               count(*) FILTER (WHERE final) AS runs,
+               count(*) FILTER (WHERE final AND outcome IN ('failed', 'error')) AS fails,
+               min(ago) FILTER (WHERE final AND outcome IN ('failed', 'error')) AS since_fail,
+               bool_or(ago = 0 AND final AND outcome IN ('failed', 'error')) AS failed_last,
+               avg(duration_s) FILTER (WHERE final) AS duration_s,
+               test_id IN (SELECT test_id FROM flaky) AS flaky
+        FROM r GROUP BY test_id ORDER BY test_id""", [p["project"]])
+
+
+@query
+def selection_history(p: dict[str, Any]) -> Rendered:
+    """Every final result of the project's last ``limit`` finished runs (default 500),
+    oldest run first: what a replay of the selector walks through."""
+    limit = max(1, min(int(p.get("limit") or 500), 5000))
+    return (f"""
+        WITH chosen AS (
+            SELECT run_id, started_at, ingested_at, commit_sha FROM runs
+            WHERE project = ? AND status <> 'running'
+            ORDER BY started_at DESC, ingested_at DESC LIMIT {limit}
+        )
+        SELECT c.run_id, c.started_at, c.commit_sha, res.test_id, res.file, res.classname,
+               res.name, res.outcome, res.duration_s
+        FROM results res JOIN chosen c USING (run_id)
+        WHERE res.final AND res.outcome <> 'skipped'
+        ORDER BY c.started_at, c.ingested_at, res.test_id""", [p["project"]])
+
+
+@query
+def coverage_tests_in(p: dict[str, Any]) -> Rendered:
+    """The tests' line ranges in the files ``paths`` (a list) of the project's latest report
+    with per-test contexts: what a change to those files touches."""
+    sub, args = _latest(p, contexts=True)
+    paths = [str(x) for x in (p.get("paths") or [])]
+    return (f"SELECT test_id, path, ranges FROM coverage_tests WHERE report_id = {sub} "
+            "AND list_contains(?, path) ORDER BY path, test_id", [*args, paths])
+
+
+@query
+def test_runs(p: dict[str, Any]) -> Rendered:
+    """Test runs started from the workbench, newest first (``project`` narrows them), each
+    with how many results its stored run has so far."""
+    where, args = ("t.project = ?", [p["project"]]) if p.get("project") else ("TRUE", [])
+    limit = max(1, min(int(p.get("limit") or 100), 1000))
+    return (f"""
+        SELECT t.*, ru.status AS run_status,
+               (SELECT count(DISTINCT test_id) FROM results r WHERE r.run_id = ru.run_id
+                AND r.final) AS results,
+               (SELECT count(DISTINCT test_id) FROM results r WHERE r.run_id = ru.run_id
+                AND r.final AND r.outcome IN ('failed', 'error')) AS failures
+        FROM test_runs t LEFT JOIN runs ru ON ru.project = t.project AND ru.build = t.id
+        WHERE {where} ORDER BY t.created_at DESC LIMIT ?""", [*args, limit])

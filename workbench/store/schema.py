@@ -419,4 +419,32 @@ MIGRATIONS.append(
     )
 )
 
+# v10: test runs started from the workbench (``run-tests``, the projects page).
+MIGRATIONS.append(
+    (
+        10,
+        [
+            """
+            CREATE TABLE test_runs (
+                id VARCHAR PRIMARY KEY,
+                project VARCHAR NOT NULL,
+                folder VARCHAR,
+                state VARCHAR,
+                tests JSON,
+                command JSON,
+                junit VARCHAR,
+                requested_by VARCHAR,
+                created_at TIMESTAMP,
+                started_at TIMESTAMP,
+                ended_at TIMESTAMP,
+                exit_code INTEGER,
+                pid INTEGER,
+                run_id VARCHAR,
+                message VARCHAR
+            )
+            """,
+        ],
+    )
+)
+
 LATEST = MIGRATIONS[-1][0]

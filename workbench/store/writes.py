@@ -364,17 +364,19 @@ def start_live_run(store: Store, run_id: str, meta: dict[str, Any], block: bool 
 
 
 def finish_live_run(
-    store: Store, run_id: str, duration_s: float | None, block: bool = True
+    store: Store, run_id: str, duration_s: float | None, block: bool = True,
+    status: str = "complete",
 ) -> None:
-    """Mark a live run complete."""
+    """Mark a live run complete (or ``status``: ``cancelled`` when its process was
+    stopped before it could say it ended)."""
 
     def write(cur: duckdb.DuckDBPyConnection) -> None:
         _require_running(cur, run_id)
         cur.execute("DELETE FROM live_running WHERE run_id = ?", [run_id])
         _refresh_counts(cur, run_id)
         cur.execute(
-            "UPDATE runs SET status = 'complete', duration_s = ? WHERE run_id = ?",
-            [duration_s, run_id],
+            "UPDATE runs SET status = ?, duration_s = ? WHERE run_id = ?",
+            [status, duration_s, run_id],
         )
 
     store.write(write, block=block)

@@ -18,6 +18,7 @@ from ..models.projects import ProjectsModel
 from .common import Kpis, columns, empty, h, pre, table, watching
 from .coverage_map import WATCH, CoverageMap, FileView, _pct
 from .lazy import LazyView, deferred
+from .selection import SelectionQuality, SelectRunView
 from .shell import DashboardShell
 
 #: MCP listings and calls run here, never on the server's event loop.
@@ -414,14 +415,16 @@ class ProjectsDashboard(DashboardShell):
     page, title, color = "projects", "Happy Observatory · Projects", "#0b7285"
     topic = "tests"
     live_note = "New runs and coverage reports appear by themselves while this page is open."
-    tabs = ("Projects", "Project", "Coverage map", "File", "Changes")
+    tabs = ("Projects", "Project", "Coverage map", "File", "Changes", "Select & run",
+            "Selection quality")
 
     def __init__(self, **params):
         super().__init__(**params)
         m = self.model
-        views = (ProjectsOverview, ProjectView, CoverageMap, FileView, ChangesView)
+        views = (ProjectsOverview, ProjectView, CoverageMap, FileView, ChangesView,
+                 SelectRunView, SelectionQuality)
         self._views = [view(model=m, shown=(i == 0), **(
-            {"principal": self.principal} if view is ProjectView else {}))
+            {"principal": self.principal} if view in (ProjectView, SelectRunView) else {}))
             for i, view in enumerate(views)]
         self._tabs = pn.Tabs(*zip(self.tabs, self._views, strict=True),
                              sizing_mode="stretch_width")

@@ -1,0 +1,166 @@
+"""Test selection through the API: ``POST /api/select`` ranks a project's tests for a change
+in the project's scanned folder; ``GET /api/select/evaluate?project=`` replays the selector
+over the stored history."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..control import access
+from ..coverage.lines import project_repo
+from ..projects.git import GitError
+from ..selection.evaluate import replay
+from ..selection.select import select_tests
+from . import auth
+from .plugin_base import APIHandler
+from .state import get_store, get_test_runs
+
+
+def _number(body: dict[str, Any], key: str, kind: type) -> Any:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 \
+            or value > 1e9 or (kind is int and int(value) != value):
+        raise ValueError(f"{key}: a {'whole ' if kind is int else ''}number from 0 to 1e9")
+    return kind(value)
+
+
+class SelectHandler(APIHandler):
+    """``POST /api/select`` with ``{"project", "base"?, "head"?, "budget"?, "top"?}`` →
+    ``{"ranking": [{"test", "score", "probability", "duration_s", "first", "reasons"}],
+    ...}``, best first. The change is ``base..head`` (no ``head``: the working tree) in the
+    folder a scan found for the project; with no ``base``, history alone."""
+
+    async def post(self) -> None:
+        def work() -> dict:
+            try:
+                body = json.loads(self.body() or b"{}")
+            except ValueError as err:
+                raise ValueError(f"/api/select: body is not valid JSON: {err}") from None
+            if not isinstance(body, dict) or not isinstance(body.get("project"), str):
+                raise ValueError('/api/select: {"project": NAME, "base": REV, ...}')
+            for key in ("base", "head"):
+                if body.get(key) is not None and not isinstance(body[key], str):
+                    raise ValueError(f"{key}: a git revision")
+            store = get_store()
+            repo = project_repo(store, body["project"])
+            if body.get("base") and repo is None:
+                raise KeyError(f"no scanned folder for project {body['project']!r} "
+                               "(POST /api/projects/scan)")
+            try:
+                return {"ok": True, **select_tests(
+                    store, body["project"], repo, body.get("base"), body.get("head"),
+                    _number(body, "budget", float), _number(body, "top", int))}
+            except GitError as err:
+                raise ValueError(str(err)) from None
+
+        await self.answer(work)
+
+
+class EvaluateHandler(APIHandler):
+    """``GET /api/select/evaluate?project=``: the replay's figures for the selector and the
+    baselines."""
+
+    async def get(self) -> None:
+        def work() -> dict:
+            project = self.get_query_argument("project", "")
+            if not project:
+                raise ValueError("/api/select/evaluate: project required")
+            store = get_store()
+            return {"ok": True, **replay(store, project, project_repo(store, project))}
+
+        await self.answer(work)
+
+
+
+
+class TestRunsHandler(APIHandler):
+    """``GET /api/test-runs?project=``: runs started from the workbench, newest first, each
+    with the results its stored run has so far. ``POST /api/test-runs`` (operators) with
+    ``{"project", "tests": [node ids]}`` or ``{"project", "select": {"base", "head",
+    "top", "budget"}}`` (the selector's choice), or ``{"project", "command": [argv],
+    "junit": PATH}`` for another runner → the queued run."""
+
+    __test__ = False
+
+    async def get(self) -> None:
+        def work() -> dict:
+            df = get_test_runs().list(self.get_query_argument("project", None) or None)
+            return {"ok": True, "runs": json.loads(df.to_json(orient="records",
+                                                             date_format="iso"))}
+
+        await self.answer(work)
+
+    async def post(self) -> None:
+        principal = auth.principal(self)
+
+        def work() -> dict:
+            try:
+                body = json.loads(self.body() or b"{}")
+            except ValueError as err:
+                raise ValueError(f"/api/test-runs: body is not valid JSON: {err}") from None
+            if not isinstance(body, dict) or not isinstance(body.get("project"), str):
+                raise ValueError('/api/test-runs: {"project": NAME, "tests": [...]}')
+            store, project = get_store(), body["project"]
+            access.authorize(store, principal, "test-run", project)
+            folder = project_repo(store, project)
+            if folder is None:
+                raise KeyError(f"no scanned folder for project {project!r} "
+                               "(POST /api/projects/scan)")
+            tests = body.get("tests")
+            if tests is not None and (not isinstance(tests, list) or not all(
+                    isinstance(t, str) for t in tests)):
+                raise ValueError("tests: a list of node ids")
+            chosen = body.get("select")
+            if chosen is not None:
+                if not isinstance(chosen, dict):
+                    raise ValueError('select: {"base", "head", "top", "budget"}')
+                try:
+                    ranked = select_tests(store, project, folder, chosen.get("base"),
+                                          chosen.get("head"), _number(chosen, "budget", float),
+                                          _number(chosen, "top", int))
+                except GitError as err:
+                    raise ValueError(str(err)) from None
+                tests = [r["test"] for r in ranked["ranking"]]
+                if not tests:
+                    raise ValueError(f"the selection for {project!r} is empty")
+            row = get_test_runs().submit(principal, project, folder, tests,
+                                         body.get("command"), body.get("junit"))
+            return {"ok": True, "test_run": _plain(row)}
+
+        await self.answer(work)
+
+
+class TestRunHandler(APIHandler):
+    """``GET /api/test-runs/{id}``: one run with its progress; ``POST …/cancel``
+    (operators): stop its process group, or take it off the queue."""
+
+    __test__ = False
+
+    async def get(self, run: str, action: str | None = None) -> None:
+        if action:
+            return self.fail(404, f"GET /api/test-runs/{run}/{action}: no such route")
+        await self.answer(lambda: {"ok": True, "test_run": _plain(get_test_runs().get(run))})
+
+    async def post(self, run: str, action: str | None = None) -> None:
+        if action != "cancel":
+            return self.fail(404, f"POST /api/test-runs/{run}/{action or ''}: no such route "
+                             "(cancel)")
+        principal = auth.principal(self)
+        await self.answer(lambda: {"ok": True, "test_run": _plain(
+            get_test_runs().cancel(principal, run))})
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps({k: v for k, v in row.items() if k != "cancelled"},
+                                 default=str))
+
+
+SELECT_ROUTES = [
+    (r"/api/select", SelectHandler, {}),
+    (r"/api/select/evaluate", EvaluateHandler, {}),
+    (r"/api/test-runs", TestRunsHandler, {}),
+    (r"/api/test-runs/([\w-]+)(?:/(\w+))?", TestRunHandler, {}),
+]
