@@ -25,7 +25,7 @@ from workbench.coverage import tree
 from workbench.models.projects import ProjectsModel
 from workbench.store import Store
 
-from .conftest import ROLE_ENV, TOKENS, Served, role_client
+from .conftest import ROLE_ENV, TOKENS, Served, role_client, write_tree
 from .test_coverage_ingest import CART, TESTS, line_of, observatory, run
 
 FLAKY_TESTS = TESTS.replace(
@@ -84,17 +84,12 @@ def measure(repo: Path, db: Path, commit: str) -> dict:
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
     root = tmp_path_factory.mktemp("projects")
-    repo = root / "shop"
-    (repo / "shop").mkdir(parents=True)
-    (repo / "shop" / "__init__.py").write_text("")
-    (repo / "shop" / "cart.py").write_text(CART)
-    (repo / "tests").mkdir()
-    (repo / "tests" / "__init__.py").write_text("")
-    (repo / "tests" / "test_cart.py").write_text(FLAKY_TESTS)
-    (repo / "pyproject.toml").write_text('[project]\nname = "shop"\nversion = "0"\n')
-    (repo / "echo_server.py").write_text(ECHO_SERVER)
-    (repo / ".mcp.json").write_text(json.dumps({"mcpServers": {"echo": {
-        "command": sys.executable, "args": ["echo_server.py"], "env": {"SUFFIX": "!"}}}}))
+    repo = write_tree(root / "shop", {
+        "shop/__init__.py": "", "shop/cart.py": CART, "tests/__init__.py": "",
+        "tests/test_cart.py": FLAKY_TESTS, "echo_server.py": ECHO_SERVER,
+        "pyproject.toml": '[project]\nname = "shop"\nversion = "0"\n',
+        ".mcp.json": json.dumps({"mcpServers": {"echo": {
+            "command": sys.executable, "args": ["echo_server.py"], "env": {"SUFFIX": "!"}}}})})
     run(repo, "git", "init", "-q", "-b", "main")
     git(repo, "add", ".")
     git(repo, "commit", "-qm", "shop")

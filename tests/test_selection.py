@@ -23,7 +23,7 @@ import pytest
 
 from workbench.store import Store
 
-from .conftest import ROLE_ENV, TOKENS, Served, role_client
+from .conftest import ROLE_ENV, TOKENS, Served, role_client, write_tree
 from .test_coverage_ingest import observatory, run
 
 OPS = '''\
@@ -112,19 +112,13 @@ def commit_and_test(repo: Path, db: Path, message: str) -> str:
 @pytest.fixture(scope="module")
 def calc(tmp_path_factory):
     root = tmp_path_factory.mktemp("selection")
-    repo = root / "calc"
-    (repo / "calc").mkdir(parents=True)
-    (repo / "calc" / "__init__.py").write_text("")
-    (repo / "calc" / "ops.py").write_text(OPS)
-    (repo / "tests").mkdir()
-    (repo / "tests" / "__init__.py").write_text("")
-    for name in CASES:
-        (repo / "tests" / f"test_{name}.py").write_text(suite_of(name))
-    (repo / "tests" / "test_slow.py").write_text(
-        "import os\nimport time\n\n\ndef test_sleeps():\n"
-        "    if os.path.exists('SLOW'):\n        time.sleep(120)\n")
-    (repo / "pyproject.toml").write_text('[project]\nname = "calc"\nversion = "0"\n')
-    (repo / ".gitignore").write_text(".coverage\n.observatory-test-run.log\nSLOW\n")
+    repo = write_tree(root / "calc", {
+        "calc/__init__.py": "", "calc/ops.py": OPS, "tests/__init__.py": "",
+        **{f"tests/test_{name}.py": suite_of(name) for name in CASES},
+        "tests/test_slow.py": "import os\nimport time\n\n\ndef test_sleeps():\n"
+                              "    if os.path.exists('SLOW'):\n        time.sleep(120)\n",
+        "pyproject.toml": '[project]\nname = "calc"\nversion = "0"\n',
+        ".gitignore": ".coverage\n.observatory-test-run.log\nSLOW\n"})
     db = root / "s.duckdb"
     run(repo, "git", "init", "-q", "-b", "main")
     git(repo, "add", ".")
