@@ -107,7 +107,7 @@ def replay(store, project: str, repo: str | Path | None = None, limit: int = 500
     counters, previous = _Counters(), None
     results: dict[str, list[dict[str, Any]]] = {k: [] for k in (
         "selector", "random", "slowest-last", "last-failed-first")}
-    evaluated = 0
+    evaluated = changes_read = 0
     for run_id, run in runs:
         failing = set(run.loc[run["outcome"].isin(("failed", "error")), "test_id"])
         if failing and previous is not None and len(run) > 1:
@@ -116,7 +116,8 @@ def replay(store, project: str, repo: str | Path | None = None, limit: int = 500
             failed_before = set(previous.loc[previous["outcome"].isin(("failed", "error")),
                                              "test_id"])
             evidence = {t: counters.evidence(t, failed_before) for t in tests}
-            _add_change(store, project, repo, previous, run, reports, evidence)
+            changes_read += _add_change(store, project, repo, previous, run, reports,
+                                        evidence)
             order = [r["test"] for r in rank(list(evidence.values()))]
             results["selector"].append(measure(order, failing, durations))
             rng = random.Random(run_id)
@@ -136,21 +137,22 @@ def replay(store, project: str, repo: str | Path | None = None, limit: int = 500
         counters.add(run)
         previous = run
     return {"project": project, "runs": len(runs), "evaluated": evaluated,
-            "with_git": repo is not None, "curve_x": CURVE,
+            "with_git": changes_read > 0, "changes_read": changes_read, "curve_x": CURVE,
             "orders": {name: _mean(rows) for name, rows in results.items()}}
 
 
-def _add_change(store, project, repo, previous, run, reports, evidence) -> None:
-    """The change from the run before, and the coverage known before this run."""
+def _add_change(store, project, repo, previous, run, reports, evidence) -> bool:
+    """The change from the run before, and the coverage known before this run; whether
+    the change could be read from the repository."""
     if repo is None:
-        return
+        return False
     a, b = str(previous["commit_sha"].iat[0] or ""), str(run["commit_sha"].iat[0] or "")
     if a == b or not (ch.SHA.match(a) and ch.SHA.match(b)):
-        return
+        return False
     try:
         changed = ch.changes(repo, a, b)
     except ch.GitError:
-        return
+        return False
     by_key = {test_key(t): t for t in evidence}
     started = run["started_at"].iat[0]
     before = reports[reports["created_at"] < started] if not pd.isna(started) else reports
@@ -170,6 +172,7 @@ def _add_change(store, project, repo, previous, run, reports, evidence) -> None:
                 stored = by_key.get(test_key(node))
                 if stored is not None:
                     evidence[stored].new_or_changed = True
+    return True
 
 
 def _mean(rows: list[dict[str, Any]]) -> dict[str, Any]:

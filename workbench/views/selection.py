@@ -53,7 +53,8 @@ class SelectRunView(LazyView):
         self.run_selected.on_click(lambda e: self._start(selected=True))
         self.run_all.on_click(lambda e: self._start(selected=False))
         self._summary = pn.pane.Markdown("", sizing_mode="stretch_width")
-        self._ranking = table(pd.DataFrame(), page_size=12, empty_text=(
+        columns = ["rank", "test", "score", "probability", "duration_s", "reasons"]
+        self._ranking = table(pd.DataFrame(columns=columns), page_size=12, empty_text=(
             "Rank the project's tests for a change (the change needs the project's git "
             "folder; without one, history alone)."),
             widths={"rank": 70, "score": 90, "probability": 100, "duration_s": 110},
@@ -262,8 +263,10 @@ class SelectionQuality(LazyView):
         self._note.object = (
             f"Each of the **{result['evaluated']}** runs with failures (of {result['runs']}) "
             "is ranked with only what was known before it"
-            + (" — the runs before, the git change, the coverage of that time" if
-               result["with_git"] else " — the runs before (no git folder: history alone)")
+            + (f" — the runs before, the git change ({result['changes_read']} read), the "
+               "coverage of that time" if result["with_git"] else
+               " — the runs before (no git change could be read for these runs: history "
+               "alone)")
             + ". **APFD** is 1 when every failure comes first, 0.5 for a random order.")
         rows = [{"order": name, **{k: v for k, v in o.items() if k != "curve"}}
                 for name, o in result["orders"].items() if o]
