@@ -820,7 +820,9 @@ def cmd_select(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(ranking))
     elif args.format == "pytest":
-        print("\n".join(r["test"] for r in ranking))
+        from .selection.select import is_pytest_id
+
+        print("\n".join(r["test"] for r in ranking if is_pytest_id(r["test"])))
     else:
         for i, r in enumerate(ranking, 1):
             mark = "*" if r["first"] else " "

@@ -164,3 +164,9 @@ def select_tests(store, project: str, repo: str | Path | None, base: str | None 
             "changed_files": sorted(changed), "tests": len(ranked), "selected": len(chosen),
             "expected_s": round(sum(r["duration_s"] or 0 for r in chosen), 3),
             "ranking": chosen}
+
+
+def is_pytest_id(test: str) -> bool:
+    """Whether ``test`` is a pytest node id (``path.py::name``): what ``--format pytest``
+    prints and a pytest run is given (a project may also hold other runners' tests)."""
+    return ".py::" in test

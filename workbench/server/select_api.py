@@ -11,7 +11,7 @@ from ..control import access
 from ..coverage.lines import project_repo
 from ..projects.git import GitError
 from ..selection.evaluate import replay
-from ..selection.select import select_tests
+from ..selection.select import is_pytest_id, select_tests
 from . import auth
 from .plugin_base import APIHandler
 from .state import get_store, get_test_runs
@@ -123,7 +123,7 @@ class TestRunsHandler(APIHandler):
                                           _number(chosen, "top", int))
                 except GitError as err:
                     raise ValueError(str(err)) from None
-                tests = [r["test"] for r in ranked["ranking"]]
+                tests = [r["test"] for r in ranked["ranking"] if is_pytest_id(r["test"])]
                 if not tests:
                     raise ValueError(f"the selection for {project!r} is empty")
             row = get_test_runs().submit(principal, project, folder, tests,

@@ -112,8 +112,14 @@ class SelectRunView(LazyView):
                                  enumerate(frame["first"], 1)])
         frame["reasons"] = frame["reasons"].map("; ".join)
         self._ranking.value = frame.drop(columns=["first"])
-        self.run_selected.disabled = not self._ranked
-        self.run_selected.name = f"Run these {len(self._ranked)} tests"
+        from ..selection.select import is_pytest_id
+
+        runnable = sum(is_pytest_id(r["test"]) for r in self._ranked)
+        self.run_selected.disabled = not runnable
+        self.run_selected.name = f"Run these {runnable} tests"
+        if runnable < len(self._ranked):
+            self._summary.object += (f" · {len(self._ranked) - runnable} of them are other "
+                                     "runners' tests, which a pytest run leaves out")
 
     # -- runs ---------------------------------------------------------------------------
     def _start(self, selected: bool) -> None:
@@ -126,7 +132,9 @@ class SelectRunView(LazyView):
             self._summary.object = ("*Running tests needs the project's folder "
                                     "(`observatory projects scan`).*")
             return
-        tests = [r["test"] for r in self._ranked] if selected else []
+        from ..selection.select import is_pytest_id
+
+        tests = [r["test"] for r in self._ranked if is_pytest_id(r["test"])] if selected else []
         try:
             row = get_test_runs().submit(self.principal, m.project, folder, tests)
         except (PermissionError, ValueError) as err:
