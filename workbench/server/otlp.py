@@ -33,7 +33,7 @@ class OTLPHandler(UploadHandler):
         return config.get("OBSERVATORY_OTLP_MAX_BYTES")
 
     def fail(self, status: int, message: str, **headers: str) -> None:
-        for k, v in headers.items():
+        for k, v in self.closing(headers).items():
             self.set_header(k, v)
         self.set_status(status)
         st = status_pb2.Status(code=_GRPC_CODES.get(status, 2), message=message)

@@ -105,9 +105,23 @@ class UploadHandler(APIHandler):
         limit = self.body_limit()
         self._spool = Spool(limit, "")
         self._size = 0
+        self._refusing_unread = True  # an answer now comes before the body is read
         super().prepare()
+        self._refusing_unread = False
         if not self._finished:
             self.request.connection.set_max_body_size(2 * limit)
+
+    def fail(self, status: int, message: str, **headers: str) -> None:
+        super().fail(status, message, **self.closing(headers))
+
+    def closing(self, headers: dict[str, str]) -> dict[str, str]:
+        """``headers`` for a failure answer, with ``Connection: close`` when the body is
+        still unread: Tornado then closes the connection after the answer (it cannot skip
+        the body otherwise), and a client told nothing reuses it for its next request and
+        meets a reset."""
+        if getattr(self, "_refusing_unread", False):
+            return {**headers, "Connection": "close"}
+        return headers
 
     def data_received(self, chunk: bytes) -> None:
         self._size += len(chunk)
