@@ -9,7 +9,7 @@ import param
 from ..models.telemetry import FILTER_PARAMS as TELEMETRY_FILTERS
 from ..models.telemetry import AgentTelemetry
 from .charts import StackedBars
-from .common import Kpis, columns, empty, table, watching
+from .common import Kpis, LiveMarkdown, columns, empty, table, watching
 from .lazy import LazyView, deferred
 
 #: Sessions listed in the Agents tab's table (the most recent; the totals count them all).
@@ -38,7 +38,7 @@ class AgentsOverview(LazyView):
             "No agent sessions in this window: point an agent's OpenTelemetry exporter at "
             "this workbench (/v1/traces, /v1/logs, /v1/metrics)."))
         self._sessions.param.watch(self._on_session, "selection")
-        self._sessions_title = pn.pane.Markdown("#### Sessions")
+        self._sessions_title = LiveMarkdown("#### Sessions")
         self._chart = StackedBars("agent", _TOKEN_COLORS, "Tokens by type per agent",
                                   height=260, empty_text=(
                                       "No agent telemetry in this window yet. Point an "

@@ -227,6 +227,30 @@ def badge(label: str, value: object, color: str) -> pn.pane.HTML:
     )
 
 
+class _TextOnly:
+    """For a pane whose new content is sent as its text alone.
+
+    Panel's HTML and Markdown panes send every property of the model when their object
+    changes, its stylesheets (models) among them; Bokeh then re-indexes every model of the
+    document — ~50 ms per update on a dashboard page, for each open session on each live
+    refresh (benchmarks/dashboards_vs_ingest.py). The other properties follow their own
+    parameters and need not be sent again.
+    """
+
+    def _update(self, ref: str, model) -> None:
+        text = self._get_properties(model.document).get("text")
+        if text is not None and model.text != text:
+            model.text = text
+
+
+class LiveHTML(_TextOnly, pn.pane.HTML):
+    """An HTML pane a live refresh updates cheaply (see :class:`_TextOnly`)."""
+
+
+class LiveMarkdown(_TextOnly, pn.pane.Markdown):
+    """A Markdown pane a live refresh updates cheaply (see :class:`_TextOnly`)."""
+
+
 class Kpis(pn.viewable.Viewer):
     """A row of KPI cards in one pane, updated in place: a refresh that changes nothing
     sends nothing, one that changes a number sends one small patch (not a new row of card
@@ -234,7 +258,7 @@ class Kpis(pn.viewable.Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._pane = pn.pane.HTML("", sizing_mode="stretch_width", margin=(4, 0))
+        self._pane = LiveHTML("", sizing_mode="stretch_width", margin=(4, 0))
 
     def update(self, cards: list[tuple[str, object, str]]) -> None:
         """``cards``: ``(label, value, colour)`` in order."""
