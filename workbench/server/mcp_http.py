@@ -22,11 +22,13 @@ log = logging.getLogger("workbench.server")
 
 _manager: Any = None
 _running: asyncio.Future | None = None
+_started: asyncio.Future | None = None
 
 
 async def _session_manager():
-    """The SDK's session manager, running (started on first use)."""
-    global _manager, _running
+    """The SDK's session manager, running (started on first use; a request that comes
+    while it starts waits for it too)."""
+    global _manager, _running, _started
     if _running is None:
         from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
         from mcp.server.transport_security import TransportSecuritySettings
@@ -39,9 +41,9 @@ async def _session_manager():
         _manager = StreamableHTTPSessionManager(
             app=server._lowlevel_server, json_response=True, stateless=True,
             security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False))
-        started = asyncio.get_running_loop().create_future()
-        _running = asyncio.ensure_future(_run(_manager, started))
-        await started
+        _started = asyncio.get_running_loop().create_future()
+        _running = asyncio.ensure_future(_run(_manager, _started))
+    await _started
     return _manager
 
 
