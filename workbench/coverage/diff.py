@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..store.coverage_writes import expand, ranges
+from ..store.coverage_writes import expand, pairs, ranges
 
 
 def trend(store, project: str, limit: int = 200) -> pd.DataFrame:
@@ -51,8 +51,7 @@ def diff_reports(store, base_id: str, head_id: str) -> dict[str, Any]:
         if not lost and row["base_percent"] == row["head_percent"] \
                 and row["base_statements"] == row["head_statements"]:
             continue
-        flat = ranges(lost)
-        row["newly_uncovered"] = [flat[i:i + 2] for i in range(0, len(flat), 2)]
+        row["newly_uncovered"] = pairs(ranges(lost))
         row["newly_uncovered_lines"] = len(lost)
         files.append(row)
     files.sort(key=lambda r: (-r["newly_uncovered_lines"], _delta(r), r["path"]))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..projects.git import changed_lines
-from ..store.coverage_writes import expand, ranges
+from ..store.coverage_writes import expand, pairs, ranges
 
 
 def patch_coverage(store, project: str, repo: str, base: str, head: str | None = None,
@@ -31,13 +31,8 @@ def patch_coverage(store, project: str, repo: str, base: str, head: str | None =
             continue
         total, hit = total + len(statements), hit + len(covered)
         out.append({"path": path, "statements": len(statements), "covered": len(covered),
-                    "missing": _pairs(ranges(statements - covered)),
+                    "missing": pairs(ranges(statements - covered)),
                     "percent": round(100.0 * len(covered) / len(statements), 2)})
     return {"project": project, "base": base, "head": head or "working tree",
             "report": files["report_id"].iloc[0], "statements": total, "covered": hit,
             "percent": round(100.0 * hit / total, 2) if total else None, "files": out}
-
-
-def _pairs(flat: list[int]) -> list[list[int]]:
-    """``[first, last, first, last]`` as ``[[first, last], ...]`` (what JSON readers want)."""
-    return [flat[i:i + 2] for i in range(0, len(flat), 2)]

@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..analysis.culprits import test_key
 from ..analysis.flaky import label_tests
-from ..store.coverage_writes import expand, ranges
+from ..store.coverage_writes import expand, pairs, ranges
 
 #: Test labels that are no evidence that the lines they run work.
 UNTRUSTED = ("flaky", "statistically flaky", "broken")
@@ -43,9 +43,7 @@ def at_risk(store, project: str, report_id: str | None = None) -> pd.DataFrame:
                 trusted |= expand(flat)
         lines = set(risky) - trusted
         if lines:
-            flat = ranges(lines)
-            out.append({"path": path, "lines": len(lines),
-                        "ranges": [flat[i:i + 2] for i in range(0, len(flat), 2)],
+            out.append({"path": path, "lines": len(lines), "ranges": pairs(ranges(lines)),
                         "tests": sorted(set().union(*(risky[n] for n in lines)))})
     df = pd.DataFrame(out, columns=cols)
     return df.sort_values(["lines", "path"], ascending=[False, True], ignore_index=True)

@@ -25,15 +25,6 @@ ACTIONS = ("start", "stop", "pause", "resume", "restart", "interrupt")
 
 
 class ControlHandler(APIHandler):
-    def json_body(self) -> Any:
-        raw = self.body()
-        if not raw.strip():
-            return {}
-        try:
-            return json.loads(raw)
-        except ValueError as err:
-            raise ValueError(f"{self.request.path}: body is not valid JSON: {err}") from None
-
     def json_object(self) -> dict[str, Any]:
         """The body, which this route requires to be a JSON object (not empty)."""
         if not self.body().strip():

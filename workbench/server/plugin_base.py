@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tornado.ioloop import IOLoop
@@ -57,6 +58,16 @@ class APIHandler(RequestHandler):
     def body(self) -> bytes:
         """The decoded body, in memory."""
         return as_bytes(self.decoded())
+
+    def json_body(self) -> Any:
+        """The body as JSON (an empty body: ``{}``); a 400 naming the route otherwise."""
+        raw = self.body()
+        if not raw.strip():
+            return {}
+        try:
+            return json.loads(raw)
+        except ValueError as err:
+            raise ValueError(f"{self.request.path}: body is not valid JSON: {err}") from None
 
     def decoded(self):
         """The decoded body; a big one as a map of a temporary file (report uploads, whose

@@ -37,11 +37,7 @@ class ProjectScanHandler(APIHandler):
         def work() -> dict:
             principal = auth.principal(self)
             access.authorize(get_store(), principal, "scan", "projects")
-            raw = self.body()
-            try:
-                body = json.loads(raw) if raw.strip() else {}
-            except ValueError as err:
-                raise ValueError(f"/api/projects/scan: body is not valid JSON: {err}") from None
+            body = self.json_body()
             roots = body.get("roots") if isinstance(body, dict) else None
             if roots is None:
                 roots = [str(r) for r in default_roots()]
@@ -94,11 +90,7 @@ class McpActionHandler(APIHandler):
                              "(approve, call)")
 
         def call(principal):
-            try:
-                body = json.loads(self.body() or b"{}")
-            except ValueError as err:
-                raise ValueError(f"…/mcp/{server}/call: body is not valid JSON: {err}"
-                                 ) from None
+            body = self.json_body()
             if not isinstance(body, dict) or not isinstance(body.get("tool"), str):
                 raise ValueError('body: {"tool": NAME, "arguments": {...}}')
             return {"ok": True, **mcp_client.call(get_store(), _folder(name), server,

@@ -35,10 +35,7 @@ class SelectHandler(APIHandler):
 
     async def post(self) -> None:
         def work() -> dict:
-            try:
-                body = json.loads(self.body() or b"{}")
-            except ValueError as err:
-                raise ValueError(f"/api/select: body is not valid JSON: {err}") from None
+            body = self.json_body()
             if not isinstance(body, dict) or not isinstance(body.get("project"), str):
                 raise ValueError('/api/select: {"project": NAME, "base": REV, ...}')
             for key in ("base", "head"):
@@ -97,10 +94,7 @@ class TestRunsHandler(APIHandler):
         principal = auth.principal(self)
 
         def work() -> dict:
-            try:
-                body = json.loads(self.body() or b"{}")
-            except ValueError as err:
-                raise ValueError(f"/api/test-runs: body is not valid JSON: {err}") from None
+            body = self.json_body()
             if not isinstance(body, dict) or not isinstance(body.get("project"), str):
                 raise ValueError('/api/test-runs: {"project": NAME, "tests": [...]}')
             store, project = get_store(), body["project"]

@@ -33,6 +33,11 @@ def expand(flat: list[int] | None) -> set[int]:
     return {n for i in range(0, len(flat), 2) for n in range(flat[i], flat[i + 1] + 1)}
 
 
+def pairs(flat: list[int]) -> list[list[int]]:
+    """``[first, last, first, last]`` as ``[[first, last], ...]`` (what JSON readers want)."""
+    return [list(flat[i:i + 2]) for i in range(0, len(flat), 2)]
+
+
 def contains(flat, line: int) -> bool:
     """Whether ``[first, last, ...]`` ranges hold ``line``."""
     flat = list(flat)

@@ -27,6 +27,11 @@ _MCP_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mcp-client")
 STATUS_COLORS = {"passed": "#2b8a3e", "failed": "#c92a2a", "running": "#1c7ed6"}
 
 
+def _spans(pairs_: list[list[int]]) -> str:
+    """Line ranges as people read them: ``3, 7–9``."""
+    return ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in pairs_)
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
@@ -350,16 +355,14 @@ class ChangesView(LazyView):
                 f"{_count(result['newly_uncovered_lines'], 'line')} newly uncovered.")
             frame = pd.DataFrame(result["files"])
             if not frame.empty:
-                frame["newly_uncovered"] = frame["newly_uncovered"].map(
-                    lambda rs: ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in rs))
+                frame["newly_uncovered"] = frame["newly_uncovered"].map(_spans)
             self._diff.value = columns(frame, ["path", "change", "base_percent",
                                                "head_percent", "newly_uncovered_lines",
                                                "newly_uncovered"])
         risk = m.at_risk() if m.has_project else pd.DataFrame()
         if not risk.empty:
             risk = risk.assign(
-                ranges=risk["ranges"].map(lambda rs: ", ".join(
-                    f"{a}" if a == b else f"{a}–{b}" for a, b in rs)),
+                ranges=risk["ranges"].map(_spans),
                 tests=risk["tests"].map(", ".join))
         self._risk.value = columns(risk, ["path", "lines", "ranges", "tests"])
 
@@ -385,8 +388,7 @@ class ChangesView(LazyView):
             return
         frame = pd.DataFrame(result["files"], columns=["path", "statements", "covered",
                                                        "percent", "missing"])
-        frame["missing"] = frame["missing"].map(lambda rs: ", ".join(
-            f"{a}" if a == b else f"{a}–{b}" for a, b in rs))
+        frame["missing"] = frame["missing"].map(_spans)
         self._patch_out.objects = [
             pn.pane.HTML(f"Patch <code>{h(result['base'])}..{h(result['head'])}</code>: "
                          f"<b>{_pct(result['percent'])}</b> of {result['statements']} changed "
