@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from bokeh.document import Document
 from tornado.ioloop import IOLoop
 
+from workbench.config import utcnow
 from workbench.models import AgentTelemetry
-from workbench.models.cache import Frames
+from workbench.models.cache import FrameCache, Frames
 from workbench.server.signal import DataSignal
 from workbench.store import Store
 from workbench.views.agents_dashboard import AgentsDashboard
@@ -97,11 +99,11 @@ def test_sessions_on_the_same_data_version_share_every_query(demo_store):
                   for _ in range(3)]
     at = dashboards[0].model._cache.clock
     for dash in dashboards:
-        dash.model._cache.share(shared, 1, at)
+        dash.model._cache.share(shared, ("telemetry", 1), at)
     store.asked.clear()
     for version in (2, 3):
         for dash in dashboards:
-            dash.model.refresh(version, at)
+            dash.model.refresh(("telemetry", version), at)
     per_version = len(store.asked) // 2
     assert per_version and len(store.asked) == 2 * per_version  # once per version, not 3x
     assert store.asked.count("agent_sessions") == 2
@@ -118,3 +120,144 @@ def test_a_hidden_tab_does_no_work_on_new_data(demo_store):
     assert [id(o) for o in panel.select()] == before  # nothing rebuilt, nothing swapped
     dash.goto("Timeline")
     assert [id(o) for o in panel.select()] != before  # shown: drawn for real
+
+
+class AskingStore(CountingStore):
+    """The real store, with a log of each question: name, parameters, and the thread."""
+
+    def __init__(self, store):
+        super().__init__(store)
+        self.log: list[tuple[str, dict, str]] = []
+
+    def query(self, name, /, **params):
+        self.log.append((name, params, threading.current_thread().name))
+        return super().query(name, **params)
+
+    def on_commit(self, listener):
+        self.store.on_commit(listener)
+
+
+def test_the_next_versions_questions_are_answered_before_sessions_ask(demo_store):
+    store = AskingStore(demo_store)
+    shared = Frames(512)
+    dashboards = [AgentsDashboard(model=AgentTelemetry(store=store), live=False)
+                  for _ in range(2)]
+    at1 = utcnow()
+    for dash in dashboards:
+        dash.model._cache.share(shared, ("telemetry", 1), at1)
+        dash.model.refresh(("telemetry", 1), at1)
+    asked = set(store.asked)
+    assert "agent_sessions" in asked
+    store.asked.clear()
+    store.log.clear()
+
+    at2 = at1 + timedelta(minutes=5)
+    assert shared.warm(store, "telemetry", 2, at2) == len(asked)  # each question once
+    sessions = next(p for name, p, _ in store.log if name == "agent_sessions")
+    assert sessions["since"] == at2 - timedelta(days=7)  # the window moved with the clock
+    store.asked.clear()
+    for dash in dashboards:
+        dash.model.refresh(("telemetry", 2), at2)
+    assert store.asked == []  # every frame was ready
+
+    # Nothing was asked at version 3 (the pages closed): nothing is asked ahead for 4,
+    # and the questions of version 2 are forgotten.
+    assert shared.warm(store, "telemetry", 4, utcnow()) == 0
+    assert shared.warm(store, "telemetry", 3, utcnow()) == 0
+    assert store.asked == []
+
+
+def test_the_signal_runs_the_queries_off_the_loop(tmp_path, monkeypatch):
+    """A served session's refresh, through the signal: after its first version, the
+    questions it asks are answered on the worker thread, not on the event loop."""
+    monkeypatch.setenv("OBSERVATORY_LIVE_INTERVAL", "0.1")
+    with Store(tmp_path / "s.duckdb") as real:
+        store = AskingStore(real)
+        loop = IOLoop(make_current=False)
+        ready = threading.Event()
+        refreshed: list[int] = []
+
+        def serve() -> None:
+            from workbench.models.cache import SHARED
+
+            signal = DataSignal(store, loop)
+            cache = FrameCache()
+            cache.share(SHARED, ("telemetry", 0), signal.current["telemetry"].at)
+
+            def refresh(version) -> None:
+                cache.clear(("telemetry", version.number), version.at)
+                cache.get(store, "telemetry_agents", {})
+                refreshed.append(version.number)
+
+            signal.subscribe("telemetry", refresh, SessionDoc(loop))
+            ready.set()
+
+        thread = threading.Thread(target=loop.start, daemon=True, name="the-loop")
+        thread.start()
+        loop.add_callback(serve)
+        ready.wait(5)
+        try:
+            for _ in range(3):
+                real.write(lambda cur: cur.execute("SELECT 1"), topic="telemetry")
+                start = time.monotonic()
+                while len(refreshed) < _ + 1 and time.monotonic() - start < 5:
+                    time.sleep(0.01)
+                time.sleep(0.15)
+            assert refreshed == [1, 2, 3]
+            threads = [t for name, _, t in store.log if name == "telemetry_agents"]
+            assert threads[0] == "the-loop"  # version 1: nobody had asked before
+            assert threads[1:] and all(t.startswith("observatory-warm") for t in threads[1:])
+            assert len(threads) == 3  # once per version
+        finally:
+            loop.add_callback(loop.stop)
+            thread.join(5)
+
+
+def _burn(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+@pytest.mark.parametrize("work", ["cpu", "waiting"])
+def test_refreshes_take_at_most_a_fifth_of_the_server(tmp_path, monkeypatch, work):
+    """Refreshes that cost CPU space the rounds out (four times their cost after each);
+    a refresh that only waits (for the GIL, say) costs nothing and stretches nothing."""
+    monkeypatch.setenv("OBSERVATORY_LIVE_INTERVAL", "0.1")
+    with Store(tmp_path / "s.duckdb") as store:
+        loop = IOLoop(make_current=False)
+        ready = threading.Event()
+        starts: list[float] = []
+
+        def refresh(version) -> None:
+            starts.append(time.monotonic())
+            _burn(0.05) if work == "cpu" else time.sleep(0.05)
+
+        def serve() -> None:
+            signal = DataSignal(store, loop)
+            for _ in range(3):  # three sessions: 0.15 s of CPU a round
+                signal.subscribe("telemetry", refresh, SessionDoc(loop))
+            ready.set()
+
+        thread = threading.Thread(target=loop.start, daemon=True)
+        thread.start()
+        loop.add_callback(serve)
+        ready.wait(5)
+        try:
+            start = time.monotonic()
+            while time.monotonic() - start < 3.0:
+                store.write(lambda cur: cur.execute("SELECT 1"), topic="telemetry")
+                time.sleep(0.01)
+        finally:
+            loop.add_callback(loop.stop)
+            thread.join(5)
+    rounds = starts[::3]
+    gaps = [b - a for a, b in zip(rounds, rounds[1:], strict=False)]
+    assert len(gaps) >= 2, starts
+    if work == "cpu":
+        # 0.15 s of refreshes, then at least 0.6 s before the next round begins.
+        assert min(gaps) >= 0.7, gaps
+        assert len(rounds) <= 5, gaps
+    else:
+        assert max(gaps) < 0.5, gaps  # the interval (0.1 s) after 0.15 s of waiting
+        assert len(rounds) >= 8, gaps

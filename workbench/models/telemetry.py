@@ -11,8 +11,8 @@ import param
 
 from ..analysis.histograms import quantile
 from ..analysis.waterfall import layout
-from .cache import FrameCache
-from .tests import ALL, WINDOWS
+from .cache import Ago, FrameCache
+from .tests import ALL, WINDOWS, set_choices
 
 #: Parameters that change what every telemetry view shows (views re-query on each).
 FILTER_PARAMS = ("agent", "service", "window", "refreshed")
@@ -100,14 +100,8 @@ class AgentTelemetry(param.Parameterized):
     def _refresh_agents(self) -> None:
         if self.store is None:
             return
-        agents = self._cache.get(self.store, "telemetry_agents", {})["agent"].tolist()
-        self.param.agent.objects = [ALL, *agents]
-        if self.agent not in self.param.agent.objects:
-            self.agent = ALL
-        services = self._cache.get(self.store, "telemetry_services", {})["service"].tolist()
-        self.param.service.objects = [ALL, *services]
-        if self.service not in self.param.service.objects:
-            self.service = ALL
+        for name, query in (("agent", "telemetry_agents"), ("service", "telemetry_services")):
+            set_choices(self, name, self._cache.get(self.store, query, {})[name])
 
     def refresh(self, version: Any = None, at: datetime | None = None) -> None:
         """Re-read the agent list and tell views to re-query (a dashboard passes the data
@@ -118,11 +112,13 @@ class AgentTelemetry(param.Parameterized):
 
     def filters(self) -> dict[str, Any]:
         days = WINDOWS[self.window]
-        now = self.now or self._cache.clock
         return {
             "agent": None if self.agent == ALL else self.agent,
             "service": None if self.service == ALL else self.service,
-            "since": now - timedelta(days=days) if days else None,
+            # Relative to the data version's time unless the model has a fixed ``now``: the
+            # same question at the next version, which the server asks ahead (cache.Ago).
+            "since": (None if not days else Ago(timedelta(days=days)) if self.now is None
+                      else self.now - timedelta(days=days)),
         }
 
     def _q(self, query: str, /, **extra: Any) -> pd.DataFrame:

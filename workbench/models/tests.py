@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -9,13 +10,24 @@ import pandas as pd
 import param
 
 from ..analysis import compare, culprits, durations, flaky
-from .cache import FrameCache
+from .cache import Ago, FrameCache
 
 #: Parameters that change what every test view shows (views re-query on each).
 FILTER_PARAMS = ("project", "branch", "variant", "window", "refreshed")
 
 WINDOWS = {"24 hours": 1, "7 days": 7, "30 days": 30, "90 days": 90, "all time": None}
 ALL = "(all)"
+
+
+def set_choices(model: param.Parameterized, name: str, values: Iterable[Any]) -> None:
+    """Offer ``values`` (after :data:`ALL`) for the filter ``name``; a choice no longer
+    offered falls back to :data:`ALL`. The same choices are not set again: that would
+    re-send a sidebar's options to the browser on every live refresh of every open page."""
+    choices = [ALL, *values]
+    if model.param[name].objects != choices:
+        model.param[name].objects = choices
+    if getattr(model, name) not in choices:
+        setattr(model, name, ALL)
 
 
 class TestAnalytics(param.Parameterized):
@@ -72,10 +84,7 @@ class TestAnalytics(param.Parameterized):
     def _refresh_choices(self) -> None:
         if self.store is None:
             return
-        projects = self._cache.get(self.store, "projects", {})["project"].tolist()
-        self.param.project.objects = [ALL, *projects]
-        if self.project not in self.param.project.objects:
-            self.project = ALL
+        set_choices(self, "project", self._cache.get(self.store, "projects", {})["project"])
         self._refresh_project_choices()
 
     @param.depends("project", watch=True)
@@ -85,10 +94,7 @@ class TestAnalytics(param.Parameterized):
             ("branch", "branches", "branch"),
             ("variant", "variants", "variant"),
         ):
-            values = self._cache.get(self.store, query, {"project": p})[col].tolist()
-            self.param[name].objects = [ALL, *values]
-            if getattr(self, name) not in self.param[name].objects:
-                setattr(self, name, ALL)
+            set_choices(self, name, self._cache.get(self.store, query, {"project": p})[col])
 
     def refresh(self, version: Any = None, at: datetime | None = None) -> None:
         """Re-read choices and tell views that new data may have arrived (a dashboard
@@ -104,12 +110,14 @@ class TestAnalytics(param.Parameterized):
     def filters(self) -> dict[str, Any]:
         """The current filters as query parameters."""
         days = WINDOWS[self.window]
-        now = self.now or self._cache.clock
         return {
             "project": self._project(),
             "branch": None if self.branch == ALL else self.branch,
             "variant": None if self.variant == ALL else self.variant,
-            "since": now - timedelta(days=days) if days else None,
+            # Relative to the data version's time unless the model has a fixed ``now``: the
+            # same question at the next version, which the server asks ahead (cache.Ago).
+            "since": (None if not days else Ago(timedelta(days=days)) if self.now is None
+                      else self.now - timedelta(days=days)),
         }
 
     def _q(self, name: str, **extra: Any) -> pd.DataFrame:

@@ -4,12 +4,15 @@ The store's writer calls in after every commit (nothing polls); the news hops on
 server's event loop. There it is published at most once per interval, to every subscribed
 session at once: under busy ingest (dozens of commits a second) each open dashboard
 refreshes once per interval, not once per commit, and a quiet workbench shows a new run at
-once. The interval is ``OBSERVATORY_LIVE_INTERVAL`` seconds, stretched when the sessions'
-refreshes are slow so that they take at most a fifth of the event loop, which ingest needs
-for its requests.
+once. The interval is ``OBSERVATORY_LIVE_INTERVAL`` seconds from one publish to the next,
+and after a round of refreshes at least four times what it cost (:data:`BUDGET`), so that
+the dashboards take at most a fifth of the server's time: the rest is ingest's.
 
 All sessions refresh to the same version, whose time is their clock: their queries are
-identical, and the models' shared frame cache answers all but the first.
+identical, and the models' shared frame cache answers them. Before the sessions are told,
+a worker thread asks the new version the questions the sessions asked of the last one
+(``Frames.warm``): the queries run off the loop, which keeps serving ingest meanwhile, and
+the refreshes that follow only update their pages.
 
 When the dashboards read another workbench's API (that workbench holds the file), there is
 no commit to hear: one thread per process asks that server for its versions each second,
@@ -23,6 +26,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -30,6 +34,7 @@ from tornado.ioloop import IOLoop
 
 from .. import config
 from ..config import utcnow
+from ..models.cache import SHARED
 from ..store.store import TOPICS
 
 log = logging.getLogger("workbench.server")
@@ -37,6 +42,11 @@ log = logging.getLogger("workbench.server")
 #: For a store without commit news (the API of another workbench): a cheap query per topic
 #: whose answer changes whenever that topic's data does.
 VERSION_QUERIES = {"tests": "data_version", "telemetry": "telemetry_version"}
+
+
+#: The share of the server's time that live dashboards may take (their refreshes' CPU
+#: time, the queries asked ahead included); the rest is ingest's.
+BUDGET = 0.2
 
 
 class Version(NamedTuple):
@@ -51,6 +61,7 @@ class DataSignal:
     """Commit news for one store, fanned out to the sessions on one event loop."""
 
     def __init__(self, store: Any, loop: IOLoop):
+        self._store = store
         self._loop = loop
         self._subs: dict[str, set[Subscription]] = {t: set() for t in TOPICS}
         start = utcnow()
@@ -58,11 +69,13 @@ class DataSignal:
         self.interval = config.get("OBSERVATORY_LIVE_INTERVAL")
         self._heard: set[str] = set()  # topics committed since the last publish
         self._scheduled = False
-        self._last_publish = 0.0
+        self._round = False  # a publish is being warmed or refreshed
+        self._not_before = 0.0  # monotonic time before which nothing is published
+        self._started = 0.0  # when the current round was published
         self._due: deque[Subscription] = deque()  # sessions still to refresh, in turn
         self._busy: Subscription | None = None
-        self._round_cost = 0.0  # seconds the current round's refreshes took
-        self.wait = self.interval  # the current interval, stretched by slow rounds
+        self._round_cost = 0.0  # CPU seconds this round took: its queries and refreshes
+        self._warmer = ThreadPoolExecutor(1, thread_name_prefix="observatory-warm")
         if hasattr(store, "on_commit"):
             store.on_commit(self._committed)
         else:
@@ -76,20 +89,42 @@ class DataSignal:
     def _heard_of(self, topics: frozenset[str]) -> None:
         """On the loop: publish now, or once the interval since the last publish is over."""
         self._heard |= topics
-        if self._scheduled or self._busy is not None:
+        if self._scheduled or self._round:
             return  # a publish is due, or a round is on: its end schedules the next
         self._scheduled = True
-        delay = max(0.0, self._last_publish + self.wait - time.monotonic())
+        delay = max(0.0, self._not_before - time.monotonic())
         self._loop.call_later(delay, self._publish)
 
     def _publish(self) -> None:
         topics, self._heard, self._scheduled = self._heard, set(), False
+        self._round = True
+        self._started = time.monotonic()
         now = utcnow()
+        numbers = {}
         for topic in topics:
             self.current[topic] = Version(self.current[topic].number + 1, now)
+            numbers[topic] = self.current[topic].number
             self._due.extend(s for s in self._subs[topic] if s not in self._due)
-        if self._busy is None:
-            self._next()
+        if not self._due:
+            self._next()  # no page shows these topics: nothing to ask ahead
+            return
+        warmed = self._warmer.submit(self._warm, numbers, now)
+        warmed.add_done_callback(lambda done: self._loop.add_callback(self._warmed, done))
+
+    def _warm(self, numbers: dict[str, int], at: datetime) -> float:
+        """On the worker thread: the new versions' frames, before any session asks.
+        Returns the CPU seconds it took: the dashboards' cost, like their refreshes."""
+        start = time.thread_time()
+        for topic, number in numbers.items():
+            try:
+                SHARED.warm(self._store, topic, number, at)
+            except Exception:  # a session then runs its own queries, and shows any error
+                log.exception("warming the dashboards' frames for %s", topic)
+        return time.thread_time() - start
+
+    def _warmed(self, done: Future) -> None:
+        self._round_cost += done.result() if done.exception() is None else 0.0
+        self._next()
 
     def _next(self) -> None:
         """Refresh the sessions one per turn of the loop, so that requests (ingest) are
@@ -101,11 +136,14 @@ class DataSignal:
                 self._busy = sub
                 sub.notify()
                 return
-        # The interval counts from the end of the round, and is at least four times what
-        # the round cost: dashboards get at most a fifth of the loop, however many are open.
-        self._last_publish = time.monotonic()
-        self.wait = max(self.interval, 4 * self._round_cost)
-        self._round_cost = 0.0
+        # The next publish is an interval after this one began, and at least four times
+        # this round's cost after its end: dashboards get at most a fifth of the server,
+        # however many are open. (Counted from the end, not the start: while a round is on,
+        # the loop also serves ingest between two sessions' refreshes, and the queries
+        # asked ahead run on DuckDB's threads, which the cost does not count.)
+        self._not_before = max(self._started + self.interval,
+                               time.monotonic() + self._round_cost * (1 - BUDGET) / BUDGET)
+        self._round, self._round_cost = False, 0.0
         if self._heard:  # commits heard during the round: schedule the next publish
             self._heard_of(frozenset())
 
@@ -157,11 +195,14 @@ class Subscription:
         self._doc.add_next_tick_callback(self._fire)
 
     def _fire(self) -> None:
-        start = time.perf_counter()
+        # The loop's CPU time, not the time on the clock: while ingest's threads hold the
+        # GIL the refresh waits, which costs ingest nothing, and counting it would stretch
+        # the interval the most exactly when the server is busiest.
+        start = time.thread_time()
         try:
             self._refresh(self.signal.current[self.topic])
         finally:
-            self.signal._done(self, time.perf_counter() - start)
+            self.signal._done(self, time.thread_time() - start)
 
     def close(self) -> None:
         """The session is gone (its pending refresh, if any, will never run)."""

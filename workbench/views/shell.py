@@ -43,12 +43,12 @@ class DashboardShell(pn.viewable.Viewer):
 
         signal = signal_for(self.model.store)
         version = signal.current[self.topic]
-        self.model._cache.share(SHARED, version.number, version.at)
+        self.model._cache.share(SHARED, (self.topic, version.number), version.at)
         sub = signal.subscribe(self.topic, self._on_data, doc)
         doc.on_session_destroyed(lambda ctx: sub.close())
 
     def _on_data(self, version) -> None:
-        self.model.refresh(version.number, version.at)
+        self.model.refresh((self.topic, version.number), version.at)
 
     def build_tabs(self, views: tuple[type, ...]) -> None:
         """One tab per view class over the model. Only the open tab's view is shown: the
