@@ -197,6 +197,7 @@ def main() -> None:
             worker = threading.Thread(target=lambda: result.update(load("watched")))
             worker.start()
             lags: list[float] = []
+            acks: list[float] = []
             k = 0
             with httpx.Client(timeout=30) as client:
                 while worker.is_alive():
@@ -205,8 +206,10 @@ def main() -> None:
                                        headers={"Content-Type": "application/x-protobuf"})
                     resp.raise_for_status()
                     acked_ms = time.time() * 1000  # the browsers' clock is this machine's
+                    acks.append(acked_ms / 1000)
                     lags += dash.wait_for_text(f"probe-{k}", acked_ms)
                     time.sleep(2)
+                rounds = client.get(url + "/api/live").json()["rounds"]
             worker.join()
             browser_cpu = browser_cpu_seconds() - cpu0
             dash.close()
@@ -224,6 +227,22 @@ def main() -> None:
               f"{r['rate']:>8,.0f} spans/s {r['statuses']}")
     print(f"with dashboards open: {watched['rate'] / idle_rate:.0%} of the idle rate "
           f"({idle_rate:,.0f} spans/s; target >= 80%)")
+    # The server's part: from the acknowledgement until the last session's refresh of the
+    # first round whose queries began after it (and so after the probe's commit). A round
+    # whose queries began between the commit and the acknowledgement is missed: at most.
+    server = []
+    for acked in acks:
+        first = next((r for r in rounds if "telemetry" in r["topics"]
+                      and r["asked"] >= acked), None)
+        server.append(first["refreshed"] - acked if first else float("inf"))
+    loaded = [r for r in rounds if r["sessions"]]
+    gaps = [b["published"] - a["published"] for a, b in zip(loaded, loaded[1:], strict=False)]
+    if server and gaps:
+        print(f"server side: every session refreshed at most {statistics.median(server):.2f} s "
+              f"(median) / {max(server):.2f} s (worst) after a probe; rounds every "
+              f"{statistics.median(gaps):.2f} s (median, max {max(gaps):.2f} s), each "
+              f"costing {statistics.median(r['cost_s'] for r in loaded):.3f} s and lasting "
+              f"{statistics.median(r['refreshed'] - r['published'] for r in loaded):.2f} s")
     finite = sorted(x for x in lags if x != float("inf"))
     late = sum(x > 2 for x in lags)
     print(f"new data on every page: {len(lags)} probe sightings, median "

@@ -121,6 +121,12 @@ def test_a_run_in_progress_appears_without_reload(server, chromium, output_dir):
         writer = {"X-Observatory-Run-Secret": start.json()["secret"]}
         page.get_by_role("gridcell", name="L-77", exact=True).first.wait_for(timeout=20_000)
         page.get_by_role("gridcell", name="running", exact=True).first.wait_for(timeout=5_000)
+        # The server's account of it: this page's session is subscribed to test data, and
+        # a round of refreshes for the new run went out to it.
+        live = httpx.get(server.url + "/api/live").json()
+        assert live["sessions"]["tests"] >= 1 and live["versions"]["tests"] >= 1
+        rounds = [r for r in live["rounds"] if "tests" in r["topics"] and r["sessions"]]
+        assert rounds and all(r["refreshed"] >= r["published"] for r in rounds), live
 
         tests = [
             {

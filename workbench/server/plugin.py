@@ -30,6 +30,7 @@ from .otlp import OTLP_ROUTES
 from .plugin_base import APIHandler, UploadHandler, bounded_int
 from .projects_api import PROJECT_ROUTES
 from .select_api import SELECT_ROUTES
+from .signal import live_stats
 from .state import get_intake, get_store, get_supervisor
 
 log = logging.getLogger("workbench.server")
@@ -189,8 +190,15 @@ class HealthHandler(APIHandler):
         self.finish({"ok": True, "db": str(store.path), "schema": store.schema_version})
 
 
+class LiveHandler(APIHandler):
+    def get(self) -> None:
+        # Read on the loop, where the signal changes: no lock needed for a consistent copy.
+        self.finish(live_stats(get_store()))
+
+
 ROUTES = [
     (r"/api/health", HealthHandler, {}),
+    (r"/api/live", LiveHandler, {}),
     (r"/api/session", SessionHandler, {}),
     (r"/api/tests/reports", ReportHandler, {}),
     (r"/api/tests/live", LiveStartHandler, {}),

@@ -76,6 +76,11 @@ class DataSignal:
         self._busy: Subscription | None = None
         self._round_cost = 0.0  # CPU seconds this round took: its queries and refreshes
         self._warmer = ThreadPoolExecutor(1, thread_name_prefix="observatory-warm")
+        self._log: dict[str, Any] = {}
+        #: The last rounds: when each was published, when its queries began and when its
+        #: last session refreshed (epoch seconds), its topics, sessions and cost in seconds
+        #: (``GET /api/live``).
+        self.rounds: deque[dict[str, Any]] = deque(maxlen=100)
         if hasattr(store, "on_commit"):
             store.on_commit(self._committed)
         else:
@@ -99,6 +104,9 @@ class DataSignal:
         topics, self._heard, self._scheduled = self._heard, set(), False
         self._round = True
         self._started = time.monotonic()
+        now_s = time.time()
+        self._log = {"published": now_s, "asked": now_s, "topics": sorted(topics),
+                     "sessions": 0}
         now = utcnow()
         numbers = {}
         for topic in topics:
@@ -113,14 +121,16 @@ class DataSignal:
 
     def _warm(self, numbers: dict[str, int], at: datetime) -> float:
         """On the worker thread: the new versions' frames, before any session asks.
-        Returns the CPU seconds it took: the dashboards' cost, like their refreshes."""
-        start = time.thread_time()
+        Returns the seconds it took: the dashboards' cost, like their refreshes. (On the
+        clock, not this thread's CPU time: DuckDB runs a query on threads of its own.)"""
+        start = time.monotonic()
+        self._log["asked"] = time.time()  # what was committed before this is in the round
         for topic, number in numbers.items():
             try:
                 SHARED.warm(self._store, topic, number, at)
             except Exception:  # a session then runs its own queries, and shows any error
                 log.exception("warming the dashboards' frames for %s", topic)
-        return time.thread_time() - start
+        return time.monotonic() - start
 
     def _warmed(self, done: Future) -> None:
         self._round_cost += done.result() if done.exception() is None else 0.0
@@ -134,15 +144,17 @@ class DataSignal:
             sub = self._due.popleft()
             if sub.open:
                 self._busy = sub
+                self._log["sessions"] += 1
                 sub.notify()
                 return
         # The next publish is an interval after this one began, and at least four times
         # this round's cost after its end: dashboards get at most a fifth of the server,
         # however many are open. (Counted from the end, not the start: while a round is on,
-        # the loop also serves ingest between two sessions' refreshes, and the queries
-        # asked ahead run on DuckDB's threads, which the cost does not count.)
+        # the loop also serves ingest between two sessions' refreshes.)
         self._not_before = max(self._started + self.interval,
                                time.monotonic() + self._round_cost * (1 - BUDGET) / BUDGET)
+        self._log.update(refreshed=time.time(), cost_s=round(self._round_cost, 4))
+        self.rounds.append(self._log)
         self._round, self._round_cost = False, 0.0
         if self._heard:  # commits heard during the round: schedule the next publish
             self._heard_of(frozenset())
@@ -168,6 +180,16 @@ class DataSignal:
             if changed:
                 self._committed(frozenset(changed))
             time.sleep(1.0)
+
+    def stats(self) -> dict[str, Any]:
+        """How live the open dashboards are: for ``GET /api/live``."""
+        return {
+            "interval_s": self.interval,
+            "budget": BUDGET,
+            "sessions": {t: sum(s.open for s in subs) for t, subs in self._subs.items()},
+            "versions": {t: v.number for t, v in self.current.items()},
+            "rounds": list(self.rounds),
+        }
 
     def subscribe(self, topic: str, refresh: Callable[[Version], None],
                   doc: Any) -> Subscription:
@@ -213,6 +235,17 @@ class Subscription:
 
 _signals: dict[int, DataSignal] = {}
 _lock = threading.Lock()
+
+
+def live_stats(store: Any) -> dict[str, Any]:
+    """:meth:`DataSignal.stats` of ``store``'s signal; before any dashboard opened, none."""
+    with _lock:
+        sig = _signals.get(id(store))
+    if sig is None:
+        return {"interval_s": config.get("OBSERVATORY_LIVE_INTERVAL"), "budget": BUDGET,
+                "sessions": dict.fromkeys(TOPICS, 0), "versions": dict.fromkeys(TOPICS, 0),
+                "rounds": []}
+    return sig.stats()
 
 
 def signal_for(store: Any) -> DataSignal:
