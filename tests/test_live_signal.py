@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -46,30 +47,48 @@ class SessionDoc:
         self.loop.add_callback(fn)
 
 
-def test_commits_under_load_reach_each_session_once_per_interval(tmp_path, monkeypatch):
-    monkeypatch.setenv("OBSERVATORY_LIVE_INTERVAL", "0.2")
-    store = Store(tmp_path / "s.duckdb")
+@contextmanager
+def serving(store, setup):
+    """An event loop on a thread of its own (as in a serve process), with a signal over
+    ``store`` made on it and ``setup(signal, loop)`` run there first."""
     loop = IOLoop(make_current=False)
     ready = threading.Event()
-    refreshed: dict[int, list] = {0: [], 1: [], 2: []}
 
     def serve() -> None:
-        signal = DataSignal(store, loop)
+        setup(DataSignal(store, loop), loop)
+        ready.set()
+
+    thread = threading.Thread(target=loop.start, daemon=True, name="the-loop")
+    thread.start()
+    loop.add_callback(serve)
+    assert ready.wait(5)
+    try:
+        yield loop
+    finally:
+        loop.add_callback(loop.stop)
+        thread.join(5)
+
+
+def commit_for(store, seconds: float) -> None:
+    """Telemetry commits, one every ~10 ms, for ``seconds``: busy ingest."""
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        store.write(lambda cur: cur.execute("SELECT 1"), topic="telemetry")
+        time.sleep(0.01)
+
+
+def test_commits_under_load_reach_each_session_once_per_interval(tmp_path, monkeypatch):
+    monkeypatch.setenv("OBSERVATORY_LIVE_INTERVAL", "0.2")
+    refreshed: dict[int, list] = {0: [], 1: [], 2: []}
+
+    def setup(signal, loop) -> None:
         for i in refreshed:
             signal.subscribe("telemetry", refreshed[i].append, SessionDoc(loop))
         signal.subscribe("tests", lambda v: refreshed.setdefault("tests", []).append(v),
                          SessionDoc(loop))
-        ready.set()
 
-    thread = threading.Thread(target=loop.start, daemon=True)
-    thread.start()
-    loop.add_callback(serve)
-    ready.wait(5)
-    try:
-        start = time.monotonic()
-        while time.monotonic() - start < 1.0:  # ~100 commits in a second
-            store.write(lambda cur: cur.execute("SELECT 1"), topic="telemetry")
-            time.sleep(0.01)
+    with Store(tmp_path / "s.duckdb") as store, serving(store, setup):
+        commit_for(store, 1.0)  # ~100 commits in a second
         time.sleep(0.5)
         counts = [len(refreshed[i]) for i in range(3)]
         # One refresh per interval (0.2 s) or so, never one per commit.
@@ -86,10 +105,6 @@ def test_commits_under_load_reach_each_session_once_per_interval(tmp_path, monke
         while len(refreshed[0]) == before and time.monotonic() - sent < 2:
             time.sleep(0.005)
         assert time.monotonic() - sent < 0.15
-    finally:
-        loop.add_callback(loop.stop)
-        thread.join(5)
-        store.close()
 
 
 def test_sessions_on_the_same_data_version_share_every_query(demo_store):
@@ -171,16 +186,14 @@ def test_the_signal_runs_the_queries_off_the_loop(tmp_path, monkeypatch):
     """A served session's refresh, through the signal: after its first version, the
     questions it asks are answered on the worker thread, not on the event loop."""
     monkeypatch.setenv("OBSERVATORY_LIVE_INTERVAL", "0.1")
+    refreshed: list[int] = []
+
     with Store(tmp_path / "s.duckdb") as real:
         store = AskingStore(real)
-        loop = IOLoop(make_current=False)
-        ready = threading.Event()
-        refreshed: list[int] = []
 
-        def serve() -> None:
+        def setup(signal, loop) -> None:
             from workbench.models.cache import SHARED
 
-            signal = DataSignal(store, loop)
             cache = FrameCache()
             cache.share(SHARED, ("telemetry", 0), signal.current["telemetry"].at)
 
@@ -190,27 +203,19 @@ def test_the_signal_runs_the_queries_off_the_loop(tmp_path, monkeypatch):
                 refreshed.append(version.number)
 
             signal.subscribe("telemetry", refresh, SessionDoc(loop))
-            ready.set()
 
-        thread = threading.Thread(target=loop.start, daemon=True, name="the-loop")
-        thread.start()
-        loop.add_callback(serve)
-        ready.wait(5)
-        try:
-            for _ in range(3):
+        with serving(store, setup):
+            for n in range(1, 4):
                 real.write(lambda cur: cur.execute("SELECT 1"), topic="telemetry")
                 start = time.monotonic()
-                while len(refreshed) < _ + 1 and time.monotonic() - start < 5:
+                while len(refreshed) < n and time.monotonic() - start < 5:
                     time.sleep(0.01)
                 time.sleep(0.15)
-            assert refreshed == [1, 2, 3]
-            threads = [t for name, _, t in store.log if name == "telemetry_agents"]
-            assert threads[0] == "the-loop"  # version 1: nobody had asked before
-            assert threads[1:] and all(t.startswith("observatory-warm") for t in threads[1:])
-            assert len(threads) == 3  # once per version
-        finally:
-            loop.add_callback(loop.stop)
-            thread.join(5)
+    assert refreshed == [1, 2, 3]
+    threads = [t for name, _, t in store.log if name == "telemetry_agents"]
+    assert threads[0] == "the-loop"  # version 1: nobody had asked before
+    assert threads[1:] and all(t.startswith("observatory-warm") for t in threads[1:])
+    assert len(threads) == 3  # once per version
 
 
 def _burn(seconds: float) -> None:
@@ -224,33 +229,18 @@ def test_refreshes_take_at_most_a_fifth_of_the_server(tmp_path, monkeypatch, wor
     """Refreshes that cost CPU space the rounds out (four times their cost after each);
     a refresh that only waits (for the GIL, say) costs nothing and stretches nothing."""
     monkeypatch.setenv("OBSERVATORY_LIVE_INTERVAL", "0.1")
-    with Store(tmp_path / "s.duckdb") as store:
-        loop = IOLoop(make_current=False)
-        ready = threading.Event()
-        starts: list[float] = []
+    starts: list[float] = []
 
-        def refresh(version) -> None:
-            starts.append(time.monotonic())
-            _burn(0.05) if work == "cpu" else time.sleep(0.05)
+    def refresh(version) -> None:
+        starts.append(time.monotonic())
+        _burn(0.05) if work == "cpu" else time.sleep(0.05)
 
-        def serve() -> None:
-            signal = DataSignal(store, loop)
-            for _ in range(3):  # three sessions: 0.15 s of CPU a round
-                signal.subscribe("telemetry", refresh, SessionDoc(loop))
-            ready.set()
+    def setup(signal, loop) -> None:
+        for _ in range(3):  # three sessions: 0.15 s of CPU a round
+            signal.subscribe("telemetry", refresh, SessionDoc(loop))
 
-        thread = threading.Thread(target=loop.start, daemon=True)
-        thread.start()
-        loop.add_callback(serve)
-        ready.wait(5)
-        try:
-            start = time.monotonic()
-            while time.monotonic() - start < 3.0:
-                store.write(lambda cur: cur.execute("SELECT 1"), topic="telemetry")
-                time.sleep(0.01)
-        finally:
-            loop.add_callback(loop.stop)
-            thread.join(5)
+    with Store(tmp_path / "s.duckdb") as store, serving(store, setup):
+        commit_for(store, 3.0)
     rounds = starts[::3]
     gaps = [b - a for a, b in zip(rounds, rounds[1:], strict=False)]
     assert len(gaps) >= 2, starts
