@@ -390,3 +390,19 @@ def test_a_person_ranks_runs_and_cancels_from_the_page(calc, chromium, output_di
         assert errors == []
     finally:
         served.stop()
+
+
+def test_any_stored_run_is_found_however_many_came_after(tmp_path):
+    """A run is looked up by its id, not among the newest thousand."""
+    from workbench.control.testruns import TestRuns
+
+    with Store(tmp_path / "s.duckdb") as store:
+        store.write(lambda cur: cur.execute(
+            "INSERT INTO test_runs (id, project, state, tests, created_at) "
+            "SELECT 'run-' || i, 'p', 'passed', '[\"t::x\"]', "
+            "TIMESTAMP '2026-01-01' + i * INTERVAL 1 MINUTE FROM range(1200) r(i)"))
+        runs = TestRuns(store)
+        assert runs.get("run-0")["tests"] == ["t::x"]  # the oldest of 1,200
+        assert runs.get("run-1199")["state"] == "passed"
+        with pytest.raises(KeyError, match="no test run 'run-9999'"):
+            runs.get("run-9999")

@@ -61,8 +61,7 @@ class TestRuns:
 
     def get(self, run: str) -> dict[str, Any]:
         self.store.settle()
-        df = self.store.query("test_runs", limit=1000)
-        row = df[df["id"] == run]
+        row = self.store.query("test_runs", id=run, limit=1)
         if row.empty:
             raise KeyError(f"no test run {run!r}")
         out = row.iloc[0].to_dict()

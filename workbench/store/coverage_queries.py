@@ -216,9 +216,14 @@ def coverage_tests_in(p: dict[str, Any]) -> Rendered:
 
 @query
 def test_runs(p: dict[str, Any]) -> Rendered:
-    """Test runs started from the workbench, newest first (``project`` narrows them), each
-    with how many results its stored run has so far."""
-    where, args = ("t.project = ?", [p["project"]]) if p.get("project") else ("TRUE", [])
+    """Test runs started from the workbench, newest first (``project`` narrows them, ``id``
+    picks one), each with how many results its stored run has so far."""
+    where, args = ["TRUE"], []
+    for key in ("project", "id"):
+        if p.get(key):
+            where.append(f"t.{key} = ?")
+            args.append(p[key])
+    where = " AND ".join(where)
     limit = max(1, min(int(p.get("limit") or 100), 1000))
     return (f"""
         SELECT t.*, ru.status AS run_status,
