@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +10,7 @@ import param
 
 from ..agent_tools import project_health
 from ..coverage import diff, lines, risk, tree
+from ..projects.scan import stored_list
 from .cache import FrameCache
 
 ALL = "(none)"
@@ -109,8 +109,8 @@ class ProjectsModel(param.Parameterized):
         counts = [self._labels(p) for p in df["project"]]
         df["flaky"] = [c.get("flaky", 0) + c.get("statistically flaky", 0) for c in counts]
         df["broken"] = [c.get("broken", 0) for c in counts]
-        df["mcp"] = [len([s for s in _json(v) if "name" in s]) for v in df["mcp_servers"]]
-        df["manifests"] = [", ".join(_json(v)) for v in df["manifests"]]
+        df["mcp"] = [len([s for s in stored_list(v) if "name" in s]) for v in df["mcp_servers"]]
+        df["manifests"] = [", ".join(stored_list(v)) for v in df["manifests"]]
         return df
 
     def _labels(self, project: str) -> dict[str, int]:
@@ -156,7 +156,7 @@ class ProjectsModel(param.Parameterized):
         return log[cols]
 
     def mcp_servers(self) -> list[dict[str, Any]]:
-        return [s for s in _json(self.info().get("mcp_servers")) if "name" in s]
+        return [s for s in stored_list(self.info().get("mcp_servers")) if "name" in s]
 
     # -- coverage -------------------------------------------------------------------------
     def reports(self) -> pd.DataFrame:
@@ -242,13 +242,3 @@ class ProjectsModel(param.Parameterized):
         rid = rep["report_id"] if rep and rep.get("contexts") else None
         return risk.at_risk(self.reader, self.project, rid)
 
-
-def _json(value: Any) -> list:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return []
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return []
-    return list(value) if isinstance(value, list | tuple) else []

@@ -146,6 +146,17 @@ def _toml_servers(path: Path) -> dict[str, Any]:
     return servers if isinstance(servers, dict) else {}
 
 
+def stored_list(value: Any) -> list:
+    """A stored project's list column (``kinds``, ``manifests``, ``mcp_servers``: JSON text
+    as :func:`store_projects` writes it) as a list; missing or unreadable, an empty one."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    return list(value) if isinstance(value, list | tuple) else []
+
+
 def store_projects(store, projects: list[dict[str, Any]]) -> None:
     """Keep what a scan found (a project found again is updated, never duplicated)."""
     from ..config import utcnow

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..control import access
 from ..projects import mcp_client
-from ..projects.scan import default_roots, scan, store_projects
+from ..projects.scan import default_roots, scan, store_projects, stored_list
 from . import auth
 from .plugin_base import APIHandler
 from .state import get_store
@@ -23,7 +23,7 @@ class ProjectsHandler(APIHandler):
                 orient="records", date_format="iso"))
             for row in rows:
                 for key in ("kinds", "manifests", "mcp_servers"):
-                    row[key] = json.loads(row[key]) if isinstance(row[key], str) else row[key]
+                    row[key] = stored_list(row[key])
             return {"ok": True, "projects": rows}
 
         await self.answer(work)
