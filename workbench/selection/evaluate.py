@@ -28,10 +28,9 @@ from typing import Any
 import pandas as pd
 
 from ..analysis.culprits import test_key
-from ..store.coverage_writes import expand
 from . import changes as ch
 from .evidence import Evidence
-from .select import rank
+from .select import mark_change, rank
 
 CUTS = (0.10, 0.25, 0.50)
 CURVE = [i / 20 for i in range(21)]
@@ -156,22 +155,16 @@ def _add_change(store, project, repo, previous, run, reports, evidence) -> bool:
     by_key = {test_key(t): t for t in evidence}
     started = run["started_at"].iat[0]
     before = reports[reports["created_at"] < started] if not pd.isna(started) else reports
+    rows = None
     if changed and not before.empty:
         rows = store.query("coverage_tests", report_id=before["report_id"].iat[-1])
         rows = rows[rows["path"].isin(list(changed))]
-        for test, path, flat in zip(rows["test_id"], rows["path"], rows["ranges"],
-                                    strict=True):
-            stored = by_key.get(test_key(test))
-            if stored is not None:
-                e = evidence[stored]
-                e.changed_lines_run += len(expand(flat) & changed[path])
-                e.touches_changed_file = True
-    for path in changed:
-        if ch.is_test_file(path) and (Path(repo) / path).is_file():
-            for node in ch.tests_in(repo, path):
-                stored = by_key.get(test_key(node))
-                if stored is not None:
-                    evidence[stored].new_or_changed = True
+
+    def lookup(test: str) -> Evidence | None:  # only the tests this run had are ranked
+        stored = by_key.get(test_key(test))
+        return evidence[stored] if stored is not None else None
+
+    mark_change(lookup, changed, rows, repo)
     return True
 
 

@@ -4,8 +4,11 @@ run first, then by estimated probability of failing per second (:mod:`.evidence`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from ..analysis.culprits import test_key
 from ..store.coverage_writes import expand
@@ -99,19 +102,10 @@ def gather(store, project: str, repo: str | Path | None, changed: dict[str, set[
             since_fail=None if since != since else int(since),
             failed_last=cols["failed_last"][i], flaky=cols["flaky"][i],
             duration_s=None if dur != dur else dur)
-    if changed:
-        rows = store.query("coverage_tests_in", project=project, paths=sorted(changed))
-        for test, path, flat in zip(rows["test_id"], rows["path"], rows["ranges"],
-                                    strict=True):
-            e = get(ch.node_id(test))
-            hit = len(expand(flat) & changed.get(path, set()))
-            e.changed_lines_run += hit
-            e.touches_changed_file = True
+    rows = (store.query("coverage_tests_in", project=project, paths=sorted(changed))
+            if changed else None)
+    mark_change(lambda test: get(ch.node_id(test)), changed, rows, repo)
     if repo is not None:
-        for path in changed:
-            if ch.is_test_file(path) and (Path(repo) / path).is_file():
-                for node in ch.tests_in(repo, path):
-                    get(node).new_or_changed = True
         if changed and sum(cols["fails"]) > 0:
             history = store.query("selection_history", project=project, limit=window * 10)
             files = set(changed)
@@ -127,6 +121,28 @@ def gather(store, project: str, repo: str | Path | None, changed: dict[str, set[
                     e.co_files = tuple(sorted(set().union(*shared) & files))
     found = list(tests.values())
     return _existing(repo, found) if repo is not None else found
+
+
+def mark_change(lookup: Callable[[str], Evidence | None], changed: dict[str, set[int]],
+                rows: pd.DataFrame | None = None, repo: str | Path | None = None) -> None:
+    """Mark what a change means for each test: the changed lines it ran (coverage ``rows``:
+    test_id, path, ranges) and, with the ``repo``, whether a changed test file defines it.
+    ``lookup`` gives a test's evidence by any spelling of its id (None: not ranked)."""
+    if rows is not None:
+        for test, path, flat in zip(rows["test_id"], rows["path"], rows["ranges"],
+                                    strict=True):
+            e = lookup(test) if path in changed else None
+            if e is not None:
+                e.changed_lines_run += len(expand(flat) & changed[path])
+                e.touches_changed_file = True
+    if repo is None:
+        return
+    for path in changed:
+        if ch.is_test_file(path) and (Path(repo) / path).is_file():
+            for node in ch.tests_in(repo, path):
+                e = lookup(node)
+                if e is not None:
+                    e.new_or_changed = True
 
 
 def _existing(repo: str | Path, found: list[Evidence]) -> list[Evidence]:
