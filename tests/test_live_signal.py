@@ -50,12 +50,14 @@ class SessionDoc:
 @contextmanager
 def serving(store, setup):
     """An event loop on a thread of its own (as in a serve process), with a signal over
-    ``store`` made on it and ``setup(signal, loop)`` run there first."""
+    ``store`` made on it and ``setup(signal, loop)`` run there first; yields the signal."""
     loop = IOLoop(make_current=False)
     ready = threading.Event()
+    made: list[DataSignal] = []
 
     def serve() -> None:
-        setup(DataSignal(store, loop), loop)
+        made.append(DataSignal(store, loop))
+        setup(made[0], loop)
         ready.set()
 
     thread = threading.Thread(target=loop.start, daemon=True, name="the-loop")
@@ -63,7 +65,7 @@ def serving(store, setup):
     loop.add_callback(serve)
     assert ready.wait(5)
     try:
-        yield loop
+        yield made[0]
     finally:
         loop.add_callback(loop.stop)
         thread.join(5)
@@ -87,7 +89,7 @@ def test_commits_under_load_reach_each_session_once_per_interval(tmp_path, monke
         signal.subscribe("tests", lambda v: refreshed.setdefault("tests", []).append(v),
                          SessionDoc(loop))
 
-    with Store(tmp_path / "s.duckdb") as store, serving(store, setup):
+    with Store(tmp_path / "s.duckdb") as store, serving(store, setup) as signal:
         commit_for(store, 1.0)  # ~100 commits in a second
         time.sleep(0.5)
         counts = [len(refreshed[i]) for i in range(3)]
@@ -97,6 +99,12 @@ def test_commits_under_load_reach_each_session_once_per_interval(tmp_path, monke
         # Every session refreshed to the same versions, so their queries are the same.
         assert refreshed[0] == refreshed[1] == refreshed[2]
         assert "tests" not in refreshed  # no test data changed: that page did nothing
+        # A write that names no topic changes nothing a page shows: no round at all.
+        time.sleep(0.3)
+        rounds = len(signal.rounds)
+        store.write(lambda cur: cur.execute("SELECT 1"), topic=None)
+        time.sleep(0.3)
+        assert len(signal.rounds) == rounds
         # After a quiet spell, one commit shows at once (no waiting for an interval).
         before = len(refreshed[0])
         time.sleep(0.3)

@@ -94,6 +94,8 @@ class DataSignal:
     def _heard_of(self, topics: frozenset[str]) -> None:
         """On the loop: publish now, or once the interval since the last publish is over."""
         self._heard |= topics
+        if not self._heard:
+            return  # a commit of nothing a page shows (a write with no topic)
         if self._scheduled or self._round:
             return  # a publish is due, or a round is on: its end schedules the next
         self._scheduled = True
