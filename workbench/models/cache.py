@@ -64,9 +64,11 @@ class Frames:
             self._frames.clear()
             self._asked.clear()
 
-    def asked(self, store: Any, name: str, params: dict[str, Any], version: Any) -> None:
-        """Note that a session asked ``name(**params)`` of ``store`` at ``version``."""
-        key = (id(store), name, _params_key(params))
+    def asked(self, store: Any, name: str, params: dict[str, Any], pkey: tuple,
+              version: Any) -> None:
+        """Note that a session asked ``name(**params)`` (``pkey``: its parameters' key) of
+        ``store`` at ``version``."""
+        key = (id(store), name, pkey)
         with self._lock:
             self._asked[key] = (store, name, params, version)
             self._asked.move_to_end(key)
@@ -89,12 +91,12 @@ class Frames:
                 if owner is not store or of != topic:
                     continue
                 if asked_at == number - 1:
-                    todo.append((name, params))
+                    todo.append((name, params, key[2]))
                 elif asked_at < number - 1:
                     del self._asked[key]
         ran = 0
-        for name, params in todo:
-            key = ((topic, number), id(store), name, _params_key(params))
+        for name, params, pkey in todo:
+            key = ((topic, number), id(store), name, pkey)
             if self.get(key) is not None:
                 continue
             try:
@@ -156,9 +158,10 @@ class FrameCache:
         """``store.query(name, **params)``, from the cache when asked before."""
         if not self.enabled:
             return store.query(name, **resolve(params, self.clock))
-        key = (self._version, id(store), name, _params_key(params))
+        pkey = _params_key(params)
+        key = (self._version, id(store), name, pkey)
         if self._shared:
-            self._frames.asked(store, name, params, self._version)
+            self._frames.asked(store, name, params, pkey, self._version)
         frame = self._frames.get(key)
         if frame is None:
             frame = store.query(name, **resolve(params, self._clock))

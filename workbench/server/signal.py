@@ -45,7 +45,7 @@ VERSION_QUERIES = {"tests": "data_version", "telemetry": "telemetry_version"}
 
 
 #: The share of the server's time that live dashboards may take (their refreshes' CPU
-#: time, the queries asked ahead included); the rest is ingest's.
+#: time and the queries asked ahead, on the clock); the rest is ingest's.
 BUDGET = 0.2
 
 
@@ -71,10 +71,9 @@ class DataSignal:
         self._scheduled = False
         self._round = False  # a publish is being warmed or refreshed
         self._not_before = 0.0  # monotonic time before which nothing is published
-        self._started = 0.0  # when the current round was published
         self._due: deque[Subscription] = deque()  # sessions still to refresh, in turn
         self._busy: Subscription | None = None
-        self._round_cost = 0.0  # CPU seconds this round took: its queries and refreshes
+        self._round_cost = 0.0  # what this round cost: its queries and its refreshes
         self._warmer = ThreadPoolExecutor(1, thread_name_prefix="observatory-warm")
         self._log: dict[str, Any] = {}
         #: The last rounds: when each was published, when its queries began and when its
@@ -105,7 +104,7 @@ class DataSignal:
     def _publish(self) -> None:
         topics, self._heard, self._scheduled = self._heard, set(), False
         self._round = True
-        self._started = time.monotonic()
+        self._not_before = time.monotonic() + self.interval
         now_s = time.time()
         self._log = {"published": now_s, "asked": now_s, "topics": sorted(topics),
                      "sessions": 0}
@@ -153,7 +152,7 @@ class DataSignal:
         # this round's cost after its end: dashboards get at most a fifth of the server,
         # however many are open. (Counted from the end, not the start: while a round is on,
         # the loop also serves ingest between two sessions' refreshes.)
-        self._not_before = max(self._started + self.interval,
+        self._not_before = max(self._not_before,
                                time.monotonic() + self._round_cost * (1 - BUDGET) / BUDGET)
         self._log.update(refreshed=time.time(), cost_s=round(self._round_cost, 4))
         self.rounds.append(self._log)
@@ -185,13 +184,9 @@ class DataSignal:
 
     def stats(self) -> dict[str, Any]:
         """How live the open dashboards are: for ``GET /api/live``."""
-        return {
-            "interval_s": self.interval,
-            "budget": BUDGET,
-            "sessions": {t: sum(s.open for s in subs) for t, subs in self._subs.items()},
-            "versions": {t: v.number for t, v in self.current.items()},
-            "rounds": list(self.rounds),
-        }
+        return _stats(self.interval,
+                      {t: sum(s.open for s in subs) for t, subs in self._subs.items()},
+                      {t: v.number for t, v in self.current.items()}, list(self.rounds))
 
     def subscribe(self, topic: str, refresh: Callable[[Version], None],
                   doc: Any) -> Subscription:
@@ -244,10 +239,15 @@ def live_stats(store: Any) -> dict[str, Any]:
     with _lock:
         sig = _signals.get(id(store))
     if sig is None:
-        return {"interval_s": config.get("OBSERVATORY_LIVE_INTERVAL"), "budget": BUDGET,
-                "sessions": dict.fromkeys(TOPICS, 0), "versions": dict.fromkeys(TOPICS, 0),
-                "rounds": []}
+        return _stats(config.get("OBSERVATORY_LIVE_INTERVAL"), dict.fromkeys(TOPICS, 0),
+                      dict.fromkeys(TOPICS, 0), [])
     return sig.stats()
+
+
+def _stats(interval: float, sessions: dict[str, int], versions: dict[str, int],
+           rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"interval_s": interval, "budget": BUDGET, "sessions": sessions,
+            "versions": versions, "rounds": rounds}
 
 
 def signal_for(store: Any) -> DataSignal:
