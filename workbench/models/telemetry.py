@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -11,8 +11,8 @@ import param
 
 from ..analysis.histograms import quantile
 from ..analysis.waterfall import layout
-from .cache import Ago, FrameCache
-from .tests import ALL, WINDOWS, set_choices
+from .cache import FrameCache
+from .tests import ALL, WINDOWS, set_choices, window_start
 
 #: Parameters that change what every telemetry view shows (views re-query on each).
 FILTER_PARAMS = ("agent", "service", "window", "refreshed")
@@ -111,14 +111,10 @@ class AgentTelemetry(param.Parameterized):
         self.refreshed += 1
 
     def filters(self) -> dict[str, Any]:
-        days = WINDOWS[self.window]
         return {
             "agent": None if self.agent == ALL else self.agent,
             "service": None if self.service == ALL else self.service,
-            # Relative to the data version's time unless the model has a fixed ``now``: the
-            # same question at the next version, which the server asks ahead (cache.Ago).
-            "since": (None if not days else Ago(timedelta(days=days)) if self.now is None
-                      else self.now - timedelta(days=days)),
+            "since": window_start(self.window, self.now),
         }
 
     def _q(self, query: str, /, **extra: Any) -> pd.DataFrame:

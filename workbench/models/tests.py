@@ -19,6 +19,16 @@ WINDOWS = {"24 hours": 1, "7 days": 7, "30 days": 30, "90 days": 90, "all time":
 ALL = "(all)"
 
 
+def window_start(window: str, now: datetime | None) -> Ago | datetime | None:
+    """Where the time ``window`` (a key of :data:`WINDOWS`) starts: relative to the data
+    version's time (:class:`~.cache.Ago`, so that the server can ask the same question of
+    the next version ahead), or to a fixed ``now``; None for all time."""
+    days = WINDOWS[window]
+    if not days:
+        return None
+    return Ago(timedelta(days=days)) if now is None else now - timedelta(days=days)
+
+
 def set_choices(model: param.Parameterized, name: str, values: Iterable[Any]) -> None:
     """Offer ``values`` (after :data:`ALL`) for the filter ``name``; a choice no longer
     offered falls back to :data:`ALL`. The same choices are not set again: that would
@@ -109,15 +119,11 @@ class TestAnalytics(param.Parameterized):
 
     def filters(self) -> dict[str, Any]:
         """The current filters as query parameters."""
-        days = WINDOWS[self.window]
         return {
             "project": self._project(),
             "branch": None if self.branch == ALL else self.branch,
             "variant": None if self.variant == ALL else self.variant,
-            # Relative to the data version's time unless the model has a fixed ``now``: the
-            # same question at the next version, which the server asks ahead (cache.Ago).
-            "since": (None if not days else Ago(timedelta(days=days)) if self.now is None
-                      else self.now - timedelta(days=days)),
+            "since": window_start(self.window, self.now),
         }
 
     def _q(self, name: str, **extra: Any) -> pd.DataFrame:
