@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .queries import Rendered, query
+from .queries import Rendered, clamped, query
 
 
 def _limit(p: dict[str, Any], default: int = 200) -> int:
-    return max(1, min(int(p.get("limit") or default), 10_000))
+    return clamped(p, "limit", default, 10_000)
 
 
 @query

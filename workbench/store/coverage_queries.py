@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .queries import Rendered, query
+from .queries import Rendered, clamped, query
 
 _LATEST = """(SELECT report_id FROM coverage_reports WHERE project = ?
               AND (? IS NULL OR commit_sha = ?) AND (NOT ? OR contexts > 0)
@@ -20,7 +20,7 @@ def _latest(p: dict[str, Any], contexts: bool = False) -> tuple[str, list[Any]]:
 def coverage_reports(p: dict[str, Any]) -> Rendered:
     """Coverage reports, newest first (``project`` narrows them)."""
     where, args = ("project = ?", [p["project"]]) if p.get("project") else ("TRUE", [])
-    limit = max(1, min(int(p.get("limit") or 200), 10_000))
+    limit = clamped(p, "limit", 200, 10_000)
     return (f"SELECT * EXCLUDE (warnings), warnings FROM coverage_reports WHERE {where} "
             "ORDER BY created_at DESC LIMIT ?", [*args, limit])
 
@@ -157,7 +157,7 @@ def selection_stats(p: dict[str, Any]) -> Rendered:
     """Per test over the project's last ``window`` runs (default 30): how often it ran and
     failed, how many runs ago it last failed (0: the latest run), its mean duration, and
     whether it passed and failed on one commit or in one run (proof of flakiness)."""
-    window = max(1, min(int(p.get("window") or 30), 1000))
+    window = clamped(p, "window", 30, 1000)
     return (f"""
         WITH recent AS (
             SELECT run_id, coalesce(commit_sha, run_id) AS point,
@@ -190,7 +190,7 @@ def selection_stats(p: dict[str, Any]) -> Rendered:
 def selection_history(p: dict[str, Any]) -> Rendered:
     """Every final result of the project's last ``limit`` finished runs (default 500),
     oldest run first: what a replay of the selector walks through."""
-    limit = max(1, min(int(p.get("limit") or 500), 5000))
+    limit = clamped(p, "limit", 500, 5000)
     return (f"""
         WITH chosen AS (
             SELECT run_id, started_at, ingested_at, commit_sha FROM runs
@@ -224,7 +224,7 @@ def test_runs(p: dict[str, Any]) -> Rendered:
             where.append(f"t.{key} = ?")
             args.append(p[key])
     where = " AND ".join(where)
-    limit = max(1, min(int(p.get("limit") or 100), 1000))
+    limit = clamped(p, "limit", 100, 1000)
     return (f"""
         SELECT t.*, ru.status AS run_status,
                (SELECT count(DISTINCT test_id) FROM results r WHERE r.run_id = ru.run_id

@@ -62,6 +62,12 @@ def _page(p: dict[str, Any], default: int = 500) -> str:
     return f"LIMIT {limit} OFFSET {offset}"
 
 
+def clamped(p: dict[str, Any], key: str, default: int, high: int) -> int:
+    """``p[key]`` as a whole number from 1 to ``high`` (``default`` when missing): for
+    bounds the workbench itself passes, which are held in range rather than refused."""
+    return max(1, min(int(p.get(key) or default), high))
+
+
 def _whole(value: Any, name: str, default: int, low: int, high: int) -> int:
     """A paging number from a caller (the HTTP API passes client JSON): a whole number in
     range, else ValueError (the API's 400), never a database error."""
