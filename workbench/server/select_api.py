@@ -27,6 +27,27 @@ def _number(body: dict[str, Any], key: str, kind: type) -> Any:
     return kind(value)
 
 
+def _ranked(store, project: str, repo, spec: dict[str, Any]) -> dict[str, Any]:
+    """:func:`select_tests` for a client's ``{"base", "head", "budget", "top"}``, each
+    checked; a revision git cannot read is the client's mistake (400)."""
+    for key in ("base", "head"):
+        if spec.get(key) is not None and not isinstance(spec[key], str):
+            raise ValueError(f"{key}: a git revision")
+    try:
+        return select_tests(store, project, repo, spec.get("base"), spec.get("head"),
+                            _number(spec, "budget", float), _number(spec, "top", int))
+    except GitError as err:
+        raise ValueError(str(err)) from None
+
+
+def _folder(store, project: str):
+    """The folder a scan found for ``project`` (404 when none)."""
+    folder = project_repo(store, project)
+    if folder is None:
+        raise KeyError(f"no scanned folder for project {project!r} (POST /api/projects/scan)")
+    return folder
+
+
 class SelectHandler(APIHandler):
     """``POST /api/select`` with ``{"project", "base"?, "head"?, "budget"?, "top"?}`` →
     ``{"ranking": [{"test", "score", "probability", "duration_s", "first", "reasons"}],
@@ -38,20 +59,11 @@ class SelectHandler(APIHandler):
             body = self.json_body()
             if not isinstance(body, dict) or not isinstance(body.get("project"), str):
                 raise ValueError('/api/select: {"project": NAME, "base": REV, ...}')
-            for key in ("base", "head"):
-                if body.get(key) is not None and not isinstance(body[key], str):
-                    raise ValueError(f"{key}: a git revision")
-            store = get_store()
-            repo = project_repo(store, body["project"])
-            if body.get("base") and repo is None:
-                raise KeyError(f"no scanned folder for project {body['project']!r} "
-                               "(POST /api/projects/scan)")
-            try:
-                return {"ok": True, **select_tests(
-                    store, body["project"], repo, body.get("base"), body.get("head"),
-                    _number(body, "budget", float), _number(body, "top", int))}
-            except GitError as err:
-                raise ValueError(str(err)) from None
+            store, project = get_store(), body["project"]
+            # With no base the ranking is history alone, which needs no folder.
+            repo = _folder(store, project) if body.get("base") else \
+                project_repo(store, project)
+            return {"ok": True, **_ranked(store, project, repo, body)}
 
         await self.answer(work)
 
@@ -69,8 +81,6 @@ class EvaluateHandler(APIHandler):
             return {"ok": True, **replay(store, project, project_repo(store, project))}
 
         await self.answer(work)
-
-
 
 
 class TestRunsHandler(APIHandler):
@@ -99,10 +109,7 @@ class TestRunsHandler(APIHandler):
                 raise ValueError('/api/test-runs: {"project": NAME, "tests": [...]}')
             store, project = get_store(), body["project"]
             access.authorize(store, principal, "test-run", project)
-            folder = project_repo(store, project)
-            if folder is None:
-                raise KeyError(f"no scanned folder for project {project!r} "
-                               "(POST /api/projects/scan)")
+            folder = _folder(store, project)
             tests = body.get("tests")
             if tests is not None and (not isinstance(tests, list) or not all(
                     isinstance(t, str) for t in tests)):
@@ -111,12 +118,7 @@ class TestRunsHandler(APIHandler):
             if chosen is not None:
                 if not isinstance(chosen, dict):
                     raise ValueError('select: {"base", "head", "top", "budget"}')
-                try:
-                    ranked = select_tests(store, project, folder, chosen.get("base"),
-                                          chosen.get("head"), _number(chosen, "budget", float),
-                                          _number(chosen, "top", int))
-                except GitError as err:
-                    raise ValueError(str(err)) from None
+                ranked = _ranked(store, project, folder, chosen)
                 tests = [r["test"] for r in ranked["ranking"] if is_pytest_id(r["test"])]
                 if not tests:
                     raise ValueError(f"the selection for {project!r} is empty")
