@@ -81,11 +81,17 @@ def probability(e: Evidence) -> tuple[float, list[str]]:
     return 1.0 - miss, reasons
 
 
+def per_second(p: float, duration_s: float | None) -> float:
+    """A probability per second of the test's run (never timed: :data:`UNTIMED_S`; at
+    least :data:`MIN_S`)."""
+    seconds = duration_s if duration_s and duration_s > 0 else UNTIMED_S
+    return p / max(seconds, MIN_S)
+
+
 def score(e: Evidence) -> tuple[float, float, list[str]]:
     """``(score, probability, reasons)``: the probability per second of the test's run."""
     p, reasons = probability(e)
-    seconds = e.duration_s if e.duration_s and e.duration_s > 0 else UNTIMED_S
-    return p / max(seconds, MIN_S), p, reasons
+    return per_second(p, e.duration_s), p, reasons
 
 
 def first(e: Evidence) -> list[str]:

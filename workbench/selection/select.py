@@ -13,7 +13,7 @@ import pandas as pd
 from ..analysis.culprits import test_key
 from ..store.coverage_writes import expand
 from . import changes as ch
-from .evidence import MIN_S, PRIOR, UNTIMED_S, Evidence, first, score
+from .evidence import PRIOR, UNTIMED_S, Evidence, first, per_second, score
 
 
 def rank(evidence: list[Evidence]) -> list[dict[str, Any]]:
@@ -25,8 +25,7 @@ def rank(evidence: list[Evidence]) -> list[dict[str, Any]]:
         if not (e.fails or e.changed_lines_run or e.touches_changed_file or e.co_change
                 or e.new_or_changed or e.failed_last):
             # Most tests of a big project: nothing to weigh (the common case, kept cheap).
-            seconds = e.duration_s if e.duration_s and e.duration_s > 0 else UNTIMED_S
-            out.append({"test": e.test, "score": round(PRIOR / max(seconds, MIN_S), 6),
+            out.append({"test": e.test, "score": round(per_second(PRIOR, e.duration_s), 6),
                         "probability": PRIOR, "duration_s": e.duration_s, "first": False,
                         "reasons": NO_EVIDENCE})
             continue
@@ -105,20 +104,19 @@ def gather(store, project: str, repo: str | Path | None, changed: dict[str, set[
     rows = (store.query("coverage_tests_in", project=project, paths=sorted(changed))
             if changed else None)
     mark_change(lambda test: get(ch.node_id(test)), changed, rows, repo)
-    if repo is not None:
-        if changed and sum(cols["fails"]) > 0:
-            history = store.query("selection_history", project=project, limit=window * 10)
-            files = set(changed)
-            for test_id, past in ch.failure_files(repo, history).items():
-                row = stats[stats["test_id"] == test_id]
-                if row.empty:
-                    continue
-                r = row.iloc[0]
-                e = get(ch.node_id(test_id, r["file"], r["classname"], r["name"]))
-                shared = [f for f in past if f & files]
-                if shared:
-                    e.co_change = len(shared) / len(past)
-                    e.co_files = tuple(sorted(set().union(*shared) & files))
+    if repo is not None and changed and sum(cols["fails"]) > 0:
+        history = store.query("selection_history", project=project, limit=window * 10)
+        files = set(changed)
+        for test_id, past in ch.failure_files(repo, history).items():
+            row = stats[stats["test_id"] == test_id]
+            if row.empty:
+                continue
+            r = row.iloc[0]
+            e = get(ch.node_id(test_id, r["file"], r["classname"], r["name"]))
+            shared = [f for f in past if f & files]
+            if shared:
+                e.co_change = len(shared) / len(past)
+                e.co_files = tuple(sorted(set().union(*shared) & files))
     found = list(tests.values())
     return _existing(repo, found) if repo is not None else found
 
