@@ -236,6 +236,8 @@ def test_runs_from_the_workbench_stream_queue_and_cancel(calc, served):
         "test_run"])["state"] in ("passed", "failed") and r, what="the selected run")
     assert done["state"] == "passed" and done["results"] == 3 and done["failures"] == 0
     assert done["run_status"] == "complete"
+    runs = operator.get("/api/runs", params={"project": "calc", "limit": 500}).json()["runs"]
+    assert {r["build"] for r in runs if r["run_id"] == done["run_id"]} == {done["id"]}
     # A slow run, a second one queued behind it (one at a time per project), then cancel.
     (calc["repo"] / "SLOW").write_text("")
     try:

@@ -204,9 +204,8 @@ class TestRuns:
         """The live run a stopped pytest left running: mark it cancelled."""
         from ..store.writes import finish_live_run
 
-        runs = self.store.query("runs", project=row["project"], limit=50, offset=0)
-        mine = runs[(runs["build"] == row["id"]) & (runs["status"] == "running")]
-        for run_id in mine["run_id"]:
+        stored = self.store.query("test_runs", id=row["id"], limit=1)
+        for run_id in stored.loc[stored["run_status"] == "running", "run_id"]:
             try:
                 finish_live_run(self.store, run_id, None, status="cancelled")
             except Exception:  # noqa: BLE001  (it may have ended by itself meanwhile)

@@ -217,7 +217,8 @@ def coverage_tests_in(p: dict[str, Any]) -> Rendered:
 @query
 def test_runs(p: dict[str, Any]) -> Rendered:
     """Test runs started from the workbench, newest first (``project`` narrows them, ``id``
-    picks one), each with how many results its stored run has so far."""
+    picks one), each with its stored run (``run_id``, ``run_status``: the run its results
+    stream into, once it started) and how many results that has so far."""
     where, args = ["TRUE"], []
     for key in ("project", "id"):
         if p.get(key):
@@ -226,7 +227,7 @@ def test_runs(p: dict[str, Any]) -> Rendered:
     where = " AND ".join(where)
     limit = clamped(p, "limit", 100, 1000)
     return (f"""
-        SELECT t.*, ru.status AS run_status,
+        SELECT t.* EXCLUDE (run_id), ru.run_id, ru.status AS run_status,
                (SELECT count(DISTINCT test_id) FROM results r WHERE r.run_id = ru.run_id
                 AND r.final) AS results,
                (SELECT count(DISTINCT test_id) FROM results r WHERE r.run_id = ru.run_id

@@ -13,7 +13,11 @@ import param
 from bokeh.models import ColumnDataSource, HoverTool, Legend
 from bokeh.plotting import figure
 
+from ..coverage.lines import project_repo
 from ..models.projects import ProjectsModel
+from ..projects.git import GitError
+from ..selection.evaluate import replay
+from ..selection.select import is_pytest_id, select_tests
 from .common import empty, h, table, watching
 from .coverage_map import WATCH
 from .lazy import LazyView, deferred
@@ -82,10 +86,6 @@ class SelectRunView(LazyView):
 
     # -- ranking ------------------------------------------------------------------------
     def _rank(self) -> None:
-        from ..coverage.lines import project_repo
-        from ..projects.git import GitError
-        from ..selection.select import select_tests
-
         m = self.model
         if not m.has_project:
             self._summary.object = "*Choose a project first.*"
@@ -112,7 +112,6 @@ class SelectRunView(LazyView):
                                  enumerate(frame["first"], 1)])
         frame["reasons"] = frame["reasons"].map("; ".join)
         self._ranking.value = frame.drop(columns=["first"])
-        from ..selection.select import is_pytest_id
 
         runnable = sum(is_pytest_id(r["test"]) for r in self._ranked)
         self.run_selected.disabled = not runnable
@@ -123,7 +122,6 @@ class SelectRunView(LazyView):
 
     # -- runs ---------------------------------------------------------------------------
     def _start(self, selected: bool) -> None:
-        from ..coverage.lines import project_repo
         from ..server.state import get_test_runs
 
         m = self.model
@@ -132,7 +130,6 @@ class SelectRunView(LazyView):
             self._summary.object = ("*Running tests needs the project's folder "
                                     "(`observatory projects scan`).*")
             return
-        from ..selection.select import is_pytest_id
 
         tests = [r["test"] for r in self._ranked if is_pytest_id(r["test"])] if selected else []
         try:
@@ -194,15 +191,13 @@ class SelectRunView(LazyView):
             f"**{h(r['id'])}** {h(r['state'])}: {done}"
             + (f" of {total}" if total else "") + f" results, {int(r['failures'] or 0)} "
             "failed" + (f" · {h(r['message'])}" if isinstance(r["message"], str) else ""))
-        self._results.value = self._results_of(r["id"])
+        self._results.value = self._results_of(r["run_id"])
 
-    def _results_of(self, test_run: str) -> pd.DataFrame:
-        m = self.model
-        runs = m.store.query("runs", project=m.project, limit=200, offset=0)
-        mine = runs[runs["build"] == test_run]
-        if mine.empty:
+    def _results_of(self, run_id: object) -> pd.DataFrame:
+        """The results of a test run's stored run (none before pytest started storing)."""
+        if not isinstance(run_id, str):
             return pd.DataFrame(columns=["test", "outcome", "duration_s", "message"])
-        res = m.store.query("run_results", run_id=mine["run_id"].iat[0])
+        res = self.model.store.query("run_results", run_id=run_id)
         res = res[res["final"]] if "final" in res else res
         out = res.rename(columns={"test_id": "test"})
         cols = [c for c in ("test", "outcome", "duration_s", "message") if c in out]
@@ -259,9 +254,6 @@ class SelectionQuality(LazyView):
     @param.depends(*watching(WATCH), watch=True)
     @deferred
     def _load(self) -> None:
-        from ..coverage.lines import project_repo
-        from ..selection.evaluate import replay
-
         m = self.model
         if not m.has_project:
             self._note.object = "*Choose a project.*"
