@@ -778,7 +778,7 @@ def cmd_coverage_patch(args: argparse.Namespace) -> int:
 def cmd_select(args: argparse.Namespace) -> int:
     from .projects.git import GitError
     from .selection.evaluate import replay
-    from .selection.select import select_tests
+    from .selection.select import is_pytest_id, select_tests
 
     if args.head and args.working_tree:
         print("observatory select: --head and --working-tree exclude each other",
@@ -820,8 +820,6 @@ def cmd_select(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(ranking))
     elif args.format == "pytest":
-        from .selection.select import is_pytest_id
-
         print("\n".join(r["test"] for r in ranking if is_pytest_id(r["test"])))
     else:
         for i, r in enumerate(ranking, 1):
