@@ -20,7 +20,7 @@ import duckdb
 from _timing import timed  # noqa: E402
 
 from workbench.models import AgentTelemetry
-from workbench.store import Store
+from workbench.store import Store, rollup
 
 OUT = Path(__file__).parent / "out"
 
@@ -58,6 +58,7 @@ def build(path: Path, spans: int) -> None:
             FROM range({spans}) t(i)
         """)
         )
+        store.write(rollup.rebuild)  # the rows went around the writer, which rolls up
 
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from . import rollup
+
 #: (version, statements). Append new versions; never edit a released one.
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (
@@ -446,5 +448,9 @@ MIGRATIONS.append(
         ],
     )
 )
+
+# v11: the agents' figures per hour, kept up to date by the writer (see store/rollup.py),
+# filled from the records already stored.
+MIGRATIONS.append((11, [*rollup.CREATE, rollup.FILL]))
 
 LATEST = MIGRATIONS[-1][0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import rollup
 from .queries import Rendered, _page, filter_clause, query
 
 _COLUMNS = (("service", "service_name"), ("agent", "agent_name"), ("session", "session_id"),
@@ -121,6 +122,52 @@ def _agent_records(p: dict[str, Any], columns: str, present: str = "agent_name")
     return sql, [*args_l, *args_s]
 
 
+#: The first whole hour at or after a time, and the hour a time falls in (SQL, one
+#: parameter per ``?``).
+_FIRST_HOUR = ("CASE WHEN date_trunc('hour', CAST(? AS TIMESTAMP)) = CAST(? AS TIMESTAMP) "
+               "THEN CAST(? AS TIMESTAMP) "
+               "ELSE date_trunc('hour', CAST(? AS TIMESTAMP)) + INTERVAL 1 HOUR END")
+_HOUR = "date_trunc('hour', CAST(? AS TIMESTAMP))"
+
+
+def _pieces(p: dict[str, Any], present: str) -> Rendered:
+    """The agents' figures in the filters' window, as rows of ``agent_rollup`` to add up,
+    where ``present`` is not null: the stored rows of the whole hours inside the window,
+    and the raw records of the partial hours at its ends and of the records not rolled up
+    yet, rolled up alike.
+
+    Coding agents describe their work in events (logs), SDK agents in spans; every agent
+    figure adds the two (see :mod:`workbench.store.rollup`).
+    """
+    keys, key_args = filter_clause(
+        {k: v for k, v in p.items() if k not in ("since", "until")}, _COLUMNS, "")
+    keys += f" AND {present} IS NOT NULL"
+    since, until = p.get("since"), p.get("until")
+    whole, whole_args = [keys], [*key_args]
+    edges, edge_args = [], []  # a raw record counts if it is outside the whole hours
+    if since is not None:
+        whole.append(f"bucket >= {_FIRST_HOUR}")
+        whole_args += [since] * 4
+        edges.append(f"t < {_FIRST_HOUR}")
+        edge_args += [since] * 4
+    if until is not None:
+        whole.append(f"bucket < {_HOUR}")
+        whole_args.append(until)
+        edges.append(f"t >= {_HOUR}")
+        edge_args.append(until)
+    where_l, args_l = _where(p, "time")
+    where_s, args_s = _where(p, "start_time")
+    edges.append(f"seq > {rollup.FOLDED}")  # not rolled up yet
+    raw = (f"SELECT * FROM ({rollup.records(where_l, where_s)}) "
+           f"WHERE {present} IS NOT NULL AND ({' OR '.join(edges)})")
+    sql = f"""
+        SELECT * EXCLUDE (bucket) FROM agent_rollup WHERE {' AND '.join(whole)}
+        UNION ALL BY NAME
+        SELECT * EXCLUDE (bucket) FROM ({rollup.aggregate(raw)})
+    """
+    return sql, [*whole_args, *args_l, *args_s, *edge_args]
+
+
 def _distinct(column: str, alias: str) -> Rendered:
     """Distinct non-null values of ``column`` across spans and logs."""
     return (
@@ -147,22 +194,34 @@ _SESSION_SUMS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_cr
 
 @query
 def agent_totals(p: dict[str, Any]) -> Rendered:
-    """Per agent: its sessions and their summed figures (every session in the window)."""
-    sql, args = _sessions(p, "")
+    """Per agent: its sessions and their summed figures (every session in the window).
+
+    A session counts for its agent (the one its records name) with all its records; only
+    the sums are needed, not what ``agent_sessions`` adds (models, time span, the coding
+    agents' counters), which made this the dearest query of a live refresh."""
+    pieces, args = _pieces(p, "session_id")
+    per_session = ", ".join(f"sum({c}) AS {c}" for c in _SESSION_SUMS)
     sums = ", ".join(f"sum({c}){'' if c == 'cost_usd' else '::BIGINT'} AS {c}"
                      for c in _SESSION_SUMS)
-    return (f"SELECT agent, count(*) AS sessions, {sums} FROM ({sql}) "
-            "GROUP BY agent ORDER BY agent NULLS LAST", args)
+    return (
+        f"""
+        WITH s AS (SELECT any_value(agent_name) AS agent, {per_session}
+                   FROM ({pieces}) GROUP BY session_id)
+        SELECT agent, count(*) AS sessions, {sums} FROM s
+        GROUP BY agent ORDER BY agent NULLS LAST
+        """,
+        args,
+    )
 
 
 def _sessions(p: dict[str, Any], page: str) -> Rendered:
-    records, args = _agent_records(
-        p, "agent_name, session_id, model, operation, tool_name, is_error, input_tokens, "
-        "output_tokens, cache_read_tokens, cache_creation_tokens, cost_usd", present="session_id")
+    pieces, args = _pieces(p, "session_id")
     where_m, args_m = _where(p, "time")
+    counts = ", ".join(f"sum({c})::BIGINT AS {c}" for c in (
+        "model_calls", "tool_calls", "tool_failures", "api_errors"))
     return (
         f"""
-        WITH ev AS ({records}),
+        WITH ev AS ({pieces}),
         counters AS (
             SELECT session_id,
                    sum(value) FILTER (WHERE name LIKE '%lines_of_code%')::BIGINT AS lines_changed,
@@ -171,18 +230,14 @@ def _sessions(p: dict[str, Any], page: str) -> Rendered:
                        AS pull_requests
             FROM metric_points WHERE {where_m} AND session_id IS NOT NULL GROUP BY 1
         )
-        SELECT any_value(agent_name) AS agent, session_id, min(t) AS started, max(t) AS last_seen,
-               coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens,
-               coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens,
-               coalesce(sum(cache_read_tokens), 0)::BIGINT AS cache_read_tokens,
-               coalesce(sum(cache_creation_tokens), 0)::BIGINT AS cache_creation_tokens,
-               coalesce(sum(cost_usd), 0) AS cost_usd,
-               string_agg(DISTINCT model, ', ') AS models,
-               count(*) FILTER (WHERE operation = 'chat') AS model_calls,
-               count(*) FILTER (WHERE operation = 'execute_tool') AS tool_calls,
-               count(*) FILTER (WHERE operation = 'execute_tool' AND is_error) AS tool_failures,
-               count(*) FILTER (WHERE operation = 'api_error'
-                                OR (operation = 'chat' AND is_error)) AS api_errors,
+        SELECT any_value(agent_name) AS agent, session_id, min(first_t) AS started,
+               max(last_t) AS last_seen,
+               sum(input_tokens)::BIGINT AS input_tokens,
+               sum(output_tokens)::BIGINT AS output_tokens,
+               sum(cache_read_tokens)::BIGINT AS cache_read_tokens,
+               sum(cache_creation_tokens)::BIGINT AS cache_creation_tokens,
+               sum(cost_usd) AS cost_usd,
+               string_agg(DISTINCT model, ', ' ORDER BY model) AS models, {counts},
                any_value(c.lines_changed) AS lines_changed, any_value(c.commits) AS commits,
                any_value(c.pull_requests) AS pull_requests
         FROM ev LEFT JOIN counters c USING (session_id)
@@ -220,20 +275,16 @@ def trace_list(p: dict[str, Any]) -> Rendered:
 @query
 def token_usage(p: dict[str, Any]) -> Rendered:
     """Tokens by type and cost per agent and model, from events and spans."""
-    records, args = _agent_records(
-        p, "agent_name, model, input_tokens, output_tokens, cache_read_tokens, "
-        "cache_creation_tokens, reasoning_tokens, cost_usd")
+    pieces, args = _pieces(p, "agent_name")
+    sums = ", ".join(f"sum({c})::BIGINT AS {alias}" for c, alias in (
+        ("input_tokens", "input"), ("output_tokens", "output"), ("cache_read_tokens",
+        "cache_read"), ("cache_creation_tokens", "cache_creation"),
+        ("reasoning_tokens", "reasoning")))
     return (
         f"""
-        WITH u AS ({records})
-        SELECT agent_name AS agent, coalesce(model, '(unknown)') AS model,
-               coalesce(sum(input_tokens), 0)::BIGINT AS input,
-               coalesce(sum(output_tokens), 0)::BIGINT AS output,
-               coalesce(sum(cache_read_tokens), 0)::BIGINT AS cache_read,
-               coalesce(sum(cache_creation_tokens), 0)::BIGINT AS cache_creation,
-               coalesce(sum(reasoning_tokens), 0)::BIGINT AS reasoning,
-               coalesce(sum(cost_usd), 0) AS cost_usd, count(*) AS records
-        FROM u GROUP BY ALL ORDER BY cost_usd DESC, agent, model
+        SELECT agent_name AS agent, coalesce(model, '(unknown)') AS model, {sums},
+               sum(cost_usd) AS cost_usd, sum(records)::BIGINT AS records
+        FROM ({pieces}) GROUP BY ALL ORDER BY cost_usd DESC, agent, model
         """,
         args,
     )
@@ -241,8 +292,18 @@ def token_usage(p: dict[str, Any]) -> Rendered:
 
 @query
 def telemetry_agents(p: dict[str, Any]) -> Rendered:
-    """Distinct agents seen in spans and logs."""
-    return _distinct("agent_name", "agent")
+    """Distinct agents seen in spans and logs (every record of an agent is rolled up, or
+    waits to be: the rollup's few rows are read instead of every record)."""
+    return (
+        f"""
+        SELECT DISTINCT agent_name AS agent FROM (
+            SELECT agent_name FROM agent_rollup
+            UNION ALL SELECT agent_name FROM spans WHERE seq > {rollup.FOLDED}
+            UNION ALL SELECT agent_name FROM logs WHERE seq > {rollup.FOLDED}
+        ) WHERE agent_name IS NOT NULL ORDER BY 1
+        """,
+        [],
+    )
 
 
 @query

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 
 from ..config import to_utc, utcnow
 from ..ingest.base import CHUNK_ROWS, RESULT_SCHEMA, signature_table
+from . import rollup
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -425,8 +426,10 @@ _NOT_NULL = {
 }
 
 
-def _insert_new(cur: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> int:
-    """Insert the rows of ``data`` that are not stored yet (nor repeated within it)."""
+def _insert_new(cur: duckdb.DuckDBPyConnection, table: str, data: pa.Table,
+                seq: int | None = None) -> int:
+    """Insert the rows of ``data`` that are not stored yet (nor repeated within it),
+    stamped with ``seq`` when the table has the column (see :mod:`.rollup`)."""
     import pyarrow.compute as pc
 
     keys, when = _IDENTITY[table]
@@ -440,11 +443,12 @@ def _insert_new(cur: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> i
     repeated = data.group_by(keys).aggregate([]).num_rows < data.num_rows
     once = (f"QUALIFY row_number() OVER (PARTITION BY {', '.join('n.' + k for k in keys)}) = 1"
             if repeated else "")
+    stamp = f", {int(seq)} AS seq" if table in rollup.TIME_COLUMN else ""
     with _view(cur, data) as name:
         cur.execute(
             f"""
             INSERT INTO {table} BY NAME
-            SELECT n.* FROM {name} n
+            SELECT n.*{stamp} FROM {name} n
             WHERE NOT EXISTS (
                 SELECT 1 FROM {table} s
                 WHERE s.{when} BETWEEN ? AND ? AND {match}
@@ -471,6 +475,7 @@ def submit_telemetry(store: Store, tables: dict[str, list[dict[str, Any]]]) -> F
 
     def write(cur: duckdb.DuckDBPyConnection) -> int:
         stored = 0
+        seq, folded = rollup.stamp(cur)
         links = arrow.get("span_links")
         if links is not None and "spans" in arrow:
             # A link belongs to its span: keep those of spans this request adds.
@@ -483,10 +488,11 @@ def submit_telemetry(store: Store, tables: dict[str, list[dict[str, Any]]]) -> F
         for table, data in arrow.items():
             if table == "span_links":
                 continue
-            stored += _insert_new(cur, table, data)
+            stored += _insert_new(cur, table, data, seq)
         if links is not None and links.num_rows:
             _insert_arrow(cur, "span_links", links)
             stored += links.num_rows
+        rollup.fold_if_due(cur, seq, folded, stored)
         return stored
 
     return store.submit(write, block=False, topic="telemetry")
