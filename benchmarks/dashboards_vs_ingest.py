@@ -20,6 +20,7 @@ lowest priority (``--browser-cpus all`` lets them run anywhere); their CPU time 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -160,6 +161,8 @@ def main() -> None:
     parser.add_argument("--browser-cpus", default="last",
                         help="CPUs the browsers may use: 'last' (default), a taskset list, "
                         "or 'all'")
+    parser.add_argument("--rounds", type=Path, help="write the server's rounds (from "
+                        "/api/live) and the probes' acknowledgement times to this JSON file")
     args = parser.parse_args()
     if not args.tool.exists():
         raise SystemExit(f"{args.tool}: the shared load generator is not here")
@@ -218,6 +221,8 @@ def main() -> None:
             server.terminate()
             server.wait(30)
     watched = result
+    if args.rounds:
+        args.rounds.write_text(json.dumps({"rounds": rounds, "acks": acks}, indent=1))
     idle_rate = (idle_before["rate"] + idle_after["rate"]) / 2
     print(f"{args.pages} dashboards opened in {opened:.1f} s; browsers on CPUs: "
           f"{args.browser_cpus}; they used {browser_cpu:.1f} CPU-s during the loaded phase")
@@ -241,7 +246,9 @@ def main() -> None:
         print(f"server side: every session refreshed at most {statistics.median(server):.2f} s "
               f"(median) / {max(server):.2f} s (worst) after a probe; rounds every "
               f"{statistics.median(gaps):.2f} s (median, max {max(gaps):.2f} s), each "
-              f"costing {statistics.median(r['cost_s'] for r in loaded):.3f} s and lasting "
+              f"costing {statistics.median(r['cost_s'] for r in loaded):.3f} s (max "
+              f"{max(r['cost_s'] for r in loaded):.3f} s; queries "
+              f"{statistics.median(r.get('queries_s', 0) for r in loaded):.3f} s) and lasting "
               f"{statistics.median(r['refreshed'] - r['published'] for r in loaded):.2f} s")
     finite = sorted(x for x in lags if x != float("inf"))
     late = sum(x > 2 for x in lags)

@@ -234,7 +234,7 @@ def _burn(seconds: float) -> None:
 
 @pytest.mark.parametrize("work", ["cpu", "waiting"])
 def test_refreshes_take_at_most_a_fifth_of_the_server(tmp_path, monkeypatch, work):
-    """Refreshes that cost CPU space the rounds out (four times their cost after each);
+    """Refreshes that cost CPU space the rounds out (five times their cost from each start);
     a refresh that only waits (for the GIL, say) costs nothing and stretches nothing."""
     monkeypatch.setenv("OBSERVATORY_LIVE_INTERVAL", "0.1")
     starts: list[float] = []

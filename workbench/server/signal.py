@@ -5,8 +5,8 @@ server's event loop. There it is published at most once per interval, to every s
 session at once: under busy ingest (dozens of commits a second) each open dashboard
 refreshes once per interval, not once per commit, and a quiet workbench shows a new run at
 once. The interval is ``OBSERVATORY_LIVE_INTERVAL`` seconds from one publish to the next,
-and after a round of refreshes at least four times what it cost (:data:`BUDGET`), so that
-the dashboards take at most a fifth of the server's time: the rest is ingest's.
+and at least five times what the round of refreshes cost (:data:`BUDGET`), so that the
+dashboards take at most a fifth of the server's time: the rest is ingest's.
 
 All sessions refresh to the same version, whose time is their clock: their queries are
 identical, and the models' shared frame cache answers them. Before the sessions are told,
@@ -71,14 +71,16 @@ class DataSignal:
         self._scheduled = False
         self._round = False  # a publish is being warmed or refreshed
         self._not_before = 0.0  # monotonic time before which nothing is published
+        self._started = 0.0  # when the round on (or the last one) was published
         self._due: deque[Subscription] = deque()  # sessions still to refresh, in turn
         self._busy: Subscription | None = None
         self._round_cost = 0.0  # what this round cost: its queries and its refreshes
+        self._costs: deque[float] = deque(maxlen=3)  # the last rounds' costs
         self._warmer = ThreadPoolExecutor(1, thread_name_prefix="observatory-warm")
         self._log: dict[str, Any] = {}
         #: The last rounds: when each was published, when its queries began and when its
-        #: last session refreshed (epoch seconds), its topics, sessions and cost in seconds
-        #: (``GET /api/live``).
+        #: last session refreshed (epoch seconds), its topics, sessions, cost, and the part
+        #: of the cost its queries took, in seconds (``GET /api/live``).
         self.rounds: deque[dict[str, Any]] = deque(maxlen=100)
         if hasattr(store, "on_commit"):
             store.on_commit(self._committed)
@@ -104,7 +106,8 @@ class DataSignal:
     def _publish(self) -> None:
         topics, self._heard, self._scheduled = self._heard, set(), False
         self._round = True
-        self._not_before = time.monotonic() + self.interval
+        self._started = time.monotonic()
+        self._not_before = self._started + self.interval
         now_s = time.time()
         self._log = {"published": now_s, "asked": now_s, "topics": sorted(topics),
                      "sessions": 0}
@@ -134,7 +137,9 @@ class DataSignal:
         return time.monotonic() - start
 
     def _warmed(self, done: Future) -> None:
-        self._round_cost += done.result() if done.exception() is None else 0.0
+        seconds = done.result() if done.exception() is None else 0.0
+        self._round_cost += seconds
+        self._log["queries_s"] = round(seconds, 4)
         self._next()
 
     def _next(self) -> None:
@@ -148,12 +153,15 @@ class DataSignal:
                 self._log["sessions"] += 1
                 sub.notify()
                 return
-        # The next publish is an interval after this one began, and at least four times
-        # this round's cost after its end: dashboards get at most a fifth of the server,
-        # however many are open. (Counted from the end, not the start: while a round is on,
-        # the loop also serves ingest between two sessions' refreshes.)
-        self._not_before = max(self._not_before,
-                               time.monotonic() + self._round_cost * (1 - BUDGET) / BUDGET)
+        # The next publish is an interval after this one began, and at least five times
+        # what a round costs after it began: dashboards get at most a fifth of the server,
+        # however many are open. (While a round is on, the loop also serves ingest between
+        # two sessions' refreshes, so the round's span on the clock is not all theirs.) A
+        # round's cost is the mean of the last few: one dear round (the one that adds a new
+        # agent to every page, say) does not hold back the next one alone.
+        self._costs.append(self._round_cost)
+        self._not_before = max(self._not_before, self._started
+                               + sum(self._costs) / len(self._costs) / BUDGET)
         self._log.update(refreshed=time.time(), cost_s=round(self._round_cost, 4))
         self.rounds.append(self._log)
         self._round, self._round_cost = False, 0.0
