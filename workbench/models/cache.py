@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -153,6 +154,22 @@ class FrameCache:
             self._frames.clear()
         self._version = version
         self._clock = at or utcnow()
+
+    def derive(self, store: Any, name: str, params: dict[str, Any],
+               make: Callable[[], Any]) -> Any:
+        """What ``make()`` builds from this version's frames (a view's rows as shown,
+        formatted), under ``name`` and ``params``: built once per data version and shared
+        by the sessions, as is — callers must not change it. Formatting the same rows for
+        each open page was a third of a live refresh (benchmarks/dashboards_vs_ingest.py).
+        """
+        if not self.enabled:
+            return make()
+        key = (self._version, id(store), "derived:" + name, _params_key(params))
+        out = self._frames.get(key)
+        if out is None:
+            out = make()
+            self._frames.put(key, out)
+        return out
 
     def get(self, store: Any, name: str, params: dict[str, Any]) -> pd.DataFrame:
         """``store.query(name, **params)``, from the cache when asked before."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -119,6 +120,11 @@ class AgentTelemetry(param.Parameterized):
 
     def _q(self, query: str, /, **extra: Any) -> pd.DataFrame:
         return self._cache.get(self.store, query, {**self.filters(), **extra})
+
+    def derive(self, name: str, make: Callable[[], Any]) -> Any:
+        """What a view ``make()``-s of this model's frames for the current filters, built
+        once per data version and shared by the open dashboards (see ``FrameCache``)."""
+        return self._cache.derive(self.store, name, self.filters(), make)
 
     def sessions(self, limit: int = 500) -> pd.DataFrame:
         """Per session: tokens by type, cost, models, tool calls and failures, API errors,

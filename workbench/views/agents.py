@@ -9,7 +9,7 @@ import param
 from ..models.telemetry import FILTER_PARAMS as TELEMETRY_FILTERS
 from ..models.telemetry import AgentTelemetry
 from .charts import StackedBars
-from .common import Kpis, LiveMarkdown, columns, empty, table, watching
+from .common import Kpis, LiveMarkdown, columns, empty, readable, table, watching
 from .lazy import LazyView, deferred
 
 #: Sessions listed in the Agents tab's table (the most recent; the totals count them all).
@@ -48,6 +48,18 @@ class AgentsOverview(LazyView):
     @param.depends(*watching(TELEMETRY_FILTERS), watch=True)
     @deferred
     def _load(self) -> None:
+        shown = self.model.derive("agents-overview", self._shown)
+        self._session_frame = shown["recent"]
+        self._sessions_title.object = shown["title"]
+        self._totals.update(shown["kpis"])
+        self._agents.value = shown["agents"]
+        self._models.value = shown["models"]
+        self._sessions.value = shown["sessions"]
+        self._chart.send(shown["tokens"])
+
+    def _shown(self) -> dict:
+        """Everything the tab shows, as shown: made once per data version and filters, and
+        shared by every open page (see ``AgentTelemetry.derive``)."""
         agents = self.model.agents()  # every session in the window counts in the totals
         usage = self.model.token_usage()
         # The table lists the most recent sessions only: every row of it is formatted,
@@ -55,15 +67,14 @@ class AgentsOverview(LazyView):
         # sessions that alone held OTLP ingest to 59% of its idle rate with five pages open
         # (benchmarks/dashboards_vs_ingest.py).
         recent = self.model.sessions(limit=SESSION_ROWS)
-        self._session_frame = recent
         n = int(agents["sessions"].sum()) if not agents.empty else 0
-        self._sessions_title.object = (
+        title = (
             f"#### Sessions (the {SESSION_ROWS:,} most recent of {n:,}; an agent or a "
             "shorter window shows others — select one to filter traces and logs to it)"
             if n > SESSION_ROWS else
             "#### Sessions (select one to filter traces and logs to it)")
         total = agents.sum(numeric_only=True) if not agents.empty else pd.Series(dtype=float)
-        self._totals.update([
+        kpis = [
             ("agents", len(agents), "#445"),
             ("sessions", int(total.get("sessions", 0)), "#3b5bdb"),
             ("cost (USD)", f"{total.get('cost_usd', 0):.2f}", "#2e7d32"),
@@ -72,13 +83,11 @@ class AgentsOverview(LazyView):
             ("tool calls", int(total.get("tool_calls", 0)), "#6d6d6d"),
             ("tool failures", int(total.get("tool_failures", 0)), "#d64545"),
             ("API errors", int(total.get("api_errors", 0)), "#e08a1e"),
-        ])
+        ]
         shown = agents.copy()
         if not shown.empty:
             shown["cost_usd"] = shown["cost_usd"].round(4)
             shown["tool_failure_rate"] = (shown["tool_failure_rate"] * 100).round(1)
-        self._agents.value = shown.rename(columns={"tool_failure_rate": "tool_failure_%"})
-        self._models.value = usage.round({"cost_usd": 4})
         cols = [
             "last_seen",
             "agent",
@@ -97,8 +106,13 @@ class AgentsOverview(LazyView):
             "commits",
             "pull_requests",
         ]
-        self._sessions.value = columns(recent, cols).round({"cost_usd": 4})
-        self._chart.send(self._tokens_per_agent(usage))
+        return {
+            "recent": recent, "title": title, "kpis": kpis,
+            "agents": readable(shown.rename(columns={"tool_failure_rate": "tool_failure_%"})),
+            "models": readable(usage.round({"cost_usd": 4})),
+            "sessions": readable(columns(recent, cols).round({"cost_usd": 4})),
+            "tokens": self._tokens_per_agent(usage),
+        }
 
     @staticmethod
     def _tokens_per_agent(usage: pd.DataFrame) -> pd.DataFrame:

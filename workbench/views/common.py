@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import weakref
 
 import pandas as pd
 import panel as pn
@@ -86,8 +87,11 @@ STATUS_CODES = {0: "unset", 1: "ok", 2: "error"}
 def readable(df: pd.DataFrame | None) -> pd.DataFrame | None:
     """How every table shows values: times as ``YYYY-MM-DD HH:MM:SS`` text (never epoch
     milliseconds, whatever the frame's dtype was before), floats rounded, span status codes
-    as words. The one place tables format numbers and times."""
-    if df is None or df.empty:
+    as words. The one place tables format numbers and times.
+
+    A frame this made is returned as it is (a view may format its rows once and share
+    them between open pages: see ``FrameCache.derive``)."""
+    if df is None or df.empty or _formatted.get(id(df)) is df:
         return df
     out = df.copy(deep=False)
     for col in out.columns:
@@ -99,7 +103,16 @@ def readable(df: pd.DataFrame | None) -> pd.DataFrame | None:
             out[col] = series.round(4)
         elif col in ("status_code", "status") and pd.api.types.is_integer_dtype(series):
             out[col] = series.map(STATUS_CODES).fillna(series.astype(str))
+        elif isinstance(series.dtype, pd.StringDtype):
+            # As Python strings (None for missing): what Bokeh sends anyway, converted once
+            # here rather than by every open page's table on every refresh.
+            out[col] = series.astype(object).where(series.notna(), None)
+    _formatted[id(out)] = out
     return out
+
+
+#: The frames :func:`readable` made, while they live (by id: frames are not hashable).
+_formatted: weakref.WeakValueDictionary[int, pd.DataFrame] = weakref.WeakValueDictionary()
 
 
 def same_frame(old: object, new: object) -> bool:
