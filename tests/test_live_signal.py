@@ -115,14 +115,21 @@ def test_commits_under_load_reach_each_session_once_per_interval(tmp_path, monke
         assert time.monotonic() - sent < 0.15
 
 
-def test_sessions_on_the_same_data_version_share_every_query(demo_store):
-    store = CountingStore(demo_store)
+def _sharing_dashboards(store) -> tuple[list, object]:
+    """Three Agents dashboards on ``store`` sharing one frame cache at version 1, and the
+    time they refresh to."""
     shared = Frames(512)
     dashboards = [AgentsDashboard(model=AgentTelemetry(store=store), live=False)
                   for _ in range(3)]
     at = dashboards[0].model._cache.clock
     for dash in dashboards:
         dash.model._cache.share(shared, ("telemetry", 1), at)
+    return dashboards, at
+
+
+def test_sessions_on_the_same_data_version_share_every_query(demo_store):
+    store = CountingStore(demo_store)
+    dashboards, at = _sharing_dashboards(store)
     store.asked.clear()
     for version in (2, 3):
         for dash in dashboards:
@@ -139,12 +146,7 @@ def test_sessions_on_one_version_share_what_the_agents_tab_shows(demo_store, mon
     built = []
     shown = AgentsOverview._shown
     monkeypatch.setattr(AgentsOverview, "_shown", lambda self: built.append(1) or shown(self))
-    shared = Frames(512)
-    dashboards = [AgentsDashboard(model=AgentTelemetry(store=demo_store), live=False)
-                  for _ in range(3)]
-    at = dashboards[0].model._cache.clock
-    for dash in dashboards:
-        dash.model._cache.share(shared, ("telemetry", 1), at)
+    dashboards, at = _sharing_dashboards(demo_store)
     built.clear()
     for dash in dashboards:
         dash.model.refresh(("telemetry", 2), at)
