@@ -100,3 +100,18 @@ def test_log_summary_picks_the_attributes_people_scan_for(demo_store):
     assert summarize(None) == "" and summarize("{not json") == ""
     m = AgentTelemetry(store=demo_store, window="all time", log_text="api_request")
     assert m.logs().summary.str.contains("model=").all()
+
+
+def test_the_small_agent_tables_are_plain_escaped_html():
+    import pandas as pd
+
+    from workbench.views.common import HTML_TABLE_ROWS, html_table
+
+    hostile = pd.DataFrame({"agent": ['<img src=x onerror="window.__x=1">'],
+                            "sessions": [1234], "cost_usd": [0.5]})
+    out = html_table(hostile)
+    assert "<img" not in out and "&lt;img src=x" in out
+    assert ">1,234<" in out and ">cost $<" in out  # separators, and the shared titles
+    many = html_table(pd.DataFrame({"n": range(HTML_TABLE_ROWS + 5)}))
+    assert many.count("<tr>") == HTML_TABLE_ROWS + 1 and "and 5 more rows" in many
+    assert "try a wider window" in html_table(pd.DataFrame())

@@ -9,8 +9,20 @@ import param
 from ..models.telemetry import FILTER_PARAMS as TELEMETRY_FILTERS
 from ..models.telemetry import AgentTelemetry
 from .charts import StackedBars
-from .common import Kpis, LiveMarkdown, columns, empty, readable, table, watching
+from .common import (
+    Kpis,
+    LiveHTML,
+    LiveMarkdown,
+    columns,
+    empty,
+    html_table,
+    readable,
+    table,
+    watching,
+)
 from .lazy import LazyView, deferred
+
+_NO_AGENTS = "No agent telemetry in this window."
 
 #: Sessions listed in the Agents tab's table (the most recent; the totals count them all).
 SESSION_ROWS = 500
@@ -32,8 +44,10 @@ class AgentsOverview(LazyView):
     def __init__(self, **params):
         super().__init__(**params)
         self._totals = Kpis()
-        self._agents = table(pd.DataFrame(), selectable=False)
-        self._models = table(pd.DataFrame(), selectable=False)
+        # One row per agent, and per agent and model: small, so plain HTML tables, which a
+        # live refresh updates far more cheaply than a Tabulator on every open page.
+        self._agents = LiveHTML("", sizing_mode="stretch_width")
+        self._models = LiveHTML("", sizing_mode="stretch_width")
         self._sessions = table(pd.DataFrame(), empty_text=(
             "No agent sessions in this window: point an agent's OpenTelemetry exporter at "
             "this workbench (/v1/traces, /v1/logs, /v1/metrics)."))
@@ -52,8 +66,8 @@ class AgentsOverview(LazyView):
         self._session_frame = shown["recent"]
         self._sessions_title.object = shown["title"]
         self._totals.update(shown["kpis"])
-        self._agents.value = shown["agents"]
-        self._models.value = shown["models"]
+        self._agents.object = shown["agents"]
+        self._models.object = shown["models"]
         self._sessions.value = shown["sessions"]
         self._chart.send(shown["tokens"])
 
@@ -108,8 +122,9 @@ class AgentsOverview(LazyView):
         ]
         return {
             "recent": recent, "title": title, "kpis": kpis,
-            "agents": readable(shown.rename(columns={"tool_failure_rate": "tool_failure_%"})),
-            "models": readable(usage.round({"cost_usd": 4})),
+            "agents": html_table(shown.rename(columns={"tool_failure_rate": "tool_failure_%"}),
+                                 _NO_AGENTS),
+            "models": html_table(usage.round({"cost_usd": 4}), _NO_AGENTS),
             "sessions": readable(columns(recent, cols).round({"cost_usd": 4})),
             "tokens": self._tokens_per_agent(usage),
         }

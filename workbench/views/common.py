@@ -180,6 +180,52 @@ def table(df: pd.DataFrame, empty_text: str = EMPTY_TABLE, **kw) -> pn.widgets.T
     return Table(readable(df), **opts)
 
 
+#: Rows a :func:`html_table` shows; the rest are counted below it.
+HTML_TABLE_ROWS = 100
+
+#: How an :func:`html_table` looks (in the pane's own shadow root, so it touches nothing
+#: else); colours follow the page's text, so it reads in the dark theme too.
+_HTML_TABLE_STYLE = (
+    "<style>.obs-t{border-collapse:collapse;font-size:13px;width:100%}"
+    ".obs-t th,.obs-t td{padding:3px 10px;border-bottom:1px solid rgba(128,128,128,.25);"
+    "white-space:nowrap;text-align:left}.obs-t th{font-weight:600}"
+    ".obs-t .n{text-align:right;font-variant-numeric:tabular-nums}</style>")
+
+
+def html_table(df: pd.DataFrame | None, empty_text: str = EMPTY_TABLE) -> str:
+    """A few rows (one per agent, say) as a plain HTML table, every value escaped, headers
+    as :data:`TITLES` and numbers right-aligned with thousands separators.
+
+    For small summaries that a live refresh updates on every open page: a Tabulator costs
+    ~10 ms of the server per update and page, and more of the browser's layout, however
+    few its rows; this is one string, built once per data version and sent as text alone
+    (:class:`LiveHTML`)."""
+    df = readable(df)
+    if df is None or df.empty:
+        return f'<p style="color:#667;margin:4px 0"><em>{html.escape(empty_text)}</em></p>'
+    numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in df.columns]
+
+    def cell(value: object, right: bool, tag: str = "td") -> str:
+        if value is None or (isinstance(value, float) and pd.isna(value)):
+            text = ""
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            text = f"{value:,}"
+        else:
+            text = str(value)
+        return f"<{tag}{' class=n' if right else ''}>{html.escape(text)}</{tag}>"
+
+    head = "".join(cell(TITLES.get(c, c), right, "th") for c, right in zip(
+        df.columns, numeric, strict=True))
+    body = "".join(
+        "<tr>" + "".join(cell(v, right) for v, right in zip(row, numeric, strict=True))
+        + "</tr>" for row in df.head(HTML_TABLE_ROWS).itertuples(index=False, name=None))
+    more = (f'<p style="color:#667;margin:4px 0">and {len(df) - HTML_TABLE_ROWS:,} more '
+            "rows (a filter or a shorter window shows them)</p>"
+            if len(df) > HTML_TABLE_ROWS else "")
+    return (f'{_HTML_TABLE_STYLE}<div style="overflow-x:auto"><table class="obs-t"><thead>'
+            f"<tr>{head}</tr></thead><tbody>{body}</tbody></table></div>{more}")
+
+
 def columns(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     """``df[cols]``, or an empty frame with those columns (a table keeps its header)."""
     return df[cols] if set(cols) <= set(df.columns) else pd.DataFrame(columns=cols)
