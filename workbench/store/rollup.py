@@ -85,12 +85,14 @@ def aggregate(source: str) -> str:
     """
 
 
-def records(where_logs: str = "TRUE", where_spans: str = "TRUE") -> str:
-    """Log records and spans as one set of records (``t``, ``seq`` and :data:`RECORD`)."""
+def records(where_logs: str = "TRUE", where_spans: str = "TRUE",
+            columns: str = f"seq, {RECORD}") -> str:
+    """Log records and spans as one set of records: ``t`` (the record's time) and
+    ``columns`` (by default ``seq`` and :data:`RECORD`)."""
     return f"""
-        SELECT time AS t, seq, {RECORD} FROM logs WHERE {where_logs}
+        SELECT time AS t, {columns} FROM logs WHERE {where_logs}
         UNION ALL
-        SELECT start_time AS t, seq, {RECORD} FROM spans WHERE {where_spans}
+        SELECT start_time AS t, {columns} FROM spans WHERE {where_spans}
     """
 
 
@@ -121,9 +123,7 @@ def fold(cur: duckdb.DuckDBPyConnection, upto: int | None = None) -> None:
     ``agent_rollup`` and move the mark."""
     folded = cur.execute(f"SELECT {FOLDED}").fetchall()[0][0]
     if upto is None:
-        upto = cur.execute(
-            "SELECT greatest((SELECT max(seq) FROM spans WHERE seq > $1), "
-            "(SELECT max(seq) FROM logs WHERE seq > $1), $1)", [folded]).fetchall()[0][0]
+        upto = _latest(cur, folded)
     if upto <= folded:
         return
     stamped = f"seq > {int(folded)} AND seq <= {int(upto)}"
@@ -150,5 +150,11 @@ def rebuild(cur: duckdb.DuckDBPyConnection) -> None:
     the query benchmark does to build a large file quickly)."""
     cur.execute("DELETE FROM agent_rollup")
     cur.execute(FILL)
-    cur.execute("UPDATE rollup_state SET folded = (SELECT greatest(max(seq), 0) FROM ("
-                "SELECT seq FROM spans UNION ALL SELECT seq FROM logs))")
+    cur.execute("UPDATE rollup_state SET folded = ?", [_latest(cur, 0)])
+
+
+def _latest(cur: duckdb.DuckDBPyConnection, after: int) -> int:
+    """The last stamp on any record, or ``after`` when none is later."""
+    return cur.execute(
+        "SELECT greatest((SELECT max(seq) FROM spans WHERE seq > $1), "
+        "(SELECT max(seq) FROM logs WHERE seq > $1), $1)", [after]).fetchall()[0][0]

@@ -114,12 +114,8 @@ def _agent_records(p: dict[str, Any], columns: str, present: str = "agent_name")
     """
     where_l, args_l = _where(p, "time")
     where_s, args_s = _where(p, "start_time")
-    sql = f"""
-        SELECT time AS t, {columns} FROM logs WHERE {where_l} AND {present} IS NOT NULL
-        UNION ALL
-        SELECT start_time, {columns} FROM spans WHERE {where_s} AND {present} IS NOT NULL
-    """
-    return sql, [*args_l, *args_s]
+    present = f" AND {present} IS NOT NULL"
+    return rollup.records(where_l + present, where_s + present, columns), [*args_l, *args_s]
 
 
 #: The first whole hour at or after a time, and the hour a time falls in (SQL, one
