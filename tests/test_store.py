@@ -35,6 +35,35 @@ def test_reingesting_the_same_file_does_not_duplicate(store):
     assert store.sql("SELECT count(*) AS n FROM results")["n"].item() == 3
 
 
+def test_a_telemetry_row_sharing_only_its_time_with_a_stored_one_is_new(store):
+    """The resend check first looks for stored rows at the batch's times; a span or log
+    record that only shares its timestamp with a stored one is new and is stored, while a
+    resent one in the same batch is not."""
+    from datetime import datetime
+
+    from workbench.store.writes import submit_telemetry
+
+    def span(i, ns):
+        return {"trace_id": f"{i:032x}", "span_id": f"{i:016x}", "start_ns": ns,
+                "start_time": datetime.fromtimestamp(ns / 1e9), "end_ns": ns + 9,
+                "name": f"op {i}", "attributes": "{}", "resource": "{}"}
+
+    def log(body, ns):
+        return {"time_ns": ns, "observed_ns": ns, "time": datetime.fromtimestamp(ns / 1e9),
+                "body": body, "attributes": "{}", "resource": "{}"}
+
+    t = 1_790_000_000_000_000_000
+    first = {"spans": [span(1, t), span(2, t + 1)], "logs": [log("a", t)]}
+    assert submit_telemetry(store, first).result() == 3
+    again = {"spans": [span(3, t), span(2, t + 1), span(4, t + 2)],
+             "logs": [log("b", t), log("a", t)]}
+    assert submit_telemetry(store, again).result() == 3  # spans 3 and 4, log "b"
+    assert submit_telemetry(store, again).result() == 0
+    spans = store.sql("SELECT span_id FROM spans ORDER BY span_id")["span_id"].tolist()
+    assert spans == [f"{i:016x}" for i in (1, 2, 3, 4)]
+    assert store.sql("SELECT body FROM logs ORDER BY body")["body"].tolist() == ["a", "b"]
+
+
 def test_a_failing_write_in_a_batch_rolls_back_alone(store):
     def good(i):
         return lambda cur: cur.execute("INSERT INTO signatures (signature) VALUES (?)", [f"s{i}"])
