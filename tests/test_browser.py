@@ -180,6 +180,10 @@ def test_agents_dashboard_shows_an_sdk_sent_session_and_its_cost(server, chromiu
             "output_tokens": "900",
         },
     )
+    # A session id that is markup: the sessions table (HTML) shows it as text.
+    hostile = f'<img src=x onerror="window.__xss={len(session)}">{session}'
+    logger.emit(body="claude_code.api_request",
+                attributes={"event.name": "api_request", "session.id": hostile})
     provider.shutdown()
 
     with sync_playwright() as p:
@@ -189,9 +193,19 @@ def test_agents_dashboard_shows_an_sdk_sent_session_and_its_cost(server, chromiu
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(server.url + "/agents")
         page.get_by_role("gridcell", name=session, exact=True).wait_for(timeout=60_000)
+        page.get_by_role("gridcell", name=hostile, exact=True).wait_for(timeout=10_000)
+        assert page.evaluate("window.__xss") is None
         page.get_by_role("gridcell", name="1.2345", exact=True).first.wait_for(timeout=10_000)
         page.wait_for_timeout(1000)
         page.screenshot(path=output_dir / "agents.png", full_page=True)
+        # Clicking the session's row opens its records (Claude Code sends logs only).
+        page.get_by_role("gridcell", name=session, exact=True).click()
+        page.get_by_text("Filtered to session").wait_for(timeout=30_000)
+        page.get_by_role("gridcell", name="claude_code.api_request").first.wait_for(
+            timeout=30_000)
+        page.screenshot(path=output_dir / "agents-session-opened.png", full_page=True)
+        page.get_by_text("Show all sessions").click()
+        page.get_by_text("All sessions.").wait_for(timeout=30_000)
         page.get_by_text("Traces", exact=True).click()
         page.get_by_text("invoke_agent triage", exact=True).first.click()
         page.get_by_role("gridcell", name="chat gpt-5-mini", exact=True).first.wait_for(

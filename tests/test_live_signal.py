@@ -151,11 +151,11 @@ def test_sessions_on_one_version_share_what_the_agents_tab_shows(demo_store, mon
     for dash in dashboards:
         dash.model.refresh(("telemetry", 2), at)
     assert len(built) == 1
-    rows = {id(dash._views[0]._session_frame) for dash in dashboards}
-    assert len(rows) == 1 and not dashboards[0]._views[0]._session_frame.empty
+    rows = {id(dash._views[0]._sessions.value) for dash in dashboards}
+    assert len(rows) == 1 and not dashboards[0]._views[0]._sessions.value.empty
     dashboards[1].model.window = "24 hours"  # other filters: its own rows
     assert len(built) == 2
-    assert dashboards[1]._views[0]._session_frame is not dashboards[0]._views[0]._session_frame
+    assert dashboards[1]._views[0]._sessions.value is not dashboards[0]._views[0]._sessions.value
 
 
 def test_a_hidden_tab_does_no_work_on_new_data(demo_store):

@@ -28,11 +28,13 @@ from .guard import SECURITY_HEADERS
 
 PAGE_HEADERS = {
     **SECURITY_HEADERS,
+    # blob: in connect-src: Panel loads a custom component's module (views/paged_table.py)
+    # by fetching a blob: URL the page itself made; nothing leaves the page.
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval' blob:; "
         "worker-src 'self' blob:; "
         "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
-        "font-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; "
+        "font-src 'self' data:; connect-src 'self' ws: wss: blob:; frame-ancestors 'none'; "
         "base-uri 'self'; form-action 'self'"
     ),
     "Referrer-Policy": "same-origin",

@@ -17,10 +17,10 @@ from .common import (
     empty,
     html_table,
     readable,
-    table,
     watching,
 )
 from .lazy import LazyView, deferred
+from .paged_table import PagedTable
 
 _NO_AGENTS = "No agent telemetry in this window."
 
@@ -48,10 +48,11 @@ class AgentsOverview(LazyView):
         # live refresh updates far more cheaply than a Tabulator on every open page.
         self._agents = LiveHTML("", sizing_mode="stretch_width")
         self._models = LiveHTML("", sizing_mode="stretch_width")
-        self._sessions = table(pd.DataFrame(), empty_text=(
+        # Many rows, paged and sorted on the server, as HTML too: redrawing a Tabulator was
+        # half of each open browser's work per live refresh (see :mod:`.paged_table`).
+        self._sessions = PagedTable("session_id", empty_text=(
             "No agent sessions in this window: point an agent's OpenTelemetry exporter at "
-            "this workbench (/v1/traces, /v1/logs, /v1/metrics)."))
-        self._sessions.param.watch(self._on_session, "selection")
+            "this workbench (/v1/traces, /v1/logs, /v1/metrics)."), on_open=self._open_session)
         self._sessions_title = LiveMarkdown("#### Sessions")
         self._chart = StackedBars("agent", _TOKEN_COLORS, "Tokens by type per agent",
                                   height=260, empty_text=(
@@ -63,7 +64,6 @@ class AgentsOverview(LazyView):
     @deferred
     def _load(self) -> None:
         shown = self.model.derive("agents-overview", self._shown)
-        self._session_frame = shown["recent"]
         self._sessions_title.object = shown["title"]
         self._totals.update(shown["kpis"])
         self._agents.object = shown["agents"]
@@ -84,9 +84,9 @@ class AgentsOverview(LazyView):
         n = int(agents["sessions"].sum()) if not agents.empty else 0
         title = (
             f"#### Sessions (the {SESSION_ROWS:,} most recent of {n:,}; an agent or a "
-            "shorter window shows others — select one to filter traces and logs to it)"
+            "shorter window shows others — click one to open its traces or logs)"
             if n > SESSION_ROWS else
-            "#### Sessions (select one to filter traces and logs to it)")
+            "#### Sessions (click one to open its traces or logs; a column title sorts)")
         total = agents.sum(numeric_only=True) if not agents.empty else pd.Series(dtype=float)
         kpis = [
             ("agents", len(agents), "#445"),
@@ -110,9 +110,7 @@ class AgentsOverview(LazyView):
             "cost_usd",
             "input_tokens",
             "output_tokens",
-            "cache_read_tokens",
-            "cache_creation_tokens",
-            "model_calls",
+            "cache_read_tokens",  # cache writes and model calls: in the tables per agent
             "tool_calls",
             "tool_failures",
             "api_errors",
@@ -121,7 +119,7 @@ class AgentsOverview(LazyView):
             "pull_requests",
         ]
         return {
-            "recent": recent, "title": title, "kpis": kpis,
+            "title": title, "kpis": kpis,
             "agents": html_table(shown.rename(columns={"tool_failure_rate": "tool_failure_%"}),
                                  _NO_AGENTS),
             "models": html_table(usage.round({"cost_usd": 4}), _NO_AGENTS),
@@ -136,9 +134,8 @@ class AgentsOverview(LazyView):
             return pd.DataFrame(columns=["agent", *cols])
         return usage.groupby("agent")[cols].sum().reset_index()
 
-    def _on_session(self, event) -> None:
-        if event.new:
-            self.model.session_id = self._session_frame.iloc[event.new[0]]["session_id"]
+    def _open_session(self, session_id: str) -> None:
+        self.model.session_id = session_id
 
     def __panel__(self):
         return pn.Column(

@@ -199,31 +199,66 @@ def html_table(df: pd.DataFrame | None, empty_text: str = EMPTY_TABLE) -> str:
     For small summaries that a live refresh updates on every open page: a Tabulator costs
     ~10 ms of the server per update and page, and more of the browser's layout, however
     few its rows; this is one string, built once per data version and sent as text alone
-    (:class:`LiveHTML`)."""
+    (:class:`LiveHTML`). :class:`~workbench.views.paged_table.PagedTable` pages, sorts and
+    opens rows of the same markup."""
     df = readable(df)
     if df is None or df.empty:
-        return f'<p style="color:#667;margin:4px 0"><em>{html.escape(empty_text)}</em></p>'
-    numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in df.columns]
-
-    def cell(value: object, right: bool, tag: str = "td") -> str:
-        if value is None or (isinstance(value, float) and pd.isna(value)):
-            text = ""
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            text = f"{value:,}"
-        else:
-            text = str(value)
-        return f"<{tag}{' class=n' if right else ''}>{html.escape(text)}</{tag}>"
-
-    head = "".join(cell(TITLES.get(c, c), right, "th") for c, right in zip(
-        df.columns, numeric, strict=True))
-    body = "".join(
-        "<tr>" + "".join(cell(v, right) for v, right in zip(row, numeric, strict=True))
-        + "</tr>" for row in df.head(HTML_TABLE_ROWS).itertuples(index=False, name=None))
+        return empty_html(empty_text)
     more = (f'<p style="color:#667;margin:4px 0">and {len(df) - HTML_TABLE_ROWS:,} more '
             "rows (a filter or a shorter window shows them)</p>"
             if len(df) > HTML_TABLE_ROWS else "")
-    return (f'{_HTML_TABLE_STYLE}<div style="overflow-x:auto"><table class="obs-t"><thead>'
-            f"<tr>{head}</tr></thead><tbody>{body}</tbody></table></div>{more}")
+    return table_markup(df.head(HTML_TABLE_ROWS), numeric_columns(df)) + more
+
+
+def empty_html(text: str) -> str:
+    """What an empty HTML table shows instead: why it is empty."""
+    return f'<p style="color:#667;margin:4px 0"><em>{html.escape(text)}</em></p>'
+
+
+def numeric_columns(df: pd.DataFrame) -> list[bool]:
+    """Per column, whether it is shown as a number (right-aligned): a numeric dtype, or
+    objects that are all numbers (a count that is missing for some rows)."""
+    def numbers(series: pd.Series) -> bool:
+        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+            return True
+        if series.dtype != object:
+            return False
+        values = series.dropna()
+        return not values.empty and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    return [numbers(df[c]) for c in df.columns]
+
+
+def html_cell(value: object, right: bool, tag: str = "td", attrs: str = "") -> str:
+    """One escaped cell: numbers with thousands separators, missing values empty; long text
+    is marked (class ``t``, for a table that elides it) and carries itself as its title."""
+    if value is None or value is pd.NA or value is pd.NaT or (
+            isinstance(value, float) and pd.isna(value)):
+        text = ""
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        text = f"{value:,}"
+    else:
+        text = str(value)
+    kind = " class=n" if right else ""
+    if not right and tag == "td" and len(text) > 20:
+        kind = f' class=t title="{html.escape(text, quote=True)}"'
+    return f"<{tag}{kind}{attrs}>{html.escape(text)}</{tag}>"
+
+
+def table_markup(rows: pd.DataFrame, numeric: list[bool], head: str | None = None,
+                 row_attrs: list[str] | None = None, table_attrs: str = "") -> str:
+    """The ``<table>`` of :func:`html_table`: ``head`` replaces the header row's cells and
+    ``row_attrs`` adds attributes to each ``<tr>`` (both already escaped)."""
+    if head is None:
+        head = "".join(html_cell(TITLES.get(c, c), right, "th") for c, right in zip(
+            rows.columns, numeric, strict=True))
+    attrs = row_attrs or [""] * len(rows)
+    body = "".join(
+        f"<tr{extra}>" + "".join(html_cell(v, right) for v, right in zip(
+            row, numeric, strict=True)) + "</tr>"
+        for row, extra in zip(rows.itertuples(index=False, name=None), attrs, strict=True))
+    return (f'{_HTML_TABLE_STYLE}<div style="overflow-x:auto"><table class="obs-t"'
+            f"{table_attrs}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
 
 
 def columns(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:

@@ -1,0 +1,186 @@
+"""A table of many rows that pages and sorts on the server, opens a row on a click, and
+whose live refresh is one HTML string.
+
+The Agents tab's sessions list was a Tabulator: with five dashboards open during OTLP
+load, redrawing it (``setData``, then Tabulator measuring every row and column to fit the
+page) was half of what each browser did per live refresh (~80 ms a page; 30 layouts a
+refresh), and it kept the browsers behind the server (benchmarks/dashboards_vs_ingest.py).
+This shows the same page of rows as escaped HTML (:func:`~.common.table_markup`): a refresh
+replaces one string, and the browser lays it out once.
+
+The browser side only forwards clicks (open a row, sort by a column, turn a page) as
+messages; the server checks each against what it shows, so a forged message can open only
+a row that is on the page.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import param
+from panel.custom import JSComponent
+
+from .common import (
+    EMPTY_TABLE,
+    PAGE_SIZE,
+    TITLES,
+    empty_html,
+    numeric_columns,
+    readable,
+    table_markup,
+)
+
+#: Rows that can be opened, the sorted column and the pager (inside the component's own
+#: shadow root, so it touches nothing else; colours follow the page's, for the dark theme).
+_STYLE = (
+    # Many columns fit the page: titles wrap, long text is elided (its cell's title shows
+    # it whole), and the padding is narrower than a summary table's.
+    "<style>.obs-t{font-size:12.5px}.obs-t th{white-space:normal;vertical-align:bottom}"
+    ".obs-t th,.obs-t td{padding:3px 6px}"
+    ".obs-t td.t{max-width:150px;overflow:hidden;text-overflow:ellipsis}"
+    ".obs-t tbody tr{cursor:pointer}.obs-t tbody tr:hover,.obs-t tbody tr:focus"
+    "{background:rgba(59,91,219,.08);outline:none}.obs-t tr.sel{background:rgba(59,91,219,.16)}"
+    ".obs-t th{cursor:pointer;user-select:none}.obs-t th:hover{text-decoration:underline}"
+    ".obs-pg{display:flex;gap:6px;align-items:center;justify-content:flex-end;font-size:13px;"
+    "margin:6px 0;color:inherit}.obs-pg button{font:inherit;padding:1px 9px;cursor:pointer;"
+    "border:1px solid rgba(128,128,128,.45);border-radius:4px;background:transparent;"
+    "color:inherit}.obs-pg button:disabled{opacity:.35;cursor:default}</style>")
+
+
+class PagedTable(JSComponent):
+    """Rows of a frame, a page at a time, as HTML; clicking a row calls ``on_open`` with its
+    ``key`` value, clicking a header sorts by that column (again: the other way), and the
+    pager turns pages. Assign ``value`` to show new rows (the page and sort are kept)."""
+
+    html = param.String(default="", doc="The page shown: escaped HTML built here.")
+
+    _esm = """
+    export function render({ model }) {
+      const box = document.createElement("div")
+      box.innerHTML = model.html
+      model.on("html", () => { box.innerHTML = model.html })
+      const act = (target) => {
+        const hit = target.closest("[data-open],[data-sort],[data-page]")
+        if (hit === null || hit.disabled) { return }
+        const d = hit.dataset
+        if (d.open !== undefined) { model.send_msg({open: d.open}) }
+        else if (d.sort !== undefined) { model.send_msg({sort: d.sort}) }
+        else { model.send_msg({page: Number(d.page)}) }
+      }
+      box.addEventListener("click", (e) => act(e.target))
+      box.addEventListener("keydown", (e) => {  // rows and headers are focusable
+        if (e.key === "Enter" || e.key === " ") { e.preventDefault(); act(e.target) }
+      })
+      return box
+    }
+    """
+
+    def __init__(self, key: str, empty_text: str = EMPTY_TABLE,
+                 on_open: Callable[[Any], None] | None = None, page_size: int = PAGE_SIZE,
+                 **params):
+        params.setdefault("sizing_mode", "stretch_width")
+        super().__init__(**params)
+        self._key, self._empty, self._on_open, self._size = key, empty_text, on_open, page_size
+        self._frame = pd.DataFrame()
+        self._page = 0
+        self._sort: tuple[str, bool] | None = None  # (column, ascending); None: as given
+        self._shown: pd.DataFrame = pd.DataFrame()  # the rows on the page now
+        self.selected: Any = None
+
+    @property
+    def value(self) -> pd.DataFrame:
+        """Every row, in the order given (not only the page shown)."""
+        return self._frame
+
+    @value.setter
+    def value(self, frame: pd.DataFrame | None) -> None:
+        self._frame = readable(frame) if frame is not None else pd.DataFrame()
+        self._render()
+
+    @property
+    def page(self) -> int:
+        return self._page
+
+    def _ordered(self) -> pd.DataFrame:
+        df = self._frame
+        if self._sort is None or self._sort[0] not in df.columns:
+            return df
+        column, ascending = self._sort
+        # Stable, missing values last either way: equal rows keep the order given.
+        return df.sort_values(column, ascending=ascending, kind="stable", na_position="last")
+
+    def _render(self) -> None:
+        df = self._ordered()
+        if df.empty:
+            self._page, self._shown = 0, df
+            self.html = empty_html(self._empty)  # an equal string sends nothing
+            return
+        pages = -(-len(df) // self._size)
+        self._page = min(self._page, pages - 1)
+        start = self._page * self._size
+        self._shown = rows = df.iloc[start:start + self._size]
+        numeric = numeric_columns(df)
+        head = "".join(self._header(c, right) for c, right in zip(
+            df.columns, numeric, strict=True))
+        keys = rows[self._key].tolist() if self._key in rows.columns else [None] * len(rows)
+        marks = [
+            f' tabindex="0" data-open="{html.escape(str(k), quote=True)}"'
+            + (' class="sel"' if k is not None and k == self.selected else "")
+            for k in keys]
+        # After the table's own style: this one refines it.
+        self.html = (table_markup(rows, numeric, head, marks, ' role="grid"') + _STYLE
+                     + self._pager(start, len(rows), len(df), pages))
+
+    def _header(self, column: str, right: bool) -> str:
+        title = html.escape(TITLES.get(column, column))
+        arrow = ""
+        if self._sort and self._sort[0] == column:
+            arrow = " ▲" if self._sort[1] else " ▼"
+        return (f'<th{" class=n" if right else ""} tabindex="0" title="Sort by {title}" '
+                f'data-sort="{html.escape(column, quote=True)}">{title}{arrow}</th>')
+
+    def _pager(self, start: int, shown: int, total: int, pages: int) -> str:
+        if pages == 1:
+            return ""
+        p = self._page
+
+        def button(label: str, to: int, tip: str) -> str:
+            off = " disabled" if to == p or not 0 <= to < pages else ""
+            return (f'<button type="button" data-page="{to}" title="{tip}" aria-label="{tip}"'
+                    f"{off}>{label}</button>")
+
+        return (f'<div class="obs-pg">{button("«", 0, "First page")}'
+                f'{button("‹", p - 1, "Previous page")}'
+                f"<span>rows {start + 1:,}–{start + shown:,} of {total:,}</span>"
+                f'{button("›", p + 1, "Next page")}{button("»", pages - 1, "Last page")}</div>')
+
+    def _handle_msg(self, msg: Any) -> None:
+        """A click in a browser: anything not about what is shown is ignored."""
+        if not isinstance(msg, dict):
+            return
+        if "open" in msg:
+            self._open(msg["open"])
+        elif "sort" in msg and msg["sort"] in self._frame.columns:
+            column = msg["sort"]
+            ascending = not (self._sort == (column, True))  # first click: ascending
+            self._sort, self._page = (column, ascending), 0
+            self._render()
+        elif "page" in msg and isinstance(msg["page"], int | float):
+            page = msg["page"]
+            if page == page and 0 <= page < max(1, -(-len(self._frame) // self._size)):
+                self._page = int(page)
+                self._render()
+
+    def _open(self, wanted: Any) -> None:
+        if self._key not in self._shown.columns:
+            return
+        for key in self._shown[self._key].tolist():
+            if key is not None and str(key) == wanted:
+                self.selected = key
+                self._render()
+                if self._on_open is not None:
+                    self._on_open(key)
+                return
