@@ -69,6 +69,8 @@ def test_only_a_row_on_the_page_opens():
     t._handle_msg({"open": "s03"})
     assert opened == ["s03"]
     assert '<tr tabindex="0" data-open="s03" class="sel">' in t.html
+    t.select(None)  # the session filter cleared elsewhere
+    assert 'class="sel"' not in t.html
 
 
 def test_values_are_text_not_markup_and_numbers_read_as_numbers():
@@ -90,3 +92,17 @@ def test_empty_rows_say_why():
     t = PagedTable("session_id", empty_text="No sessions <yet>.")
     t.value = pd.DataFrame(columns=["session_id"])
     assert "No sessions &lt;yet&gt;." in t.html and "data-open" not in t.html
+
+
+def test_the_agents_tab_opens_and_marks_a_session(demo_store):
+    from workbench.models import AgentTelemetry
+    from workbench.views.agents import AgentsOverview
+
+    model = AgentTelemetry(store=demo_store, window="all time")
+    table = AgentsOverview(model=model)._sessions
+    key = table.value["session_id"].iloc[0]
+    table._handle_msg({"open": key})
+    assert model.session_id == key
+    assert f'data-open="{key}" class="sel"' in table.html
+    model.session_id = None  # "Show all sessions"
+    assert 'class="sel"' not in table.html

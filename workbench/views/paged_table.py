@@ -104,6 +104,12 @@ class PagedTable(JSComponent):
     def page(self) -> int:
         return self._page
 
+    def select(self, key: Any) -> None:
+        """Mark the row of ``key`` as the open one (None: none)."""
+        if key != self.selected:
+            self.selected = key
+            self._render()
+
     def _ordered(self) -> pd.DataFrame:
         df = self._frame
         if self._sort is None or self._sort[0] not in df.columns:
@@ -179,8 +185,7 @@ class PagedTable(JSComponent):
             return
         for key in self._shown[self._key].tolist():
             if key is not None and str(key) == wanted:
-                self.selected = key
-                self._render()
+                self.select(key)
                 if self._on_open is not None:
                     self._on_open(key)
                 return
