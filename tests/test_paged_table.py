@@ -69,7 +69,7 @@ def test_only_a_row_on_the_page_opens():
     t._handle_msg({"open": "s03"})
     assert opened == ["s03"]
     assert '<tr tabindex="0" data-open="s03" class="sel">' in t.html
-    t.select(None)  # the session filter cleared elsewhere
+    t.mark(None)  # the session filter cleared elsewhere
     assert 'class="sel"' not in t.html
 
 

@@ -54,7 +54,7 @@ class AgentsOverview(LazyView):
             "No agent sessions in this window: point an agent's OpenTelemetry exporter at "
             "this workbench (/v1/traces, /v1/logs, /v1/metrics)."), on_open=self._open_session)
         # The open session's row stands out; "Show all sessions" clears it.
-        self.model.param.watch(lambda e: self._sessions.select(e.new), "session_id")
+        self.model.param.watch(lambda e: self._sessions.mark(e.new), "session_id")
         self._sessions_title = LiveMarkdown("#### Sessions")
         self._chart = StackedBars("agent", _TOKEN_COLORS, "Tokens by type per agent",
                                   height=260, empty_text=(

@@ -104,7 +104,7 @@ class PagedTable(JSComponent):
     def page(self) -> int:
         return self._page
 
-    def select(self, key: Any) -> None:
+    def mark(self, key: Any) -> None:
         """Mark the row of ``key`` as the open one (None: none)."""
         if key != self.selected:
             self.selected = key
@@ -185,7 +185,7 @@ class PagedTable(JSComponent):
             return
         for key in self._shown[self._key].tolist():
             if key is not None and str(key) == wanted:
-                self.select(key)
+                self.mark(key)
                 if self._on_open is not None:
                     self._on_open(key)
                 return
