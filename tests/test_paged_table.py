@@ -78,13 +78,15 @@ def test_values_are_text_not_markup_and_numbers_read_as_numbers():
     opened: list = []
     t = PagedTable("session_id", on_open=opened.append)
     t.value = pd.DataFrame({"session_id": [hostile], "models": ["<script>x</script>"],
-                            "lines_changed": [None], "commits": [3]})
+                            "lines_changed": [None], "commits": [3],
+                            "input_tokens": pd.array([1234567], dtype="Int64")})
     assert "<img" not in t.html and "<script>x" not in t.html
     assert 'data-open="&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"' in t.html
     t._handle_msg({"open": hostile})  # what the browser sends: the attribute, decoded
     assert opened == [hostile]
     assert "<td class=n>3</td>" in t.html and "<td></td>" in t.html  # missing: empty
     assert "NA" not in t.html
+    assert "<td class=n>1,234,567</td>" in t.html  # a nullable count yields numpy ints
     assert 'class="obs-pg"' not in t.html  # one page: no pager
 
 

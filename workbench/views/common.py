@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import html
+import numbers
 import weakref
 
+import numpy as np
 import pandas as pd
 import panel as pn
 import param
@@ -224,9 +226,13 @@ def numeric_columns(df: pd.DataFrame) -> list[bool]:
         if series.dtype != object:
             return False
         values = series.dropna()
-        return not values.empty and all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        return not values.empty and all(_is_number(v) for v in values)
     return [numbers(df[c]) for c in df.columns]
+
+
+def _is_number(value: object) -> bool:
+    """A number to show as one (numpy's too: a nullable integer column yields them)."""
+    return isinstance(value, numbers.Number) and not isinstance(value, bool | np.bool_)
 
 
 def html_cell(value: object, right: bool, tag: str = "td", attrs: str = "") -> str:
@@ -235,7 +241,7 @@ def html_cell(value: object, right: bool, tag: str = "td", attrs: str = "") -> s
     if value is None or value is pd.NA or value is pd.NaT or (
             isinstance(value, float) and pd.isna(value)):
         text = ""
-    elif isinstance(value, int | float) and not isinstance(value, bool):
+    elif _is_number(value):
         text = f"{value:,}"
     else:
         text = str(value)
