@@ -235,7 +235,7 @@ def _is_number(value: object) -> bool:
     return isinstance(value, numbers.Number) and not isinstance(value, bool | np.bool_)
 
 
-def html_cell(value: object, right: bool, tag: str = "td", attrs: str = "") -> str:
+def html_cell(value: object, right: bool, tag: str = "td") -> str:
     """One escaped cell: numbers with thousands separators, missing values empty; long text
     is marked (class ``t``, for a table that elides it) and carries itself as its title."""
     if value is None or value is pd.NA or value is pd.NaT or (
@@ -248,7 +248,7 @@ def html_cell(value: object, right: bool, tag: str = "td", attrs: str = "") -> s
     kind = " class=n" if right else ""
     if not right and tag == "td" and len(text) > 20:
         kind = f' class=t title="{html.escape(text, quote=True)}"'
-    return f"<{tag}{kind}{attrs}>{html.escape(text)}</{tag}>"
+    return f"<{tag}{kind}>{html.escape(text)}</{tag}>"
 
 
 def table_markup(rows: pd.DataFrame, numeric: list[bool], head: str | None = None,

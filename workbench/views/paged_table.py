@@ -110,6 +110,10 @@ class PagedTable(JSComponent):
             self.selected = key
             self._render()
 
+    def _pages(self) -> int:
+        """How many pages the rows fill (at least one, for the empty text)."""
+        return max(1, -(-len(self._frame) // self._size))
+
     def _ordered(self) -> pd.DataFrame:
         df = self._frame
         if self._sort is None or self._sort[0] not in df.columns:
@@ -124,7 +128,7 @@ class PagedTable(JSComponent):
             self._page, self._shown = 0, df
             self.html = empty_html(self._empty)  # an equal string sends nothing
             return
-        pages = -(-len(df) // self._size)
+        pages = self._pages()
         self._page = min(self._page, pages - 1)
         start = self._page * self._size
         self._shown = rows = df.iloc[start:start + self._size]
@@ -169,14 +173,14 @@ class PagedTable(JSComponent):
             return
         if "open" in msg:
             self._open(msg["open"])
-        elif "sort" in msg and msg["sort"] in self._frame.columns:
+        elif isinstance(msg.get("sort"), str) and msg["sort"] in self._frame.columns:
             column = msg["sort"]
             ascending = not (self._sort == (column, True))  # first click: ascending
             self._sort, self._page = (column, ascending), 0
             self._render()
         elif "page" in msg and isinstance(msg["page"], int | float):
             page = msg["page"]
-            if page == page and 0 <= page < max(1, -(-len(self._frame) // self._size)):
+            if page == page and 0 <= page < self._pages():
                 self._page = int(page)
                 self._render()
 
