@@ -1,6 +1,10 @@
 """The "needs you" inbox: every permission request from any agent, decided by a policy
 rule, by a person (allow, allow for the session, deny with a message), or by the rule's
-time-out action. Each request is stored; its answer goes back to the agent at once."""
+time-out action. Each request is stored; its answer goes back to the agent at once.
+
+Rules are read in the order ``rules_for`` gives: the built-in deny rules first, so that no
+agent policy (not even ``{"tool": "*", "action": "allow"}``) allows what they deny; then the
+agent's own rules; then any other built-in rule."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import difflib
 import fnmatch
 import json
 import re
+import shlex
 import threading
 import time
 import uuid
@@ -16,13 +21,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import utcnow
+from .deletes import forced_delete
 
 DECISIONS = ("allow", "allow_session", "deny")
 
-#: Rules every agent gets after its own: recursive forced deletes are refused outright.
+#: Checks a built-in rule may name as its ``test``, besides (or instead of) an ``input``
+#: expression: the request's text matches when the check returns true. Rules name them so
+#: that a rule stays plain JSON.
+TESTS: dict[str, Callable[[str], bool]] = {"forced_delete": forced_delete}
+
+#: Rules every agent gets. The deny rules among them are read before the agent's own rules
+#: (see ``rules_for``): recursive forced deletes are refused outright, whatever the policy
+#: (``deletes.forced_delete`` reads the command: ``rm -Rf``, ``rm -r -f``, ``sudo rm -rf``,
+#: ``sh -c 'rm -rf ...'``, ``find / -delete`` ...).
 DEFAULT_RULES: list[dict[str, Any]] = [
-    {"tool": "Bash|exec_command|shell", "action": "deny",
-     "input": r"\brm\s+(-\w*r\w*f|-\w*f\w*r|--recursive\s+--force|--force\s+--recursive)\b",
+    {"tool": "Bash|exec_command|shell", "action": "deny", "test": "forced_delete",
      "message": "recursive forced delete is denied by the workbench's default policy"},
 ]
 
@@ -32,8 +45,8 @@ def input_text(tool: str, value: Any) -> str:
     if isinstance(value, dict):
         for key in ("command", "cmd"):  # Claude Code's Bash, Codex's exec_command
             if isinstance(value.get(key), str | list):
-                cmd = value[key]
-                return cmd if isinstance(cmd, str) else " ".join(map(str, cmd))
+                cmd = value[key]  # a list is an argv: quoted, so that it reads as it runs
+                return cmd if isinstance(cmd, str) else shlex.join(map(str, cmd))
         if "old_string" in value and "new_string" in value:
             path = str(value.get("file_path", "file"))
             return "".join(difflib.unified_diff(
@@ -44,16 +57,35 @@ def input_text(tool: str, value: Any) -> str:
     return json.dumps(value, default=str)[:4000]
 
 
+def rules_for(policy_rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rules a request is matched against, in order: the built-in deny rules, then the
+    agent's own ``policy_rules``, then the other built-in rules. An agent's rule can refine
+    what a person is asked, never allow what a built-in rule denies."""
+    builtin_denies = [r for r in DEFAULT_RULES if r["action"] == "deny"]
+    return builtin_denies + list(policy_rules) + [r for r in DEFAULT_RULES
+                                                  if r["action"] != "deny"]
+
+
 def match(rules: list[dict[str, Any]], tool: str, text: str) -> dict[str, Any] | None:
-    """The first rule whose tool pattern and input expression match."""
+    """The first rule whose tool pattern, input expression and test (a name in ``TESTS``)
+    all match; a rule without an expression or a test matches any input."""
     for rule in rules:
         tools = (rule.get("tool") or "*").split("|")
         if not any(fnmatch.fnmatchcase(tool, t) for t in tools):
             continue
         if rule.get("input") and not re.search(rule["input"], text):
             continue
+        if rule.get("test") and not TESTS[rule["test"]](text):
+            continue
         return rule
     return None
+
+
+def describe(rule: dict[str, Any]) -> str:
+    """Who decided, for the approval's ``decided_by``: ``policy:`` and the rule."""
+    parts = [rule.get("tool") or "*", rule.get("input") or "",
+             f"[{rule['test']}]" if rule.get("test") else ""]
+    return "policy: " + " ".join(p for p in parts if p).strip()
 
 
 @dataclass
@@ -82,7 +114,11 @@ class Inbox:
     def ask(self, agent, tool: str, tool_input: Any, answer: Callable[[str, str], None],
             reason: str | None = None) -> str:
         """File one request; a rule or an earlier "allow for the session" may answer it at
-        once. Returns the approval id."""
+        once. Returns the approval id.
+
+        The rules are ``rules_for(policy rules)``: the built-in deny rules come before the
+        agent's own, so its policy cannot allow a recursive forced delete; a rule decides
+        before an "allow for the session" does."""
         text = input_text(tool, tool_input)
         row = {"approval_id": "ap-" + uuid.uuid4().hex[:12], "agent_id": agent.id,
                "session_id": agent.session_id, "project": agent.spec.get("project"),
@@ -90,12 +126,12 @@ class Inbox:
                "state": "pending", "message": None, "decided_by": None,
                "created_at": utcnow(), "decided_at": None}
         policy = agent.spec["policy"]
-        rule = match(policy["rules"] + DEFAULT_RULES, tool, text)
+        rule = match(rules_for(policy.get("rules") or []), tool, text)
         with self._lock:
             allowed = (agent.id, agent.session_id, tool) in self._session_allows
         if rule is not None and not agent.paused:
             self._finish(row, answer, rule["action"], rule.get("message") or "",
-                         f"policy: {rule.get('tool')} {rule.get('input')}".strip())
+                         describe(rule))
         elif allowed and not agent.paused:
             self._finish(row, answer, "allow", "", "allowed for the session")
         else:
