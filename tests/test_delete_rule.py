@@ -8,6 +8,8 @@ import shlex
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from workbench.control.approvals import DEFAULT_RULES, Inbox, match, rules_for
 from workbench.control.deletes import dangerous, forced_delete
@@ -192,6 +194,20 @@ def test_codex_argv_is_read_as_it_runs():
               {"cmd": ["bash", "-lc", "rm -rf /"], "cwd": "/"}, _answer(answers))
     assert answers == [("deny", DEFAULT_RULES[0]["message"])]
     assert saved[0]["text"] == "bash -lc 'rm -rf /'"
+
+
+SHELLISH = st.lists(st.sampled_from(
+    list(" \t\n'\"`$(){}|&;<>\\-~/*") + ["rm", "-rf", "sh", "-c", "find", "-delete", "<<",
+                                          "EOF", "eval", "sudo", "$(", "-exec", "git"]),
+    max_size=200).map("".join)
+
+
+@given(SHELLISH)
+@example("sh -c 'sh -c \"$(`'")
+@example("cat <<EOF")
+@example("$'\\ ")  # once a DeprecationWarning from the unicode_escape codec
+def test_any_text_is_judged_without_an_error(text):
+    assert forced_delete(text) in (True, False)
 
 
 def test_default_rules_are_json():

@@ -46,7 +46,6 @@ denied.
 
 from __future__ import annotations
 
-import codecs
 import posixpath
 import re
 from collections.abc import Iterator
@@ -328,12 +327,24 @@ def _substitution(text: str, i: int) -> tuple[str, int]:
     return text[i + 2:], n
 
 
+_ANSI_C = re.compile(r"\\(x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{1,4}|U[0-9a-fA-F]{1,8}|[0-7]{1,3}|c.|.)",
+                     re.S)
+_ANSI_C_CHARS = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "e": "\x1b", "E": "\x1b",
+                 "f": "\f", "v": "\v", "\\": "\\", "'": "'", '"': '"', "?": "?"}
+
+
 def _ansi_c(raw: str) -> str:
     """The text of a ``$'...'`` string (``\\x72m`` is ``rm``)."""
-    try:
-        return codecs.decode(raw.encode("latin-1", "backslashreplace"), "unicode_escape")
-    except (UnicodeDecodeError, ValueError):
-        return raw
+    def one(m: re.Match[str]) -> str:
+        code = m.group(1)
+        if code[0] in "xuU" and len(code) > 1:
+            return chr(min(int(code[1:], 16), 0x10FFFF))
+        if code[0] in "01234567":
+            return chr(int(code, 8) & 0xFF)
+        if code[0] == "c" and len(code) == 2:
+            return chr(ord(code[1]) & 0x1F)
+        return _ANSI_C_CHARS.get(code, "\\" + code)
+    return _ANSI_C.sub(one, raw)
 
 
 def _name(word: str) -> str:
