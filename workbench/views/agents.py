@@ -19,6 +19,7 @@ from .common import (
     readable,
     watching,
 )
+from .escape import escape
 from .lazy import LazyView, deferred
 from .paged_table import PagedTable
 
@@ -164,7 +165,7 @@ def session_banner(model: AgentTelemetry) -> pn.viewable.Viewable:
             return empty("All sessions.")
         # Stacked, not side by side: both fit the sidebar's width.
         return pn.Column(
-            pn.pane.HTML(f"Filtered to session <code>{pn.util.escape(session_id)}</code>",
+            pn.pane.HTML(f"Filtered to session <code>{escape(session_id)}</code>",
                          width=230), clear
         )
 

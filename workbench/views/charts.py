@@ -7,7 +7,7 @@ import panel as pn
 from bokeh.models import ColumnDataSource, FactorRange, HoverTool, NumeralTickFormatter
 from bokeh.plotting import figure
 
-from .common import same_frame
+from .common import empty, same_frame
 
 
 class StackedBars(pn.viewable.Viewer):
@@ -43,7 +43,7 @@ class StackedBars(pn.viewable.Viewer):
         self._fig = fig
         self._pane = pn.pane.Bokeh(fig, sizing_mode="stretch_width", height=height,
                                    visible=False)
-        self._empty = pn.pane.Markdown(f"*{empty_text}*", styles={"color": "#667"})
+        self._empty = empty(empty_text)
 
     def send(self, frame: pd.DataFrame) -> None:
         """Show ``frame``: one row per category, one column per stack."""

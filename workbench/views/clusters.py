@@ -8,7 +8,8 @@ import param
 
 from ..models import TestAnalytics
 from ..models.tests import FILTER_PARAMS as TEST_FILTERS
-from .common import columns, empty, h, pre, table, watching
+from .common import columns, empty, pre, table, watching
+from .escape import escape
 from .lazy import LazyView, deferred
 
 
@@ -74,14 +75,15 @@ class FailureClusters(LazyView):
             self._failures.value = pd.DataFrame()
             return
         r = row.iloc[0]
-        tests = "".join(f"<li><code>{h(t)}</code></li>" for t in list(r["affected_tests"]))
+        tests = "".join(f"<li><code>{escape(t)}</code></li>" for t in list(r["affected_tests"]))
         self._detail[:] = [
             pn.pane.HTML(
-                f"<h4 style='margin:4px 0'>{h(_title(r['exception'], r['normalized']))}</h4>"
-                f"<div>Suspect frame: <code>{h(r['suspect'] or 'unknown')}</code> · "
-                f"{r['failures']} failures in {r['runs']} runs · first seen {h(r['first_seen'])}, "
-                f"last seen {h(r['last_seen'])}</div>"
-                f"<details open><summary>{r['tests']} affected test(s)</summary>"
+                f"<h4 style='margin:4px 0'>{escape(_title(r['exception'], r['normalized']))}</h4>"
+                f"<div>Suspect frame: <code>{escape(r['suspect'] or 'unknown')}</code> · "
+                f"{escape(r['failures'])} failures in {escape(r['runs'])} runs · first seen "
+                f"{escape(r['first_seen'])}, "
+                f"last seen {escape(r['last_seen'])}</div>"
+                f"<details open><summary>{escape(r['tests'])} affected test(s)</summary>"
                 f"<ul>{tests}</ul></details>",
                 sizing_mode="stretch_width",
             )

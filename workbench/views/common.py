@@ -1,9 +1,9 @@
-"""Shared view pieces: paged tables, outcome colours, text panes that never render markup."""
+"""Shared view pieces: paged tables, outcome colours, text panes that never render markup
+(every value from data through :func:`~.escape.escape`)."""
 
 from __future__ import annotations
 
 import hashlib
-import html
 import numbers
 import weakref
 
@@ -12,6 +12,8 @@ import pandas as pd
 import panel as pn
 import param
 from panel.reactive import ReactiveHTML
+
+from .escape import escape
 
 OUTCOME_COLORS = {
     "passed": "#2e9e5b",
@@ -170,7 +172,7 @@ def table(df: pd.DataFrame, empty_text: str = EMPTY_TABLE, **kw) -> pn.widgets.T
         configuration={"columnDefaults": {"headerTooltip": True},
                        "responsiveLayout": "hide",
                        # Every empty table says why it is empty (plain text, escaped).
-                       "placeholder": html.escape(empty_text)},
+                       "placeholder": escape(empty_text)},
         stylesheets=[":host .tabulator {font-size: 13px}"],
         theme="bootstrap5",
         widths=dict(WIDTHS),
@@ -214,7 +216,7 @@ def html_table(df: pd.DataFrame | None, empty_text: str = EMPTY_TABLE) -> str:
 
 def empty_html(text: str) -> str:
     """What an empty HTML table shows instead: why it is empty."""
-    return f'<p style="color:#667;margin:4px 0"><em>{html.escape(text)}</em></p>'
+    return f'<p style="color:#667;margin:4px 0"><em>{escape(text)}</em></p>'
 
 
 def numeric_columns(df: pd.DataFrame) -> list[bool]:
@@ -247,8 +249,8 @@ def html_cell(value: object, right: bool, tag: str = "td") -> str:
         text = str(value)
     kind = " class=n" if right else ""
     if not right and tag == "td" and len(text) > 20:
-        kind = f' class=t title="{html.escape(text, quote=True)}"'
-    return f"<{tag}{kind}>{html.escape(text)}</{tag}>"
+        kind = f' class=t title="{escape(text)}"'
+    return f"<{tag}{kind}>{escape(text)}</{tag}>"
 
 
 def table_markup(rows: pd.DataFrame, numeric: list[bool], head: str | None = None,
@@ -280,7 +282,7 @@ def rounded(df: pd.DataFrame, decimals: int = 3) -> pd.DataFrame:
 def strip_html(outcomes) -> str:
     """A pass/fail strip as coloured squares (the values are our own outcome enum)."""
     cells = "".join(
-        f'<span title="{html.escape(str(o))}" style="display:inline-block;width:7px;height:14px;'
+        f'<span title="{escape(o)}" style="display:inline-block;width:7px;height:14px;'
         f'margin-right:1px;background:{OUTCOME_COLORS.get(str(o), "#555")}"></span>'
         for o in list(outcomes if outcomes is not None else [])
     )
@@ -290,9 +292,7 @@ def strip_html(outcomes) -> str:
 def pre(text: object, max_height: int = 480) -> pn.pane.HTML:
     """Preformatted text (a traceback), escaped. The box is as tall as its text, up to
     ``max_height`` px, and scrolls beyond that: a two-line message gets a two-line box."""
-    body = html.escape(
-        "" if text is None or (isinstance(text, float) and pd.isna(text)) else str(text)
-    )
+    body = escape(text)
     return pn.pane.HTML(
         f'<pre style="white-space:pre-wrap;font-size:12px;margin:0;max-height:{max_height}px;'
         f'overflow:auto">{body or "(no details)"}</pre>',
@@ -305,17 +305,12 @@ def pre(text: object, max_height: int = 480) -> pn.pane.HTML:
     )
 
 
-def h(value: object) -> str:
-    """Escape a value from ingested data for an HTML pane."""
-    return html.escape("" if value is None else str(value))
-
-
 def _card(label: str, value: object, color: str) -> str:
     return (
         f'<div style="padding:6px 12px;border-radius:6px;background:{color};color:white;'
         f'font-weight:600;text-align:center;white-space:nowrap;min-width:80px">'
-        f'{html.escape(str(value))}<br>'
-        f'<span style="font-weight:400;font-size:12px">{html.escape(label)}</span></div>'
+        f'{escape(value)}<br>'
+        f'<span style="font-weight:400;font-size:12px">{escape(label)}</span></div>'
     )
 
 
@@ -370,8 +365,10 @@ class Kpis(pn.viewable.Viewer):
         return self._pane
 
 
-def empty(message: str) -> pn.pane.Markdown:
-    return pn.pane.Markdown(f"*{message}*", styles={"color": "#667"})
+def empty(message: object) -> pn.pane.Markdown:
+    """Why there is nothing to show, in grey italics: ``message`` is escaped (Markdown
+    shows the text as it was; a code span of the view's own words stays a code span)."""
+    return pn.pane.Markdown(f"*{escape(message)}*", styles={"color": "#667"})
 
 
 class FollowBrowserTheme(ReactiveHTML):

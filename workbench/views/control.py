@@ -1,14 +1,12 @@
 """The control page's views: the fleet board, the approvals inbox, one agent's detail
 (transcript, CPU and memory, configuration form, next prompt), a form for a new agent, and
 the audit log. Buttons only show what the role may do; the server checks again. Every text
-from an agent is escaped."""
+from an agent is escaped (:mod:`.escape`), in the notifications too (:mod:`.notify`)."""
 
 from __future__ import annotations
 
-import logging
 import time
 from datetime import datetime
-from typing import Any
 
 import pandas as pd
 import panel as pn
@@ -16,9 +14,10 @@ import param
 from bokeh.models import ColumnDataSource, HoverTool, LinearAxis, Range1d
 from bokeh.plotting import figure
 
-from .common import FollowBrowserTheme, empty, h, nav, pre, table
-
-log = logging.getLogger("workbench.views")
+from .common import FollowBrowserTheme, empty, nav, pre, table
+from .escape import escape
+from .notify import attempt, notify
+from .work import AlertsView, TaskQueueView
 
 STATE_COLORS = {
     "idle": "#868e96", "starting": "#4dabf7", "running": "#2e9e5b",
@@ -38,26 +37,10 @@ OFFERED = {
 DESTRUCTIVE = {"stop", "restart"}
 
 
-def _notify(fn, *args, ok: str | None = None) -> Any:
-    """Run an action; a refusal or a bad state is a notification, never a broken page."""
-    try:
-        result = fn(*args)
-    except (ValueError, KeyError, PermissionError, RuntimeError) as err:
-        if isinstance(err, RuntimeError):  # not a refusal: keep the traceback
-            log.exception("control action failed")
-        message = err.args[0] if err.args else str(err)
-        if pn.state.notifications is not None:
-            pn.state.notifications.error(str(message)[:300], duration=6000)
-        return None
-    if ok and pn.state.notifications is not None:
-        pn.state.notifications.success(ok, duration=2500)
-    return result
-
-
 def state_badge(state: str) -> str:
     color = STATE_COLORS.get(state, "#555")
     return (f'<span style="background:{color};color:white;border-radius:10px;'
-            f'padding:1px 9px;font-size:12px;white-space:nowrap">{h(state)}</span>')
+            f'padding:1px 9px;font-size:12px;white-space:nowrap">{escape(state)}</span>')
 
 
 class ConfirmButton(pn.viewable.Viewer):
@@ -129,20 +112,20 @@ class FleetBoard(pn.viewable.Viewer):
                  f'{sample.get("rss_bytes", 0) / 2**20:.0f} MB' if sample and a.get("pid")
                  else "")
         last = (a.get("last_event") or {}).get("text") or ""
-        waiting = (f'<div style="color:#e8590c;font-weight:600">{a["pending_approvals"]} '
+        waiting = (f'<div style="color:#e8590c;font-weight:600">{escape(a["pending_approvals"])} '
                    'approval(s) waiting</div>' if a.get("pending_approvals") else "")
         error = (f'<div style="color:#d64545;font-size:12px;overflow-wrap:anywhere;'
-                 f'max-height:4.8em;overflow:hidden">{h(a["last_error"][:300])}</div>'
+                 f'max-height:4.8em;overflow:hidden">{escape(a["last_error"][:300])}</div>'
                  if a.get("last_error") else "")
         return (
             f'<div style="display:flex;justify-content:space-between;gap:8px">'
-            f'<b style="font-size:15px;overflow-wrap:anywhere">{h(a["name"])}</b>'
+            f'<b style="font-size:15px;overflow-wrap:anywhere">{escape(a["name"])}</b>'
             f'{state_badge(a["state"])}</div>'
-            f'<div style="font-size:12px;color:#667">{h(a["backend"])}'
-            f'{" · " + h(a["project"]) if a.get("project") else ""} · {h(a["id"])}'
+            f'<div style="font-size:12px;color:#667">{escape(a["backend"])}'
+            f'{" · " + escape(a["project"]) if a.get("project") else ""} · {escape(a["id"])}'
             f'{" · pid " + str(a["pid"]) if a.get("pid") else ""}</div>'
             f'<div style="font-size:13px;margin:4px 0;overflow-wrap:anywhere;'
-            f'max-height:3.6em;overflow:hidden">{h(last[:200])}</div>'
+            f'max-height:3.6em;overflow:hidden">{escape(last[:200])}</div>'
             f'<div style="font-size:12px">${a.get("cost_usd") or 0:.4f}'
             f'{" · " + usage if usage else ""}</div>{waiting}{error}')
 
@@ -151,7 +134,7 @@ class FleetBoard(pn.viewable.Viewer):
         if self.model.may("start") and a["backend"] != "external":  # hooks: answer only
             for action in OFFERED.get(a["state"], ()):
                 def run(act=action, i=a["id"]) -> None:
-                    _notify(self.model.act, i, act, ok=f"{act}: {a['name']}")
+                    attempt(self.model.act, i, act, ok=f"{act}: {a['name']}")
 
                 if action in DESTRUCTIVE:
                     buttons.append(ConfirmButton(action.capitalize(), run))
@@ -202,10 +185,11 @@ class ApprovalsInbox(pn.viewable.Viewer):
         age = (datetime.utcnow() - datetime.fromisoformat(p["created_at"])).total_seconds()
         held = " · held (the agent is paused)" if p.get("held") else ""
         head = pn.pane.HTML(
-            f'<b>{h(agent)}</b> wants to use <b>{h(p["tool"])}</b>'
+            f'<b>{escape(agent)}</b> wants to use <b>{escape(p["tool"])}</b>'
             f'<span style="color:#667;font-size:12px"> · {age:.0f} s ago · '
-            f'{h(p.get("project") or "no project")} · session {h(p.get("session_id") or "-")}'
-            f'{held}</span>' + (f'<div style="font-size:12px">{h(p["reason"])}</div>'
+            f'{escape(p.get("project") or "no project")} · session '
+            f'{escape(p.get("session_id") or "-")}'
+            f'{held}</span>' + (f'<div style="font-size:12px">{escape(p["reason"])}</div>'
                                 if p.get("reason") else ""),
             sizing_mode="stretch_width")
         message = pn.widgets.TextInput(placeholder="message to the agent (for a deny)",
@@ -224,7 +208,7 @@ class ApprovalsInbox(pn.viewable.Viewer):
                                  "padding": "6px"}, margin=(4, 0))
 
     def _decide(self, approval_id: str, decision: str, message: str) -> None:
-        if _notify(self.model.decide, approval_id, decision, message,
+        if attempt(self.model.decide, approval_id, decision, message,
                    ok=f"{decision}: sent") is not None:
             self._shown = None
             self.refresh()
@@ -333,12 +317,12 @@ class AgentDetail(pn.viewable.Viewer):
             return
         a = detail["agent"]
         self._head.object = (
-            f'<h3 style="margin:4px 0">{h(a["name"])} {state_badge(a["state"])}</h3>'
-            f'<div style="font-size:13px">{h(a["backend"])}'
-            f'{" · project " + h(a["project"]) if a.get("project") else ""}'
-            f' · session {h(a.get("session_id") or "-")} · ${a.get("cost_usd") or 0:.4f}'
-            f' · {a["restarts"]} restart(s)</div>'
-            + (f'<div style="color:#d64545">{h(a["last_error"])}</div>'
+            f'<h3 style="margin:4px 0">{escape(a["name"])} {state_badge(a["state"])}</h3>'
+            f'<div style="font-size:13px">{escape(a["backend"])}'
+            f'{" · project " + escape(a["project"]) if a.get("project") else ""}'
+            f' · session {escape(a.get("session_id") or "-")} · ${a.get("cost_usd") or 0:.4f}'
+            f' · {escape(a["restarts"])} restart(s)</div>'
+            + (f'<div style="color:#d64545">{escape(a["last_error"])}</div>'
                if a.get("last_error") else ""))
         self._events.value = self.model.events(detail)
         self._runs.value = self.model.runs(detail)
@@ -390,18 +374,18 @@ class AgentDetail(pn.viewable.Viewer):
                 w = pn.widgets.IntInput(name=name, value=value)
             else:
                 w = pn.widgets.TextInput(name=name, value="" if value is None else str(value))
-            w.description = spec.get("description")
+            # (Panel renders a description as Markdown: HTML)
+            w.description = escape(spec.get("description")) or None
             widgets[name] = w
         apply = pn.widgets.Button(name="Apply configuration", button_type="primary",
                                   disabled=not self.model.may("config"))
 
         def on_apply(_event) -> None:
             config = {k: w.value for k, w in widgets.items()}
-            result = _notify(self.model.set_config, agent_id, config)
-            if result is not None and pn.state.notifications is not None:
-                pn.state.notifications.success(
-                    "applied to the running session" if result.get("applied_live")
-                    else "saved: takes effect at the next start", duration=3000)
+            result = attempt(self.model.set_config, agent_id, config)
+            if result is not None:
+                notify("applied to the running session" if result.get("applied_live")
+                       else "saved: takes effect at the next start", duration=3000)
 
         apply.on_click(on_apply)
         self._config.objects = [pn.pane.Markdown("**Configuration**"), *widgets.values(),
@@ -409,7 +393,7 @@ class AgentDetail(pn.viewable.Viewer):
 
     def _send(self) -> None:
         if self.model.selected and self._text.value.strip():
-            if _notify(self.model.message, self.model.selected, self._text.value,
+            if attempt(self.model.message, self.model.selected, self._text.value,
                        ok="sent") is not None:
                 self._text.value = ""
 
@@ -461,12 +445,10 @@ class NewAgentForm(pn.viewable.Viewer):
             spec["limits"]["memory_mb"] = self.memory.value
         if self.runtime.value:
             spec["limits"]["max_runtime_s"] = self.runtime.value
-        agent = _notify(self.model.add, spec, self.start.value)
+        agent = attempt(self.model.add, spec, self.start.value)
         if agent is not None:
             self.show(agent["id"])
-            if pn.state.notifications is not None:
-                pn.state.notifications.success(f"{agent['name']}: {agent['state']}",
-                                               duration=3000)
+            notify(f"{agent['name']}: {agent['state']}", duration=3000)
 
     def show(self, agent_id: str) -> None:
         """Open the new agent's detail (the dashboard replaces this to switch tabs)."""
@@ -506,8 +488,6 @@ class ControlDashboard(pn.viewable.Viewer):
     tabs = ("Fleet", "Approvals", "Alerts", "Tasks", "Agent", "New agent", "Audit")
 
     def __init__(self, **params):
-        from .work import AlertsView, TaskQueueView
-
         super().__init__(**params)
         m = self.model
         self.fleet, self.inbox = FleetBoard(model=m), ApprovalsInbox(model=m)
@@ -568,7 +548,7 @@ class ControlDashboard(pn.viewable.Viewer):
 
     def template(self) -> pn.template.BaseTemplate:
         role = pn.pane.HTML(f'<span style="color:white;opacity:.85;font-size:13px">role: '
-                            f'{h(self.model.role)}</span>', margin=(10, 0, 0, 20))
+                            f'{escape(self.model.role)}</span>', margin=(10, 0, 0, 20))
         return pn.template.BootstrapTemplate(
             title="Happy Observatory · Control", main=[self._tabs],
             header=[nav("control"), role, FollowBrowserTheme(width=0, height=0, margin=0)],

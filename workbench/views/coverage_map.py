@@ -4,8 +4,6 @@ partial, and the tests that ran the chosen line with their last outcome)."""
 
 from __future__ import annotations
 
-import html
-
 import pandas as pd
 import panel as pn
 import param
@@ -16,6 +14,7 @@ from bokeh.plotting import figure
 from ..coverage import tree
 from ..models.projects import ProjectsModel
 from .common import Kpis, columns, empty, table, watching
+from .escape import escape
 from .lazy import LazyView, deferred
 
 WATCH = ("project", "report_id", "refreshed")
@@ -88,7 +87,7 @@ class CoverageMap(LazyView):
         if rep is None:
             self._note.object = ("*Choose a project with a coverage report.*"
                                  if not m.has_project else
-                                 f"*No coverage report for {html.escape(m.project)} yet: "
+                                 f"*No coverage report for {escape(m.project)} yet: "
                                  "`observatory ingest coverage PATH --project NAME`.*")
             self._kpis.update([])
             self._table.value = pd.DataFrame(columns=["name", "kind"])
@@ -183,12 +182,12 @@ def _folder_of(level: pd.DataFrame, folder: str) -> str:
 def _line_html(code: str, status: str) -> str:
     colour, background = STATUS_STYLE.get(status, ("inherit", "transparent"))
     return (f'<span style="white-space:pre;font-family:monospace;background:{background};'
-            f'display:block">{html.escape(code) or " "}</span>')
+            f'display:block">{escape(code) or " "}</span>')
 
 
 def _status_html(status: str) -> str:
     colour, background = STATUS_STYLE.get(status, ("#adb5bd", "transparent"))
-    return (f'<span style="color:{colour};font-weight:600">{html.escape(status)}</span>'
+    return (f'<span style="color:{colour};font-weight:600">{escape(status)}</span>'
             if status else "")
 
 
@@ -210,7 +209,8 @@ class FileView(LazyView):
                          ":host .tabulator-selected span {background: transparent !important;"
                          " color: inherit !important}"])
         self._lines.param.watch(self._on_line, "selection")
-        self._tests_head = pn.pane.Markdown("", margin=(10, 5, 0, 5))
+        # HTML, not Markdown: a path in a code span could end the span (see .escape)
+        self._tests_head = pn.pane.HTML("", margin=(10, 5, 0, 5))
         self._tests = table(pd.DataFrame(), empty_text="Select a line to see the tests "
                             "that ran it.", widths={"last_outcome": 130, "run_id": 150},
                             titles={"last_outcome": "last outcome"})
@@ -230,10 +230,10 @@ class FileView(LazyView):
             return
         frame, where = m.file_view()
         self._head.object = (
-            f"<h3 style='margin:4px 0'>{html.escape(row['path'])}</h3>"
+            f"<h3 style='margin:4px 0'>{escape(row['path'])}</h3>"
             f"<div style='color:#667'>{_pct(row['percent'])} of {int(row['statements'])} "
             f"statements · {len(m.file_tests())} tests ran lines of it · "
-            f"{html.escape(where)}</div>")
+            f"{escape(where)}</div>")
         shown = frame.copy()
         self._status = dict(zip(shown["line"], shown["status"], strict=True))
         shown["code"] = [_line_html(c, s) for c, s in zip(shown["code"], shown["status"],
@@ -257,9 +257,9 @@ class FileView(LazyView):
             self._tests.value = pd.DataFrame(columns=["test", "last_outcome", "run_id"])
             return
         tests = m.line_tests()
-        self._tests_head.object = (f"**{len(tests)} test{'' if len(tests) == 1 else 's'} "
-                                   f"ran line {m.line}** of "
-                                   f"`{m.path}`")
+        self._tests_head.object = (f"<b>{len(tests)} test{'' if len(tests) == 1 else 's'} "
+                                   f"ran line {escape(m.line)}</b> of "
+                                   f"<code>{escape(m.path)}</code>")
         self._tests.value = tests
 
     def __panel__(self):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import html
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import panel as pn
+
+from .escape import escape
 
 log = logging.getLogger("workbench.server")
 
@@ -35,7 +36,7 @@ def open_data() -> tuple[Any, str | None]:
 def error_page(title: str, message: str) -> pn.template.BaseTemplate:
     """A plain page with the reason, instead of a blank one."""
     body = pn.pane.HTML(
-        f"<h2>The workbench cannot open its data</h2><p>{html.escape(message)}</p>"
+        f"<h2>The workbench cannot open its data</h2><p>{escape(message)}</p>"
         "<p>Start one server per database (<code>observatory serve</code>), or point this "
         "one at another file with <code>--db</code> / <code>OBSERVATORY_DB</code>.</p>",
         styles={"max-width": "900px"},
@@ -72,5 +73,5 @@ def serve(title: str, build: Callable[[Any], pn.template.BaseTemplate]) -> None:
         return
     page = build(store)
     if note:
-        page.main.insert(0, pn.pane.Alert(note, alert_type="info"))
+        page.main.insert(0, pn.pane.Alert(escape(note), alert_type="info"))  # (Markdown)
     page.servable()

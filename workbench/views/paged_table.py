@@ -15,7 +15,6 @@ a row that is on the page.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +31,7 @@ from .common import (
     readable,
     table_markup,
 )
+from .escape import escape
 
 #: Rows that can be opened, the sorted column and the pager (inside the component's own
 #: shadow root, so it touches nothing else; colours follow the page's, for the dark theme).
@@ -137,7 +137,7 @@ class PagedTable(JSComponent):
             df.columns, numeric, strict=True))
         keys = rows[self._key].tolist() if self._key in rows.columns else [None] * len(rows)
         marks = [
-            f' tabindex="0" data-open="{html.escape(str(k), quote=True)}"'
+            f' tabindex="0" data-open="{escape(str(k))}"'
             + (' class="sel"' if k is not None and k == self.selected else "")
             for k in keys]
         # After the table's own style: this one refines it.
@@ -145,12 +145,12 @@ class PagedTable(JSComponent):
                      + self._pager(start, len(rows), len(df), pages))
 
     def _header(self, column: str, right: bool) -> str:
-        title = html.escape(TITLES.get(column, column))
+        title = escape(TITLES.get(column, column))
         arrow = ""
         if self._sort and self._sort[0] == column:
             arrow = " ▲" if self._sort[1] else " ▼"
         return (f'<th{" class=n" if right else ""} tabindex="0" title="Sort by {title}" '
-                f'data-sort="{html.escape(column, quote=True)}">{title}{arrow}</th>')
+                f'data-sort="{escape(column)}">{title}{arrow}</th>')
 
     def _pager(self, start: int, shown: int, total: int, pages: int) -> str:
         if pages == 1:

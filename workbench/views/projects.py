@@ -4,7 +4,6 @@ files, and what changed (two reports compared, patch coverage, coverage at risk)
 
 from __future__ import annotations
 
-import html
 import json
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,8 +14,9 @@ from bokeh.models import ColumnDataSource, HoverTool, SingleIntervalTicker
 from bokeh.plotting import figure
 
 from ..models.projects import ProjectsModel
-from .common import Kpis, columns, empty, h, pre, table, watching
+from .common import Kpis, columns, empty, pre, table, watching
 from .coverage_map import WATCH, CoverageMap, FileView, _pct
+from .escape import escape
 from .lazy import LazyView, deferred
 from .selection import SelectionQuality, SelectRunView
 from .shell import DashboardShell
@@ -151,12 +151,13 @@ class ProjectView(LazyView):
         ])
         path = info.get("path")
         self._where.object = (
-            f"<b>{h(m.project)}</b> · "
-            + (f"<code>{h(path)}</code> · {h(info.get('kind') or '')} · branch "
-               f"<code>{h(info.get('branch') or '–')}</code> · manifests: "
-               f"{h(info.get('manifests') or 'none')}"
+            f"<b>{escape(m.project)}</b> · "
+            + (f"<code>{escape(path)}</code> · {escape(info.get('kind') or '')} · branch "
+               f"<code>{escape(info.get('branch') or '–')}</code> · manifests: "
+               f"{escape(info.get('manifests') or 'none')}"
                if isinstance(path, str) else
-               "<i>not found by a scan (no folder known): `observatory projects scan`</i>"))
+               "<i>not found by a scan (no folder known): "
+               "<code>observatory projects scan</code></i>"))
         commits = m.commits()
         commits["sha"] = commits["sha"].str.slice(0, 10)
         self._commits.value = commits
@@ -200,7 +201,8 @@ class McpPanel(pn.viewable.Viewer):
         self.approve.on_click(lambda e: self._act("approve"))
         self.connect.on_click(lambda e: self._act("tools"))
         self.call.on_click(lambda e: self._act("call"))
-        self._status = pn.pane.Markdown("", sizing_mode="stretch_width")
+        # HTML, not Markdown: it shows server and tool names and errors (see .escape)
+        self._status = pn.pane.HTML("", sizing_mode="stretch_width")
         self._result = pn.Column(sizing_mode="stretch_width")
         self._servers: list[dict] = []
         self._tools: dict[str, dict] = {}
@@ -248,7 +250,7 @@ class McpPanel(pn.viewable.Viewer):
         if server is None or folder is None:
             return
         store, who = self.model.store, self.principal
-        self._status.object = f"*{action} {html.escape(server['name'])}…*"
+        self._status.object = f"<i>{escape(action)} {escape(server['name'])}…</i>"
 
         def work():
             if action == "approve":
@@ -273,26 +275,27 @@ class McpPanel(pn.viewable.Viewer):
 
     def _show(self, action: str, server: dict, fut) -> None:
         err = fut.exception()
-        name = html.escape(server["name"])
+        name = escape(server["name"])
         if err is not None:
-            self._status.object = f"**{action} {name} failed:** {html.escape(str(err))}"
+            self._status.object = f"<b>{escape(action)} {name} failed:</b> {escape(err)}"
             return
         result = fut.result()
         if action == "approve":
-            self._status.object = f"Approved **{name}** (fingerprint `{result}`); audited."
+            self._status.object = (f"Approved <b>{name}</b> (fingerprint "
+                                   f"<code>{escape(result)}</code>); audited.")
             selection = list(self._table.selection)
             self.load()
             self._table.selection = selection
         elif action == "tools":
             self._tools = {t["name"]: t for t in result}
             self.tool.options = list(self._tools)
-            self._status.object = f"**{name}** has {len(result)} tools."
+            self._status.object = f"<b>{name}</b> has {len(result)} tools."
             self._result.objects = [table(pd.DataFrame(
                 [(t["name"], t["description"]) for t in result],
                 columns=["tool", "description"]), page_size=10)]
         else:
             state = "returned an error" if result["is_error"] else "answered"
-            self._status.object = f"`{html.escape(result['tool'])}` {state} (audited)."
+            self._status.object = f"<code>{escape(result['tool'])}</code> {state} (audited)."
             self._result.objects = [pre(result["text"] or json.dumps(result["structured"]))]
         self._chosen()
 
@@ -348,8 +351,8 @@ class ChangesView(LazyView):
             b, a = result["base"], result["head"]
             delta = result["delta"]
             self._summary.object = (
-                f"<b>{_pct(a['percent'])}</b> at {h(str(a['commit'] or '–')[:10])} against "
-                f"{_pct(b['percent'])} at {h(str(b['commit'] or '–')[:10])}: "
+                f"<b>{_pct(a['percent'])}</b> at {escape(str(a['commit'] or '–')[:10])} against "
+                f"{_pct(b['percent'])} at {escape(str(b['commit'] or '–')[:10])}: "
                 f"<b style='color:{'#c92a2a' if (delta or 0) < 0 else '#2b8a3e'}'>"
                 f"{'–' if delta is None else f'{delta:+.2f}'} points</b>, "
                 f"{_count(result['newly_uncovered_lines'], 'line')} newly uncovered.")
@@ -390,7 +393,7 @@ class ChangesView(LazyView):
                                                        "percent", "missing"])
         frame["missing"] = frame["missing"].map(_spans)
         self._patch_out.objects = [
-            pn.pane.HTML(f"Patch <code>{h(result['base'])}..{h(result['head'])}</code>: "
+            pn.pane.HTML(f"Patch <code>{escape(result['base'])}..{escape(result['head'])}</code>: "
                          f"<b>{_pct(result['percent'])}</b> of {result['statements']} changed "
                          f"statements covered."),
             table(frame, page_size=10, empty_text="The change touches no measured statement.")]

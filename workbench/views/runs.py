@@ -9,7 +9,8 @@ import param
 
 from ..models import TestAnalytics
 from ..models.tests import FILTER_PARAMS as TEST_FILTERS
-from .common import OUTCOME_COLORS, badge, columns, empty, h, pre, table, watching
+from .common import OUTCOME_COLORS, badge, columns, empty, pre, table, watching
+from .escape import escape
 from .lazy import LazyView, deferred, drawn
 
 _STATUS_COLORS = {
@@ -144,7 +145,7 @@ class RunDetail(LazyView):
     def _on_base(self, event) -> None:
         value = (event.new or "").strip() or None
         if value and self.model.run_info(value) is None:
-            self._base.description = f"no run {value!r}"
+            self._base.description = escape(f"no run {value!r}")  # (Markdown: HTML)
             return
         self.model.base_run_id = value
 
@@ -163,14 +164,15 @@ class RunDetail(LazyView):
         changes = self.model.run_changes()
         counts = changes["status"].value_counts()
         title = (
-            f"<h3 style='margin:4px 0'>Run {h(info['run_id'])} · {h(info['project'])} · "
-            f"{h(info.get('branch') or '-')} · build {h(info.get('build') or '-')}</h3>"
+            f"<h3 style='margin:4px 0'>Run {escape(info['run_id'])} · {escape(info['project'])} · "
+            f"{escape(info.get('branch') or '-')} · build {escape(info.get('build') or '-')}</h3>"
         )
         meta = (
-            f"commit <code>{h((info.get('commit_sha') or '-')[:12])}</code> · variant "
-            f"<code>{h(info.get('variant') or '-')}</code> · "
-            f"started {h(str(info['started_at'])[:19])} · status <b>{h(info['status'])}</b> · "
-            + (f"compared with run <code>{h(base)}</code>" if base
+            f"commit <code>{escape((info.get('commit_sha') or '-')[:12])}</code> · variant "
+            f"<code>{escape(info.get('variant') or '-')}</code> · "
+            f"started {escape(str(info['started_at'])[:19])} · status "
+            f"<b>{escape(info['status'])}</b> · "
+            + (f"compared with run <code>{escape(base)}</code>" if base
                else "compared with no earlier run (every failure is new)")
         )
         badges = pn.FlexBox(
@@ -184,7 +186,7 @@ class RunDetail(LazyView):
         parts = [pn.pane.HTML(title + meta, sizing_mode="stretch_width"), badges]
         if info["status"] == "running":
             now = self.model.running_tests(info["run_id"])["test_id"].tolist()
-            shown_now = ", ".join(h(t) for t in now[:8]) + (" …" if len(now) > 8 else "")
+            shown_now = ", ".join(escape(t) for t in now[:8]) + (" …" if len(now) > 8 else "")
             parts.append(pn.pane.HTML(
                 f"<div>⏳ In progress: {int(info['tests'])} tests finished so far "
                 f"({int(info['passed'])} passed, {int(info['failed'])} failed, "
@@ -196,7 +198,7 @@ class RunDetail(LazyView):
         if info.get("warnings"):
             parts.append(
                 pn.pane.HTML(
-                    f"<div class='warn'>⚠ Report warnings: {h(info['warnings'])}</div>",
+                    f"<div class='warn'>⚠ Report warnings: {escape(info['warnings'])}</div>",
                     styles={"color": "#8a5a00"},
                 )
             )
@@ -206,7 +208,7 @@ class RunDetail(LazyView):
             agents = sorted({c[0]["agent_name"] for c in self._causes.values()})
             parts.append(pn.pane.HTML(
                 f"<div>Likely cause of {len(self._causes)} new failure(s): agent "
-                f"{', '.join(f'<b>{h(a)}</b>' for a in agents)} edited what they point at "
+                f"{', '.join(f'<b>{escape(a)}</b>' for a in agents)} edited what they point at "
                 "(select a failure for the session, the tool call and its diff).</div>",
                 styles={"color": "#8a2b2b"}))
         self._header[:] = parts
@@ -220,7 +222,8 @@ class RunDetail(LazyView):
         if event.new:
             row = self._fail_frame.iloc[event.new[0]]
             self._trace[:] = [
-                pn.pane.HTML(f"<b>{h(row['test_id'])}</b> — attempt {row['attempt']}"),
+                pn.pane.HTML(f"<b>{escape(row['test_id'])}</b> — attempt "
+                             f"{escape(row['attempt'])}"),
                 pre(row["details"] if isinstance(row["details"], str) else row["message"]),
                 *self._cause_panes(row["test_id"]),
             ]
@@ -234,11 +237,11 @@ class RunDetail(LazyView):
         for rank, c in enumerate(candidates, 1):
             call = c["tool_call"]
             panes.append(pn.pane.HTML(
-                f"<div><b>{rank}. {h(c['agent_name'])}</b> "
-                f"<span style='color:#667'>({h(c['agent_id'])} · session "
-                f"{h(c.get('session_id') or '-')} · score {c['score']:g})</span><br>"
-                f"{h('; '.join(c['reasons']))} — <code>{h(call['tool'])}</code> at "
-                f"{h(str(call['ts'])[:19])}</div>", sizing_mode="stretch_width"))
+                f"<div><b>{rank}. {escape(c['agent_name'])}</b> "
+                f"<span style='color:#667'>({escape(c['agent_id'])} · session "
+                f"{escape(c.get('session_id') or '-')} · score {c['score']:g})</span><br>"
+                f"{escape('; '.join(c['reasons']))} — <code>{escape(call['tool'])}</code> at "
+                f"{escape(str(call['ts'])[:19])}</div>", sizing_mode="stretch_width"))
             if call.get("diff") and rank == 1:
                 panes.append(pre(call["diff"], max_height=200))
         return panes

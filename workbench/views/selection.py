@@ -4,7 +4,6 @@ replayed over the project's own history against the baselines."""
 
 from __future__ import annotations
 
-import html
 import json
 
 import pandas as pd
@@ -18,8 +17,9 @@ from ..models.projects import ProjectsModel
 from ..projects.git import GitError
 from ..selection.evaluate import replay
 from ..selection.select import is_pytest_id, select_tests
-from .common import empty, h, table, watching
+from .common import empty, table, watching
 from .coverage_map import WATCH
+from .escape import escape
 from .lazy import LazyView, deferred
 
 ORDER_COLORS = {"selector": "#2b8a3e", "random": "#868e96", "slowest-last": "#1c7ed6",
@@ -56,7 +56,8 @@ class SelectRunView(LazyView):
                                          visible=may)
         self.run_selected.on_click(lambda e: self._start(selected=True))
         self.run_all.on_click(lambda e: self._start(selected=False))
-        self._summary = pn.pane.Markdown("", sizing_mode="stretch_width")
+        # HTML, not Markdown: they show revisions, errors and run messages (see .escape)
+        self._summary = pn.pane.HTML("", sizing_mode="stretch_width")
         columns = ["rank", "test", "score", "probability", "duration_s", "reasons"]
         self._ranking = table(pd.DataFrame(columns=columns), page_size=12, empty_text=(
             "Rank the project's tests for a change (the change needs the project's git "
@@ -76,7 +77,7 @@ class SelectRunView(LazyView):
         self.cancel.on_click(lambda e: self._cancel())
         self._progress = pn.indicators.Progress(value=0, max=1, width=420, visible=False,
                                                 bar_color="success")
-        self._progress_text = pn.pane.Markdown("", margin=(0, 10))
+        self._progress_text = pn.pane.HTML("", margin=(0, 10))
         self._results = table(pd.DataFrame(), page_size=12, empty_text=(
             "No results (yet): a chosen run's results appear here as they arrive."),
             widths={"outcome": 100, "duration_s": 110})
@@ -88,7 +89,7 @@ class SelectRunView(LazyView):
     def _rank(self) -> None:
         m = self.model
         if not m.has_project:
-            self._summary.object = "*Choose a project first.*"
+            self._summary.object = "<i>Choose a project first.</i>"
             return
         repo = project_repo(m.reader, m.project)
         base = self.base.value.strip() or None
@@ -97,13 +98,14 @@ class SelectRunView(LazyView):
                                   self.head.value.strip() or None,
                                   self.budget.value or None, self.top.value or None)
         except GitError as err:
-            self._summary.object = f"**Cannot read the change:** {html.escape(str(err))}"
+            self._summary.object = f"<b>Cannot read the change:</b> {escape(err)}"
             return
         self._ranked = result["ranking"]
         change = (f"{len(result['changed_files'])} changed files in "
-                  f"`{result['base']}..{result['head']}`" if result["base"] else
-                  "no git folder for this project: history alone")
-        self._summary.object = (f"**{result['selected']} of {result['tests']} tests** "
+                  f"<code>{escape(result['base'])}..{escape(result['head'])}</code>"
+                  if result["base"] else "no git folder for this project: history alone")
+        self._summary.object = (f"<b>{escape(result['selected'])} of "
+                                f"{escape(result['tests'])} tests</b> "
                                 f"(about {result['expected_s']:.2f} s) · {change} · "
                                 "★ = always first")
         frame = pd.DataFrame(self._ranked, columns=["test", "score", "probability",
@@ -127,15 +129,15 @@ class SelectRunView(LazyView):
         m = self.model
         folder = project_repo(m.reader, m.project) if m.has_project else None
         if folder is None:
-            self._summary.object = ("*Running tests needs the project's folder "
-                                    "(`observatory projects scan`).*")
+            self._summary.object = ("<i>Running tests needs the project's folder "
+                                    "(<code>observatory projects scan</code>).</i>")
             return
 
         tests = [r["test"] for r in self._ranked if is_pytest_id(r["test"])] if selected else []
         try:
             row = get_test_runs().submit(self.principal, m.project, folder, tests)
         except (PermissionError, ValueError) as err:
-            self._summary.object = f"**Not started:** {html.escape(str(err))}"
+            self._summary.object = f"<b>Not started:</b> {escape(err)}"
             return
         self.chosen_run = row["id"]
         self._load()
@@ -147,7 +149,7 @@ class SelectRunView(LazyView):
             try:
                 get_test_runs().cancel(self.principal, self.chosen_run)
             except (PermissionError, KeyError) as err:
-                self._summary.object = f"**Not cancelled:** {html.escape(str(err))}"
+                self._summary.object = f"<b>Not cancelled:</b> {escape(err)}"
             self._load()
 
     def _on_run(self, event) -> None:
@@ -188,9 +190,9 @@ class SelectRunView(LazyView):
         self._progress.max = max(total, done, 1)
         self._progress.value = done if total or not active else -1  # -1: under way
         self._progress_text.object = (
-            f"**{h(r['id'])}** {h(r['state'])}: {done}"
+            f"<b>{escape(r['id'])}</b> {escape(r['state'])}: {done}"
             + (f" of {total}" if total else "") + f" results, {int(r['failures'] or 0)} "
-            "failed" + (f" · {h(r['message'])}" if isinstance(r["message"], str) else ""))
+            "failed" + (f" · {escape(r['message'])}" if isinstance(r["message"], str) else ""))
         self._results.value = self._results_of(r["run_id"])
 
     def _results_of(self, run_id: object) -> pd.DataFrame:

@@ -9,7 +9,8 @@ import param
 
 from ..models import TestAnalytics
 from ..models.tests import FILTER_PARAMS as TEST_FILTERS
-from .common import OUTCOME_COLORS, empty, h, pre, rounded, table, watching
+from .common import OUTCOME_COLORS, empty, pre, rounded, table, watching
+from .escape import escape
 from .lazy import LazyView, deferred, drawn
 
 
@@ -65,7 +66,7 @@ class TestDetail(LazyView):
         ]
         trend = self.model.duration_trend()
         header = pn.pane.HTML(
-            f"<h3 style='margin:4px 0'>{h(self.model.test_id)}</h3>"
+            f"<h3 style='margin:4px 0'>{escape(self.model.test_id)}</h3>"
             f"{len(hist)} attempts in this window",
             sizing_mode="stretch_width",
         )

@@ -11,7 +11,8 @@ import param
 
 from ..models.telemetry import FILTER_PARAMS as TELEMETRY_FILTERS
 from ..models.telemetry import AgentTelemetry
-from .common import columns, empty, h, pre, rounded, table, watching
+from .common import columns, empty, pre, rounded, table, watching
+from .escape import escape
 from .lazy import LazyView, deferred
 
 WATERFALL_LIMIT = 2000  # spans sent to the browser at once; the rest stay on the server
@@ -159,9 +160,9 @@ class TraceExplorer(LazyView):
         attrs = json.loads(row["attributes"]) if isinstance(row["attributes"], str) else {}
         self._span_detail[:] = [
             pn.pane.HTML(
-                f"<b>{h(row['name'])}</b> · span <code>{h(row['span_id'])}</code>"
+                f"<b>{escape(row['name'])}</b> · span <code>{escape(row['span_id'])}</code>"
                 + (
-                    f" · {h(row['status_message'])}"
+                    f" · {escape(row['status_message'])}"
                     if isinstance(row.get("status_message"), str)
                     else ""
                 )

@@ -11,8 +11,9 @@ import pandas as pd
 import panel as pn
 import param
 
-from .common import empty, h, pre, table
-from .control import _notify
+from .common import empty, pre, table
+from .escape import escape
+from .notify import attempt
 
 SEVERITY_COLORS = {"critical": "#d64545", "warning": "#e8590c", "info": "#1c7ed6"}
 
@@ -79,7 +80,7 @@ class TaskQueueView(pn.viewable.Viewer):
         labels = [x.strip() for x in self.labels.value.split(",") if x.strip()]
         body = {self.kind.value: text, "priority": int(self.priority.value or 0),
                 "labels": labels, "project": self.project.value.strip() or None}
-        if _notify(self.model.add_task, body, ok="queued") is not None:
+        if attempt(self.model.add_task, body, ok="queued") is not None:
             self.what.value = ""
             self.refresh()
 
@@ -88,10 +89,10 @@ class TaskQueueView(pn.viewable.Viewer):
         if task is None:
             return
         if action == "raise priority":
-            done = _notify(self.model.task_action, task["id"], "priority",
+            done = attempt(self.model.task_action, task["id"], "priority",
                            {"priority": int(task["priority"]) + 10}, ok="priority raised")
         else:
-            done = _notify(self.model.task_action, task["id"], action, ok=f"{action}: done")
+            done = attempt(self.model.task_action, task["id"], action, ok=f"{action}: done")
         if done is not None:
             self.refresh()
 
@@ -144,13 +145,14 @@ class AlertsView(pn.viewable.Viewer):
         color = SEVERITY_COLORS.get(a["severity"], "#555")
         head = pn.pane.HTML(
             f'<div style="border-left:6px solid {color};padding:4px 10px">'
-            f'<b>{h(a["title"])}</b><br><span style="font-size:12px;color:#667">'
-            f'{h(a["severity"])} · rule {h(a["rule_name"])} · agent '
-            f'{h(a.get("agent_name") or a["agent_id"])} · fired {h(str(a["fired_at"])[:19])}'
-            f' · {h(a["state"])}'
-            + (f' · acknowledged by {h(a["acked_by"])}' if a.get("acked_by") else "")
-            + (f' · resolved by {h(a["resolved_by"])}' if a.get("resolved_by") else "")
-            + (f' · the rule did: {h(", ".join(a["actions"]))}' if a.get("actions") else "")
+            f'<b>{escape(a["title"])}</b><br><span style="font-size:12px;color:#667">'
+            f'{escape(a["severity"])} · rule {escape(a["rule_name"])} · agent '
+            f'{escape(a.get("agent_name") or a["agent_id"])} · fired '
+            f'{escape(str(a["fired_at"])[:19])}'
+            f' · {escape(a["state"])}'
+            + (f' · acknowledged by {escape(a["acked_by"])}' if a.get("acked_by") else "")
+            + (f' · resolved by {escape(a["resolved_by"])}' if a.get("resolved_by") else "")
+            + (f' · the rule did: {escape(", ".join(a["actions"]))}' if a.get("actions") else "")
             + "</span></div>", sizing_mode="stretch_width")
         buttons = []
         if self.model.may("alert") and a["state"] != "resolved":
@@ -169,7 +171,7 @@ class AlertsView(pn.viewable.Viewer):
                                 pre(evidence, max_height=260)]
 
     def _act(self, alert_id: str, action: str) -> None:
-        if _notify(self.model.alert_action, alert_id, action, ok=f"{action}: done"):
+        if attempt(self.model.alert_action, alert_id, action, ok=f"{action}: done"):
             self.refresh()
 
     def __panel__(self):
