@@ -13,9 +13,22 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, settings
 
 from workbench.demo import load_demo
 from workbench.store import Store
+
+# Hypothesis never decides CI by chance: the test command runs the derandomised "ci"
+# profile (the same examples every run, after each @example that once found a bug); the
+# wide random search is its own command, HYPOTHESIS_PROFILE=fuzz python3 -m pytest
+# tests/test_fuzz.py (FUZZ_EXAMPLES per test; failures are kept in .hypothesis/ and
+# replayed first).
+_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large]
+settings.register_profile("ci", derandomize=True, database=None, max_examples=150,
+                          deadline=None, suppress_health_check=_HEALTH)
+settings.register_profile("fuzz", max_examples=int(os.environ.get("FUZZ_EXAMPLES", 5000)),
+                          deadline=None, suppress_health_check=_HEALTH, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).parent.parent

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import mmap
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -74,6 +76,119 @@ class IngestError(ValueError):
         super().__init__(" ".join(str(message).split()))
 
 
+# -- client values -------------------------------------------------------------------------
+# Every field a parser reads from client input goes through one of these before use: a
+# value of the wrong type is an IngestError naming the report (or request), the line or
+# record, and the field, never a TypeError or an OverflowError further on. ``where`` is the
+# report and line (``r.jsonl:3``) or request, ``field`` the path of the field in it.
+
+#: Whole numbers a store column holds (BIGINT); JSON numbers have no limit.
+INT64 = (-(2**63), 2**63 - 1)
+#: Any finite float.
+FINITE = (-sys.float_info.max, sys.float_info.max)
+#: Seconds since 1970 that a datetime holds (up to the end of the year 9999).
+EPOCH_SECONDS = (0, 253_402_300_799)
+
+
+def kind(value: Any) -> str:
+    """A JSON value's type as messages name it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    for types, name in ((str, "a string"), (int | float, "a number"), (list, "a list"),
+                        (dict, "an object")):
+        if isinstance(value, types):
+            return name
+    return type(value).__name__
+
+
+def wrong_type(where: str, field: str, expected: str, value: Any) -> IngestError:
+    """The error for ``field`` holding a value of the wrong type."""
+    return IngestError(f"{where}: {field} must be {expected}, not {kind(value)}")
+
+
+def valid_unicode(value: str) -> bool:
+    """Whether ``value`` can be stored: JSON's ``\\ud800`` escapes (and bytes that
+    ``surrogateescape`` decoded) make strings with lone surrogates, which UTF-8 cannot hold."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def text(value: Any, where: str, field: str, *, numbers: bool = False) -> str | None:
+    """A string field (``None`` when null or absent); with ``numbers``, a JSON number is
+    taken as its text too (build numbers)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if not valid_unicode(value):
+            raise IngestError(f"{where}: {field} is not valid Unicode (a lone surrogate)")
+        return value
+    if numbers and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(number(value, where, field))
+    raise wrong_type(where, field, "a string or a number" if numbers else "a string", value)
+
+
+def number(value: Any, where: str, field: str, *, integer: bool = False,
+           bounds: tuple[float, float] = INT64) -> Any:
+    """A number field (``None`` when null or absent) within ``bounds``: never a boolean,
+    a string, NaN or infinity; ``integer``: a whole number."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int if integer else int | float):
+        raise wrong_type(where, field, "a whole number" if integer else "a number", value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise IngestError(f"{where}: {field} must be a finite number, not {value}")
+    low, high = bounds
+    # (comparing a huge int with a float is exact in Python; converting it would overflow)
+    if not low <= value <= high:
+        raise IngestError(f"{where}: {field} must be a number from {_shown(low)} to "
+                          f"{_shown(high)}, not {_shown(value)}")
+    return value
+
+
+def _shown(n: float) -> str:
+    """A number for a message (a 400-digit integer as ``1.00e+399``, without a float)."""
+    if not isinstance(n, int) or abs(n) < 10**15:
+        return f"{n:g}" if isinstance(n, float) else str(n)
+    digits = str(abs(n))
+    return f"{'-' if n < 0 else ''}{digits[0]}.{digits[1:3]}e+{len(digits) - 1}"
+
+
+def obj(value: Any, where: str, field: str) -> dict:
+    """An object field (``{}`` when null or absent)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise wrong_type(where, field, "an object", value)
+    return value
+
+
+def items(value: Any, where: str, field: str) -> list:
+    """A list field (``[]`` when null or absent)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise wrong_type(where, field, "a list", value)
+    return value
+
+
+def load_json(data: bytes, where: str) -> Any:
+    """Parse JSON or raise IngestError naming ``where`` (bad UTF-8, bad syntax, nesting
+    deeper than Python's recursion limit, an integer of over 4300 digits: all one line)."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise IngestError(f"{where}: not valid JSON: nested too deeply") from None
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, int digit limit
+        raise IngestError(f"{where}: not valid JSON: {err}") from None
+
+
 @dataclass
 class Attempt:
     """One execution of a test."""
@@ -91,12 +206,30 @@ def seconds(value: Any, scale: float = 1.0) -> float | None:
         return None
     try:
         out = float(value) * scale
+    except OverflowError:  # an integer too big for a float
+        return None
     except (TypeError, ValueError):
         try:
             out = float(str(value).strip().replace(",", ".")) * scale
         except ValueError:
             return None
     return out if math.isfinite(out) and out >= 0 else None
+
+
+#: A header's test count as the store's INTEGER column holds it.
+_INT32 = (-(2**31), 2**31 - 1)
+
+
+def header_count(value: str | None) -> int | None:
+    """A report header's test count (an XML attribute); None when it is not a whole
+    number a count column can hold (``tests="²"`` or 10^20 were a crash)."""
+    if not value:
+        return None
+    try:
+        n = int(value)
+    except ValueError:  # (also the over-4300-digit limit)
+        return None
+    return n if _INT32[0] <= n <= _INT32[1] else None
 
 
 _COLS = (
@@ -117,14 +250,19 @@ _RAW_SCHEMA = pa.schema([(c, pa.float64() if c == "duration_s" else pa.string())
 CHUNK_ROWS = 200_000
 
 
+_EARLIEST, _LATEST = datetime(1, 1, 2), datetime(9999, 12, 30)
+
+
 def timestamp(value: str | None) -> datetime | None:
     """Parse an ISO-8601 time as reports write it (``Z``, offsets, a space for ``T``)."""
     if not value:
         return None
     try:
-        return datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        out = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         return None
+    # A time within a day of datetime's limits overflows when moved to UTC.
+    return out if _EARLIEST <= out.replace(tzinfo=None) <= _LATEST else None
 
 
 #: A mapped report is hashed and read in steps of this size, each step's pages given back.

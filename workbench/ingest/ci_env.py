@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from .base import text, valid_unicode
+
 # provider: (detect var, {field: var or callable})
 _PROVIDERS: dict[str, tuple[str, dict[str, object]]] = {
     "github": (
@@ -82,7 +84,9 @@ def detect(env: Mapping[str, str] | None = None) -> dict[str, str]:
         out = {"ci_provider": provider}
         for key, how in fields.items():
             value = how(env) if callable(how) else env.get(how)
-            if value:
+            # A variable holding bytes that are not UTF-8 (Python decodes them to lone
+            # surrogates) cannot be stored: the run is recorded without it.
+            if value and valid_unicode(value):
                 out[key] = value
         if out.get("branch", "").startswith("origin/"):
             out["branch"] = out["branch"][len("origin/") :]
@@ -100,4 +104,7 @@ def run_metadata(
     out.update(detect(env))
     out.update({k: v for k, v in flags.items() if v not in (None, "")})
     out.setdefault("project", "default")
+    for key, value in out.items():
+        if isinstance(value, str):
+            text(value, "run metadata", key)  # (a flag made of bytes that are not UTF-8)
     return out

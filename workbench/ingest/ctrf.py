@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
-from .base import Attempt, IngestError, ParsedRun, Parser, seconds
+from .base import (
+    EPOCH_SECONDS,
+    Attempt,
+    IngestError,
+    ParsedRun,
+    Parser,
+    items,
+    load_json,
+    number,
+    obj,
+    seconds,
+    text,
+    wrong_type,
+)
 
 _STATUS = {
     "passed": "passed",
@@ -15,30 +27,29 @@ _STATUS = {
     "pending": "skipped",
     "other": "error",
 }
+#: Epoch milliseconds a datetime holds.
+_EPOCH_MS = (EPOCH_SECONDS[0] * 1000, EPOCH_SECONDS[1] * 1000)
+#: A test count as the store's INTEGER column holds it.
+_COUNT = (0, 2**31 - 1)
 
 
-def _status(value: object, source: str) -> str:
+def _status(value: Any, source: str, field: str) -> str:
+    status = text(value, source, field)
     try:
-        return _STATUS[str(value).lower()]
+        return _STATUS[str(status).lower()]
     except KeyError:
-        raise IngestError(f"{source}: unknown CTRF test status {value!r}") from None
+        raise IngestError(f"{source}: unknown CTRF test status {status!r} ({field})") from None
 
 
-def _ms_time(value: object) -> datetime | None:
-    if isinstance(value, int | float) and value > 0:
-        return datetime.fromtimestamp(value / 1000, tz=UTC).replace(tzinfo=None)
-    return None
-
-
-def _obj(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _text(value: Any) -> str | None:
-    """A string field: strings as they are, other JSON values as their JSON text."""
-    if value is None or isinstance(value, str):
-        return value
-    return json.dumps(value) if isinstance(value, dict | list) else str(value)
+def _attempt(t: dict, source: str, at: str) -> Attempt:
+    """One attempt from a test or one of its ``retryAttempts``."""
+    return Attempt(
+        _status(t.get("status"), source, f"{at}.status"),
+        seconds(number(t.get("duration"), source, f"{at}.duration"), 1e-3),
+        text(t.get("message"), source, f"{at}.message"),
+        None,
+        text(t.get("trace"), source, f"{at}.trace"),
+    )
 
 
 class CTRFParser(Parser):
@@ -51,68 +62,62 @@ class CTRFParser(Parser):
         return b'"results"' in head and (b'"tool"' in head or b"CTRF" in head)
 
     def parse(self, data: bytes, source: str) -> ParsedRun:
-        try:
-            doc = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise IngestError(f"{source}: not valid JSON: {err}") from None
+        doc = load_json(data, source)
         results = doc.get("results") if isinstance(doc, dict) else None
         if not isinstance(results, dict) or not isinstance(results.get("tests"), list):
             raise IngestError(f"{source}: not a CTRF report (no results.tests list)")
         run = self.new_run(data, source)
-        # A field of the wrong JSON type is read as missing (or as its text), never as a
-        # crash: CTRF is produced by many hand-written reporters.
-        summary = _obj(results.get("summary"))
-        run.started_at = _ms_time(summary.get("start"))
-        stop = summary.get("stop")
-        if isinstance(stop, int | float) and isinstance(summary.get("start"), int | float):
-            run.duration_s = max(stop - summary["start"], 0) / 1000
-        if isinstance(summary.get("tests"), int) and not isinstance(summary["tests"], bool):
-            run.header_tests = summary["tests"]
-        env = _obj(results.get("environment"))
+        # Every field read is type-checked: one of the wrong JSON type is an IngestError
+        # naming it (build numbers may be numbers; missing or null fields are absent).
+        summary = obj(results.get("summary"), source, "results.summary")
+        start = number(summary.get("start"), source, "results.summary.start", bounds=_EPOCH_MS)
+        stop = number(summary.get("stop"), source, "results.summary.stop", bounds=_EPOCH_MS)
+        if start:
+            run.started_at = datetime.fromtimestamp(start / 1000, tz=UTC).replace(tzinfo=None)
+        if stop is not None and start is not None:
+            run.duration_s = max(stop - start, 0) / 1000
+        run.header_tests = number(summary.get("tests"), source, "results.summary.tests",
+                                  integer=True, bounds=_COUNT)
+        env = obj(results.get("environment"), source, "results.environment")
+
+        def env_text(key: str) -> str | None:
+            return text(env.get(key), source, f"results.environment.{key}", numbers=True)
+
         run.meta.update(
-            branch=_text(env.get("branchName")),
-            commit=_text(env.get("commit")),
-            build=_text(env["buildNumber"])
+            branch=env_text("branchName"),
+            commit=env_text("commit"),
+            build=env_text("buildNumber")
             if env.get("buildNumber") is not None
-            else _text(env.get("buildName")),
-            build_url=_text(env.get("buildUrl")),
-            project=_text(env.get("appName") or env.get("repositoryName")),
+            else env_text("buildName"),
+            build_url=env_text("buildUrl"),
+            project=env_text("appName") or env_text("repositoryName"),
         )
         for i, t in enumerate(results["tests"]):
+            at = f"results.tests[{i}]"
             if not isinstance(t, dict):
-                raise IngestError(f"{source}: results.tests[{i}] is not an object")
-            final = Attempt(
-                _status(t.get("status"), source),
-                seconds(t.get("duration"), 1e-3),
-                _text(t.get("message")),
-                None,
-                _text(t.get("trace")),
-            )
+                raise wrong_type(source, at, "an object", t)
+            final = _attempt(t, source, at)
             attempts = []
-            retries = t.get("retryAttempts")
-            for r in retries if isinstance(retries, list) else []:
-                r = _obj(r)
-                attempts.append(
-                    Attempt(
-                        _status(r.get("status"), source),
-                        seconds(r.get("duration"), 1e-3),
-                        _text(r.get("message")),
-                        None,
-                        _text(r.get("trace")),
-                    )
-                )
+            for j, r in enumerate(items(t.get("retryAttempts"), source, f"{at}.retryAttempts")):
+                if not isinstance(r, dict):
+                    raise wrong_type(source, f"{at}.retryAttempts[{j}]", "an object", r)
+                attempts.append(_attempt(r, source, f"{at}.retryAttempts[{j}]"))
             # Some producers list the final attempt among retryAttempts, others don't.
             if not attempts or attempts[-1].outcome != final.outcome:
                 attempts.append(final)
             else:
                 attempts[-1] = final
             suite = t.get("suite")
-            suite = " > ".join(map(str, suite)) if isinstance(suite, list) else _text(suite)
+            if isinstance(suite, list):  # the describe() path
+                suite = " > ".join(text(s, source, f"{at}.suite[{j}]", numbers=True) or ""
+                                   for j, s in enumerate(suite))
+            else:
+                suite = text(suite, source, f"{at}.suite")
             run.add(
-                _text(t.get("name")) or "",
+                text(t.get("name"), source, f"{at}.name") or "",
                 attempts,
                 classname=suite,
-                file=_text(t.get("filePath")),
+                file=text(t.get("filePath"), source, f"{at}.filePath"),
                 suite=suite,
             )
         # summary.tests counts tests, not attempts

@@ -8,6 +8,7 @@ generated from the same data (:func:`mapping_rows`).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 #: agent field -> attribute keys, first present wins.
@@ -54,15 +55,26 @@ EVENT_OPERATIONS = {
 AGENT_PREFIXES = ("claude_code.", "codex.", "gemini_cli.", "gen_ai.")
 
 
+#: Whole numbers the store's BIGINT columns hold.
+_INT64 = (-(2**63), 2**63 - 1)
+
+
 def _number(value: Any, integer: bool) -> int | float | None:
-    """Coding agents send numbers as strings as often as not."""
+    """Coding agents send numbers as strings as often as not. What is not a finite number
+    (``"nan"``, ``"1e999"``) or, for counts, not one a BIGINT holds, is no number: None
+    (they were a ValueError and an OverflowError)."""
     if isinstance(value, bool) or value is None:
         return None
     try:
         n = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return int(n) if integer else n
+    if not math.isfinite(n):
+        return None
+    if integer:
+        n = int(n)
+        return n if _INT64[0] <= n <= _INT64[1] else None
+    return n
 
 
 def _truthy(value: Any) -> bool | None:
@@ -101,6 +113,8 @@ def agent_fields(attrs: dict[str, Any], service: str | None, event: str | None =
                 value = str(value)
             out[field] = value
     op = attrs.get("gen_ai.operation.name")
+    if op is not None and not isinstance(op, str):
+        op = str(op)  # (like every text field: one column, one type)
     if op is None and "openinference.span.kind" in attrs:
         op = OPENINFERENCE_KINDS.get(str(attrs["openinference.span.kind"]).upper())
     if op is None and event:

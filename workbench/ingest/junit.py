@@ -5,7 +5,16 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from .base import CHUNK_ROWS, Attempt, IngestError, ParsedRun, Parser, seconds, timestamp
+from .base import (
+    CHUNK_ROWS,
+    Attempt,
+    IngestError,
+    ParsedRun,
+    Parser,
+    header_count,
+    seconds,
+    timestamp,
+)
 from .xml import iter_xml, local, parse_xml
 
 if TYPE_CHECKING:
@@ -107,13 +116,6 @@ def _suite_name(parent: etree._Element | None, node: int | None) -> str | None:
     return " > ".join(reversed(names)) or None
 
 
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except ValueError:
-        return None
-
-
 class JUnitParser(Parser):
     """``<testsuites>`` or bare ``<testsuite>`` roots, nested suites, retries, odd units."""
 
@@ -190,11 +192,11 @@ class JUnitParser(Parser):
                 run.compact()
         # Outer suites' counts include their children's, so add up the top level only.
         tops = [root] if tag == "testsuite" else list(root.iterchildren("{*}testsuite"))
-        header = [_int(s.get("tests")) for s in tops]
+        header = [header_count(s.get("tests")) for s in tops]
         # Cases directly under <testsuites> (Node) are in no suite's count: only the root's
         # own count, if it has one, can speak for the whole file.
         if tag == "testsuites" and (not header or None in header or loose):
-            header = [_int(root.get("tests"))]
+            header = [header_count(root.get("tests"))]
         have_header = bool(header) and None not in header
         header = sum(header) if have_header else None
         run.header_tests = header

@@ -3,24 +3,56 @@
 from __future__ import annotations
 
 import hashlib
-import json
+import re
 from typing import Any
 
-from .base import OUTCOMES, Attempt, IngestError, ParsedRun
+from .base import (
+    FINITE,
+    INT64,
+    OUTCOMES,
+    Attempt,
+    IngestError,
+    ParsedRun,
+    load_json,
+    number,
+    text,
+    valid_unicode,
+)
+
+#: What a value the store cannot hold may come from: a lone surrogate's escape or raw
+#: UTF-8, a long run of digits, a big exponent, NaN or Infinity. A body without any of them
+#: is not walked.
+_SUSPECT = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]|\d{19}|[eE][+-]?\d{3}|NaN|Infinity")
 
 
-def _str(value: Any, what: str, source: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise IngestError(f"{source}: {what} must be a string")
+def _check_values(value: Any, source: str) -> None:
+    """Refuse, naming its field, a string (value or key) with a lone surrogate, an integer
+    beyond 64 bits, or a number that is not finite, anywhere in ``value``."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            text(node, source, path or "the body")
+        elif isinstance(node, int | float) and not isinstance(node, bool):
+            number(node, source, path or "the body",
+                   bounds=INT64 if isinstance(node, int) else FINITE)
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                text(k, source, f"a key in {path or 'the body'}")
+                stack.append((v, f"{path}.{k}" if path else k))
+        elif isinstance(node, list):
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(node))
 
 
 def json_body(body: bytes, source: str) -> Any:
-    """A request body as JSON, or :class:`IngestError` naming ``source``."""
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise IngestError(f"{source}: not valid JSON: {err}") from None
+    """A request body as JSON, or :class:`IngestError` naming ``source``.
+
+    Whatever a field is for, a request holds nothing the store cannot: no integer beyond
+    64 bits, no NaN or Infinity, no string with a lone surrogate (each was a 500)."""
+    value = load_json(body, source)
+    if _SUSPECT.search(body):
+        _check_values(value, source)
+    return value
 
 
 def json_object(body: bytes, source: str) -> dict:
@@ -51,34 +83,31 @@ def parse_batch(body: bytes | dict, source: str) -> ParsedRun:
             raise IngestError(f"{source}: {where} needs a non-empty 'attempts' list")
         parsed = []
         for j, a in enumerate(attempts):
+            at = f"{where}.attempts[{j}]"
             if not isinstance(a, dict) or a.get("outcome") not in OUTCOMES:
-                raise IngestError(
-                    f"{source}: {where}.attempts[{j}].outcome must be one of {', '.join(OUTCOMES)}"
-                )
+                raise IngestError(f"{source}: {at}.outcome must be one of {', '.join(OUTCOMES)}")
             dur = a.get("duration_s")
             if dur is not None and (not isinstance(dur, int | float) or isinstance(dur, bool)
                                     or not 0 <= dur < 1e9):
                 raise IngestError(
-                    f"{source}: {where}.attempts[{j}].duration_s must be a number of seconds "
-                    "from 0 to 1e9")
+                    f"{source}: {at}.duration_s must be a number of seconds from 0 to 1e9")
             parsed.append(
                 Attempt(
                     a["outcome"],
                     dur,
-                    _str(a.get("message"), "message", source),
-                    _str(a.get("error_type"), "error_type", source),
-                    _str(a.get("details"), "details", source),
+                    text(a.get("message"), source, f"{at}.message"),
+                    text(a.get("error_type"), source, f"{at}.error_type"),
+                    text(a.get("details"), source, f"{at}.details"),
                 )
             )
         run.add(
-            t["name"],
+            text(t["name"], source, f"{where}.name"),
             parsed,
-            classname=_str(t.get("classname"), "classname", source),
-            file=_str(t.get("file"), "file", source),
-            suite=_str(t.get("suite"), "suite", source),
+            classname=text(t.get("classname"), source, f"{where}.classname"),
+            file=text(t.get("file"), source, f"{where}.file"),
+            suite=text(t.get("suite"), source, f"{where}.suite"),
         )
     return run
-
 
 
 def parse_running(body: dict, source: str) -> list[str] | None:
@@ -87,6 +116,7 @@ def parse_running(body: dict, source: str) -> list[str] | None:
     if running is None:
         return None
     if (not isinstance(running, list) or len(running) > 10_000
-            or not all(isinstance(t, str) and 0 < len(t) <= 4096 for t in running)):
+            or not all(isinstance(t, str) and 0 < len(t) <= 4096 and valid_unicode(t)
+                       for t in running)):
         raise IngestError(f"{source}: running must be a list of at most 10000 test ids")
     return list(dict.fromkeys(running))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .base import Attempt, IngestError, ParsedRun, Parser, seconds, timestamp
+from .base import Attempt, IngestError, ParsedRun, Parser, header_count, seconds, timestamp
 from .xml import local, parse_xml
 
 _ERROR_LABELS = {"error", "cancelled", "invalid"}
@@ -62,7 +62,7 @@ class NUnitParser(Parser):
             run.started_at = timestamp(root.get("start-time"))
             run.duration_s = seconds(root.get("duration"))
             total = root.get("testcasecount") or root.get("total")
-            run.header_tests = int(total) if total and total.isdigit() else None
+            run.header_tests = header_count(total) if total and total.isdigit() else None
             run.check_header(cases)
         elif root.get("date"):
             run.started_at = timestamp(f"{root.get('date')}T{root.get('time', '00:00:00')}")

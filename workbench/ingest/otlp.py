@@ -103,7 +103,7 @@ def decode(signal: str, body: bytes, content_type: str | None):
             doc = json.loads(body.decode("utf-8"))
         except UnicodeDecodeError:
             raise OTLPError(400, "JSON body is not valid UTF-8") from None
-        except (json.JSONDecodeError, RecursionError) as err:
+        except (ValueError, RecursionError) as err:  # (and the 4300-digit int limit)
             raise OTLPError(400, f"invalid JSON: {err}") from None
         if not isinstance(doc, dict):
             raise OTLPError(400, f"expected a JSON object ({request_cls.__name__})")
@@ -172,6 +172,7 @@ def _id(raw: bytes, size: int) -> str | None:
 # item outside these ranges is rejected alone (partial_success), never the whole request.
 _MAX_NS = 2**63 - 1  # nanoseconds after 1970 that a timestamp column can hold (year 2262)
 _MAX_COUNT = 2**63 - 1
+_SCALES = (-10, 20)  # an exponential histogram's scale, as the OTLP specification bounds it
 
 
 def _span_problem(s) -> str | None:
@@ -197,6 +198,9 @@ def _log_problem(r) -> str | None:
 def _point_problem(name: str, kind: str, p) -> str | None:
     if max(p.time_unix_nano, p.start_time_unix_nano) > _MAX_NS:
         return f"metric {name!r}: timestamp beyond the year 2262"
+    if kind == "exponential_histogram" and not _SCALES[0] <= p.scale <= _SCALES[1]:
+        # (the grid's step is 2^-scale: a scale of -2^31 took seconds and 256 MB a point)
+        return f"metric {name!r}: scale {p.scale} is not one of {_SCALES[0]}-{_SCALES[1]}"
     counts = [getattr(p, "count", 0), getattr(p, "zero_count", 0)]
     if kind == "histogram":
         counts += list(p.bucket_counts)
@@ -218,7 +222,9 @@ def flatten(signal: str, msg) -> Batch:
 
 def _resource(res) -> tuple[dict[str, Any], str | None, str | None]:
     attrs = attributes(res.attributes)
-    return attrs, attrs.get("service.name"), _dumps(attrs)
+    # (a service.name that is a number or a list, beside a string one in the same request,
+    # made a column of two types: a 500)
+    return attrs, _str(attrs.get("service.name")), _dumps(attrs)
 
 
 def _traces(msg, batch: Batch) -> None:
@@ -301,9 +307,10 @@ def _logs(msg, batch: Batch) -> None:
 
 def _float(v: Any) -> float | None:
     try:
-        return float(v) if v is not None and not isinstance(v, bool) else None
-    except (TypeError, ValueError):
+        out = float(v) if v is not None and not isinstance(v, bool) else None
+    except (TypeError, ValueError, OverflowError):
         return None
+    return out if out is None or math.isfinite(out) else None
 
 
 def _str(v: Any) -> str | None:

@@ -2,34 +2,62 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from ..analysis.identity import from_nodeid
-from .base import Attempt, IngestError, ParsedRun, Parser
+from .base import (
+    EPOCH_SECONDS,
+    Attempt,
+    IngestError,
+    ParsedRun,
+    Parser,
+    items,
+    load_json,
+    number,
+    obj,
+    text,
+    wrong_type,
+)
+
+#: A phase's duration in seconds, as the live API takes it.
+DURATION = (0, 1e9)
 
 
-def longrepr_text(longrepr: Any) -> tuple[str | None, str | None]:
-    """``(message, details)`` from a serialised pytest longrepr (str, tuple or dict)."""
+def longrepr_text(longrepr: Any, where: str = "report",
+                  field: str = "longrepr") -> tuple[str | None, str | None]:
+    """``(message, details)`` from a serialised pytest longrepr (str, list or dict); a part
+    of the wrong type is an IngestError naming ``where`` and the part."""
     if longrepr is None:
         return None, None
     if isinstance(longrepr, str):
+        longrepr = text(longrepr, where, field)
         return longrepr.strip().splitlines()[-1] if longrepr.strip() else None, longrepr
     if isinstance(longrepr, list):  # skip reports: [path, lineno, reason]
-        return str(longrepr[-1]).removeprefix("Skipped: "), None
+        reason = text(longrepr[-1], where, f"{field}[-1]", numbers=True) if longrepr else None
+        return (None if reason is None else reason.removeprefix("Skipped: ")), None
     if not isinstance(longrepr, dict):
-        return str(longrepr), None
-    crash = longrepr.get("reprcrash") or {}
+        raise wrong_type(where, field, "a string, a list or an object", longrepr)
+    crash = obj(longrepr.get("reprcrash"), where, f"{field}.reprcrash")
+    tb = obj(longrepr.get("reprtraceback"), where, f"{field}.reprtraceback")
     lines: list[str] = []
-    for entry in (longrepr.get("reprtraceback") or {}).get("reprentries") or []:
-        data = entry.get("data") or {}
-        lines.extend(data.get("lines") or [])
-        loc = data.get("reprfileloc") or {}
+    for i, entry in enumerate(items(tb.get("reprentries"), where,
+                                    f"{field}.reprtraceback.reprentries")):
+        at = f"{field}.reprtraceback.reprentries[{i}]"
+        data = obj(obj(entry, where, at).get("data"), where, f"{at}.data")
+        lines.extend(text(line, where, f"{at}.data.lines[{j}]") or ""
+                     for j, line in enumerate(items(data.get("lines"), where,
+                                                    f"{at}.data.lines")))
+        loc = obj(data.get("reprfileloc"), where, f"{at}.data.reprfileloc")
         if loc:
-            lines.append(f"{loc.get('path')}:{loc.get('lineno')}: {loc.get('message')}")
-    return crash.get("message"), "\n".join(lines) or None
+            path = text(loc.get("path"), where, f"{at}.data.reprfileloc.path")
+            lineno = number(loc.get("lineno"), where, f"{at}.data.reprfileloc.lineno",
+                            integer=True)
+            message = text(loc.get("message"), where, f"{at}.data.reprfileloc.message")
+            lines.append(f"{path}:{lineno}: {message}")
+    message = text(crash.get("message"), where, f"{field}.reprcrash.message")
+    return message, "\n".join(lines) or None
 
 
 def phase_outcome(when: str, outcome: str) -> str | None:
@@ -98,22 +126,27 @@ class ReportLogParser(Parser):
         for lineno, line in enumerate(data.splitlines(), 1):
             if not line.strip():
                 continue
-            try:
-                rec = json.loads(line)
-            except (UnicodeDecodeError, json.JSONDecodeError) as err:
-                raise IngestError(f"{source}:{lineno}: not valid JSON: {err}") from None
+            where = f"{source}:{lineno}"
+            rec = load_json(line, where)
             if not isinstance(rec, dict) or rec.get("$report_type") != "TestReport":
                 continue
-            nodeid, when = rec.get("nodeid"), rec.get("when")
+            # Every field is checked before use: a line of the wrong shape is one clear
+            # error naming the line and the field ("nodeid": [null] was a TypeError).
+            nodeid = text(rec.get("nodeid"), where, "nodeid")
+            when = text(rec.get("when"), where, "when")
             if not nodeid or when not in ("setup", "call", "teardown"):
-                raise IngestError(f"{source}:{lineno}: TestReport without nodeid/when")
-            start, stop = rec.get("start"), rec.get("stop")
-            if isinstance(start, int | float):
+                raise IngestError(f"{where}: TestReport without nodeid/when")
+            outcome = text(rec.get("outcome"), where, "outcome")
+            duration = number(rec.get("duration"), where, "duration", bounds=DURATION)
+            start = number(rec.get("start"), where, "start", bounds=EPOCH_SECONDS)
+            stop = number(rec.get("stop"), where, "stop", bounds=EPOCH_SECONDS)
+            if start is not None:
                 first_start = start if first_start is None else min(first_start, start)
-            if isinstance(stop, int | float):
+            if stop is not None:
                 last_stop = stop if last_stop is None else max(last_stop, stop)
-            done = phases.feed(nodeid, when, str(rec.get("outcome")), rec.get("duration"),
-                               lambda rec=rec: longrepr_text(rec.get("longrepr")))
+            done = phases.feed(nodeid, when, str(outcome), duration,
+                               lambda rec=rec, where=where: longrepr_text(rec.get("longrepr"),
+                                                                          where))
             if done:
                 classname, file, name = from_nodeid(nodeid)
                 run.add(name, [done[0]], classname=classname, file=file, suite=file)

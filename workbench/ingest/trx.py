@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import re
 
-from .base import Attempt, IngestError, ParsedRun, Parser, timestamp
+from .base import Attempt, IngestError, ParsedRun, Parser, header_count, timestamp
 from .xml import local, parse_xml
 
 _OUTCOMES = {
@@ -25,7 +26,11 @@ def trx_seconds(value: str | None) -> float | None:
     if not m:
         return None
     days, h, mins, s = m.groups()
-    return int(days or 0) * 86400 + int(h) * 3600 + int(mins) * 60 + float(s)
+    try:  # (hundreds of digits overflow a float, thousands an int)
+        out = int(days or 0) * 86400 + int(h) * 3600 + int(mins) * 60 + float(s)
+    except (OverflowError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
 
 
 class TRXParser(Parser):
@@ -70,10 +75,11 @@ class TRXParser(Parser):
         if times is not None:
             start, finish = timestamp(times.get("start")), timestamp(times.get("finish"))
             run.started_at = start
-            if start and finish:
+            # (one with an offset and one without cannot be compared: no duration)
+            if start and finish and (start.tzinfo is None) == (finish.tzinfo is None):
                 run.duration_s = max((finish - start).total_seconds(), 0.0)
         counters = root.find(f"{ns}ResultSummary/{ns}Counters")
         if counters is not None and (counters.get("total") or "").isdigit():
-            run.header_tests = int(counters.get("total"))
+            run.header_tests = header_count(counters.get("total"))
             run.check_header(len(results))
         return run
