@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from workbench.store import Store, rollup, writes
+from workbench.store.schema import LATEST
 
 T0 = datetime(2026, 11, 20, 9, 0)
 AGENTS = {"s1": "claude-code", "s2": "claude-code", "s3": "codex", "s4": None}
@@ -164,7 +165,7 @@ def test_a_file_from_before_the_rollup_is_rolled_up_when_opened(tmp_path):
         con.unregister("rows")
     con.close()
     with Store(path) as store:
-        assert store.schema_version == 11
+        assert store.schema_version == LATEST
         assert store.sql("SELECT count(*) AS n FROM agent_rollup", []).n[0] > 0
         for since, until in ((None, None), (T0 + timedelta(minutes=30), None),
                              (T0 + timedelta(minutes=61), T0 + timedelta(minutes=150))):

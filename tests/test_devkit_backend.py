@@ -35,7 +35,7 @@ def pair(tmp_path_factory):
     there = Served(root / "there.duckdb", extra_args=("--no-demo",),
                    env={"OBSERVATORY_TOKENS": "remote-op:operator"})
     here = Served(root / "here.duckdb", extra_args=("--no-demo",),
-                  env={"REMOTE_TOKEN": "remote-op"})
+                  env={"OBSERVATORY_DEVKIT_TOKEN_REMOTE": "remote-op"})
     yield here, there
     here.stop()
     there.stop()
@@ -53,7 +53,7 @@ def test_drive_a_process_agent_of_another_workbench(pair):
         remote = t.post("/api/agents", json={"name": "far-ticker", "backend": "process",
                                              "command": TICKER}).json()["agent"]
         r = h.post("/api/agents", json={"name": "near", "backend": "devkit", "config": {
-            "url": there.url, "agent_id": remote["id"], "token_env": "REMOTE_TOKEN"}})
+            "url": there.url, "agent_id": remote["id"], "token_env": "OBSERVATORY_DEVKIT_TOKEN_REMOTE"}})
         assert r.status_code == 201, r.text
         near = r.json()["agent"]
         h.post(f"/api/agents/{near['id']}/start")
@@ -98,7 +98,7 @@ def test_a_remote_permission_request_is_answered_here(pair, tmp_path):
         near = h.post("/api/agents", json={"name": "near-claude", "backend": "devkit",
                                            "config": {"url": there.url,
                                                       "agent_id": remote["id"],
-                                                      "token_env": "REMOTE_TOKEN"}}).json()[
+                                                      "token_env": "OBSERVATORY_DEVKIT_TOKEN_REMOTE"}}).json()[
             "agent"]
         h.post(f"/api/agents/{near['id']}/start")
         mine = until(lambda: h.get("/api/approvals").json()["approvals"],

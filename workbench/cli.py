@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import secrets
-import subprocess
 import sys
 from collections import deque
 from pathlib import Path
@@ -653,12 +652,12 @@ def cmd_ingest_tests(args: argparse.Namespace) -> int:
 
 
 def _git_root(folder: Path) -> str | None:
+    from .projects.git import GitError, git
+
     try:
-        out = subprocess.run(["git", "-C", str(folder), "rev-parse", "--show-toplevel"],
-                             capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
+        return git(folder, "rev-parse", "--show-toplevel").strip() or None
+    except GitError:
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def cmd_ingest_coverage(args: argparse.Namespace) -> int:

@@ -43,12 +43,13 @@ SETTINGS: dict[str, Setting] = {
         Setting("OBSERVATORY_NO_DEMO", False, "`1`: do not fill an empty database with the demo "
                 "dataset", flag="--no-demo", kind=bool),
         Setting("OBSERVATORY_TOKENS", "", "comma-separated bearer tokens the HTTP API accepts, "
-                "each optionally with its role (`tokA:admin,tokB:operator,tokC:viewer`; no role "
-                "means admin); when unset, only loopback clients are served"),
+                "each optionally with its role (`tokA:admin,tokB:operator,tokC:viewer,"
+                "tokD:ingest`; no role means admin); when unset, only loopback clients are "
+                "served"),
         Setting("OBSERVATORY_USER_ROLES", "", "roles of users who log in to the dashboards "
                 "(`alice:admin,bob:viewer`); others get `OBSERVATORY_DEFAULT_ROLE`"),
         Setting("OBSERVATORY_DEFAULT_ROLE", "admin", "role of a logged-in user not listed in "
-                "`OBSERVATORY_USER_ROLES`: viewer, operator or admin (default admin)"),
+                "`OBSERVATORY_USER_ROLES`: ingest, viewer, operator or admin (default admin)"),
         Setting("OBSERVATORY_TOKEN", None, "the token `ingest`, the pytest plugin and notebooks "
                 "send to a server"),
         Setting("OBSERVATORY_MAX_REPORT_BYTES", 512 * 1024 * 1024, "largest report file "
@@ -91,6 +92,16 @@ SETTINGS: dict[str, Setting] = {
                 "failed webhook delivery; doubles each time (at most 10 attempts)"),
         Setting("OBSERVATORY_TEST_RUNS_PER_PROJECT", 1, "test runs started from the workbench "
                 "that run at once per project; more wait in its queue"),
+        Setting("OBSERVATORY_CHILD_ENV", "", "comma-separated names of this server's "
+                "environment variables that agents, test runs and MCP servers inherit besides "
+                "the built-in allow-list (PATH, HOME, locale, proxy, certificates), e.g. "
+                "`ANTHROPIC_API_KEY`; the workbench's own tokens and secrets never"),
+        Setting("OBSERVATORY_MAX_JSON_BYTES", 4 * 1024 * 1024, "largest JSON request body of "
+                "the API (default 4 MiB; reports, coverage and OTLP have their own limits)",
+                kind=int),
+        Setting("OBSERVATORY_HOOK_TIMEOUT_S", 600.0, "seconds a permission request from a "
+                "Claude Code hook waits for a person before it is denied (default 600)",
+                kind=float),
         Setting("OBSERVATORY_SERVER_URL", None, "the URL the server advertises beside its "
                 "database (set by `serve`; else read from `panel serve`'s `--address`/`--port`)"),
     ]
@@ -142,7 +153,24 @@ def demo_enabled(no_demo_flag: bool = False) -> bool:
     return not get("OBSERVATORY_NO_DEMO", no_demo_flag or None)
 
 
-ROLES = ("viewer", "operator", "admin")
+#: Every role. ``ingest`` writes data (reports, live runs, coverage, telemetry, hooks) and
+#: reads nothing; ``viewer`` reads and writes nothing; ``operator`` reads, writes data and
+#: acts on agents; ``admin`` also sets policies, alert rules, webhooks and reads the audit
+#: log. Not a ladder: what each may do is :data:`GRANTS`.
+ROLES = ("ingest", "viewer", "operator", "admin")
+#: The route levels each role passes (a route or action names the one level it needs).
+GRANTS: dict[str, frozenset[str]] = {
+    "ingest": frozenset({"ingest"}),
+    "viewer": frozenset({"viewer"}),
+    "operator": frozenset({"ingest", "viewer", "operator"}),
+    "admin": frozenset({"ingest", "viewer", "operator", "admin"}),
+}
+
+
+def allows(role: str, need: str) -> bool:
+    """Whether ``role`` may use what needs ``need`` (a level of :data:`GRANTS`, or ``any``:
+    every authenticated principal)."""
+    return need == "any" or need in GRANTS.get(role, ())
 
 
 def _with_roles(raw: str) -> dict[str, str]:

@@ -15,6 +15,7 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from . import launcher
 from .coverage.model import CoverageReport, FileCoverage
 from .coverage.risk import untrusted_tests
 
@@ -53,8 +54,9 @@ def _git(repo: Path, *args: str, when: datetime | None = None) -> str:
            "PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(repo)}
     if when is not None:
         env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = when.isoformat()
-    out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                         env=env, timeout=60, check=True)
+    out = launcher.run(["git", "-C", str(repo), *args], env=launcher.child_env(env))
+    if out.returncode:
+        raise subprocess.CalledProcessError(out.returncode, out.args, out.stdout, out.stderr)
     return out.stdout.strip()
 
 

@@ -56,13 +56,14 @@ class ClaudeCodeBackend(CLIBackend):
         config = self.agent.spec["config"]
         argv = [self.binary(), "-p", "--input-format", "stream-json", "--output-format",
                 "stream-json", "--verbose", "--permission-prompt-tool", "stdio"]
+        # (values joined to their option: a value can never stand as an option itself)
         if config.get("model"):
-            argv += ["--model", config["model"]]
+            argv.append(f"--model={config['model']}")
         if config.get("permission_mode") not in (None, "default"):
             argv += ["--permission-mode", config["permission_mode"]]
         resume = config.get("resume") or self.agent.session_id
         if resume:
-            argv += ["--resume", resume]
+            argv.append(f"--resume={resume}")
         if config.get("max_turns"):
             argv += ["--max-turns", str(config["max_turns"])]
         return argv

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from typing import Any
 
 import param
 
 from .process import CLIBackend, find_cli
 
+#: A ``-c`` setting: ``key=value`` whose key is a dotted name (never an option).
+_OVERRIDE = re.compile(r"^[A-Za-z0-9_][\w.\-]*=")
 DECISIONS = {"allow": "accept", "allow_session": "acceptForSession", "deny": "decline"}
 
 
@@ -57,6 +60,8 @@ class CodexBackend(CLIBackend):
         config = self.agent.spec["config"]
         argv = [self.binary(), "app-server"]
         for item in config.get("overrides") or []:
+            if not _OVERRIDE.match(item):
+                raise ValueError(f"config.overrides: {item[:60]!r} is not key=value")
             argv += ["-c", item]
         return argv
 

@@ -20,13 +20,18 @@ from .devkit import ControlError, DevKit
 from .process import ProcessBackend
 
 FINAL = {"stopped", "completed", "error", "lost"}
+#: The only variables ``token_env`` may name (a server's other variables are not tokens for
+#: a URL an operator chooses).
+TOKEN_PREFIX = "OBSERVATORY_DEVKIT_TOKEN"
 
 
 class DevKitConfig(param.Parameterized):
     url = param.String("", doc="the other workbench, e.g. http://build-box:5006")
     agent_id = param.String("", doc="the agent there")
     token_env = param.String("", doc="environment variable of this server holding the "
-                             "other workbench's token (operator or admin)")
+                             "other workbench's token (operator or admin); its name must "
+                             "start with `OBSERVATORY_DEVKIT_TOKEN`, so that an admin decides "
+                             "which of the server's variables can be sent at all")
 
 
 class DevKitBackend(ProcessBackend):
@@ -38,7 +43,8 @@ class DevKitBackend(ProcessBackend):
         super().__init__(agent)
         config = agent.spec["config"]
         self.remote = config["agent_id"]
-        token = secret_from(config.get("token_env") or "")
+        name = config.get("token_env") or ""
+        token = secret_from(name) if name.startswith(TOKEN_PREFIX) else None
         self.kit = DevKit(config["url"], token)
         #: (state, error) the remote agent ended in; the supervisor reports it.
         self.outcome: tuple[str, str | None] | None = None
@@ -51,6 +57,11 @@ class DevKitBackend(ProcessBackend):
         config = spec["config"]
         if not config.get("url") or not config.get("agent_id"):
             raise ValueError("config.url and config.agent_id: required for the devkit backend")
+        token_env = config.get("token_env") or ""
+        if token_env and not token_env.startswith(TOKEN_PREFIX):
+            raise ValueError(f"config.token_env: must name a variable starting with "
+                             f"{TOKEN_PREFIX} (not {token_env[:60]!r}): only those hold "
+                             "tokens of other workbenches")
         if spec.get("command"):
             raise ValueError("command: not used by the devkit backend")
 

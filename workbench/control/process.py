@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import param
 
+from .. import launcher
 from .follow import FOLLOWERS
 
 if TYPE_CHECKING:
-    from .supervisor import Agent
+    from .agent import Agent
 
 
 class ProcessConfig(param.Parameterized):
@@ -67,7 +68,9 @@ class ProcessBackend:
         return shlex.split(command) if isinstance(command, str) else list(command)
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "PYTHONUNBUFFERED": "1", **self.agent.spec["env"]}
+        """The allow-listed environment and what the definition names (launcher.py): never
+        the workbench's own tokens or secrets."""
+        return launcher.child_env({"PYTHONUNBUFFERED": "1", **self.agent.spec["env"]})
 
     # -- life ---------------------------------------------------------------------------
     def launch(self) -> int:
@@ -83,11 +86,10 @@ class ProcessBackend:
                 self._offsets[name] = path.stat().st_size if path.exists() else 0
             out, err = (self.log_path(n).open("ab") for n in ("stdout", "stderr"))
         try:
-            self.proc = subprocess.Popen(
+            self.proc = launcher.spawn(
                 self.argv(), cwd=spec.get("cwd") or None, env=self.env(),
                 stdin=subprocess.PIPE if self.wants_stdin() else subprocess.DEVNULL,
-                stdout=out, stderr=err, start_new_session=True,
-                preexec_fn=self.rlimits(spec["limits"]))
+                stdout=out, stderr=err, before=self.rlimits(spec["limits"]))
         finally:
             if not self.protocol:
                 out.close()

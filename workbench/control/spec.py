@@ -8,6 +8,8 @@ from typing import Any
 
 import param
 
+from .. import launcher
+
 #: Where an agent can be; every change is stored as an event (the timeline's source).
 STATES = ("idle", "starting", "running", "waiting-for-approval", "paused", "stopping",
           "stopped", "completed", "error", "lost")
@@ -61,6 +63,8 @@ class Policy(param.Parameterized):
     timeout_action = param.Selector(default="deny", objects=["allow", "deny"])
 
 
+#: The longest value of each text field of a definition.
+MAX_CHARS = {"name": 120, "project": 200, "cwd": 4096, "prompt": 1_000_000, "pool": 120}
 _TOP = {"name", "backend", "project", "cwd", "prompt", "command", "env", "labels", "limits",
         "restart", "policy", "config", "pool"}
 
@@ -99,7 +103,7 @@ def check(spec: Any, backends: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"{unknown[0]}: unknown field (known: {', '.join(sorted(_TOP))})")
     backend = spec.get("backend")
-    if backend not in backends:
+    if not isinstance(backend, str) or backend not in backends:
         raise ValueError(f"backend: must be one of {', '.join(sorted(backends))}, "
                          f"not {str(backend)[:40]!r}")
     out: dict[str, Any] = {"backend": backend}
@@ -107,6 +111,8 @@ def check(spec: Any, backends: dict[str, Any]) -> dict[str, Any]:
         value = spec.get(key)
         if value is not None and not isinstance(value, str):
             raise ValueError(f"{key}: must be a string")
+        if value is not None and len(value) > MAX_CHARS[key]:
+            raise ValueError(f"{key}: at most {MAX_CHARS[key]} characters")
         out[key] = value
     if not out["name"]:
         raise ValueError("name: required")
@@ -121,6 +127,9 @@ def check(spec: Any, backends: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(env, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
         raise ValueError("env: must be an object of string values")
+    for key in env:
+        if launcher.is_secret(key):
+            raise ValueError(f"env.{key}: a secret of the workbench; an agent never gets it")
     out["env"] = env
     labels = spec.get("labels") or []
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
@@ -137,12 +146,19 @@ def check(spec: Any, backends: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def external_spec(name: str, project: str | None, cwd: str | None) -> dict[str, Any]:
-    """The definition of an agent the workbench did not start (known by its hooks)."""
-    return {"name": name, "backend": "external", "project": project, "cwd": cwd,
-            "prompt": None, "command": None, "env": {}, "labels": [], "pool": None,
-            "limits": _params(Limits, {}, "limits"), "restart": _params(Restart, {}, "restart"),
-            "policy": {**_params(Policy, {}, "policy"), "rules": []}, "config": {}}
+def external_spec(name: str, project: str | None, cwd: str | None,
+                  timeout_s: float | None = None) -> dict[str, Any]:
+    """The definition of an agent the workbench did not start (known by its hooks): its
+    requests unanswered for ``timeout_s`` are denied (its session waits on an open HTTP
+    request, which must not wait forever)."""
+    policy = _params(Policy, {"timeout_s": timeout_s or None, "timeout_action": "deny"},
+                     "policy")
+    return {"name": name[:MAX_CHARS["name"]], "backend": "external",
+            "project": project[:MAX_CHARS["project"]] if project else project,
+            "cwd": cwd, "prompt": None, "command": None, "env": {}, "labels": [],
+            "pool": None, "limits": _params(Limits, {}, "limits"),
+            "restart": _params(Restart, {}, "restart"), "policy": {**policy, "rules": []},
+            "config": {}}
 
 
 def check_part(part: str, value: Any) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from .. import config
+from .. import config, launcher
 from ..config import utcnow
 from ..store import control_writes
 from . import access
@@ -30,7 +30,8 @@ from . import access
 STATES = ("queued", "running", "passed", "failed", "cancelled", "error", "lost")
 DONE = frozenset(STATES[2:])
 COLUMNS = ("id", "project", "folder", "state", "tests", "command", "junit", "requested_by",
-           "created_at", "started_at", "ended_at", "exit_code", "pid", "run_id", "message")
+           "created_at", "started_at", "ended_at", "exit_code", "pid", "run_id", "message",
+           "pid_started")
 #: The last run's output, in the project's folder.
 LOG = ".observatory-test-run.log"
 #: Seconds a cancelled run's process group has to stop after SIGTERM before SIGKILL.
@@ -49,10 +50,25 @@ class TestRuns:
         self._rows: dict[str, dict[str, Any]] = {}
         self._procs: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
-        # Runs a previous process left queued or running were lost with it.
-        store.write(lambda cur: cur.execute(
-            "UPDATE test_runs SET state = 'lost', message = 'the workbench stopped' "
-            "WHERE state IN ('queued', 'running')"), topic="control")
+        self._leftovers()
+
+    def _leftovers(self) -> None:
+        """Runs a previous workbench left queued or running were lost with it; a run's
+        pytest still running is stopped (its results had nowhere to go), and the run says
+        so."""
+        left = self.store.sql("SELECT id, pid, pid_started FROM test_runs "
+                              "WHERE state IN ('queued', 'running')")
+        for row in left.itertuples(index=False):
+            pid = None if pd.isna(row.pid) else int(row.pid)
+            started = None if pd.isna(row.pid_started) else float(row.pid_started)
+            # (no start time stored: an older file's run; its pid may be another process)
+            done = launcher.stop_group(pid, started, GRACE_S) if started else "gone"
+            message = ("the workbench stopped" if done == "gone" else
+                       f"the workbench restarted: its process group (pid {pid}) was "
+                       f"{'stopped' if done == 'stopped' else 'killed'}")
+            self.store.write(lambda cur, i=row.id, m=message: cur.execute(
+                "UPDATE test_runs SET state = 'lost', message = ?, ended_at = ? WHERE id = ?",
+                [m, utcnow(), i]), topic="control")
 
     # -- asking -------------------------------------------------------------------------
     def list(self, project: str | None = None, limit: int = 100) -> pd.DataFrame:
@@ -94,7 +110,7 @@ class TestRuns:
                "state": "queued", "tests": tests, "command": command, "junit": junit,
                "requested_by": principal.who, "created_at": utcnow(), "started_at": None,
                "ended_at": None, "exit_code": None, "pid": None, "run_id": None,
-               "message": None}
+               "message": None, "pid_started": None}
         with self._lock:
             self._rows[row["id"]] = row
             self._save(row)
@@ -135,9 +151,11 @@ class TestRuns:
                 self._start(row)
 
     def _start(self, row: dict[str, Any]) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # The allow-listed environment (launcher.py) and this server's own ingest-only token
+        # for the plugin: never the server's tokens or secrets.
+        own = {"PYTHONUNBUFFERED": "1"}
         if self.token:
-            env["OBSERVATORY_TOKEN"] = self.token
+            own["OBSERVATORY_TOKEN"] = self.token
         if row["command"]:
             argv = list(row["command"])
         else:
@@ -150,12 +168,13 @@ class TestRuns:
         log = Path(row["folder"]) / LOG
         try:
             out = log.open("w") if os.access(row["folder"], os.W_OK) else subprocess.DEVNULL
-            proc = subprocess.Popen(argv, cwd=row["folder"], env=env, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-        except OSError as err:
+            proc = launcher.spawn(argv, cwd=row["folder"], env=launcher.child_env(own=own),
+                                  stdout=out, stderr=subprocess.STDOUT)
+        except (OSError, ValueError) as err:
             self._end(row, "error", None, f"could not start: {err}")
             return
-        row.update(state="running", started_at=utcnow(), pid=proc.pid)
+        row.update(state="running", started_at=utcnow(), pid=proc.pid,
+                   pid_started=launcher.identity(proc.pid))
         self._procs[row["id"]] = proc
         self._save(row)
         threading.Thread(target=self._wait, args=(row, proc), daemon=True,

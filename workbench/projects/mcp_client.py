@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from .. import launcher
 from ..config import utcnow
 from ..control import access
 from .scan import mcp_servers
@@ -184,7 +185,7 @@ def _command(root: Path, spec: dict[str, Any]) -> Path | None:
         return None
     if "/" in command or (os.altsep and os.altsep in command) or os.sep in command:
         return root / command
-    env = {**os.environ, **{str(k): str(v) for k, v in (spec.get("env") or {}).items()}}
+    env = _env(spec)
     found = shutil.which(command, path=os.pathsep.join(
         str(root / d) for d in os.get_exec_path(env)))
     return Path(found) if found else None
@@ -345,10 +346,16 @@ def _run(spec: dict[str, Any], folder, ask):
         raise ConnectionError(f"MCP server {spec['name']!r}: {first}") from None
 
 
+def _env(spec: dict[str, Any]) -> dict[str, str]:
+    """A stdio server's environment (launcher.child_env): the allow-list and what the
+    project declares — never the workbench's own secrets (a declared one is refused)."""
+    return launcher.child_env({str(k): str(v) for k, v in (spec.get("env") or {}).items()})
+
+
 def _stdio(spec: dict[str, Any], folder):
     from mcp.client.stdio import StdioServerParameters
 
-    env = {**os.environ, **{str(k): str(v) for k, v in (spec.get("env") or {}).items()}}
+    env = _env(spec)
     return StdioServerParameters(command=spec["command"], args=[str(a) for a in
                                                                spec.get("args") or []],
                                  env=env, cwd=str(folder))

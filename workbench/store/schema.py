@@ -453,4 +453,8 @@ MIGRATIONS.append(
 # filled from the records already stored.
 MIGRATIONS.append((11, [*rollup.CREATE, rollup.FILL]))
 
+# v12: a test run's process is known by its start time too, so that a restarted workbench
+# stops the run's process group only if it is still the same process (launcher.alive).
+MIGRATIONS.append((12, ["ALTER TABLE test_runs ADD COLUMN pid_started DOUBLE"]))
+
 LATEST = MIGRATIONS[-1][0]
