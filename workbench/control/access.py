@@ -1,9 +1,11 @@
 """Who may do what: one role check for every control action, and the append-only audit log
 that records each action, decision and refusal.
 
-Roles are ordered: a viewer reads; an operator also starts, stops, steers and answers
-agents; an admin also reads the audit log and changes policies. The check runs on the
-server for every route, websocket message and widget callback — hiding a button is not it.
+Roles (config.GRANTS): ``ingest`` only writes data; a viewer only reads; an operator also
+writes data and starts, stops, steers and answers agents; an admin also reads the audit log
+and changes policies, rules and webhooks. The HTTP layer checks each route's declared level
+(server/routes.py) before a handler runs; this check runs again inside every action, so a
+websocket message or widget callback is held to the same rule — hiding a button is not it.
 """
 
 from __future__ import annotations
@@ -12,15 +14,16 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..config import ROLES, utcnow
+from ..config import allows, utcnow
 from ..store import control_writes
 
 if TYPE_CHECKING:
     from ..store import Store
 
-#: The least role each action needs.
+#: The level (config.GRANTS) each action needs; an action not listed needs admin.
 ACTION_ROLE: dict[str, str] = {
     "read": "viewer",
+    **dict.fromkeys(("ingest", "hook"), "ingest"),
     **dict.fromkeys(("add", "start", "stop", "pause", "resume", "restart", "interrupt",
                      "message", "config", "limits", "approve", "delete", "task", "alert",
                      "scan", "mcp", "test-run"),
@@ -42,8 +45,7 @@ class Principal:
     client: str = ""
 
     def may(self, action: str) -> bool:
-        need = ACTION_ROLE.get(action, "admin")
-        return ROLES.index(self.role) >= ROLES.index(need)
+        return allows(self.role, ACTION_ROLE.get(action, "admin"))
 
 
 #: What the workbench does by itself (policy rules, limits, restart policy).

@@ -68,6 +68,10 @@ class LocalControl:
     def add(self, spec: Any) -> dict:
         name = str(spec.get("name", ""))[:120] if isinstance(spec, dict) else ""
         self._allow("add", name)
+        if isinstance(spec, dict) and spec.get("policy"):
+            # A policy decides what the agent may do unasked: the same role as changing it
+            # later (PUT .../policy), or an operator could define an agent that allows all.
+            self._allow("policy", name)
         try:
             agent = self.sup.define(spec)
         except ValueError as err:
@@ -86,7 +90,7 @@ class LocalControl:
     def config(self, agent_id: str, config: dict[str, Any] | None = None) -> dict:
         if config is None:
             self._allow("read")
-            from .supervisor import BACKENDS
+            from .backends import BACKENDS
 
             agent = self.sup.get(agent_id)
             if agent.external:
@@ -115,7 +119,7 @@ class LocalControl:
         """A Claude Code hook's request (``PreToolUse`` / ``PermissionRequest``): filed in
         the inbox under the session's agent; ``answer(decision, message)`` when decided.
         Other hook events are recorded on the agent; None then."""
-        self._allow("read")
+        self._allow("hook")
         session, event = body.get("session_id"), body.get("hook_event_name")
         if not (isinstance(session, str) and session and isinstance(event, str) and event):
             raise ValueError("a Claude Code hook's body needs session_id and hook_event_name")

@@ -25,37 +25,29 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from .. import config, launcher
 from ..config import utcnow
 from ..store import control_writes
 from . import access
 from . import spec as specs
 from .access import Principal
+from .agent import Agent
 from .alerts import AlertEngine
 from .approvals import Inbox, approval_json
-from .claude_code import ClaudeCodeBackend
-from .codex import CodexBackend
-from .devkit_backend import DevKitBackend
-from .process import ProcessBackend
+from .backends import BACKENDS, EXTERNAL, Backend
 from .spec import LIVE, STARTABLE
 from .tasks import TaskQueue
 from .webhooks import Webhooks
 
 log = logging.getLogger("workbench.control")
 
-BACKENDS: dict[str, type[ProcessBackend]] = {
-    ProcessBackend.name: ProcessBackend,
-    ClaudeCodeBackend.name: ClaudeCodeBackend,
-    CodexBackend.name: CodexBackend,
-    DevKitBackend.name: DevKitBackend,
-}
-#: The backend name of agents the workbench did not start (Claude Code sessions that send
-#: their permission requests through HTTP hooks).
-EXTERNAL = "external"
+__all__ = ["BACKENDS", "EXTERNAL", "Agent", "Supervisor"]
 #: Seconds between SIGTERM (or a closed stdin) and SIGKILL.
 GRACE_S = 5.0
 
@@ -63,144 +55,6 @@ GRACE_S = 5.0
 def cgroup_v2_writable() -> bool:
     root = Path("/sys/fs/cgroup")
     return (root / "cgroup.controllers").exists() and os.access(root, os.W_OK)
-
-
-class Agent:
-    """One agent: its definition, where it is, and its backend while it runs."""
-
-    def __init__(self, sup: Supervisor, row: dict[str, Any]) -> None:
-        self.sup = sup
-        self.id: str = row["agent_id"]
-        self.spec: dict[str, Any] = row["spec"]
-        self.state: str = row.get("state") or "idle"
-        self.pid: int | None = row.get("pid")
-        self.pid_started: float | None = row.get("pid_started")
-        self.session_id: str | None = row.get("session_id")
-        self.last_error: str | None = row.get("last_error")
-        self.exit_code: int | None = row.get("exit_code")
-        self.cost_usd: float = row.get("cost_usd") or 0.0
-        self.restarts: int = row.get("restarts") or 0
-        self.created_at = row.get("created_at") or utcnow()
-        self.updated_at = row.get("updated_at") or self.created_at
-        self.backend: ProcessBackend | None = None
-        self.paused = self.state == "paused"
-        self.underlying = "running"
-        self.prompted = False
-        self.started_at: float | None = None
-        self.stop_reason: str | None = None
-        self.last_event: dict[str, Any] | None = None
-        self.sample: dict[str, Any] | None = None
-        self._procs: dict[int, psutil.Process] = {}
-        self.lock = threading.RLock()
-        #: The task it works on (see tasks.py), and that task's command for a process agent.
-        self.task_id: str | None = None
-        self.run_command: str | list[str] | None = None
-        #: Started elsewhere, known through its hooks: answered, never steered.
-        self.external = self.spec["backend"] == EXTERNAL
-
-    # -- what backends call -------------------------------------------------------------
-    def set_state(self, state: str, error: str | None = None) -> None:
-        with self.lock:
-            if state in ("running", "idle", "waiting-for-approval") and self.backend is None \
-                    and not self.external:
-                return  # the process already ended: its exit decided the state
-            if state in ("running", "idle"):
-                self.underlying = state  # what a resume returns to (a turn may end paused)
-            if state in ("running", "idle") and self.paused:
-                state = "paused"
-            if state in ("running", "idle") and self.sup.inbox.pending(self.id):
-                state = "waiting-for-approval"
-            if state == self.state and error is None:
-                return
-            before, self.state = self.state, state
-            if error is not None:
-                self.last_error = error
-            self.updated_at = utcnow()
-        self.sup.save(self)
-        self.emit("state", f"{before} → {state}" + (f": {error}" if error else ""),
-                  {"from": before, "to": state, "error": error})
-        self.sup.webhooks.publish("agent.state", self.id, {
-            "name": self.spec["name"], "from": before, "to": state, "error": error,
-            "title": f"{self.spec['name']}: {before} → {state}" + (f" ({error})" if error
-                                                                    else "")})
-
-    def emit(self, kind: str, text: str, data: dict[str, Any] | None = None) -> None:
-        self.last_event = {"kind": kind, "text": text[:300], "at": utcnow().isoformat()}
-        self.sup.event(self, kind, text, data)
-
-    def ask(self, tool: str, tool_input: Any, answer: Callable[[str, str], None],
-            reason: str | None = None) -> str:
-        """File a permission request; ``answer(decision, message)`` is called once it is
-        decided (at once when a rule decides). Returns the approval id."""
-        def answered(decision: str, message: str) -> None:
-            answer(decision, message)
-            self.emit("approval", f"{tool}: {decision}" + (f" ({message})" if message else ""),
-                      {"tool": tool, "decision": decision, "message": message})
-            if not self.sup.inbox.pending(self.id) and self.state == "waiting-for-approval":
-                self.set_state("running")
-
-        approval_id = self.sup.inbox.ask(self, tool, tool_input, answered, reason)
-        if any(r["approval_id"] == approval_id for r in self.sup.inbox.pending(self.id)):
-            self.sup.webhooks.publish("approval.requested", self.id, {
-                "approval_id": approval_id, "tool": tool, "title": f"{self.spec['name']} "
-                f"asks to use {tool}", "input": tool_input})
-        if self.sup.inbox.pending(self.id) and self.state in ("running", "idle"):
-            self.set_state("waiting-for-approval")
-        return approval_id
-
-    def set_session(self, session_id: str | None) -> None:
-        if session_id and session_id != self.session_id:
-            self.session_id = session_id
-            self.sup.save(self)
-
-    def set_cost(self, cost: float | None) -> None:
-        if cost is not None:
-            self.cost_usd = cost
-            self.sup.save(self)
-            cap = self.spec["limits"].get("max_cost_usd")
-            if cap is not None and cost > cap:
-                self.sup.stop(self, f"cost limit: ${cost:.4f} > ${cap:g}")
-
-    def telemetry_env(self, service: str) -> dict[str, str]:
-        """OpenTelemetry variables so that the agent's own telemetry lands in this
-        workbench by itself, named after the agent."""
-        url = self.sup.server_url
-        if not url:
-            return {}
-        env = {
-            "CLAUDE_CODE_ENABLE_TELEMETRY": "1",
-            "OTEL_METRICS_EXPORTER": "otlp", "OTEL_LOGS_EXPORTER": "otlp",
-            "OTEL_TRACES_EXPORTER": "otlp",
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": url,
-            "OTEL_METRIC_EXPORT_INTERVAL": "2000", "OTEL_LOGS_EXPORT_INTERVAL": "1000",
-            "OTEL_SERVICE_NAME": service,
-            "OTEL_RESOURCE_ATTRIBUTES": f"gen_ai.agent.name={_attr(self.spec['name'])},"
-                                        f"observatory.agent.id={self.id}",
-        }
-        if self.sup.telemetry_token:
-            env["OTEL_EXPORTER_OTLP_HEADERS"] = (
-                f"Authorization=Bearer {self.sup.telemetry_token}")
-        return env
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "name": self.spec["name"], "backend": self.spec["backend"],
-            "project": self.spec.get("project"), "state": self.state,
-            "pid": self.pid if self.backend is not None else None,
-            "session_id": self.session_id, "last_error": self.last_error,
-            "exit_code": self.exit_code, "cost_usd": round(self.cost_usd, 6),
-            "restarts": self.restarts, "labels": self.spec["labels"],
-            "task_id": self.task_id, "pool": self.spec.get("pool"),
-            "pending_approvals": len(self.sup.inbox.pending(self.id)),
-            "last_event": self.last_event, "sample": self.sample,
-            "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
-        }
-
-
-def _attr(value: str) -> str:
-    # OTEL_RESOURCE_ATTRIBUTES is comma/equals separated: percent-encode those.
-    return value.replace("%", "%25").replace(",", "%2C").replace("=", "%3D")
 
 
 class Supervisor:
@@ -225,7 +79,7 @@ class Supervisor:
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
         self._event_listeners: list[Callable[..., None]] = []
         self._work_listeners: list[Callable[[str, dict[str, Any]], None]] = []
-        self.webhooks = Webhooks(store)
+        self.webhooks = Webhooks(store, own_url=server_url)
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self.alerts = AlertEngine(self, self.webhooks)  # (before the load: it may find lost)
@@ -281,8 +135,8 @@ class Supervisor:
                 log.exception("agent listener failed")
 
     # -- storing ------------------------------------------------------------------------
-    def save(self, agent: Agent) -> None:
-        control_writes.save_agent(self.store, {
+    def save(self, agent: Agent) -> Future:
+        fut = control_writes.save_agent(self.store, {
             "agent_id": agent.id, "name": agent.spec["name"], "backend": agent.spec["backend"],
             "project": agent.spec.get("project"), "spec": json.dumps(agent.spec),
             "state": agent.state, "pid": agent.pid, "pid_started": agent.pid_started,
@@ -290,6 +144,7 @@ class Supervisor:
             "exit_code": agent.exit_code, "cost_usd": agent.cost_usd,
             "restarts": agent.restarts, "created_at": agent.created_at, "updated_at": utcnow()})
         self._changed(agent.id)
+        return fut
 
     def event(self, agent: Agent, kind: str, text: str, data: dict[str, Any] | None) -> None:
         control_writes.agent_event(self.store, [
@@ -314,20 +169,28 @@ class Supervisor:
                              "state": "idle"})
         with self._lock:
             self.agents[agent.id] = agent
-        self.save(agent)
+        try:  # stored before anyone hears of it: an agent the store lost could run unknown
+            self.save(agent).result()
+        except Exception:
+            with self._lock:
+                self.agents.pop(agent.id, None)
+            raise
         agent.emit("defined", f"{checked['backend']} agent {checked['name']!r}")
         return agent
 
     def external_agent(self, session_id: str, cwd: str | None) -> Agent:
         """The agent behind a hook's session (made on its first request): a Claude Code
         session the workbench did not start, named after its working directory."""
+        if cwd is not None and len(cwd) > specs.MAX_CHARS["cwd"]:
+            raise ValueError(f"cwd: at most {specs.MAX_CHARS['cwd']} characters")
         agent_id = "ext-" + (session_id or "unknown")[:24]
         with self._lock:
             agent = self.agents.get(agent_id)
             if agent is not None:
                 return agent
             folder = Path(cwd).name if cwd else "unknown"
-            spec = specs.external_spec(f"claude-code (hooks) · {folder}", folder, cwd)
+            spec = specs.external_spec(f"claude-code (hooks) · {folder}", folder, cwd,
+                                       config.get("OBSERVATORY_HOOK_TIMEOUT_S"))
             agent = Agent(self, {"agent_id": agent_id, "spec": spec, "state": "running",
                                  "session_id": session_id})
             self.agents[agent_id] = agent
@@ -396,7 +259,7 @@ class Supervisor:
             raise ValueError(f"unknown action {action!r}")
         return agent.as_dict()
 
-    def _live(self, agent: Agent, action: str) -> ProcessBackend:
+    def _live(self, agent: Agent, action: str) -> Backend:
         # (an idle claude-code agent has a live session waiting for its next prompt)
         if agent.backend is None or agent.state == "stopping":
             raise ValueError(f"cannot {action} agent {agent.id}: it is {agent.state}")
@@ -406,7 +269,7 @@ class Supervisor:
         with agent.lock:
             if agent.state not in STARTABLE or agent.backend is not None:
                 raise ValueError(f"cannot start agent {agent.id}: it is {agent.state}")
-            if agent.spec["backend"] == ProcessBackend.name and not (
+            if agent.spec["backend"] == "process" and not (
                     agent.spec.get("command") or agent.run_command):
                 agent.set_state("idle")  # a worker: each task brings its command
                 agent.emit("waiting", "waiting for tasks labelled "
@@ -425,7 +288,7 @@ class Supervisor:
                 return
             agent.backend, agent.pid = backend, pid
             try:  # (no pid: an agent of another workbench)
-                agent.pid_started = psutil.Process(pid).create_time() if pid else None
+                agent.pid_started = launcher.identity(pid) if pid else None
             except psutil.Error:
                 agent.pid_started = None
             agent.started_at = time.monotonic()
@@ -441,7 +304,7 @@ class Supervisor:
         except ValueError as err:
             log.warning("agent %s: %s", agent.id, err)
 
-    def _monitor(self, agent: Agent, backend: ProcessBackend) -> None:
+    def _monitor(self, agent: Agent, backend: Backend) -> None:
         code = backend.wait()
         with agent.lock:
             if agent.backend is not backend:
@@ -552,6 +415,12 @@ class Supervisor:
 
     # -- watching -----------------------------------------------------------------------
     def _load(self) -> None:
+        # A request still pending lost its asker with the old workbench (its answer
+        # callback lived in memory): it can no longer be answered, and says why.
+        self.store.write(lambda cur: cur.execute(
+            "UPDATE approvals SET state = 'expired', decided_by = 'workbench', "
+            "decided_at = ?, message = 'the workbench restarted before it was answered' "
+            "WHERE state = 'pending'", [utcnow()]), topic="control")
         df = self.store.sql("SELECT * FROM agents ORDER BY created_at")
         for row in df.to_dict("records"):
             row = {k: (None if _isnull(v) else v) for k, v in row.items()}
@@ -560,18 +429,11 @@ class Supervisor:
             self.agents[agent.id] = agent
             if agent.state in LIVE and not agent.external:
                 self._adopt(agent)
+            elif agent.external and agent.state == "waiting-for-approval":
+                agent.set_state("running")  # its requests expired above
 
     def _adopt(self, agent: Agent) -> None:
-        alive = False
-        if agent.pid:
-            try:
-                proc = psutil.Process(agent.pid)
-                alive = (agent.pid_started is None or abs(proc.create_time() -
-                                                           agent.pid_started) < 0.01) and \
-                    proc.status() != psutil.STATUS_ZOMBIE
-            except psutil.Error:
-                alive = False
-        if alive:
+        if launcher.alive(agent.pid, agent.pid_started):
             backend = BACKENDS[agent.spec["backend"]](agent)
             backend.pid = agent.pid
             agent.backend = backend

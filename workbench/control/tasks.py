@@ -95,8 +95,8 @@ class TaskQueue:
             task["labels"] = json.loads(task["labels"] or "[]")
             task["command"] = json.loads(task["command"]) if task["command"] else None
             self.tasks[task["task_id"]] = task
-            if task["state"] == "running":  # its session ended with the old workbench
-                self._end(task, "failed", "the workbench restarted while it ran")
+            if task["state"] == "running":
+                self._readopt(task)
         for row in self.store.sql("SELECT * FROM pools").to_dict("records"):
             self.pools[row["pool"]] = {"pool": row["pool"], "template": json.loads(
                 row["template"]), "max_agents": row["max_agents"]}
@@ -104,15 +104,32 @@ class TaskQueue:
         supervisor.on_event(self._on_event)
         threading.Thread(target=self._run, name="task-queue", daemon=True).start()
 
+    def _readopt(self, task: dict[str, Any]) -> None:
+        """A task running when the workbench stopped: still running when its agent's
+        process was adopted again (its end is then told as usual); else it failed, and says
+        why — a retry must not run a command that still runs."""
+        agent = self.sup.agents.get(task["agent_id"] or "")
+        if agent is not None and agent.backend is not None:
+            agent.task_id = task["task_id"]
+            agent.run_command = task["command"]
+            task["_cost0"], task["_t0"], task["_result"] = agent.cost_usd, time.monotonic(), None
+            agent.emit("task", f"task {task['task_id']} adopted after a workbench restart",
+                       {"task_id": task["task_id"]})
+            return
+        why = f"agent {agent.id} was {agent.state}" if agent is not None else "no agent"
+        self._end(task, "failed", f"the workbench restarted while it ran ({why})")
+
     # -- asking -------------------------------------------------------------------------
     def add(self, body: Any, who: str) -> dict[str, Any]:
         task = {**check_task(body), "task_id": "tk-" + uuid.uuid4().hex[:10],
                 "state": "queued", "agent_id": None, "session_id": None, "attempt": 1,
                 "failure": None, "result": None, "cost_usd": None, "created_by": who,
                 "created_at": utcnow(), "started_at": None, "ended_at": None}
+        # Stored before it is queued or answered: a task the store could not take fails
+        # its caller (503), instead of a 201 for work that is then lost.
+        self._save(task).result()
         with self._lock:
             self.tasks[task["task_id"]] = task
-            self._save(task)
         self._kick.set()
         return public(task)
 
@@ -172,7 +189,7 @@ class TaskQueue:
         template = body.get("template")
         if not isinstance(template, dict):
             raise ValueError("template: an agent definition (object) is required")
-        from .supervisor import BACKENDS
+        from .backends import BACKENDS
 
         checked = specs.check({**template, "name": f"{name}-0"}, BACKENDS)
         if not checked["labels"]:
@@ -379,13 +396,14 @@ class TaskQueue:
         except (ValueError, AttributeError):
             pass
 
-    def _save(self, task: dict[str, Any]) -> None:
+    def _save(self, task: dict[str, Any]):
         values = [json.dumps(task[c]) if c in ("labels", "command") and task[c] is not None
                   else task[c] for c in COLUMNS]
-        control_writes.submit(
+        fut = control_writes.submit(
             self.store, f"INSERT OR REPLACE INTO tasks VALUES ({', '.join('?' * len(COLUMNS))})",
             values)
         self.sup.work_changed("task", public(task))
+        return fut
 
     def close(self) -> None:
         self._closed.set()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import hmac
+import ipaddress
 import json
 import logging
 import threading
@@ -39,6 +40,10 @@ FORMATS = ("json", "slack")
 MAX_ATTEMPTS = 10
 MAX_DELAY_S = 300.0
 SIGNATURE_HEADER = "X-Observatory-Signature"
+#: Sent with every delivery; the workbench's own API refuses any request that carries it,
+#: so a webhook aimed at the workbench (by any name or address) cannot drive it.
+DELIVERY_HEADER = "X-Observatory-Delivery"
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
 
 def sign(secret: str, t: int, body: bytes) -> str:
@@ -61,8 +66,29 @@ def verify(secret: str, header: str, body: bytes, tolerance_s: float = 300,
     return hmac.compare_digest(sign(secret, t, body), f"t={t},v1={parts.get('v1', '')}")
 
 
-def check(spec: Any) -> dict[str, Any]:
-    """A webhook definition from a client (ValueError naming the field)."""
+def _is_self(url: str, own_url: str | None) -> bool:
+    """Whether ``url`` names this workbench: a loopback host (or this server's own host
+    name) on this server's port."""
+    if not own_url:
+        return False
+    target, own = urlsplit(url), urlsplit(own_url)
+    port = target.port or (443 if target.scheme == "https" else 80)
+    own_port = own.port or (443 if own.scheme == "https" else 80)
+    if port != own_port:
+        return False
+    host = (target.hostname or "").lower()
+    if host in _LOOPBACK_NAMES or host == (own.hostname or "").lower():
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback or ipaddress.ip_address(
+            host).is_unspecified
+    except ValueError:
+        return False
+
+
+def check(spec: Any, own_url: str | None = None) -> dict[str, Any]:
+    """A webhook definition from a client (ValueError naming the field). A URL of this
+    workbench itself (``own_url``) is refused: a delivery would act on its own API."""
     if not isinstance(spec, dict):
         raise ValueError("a webhook must be a JSON object")
     unknown = sorted(set(spec) - {"url", "secret", "events", "format"})
@@ -72,6 +98,9 @@ def check(spec: Any) -> dict[str, Any]:
     if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") \
             or not urlsplit(url).hostname:
         raise ValueError("url: an http:// or https:// URL is required")
+    if _is_self(url, own_url):
+        raise ValueError(f"url: {url[:100]} is this workbench itself; a webhook may not call "
+                         "its own API")
     secret = spec.get("secret")
     if not isinstance(secret, str) or len(secret) < 8:
         raise ValueError("secret: a string of at least 8 characters is required")
@@ -95,8 +124,10 @@ def slack_text(event: dict[str, Any]) -> str:
 class Webhooks:
     """The webhooks and their delivery queue (one thread; deliveries in time order)."""
 
-    def __init__(self, store, backoff_s: float | None = None) -> None:
+    def __init__(self, store, backoff_s: float | None = None,
+                 own_url: str | None = None) -> None:
         self.store = store
+        self.own_url = own_url
         self.backoff_s = float(config.get("OBSERVATORY_WEBHOOK_BACKOFF_S", backoff_s))
         self.hooks: dict[str, dict[str, Any]] = {}
         for row in store.sql("SELECT * FROM webhooks ORDER BY created_at").to_dict("records"):
@@ -111,7 +142,8 @@ class Webhooks:
 
     # -- defining -----------------------------------------------------------------------
     def add(self, spec: Any, who: str) -> dict[str, Any]:
-        hook = {"webhook_id": "wh-" + uuid.uuid4().hex[:10], **check(spec), "created_by": who,
+        hook = {"webhook_id": "wh-" + uuid.uuid4().hex[:10], **check(spec, self.own_url),
+                "created_by": who,
                 "created_at": utcnow()}
         self.hooks[hook["webhook_id"]] = hook
         control_writes.submit(self.store, "INSERT INTO webhooks VALUES (?, ?, ?, ?, ?, ?, ?)", [
@@ -174,7 +206,7 @@ class Webhooks:
         delivery["attempts"] += 1
         headers = {"Content-Type": "application/json", "User-Agent": "happy-observatory",
                    "X-Observatory-Event": event["type"],
-                   "X-Observatory-Delivery": delivery["delivery_id"],
+                   DELIVERY_HEADER: delivery["delivery_id"],
                    SIGNATURE_HEADER: sign(hook["secret"], int(time.time()), body)}
         status, error = None, None
         try:

@@ -12,6 +12,8 @@ import pyarrow as pa
 from .writes import _insert_arrow
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from .store import Store
 
 log = logging.getLogger("workbench.store")
@@ -23,10 +25,12 @@ APPROVAL_COLUMNS = ("approval_id", "agent_id", "session_id", "project", "tool", 
                     "state", "message", "decided_by", "created_at", "decided_at")
 
 
-def submit(store: Store, sql: str, values: list[Any]) -> None:
-    """Queue one control-plane statement; a failure is logged (nobody waits for it)."""
+def submit(store: Store, sql: str, values: list[Any]) -> Future:
+    """Queue one control-plane statement; a failure is logged. Returns its future, for the
+    few callers that must not answer before it is stored (a new agent, a new task)."""
     fut = store.submit(lambda cur: cur.execute(sql, values), topic="control")
     fut.add_done_callback(_log_failure)
+    return fut
 
 
 def _log_failure(fut) -> None:
@@ -34,8 +38,8 @@ def _log_failure(fut) -> None:
         log.error("control write failed: %s", fut.exception())
 
 
-def save_agent(store: Store, row: dict[str, Any]) -> None:
-    submit(store, f"INSERT OR REPLACE INTO agents VALUES ({', '.join('?' * 15)})",
+def save_agent(store: Store, row: dict[str, Any]) -> Future:
+    return submit(store, f"INSERT OR REPLACE INTO agents VALUES ({', '.join('?' * 15)})",
             [row[c] for c in AGENT_COLUMNS])
 
 
