@@ -710,7 +710,7 @@ def cmd_projects_scan(args: argparse.Namespace) -> int:
         return 2
     path, url = resolve(args.db, args.url)
     if url:
-        from .client import http_client
+        from .http import http_client
 
         with http_client(url, None, 600) as http:
             r = http.post("/api/projects/scan", json={"roots": roots})
@@ -838,7 +838,7 @@ def cmd_run_tests(args: argparse.Namespace) -> int:
     import shlex
     import time
 
-    from .client import http_client
+    from .http import http_client
     from .intake import resolve
 
     _, url = resolve(args.db) if not args.url else (None, args.url)

@@ -8,20 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import httpx
 import pandas as pd
 import pyarrow as pa
 
-from . import config
+from .http import http_client
 from .store import Store
 
-
-def http_client(url: str, token: str | None = None, timeout: float = 60.0) -> httpx.Client:
-    """An HTTP client for a workbench's API, sending ``token`` (default
-    ``$OBSERVATORY_TOKEN``) as a bearer token."""
-    token = token or config.get("OBSERVATORY_TOKEN")
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+__all__ = ["RemoteStore", "connect", "http_client"]
 
 
 class RemoteStore:

@@ -313,9 +313,9 @@ def load_demo(
 
         load_demo_telemetry(store)  # ends now, so the last hours have activity
     if store.query("coverage_reports", limit=1).empty:
-        from .demo_coverage import load_demo_coverage
+        from .demo_coverage import PROJECT, load_demo_coverage
 
-        load_demo_coverage(store, end)
+        load_demo_coverage(store, end, next(p for p in PROJECTS if p.name == PROJECT).modules)
     return stored
 
 

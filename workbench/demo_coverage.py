@@ -101,9 +101,10 @@ def _report(repo: Path, modules: tuple[str, ...], tests: dict[str, list[str]],
     return report
 
 
-def load_demo_coverage(store, end: datetime) -> int:
-    """Write the demo repository and store one coverage report per commit; the number of
-    reports (0 when the database is not a file, or git is missing)."""
+def load_demo_coverage(store, end: datetime, modules: tuple[str, ...]) -> int:
+    """Write the demo repository of the project whose ``modules`` are given and store one
+    coverage report per commit; the number of reports (0 when the database is not a file,
+    or git is missing)."""
     from .projects.scan import describe, store_projects
     from .store.coverage_writes import report_id, store_report
 
@@ -113,9 +114,7 @@ def load_demo_coverage(store, end: datetime) -> int:
     if repo.exists():
         shutil.rmtree(repo)
     (repo / "tests").mkdir(parents=True)
-    from .demo import PROJECTS
-
-    modules = next(p for p in PROJECTS if p.name == PROJECT).modules[:5]
+    modules = modules[:5]
     stats = store.query("test_run_stats", project=PROJECT)
     ids = store.sql("SELECT DISTINCT test_id FROM results JOIN runs USING (run_id) "
                     "WHERE project = ?", [PROJECT])["test_id"].tolist()

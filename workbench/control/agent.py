@@ -6,15 +6,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psutil
 
 from ..config import utcnow
-
-if TYPE_CHECKING:
-    from .backends import Backend
-    from .supervisor import Supervisor
 
 #: The backend name of agents the workbench did not start (Claude Code sessions that send
 #: their permission requests through HTTP hooks).
@@ -24,7 +20,9 @@ EXTERNAL = "external"
 class Agent:
     """One agent: its definition, where it is, and its backend while it runs."""
 
-    def __init__(self, sup: Supervisor, row: dict[str, Any]) -> None:
+    def __init__(self, sup: Any, row: dict[str, Any]) -> None:
+        # (``sup``: the supervisor.Supervisor that owns it; ``backend``: a backends.Backend
+        # while it runs. Neither is imported here: the agent sits below both.)
         self.sup = sup
         self.id: str = row["agent_id"]
         self.spec: dict[str, Any] = row["spec"]
@@ -38,7 +36,7 @@ class Agent:
         self.restarts: int = row.get("restarts") or 0
         self.created_at = row.get("created_at") or utcnow()
         self.updated_at = row.get("updated_at") or self.created_at
-        self.backend: Backend | None = None
+        self.backend: Any = None
         self.paused = self.state == "paused"
         self.underlying = "running"
         self.prompted = False

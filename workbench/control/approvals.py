@@ -132,6 +132,17 @@ class Inbox:
         if rule is not None and not agent.paused:
             self._finish(row, answer, rule["action"], rule.get("message") or "",
                          describe(rule))
+        elif rule is not None and rule["action"] == "deny":
+            # Paused: the agent hears the answer when it resumes, but it is decided now —
+            # nobody can allow, while it waits, what a rule denies.
+            row.update(decision="deny", message=rule.get("message") or None,
+                       decided_by=describe(rule))
+            with self._lock:
+                self._pending[row["approval_id"]] = Pending(
+                    row, answer, None, "deny", held=True,
+                    deferred=("deny", rule.get("message") or "", describe(rule)))
+            self._save(row)
+            self._changed(agent.id)
         elif allowed and not agent.paused:
             self._finish(row, answer, "allow", "", "allowed for the session")
         else:
@@ -147,6 +158,12 @@ class Inbox:
         if decision not in DECISIONS:
             raise ValueError(f"decision must be one of {', '.join(DECISIONS)}")
         with self._lock:
+            pending = self._pending.get(approval_id)
+            if pending is not None and pending.deferred and \
+                    pending.deferred[2].startswith("policy"):
+                raise ValueError(f"approval {approval_id} was decided by {pending.deferred[2]}"
+                                 f" ({pending.deferred[0]}); it is delivered when the agent "
+                                 "resumes")
             pending = self._pending.pop(approval_id, None)
             if pending is not None and decision == "allow_session":
                 r = pending.row

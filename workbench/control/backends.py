@@ -23,8 +23,6 @@ if TYPE_CHECKING:
 
     import param
 
-    from .agent import Agent
-
 
 class Backend(Protocol):
     """One run of one agent (one process group, or one session elsewhere)."""
@@ -38,7 +36,7 @@ class Backend(Protocol):
     ended: threading.Event
     tail: deque[str]
 
-    def __init__(self, agent: Agent) -> None: ...
+    def __init__(self, agent: Any) -> None: ...  # (an agent.Agent)
     @staticmethod
     def check(spec: dict[str, Any]) -> None: ...
     def argv(self) -> list[str]: ...

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from ..client import http_client
+from ..http import http_client
 
 
 class ControlError(RuntimeError):

@@ -22,7 +22,7 @@ class RemoteIntake(Intake):
     """A server's intake over HTTP; ``token`` defaults to ``OBSERVATORY_TOKEN``."""
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 300):
-        from ..client import http_client
+        from ..http import http_client
 
         self.where = url.rstrip("/")
         self.created = False

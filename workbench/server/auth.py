@@ -30,7 +30,7 @@ def _loopback(ip: str | None) -> bool:
 _own_tokens: dict[str, str] = {}
 
 
-def own_token(role: str = "viewer") -> str:
+def own_token(role: str = "ingest") -> str:
     """A new token this server accepts until it stops, with ``role``."""
     token = secrets.token_urlsafe(24)
     _own_tokens[token] = role

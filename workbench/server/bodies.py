@@ -1,10 +1,15 @@
-"""Request bodies: bounded gzip inflation so a small bomb cannot exhaust memory."""
+"""Request bodies: bounded gzip inflation so a small bomb cannot exhaust memory, and the one
+JSON parser of the API (depth, integers and Unicode checked before any handler looks)."""
 
 from __future__ import annotations
 
+import json
+import math
 import mmap
+import re
 import tempfile
 import zlib
+from typing import Any
 
 from .. import config
 
@@ -107,3 +112,79 @@ def _inflate(view: memoryview, out: Spool):
         if bytes(view[pos:pos + 2]) != b"\x1f\x8b":
             raise BodyError(400, f"{len(view) - pos} bytes of trailing data after the gzip "
                                  "stream")
+
+
+# -- JSON bodies ----------------------------------------------------------------------------
+#: Deepest nesting of arrays and objects a JSON body may have (deeper ones were a
+#: RecursionError, a 500, on two dozen routes).
+MAX_DEPTH = 32
+#: Integers a JSON body may hold: what a 64-bit column stores (a bigger one was a 500).
+INT_RANGE = (-(2**63), 2**63 - 1)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(raw: bytes, where: str) -> Any:
+    """``raw`` as JSON, or :class:`BodyError` (400) naming ``where`` and the first thing
+    wrong: not UTF-8, not JSON, NaN/Infinity, nested deeper than :data:`MAX_DEPTH`, an
+    integer outside 64 bits, or a string that is not valid Unicode (a lone surrogate such
+    as ``"\\ud800"``, which no database column can store)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise BodyError(400, f"{where}: body is not UTF-8 ({err.reason} at byte "
+                             f"{err.start})") from None
+    try:
+        value = json.loads(text, parse_constant=_constant)
+    except RecursionError:
+        raise BodyError(400, f"{where}: body is nested more than {MAX_DEPTH} deep") from None
+    except ValueError as err:
+        raise BodyError(400, f"{where}: body is not valid JSON: {err}") from None
+    _check_tree(value, where)
+    return value
+
+
+def _check_tree(value: Any, where: str) -> None:
+    """Walk ``value`` without recursion (depth, integers, strings and keys)."""
+    todo: list[tuple[Any, str, int]] = [(value, "body", 0)]
+    while todo:
+        item, path, depth = todo.pop()
+        if isinstance(item, dict | list):
+            if depth >= MAX_DEPTH:
+                raise BodyError(400, f"{where}: {path[:120]} is nested more than "
+                                     f"{MAX_DEPTH} deep")
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in pairs:
+                if isinstance(key, str) and _SURROGATE.search(key):
+                    raise BodyError(400, f"{where}: {path} has a key that is not valid "
+                                         "Unicode (a lone surrogate)")
+                todo.append((child, f"{path}.{key}" if isinstance(key, str)
+                             else f"{path}[{key}]", depth + 1))
+        elif isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise BodyError(400, f"{where}: {path} is not valid Unicode (a lone "
+                                     "surrogate)")
+        elif isinstance(item, int) and not isinstance(item, bool) and \
+                not INT_RANGE[0] <= item <= INT_RANGE[1]:
+            raise BodyError(400, f"{where}: {path} is an integer outside 64 bits")
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise BodyError(400, f"{where}: {path} is not a finite number")
+
+
+def validated(model, value: Any, where: str, defaults: bool = False) -> Any:
+    """``value`` checked against ``model`` (a pydantic model): the fields as sent (a dict
+    without the fields left out; with ``defaults``, every field), or :class:`BodyError`
+    (400) naming the first bad field."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(value).model_dump(exclude_unset=not defaults)
+    except ValidationError as err:
+        first = err.errors()[0]
+        if not first["loc"] and first["type"] in ("model_type", "dict_type"):
+            raise BodyError(400, f"{where}: the body must be a JSON object") from None
+        field = ".".join(str(p) for p in first["loc"])
+        raise BodyError(400, f"{where}: {field}: {first['msg']}") from None

@@ -1,6 +1,7 @@
 """The control plane's HTTP and WebSocket API (the Happy-DevKit shape): agents, approvals,
-the audit log. Every route passes the one auth check, then the role check of its action;
-every action, decision and refusal is in the audit log."""
+the audit log. Each route's role, body and audit are declared in routes.py and checked
+before a handler runs; each action checks its role again and writes its own audit entry
+(refusals too), so the websocket and the dashboards are held to the same rules."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 from ..control.access import Forbidden
 from ..control.approvals import approval_json
 from ..control.local import LocalControl
-from . import auth, guard
-from .plugin_base import APIHandler, bounded_int
+from . import guard
+from .bodies import BodyError, parse_json, validated
+from .plugin_base import APIHandler, Declared
 from .state import get_supervisor
 
 log = logging.getLogger("workbench.server")
@@ -25,17 +27,8 @@ ACTIONS = ("start", "stop", "pause", "resume", "restart", "interrupt")
 
 
 class ControlHandler(APIHandler):
-    def json_object(self) -> dict[str, Any]:
-        """The body, which this route requires to be a JSON object (not empty)."""
-        if not self.body().strip():
-            raise ValueError(f"{self.request.path}: a JSON object body is required")
-        body = self.json_body()
-        if not isinstance(body, dict):
-            raise ValueError(f"{self.request.path}: body must be a JSON object")
-        return body
-
     def control(self) -> LocalControl:
-        return LocalControl(get_supervisor(), auth.principal(self))
+        return LocalControl(get_supervisor(), self.principal)
 
     async def run(self, fn, *args: Any) -> Any:
         try:
@@ -53,7 +46,7 @@ class AgentsHandler(ControlHandler):
 
     async def post(self) -> None:
         def work() -> dict:
-            agent = self.control().add(self.json_body())
+            agent = self.control().add(self.payload())
             self.set_status(201)
             return {"ok": True, "agent": agent}
 
@@ -66,7 +59,7 @@ class AgentHandler(ControlHandler):
 
     async def get(self, agent_id: str) -> None:
         await self.answer(lambda: {"ok": True, **self.control().agent(agent_id,
-                                                                      _limit(self))})
+                                                                      self.q["limit"])})
 
 
 class AgentActionHandler(ControlHandler):
@@ -76,8 +69,9 @@ class AgentActionHandler(ControlHandler):
         def work() -> dict:
             control = self.control()
             if action == "message":
-                text = self.json_object().get("text")
-                return {"ok": True, "agent": control.message(agent_id, text)}
+                return {"ok": True, "agent": control.message(agent_id,
+                                                             self.payload()["text"])}
+            self.payload()  # (empty)
             return {"ok": True, "agent": control.act(agent_id, action)}
 
         await self.answer(work)
@@ -92,7 +86,7 @@ class AgentConfigHandler(ControlHandler):
 
     async def put(self, agent_id: str) -> None:
         await self.answer(lambda: {"ok": True, **self.control().config(agent_id,
-                                                                       self.json_object())})
+                                                                       self.payload())})
 
 
 class AgentPartHandler(ControlHandler):
@@ -100,16 +94,15 @@ class AgentPartHandler(ControlHandler):
 
     async def put(self, agent_id: str, part: str) -> None:
         await self.answer(lambda: {"ok": True, **self.control().set_part(
-            agent_id, part, self.json_object())})
+            agent_id, part, self.payload())})
 
 
 class ApprovalsHandler(ControlHandler):
     """``GET /api/approvals?state=pending`` (the inbox; other states from the store)."""
 
     async def get(self) -> None:
-        state = self.get_query_argument("state", "pending")
         await self.answer(lambda: {"ok": True, "approvals": self.control().approvals(
-            state, _limit(self))})
+            self.q["state"], self.q["limit"])})
 
 
 class ApprovalHandler(ControlHandler):
@@ -118,12 +111,9 @@ class ApprovalHandler(ControlHandler):
 
     async def post(self, approval_id: str) -> None:
         def work() -> dict:
-            body = self.json_object()
-            message = body.get("message") or ""
-            if not isinstance(message, str):
-                raise ValueError("message: must be a string")
+            body = self.payload()
             return {"ok": True, "approval": self.control().decide(
-                approval_id, str(body.get("decision")), message)}
+                approval_id, body["decision"], body.get("message") or "")}
 
         await self.answer(work)
 
@@ -132,7 +122,8 @@ class AuditHandler(ControlHandler):
     """``GET /api/audit?limit=``: admins only."""
 
     async def get(self) -> None:
-        await self.answer(lambda: {"ok": True, "audit": self.control().audit(_limit(self))})
+        await self.answer(lambda: {"ok": True, "audit": self.control().audit(
+            self.q["limit"])})
 
 
 class ClaudeHookHandler(ControlHandler):
@@ -152,7 +143,7 @@ class ClaudeHookHandler(ControlHandler):
                                                                             message)))
 
         def work() -> dict:
-            body = self.json_object()
+            body = self.payload()
             self._hook = (body.get("hook_event_name"), self.control().hook_request(body, answer))
             return {}
 
@@ -190,13 +181,12 @@ class TasksHandler(ControlHandler):
     with ``{"prompt"|"command", "priority", "labels", "project", "deadline", "budget"}``."""
 
     async def get(self) -> None:
-        state = self.get_query_argument("state", None)
         await self.answer(lambda: {"ok": True, "tasks": self.control().tasks(
-            state, _limit(self))})
+            self.q["state"], self.q["limit"])})
 
     async def post(self) -> None:
         def work() -> dict:
-            task = self.control().add_task(self.json_object())
+            task = self.control().add_task(self.payload())
             self.set_status(201)
             return {"ok": True, "task": task}
 
@@ -216,9 +206,9 @@ class TaskActionHandler(ControlHandler):
 
     async def post(self, task_id: str, action: str) -> None:
         def work() -> dict:
-            body = self.json_object() if action == "priority" else self.json_body()
-            return {"ok": True, "task": self.control().task_action(
-                task_id, action, body if isinstance(body, dict) else None)}
+            body = self.payload()
+            return {"ok": True, "task": self.control().task_action(task_id, action,
+                                                                   body or None)}
 
         await self.answer(work)
 
@@ -232,7 +222,7 @@ class PoolsHandler(ControlHandler):
 
     async def post(self) -> None:
         def work() -> dict:
-            pool = self.control().add_pool(self.json_object())
+            pool = self.control().add_pool(self.payload())
             self.set_status(201)
             return {"ok": True, "pool": pool}
 
@@ -248,7 +238,7 @@ class AlertRulesHandler(ControlHandler):
 
     async def post(self) -> None:
         def work() -> dict:
-            rule = self.control().put_rule(self.json_object())
+            rule = self.control().put_rule(self.payload())
             self.set_status(201)
             return {"ok": True, "rule": rule}
 
@@ -260,7 +250,7 @@ class AlertRuleHandler(ControlHandler):
 
     async def put(self, rule_id: str) -> None:
         await self.answer(lambda: {"ok": True, "rule": self.control().put_rule(
-            {**self.json_object(), "rule_id": rule_id})})
+            {**self.payload(), "rule_id": rule_id})})
 
     async def delete(self, rule_id: str) -> None:
         await self.answer(lambda: self.control().delete_rule(rule_id) or {"ok": True})
@@ -270,20 +260,19 @@ class AlertsHandler(ControlHandler):
     """``GET /api/alerts?state=open|firing|acknowledged|resolved``, with their evidence."""
 
     async def get(self) -> None:
-        state = self.get_query_argument("state", None)
-        if state not in (None, "open", "firing", "acknowledged", "resolved"):
-            self.fail(400, "state must be open, firing, acknowledged or resolved")
-            return
         await self.answer(lambda: {"ok": True, "alerts": self.control().alerts(
-            state, _limit(self))})
+            self.q["state"], self.q["limit"])})
 
 
 class AlertActionHandler(ControlHandler):
     """``POST /api/alerts/{id}/ack|resolve``, or ``resume|stop`` its agent from it."""
 
     async def post(self, alert_id: str, action: str) -> None:
-        await self.answer(lambda: {"ok": True, "alert": self.control().alert_action(
-            alert_id, action)})
+        def work() -> dict:
+            self.payload()  # (empty)
+            return {"ok": True, "alert": self.control().alert_action(alert_id, action)}
+
+        await self.answer(work)
 
 
 class WebhooksHandler(ControlHandler):
@@ -294,7 +283,7 @@ class WebhooksHandler(ControlHandler):
 
     async def post(self) -> None:
         def work() -> dict:
-            hook = self.control().add_webhook(self.json_object())
+            hook = self.control().add_webhook(self.payload())
             self.set_status(201)
             return {"ok": True, "webhook": hook}
 
@@ -314,7 +303,7 @@ class DeliveriesHandler(ControlHandler):
 
     async def get(self, webhook_id: str) -> None:
         await self.answer(lambda: {"ok": True, "deliveries": self.control().deliveries(
-            webhook_id, _limit(self))})
+            webhook_id, self.q["limit"])})
 
 
 class CulpritsHandler(ControlHandler):
@@ -332,11 +321,7 @@ class AgentImpactHandler(ControlHandler):
         await self.answer(lambda: {"ok": True, **self.control().impact(agent_id)})
 
 
-def _limit(handler: APIHandler) -> int:
-    return bounded_int(handler.get_query_argument("limit", "200"), "limit", 1, 10_000)
-
-
-class AgentsSocket(WebSocketHandler):
+class AgentsSocket(Declared, WebSocketHandler):
     """``WS /ws/agents``: a snapshot, then an ``agent_update`` for every change of an agent
     (and a ``task_update`` / ``alert_update`` for every task and alert); actions may
     be sent as ``{"action", "agent_id", ...}`` (role-checked like the routes)."""
@@ -345,16 +330,26 @@ class AgentsSocket(WebSocketHandler):
         for k, v in guard.SECURITY_HEADERS.items():
             self.set_header(k, v)
 
+    #: The largest message a client may send (an action is a few hundred bytes).
+    MAX_MESSAGE = 1024 * 1024
+
+    def get_compression_options(self) -> None:
+        return None
+
     async def get(self, *args: Any, **kwargs: Any) -> None:
-        denied = auth.check(self)
+        denied = self.admit()
         if denied:
             self.set_status(denied[0])
             self.finish({"ok": False, "error": denied[1]})
             return
         await super().get(*args, **kwargs)
 
+    @property
+    def max_message_size(self) -> int:  # (Tornado's default is 10 MiB)
+        return self.MAX_MESSAGE
+
     def open(self) -> None:
-        self.who = auth.principal(self)
+        self.who = self.principal
         loop = IOLoop.current()
         self._unsubscribe = get_supervisor().on_change(
             lambda update: loop.add_callback(self._send, {"type": "agent_update",
@@ -373,23 +368,23 @@ class AgentsSocket(WebSocketHandler):
 
     async def on_message(self, raw: str | bytes) -> None:
         try:
-            msg = json.loads(raw)
-            if not isinstance(msg, dict):
-                raise ValueError("a message must be a JSON object")
-            action = msg.get("action")
+            where = "/ws/agents message"
+            data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
+            msg = validated(self.route.body, parse_json(data, where), where)
+            action = msg["action"]
             control = LocalControl(get_supervisor(), self.who)
 
             def work() -> Any:
                 if action == "approve":
                     return control.decide(str(msg.get("approval_id")),
-                                          str(msg.get("decision")), str(msg.get("message") or ""))
+                                          str(msg.get("decision")), msg.get("message") or "")
                 if action == "message":
                     return control.message(str(msg.get("agent_id")), msg.get("text"))
-                return control.act(str(msg.get("agent_id")), str(action))
+                return control.act(str(msg.get("agent_id")), action)
 
             result = await IOLoop.current().run_in_executor(None, work)
             self._send({"type": "result", "ok": True, "result": result})
-        except (ValueError, KeyError, PermissionError) as err:
+        except (BodyError, ValueError, KeyError, PermissionError) as err:
             self._send({"type": "result", "ok": False, "error": str(err.args[0] if err.args
                                                                       else err)})
 
@@ -400,29 +395,3 @@ class AgentsSocket(WebSocketHandler):
                 unsubscribe()
 
 
-CONTROL_ROUTES = [
-    (r"/api/agents", AgentsHandler, {}),
-    (r"/api/agents/([\w-]+)", AgentHandler, {}),
-    (r"/api/agents/([\w-]+)/(start|stop|pause|resume|restart|interrupt|message)",
-     AgentActionHandler, {}),
-    (r"/api/agents/([\w-]+)/config", AgentConfigHandler, {}),
-    (r"/api/agents/([\w-]+)/(policy|limits)", AgentPartHandler, {}),
-    (r"/api/approvals", ApprovalsHandler, {}),
-    (r"/api/approvals/([\w-]+)", ApprovalHandler, {}),
-    (r"/api/audit", AuditHandler, {}),
-    (r"/api/hooks/claude-code", ClaudeHookHandler, {}),
-    (r"/api/agents/([\w-]+)/impact", AgentImpactHandler, {}),
-    (r"/api/tasks", TasksHandler, {}),
-    (r"/api/tasks/([\w-]+)", TaskHandler, {}),
-    (r"/api/tasks/([\w-]+)/(cancel|retry|priority)", TaskActionHandler, {}),
-    (r"/api/pools", PoolsHandler, {}),
-    (r"/api/alert-rules", AlertRulesHandler, {}),
-    (r"/api/alert-rules/([\w-]+)", AlertRuleHandler, {}),
-    (r"/api/alerts", AlertsHandler, {}),
-    (r"/api/alerts/([\w-]+)/(ack|resolve|resume|stop)", AlertActionHandler, {}),
-    (r"/api/webhooks", WebhooksHandler, {}),
-    (r"/api/webhooks/([\w-]+)", WebhookHandler, {}),
-    (r"/api/webhooks/([\w-]+)/deliveries", DeliveriesHandler, {}),
-    (r"/api/runs/([\w.-]+)/culprits", CulpritsHandler, {}),
-    (r"/ws/agents", AgentsSocket, {}),
-]

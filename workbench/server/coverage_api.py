@@ -22,12 +22,12 @@ class CoverageReportHandler(UploadHandler):
     reason when it cannot be read (nothing stored)."""
 
     async def post(self) -> None:
+        q = self.q
+
         def work() -> dict:
-            arg = self.get_query_argument
-            flags = {k: arg(k, None) for k in ("project", "commit", "branch")}
-            result = get_intake().coverage(
-                self.body(), arg("filename", "upload"), flags,
-                self.get_query_arguments("root") or None, arg("format", None))
+            flags = {k: q[k] for k in ("project", "commit", "branch")}
+            result = get_intake().coverage(self.body(), q["filename"] or "upload", flags,
+                                           q["root"] or None, q["format"])
             if not result["ok"]:
                 raise ValueError(result["error"])
             return result
@@ -40,17 +40,11 @@ class CoverageWhoHandler(APIHandler):
     tests that ran that line in the latest report with per-test contexts."""
 
     async def get(self) -> None:
+        q = self.q
+
         def work() -> dict:
-            arg = self.get_query_argument
-            project, path, line = arg("project", ""), arg("file", ""), arg("line", "")
-            if not project or not path:
-                raise ValueError("project and file are required")
-            try:
-                number = int(line)
-            except ValueError:
-                raise ValueError(f"line must be a whole number, not {line[:20]!r}") from None
-            return {"ok": True, "tests": covering_tests(get_store(), project, path, number,
-                                                        arg("commit", None))}
+            return {"ok": True, "tests": covering_tests(get_store(), q["project"], q["file"],
+                                                        q["line"], q["commit"])}
 
         await self.answer(work)
 
@@ -71,43 +65,27 @@ class CoverageQuestionHandler(APIHandler):
     """
 
     async def get(self, question: str) -> None:
-        arg = self.get_query_argument
-
-        def need(*names: str) -> list[str]:
-            values = [arg(n, "") for n in names]
-            missing = [n for n, v in zip(names, values, strict=True) if not v]
-            if missing:
-                raise ValueError(f"/api/coverage/{question}: {', '.join(missing)} required")
-            return values
+        q = self.q
 
         def work() -> dict:
             store = get_store()
             if question == "patch":
-                project, base = need("project", "base")
-                folder = project_repo(store, project)
+                folder = project_repo(store, q["project"])
                 if folder is None:
-                    raise KeyError(f"no scanned folder for project {project!r}")
-                try:
-                    return {"ok": True, **patch_coverage(store, project, str(folder), base,
-                                                         arg("head", None) or None)}
+                    raise KeyError(f"no scanned folder for project {q['project']!r}")
+                try:  # (revisions are resolved to SHAs before git sees them: git.revision)
+                    return {"ok": True, **patch_coverage(store, q["project"], str(folder),
+                                                         q["base"], q["head"] or None)}
                 except GitError as err:
                     raise ValueError(str(err)) from None
             if question == "diff":
-                base, head = need("base", "head")
-                return {"ok": True, **diff_reports(store, base, head)}
+                return {"ok": True, **diff_reports(store, q["base"], q["head"])}
             if question == "at-risk":
-                (project,) = need("project")
-                return {"ok": True, "files": _records(at_risk(store, project))}
-            (project,) = need("project")
-            files = store.query("coverage_files", project=project,
-                                report_id=arg("report", None) or None)
-            return {"ok": True, "items": _records(tree.children(files, arg("folder", "")))}
+                return {"ok": True, "files": _records(at_risk(store, q["project"]))}
+            files = store.query("coverage_files", project=q["project"],
+                                report_id=q["report"] or None)
+            return {"ok": True, "items": _records(tree.children(files, q["folder"]))}
 
         await self.answer(work)
 
 
-COVERAGE_ROUTES = [
-    (r"/api/coverage/reports", CoverageReportHandler, {}),
-    (r"/api/coverage/who", CoverageWhoHandler, {}),
-    (r"/api/coverage/(patch|diff|at-risk|map)", CoverageQuestionHandler, {}),
-]

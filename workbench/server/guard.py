@@ -1,4 +1,5 @@
-"""Who may talk to the API at all: known Host names only, and no cross-site browser writes.
+"""Who may talk to the API at all: known Host names only, and nothing a browser sends for
+another site's page (no cross-site writes to pages either).
 
 A page served from another origin (another localhost port included) must not be able to
 write through a user's browser, and a DNS-rebinding page must not reach the API under a
@@ -42,19 +43,25 @@ def hostname(hostport: str) -> str:
     return hostport.rsplit(":", 1)[0].lower() if hostport.count(":") == 1 else hostport.lower()
 
 
-def check(handler: RequestHandler) -> tuple[int, str] | None:
-    """``None`` when the request may proceed, else ``(status, reason)``."""
+def check(handler: RequestHandler, reads_too: bool = True) -> tuple[int, str] | None:
+    """``None`` when the request may proceed, else ``(status, reason)``.
+
+    The API refuses every request a browser sends for another site's page, reads too
+    (``reads_too``): no page elsewhere has any business with it, and in the no-token
+    loopback mode an ``<img src>`` on any web page would otherwise reach it as an admin.
+    Pages refuse only such writes (a link from elsewhere to a dashboard is fine)."""
     req = handler.request
     host = req.headers.get("Host", "")  # a known one: unknown hosts got 421 (pages.py)
-    if req.method not in WRITES:
+    if req.method not in WRITES and not reads_too:
         return None
+    what = "write" if req.method in WRITES else "request"
     site = req.headers.get("Sec-Fetch-Site")
     if site and site not in ("same-origin", "none"):
-        return 403, f"cross-site write refused (Sec-Fetch-Site: {site[:40]})"
+        return 403, f"cross-site {what} refused (Sec-Fetch-Site: {site[:40]})"
     origin = req.headers.get("Origin")
     if origin and origin != "null":
         if urlsplit(origin).netloc.lower() != host.lower():
-            return 403, f"cross-origin write refused (Origin {origin[:80]})"
+            return 403, f"cross-origin {what} refused (Origin {origin[:80]})"
     elif origin == "null":
-        return 403, "cross-origin write refused (opaque Origin)"
+        return 403, f"cross-origin {what} refused (opaque Origin)"
     return None

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from typing import Any
 
+from .bodies import BodyError, parse_json
 from .plugin_base import APIHandler
 from .state import get_store
 
@@ -57,13 +58,21 @@ class McpHandler(APIHandler):
     """``POST /mcp``: one JSON-RPC message (or batch) in, its answer out."""
 
     async def post(self) -> None:
-        await self._asgi()
+        try:
+            await self._asgi()
+        except BodyError as err:
+            self.fail(err.status, str(err))
 
-    async def get(self) -> None:  # a stream of server messages: not offered (stateless)
-        await self._asgi()
+    def get(self) -> None:
+        # A stream of server messages: not offered (stateless), which the protocol answers
+        # with 405 — the SDK would hold the request open instead.
+        self.set_header("Allow", "POST")
+        self.fail(405, "GET /mcp: this server offers no stream of its own (stateless); "
+                  "POST a JSON-RPC message")
 
-    async def delete(self) -> None:
-        await self._asgi()
+    def delete(self) -> None:
+        self.set_header("Allow", "POST")
+        self.fail(405, "DELETE /mcp: there is no session to end (stateless)")
 
     async def _asgi(self) -> None:
         manager = await _session_manager()
@@ -77,7 +86,9 @@ class McpHandler(APIHandler):
                         for k, v in req.headers.get_all()],
             "client": (req.remote_ip or "", 0), "server": (host, int(port or 80)),
         }
-        body, sent = req.body, asyncio.Event()
+        body, sent = (self.body() if req.method == "POST" else b""), asyncio.Event()
+        if body.strip():
+            parse_json(body, "POST /mcp")  # depth, integers, Unicode: as for every route
 
         async def receive() -> dict[str, Any]:
             nonlocal body
@@ -104,4 +115,3 @@ class McpHandler(APIHandler):
             self.finish()
 
 
-MCP_ROUTES = [(r"/mcp", McpHandler, {})]

@@ -24,10 +24,9 @@ _GRPC_CODES = {400: 3, 401: 16, 403: 7, 413: 8, 415: 3, 429: 8, 503: 14}
 
 
 class OTLPHandler(UploadHandler):
-    """One handler class per signal (``signal`` is set by the route)."""
+    """One handler class per signal (``signal`` is set by the route's options)."""
 
-    def initialize(self, signal: str) -> None:
-        self.signal = signal
+    signal: str
 
     def body_limit(self) -> int:
         return config.get("OBSERVATORY_OTLP_MAX_BYTES")
@@ -69,5 +68,3 @@ class OTLPHandler(UploadHandler):
         self.finish(payload)
 
 
-OTLP_ROUTES = [(rf"/v1/{signal}", OTLPHandler, {"signal": signal})
-               for signal in ("traces", "metrics", "logs")]

@@ -14,15 +14,24 @@ each narrow and named here rather than scattered:
 - the login page accepts an API token as the password (any user name), so that a workbench
   protected only by tokens protects its dashboards too;
 - Panel's ``/components/<module>/...`` route may serve resources of modules that are already
-  loaded, but no longer imports a module an unauthenticated request names.
+  loaded, but no longer imports a module an unauthenticated request names;
+- pages fail closed (:func:`page_refusal`): with authentication configured and no login in
+  front of them they are refused, as is a user whose role may not read, and a write a
+  browser sends for another site's page;
+- the login form carries an anti-forgery token of its own (a double-submit cookie).
 """
 
 from __future__ import annotations
 
+import hmac
+import re
+import secrets
 import sys
 
 from tornado.web import Application, HTTPError, RequestHandler
 
+from .. import config
+from ..config import allows
 from . import auth, guard
 from .guard import SECURITY_HEADERS
 
@@ -56,12 +65,142 @@ class MisdirectedHandler(RequestHandler):
                      "answers only its configured host names (serve --allow-host NAME)"})
 
 
+class RefusedHandler(RequestHandler):
+    """403 for a page request the workbench refuses (see :func:`page_refusal`)."""
+
+    def initialize(self, message: str) -> None:
+        self.message = message
+
+    def prepare(self) -> None:
+        self.set_status(403)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(self.message + "\n")
+
+
+def _has_login(app: Application) -> bool:
+    """Whether Panel serves a login (``--basic-auth``, OAuth) in front of the pages."""
+    provider = getattr(app, "auth_provider", None)
+    return provider is not None and (provider.get_user is not None
+                                     or provider.get_user_async is not None)
+
+
+#: The routes Bokeh and Panel serve (pages, their websockets, static files, the login), as
+#: the patterns of the live application, with who may use them. Pages are protected by the
+#: login whenever any authentication is configured (server/pages.py fails closed when
+#: tokens are set but no login is); static files and the login page are public.
+PAGES: dict[str, tuple[str, str]] = {}
+
+
+def _declare_pages() -> None:
+    page = ("viewer", "a dashboard page (login when authentication is configured)")
+    public = ("public", "static files (scripts, styles, fonts) of Bokeh and Panel")
+    for app in ("", "/tests", "/agents", "/control", "/projects"):
+        PAGES[f"{app}/?"] = page
+        PAGES[f"{app}/ws"] = ("viewer", "a page's Bokeh websocket")
+        PAGES[f"{app}/autoload.js"] = ("viewer", "a page's autoload script")
+        PAGES[f"{app}/metadata"] = ("viewer", "a page's metadata")
+        if app:
+            PAGES[f"{app}/static/(.*)"] = public
+    for pattern in ("/static/(.*)", "/static/(?!extensions/)(.*)", "/static/extensions/(.*)",
+                    "/components/(.*)", "/favicon.ico"):
+        PAGES[pattern] = public
+    PAGES["/login"] = ("public", "the login form (with its own anti-forgery token)")
+    PAGES["/logout"] = ("public", "log out")
+
+
+_declare_pages()
+
+
+def page_role(path: str) -> str:
+    """The role a page path needs, from :data:`PAGES` (``public`` for static files and
+    the login; ``viewer`` for pages, and for anything not listed)."""
+    for pattern, (role, _) in PAGES.items():
+        if re.fullmatch(pattern, path):
+            return role
+    return "viewer"
+
+
+def page_refusal(app: Application, request) -> str | None:
+    """Why a request for a page (not the API, which checks itself) is refused, or None.
+
+    - a write (the login form) that a browser sends for another site's page;
+    - fail closed: authentication is configured (``OBSERVATORY_TOKENS`` or
+      ``OBSERVATORY_BASIC_AUTH``) but Panel serves no login in front of the pages — plain
+      ``panel serve dashboards/*.py`` with tokens set would show every page to anyone;
+    - a logged-in user whose role may not read (an ingest token used as a password).
+    """
+    handler = RequestHandler(app, request)
+    denied = guard.check(handler, reads_too=False)
+    if denied:
+        return denied[1]
+    if page_role(request.path) == "public":
+        return None
+    configured = bool(config.api_tokens() or config.get("OBSERVATORY_BASIC_AUTH"))
+    if configured and not _has_login(app):
+        return ("this workbench requires a login (OBSERVATORY_TOKENS or "
+                "OBSERVATORY_BASIC_AUTH is set) but the server serves its pages without one: "
+                "start it with `observatory serve` (or panel serve --basic-auth ... "
+                "--cookie-secret ...)")
+    user = auth.login_user(handler) if handler.settings.get("cookie_secret") else None
+    if user and not allows(auth.user_role(user), "viewer"):
+        return f"{user} ({auth.user_role(user)}) may not read the dashboards"
+    return None
+
+
 def _checked_find_handler(find_handler):
     def find(self: Application, request, **kwargs):
         if guard.hostname(request.headers.get("Host", "")) not in guard.allowed_hosts():
             return self.get_handler_delegate(request, MisdirectedHandler)
-        return find_handler(self, request, **kwargs)
+        delegate = find_handler(self, request, **kwargs)
+        from .plugin_base import Declared
+
+        handler = getattr(delegate, "handler_class", None)
+        if isinstance(handler, type) and issubclass(handler, Declared):
+            return delegate  # the API: the route table's own admission check
+        refused = page_refusal(self, request)
+        if refused:
+            return self.get_handler_delegate(request, RefusedHandler,
+                                             target_kwargs={"message": refused})
+        return delegate
     return find
+
+
+#: The login form's anti-forgery token: a cookie only this origin can set and read, and
+#: the same value in a hidden field of the form (a page elsewhere can post the form, but
+#: not know the value).
+LOGIN_XSRF = "observatory_login_xsrf"
+
+
+def _login_form_token(get):
+    def render(self) -> None:
+        token = secrets.token_urlsafe(24)
+        self.set_cookie(LOGIN_XSRF, token, httponly=True, samesite="Strict")
+        write = self.write
+
+        def with_token(chunk):
+            if isinstance(chunk, str | bytes):
+                text = chunk if isinstance(chunk, str) else chunk.decode("utf-8", "replace")
+                field = f'<input type="hidden" name="{LOGIN_XSRF}" value="{token}"></form>'
+                chunk = text.replace("</form>", field, 1)
+            return write(chunk)
+
+        self.write = with_token
+        return get(self)
+    return render
+
+
+def _login_form_checked(post):
+    def check(self) -> None:
+        given = self.get_body_argument(LOGIN_XSRF, "")
+        expected = self.get_cookie(LOGIN_XSRF, "")
+        if not expected or not hmac.compare_digest(given.encode("utf-8", "replace"),
+                                                   expected.encode("utf-8", "replace")):
+            self.set_status(403)
+            self.finish("login refused: the form's anti-forgery token is missing or stale "
+                        "(reload the login page)\n")
+            return None
+        return post(self)
+    return check
 
 
 def _lax_cookie(set_cookie):
@@ -101,6 +240,8 @@ def install() -> None:
     from panel.auth import BasicLoginHandler
 
     BasicLoginHandler._validate = _token_as_password(BasicLoginHandler._validate)
+    BasicLoginHandler.get = _login_form_token(BasicLoginHandler.get)
+    BasicLoginHandler.post = _login_form_checked(BasicLoginHandler.post)
     BasicLoginHandler.set_current_user = _token_session(BasicLoginHandler.set_current_user)
 
     from panel.io.server import ComponentResourceHandler

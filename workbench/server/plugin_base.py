@@ -1,18 +1,23 @@
-"""The base of every API handler: one auth check, JSON errors, blocking work on a thread."""
+"""The base of every API handler: one admission check from the route table, JSON errors,
+the declared body schema, blocking work on a thread."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tornado.ioloop import IOLoop
 from tornado.web import RequestHandler, stream_request_body
 
 from .. import config, ingest
+from ..config import allows
+from ..control import webhooks
 from ..ingest import as_bytes
-from ..store import RunStateError, StoreBusyError
-from . import auth, guard
-from .bodies import BodyError, Spool, decode
+from ..store import RunStateError, StoreBusyError, StoreWriteError
+from . import audit, auth, guard
+from .bodies import BodyError, Spool, decode, parse_json, validated
+
+if TYPE_CHECKING:
+    from ..control.access import Principal
 
 
 def bounded_int(raw: str, name: str, low: int, high: int) -> int:
@@ -26,17 +31,72 @@ def bounded_int(raw: str, name: str, low: int, high: int) -> int:
     return value
 
 
-class APIHandler(RequestHandler):
-    """JSON errors, one auth check, blocking work on a thread."""
+class Declared:
+    """What every declared handler (HTTP and websocket) gets from the route table
+    (routes.py): its routes per method, and one admission check that runs before anything
+    of the handler — Host and origin (guard.py), authentication (auth.py), the route's
+    role, then its query — and audits every refusal."""
+
+    #: Its routes.Route per method, and the one of this request.
+    routes: dict[str, Any]
+    route: Any = None
+    principal: Principal | None = None
+    q: dict[str, Any]
+
+    def initialize(self, routes: dict[str, Any], **options: Any) -> None:
+        self.routes = routes
+        for key, value in options.items():  # per-route settings (the OTLP signal)
+            setattr(self, key, value)
+
+    def admit(self) -> tuple[int, str] | None:
+        """``None`` when the request may go on (``self.route``, ``self.principal`` and
+        ``self.q`` set), else ``(status, reason)``, already audited."""
+        req = self.request
+        self.route = self.routes.get(req.method)
+        if self.route is None:
+            return 405, (f"{req.method} {req.path}: not a route (this path takes "
+                         f"{', '.join(sorted(self.routes))})")
+        denied = self._admit()
+        if denied:
+            audit.refused(self, denied)
+        return denied
+
+    def _admit(self) -> tuple[int, str] | None:
+        route, req = self.route, self.request
+        if req.headers.get(webhooks.DELIVERY_HEADER):
+            return 403, ("a webhook delivery of this workbench may not call its API (a "
+                         "webhook aimed at the workbench itself)")
+        denied = guard.check(self) or auth.check(self)
+        if denied:
+            return denied
+        self.principal = auth.principal(self)
+        if not allows(self.principal.role, route.role):
+            return 403, (f"{req.method} {req.path} needs the {route.role} role; "
+                         f"{self.principal.who} is {self.principal.role}")
+        try:
+            self.q = route.parse_query(req.query_arguments, f"{req.method} {req.path}")
+        except BodyError as err:
+            return err.status, str(err)
+        return None
+
+
+class APIHandler(Declared, RequestHandler):
+    """JSON errors, one admission check (see :class:`Declared`), blocking work on a
+    thread, and the audit entry of a route declared ``audit="route"``."""
 
     def set_default_headers(self) -> None:
         for k, v in guard.SECURITY_HEADERS.items():
             self.set_header(k, v)
 
     def prepare(self) -> None:
-        denied = guard.check(self) or auth.check(self)
+        denied = self.admit()
         if denied:
             self.fail(*denied)
+
+    def on_finish(self) -> None:
+        route = self.route
+        if route is not None and route.audit == "route" and self.principal is not None:
+            audit.done(self, route)
 
     def fail(self, status: int, message: str, **headers: str) -> None:
         for k, v in headers.items():
@@ -52,22 +112,24 @@ class APIHandler(RequestHandler):
         return self.request.body
 
     def body_limit(self) -> int:
-        """The largest body this route takes, after gzip inflation."""
-        return config.get("OBSERVATORY_MAX_BODY_BYTES")
+        """The largest body this route takes, after gzip inflation (a JSON body; uploads
+        have their own)."""
+        return config.get("OBSERVATORY_MAX_JSON_BYTES")
 
     def body(self) -> bytes:
         """The decoded body, in memory."""
         return as_bytes(self.decoded())
 
-    def json_body(self) -> Any:
-        """The body as JSON (an empty body: ``{}``); a 400 naming the route otherwise."""
+    def payload(self) -> Any:
+        """The JSON body checked against the route's declared schema (an empty body is
+        ``{}``): the fields as sent, or a 400 naming the route and the first bad field."""
         raw = self.body()
-        if not raw.strip():
-            return {}
-        try:
-            return json.loads(raw)
-        except ValueError as err:
-            raise ValueError(f"{self.request.path}: body is not valid JSON: {err}") from None
+        where = f"{self.request.method} {self.request.path}"
+        if not raw.strip() and self.request.method == "PUT":
+            # (a PUT replaces: an empty one would quietly reset the thing to its defaults)
+            raise BodyError(400, f"{where}: a JSON object body is required")
+        value = parse_json(raw, where) if raw.strip() else {}
+        return validated(self.route.body, value, where) if self.route.body else value
 
     def decoded(self):
         """The decoded body; a big one as a map of a temporary file (report uploads, whose
@@ -85,6 +147,8 @@ class APIHandler(RequestHandler):
             self.fail(400, str(err))
         except StoreBusyError:
             self.fail(503, "write queue is full, retry later", **{"Retry-After": "1"})
+        except StoreWriteError as err:
+            self.fail(503, str(err), **{"Retry-After": "5"})
         except RunStateError as err:
             self.fail(409, str(err))
         except PermissionError as err:
@@ -121,6 +185,9 @@ class UploadHandler(APIHandler):
         self._refusing_unread = False
         if not self._finished:
             self.request.connection.set_max_body_size(2 * limit)
+
+    def body_limit(self) -> int:
+        return config.get("OBSERVATORY_MAX_BODY_BYTES")
 
     def fail(self, status: int, message: str, **headers: str) -> None:
         super().fail(status, message, **self.closing(headers))

@@ -9,7 +9,6 @@ from pathlib import Path
 from ..control import access
 from ..projects import mcp_client
 from ..projects.scan import default_roots, scan, store_projects, stored_list
-from . import auth
 from .plugin_base import APIHandler
 from .state import get_store
 
@@ -35,10 +34,9 @@ class ProjectScanHandler(APIHandler):
 
     async def post(self) -> None:
         def work() -> dict:
-            principal = auth.principal(self)
+            principal = self.principal
             access.authorize(get_store(), principal, "scan", "projects")
-            body = self.json_body()
-            roots = body.get("roots") if isinstance(body, dict) else None
+            roots = self.payload().get("roots")
             if roots is None:
                 roots = [str(r) for r in default_roots()]
             if not isinstance(roots, list) or not all(
@@ -72,39 +70,28 @@ class McpServersHandler(APIHandler):
 
 class McpActionHandler(APIHandler):
     """``POST /api/projects/{name}/mcp/{server}/approve`` (operators; audited),
-    ``GET …/tools``, ``POST …/call`` with ``{"tool": NAME, "arguments": {...}}``: through
-    the SDK's client, after an approval; every call audited. 502 when the server fails."""
-
-    async def get(self, name: str, server: str, action: str) -> None:
-        if action != "tools":
-            return self.fail(404, f"GET …/mcp/{server}/{action}: no such route (tools)")
-        await self._act(lambda p: {"ok": True, "tools": mcp_client.tools(
-            get_store(), _folder(name), server, p)})
+    ``POST …/tools`` (runs the server: a POST), ``POST …/call`` with ``{"tool": NAME,
+    "arguments": {...}}``: through the SDK's client, after an approval; every call audited.
+    502 when the server fails."""
 
     async def post(self, name: str, server: str, action: str) -> None:
-        if action == "approve":
-            return await self._act(lambda p: {"ok": True, "fingerprint": mcp_client.approve(
-                get_store(), _folder(name), server, p)})
-        if action != "call":
-            return self.fail(404, f"POST …/mcp/{server}/{action}: no such route "
-                             "(approve, call)")
+        store, principal = get_store(), self.principal
 
-        def call(principal):
-            body = self.json_body()
-            if not isinstance(body, dict) or not isinstance(body.get("tool"), str):
-                raise ValueError('body: {"tool": NAME, "arguments": {...}}')
-            return {"ok": True, **mcp_client.call(get_store(), _folder(name), server,
-                                                   body["tool"], body.get("arguments") or {},
-                                                   principal)}
-
-        await self._act(call)
-
-    async def _act(self, fn) -> None:
-        principal = auth.principal(self)
+        def act() -> dict:
+            body = self.payload()  # (empty but for a call)
+            folder = _folder(name)
+            if action == "approve":
+                return {"ok": True, "fingerprint": mcp_client.approve(store, folder, server,
+                                                                      principal)}
+            if action == "tools":
+                return {"ok": True, "tools": mcp_client.tools(store, folder, server,
+                                                              principal)}
+            return {"ok": True, **mcp_client.call(store, folder, server, body["tool"],
+                                                   body.get("arguments") or {}, principal)}
 
         def work():
             try:
-                return fn(principal)
+                return act()
             except (ConnectionError, TimeoutError, OSError) as err:
                 if isinstance(err, PermissionError):
                     raise
@@ -118,9 +105,3 @@ class McpActionHandler(APIHandler):
             self.finish(result)
 
 
-PROJECT_ROUTES = [
-    (r"/api/projects", ProjectsHandler, {}),
-    (r"/api/projects/scan", ProjectScanHandler, {}),
-    (r"/api/projects/([^/]+)/mcp", McpServersHandler, {}),
-    (r"/api/projects/([^/]+)/mcp/([^/]+)/(approve|tools|call)", McpActionHandler, {}),
-]

@@ -12,30 +12,17 @@ from ..coverage.lines import project_repo
 from ..projects.git import GitError
 from ..selection.evaluate import replay
 from ..selection.select import is_pytest_id, select_tests
-from . import auth
 from .plugin_base import APIHandler
 from .state import get_store, get_test_runs
 
 
-def _number(body: dict[str, Any], key: str, kind: type) -> Any:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 \
-            or value > 1e9 or (kind is int and int(value) != value):
-        raise ValueError(f"{key}: a {'whole ' if kind is int else ''}number from 0 to 1e9")
-    return kind(value)
-
-
 def _ranked(store, project: str, repo, spec: dict[str, Any]) -> dict[str, Any]:
-    """:func:`select_tests` for a client's ``{"base", "head", "budget", "top"}``, each
-    checked; a revision git cannot read is the client's mistake (400)."""
-    for key in ("base", "head"):
-        if spec.get(key) is not None and not isinstance(spec[key], str):
-            raise ValueError(f"{key}: a git revision")
+    """:func:`select_tests` for a client's ``{"base", "head", "budget", "top"}`` (checked
+    against schemas.SelectSpec); a revision git cannot read is the client's mistake (400):
+    revisions reach git only as the SHAs they resolve to (projects/git.revision)."""
     try:
         return select_tests(store, project, repo, spec.get("base"), spec.get("head"),
-                            _number(spec, "budget", float), _number(spec, "top", int))
+                            spec.get("budget"), spec.get("top"))
     except GitError as err:
         raise ValueError(str(err)) from None
 
@@ -56,9 +43,7 @@ class SelectHandler(APIHandler):
 
     async def post(self) -> None:
         def work() -> dict:
-            body = self.json_body()
-            if not isinstance(body, dict) or not isinstance(body.get("project"), str):
-                raise ValueError('/api/select: {"project": NAME, "base": REV, ...}')
+            body = self.payload()
             store, project = get_store(), body["project"]
             # With no base the ranking is history alone, which needs no folder.
             repo = _folder(store, project) if body.get("base") else \
@@ -74,10 +59,7 @@ class EvaluateHandler(APIHandler):
 
     async def get(self) -> None:
         def work() -> dict:
-            project = self.get_query_argument("project", "")
-            if not project:
-                raise ValueError("/api/select/evaluate: project required")
-            store = get_store()
+            project, store = self.q["project"], get_store()
             return {"ok": True, **replay(store, project, project_repo(store, project))}
 
         await self.answer(work)
@@ -94,30 +76,23 @@ class TestRunsHandler(APIHandler):
 
     async def get(self) -> None:
         def work() -> dict:
-            df = get_test_runs().list(self.get_query_argument("project", None) or None)
+            df = get_test_runs().list(self.q["project"] or None)
             return {"ok": True, "runs": json.loads(df.to_json(orient="records",
                                                              date_format="iso"))}
 
         await self.answer(work)
 
     async def post(self) -> None:
-        principal = auth.principal(self)
+        principal = self.principal
 
         def work() -> dict:
-            body = self.json_body()
-            if not isinstance(body, dict) or not isinstance(body.get("project"), str):
-                raise ValueError('/api/test-runs: {"project": NAME, "tests": [...]}')
+            body = self.payload()
             store, project = get_store(), body["project"]
             access.authorize(store, principal, "test-run", project)
             folder = _folder(store, project)
             tests = body.get("tests")
-            if tests is not None and (not isinstance(tests, list) or not all(
-                    isinstance(t, str) for t in tests)):
-                raise ValueError("tests: a list of node ids")
             chosen = body.get("select")
             if chosen is not None:
-                if not isinstance(chosen, dict):
-                    raise ValueError('select: {"base", "head", "top", "budget"}')
                 ranked = _ranked(store, project, folder, chosen)
                 tests = [r["test"] for r in ranked["ranking"] if is_pytest_id(r["test"])]
                 if not tests:
@@ -135,18 +110,16 @@ class TestRunHandler(APIHandler):
 
     __test__ = False
 
-    async def get(self, run: str, action: str | None = None) -> None:
-        if action:
-            return self.fail(404, f"GET /api/test-runs/{run}/{action}: no such route")
+    async def get(self, run: str) -> None:
         await self.answer(lambda: {"ok": True, "test_run": _plain(get_test_runs().get(run))})
 
-    async def post(self, run: str, action: str | None = None) -> None:
-        if action != "cancel":
-            return self.fail(404, f"POST /api/test-runs/{run}/{action or ''}: no such route "
-                             "(cancel)")
-        principal = auth.principal(self)
-        await self.answer(lambda: {"ok": True, "test_run": _plain(
-            get_test_runs().cancel(principal, run))})
+    async def post(self, run: str, action: str) -> None:
+        def work() -> dict:
+            self.payload()  # (empty)
+            return {"ok": True, "test_run": _plain(get_test_runs().cancel(self.principal,
+                                                                         run))}
+
+        await self.answer(work)
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
@@ -154,9 +127,3 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
                                  default=str))
 
 
-SELECT_ROUTES = [
-    (r"/api/select", SelectHandler, {}),
-    (r"/api/select/evaluate", EvaluateHandler, {}),
-    (r"/api/test-runs", TestRunsHandler, {}),
-    (r"/api/test-runs/([\w-]+)(?:/(\w+))?", TestRunHandler, {}),
-]

@@ -63,7 +63,7 @@ def get_store() -> Store:
 
 def get_supervisor():
     """The process-wide agent supervisor: agents it starts send their telemetry here with a
-    token of this process's own."""
+    token of this process's own (ingest: it writes, reads nothing)."""
     global _supervisor
     store = get_store()
     with _lock:
@@ -72,7 +72,7 @@ def get_supervisor():
             from .auth import own_token
 
             _supervisor = Supervisor(store, server_url=served_url(),
-                                     telemetry_token=own_token("viewer"))
+                                     telemetry_token=own_token("ingest"))
         return _supervisor
 
 
@@ -86,7 +86,7 @@ def get_test_runs():
             from ..control.testruns import TestRuns
             from .auth import own_token
 
-            _test_runs = TestRuns(store, server_url=served_url(), token=own_token("viewer"))
+            _test_runs = TestRuns(store, server_url=served_url(), token=own_token("ingest"))
         return _test_runs
 
 

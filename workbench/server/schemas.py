@@ -1,0 +1,324 @@
+"""What each route takes: its JSON body and its query, as pydantic models.
+
+The route table (routes.py) names one of these per route; the body parser checks a body
+against it before a handler sees it (types exact: no ``"1"`` for a number, no ``true`` for
+a whole number; unknown fields refused), and the OpenAPI document is generated from them.
+Deeper rules that also hold for the dashboards and the CLI (a backend's configuration, an
+alert rule's bounds) stay with the domain (control/spec.py, control/alerts.py), whose
+errors name the field too; the parts described by ``param`` classes there are turned into
+models here, so the API reference shows them field by field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import param
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from ..control import spec as specs
+from ..control.alerts import AlertRule
+from ..control.approvals import DECISIONS
+from ..control.backends import BACKENDS
+
+#: The body of a route that takes a file or an OTLP message, not JSON.
+BINARY = "binary"
+#: A short text field (names, ids, revisions); long text (prompts, messages) has its own.
+Short = Field(default=None, max_length=1000)
+
+
+class Body(BaseModel):
+    """A JSON object body: exact types, no unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Query(BaseModel):
+    """A query string: values arrive as text and are converted; no unknown parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def from_param(cls: type[param.Parameterized], name: str) -> type[Body]:
+    """A model with ``cls``'s parameters as optional fields (the domain fills defaults and
+    checks bounds; here: their types and choices, for the parser and the reference)."""
+    fields: dict[str, Any] = {}
+    for key, p in cls.param.objects("existing").items():
+        if key == "name":
+            continue
+        if isinstance(p, param.ListSelector):
+            kind: Any = list[Literal[tuple(p.objects)]] if p.objects else list[str]
+        elif isinstance(p, param.Selector):
+            kind = Literal[tuple(p.objects)]
+        elif isinstance(p, param.Boolean):
+            kind = bool
+        elif isinstance(p, param.Integer):
+            kind = int
+        elif isinstance(p, param.Number):
+            kind = float
+        elif isinstance(p, param.List):
+            kind = list[dict[str, Any]] if p.item_type is dict else list[str]
+        elif isinstance(p, param.String):
+            kind = str
+        else:
+            kind = Any
+        fields[key] = (kind | None, Field(default=None, description=p.doc or None))
+    return create_model(name, __base__=Body, **fields)
+
+
+Limits = from_param(specs.Limits, "Limits")
+Restart = from_param(specs.Restart, "Restart")
+PolicyRule = from_param(specs.PolicyRule, "PolicyRule")
+
+
+class Policy(from_param(specs.Policy, "PolicyBase")):  # type: ignore[misc]
+    rules: list[PolicyRule] | None = None  # type: ignore[valid-type]
+
+
+AlertRuleFields = from_param(AlertRule, "AlertRuleFields")
+
+
+# -- tests ----------------------------------------------------------------------------------
+class ReportQuery(Query):
+    """Where a report comes from (each overrides what the report itself says)."""
+
+    filename: str | None = Short
+    format: str | None = Short
+    project: str | None = Short
+    branch: str | None = Short
+    commit: str | None = Short
+    variant: str | None = Short
+    build: str | None = Short
+    build_url: str | None = Short
+    ci_provider: str | None = Short
+    source: str | None = Field(default=None, max_length=1000,
+                               description="ignored: the server names the uploaded file")
+    report_tz: str | None = Field(default=None, max_length=100,
+                                  description="zone of timestamps written without one")
+
+
+class LiveStart(Body):
+    """A live run's metadata (the pytest plugin's)."""
+
+    project: str | None = Short
+    branch: str | None = Short
+    commit: str | None = Short
+    variant: str | None = Short
+    build: str | None = Short
+    build_url: str | None = Short
+    ci_provider: str | None = Short
+    source: str | None = Short
+
+
+class LiveResults(Body):
+    """Finished tests, each ``{"name", "classname", "file", "attempts": [{"outcome",
+    "duration_s", "message", "error_type", "details"}]}``, and the tests running now."""
+
+    tests: list[dict[str, Any]] = Field(max_length=100_000)
+    running: list[str] | None = Field(default=None, max_length=10_000)
+
+
+class LiveFinish(Body):
+    duration_s: float | None = Field(default=None, ge=0, le=1e9)
+
+
+class RunsQuery(Query):
+    project: str | None = Short
+    limit: int = Field(default=50, ge=1, le=5000)
+
+
+class QueryQuery(Query):
+    params: str = Field(default="{}", max_length=100_000,
+                        description="the named query's parameters as a JSON object")
+
+
+# -- agents ---------------------------------------------------------------------------------
+class AgentDefinition(Body):
+    """An agent: what runs (``backend`` and ``command`` or ``prompt``), where, its limits,
+    restart policy, permission policy (admins only) and backend configuration (each
+    backend's fields: ``GET /api/agents/{id}/config``)."""
+
+    name: str = Field(min_length=1, max_length=120)
+    backend: Literal[tuple(BACKENDS)]  # type: ignore[valid-type]
+    project: str | None = Field(default=None, max_length=specs.MAX_CHARS["project"])
+    cwd: str | None = Field(default=None, max_length=specs.MAX_CHARS["cwd"])
+    prompt: str | None = Field(default=None, max_length=specs.MAX_CHARS["prompt"])
+    command: str | list[str] | None = None
+    env: dict[str, str] | None = Field(default=None, max_length=200)
+    labels: list[str] | None = Field(default=None, max_length=100)
+    limits: Limits | None = None  # type: ignore[valid-type]
+    restart: Restart | None = None  # type: ignore[valid-type]
+    policy: Policy | None = None
+    config: dict[str, Any] | None = None
+    pool: str | None = Field(default=None, max_length=specs.MAX_CHARS["pool"])
+
+
+class BackendConfig(BaseModel):
+    """A backend's configuration: its own fields (``GET /api/agents/{id}/config`` gives
+    their schema), checked by the backend."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class Message(Body):
+    text: str = Field(min_length=1, max_length=1_000_000)
+
+
+class LimitQuery(Query):
+    limit: int = Field(default=200, ge=1, le=10_000)
+
+
+class ApprovalsQuery(LimitQuery):
+    state: Literal["pending", "allowed", "denied", "expired", "all"] = "pending"
+
+
+class Decision(Body):
+    decision: Literal[DECISIONS]  # type: ignore[valid-type]
+    message: str | None = Field(default=None, max_length=10_000)
+
+
+class Hook(BaseModel):
+    """A Claude Code hook's input (its documented fields; others are kept as they come)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    session_id: str = Field(min_length=1, max_length=200)
+    hook_event_name: str = Field(min_length=1, max_length=100)
+    cwd: str | None = Field(default=None, max_length=specs.MAX_CHARS["cwd"])
+    tool_name: str | None = Field(default=None, max_length=200)
+    tool_input: Any = None
+    permission_mode: str | None = Field(default=None, max_length=100)
+    transcript_path: str | None = Field(default=None, max_length=4096)
+
+
+class Task(Body):
+    """Work for the queue: a ``prompt`` for a coding agent or a ``command`` for a worker."""
+
+    prompt: str | None = Field(default=None, max_length=1_000_000)
+    command: str | list[str] | None = None
+    project: str | None = Short
+    priority: int | None = Field(default=None, ge=-10**6, le=10**6)
+    labels: list[str] | None = Field(default=None, max_length=100)
+    deadline: str | None = Field(default=None, max_length=64, description="ISO 8601")
+    budget: dict[Literal["cost_usd", "seconds"], float] | None = None
+
+
+class TasksQuery(LimitQuery):
+    state: Literal["queued", "running", "done", "failed", "cancelled", "expired",
+                   "all"] | None = None
+
+
+class Priority(Body):
+    priority: int = Field(ge=-10**6, le=10**6)
+
+
+class Empty(Body):
+    """No fields (an empty body or ``{}``)."""
+
+
+class Pool(Body):
+    pool: str = Field(min_length=1, max_length=40)
+    template: dict[str, Any]
+    max_agents: int | None = Field(default=None, ge=0, le=100)
+
+
+class AlertRuleBody(AlertRuleFields):  # type: ignore[misc, valid-type]
+    """An alert rule (an existing ``rule_id`` is replaced)."""
+
+    name: str = Field(min_length=1, max_length=120)
+    rule_id: str | None = Field(default=None, max_length=60)
+    id: str | None = Field(default=None, max_length=60)
+
+
+class AlertsQuery(LimitQuery):
+    state: Literal["open", "firing", "acknowledged", "resolved"] | None = None
+
+
+class Webhook(Body):
+    url: str = Field(max_length=2000)
+    secret: str = Field(min_length=8, max_length=500)
+    events: list[str] | None = None
+    format: Literal["json", "slack"] | None = None
+
+
+# -- projects, coverage, selection ----------------------------------------------------------
+class Scan(Body):
+    roots: list[str] | None = Field(default=None, max_length=100)
+
+
+class McpCall(Body):
+    tool: str = Field(min_length=1, max_length=200)
+    arguments: dict[str, Any] | None = None
+
+
+class CoverageQuery(Query):
+    project: str | None = Short
+    commit: str | None = Short
+    branch: str | None = Short
+    filename: str | None = Short
+    format: str | None = Short
+    root: list[str] | None = Field(default=None, max_length=100,
+                                   description="path prefixes to strip (repeatable)")
+
+
+class WhoQuery(Query):
+    project: str = Field(max_length=1000)
+    file: str = Field(max_length=4096)
+    line: int = Field(ge=1, le=10**9)
+    commit: str | None = Short
+
+
+class PatchQuery(Query):
+    project: str = Field(max_length=1000)
+    base: str = Field(max_length=256, description="a git revision")
+    head: str | None = Field(default=None, max_length=256,
+                             description="a git revision (none: the working tree)")
+
+
+class DiffQuery(Query):
+    base: str = Field(max_length=100, description="a coverage report id")
+    head: str = Field(max_length=100, description="a coverage report id")
+
+
+class ProjectQuery(Query):
+    project: str = Field(max_length=1000)
+
+
+class MapQuery(ProjectQuery):
+    folder: str = Field(default="", max_length=4096)
+    report: str | None = Field(default=None, max_length=100)
+
+
+class OptionalProjectQuery(Query):
+    project: str | None = Short
+
+
+class SelectSpec(Body):
+    base: str | None = Field(default=None, max_length=256, description="a git revision")
+    head: str | None = Field(default=None, max_length=256, description="a git revision")
+    budget: float | None = Field(default=None, ge=0, le=1e9, description="seconds")
+    top: int | None = Field(default=None, ge=0, le=10**9)
+
+
+class Select(SelectSpec):
+    project: str = Field(max_length=1000)
+
+
+class TestRunRequest(Body):
+    __test__ = False
+    project: str = Field(max_length=1000)
+    tests: list[str] | None = Field(default=None, max_length=100_000)
+    select: SelectSpec | None = None
+    command: list[str] | None = Field(default=None, min_length=1, max_length=1000)
+    junit: str | None = Field(default=None, max_length=4096)
+
+
+class SocketMessage(Body):
+    """A message on ``/ws/agents``: an action on an agent, or a decision."""
+
+    action: Literal["start", "stop", "pause", "resume", "restart", "interrupt", "message",
+                    "approve"]
+    agent_id: str | None = Field(default=None, max_length=200)
+    approval_id: str | None = Field(default=None, max_length=200)
+    decision: Literal[DECISIONS] | None = None  # type: ignore[valid-type]
+    message: str | None = Field(default=None, max_length=10_000)
+    text: str | None = Field(default=None, max_length=1_000_000)
