@@ -91,7 +91,8 @@ def free_port() -> int:
 
 
 #: A token per role, and the server setting that grants them (servers that check roles).
-TOKENS = {"admin": "tok-admin", "operator": "tok-operator", "viewer": "tok-viewer"}
+TOKENS = {"admin": "tok-admin", "operator": "tok-operator", "viewer": "tok-viewer",
+          "ingest": "tok-ingest"}
 ROLE_ENV = {"OBSERVATORY_TOKENS": ",".join(f"{t}:{r}" for r, t in TOKENS.items())}
 
 
@@ -194,3 +195,50 @@ def output_dir(request) -> Path:
     path = OUTPUT / request.node.name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def log_in(client: httpx.Client, username: str, password: str) -> httpx.Response:
+    """Log ``client`` in to the dashboards as a browser does: the login form first (it
+    sets the form's anti-forgery token), then the form posted with it."""
+    import re
+
+    form = client.get("/login").text
+    token = re.search(r'name="observatory_login_xsrf" value="([^"]+)"', form).group(1)
+    return client.post("/login", data={"username": username, "password": password,
+                                       "observatory_login_xsrf": token})
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 32 MiB tmpfs of its own (needs CAP_SYS_ADMIN: skipped, with the reason, without)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    try:
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mnt)],
+                              capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        pytest.skip("no mount(8) on this machine: cannot make a small file system to fill")
+    if proc.returncode != 0:
+        pytest.skip(f"mounting a tmpfs was refused (needs CAP_SYS_ADMIN): {proc.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True, timeout=30)
+
+
+def fill(folder: Path) -> Path:
+    ballast = folder / "ballast"
+    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\1" * 65536)
+    except OSError:
+        pass
+    try:
+        while True:
+            os.write(fd, b"\1" * 512)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return ballast

@@ -215,9 +215,9 @@ def test_new_failures_in_the_agents_project_fire_test_health(served, tmp_path):
 
 
 @pytest.mark.parametrize("route, body, error", [
-    ("/api/alert-rules", {"name": "x", "kind": "telepathy"}, "rule.kind"),
+    ("/api/alert-rules", {"name": "x", "kind": "telepathy"}, "kind"),
     ("/api/alert-rules", {"kind": "state"}, "name"),
-    ("/api/alert-rules", {"name": "x", "actions": ["explode"]}, "rule.actions"),
+    ("/api/alert-rules", {"name": "x", "actions": ["explode"]}, "actions"),
     ("/api/alert-rules", {"name": "x", "window_s": -1}, "rule.window_s"),
     ("/api/webhooks", {"url": "ftp://x", "secret": SECRET}, "url"),
     ("/api/webhooks", {"url": "http://127.0.0.1:9/x", "secret": "short"}, "secret"),

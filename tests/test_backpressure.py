@@ -15,7 +15,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from tornado.web import Application
 
 from workbench.server import state
-from workbench.server.otlp import OTLP_ROUTES
 from workbench.store import Store
 
 from .conftest import free_port
@@ -31,7 +30,10 @@ def one_span(name: str) -> bytes:
 def test_full_write_queue_gets_503_with_retry_after(tmp_path):
     store = Store(tmp_path / "bp.duckdb", max_pending=1)
     state._store = store
-    from workbench.server.plugin import ReportHandler
+    from workbench.server.routes import ROUTES, tornado_rules
+
+    served = tornado_rules([r for r in ROUTES
+                            if r.template.startswith(("/v1/", "/api/tests/reports"))])
 
     state.get_supervisor()  # (its first writes — the shipped alert rules — go in now)
     store.settle()
@@ -46,7 +48,7 @@ def test_full_write_queue_gets_503_with_retry_after(tmp_path):
 
     def serve():
         asyncio.set_event_loop(loop)
-        Application([*OTLP_ROUTES, (r"/api/tests/reports", ReportHandler, {})]).listen(
+        Application(served).listen(
             port, address="127.0.0.1"
         )
         loop.call_soon(ready.set)

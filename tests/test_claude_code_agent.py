@@ -157,7 +157,7 @@ def test_sessions_not_started_here_ask_through_http_hooks(claude, tmp_path):
     import subprocess
     import threading
 
-    tokens = {"tok-op": "operator", "tok-hook": "viewer"}
+    tokens = {"tok-op": "operator", "tok-hook": "ingest"}
     served = Served(tmp_path / "hooks.duckdb", extra_args=("--no-demo",),
                     env={"OBSERVATORY_TOKENS": ",".join(f"{t}:{r}" for t, r in tokens.items())})
     home, project = tmp_path / "home", tmp_path / "project"

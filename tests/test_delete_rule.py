@@ -260,3 +260,18 @@ def test_without_a_rule_a_person_decides():
     assert answers == [] and [p["approval_id"] for p in inbox.pending()] == [approval_id]
     inbox.decide(approval_id, "allow", "", "someone")
     assert answers == [("allow", "")]
+
+
+def test_a_paused_agent_hears_a_rules_denial_on_resume_and_no_one_can_allow_it():
+    inbox, saved = _inbox()
+    agent = _agent({"rules": []})
+    agent.paused = True
+    answers: list = []
+    approval_id = inbox.ask(agent, "Bash", {"command": "rm -rf /"}, _answer(answers))
+    assert answers == []  # paused: nothing reaches the agent yet
+    with pytest.raises(ValueError, match="decided by policy"):
+        inbox.decide(approval_id, "allow", "", "someone")
+    agent.paused = False
+    inbox.release(agent.id)
+    assert answers == [("deny", DEFAULT_RULES[0]["message"])]
+    assert saved[-1]["state"] == "denied" and "[forced_delete]" in saved[-1]["decided_by"]

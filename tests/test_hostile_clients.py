@@ -9,7 +9,7 @@ import json
 import httpx
 import pytest
 
-from .conftest import Served
+from .conftest import Served, log_in
 
 REPORT = (b'<testsuite name="s"><testcase classname="c" name="a"/>'
           b'<testcase classname="c" name="b"><failure message="x"/></testcase></testsuite>')
@@ -185,7 +185,7 @@ def test_a_login_alone_closes_the_api_to_loopback_too(tmp_path):
             # so that the next request does not reuse it and meet a reset.
             assert refused.status_code == 401
             assert refused.headers.get("Connection") == "close"
-            login = client.post("/login", data={"username": "ann", "password": "pa55word"})
+            login = log_in(client, "ann", "pa55word")
             assert client.get("/api/health").status_code == 200
             cookies = [v for k, v in login.headers.multi_items()
                        if k.lower() == "set-cookie" and v.startswith("user=")]
@@ -231,9 +231,9 @@ def test_tokens_alone_close_the_dashboards_and_their_websocket_too(tmp_path):
                     return str(err.response.status_code)
 
             assert asyncio.run(ws()) in {"401", "403"}
-            bad = client.post("/login", data={"username": "x", "password": "tok-3"})
+            bad = log_in(client, "x", "tok-3")
             assert "Invalid" in bad.text
-            client.post("/login", data={"username": "x", "password": "tok-2"})
+            log_in(client, "x", "tok-2")
             page = client.get("/tests")
             assert page.status_code == 200 and "password or token" not in page.text
             assert client.get("/api/health").status_code == 200

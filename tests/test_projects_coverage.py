@@ -253,10 +253,10 @@ def test_a_projects_mcp_server_needs_an_approval_and_every_call_is_audited(shop)
         assert [(s["name"], s["approved"], s["env"]) for s in listed] == [
             ("echo", False, ["SUFFIX"])]  # the variable's name, never its value
         assert viewer.post(f"{base}/echo/approve").status_code == 403
-        early = operator.get(f"{base}/echo/tools")
+        early = operator.post(f"{base}/echo/tools")
         assert early.status_code == 403 and "not approved" in early.json()["error"]
         assert operator.post(f"{base}/echo/approve").json()["ok"]
-        tools = operator.get(f"{base}/echo/tools").json()["tools"]
+        tools = operator.post(f"{base}/echo/tools").json()["tools"]
         assert [t["name"] for t in tools] == ["shout"]
         called = operator.post(f"{base}/echo/call", json={"tool": "shout",
                                                           "arguments": {"text": "hi"}}).json()
@@ -264,14 +264,14 @@ def test_a_projects_mcp_server_needs_an_approval_and_every_call_is_audited(shop)
         unknown = operator.post(f"{base}/echo/call", json={"tool": "nope"}).json()
         assert unknown["is_error"]
         assert operator.post(f"{base}/echo/call", content=b"{").status_code == 400
-        assert operator.get(f"{base}/nope/tools").status_code == 404
+        assert operator.post(f"{base}/nope/tools").status_code == 404
         # A server over streamable HTTP: this workbench's own /mcp, with a token header.
         spec = json.loads((shop["repo"] / ".mcp.json").read_text())
         spec["mcpServers"]["self"] = {"type": "http", "url": f"{served.url}/mcp",
                                       "headers": {"Authorization": f"Bearer {TOKENS['viewer']}"}}
         (shop["repo"] / ".mcp.json").write_text(json.dumps(spec))
         assert operator.post(f"{base}/self/approve").json()["ok"]
-        remote = operator.get(f"{base}/self/tools").json()["tools"]
+        remote = operator.post(f"{base}/self/tools").json()["tools"]
         assert "covering_tests" in {t["name"] for t in remote}
         health = operator.post(f"{base}/self/call", json={
             "tool": "project_health", "arguments": {"project": "shop"}}).json()
@@ -280,14 +280,16 @@ def test_a_projects_mcp_server_needs_an_approval_and_every_call_is_audited(shop)
         spec = json.loads((shop["repo"] / ".mcp.json").read_text())
         spec["mcpServers"]["echo"]["env"]["SUFFIX"] = "?"
         (shop["repo"] / ".mcp.json").write_text(json.dumps(spec))
-        assert operator.get(f"{base}/echo/tools").status_code == 403
+        assert operator.post(f"{base}/echo/tools").status_code == 403
         with role_client(served, "admin") as admin:
             audit = admin.get("/api/audit", params={"limit": 50}).json()
         actions = [(e["action"], e["outcome"]) for e in audit["audit"]
-                   if e["action"].startswith("mcp")]
+                   if e["action"].startswith("mcp") or "/mcp/" in e["action"]]
         assert ("mcp-approve", "ok") in actions and ("mcp-call", "ok") in actions
         assert ("mcp-call", "tool error") in actions
-        assert any(a == "mcp" and o.startswith("refused") for a, o in actions)
+        # the viewer's approval, refused by the route's role
+        assert any(a.endswith("{action:approve}") and o.startswith("refused")
+                   for a, o in actions)
         viewer.close()
         operator.close()
     finally:

@@ -10,7 +10,7 @@ import pytest
 
 from workbench.client import RemoteStore, connect
 
-from .conftest import FIXTURES, Served
+from .conftest import FIXTURES, Served, log_in
 
 
 def runs_count(remote) -> int:
@@ -108,7 +108,8 @@ def test_a_live_run_is_written_only_by_its_starter_and_only_while_running(server
     assert httpx.post(f"{url}/results", json=slow, headers=writer).status_code == 200
     assert remote.query("running_tests", run_id=run_id).test_id.tolist() == ["live::slow"]
     bad = httpx.post(f"{url}/results", json={"tests": [], "running": "x"}, headers=writer)
-    assert bad.status_code == 400 and "running must be a list" in bad.json()["error"]
+    assert bad.status_code == 400 and "running: Input should be a valid list" in \
+        bad.json()["error"]
     assert httpx.post(f"{url}/finish", json={"duration_s": 1}, headers=writer).status_code == 200
     assert remote.query("running_tests", run_id=run_id).empty
     late = httpx.post(f"{url}/results", json=batch, headers=writer)
@@ -203,9 +204,9 @@ def test_login_cookie_opens_the_api_and_the_dashboards(tmp_path):
             page = client.get("/tests")
             assert page.status_code == 302 and "/login" in page.headers["location"]
             assert client.get("/api/health").status_code == 401
-            bad = client.post("/login", data={"username": "ann", "password": "nope"})
+            bad = log_in(client, "ann", "nope")
             assert "user" not in client.cookies and bad.status_code in (302, 200)
-            client.post("/login", data={"username": "ann", "password": "pa55word"})
+            log_in(client, "ann", "pa55word")
             assert "user" in client.cookies
             assert client.get("/api/health").json()["ok"] is True
             assert client.get("/tests").status_code == 200

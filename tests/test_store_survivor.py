@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import json
-import os
 import resource
 import signal
-import subprocess
 import threading
 import time
 from contextlib import contextmanager
@@ -33,6 +31,8 @@ from pathlib import Path
 import pytest
 
 from workbench.store import Store, StoreWriteError
+
+from .conftest import fill
 
 BEFORE = [f"before-{i}" for i in range(5)]
 
@@ -358,42 +358,6 @@ def test_a_store_never_written_closes_and_reports_ok(tmp_path):
 
 
 # -- a real full file system -------------------------------------------------------------
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 32 MiB tmpfs of its own (needs CAP_SYS_ADMIN: skipped, with the reason, without)."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    try:
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mnt)],
-                              capture_output=True, text=True, timeout=30)
-    except FileNotFoundError:
-        pytest.skip("no mount(8) on this machine: cannot make a small file system to fill")
-    if proc.returncode != 0:
-        pytest.skip(f"mounting a tmpfs was refused (needs CAP_SYS_ADMIN): {proc.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=True, timeout=30)
-
-
-def fill(folder: Path) -> Path:
-    ballast = folder / "ballast"
-    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\1" * 65536)
-    except OSError:
-        pass
-    try:
-        while True:
-            os.write(fd, b"\1" * 512)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-    return ballast
-
-
 def test_a_really_full_file_system_degrades_and_recovers(small_disk):
     with Store(small_disk / "real.duckdb") as store:
         for name in BEFORE:
