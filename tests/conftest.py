@@ -75,6 +75,15 @@ def demo_store(demo_path, tmp_path):
         yield s
 
 
+def wait_for(fn, timeout: float = 60, what: str = ""):
+    """``fn()`` once it is truthy (polled every 0.2 s); fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := fn()):
+        assert time.monotonic() < deadline, f"timed out: {what}"
+        time.sleep(0.2)
+    return value
+
+
 def write_tree(root: Path, files: dict[str, str]) -> Path:
     """Write ``files`` (relative path → text) under ``root``, folders as needed."""
     for rel, text in files.items():

@@ -15,7 +15,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import coverage
@@ -24,7 +23,7 @@ import pytest
 
 from workbench.store import Store
 
-from .conftest import ROLE_ENV, TOKENS, Served, role_client, write_tree
+from .conftest import ROLE_ENV, TOKENS, Served, role_client, wait_for, write_tree
 from .test_coverage_ingest import observatory, run
 
 OPS = '''\
@@ -205,14 +204,6 @@ def test_the_replay_beats_random_order_on_this_history(calc):
     assert len(orders["selector"]["curve"]) == len(result["curve_x"]) == 21
     text = select(calc, "--evaluate").stdout
     assert "selector" in text and "random" in text and "apfd" in text
-
-
-def wait_for(fn, timeout: float = 60, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while not (value := fn()):
-        assert time.monotonic() < deadline, f"timed out: {what}"
-        time.sleep(0.2)
-    return value
 
 
 @pytest.fixture(scope="module")

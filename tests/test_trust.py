@@ -23,7 +23,7 @@ import httpx
 import psutil
 import pytest
 
-from .conftest import ROOT, TOKENS, Served, fill, free_port, role_client, write_tree
+from .conftest import ROOT, TOKENS, Served, fill, free_port, role_client, wait_for, write_tree
 from .test_coverage_ingest import observatory, run
 
 SECRETS_ENV = {
@@ -32,14 +32,6 @@ SECRETS_ENV = {
     "SERVER_ONLY_NOTE": "not for children", "PASSED_ON": "for children",
     "OBSERVATORY_CHILD_ENV": "PASSED_ON",
 }
-
-
-def wait_for(fn, timeout: float = 60, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while not (value := fn()):
-        assert time.monotonic() < deadline, f"timed out: {what}"
-        time.sleep(0.2)
-    return value
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import mmap
+import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -187,6 +188,51 @@ def load_json(data: bytes, where: str) -> Any:
         raise IngestError(f"{where}: not valid JSON: nested too deeply") from None
     except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, int digit limit
         raise IngestError(f"{where}: not valid JSON: {err}") from None
+
+
+#: Deepest nesting of arrays and objects a request body may have (deeper ones were a
+#: RecursionError, a 500, on two dozen routes).
+MAX_DEPTH = 32
+#: What a value the store cannot hold may come from: a lone surrogate's escape or raw
+#: UTF-8, a long run of digits, a big exponent, NaN or Infinity. A body without any of them
+#: is not walked.
+_SUSPECT = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]|\d{19}|[eE][+-]?\d{3}|NaN|Infinity")
+
+
+def _check_values(value: Any, source: str) -> None:
+    """Refuse, naming its field, a string (value or key) with a lone surrogate, an integer
+    beyond 64 bits, a number that is not finite, or nesting deeper than
+    :data:`MAX_DEPTH`, anywhere in ``value`` (walked without recursion)."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        if isinstance(node, dict | list) and depth >= MAX_DEPTH:
+            raise IngestError(f"{source}: {(path or 'the body')[:120]} is nested more than "
+                              f"{MAX_DEPTH} deep")
+        if isinstance(node, str):
+            text(node, source, path or "the body")
+        elif isinstance(node, int | float) and not isinstance(node, bool):
+            number(node, source, path or "the body",
+                   bounds=INT64 if isinstance(node, int) else FINITE)
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                text(k, source, f"a key in {path or 'the body'}")
+                stack.append((v, f"{path}.{k}" if path else k, depth + 1))
+        elif isinstance(node, list):
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(node))
+
+
+def checked_json(body: bytes, source: str) -> Any:
+    """A request body as JSON, or :class:`IngestError` naming ``source`` and the field —
+    the one reader of every JSON request (the API's body parser is this).
+
+    Whatever a field is for, a request holds nothing the store cannot: no integer beyond
+    64 bits, no NaN or Infinity, no string with a lone surrogate, nothing nested deeper
+    than :data:`MAX_DEPTH` (each was a 500)."""
+    value = load_json(body, source)
+    if _SUSPECT.search(body) or body.count(b"[") + body.count(b"{") > MAX_DEPTH:
+        _check_values(value, source)
+    return value
 
 
 @dataclass

@@ -3,56 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import re
-from typing import Any
 
 from .base import (
-    FINITE,
-    INT64,
     OUTCOMES,
     Attempt,
     IngestError,
     ParsedRun,
-    load_json,
-    number,
+    checked_json,
     text,
     valid_unicode,
 )
 
-#: What a value the store cannot hold may come from: a lone surrogate's escape or raw
-#: UTF-8, a long run of digits, a big exponent, NaN or Infinity. A body without any of them
-#: is not walked.
-_SUSPECT = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]|\d{19}|[eE][+-]?\d{3}|NaN|Infinity")
-
-
-def _check_values(value: Any, source: str) -> None:
-    """Refuse, naming its field, a string (value or key) with a lone surrogate, an integer
-    beyond 64 bits, or a number that is not finite, anywhere in ``value``."""
-    stack: list[tuple[Any, str]] = [(value, "")]
-    while stack:
-        node, path = stack.pop()
-        if isinstance(node, str):
-            text(node, source, path or "the body")
-        elif isinstance(node, int | float) and not isinstance(node, bool):
-            number(node, source, path or "the body",
-                   bounds=INT64 if isinstance(node, int) else FINITE)
-        elif isinstance(node, dict):
-            for k, v in node.items():
-                text(k, source, f"a key in {path or 'the body'}")
-                stack.append((v, f"{path}.{k}" if path else k))
-        elif isinstance(node, list):
-            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(node))
-
-
-def json_body(body: bytes, source: str) -> Any:
-    """A request body as JSON, or :class:`IngestError` naming ``source``.
-
-    Whatever a field is for, a request holds nothing the store cannot: no integer beyond
-    64 bits, no NaN or Infinity, no string with a lone surrogate (each was a 500)."""
-    value = load_json(body, source)
-    if _SUSPECT.search(body):
-        _check_values(value, source)
-    return value
+#: A request body as JSON, every value checked (base.checked_json).
+json_body = checked_json
 
 
 def json_object(body: bytes, source: str) -> dict:

@@ -3,15 +3,13 @@ JSON parser of the API (depth, integers and Unicode checked before any handler l
 
 from __future__ import annotations
 
-import json
-import math
 import mmap
-import re
 import tempfile
 import zlib
 from typing import Any
 
 from .. import config
+from ..ingest.base import IngestError, checked_json
 
 
 class BodyError(ValueError):
@@ -115,63 +113,15 @@ def _inflate(view: memoryview, out: Spool):
 
 
 # -- JSON bodies ----------------------------------------------------------------------------
-#: Deepest nesting of arrays and objects a JSON body may have (deeper ones were a
-#: RecursionError, a 500, on two dozen routes).
-MAX_DEPTH = 32
-#: Integers a JSON body may hold: what a 64-bit column stores (a bigger one was a 500).
-INT_RANGE = (-(2**63), 2**63 - 1)
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _constant(name: str) -> None:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def parse_json(raw: bytes, where: str) -> Any:
     """``raw`` as JSON, or :class:`BodyError` (400) naming ``where`` and the first thing
-    wrong: not UTF-8, not JSON, NaN/Infinity, nested deeper than :data:`MAX_DEPTH`, an
-    integer outside 64 bits, or a string that is not valid Unicode (a lone surrogate such
-    as ``"\\ud800"``, which no database column can store)."""
+    wrong: not UTF-8, not JSON, NaN/Infinity, nested too deep, an integer outside 64 bits,
+    a string that is not valid Unicode (ingest.base.checked_json: the one reader of JSON
+    requests)."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise BodyError(400, f"{where}: body is not UTF-8 ({err.reason} at byte "
-                             f"{err.start})") from None
-    try:
-        value = json.loads(text, parse_constant=_constant)
-    except RecursionError:
-        raise BodyError(400, f"{where}: body is nested more than {MAX_DEPTH} deep") from None
-    except ValueError as err:
-        raise BodyError(400, f"{where}: body is not valid JSON: {err}") from None
-    _check_tree(value, where)
-    return value
-
-
-def _check_tree(value: Any, where: str) -> None:
-    """Walk ``value`` without recursion (depth, integers, strings and keys)."""
-    todo: list[tuple[Any, str, int]] = [(value, "body", 0)]
-    while todo:
-        item, path, depth = todo.pop()
-        if isinstance(item, dict | list):
-            if depth >= MAX_DEPTH:
-                raise BodyError(400, f"{where}: {path[:120]} is nested more than "
-                                     f"{MAX_DEPTH} deep")
-            pairs = item.items() if isinstance(item, dict) else enumerate(item)
-            for key, child in pairs:
-                if isinstance(key, str) and _SURROGATE.search(key):
-                    raise BodyError(400, f"{where}: {path} has a key that is not valid "
-                                         "Unicode (a lone surrogate)")
-                todo.append((child, f"{path}.{key}" if isinstance(key, str)
-                             else f"{path}[{key}]", depth + 1))
-        elif isinstance(item, str):
-            if _SURROGATE.search(item):
-                raise BodyError(400, f"{where}: {path} is not valid Unicode (a lone "
-                                     "surrogate)")
-        elif isinstance(item, int) and not isinstance(item, bool) and \
-                not INT_RANGE[0] <= item <= INT_RANGE[1]:
-            raise BodyError(400, f"{where}: {path} is an integer outside 64 bits")
-        elif isinstance(item, float) and not math.isfinite(item):
-            raise BodyError(400, f"{where}: {path} is not a finite number")
+        return checked_json(raw, where)
+    except IngestError as err:
+        raise BodyError(400, str(err)) from None
 
 
 def validated(model, value: Any, where: str, defaults: bool = False) -> Any:

@@ -106,9 +106,11 @@ def page(routes: list[Any]) -> str:
             body = e(", ".join(route.body.model_fields) or "(empty)")
         else:
             body = ""
+        choices = "".join(f"<br><small>{e(name)}: {e(', '.join(c))}</small>"
+                          for name, c in route.params() if c and len(c) > 1)
         rows.append(
             f"<tr><td class=m>{e(route.method)}</td><td><code>{e(_openapi_path(route))}"
-            f"</code></td><td>{e(route.role)}</td><td>{e(route.audit)}</td>"
+            f"</code>{choices}</td><td>{e(route.role)}</td><td>{e(route.audit)}</td>"
             f"<td>{'yes' if route.changes else ''}</td><td>{e(route.summary)}</td>"
             f"<td>{e(query)}</td><td>{body}</td></tr>")
     pages = "".join(f"<tr><td><code>{e(p)}</code></td><td>{e(r)}</td><td>{e(w)}</td></tr>"

@@ -20,17 +20,6 @@ if TYPE_CHECKING:
     from ..control.access import Principal
 
 
-def bounded_int(raw: str, name: str, low: int, high: int) -> int:
-    """A whole-number query argument within ``[low, high]`` (ValueError: a 400 naming it)."""
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, not {raw[:40]!r}") from None
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}")
-    return value
-
-
 class Declared:
     """What every declared handler (HTTP and websocket) gets from the route table
     (routes.py): its routes per method, and one admission check that runs before anything

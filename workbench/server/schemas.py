@@ -20,11 +20,13 @@ from ..control import spec as specs
 from ..control.alerts import AlertRule
 from ..control.approvals import DECISIONS
 from ..control.backends import BACKENDS
+from ..intake import RUN_META_KEYS
 
 #: The body of a route that takes a file or an OTLP message, not JSON.
 BINARY = "binary"
-#: A short text field (names, ids, revisions); long text (prompts, messages) has its own.
-Short = Field(default=None, max_length=1000)
+def short() -> Any:
+    """An optional short text field (names, ids); long text (prompts) has its own bound."""
+    return Field(default=None, max_length=1000)
 
 
 class Body(BaseModel):
@@ -79,35 +81,24 @@ AlertRuleFields = from_param(AlertRule, "AlertRuleFields")
 
 
 # -- tests ----------------------------------------------------------------------------------
-class ReportQuery(Query):
-    """Where a report comes from (each overrides what the report itself says)."""
+def _run_meta(base: type[BaseModel], name: str) -> type[BaseModel]:
+    """A model with a run's metadata (intake.RUN_META_KEYS) as optional short texts."""
+    return create_model(name, __base__=base,
+                        **{key: (str | None, short()) for key in RUN_META_KEYS})
 
-    filename: str | None = Short
-    format: str | None = Short
-    project: str | None = Short
-    branch: str | None = Short
-    commit: str | None = Short
-    variant: str | None = Short
-    build: str | None = Short
-    build_url: str | None = Short
-    ci_provider: str | None = Short
-    source: str | None = Field(default=None, max_length=1000,
-                               description="ignored: the server names the uploaded file")
+
+class ReportQuery(_run_meta(Query, "ReportMeta")):  # type: ignore[misc]
+    """Where a report comes from (each overrides what the report itself says; ``source``
+    is ignored: the server names the uploaded file)."""
+
+    filename: str | None = short()
+    format: str | None = short()
     report_tz: str | None = Field(default=None, max_length=100,
                                   description="zone of timestamps written without one")
 
 
-class LiveStart(Body):
+class LiveStart(_run_meta(Body, "LiveMeta")):  # type: ignore[misc]
     """A live run's metadata (the pytest plugin's)."""
-
-    project: str | None = Short
-    branch: str | None = Short
-    commit: str | None = Short
-    variant: str | None = Short
-    build: str | None = Short
-    build_url: str | None = Short
-    ci_provider: str | None = Short
-    source: str | None = Short
 
 
 class LiveResults(Body):
@@ -123,7 +114,7 @@ class LiveFinish(Body):
 
 
 class RunsQuery(Query):
-    project: str | None = Short
+    project: str | None = short()
     limit: int = Field(default=50, ge=1, le=5000)
 
 
@@ -195,7 +186,7 @@ class Task(Body):
 
     prompt: str | None = Field(default=None, max_length=1_000_000)
     command: str | list[str] | None = None
-    project: str | None = Short
+    project: str | None = short()
     priority: int | None = Field(default=None, ge=-10**6, le=10**6)
     labels: list[str] | None = Field(default=None, max_length=100)
     deadline: str | None = Field(default=None, max_length=64, description="ISO 8601")
@@ -251,11 +242,11 @@ class McpCall(Body):
 
 
 class CoverageQuery(Query):
-    project: str | None = Short
-    commit: str | None = Short
-    branch: str | None = Short
-    filename: str | None = Short
-    format: str | None = Short
+    project: str | None = short()
+    commit: str | None = short()
+    branch: str | None = short()
+    filename: str | None = short()
+    format: str | None = short()
     root: list[str] | None = Field(default=None, max_length=100,
                                    description="path prefixes to strip (repeatable)")
 
@@ -264,7 +255,7 @@ class WhoQuery(Query):
     project: str = Field(max_length=1000)
     file: str = Field(max_length=4096)
     line: int = Field(ge=1, le=10**9)
-    commit: str | None = Short
+    commit: str | None = short()
 
 
 class PatchQuery(Query):
@@ -289,7 +280,7 @@ class MapQuery(ProjectQuery):
 
 
 class OptionalProjectQuery(Query):
-    project: str | None = Short
+    project: str | None = short()
 
 
 class SelectSpec(Body):
