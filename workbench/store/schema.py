@@ -457,4 +457,16 @@ MIGRATIONS.append((11, [*rollup.CREATE, rollup.FILL]))
 # stops the run's process group only if it is still the same process (launcher.alive).
 MIGRATIONS.append((12, ["ALTER TABLE test_runs ADD COLUMN pid_started DOUBLE"]))
 
+# v13: a project's one identity (workbench/projects/identity.py): ``named`` when a person
+# gave the name (scan --name, link, rename: a rescan keeps it and no run renames it),
+# ``remote`` (origin's URL) and ``head`` (the commit checked out when scanned), by which
+# runs stored under another name are matched to the folder; ``python``, the interpreter
+# its test runs use when a person set one.
+MIGRATIONS.append((13, [
+    "ALTER TABLE projects ADD COLUMN named BOOLEAN DEFAULT false",
+    "ALTER TABLE projects ADD COLUMN remote VARCHAR",
+    "ALTER TABLE projects ADD COLUMN head VARCHAR",
+    "ALTER TABLE projects ADD COLUMN python VARCHAR",
+]))
+
 LATEST = MIGRATIONS[-1][0]
