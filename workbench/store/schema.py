@@ -469,4 +469,62 @@ MIGRATIONS.append((13, [
     "ALTER TABLE projects ADD COLUMN python VARCHAR",
 ]))
 
+
+def _sql(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _rekey_signatures() -> list[str]:
+    """Statements that give every stored failure the signature ingest gives it now
+    (:func:`workbench.analysis.signatures.cluster_key`), from what ``signatures`` holds:
+    the exception type, the suspect (``func (path)``) and the normalised first line, whose
+    names are replaced here by the same rules (``NAME_RULES``)."""
+    from ..analysis.signatures import MESSAGE_CHARS, NAME_RULES, SUSPECT_PARTS
+
+    text = "coalesce(normalized, '')"
+    for pattern, repl in NAME_RULES:
+        text = f"regexp_replace({text}, {_sql(pattern)}, {_sql(repl)}, 'g')"
+    part = f"coalesce(regexp_extract(suspect, {_sql(SUSPECT_PARTS)}, {{}}), '')"
+    return [
+        f"""
+        CREATE TABLE signature_rekey AS
+        SELECT old, exception, suspect, normalized,
+               left(sha256(concat_ws(chr(31), coalesce(exception, ''), {part.format(1)},
+                   {part.format(2)},
+                   CASE WHEN coalesce(suspect, '') <> '' AND coalesce(exception, '') <> ''
+                        THEN '' ELSE normalized END)), 16) AS signature
+        FROM (SELECT signature AS old, exception, suspect,
+                     left({text}, {MESSAGE_CHARS}) AS normalized
+              FROM signatures)
+        """,
+        """
+        UPDATE results SET signature = k.signature
+        FROM signature_rekey k WHERE results.signature = k.old
+        """,
+        """
+        CREATE TABLE signatures_rekeyed (
+            signature VARCHAR PRIMARY KEY,
+            exception VARCHAR,
+            normalized VARCHAR,
+            suspect VARCHAR
+        )
+        """,
+        """
+        INSERT INTO signatures_rekeyed
+        SELECT signature, min(exception), min(normalized), min(suspect)
+        FROM signature_rekey GROUP BY signature
+        """,
+        "DROP TABLE signatures",
+        "ALTER TABLE signatures_rekeyed RENAME TO signatures",
+        "DROP TABLE signature_rekey",
+    ]
+
+
+# v14: one bug, one cluster (issue 21). A failure's signature is its exception type and
+# suspect frame (function and file name) when it has one; the message, with the names it
+# fills in replaced (quoted names, qualified names, paths, object reprs), only when it has
+# none. The failures already stored are re-keyed in SQL from the signatures table, by the
+# rules ingest uses, so that a bug's old and new failures share one cluster.
+MIGRATIONS.append((14, _rekey_signatures()))
+
 LATEST = MIGRATIONS[-1][0]
