@@ -138,3 +138,47 @@ action writes its own entry; refusals are always recorded.</p>
 <h2>Pages and files</h2>
 <table><tr><th>pattern</th><th>role</th><th>what</th></tr>{pages}</table>
 </body></html>"""
+
+
+def _kind(prop: dict[str, Any]) -> str:
+    """A JSON schema's type as the reference writes it (choices spelled out)."""
+    if "enum" in prop:
+        return ", ".join(f"`{v}`" for v in prop["enum"])
+    if prop.get("type") == "array" and "enum" in prop.get("items", {}):
+        return "list of " + _kind(prop["items"])
+    return prop.get("type") or prop.get("$ref", "").rsplit("/", 1)[-1] or "any"
+
+
+def markdown(routes: list[Any]) -> str:
+    """The reference of ``routes`` as Markdown (the documentation site's API page): one
+    table of every route, then each JSON body's fields."""
+    def cell(text: str) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| method | path | role | audit | what | query |", "|---|---|---|---|---|---|"]
+    bodies: dict[str, Any] = {}
+    for route in routes:
+        query = ", ".join(f"`{q}`" for q in route.query.model_fields) if route.query else ""
+        path = _openapi_path(route)
+        choices = "; ".join(f"{n}: {', '.join(c)}" for n, c in route.params()
+                            if c and len(c) > 1)
+        lines.append(f"| {route.method} | `{path}`{' (' + cell(choices) + ')' if choices else ''}"
+                     f" | {route.role} | {route.audit} | {cell(route.summary)} | {query} |")
+        if route.body is not None and route.body is not BINARY and route.body.model_fields:
+            bodies.setdefault(route.body.__name__, (route.body, []))[1].append(
+                f"{route.method} {path}")
+    out = ["\n".join(lines)]
+    for name, (model, used) in bodies.items():
+        out.append(f"### {name}\n\nBody of {', '.join(f'`{u}`' for u in used)}."
+                   + (f" {cell(model.__doc__.strip().splitlines()[0])}"
+                      if model.__doc__ else ""))
+        rows = ["| field | type | required | meaning |", "|---|---|---|---|"]
+        schema = model.model_json_schema()
+        for field, info in model.model_fields.items():
+            prop = schema.get("properties", {}).get(field, {})
+            kind = " or ".join(_kind(p) for p in prop.get("anyOf", [prop])
+                               if p.get("type") != "null") or "any"
+            rows.append(f"| `{field}` | {cell(kind)} | {'yes' if info.is_required() else ''}"
+                        f" | {cell(info.description or '')} |")
+        out.append("\n".join(rows))
+    return "\n\n".join(out) + "\n"
