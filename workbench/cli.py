@@ -256,10 +256,53 @@ def build_parser() -> argparse.ArgumentParser:
         "store them. Never follows symbolic links; skips dependencies, virtual "
         "environments and build outputs. Through the running workbench when there is one.")
     pscan.add_argument("roots", nargs="*", metavar="ROOT", help="folders to search")
+    pscan.add_argument("--name", help="the name of the one project the scan finds "
+                       "(default: its folder's name, or the name its runs go by)")
     _target_args(pscan)
     pscan.add_argument("--json", action="store_true",
-                       help="print one JSON object per project (path, kind, kinds, …)")
+                       help="print one JSON object per project (path, name, kind, kinds, …)")
     pscan.set_defaults(func=cmd_projects_scan)
+    plist = psub.add_parser(
+        "list", help="the projects' folders and the names they go by",
+        description="The scanned projects, each under its one name, with how it got it "
+        "(given by a person, or the name of runs that came from the folder: root, remote, "
+        "commit; else the folder's) and the interpreter its test runs use when one is set.")
+    _target_args(plist)
+    plist.add_argument("--json", action="store_true", help="print one JSON object each")
+    plist.set_defaults(func=cmd_projects_list)
+    plink = psub.add_parser(
+        "link", help="name a project's folder",
+        description="The project NAME's folder is PATH (a git repository): stored as a "
+        "scan would, under that name, which rescans keep. A name names one folder. Through "
+        "the running workbench when there is one (operators; audited).")
+    plink.add_argument("name", metavar="NAME")
+    plink.add_argument("path", metavar="PATH")
+    _target_args(plink)
+    plink.set_defaults(func=cmd_projects_change)
+    pren = psub.add_parser(
+        "rename", help="give a project's folder another name",
+        description="The folder that goes by NAME goes by NEW_NAME from now on (rescans "
+        "keep it). Its runs keep the name they were stored with.")
+    pren.add_argument("name", metavar="NAME")
+    pren.add_argument("new_name", metavar="NEW_NAME")
+    _target_args(pren)
+    pren.set_defaults(func=cmd_projects_change)
+    prem = psub.add_parser(
+        "remove", help="forget a project's folder",
+        description="Forget the folder that goes by NAME (its runs and coverage stay).")
+    prem.add_argument("name", metavar="NAME")
+    _target_args(prem)
+    prem.set_defaults(func=cmd_projects_change)
+    pset = psub.add_parser(
+        "set", help="a project's settings: the interpreter of its test runs",
+        description="Set the Python interpreter the project's test runs use "
+        "(run-tests, the projects page). Without one: the project's .venv or venv, else "
+        "the active virtualenv, else the workbench's own Python.")
+    pset.add_argument("name", metavar="NAME")
+    pset.add_argument("--python", required=True, metavar="PATH",
+                      help="an absolute path to a Python interpreter ('' : find one again)")
+    _target_args(pset)
+    pset.set_defaults(func=cmd_projects_change)
     mcp = sub.add_parser(
         "mcp", help="serve the workbench's tools over MCP (stdio) for coding agents",
         description="An MCP server on stdin/stdout (the official mcp SDK): flaky_status, "
@@ -446,7 +489,12 @@ def cmd_agents_add(args: argparse.Namespace) -> int:
 
     def add(kit):
         agent = kit.add(spec)
-        return kit.act(agent["id"], "start") if args.start else agent
+        if not args.start:
+            return agent
+        started = kit.act(agent["id"], "start")
+        if started.get("note"):  # (the queue started it first: nothing to do, not an error)
+            print(f"observatory agents add: {started['note']}", file=sys.stderr)
+        return started
 
     return _control(args, add)
 
@@ -698,6 +746,12 @@ def cmd_ingest_coverage(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+#: How a project got its name (``named_by``), as the command line says it.
+NAMED_BY = {"given": "", "root": "  (the name of the runs that came from this folder)",
+            "remote": "  (the name of runs: its remote's path)",
+            "commit": "  (the name of runs of its checked-out commit)", "folder": ""}
+
+
 def cmd_projects_scan(args: argparse.Namespace) -> int:
     from .intake import resolve
     from .projects.scan import default_roots, scan, store_projects
@@ -712,26 +766,122 @@ def cmd_projects_scan(args: argparse.Namespace) -> int:
     if url:
         from .http import http_client
 
+        body = {"roots": roots, **({"name": args.name} if args.name is not None else {})}
         with http_client(url, None, 600) as http:
-            r = http.post("/api/projects/scan", json={"roots": roots})
+            r = http.post("/api/projects/scan", json=body)
         body = r.json()
         if r.status_code != 200:
             print(f"observatory projects scan: {url}: {body.get('error')}", file=sys.stderr)
             return 1
         found, seen = body["projects"], body["folders"]
     else:
+        from .projects.identity import checked_name
         from .store import Store
 
         found, seen = scan(roots)
-        with Store(path) as store:
-            store_projects(store, found)
+        try:
+            name = None if args.name is None else checked_name(args.name)
+            with Store(path) as store:
+                store_projects(store, found, name)
+                names = {r["path"]: r for r in _scanned(store)}
+        except ValueError as err:
+            print(f"observatory projects scan: --name: {err}", file=sys.stderr)
+            return 2
+        found = [{**p, "name": names.get(p["path"], p)["name"],
+                  "named_by": names.get(p["path"], {}).get("named_by")} for p in found]
     for project in found:
         if args.json:
             print(json.dumps(project))
         else:
-            print(f"{project['kind']:<12} {project['branch'] or '-':<20} {project['path']}")
+            print(f"{project['name']:<24} {project['kind']:<12} "
+                  f"{project['branch'] or '-':<20} {project['path']}"
+                  f"{NAMED_BY.get(project.get('named_by'), '')}")
     if not args.json:
         print(f"observatory: {len(found)} project(s) in {seen} folder(s)", file=sys.stderr)
+    return 0
+
+
+def _scanned(store) -> list[dict]:
+    from .projects.scan import stored_list
+
+    rows = json.loads(store.query("scanned_projects").to_json(orient="records",
+                                                               date_format="iso"))
+    for row in rows:
+        for key in ("kinds", "manifests", "mcp_servers"):
+            row[key] = stored_list(row[key])
+    return rows
+
+
+def cmd_projects_list(args: argparse.Namespace) -> int:
+    store = _read_store(args, "projects list")
+    if store is None:
+        return 2
+    rows = _scanned(store)
+    store.close()
+    for row in rows:
+        if args.json:
+            print(json.dumps(row))
+        else:
+            python = f"  python: {row['python']}" if row.get("python") else ""
+            print(f"{row['name']:<24} {row['kind'] or '-':<12} {row['path']}"
+                  f"{NAMED_BY.get(row.get('named_by'), '')}{python}")
+    if not rows and not args.json:
+        print("no projects: observatory projects scan [FOLDER...]", file=sys.stderr)
+    return 0
+
+
+def cmd_projects_change(args: argparse.Namespace) -> int:
+    """``projects link|rename|remove|set``: through the running workbench when there is
+    one (operators; audited there), else on the file (audited as the command line)."""
+    from .intake import resolve
+
+    command = f"observatory projects {args.action}"
+    if args.action == "link":
+        args.path = str(Path(args.path).expanduser().resolve())
+    python = getattr(args, "python", None)
+    if python:
+        python = str(Path(python).expanduser().absolute())
+    path, url = resolve(args.db, args.url)
+    if url:
+        from urllib.parse import quote
+
+        from .http import http_client
+
+        where = f"/api/projects/{quote(args.name, safe='')}"
+        with http_client(url, None, 60) as http:
+            r = (http.post("/api/projects/link", json={"name": args.name, "path": args.path})
+                 if args.action == "link" else
+                 http.put(where, json={"name": args.new_name}) if args.action == "rename" else
+                 http.delete(where) if args.action == "remove" else
+                 http.put(where, json={"python": python}))
+        body = r.json()
+        if r.status_code != 200:
+            print(f"{command}: {url}: {body.get('error')}", file=sys.stderr)
+            return 1
+        row = body["project"]
+    else:
+        from .control.access import Forbidden, Principal
+        from .projects import identity
+        from .store import Store
+
+        me = Principal("command line", "admin", "file")
+        try:
+            with Store(path) as store:
+                row = (identity.link(store, me, args.name, args.path)
+                       if args.action == "link" else
+                       identity.rename(store, me, args.name, args.new_name)
+                       if args.action == "rename" else
+                       identity.remove(store, me, args.name) if args.action == "remove" else
+                       identity.set_python(store, me, args.name, python))
+        except (KeyError, ValueError, Forbidden) as err:
+            print(f"{command}: {err.args[0] if err.args else err}", file=sys.stderr)
+            return 1
+    said = {"link": f"{row['name']}: {row['path']}",
+            "rename": f"{args.name} is now {row['name']}: {row['path']}",
+            "remove": f"forgot the folder of {args.name}: {row['path']} (its runs stay)",
+            "set": f"{row['name']}: test runs use "
+                   f"{row.get('python') or 'the interpreter found for them'}"}
+    print(said[args.action])
     return 0
 
 

@@ -6,11 +6,21 @@ Off unless asked for::
     pytest --observatory-db path/to.duckdb
     pytest --observatory-url http://localhost:5006   # a running workbench (live dashboards)
 
-Retries by pytest-rerunfailures are kept as attempts of one test.
+Retries by pytest-rerunfailures are kept as attempts of one test. The run's branch and
+commit come from the flags, else the CI environment, else the git repository pytest runs
+in.
+
+``--observatory-db PATH`` works as written as well as ``--observatory-db=PATH``: pytest
+finds its rootdir (and so its configuration: ``pythonpath``, ``testpaths``, ``addopts``)
+before a plugin's options are known, taking an option's value that names an existing path
+for a path to test (pytest-dev/pytest#8846); :func:`pytest_load_initial_conftests` finds
+them again without our values, as pytest would have.
 """
 
 from __future__ import annotations
 
+import copy
+import os
 import threading
 import time
 import warnings
@@ -40,12 +50,76 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="send to a running workbench, e.g. http://localhost:5006 "
         "(token from $OBSERVATORY_TOKEN)",
     )
-    for key in ("project", "branch", "commit", "variant", "build"):
+    for key in META:
         group.addoption(
             f"--observatory-{key}",
             metavar=key.upper(),
-            help=f"run {key} (default: from CI environment variables)",
+            help=f"run {key} (default: from CI environment variables"
+            + (", else the git repository)" if key in ("branch", "commit") else ")"),
         )
+
+
+META = ("project", "branch", "commit", "variant", "build")
+#: The options that take a value (which pytest may take for a path before it knows them).
+VALUED = ("--observatory-db", "--observatory-url", *(f"--observatory-{k}" for k in META))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser,
+                                  args: list[str]) -> None:
+    """Undo pytest's mistaking one of our option values for a path to test.
+
+    Before any plugin is loaded pytest reads the command line without knowing our options,
+    so ``--observatory-db path/to/db.duckdb`` gives it an argument ``path/to/db.duckdb``;
+    when that file exists, pytest looks for the rootdir and configuration from the
+    database's folder, and a ``src/`` project's ``pythonpath`` is lost. Here (our options
+    known, conftests not loaded yet) the rootdir and configuration are found again from the
+    true arguments; when they differ, they replace what pytest found, with the
+    configuration's ``addopts``, ``pythonpath`` and ``-p`` plugins — what pytest itself
+    would have done with ``--observatory-db=PATH``."""
+    if not any(opt in VALUED and os.path.exists(value.split("::")[0])
+               for opt, value in zip(args, args[1:], strict=False)):
+        return
+    try:
+        _find_setup_again(early_config, args)
+    except (AttributeError, TypeError, ImportError) as err:  # (a pytest that differs)
+        raise pytest.UsageError(
+            "--observatory-*: pytest took an option's value for a path to test and this "
+            f"pytest cannot be corrected ({err}); write the option as --observatory-db=PATH"
+        ) from None
+
+
+def _find_setup_again(config: pytest.Config, args: list[str]) -> None:
+    import inspect
+
+    from _pytest.config import findpaths
+
+    ns = config.known_args_namespace  # (parsed again once our options were known)
+    given = {"inifile": ns.inifilename, "override_ini": getattr(ns, "override_ini", None),
+             "args": ns.file_or_dir, "rootdir_cmd_arg": ns.rootdir or None,
+             "invocation_dir": config.invocation_params.dir}
+    wanted = inspect.signature(findpaths.determine_setup).parameters
+    found = findpaths.determine_setup(**{k: v for k, v in given.items() if k in wanted})
+    rootpath, inipath, inicfg = found[:3]
+    if rootpath == config.rootpath and inipath == config.inipath:
+        return
+    wrong = list(config.getini("addopts"))
+    if wrong and args[:len(wrong)] == wrong:
+        del args[:len(wrong)]
+    config._unconfigure_python_path()
+    config._rootpath, config._inipath, config._inicfg = rootpath, inipath, inicfg
+    if len(found) > 3 and hasattr(config, "_ignored_config_files"):
+        config._ignored_config_files = found[3]
+    config._inicache.clear()
+    config._parser.extra_info.update(rootdir=str(rootpath), inifile=str(inipath))
+    addopts = list(config.getini("addopts"))
+    args[:0] = addopts
+    config.pluginmanager.consider_preparse(addopts, exclude_only=False)
+    config.known_args_namespace = config._parser.parse_known_args(
+        args, namespace=copy.copy(config.option))
+    if config.known_args_namespace.confcutdir is None:
+        config.known_args_namespace.confcutdir = str(inipath.parent if inipath else rootpath)
+    config._configure_python_path()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -72,12 +146,9 @@ class Recorder:
             self.intake = open_intake(opt.observatory_db, opt.observatory_url)
         except StoreLockedError as err:
             raise pytest.UsageError(f"--observatory: {err}") from None
-        flags = {
-            k: getattr(opt, f"observatory_{k}")
-            for k in ("project", "branch", "commit", "variant", "build")
-        }
-        flags.setdefault("project", None)
-        self.meta: dict[str, Any] = run_metadata({"project": config.rootpath.name}, flags)
+        flags = {k: getattr(opt, f"observatory_{k}") for k in META}
+        self.meta: dict[str, Any] = run_metadata({"project": config.rootpath.name}, flags,
+                                                 folder=config.rootpath)
         self.meta["source"] = f"pytest {config.rootpath}"
         self.run_id: str | None = None
         self.attempts: dict[str, list[dict]] = {}

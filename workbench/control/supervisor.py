@@ -222,13 +222,22 @@ class Supervisor:
             access.record(self.store, principal, action, agent_id, params,
                           f"failed: {err.args[0] if err.args else err}")
             raise
-        access.record(self.store, principal, action, agent_id, params)
+        access.record(self.store, principal, action, agent_id, params,
+                      f"ok: {result['note']}" if result.get("note") else "ok")
         return result
 
     def _do(self, agent: Agent, action: str, params: dict[str, Any]) -> dict[str, Any]:
         if agent.external and action != "policy":
             raise ValueError(f"agent {agent.id} was not started by the workbench: its "
                              "permission requests can be answered, it cannot be steered")
+        if action == "start" and (agent.state in ("starting", "running",
+                                                  "waiting-for-approval")
+                                  or (agent.state == "idle" and agent.backend is not None)):
+            # Started already (by the queue, a pool, another operator): nothing to do, and
+            # the answer says so — not a failure.
+            state = "running (idle between turns)" if agent.state == "idle" else agent.state
+            return {**agent.as_dict(),
+                    "note": f"agent {agent.id} is already {state}: not started again"}
         if action == "start":
             self.start(agent)
         elif action == "stop":

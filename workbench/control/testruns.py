@@ -1,7 +1,15 @@
 """Test runs started from the workbench (``observatory run-tests``, ``POST /api/test-runs``,
-the projects page): pytest in the project's folder with the chosen node ids and the
-workbench's plugin, which streams each result into the store as it ends — or, for another
-runner, a configured command whose JUnit file is ingested when it ends.
+the projects page): pytest in the project's folder with the chosen node ids — or, for
+another runner, a configured command whose JUnit file is ingested when it ends.
+
+pytest runs under the project's own Python (:func:`interpreter`: the one set for the
+project, else its ``.venv``/``venv``, else the active virtualenv, else the workbench's own,
+and the run says which), where the workbench is not installed: a reporter of the standard
+library alone (workbench/pytest_stream.py) writes each test's phases to a file of the
+workbench's data folder, which the run follows into the store as each test ends
+(testrun_stream.py). The run's output goes beside it (``<database folder>/test-runs/<id>.log``),
+never into the project. A run whose pytest never started (not installed in that
+interpreter, a broken configuration) is an ``error`` that says why.
 
 Each run is its own process group, so a cancel stops pytest and everything it started.
 Runs of one project wait in a queue (``OBSERVATORY_TEST_RUNS_PER_PROJECT`` at once, one by
@@ -26,16 +34,80 @@ from .. import config, launcher
 from ..config import utcnow
 from ..store import control_writes
 from . import access
+from .testrun_stream import Follower
 
 STATES = ("queued", "running", "passed", "failed", "cancelled", "error", "lost")
 DONE = frozenset(STATES[2:])
 COLUMNS = ("id", "project", "folder", "state", "tests", "command", "junit", "requested_by",
            "created_at", "started_at", "ended_at", "exit_code", "pid", "run_id", "message",
            "pid_started")
-#: The last run's output, in the project's folder.
-LOG = ".observatory-test-run.log"
 #: Seconds a cancelled run's process group has to stop after SIGTERM before SIGKILL.
 GRACE_S = 5.0
+#: Seconds between looks at a running pytest's results file.
+POLL_S = 0.25
+#: The newest runs whose log and results files are kept in the data folder.
+KEEP_RUNS = 200
+#: The module name the reporter is loaded as in the project's Python (``-p``).
+REPORTER = "observatory_stream"
+#: pytest's exit statuses that are not "some tests failed".
+EXIT = {2: "pytest was interrupted", 3: "pytest failed internally",
+        4: "pytest did not understand its command line", 5: "no tests were collected"}
+
+
+def run_files(store) -> Path:
+    """The folder of test runs' logs and results files: beside the database."""
+    return Path(store.path).resolve().parent / "test-runs"
+
+
+def interpreter(store, project: str, folder: str | Path) -> tuple[str, str]:
+    """The Python a project's tests run under, and why that one: the interpreter set for
+    the project (``observatory projects set NAME --python PATH``), else its folder's
+    ``.venv`` or ``venv``, else the active virtualenv (``$VIRTUAL_ENV``), else the
+    workbench's own."""
+    rows = store.query("scanned_projects")
+    rows = rows[(rows["path"] == str(folder)) & rows["python"].notna()]
+    if not rows.empty:
+        return str(rows["python"].iloc[-1]), "set for the project"
+    for venv in (".venv", "venv"):
+        for exe in ("bin/python", "bin/python3", "Scripts/python.exe"):
+            if (Path(folder) / venv / exe).is_file():
+                return str(Path(folder) / venv / exe), f"the project's {venv}"
+    active = launcher.child_env().get("VIRTUAL_ENV")
+    if active and (Path(active) / "bin" / "python").is_file():
+        return str(Path(active) / "bin" / "python"), f"the active virtualenv {active}"
+    return sys.executable, (f"the workbench's own: none set for {project} (observatory "
+                            "projects set), no .venv or venv in its folder, no active "
+                            "virtualenv")
+
+
+def _activated(python: str, env: dict[str, str]) -> dict[str, str]:
+    """What activating ``python``'s virtual environment sets (VIRTUAL_ENV, PATH), so that
+    the tests' own ``python`` and tools are the environment's."""
+    venv = Path(python).parent.parent
+    if not (venv / "pyvenv.cfg").is_file():
+        return {}
+    return {"VIRTUAL_ENV": str(venv),
+            "PATH": os.pathsep.join(filter(None, [str(Path(python).parent),
+                                                  env.get("PATH", "")]))}
+
+
+def _reporter(folder: Path) -> Path:
+    """A folder holding only the reporter (the child's PYTHONPATH: nothing else of the
+    workbench, whose modules — ``http``, ``config`` — would shadow others)."""
+    plugin = folder / "plugin"
+    plugin.mkdir(parents=True, exist_ok=True)
+    source = (Path(__file__).resolve().parent.parent / "pytest_stream.py").read_bytes()
+    target = plugin / f"{REPORTER}.py"
+    if not target.is_file() or target.read_bytes() != source:
+        target.write_bytes(source)
+    return plugin
+
+
+def _prune(folder: Path) -> None:
+    files = sorted((f for f in folder.glob("tr-*.*") if f.is_file()),
+                   key=lambda f: f.stat().st_mtime, reverse=True)
+    for old in files[2 * KEEP_RUNS:]:
+        old.unlink(missing_ok=True)
 
 
 class TestRuns:
@@ -69,6 +141,7 @@ class TestRuns:
             self.store.write(lambda cur, i=row.id, m=message: cur.execute(
                 "UPDATE test_runs SET state = 'lost', message = ?, ended_at = ? WHERE id = ?",
                 [m, utcnow(), i]), topic="control")
+            self._close_live_run({"id": row.id})  # (its stored run says so too)
 
     # -- asking -------------------------------------------------------------------------
     def list(self, project: str | None = None, limit: int = 100) -> pd.DataFrame:
@@ -151,55 +224,85 @@ class TestRuns:
                 self._start(row)
 
     def _start(self, row: dict[str, Any]) -> None:
-        # The allow-listed environment (launcher.py) and this server's own ingest-only token
-        # for the plugin: never the server's tokens or secrets.
-        own = {"PYTHONUNBUFFERED": "1"}
-        if self.token:
-            own["OBSERVATORY_TOKEN"] = self.token
-        if row["command"]:
-            argv = list(row["command"])
-        else:
-            argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
-                    "--observatory-project", row["project"],
-                    "--observatory-build", row["id"], *_commit_args(row["folder"])]
-            argv += (["--observatory-url", self.server_url] if self.server_url else
-                     ["--observatory-db", str(self.store.path)])
-            argv += ["--", *row["tests"]] if row["tests"] else []
-        log = Path(row["folder"]) / LOG
+        # The allow-listed environment (launcher.py): never the server's tokens or secrets,
+        # and no token of its own either — the child reports through its results file.
+        files = run_files(self.store)
+        log, stream = files / f"{row['id']}.log", files / f"{row['id']}.jsonl"
+        follower = None
         try:
-            out = log.open("w") if os.access(row["folder"], os.W_OK) else subprocess.DEVNULL
-            proc = launcher.spawn(argv, cwd=row["folder"], env=launcher.child_env(own=own),
-                                  stdout=out, stderr=subprocess.STDOUT)
+            files.mkdir(parents=True, exist_ok=True)
+            _prune(files)
+            env = launcher.child_env(own={"PYTHONUNBUFFERED": "1"})
+            if row["command"]:
+                argv, where = list(row["command"]), f"log: {log}"
+            else:
+                python, why = interpreter(self.store, row["project"], row["folder"])
+                env.update(_activated(python, env))
+                env["PYTHONPATH"] = os.pathsep.join(filter(None, [
+                    str(_reporter(files)), env.get("PYTHONPATH")]))
+                argv = [python, "-m", "pytest", "-p", "no:cacheprovider", "-p", REPORTER,
+                        f"--observatory-stream={stream}"]
+                argv += ["--", *row["tests"]] if row["tests"] else []
+                where = f"python: {python} ({why}); log: {log}"
+                row["python"] = python
+                follower = Follower(self.store, stream, {
+                    "project": row["project"], "build": row["id"],
+                    **git_checkout(row["folder"])})
+            row["where"] = where
+            with log.open("wb") as out:
+                proc = launcher.spawn(argv, cwd=row["folder"], env=env, stdout=out,
+                                      stderr=subprocess.STDOUT)
         except (OSError, ValueError) as err:
             self._end(row, "error", None, f"could not start: {err}")
             return
         row.update(state="running", started_at=utcnow(), pid=proc.pid,
-                   pid_started=launcher.identity(proc.pid))
+                   pid_started=launcher.identity(proc.pid), message=where)
         self._procs[row["id"]] = proc
         self._save(row)
-        threading.Thread(target=self._wait, args=(row, proc), daemon=True,
+        threading.Thread(target=self._wait, args=(row, proc, follower, log), daemon=True,
                          name=f"test-run-{row['id']}").start()
 
-    def _wait(self, row: dict[str, Any], proc: subprocess.Popen) -> None:
-        code = proc.wait()
-        message = None
-        if row["command"] and not row.get("cancelled"):
-            message = self._ingest_junit(row)
+    def _wait(self, row: dict[str, Any], proc: subprocess.Popen, follower: Follower | None,
+              log: Path) -> None:
+        problem = None
+        while True:
+            try:
+                code = proc.wait(POLL_S)
+                break
+            except subprocess.TimeoutExpired:
+                problem = _follow(follower, problem)
+        problem = _follow(follower, problem)
+        cancelled = bool(row.get("cancelled"))
+        if follower is None:
+            state, cause = self._ended_command(row, code, cancelled)
+        else:
+            state, cause = _ended_pytest(row, code, follower, log, cancelled)
+            try:
+                follower.close("cancelled" if cancelled else "complete")
+            except Exception as err:  # noqa: BLE001  (the run must still end, saying why)
+                problem = problem or f"results not stored: {err}"
+            if problem and state in ("passed", "failed"):
+                state = "error"
+            cause = "; ".join(filter(None, [cause, problem]))
         with self._lock:
             self._procs.pop(row["id"], None)
-            if row.get("cancelled"):
-                state = "cancelled"
-                self._close_live_run(row)
-            elif message and message.startswith("JUnit file"):
-                state = "error"
-            elif code in (0, 1):  # pytest: all passed / some failed; other runners alike
-                state = "passed" if code == 0 else "failed"
-            else:
-                state = "error"
-                message = message or (f"exited with {code} (its output: "
-                                      f"{Path(row['folder']) / LOG})")
-            self._end(row, state, code, message or row["message"])
+            said = row["message"] if cancelled else None  # (who cancelled it)
+            self._end(row, state, code, " — ".join(filter(None, [said or cause,
+                                                                 row.get("where")])))
         self._next(row["project"])
+
+    def _ended_command(self, row: dict[str, Any], code: int,
+                       cancelled: bool) -> tuple[str, str | None]:
+        """Another runner's end: its JUnit file ingested, its exit status read."""
+        if cancelled:
+            self._close_live_run(row)
+            return "cancelled", None
+        message = self._ingest_junit(row)
+        if message:
+            return "error", message
+        if code in (0, 1):  # (all passed / some failed, as runners say it)
+            return ("passed" if code == 0 else "failed"), None
+        return "error", f"exited with {code}"
 
     def _ingest_junit(self, row: dict[str, Any]) -> str | None:
         from ..intake import LocalIntake
@@ -209,10 +312,8 @@ class TestRuns:
             return f"JUnit file {row['junit']} was not written"
         from ..ingest import IngestError
 
-        flags = {"project": row["project"], "build": row["id"]}
-        commit = _commit_args(row["folder"])
-        if commit:
-            flags["commit"] = commit[1]
+        flags = {"project": row["project"], "build": row["id"],
+                 **git_checkout(row["folder"])}
         try:
             LocalIntake(self.store, ci_env={}).report(path.read_bytes(), str(path), flags)
         except IngestError as err:
@@ -241,13 +342,64 @@ class TestRuns:
                               f"({', '.join('?' * len(COLUMNS))})", values)
 
 
-def _commit_args(folder: str) -> list[str]:
-    from ..projects.git import GitError, git
+def git_checkout(folder: str) -> dict[str, str]:
+    """The commit and branch checked out in the project's folder (a run's metadata)."""
+    from ..projects.git import checked_out
 
+    return checked_out(folder)
+
+
+def _follow(follower: Follower | None, problem: str | None) -> str | None:
+    """One look at a run's results file; a store that cannot take them is noted once (the
+    run goes on: its tests are the user's, the problem is the workbench's)."""
+    if follower is None:
+        return problem
     try:
-        return ["--observatory-commit", git(folder, "rev-parse", "HEAD").strip()]
-    except GitError:
-        return []
+        follower.poll()
+    except Exception as err:  # noqa: BLE001
+        return problem or f"results not stored: {err}"
+    return problem
+
+
+def _ended_pytest(row: dict[str, Any], code: int, follower: Follower, log: Path,
+                  cancelled: bool) -> tuple[str, str | None]:
+    """A pytest run's state and, unless it simply passed or failed, why."""
+    if cancelled:
+        return "cancelled", None
+    if follower.started is None:  # its session never began: pytest itself could not run
+        return "error", _cause(log, row.get("python") or "python", row["project"])
+    if follower.collect_errors:
+        nodeid, message = follower.collect_errors[0]
+        more = len(follower.collect_errors) - 1
+        return "error", (f"collection failed: {nodeid}: {message}"
+                         + (f" (and {more} more)" if more else ""))
+    if code in (0, 1):
+        return ("passed" if code == 0 else "failed"), None
+    return "error", f"{EXIT.get(code, f'pytest exited with {code}')}: {_last_line(log)}"
+
+
+def _cause(log: Path, python: str, project: str) -> str:
+    """Why pytest did not start, from its output."""
+    text = _tail(log)
+    if "No module named pytest" in text:
+        return (f"pytest is not installed in {python}: install it there ({python} -m pip "
+                f"install pytest) or run the tests with another interpreter (observatory "
+                f"projects set {project} --python PATH)")
+    return f"pytest did not start under {python}: {_last_line(log) or 'no output'}"
+
+
+def _tail(log: Path, size: int = 8192) -> str:
+    try:
+        with log.open("rb") as fh:
+            fh.seek(max(0, log.stat().st_size - size))
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _last_line(log: Path) -> str:
+    lines = [x.strip() for x in _tail(log).splitlines() if x.strip() and not set(x) <= set("=- ")]
+    return lines[-1][:300] if lines else ""
 
 
 def _stop_group(proc: subprocess.Popen) -> None:

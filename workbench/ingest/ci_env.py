@@ -1,9 +1,12 @@
-"""Run metadata from the standard environment variables of common CI systems."""
+"""Run metadata from the standard environment variables of common CI systems, and from
+the local git repository."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from .base import text, valid_unicode
 
@@ -75,9 +78,17 @@ _PROVIDERS: dict[str, tuple[str, dict[str, object]]] = {
 }
 
 
-def detect(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Return ``project/commit/branch/build/build_url/ci_provider`` known from ``env``."""
+def detect(env: Mapping[str, str] | None = None,
+           folder: str | Path | None = None) -> dict[str, str]:
+    """Return ``project/commit/branch/build/build_url/ci_provider`` known from ``env``.
+
+    For this process's own environment (``env`` None or ``os.environ``: the command line,
+    the pytest plugin — not a server, which passes the client's or ``{}``), the git
+    repository of ``folder`` (default: the current folder) gives the ``commit`` and
+    ``branch`` the CI variables do not."""
+    own = env is None or env is os.environ
     env = os.environ if env is None else env
+    out: dict[str, str] = {}
     for provider, (marker, fields) in _PROVIDERS.items():
         if not env.get(marker):
             continue
@@ -90,18 +101,35 @@ def detect(env: Mapping[str, str] | None = None) -> dict[str, str]:
                 out[key] = value
         if out.get("branch", "").startswith("origin/"):
             out["branch"] = out["branch"][len("origin/") :]
-        return out
-    return {}
+        break
+    if own and not (out.get("commit") and out.get("branch")):
+        local = local_git(str(Path(folder or os.getcwd()).absolute()))
+        if out.get("commit") and local.get("commit") != out["commit"]:
+            local.pop("branch", None)  # (the checkout is another commit than CI's)
+        out = {**local, **out}
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def local_git(folder: str) -> dict[str, str]:
+    """``commit`` (full SHA) and ``branch`` (none when detached) checked out in the git
+    repository holding ``folder``; {} outside one, without commits, or without git."""
+    from ..projects.git import checked_out
+
+    return {k: v for k, v in checked_out(folder).items() if valid_unicode(v)}
 
 
 def run_metadata(
     file_meta: Mapping[str, object],
     flags: Mapping[str, object],
     env: Mapping[str, str] | None = None,
+    folder: str | Path | None = None,
 ) -> dict[str, object]:
-    """Merge run metadata: CLI flags, then CI environment variables, then the file itself."""
+    """Merge run metadata: CLI flags, then CI environment variables (then, for this
+    process's own environment, the git repository of ``folder``: :func:`detect`), then the
+    file itself."""
     out: dict[str, object] = {k: v for k, v in file_meta.items() if v not in (None, "")}
-    out.update(detect(env))
+    out.update(detect(env, folder))
     out.update({k: v for k, v in flags.items() if v not in (None, "")})
     out.setdefault("project", "default")
     for key, value in out.items():

@@ -158,6 +158,44 @@ class ProjectsModel(param.Parameterized):
     def mcp_servers(self) -> list[dict[str, Any]]:
         return [s for s in stored_list(self.info().get("mcp_servers")) if "name" in s]
 
+    # -- its identity (actions: an operator's, audited; projects/identity.py) -------------
+    def _writable(self):
+        if not hasattr(self.store, "write"):
+            raise ValueError("changing a project needs the workbench's own store; from a "
+                             "notebook on a server use its API (PUT /api/projects/NAME)")
+        return self.store
+
+    def rename(self, principal, name: str) -> dict[str, Any]:
+        """Give the open project's folder another name (kept by rescans), and follow it."""
+        from ..projects import identity
+
+        row = identity.rename(self._writable(), principal, self.project, name)
+        self._opened(row["name"])
+        return row
+
+    def link(self, principal, path: str) -> dict[str, Any]:
+        """The open project's folder is ``path`` (a git repository of this machine)."""
+        from ..projects import identity
+
+        row = identity.link(self._writable(), principal, self.project, path)
+        self._opened(row["name"])
+        return row
+
+    def set_python(self, principal, python: str | None) -> dict[str, Any]:
+        """The interpreter the open project's test runs use (None or "": found again)."""
+        from ..projects import identity
+
+        row = identity.set_python(self._writable(), principal, self.project, python)
+        self._opened(row["name"])
+        return row
+
+    def _opened(self, name: str) -> None:
+        if not self._cache.enabled:  # a notebook reads again now; a served page's frames
+            self.refresh()           # are the data version's: the change signal refreshes
+        if name not in self.param.project.objects:  # (until that refresh lists it)
+            self.param.project.objects = [*self.param.project.objects, name]
+        self.project = name
+
     # -- coverage -------------------------------------------------------------------------
     def reports(self) -> pd.DataFrame:
         return self._cache.get(self.store, "coverage_reports",

@@ -86,3 +86,18 @@ def changed_lines(repo: str | Path, base: str, head: str | None = None) -> dict[
             start, count = int(m.group(1)), int(m.group(2) or 1)
             out[path].update(range(start, start + count))
     return {p: lines for p, lines in out.items() if lines}
+
+
+def checked_out(repo: str | Path) -> dict[str, str]:
+    """``commit`` (full SHA) and ``branch`` (left out when detached) checked out in the
+    repository holding ``repo``; {} outside one or before its first commit."""
+    try:
+        sha, _, branch = git(repo, "rev-parse", "HEAD", "--abbrev-ref", "HEAD").partition("\n")
+    except GitError:
+        return {}
+    if not _SHA.match(sha.strip()):
+        return {}
+    out = {"commit": sha.strip()}
+    if branch.strip() and branch.strip() != "HEAD":
+        out["branch"] = branch.strip()
+    return out

@@ -9,8 +9,10 @@ benchmarks/projects_scan.py).
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -79,27 +81,89 @@ def scan(roots: list[Path | str], max_dirs: int = 2_000_000) -> tuple[list[dict[
 
 
 def describe(folder: Path, names: set[str] | None = None) -> dict[str, Any]:
-    """One repository: its kind(s), manifests, current branch and declared MCP servers."""
+    """One repository: its kind(s), manifests, current branch, the commit checked out
+    (``head``), its remote (``remote``: origin's URL without any user or password) and
+    declared MCP servers. ``name`` is the folder's (a person may give another one:
+    identity.py)."""
     names = names if names is not None else {p.name for p in folder.iterdir()}
     kinds = list(dict.fromkeys(kind for marker, kind in MARKERS if marker in names))
     if any(n.endswith((".csproj", ".sln", ".fsproj")) for n in names):
         kinds.append("dotnet")
+    git = folder / ".git"
     return {"path": str(folder), "name": folder.name, "kind": kinds[0] if kinds else "other",
             "kinds": kinds, "manifests": sorted(names & MANIFESTS),
-            "branch": current_branch(folder / ".git"), "mcp_servers": mcp_servers(folder)}
+            "branch": current_branch(git), "head": head_commit(git),
+            "remote": remote_url(git), "mcp_servers": mcp_servers(folder)}
+
+
+def _git_dir(git: Path) -> Path:
+    """The repository's git folder: ``.git`` itself, or where a ``.git`` file points (as
+    in worktrees and submodules). OSError when unreadable."""
+    if git.is_file():
+        target = git.read_text().strip().removeprefix("gitdir:").strip()
+        return (git.parent / target).resolve()
+    return git
+
+
+def _common_dir(gitdir: Path) -> Path:
+    """Where a worktree's shared refs and config live (its ``commondir``), else itself."""
+    try:
+        return (gitdir / (gitdir / "commondir").read_text().strip()).resolve()
+    except OSError:
+        return gitdir
 
 
 def current_branch(git: Path) -> str | None:
     """The checked-out branch, read from ``.git/HEAD`` (``.git`` may be a file pointing
     elsewhere, as in worktrees and submodules); None when detached or unreadable."""
     try:
-        if git.is_file():
-            target = git.read_text().strip().removeprefix("gitdir:").strip()
-            git = (git.parent / target).resolve()
-        head = (git / "HEAD").read_text().strip()
+        head = (_git_dir(git) / "HEAD").read_text().strip()
     except OSError:
         return None
     return head.removeprefix("ref: refs/heads/") if head.startswith("ref: ") else None
+
+
+_SHA = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
+
+
+def head_commit(git: Path) -> str | None:
+    """The full SHA checked out, read from the git folder's files (``HEAD``, the ref it
+    names, or ``packed-refs``); None in a repository without commits or unreadable."""
+    try:
+        gitdir = _git_dir(git)
+        head = (gitdir / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head if _SHA.match(head) else None
+        ref = head[5:].strip()
+        common = _common_dir(gitdir)
+        for base in (gitdir, common):
+            if (base / ref).is_file():
+                sha = (base / ref).read_text().strip()
+                return sha if _SHA.match(sha) else None
+        for line in (common / "packed-refs").read_text().splitlines():
+            sha, _, name = line.partition(" ")
+            if name.strip() == ref and _SHA.match(sha):
+                return sha
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def remote_url(git: Path) -> str | None:
+    """The URL of the ``origin`` remote (else of the first remote), read from the git
+    config; a user and password in it (``https://user:token@host/...``) are left out."""
+    try:
+        parser = configparser.ConfigParser(strict=False, interpolation=None)
+        parser.read_string((_common_dir(_git_dir(git)) / "config").read_text())
+    except (OSError, ValueError, configparser.Error):
+        return None
+    remotes = [s for s in parser.sections() if s.startswith('remote "')]
+    remotes.sort(key=lambda s: s != 'remote "origin"')
+    for section in remotes:
+        url = parser.get(section, "url", fallback=None)
+        if url:
+            return re.sub(r"^([a-zA-Z][\w+.-]*://)[^/@]*@", r"\1", url.strip())
+    return None
 
 
 def mcp_servers(folder: Path, full: bool = False) -> list[dict[str, Any]]:
@@ -157,15 +221,35 @@ def stored_list(value: Any) -> list:
     return list(value) if isinstance(value, list | tuple) else []
 
 
-def store_projects(store, projects: list[dict[str, Any]]) -> None:
-    """Keep what a scan found (a project found again is updated, never duplicated)."""
+#: The columns a scan writes (a person's name for a project and its interpreter stay).
+_SCANNED = ("path", "name", "kind", "kinds", "manifests", "branch", "mcp_servers",
+            "scanned_at", "named", "remote", "head")
+
+
+def store_projects(store, projects: list[dict[str, Any]], name: str | None = None) -> None:
+    """Keep what a scan found: a project found again is updated, never duplicated, and
+    keeps the name a person gave it (and its interpreter). ``name``: the name a person
+    gives the one project found (``projects scan --name``; identity.py)."""
     from ..config import utcnow
 
+    if name is not None and len(projects) != 1:
+        raise ValueError(f"a name names one project; the scan found {len(projects)}")
     now = utcnow()
-    rows = [[p["path"], p["name"], p["kind"], json.dumps(p["kinds"]),
-             json.dumps(p["manifests"]), p["branch"], json.dumps(p["mcp_servers"]), now]
-            for p in projects]
+    rows = [[p["path"], name or p["name"], p["kind"], json.dumps(p["kinds"]),
+             json.dumps(p["manifests"]), p["branch"], json.dumps(p["mcp_servers"]), now,
+             name is not None, p.get("remote"), p.get("head")] for p in projects]
+    keep = ", ".join(f"{c} = excluded.{c}" for c in _SCANNED[2:8] + _SCANNED[9:])
+
+    def write(cur) -> None:
+        if name is not None:
+            from .identity import release
+
+            release(cur, name, projects[0]["path"])
+        cur.executemany(
+            f"INSERT INTO projects ({', '.join(_SCANNED)}) VALUES "
+            f"({', '.join('?' * len(_SCANNED))}) ON CONFLICT (path) DO UPDATE SET {keep}, "
+            "name = CASE WHEN excluded.named OR NOT named THEN excluded.name ELSE name END, "
+            "named = named OR excluded.named", rows)
+
     if rows:
-        store.write(lambda cur: cur.executemany(
-            "INSERT OR REPLACE INTO projects VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows),
-            topic="tests")
+        store.write(write, topic="tests")

@@ -66,7 +66,14 @@ from .coverage_api import CoverageQuestionHandler, CoverageReportHandler, Covera
 from .docs_api import DocsHandler, OpenAPIHandler, RoutesHandler
 from .mcp_http import McpHandler
 from .otlp import OTLPHandler
-from .projects_api import McpActionHandler, McpServersHandler, ProjectScanHandler, ProjectsHandler
+from .projects_api import (
+    McpActionHandler,
+    McpServersHandler,
+    ProjectHandler,
+    ProjectLinkHandler,
+    ProjectScanHandler,
+    ProjectsHandler,
+)
 from .schemas import BINARY
 from .select_api import EvaluateHandler, SelectHandler, TestRunHandler, TestRunsHandler
 
@@ -274,6 +281,14 @@ ROUTES: list[Route] = [
     R("GET", "/api/projects", ProjectsHandler, "viewer", "no", "what scans found"),
     R("POST", "/api/projects/scan", ProjectScanHandler, "operator", "action",
       "scan folders of the server's machine for projects", body=s.Scan),
+    R("POST", "/api/projects/link", ProjectLinkHandler, "operator", "action",
+      "name a project's folder: a git repository of the server's machine",
+      body=s.ProjectLink),
+    R("PUT", "/api/projects/{project}", ProjectHandler, "operator", "action",
+      "rename a project's folder, or set the interpreter its test runs use",
+      body=s.ProjectChange),
+    R("DELETE", "/api/projects/{project}", ProjectHandler, "operator", "action",
+      "forget a project's folder (its runs and coverage stay)"),
     R("GET", "/api/projects/{project}/mcp", McpServersHandler, "viewer", "no",
       "the MCP servers a project declares, with what each approval covers"),
     R("POST", "/api/projects/{project}/mcp/{server}/{action:approve}", McpActionHandler,

@@ -234,6 +234,21 @@ class Webhook(Body):
 # -- projects, coverage, selection ----------------------------------------------------------
 class Scan(Body):
     roots: list[str] | None = Field(default=None, max_length=100)
+    name: str | None = Field(default=None, max_length=200,
+                             description="the name of the one project found")
+
+
+class ProjectLink(Body):
+    name: str = Field(min_length=1, max_length=200)
+    path: str = Field(min_length=1, max_length=4096, description="an absolute folder")
+
+
+class ProjectChange(Body):
+    name: str | None = Field(default=None, min_length=1, max_length=200,
+                             description="a new name")
+    python: str | None = Field(default=None, max_length=4096,
+                               description="the interpreter its test runs use (an absolute "
+                               "path; \"\" or null: found again)")
 
 
 class McpCall(Body):

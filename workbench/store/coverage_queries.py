@@ -60,10 +60,51 @@ def coverage_file_tests(p: dict[str, Any]) -> Rendered:
         ORDER BY test_id""", [*args, path, path, path])
 
 
+#: Each scanned folder under its one name (workbench/projects/identity.py): the name a
+#: person gave it (``named_by`` 'given'); else the name of runs stored under another name
+#: that came from it — pytest ran in the folder or a report inside it was ingested
+#: ('root'), the name is the path of its remote, as CI names a project ('remote'), or they
+#: ran the commit checked out when it was scanned ('commit') — when exactly one such name
+#: points at exactly one folder, that name has no folder of its own and the folder's own
+#: name has no runs or coverage; else the folder's name ('folder').
+IDENTITY = """
+    known AS (SELECT project FROM runs UNION SELECT project FROM coverage_reports),
+    free AS (SELECT p.path, p.remote, p.head FROM projects p ANTI JOIN known k
+             ON k.project = p.name WHERE NOT coalesce(p.named, false)),
+    orphans AS (SELECT DISTINCT r.project, r.source, r.commit_sha FROM runs r
+                ANTI JOIN projects p ON p.name = r.project),
+    evidence AS (
+        SELECT f.path, o.project, 1 AS rank FROM free f JOIN orphans o
+          ON o.source = 'pytest ' || f.path OR starts_with(o.source, 'pytest ' || f.path || '/')
+             OR starts_with(o.source, f.path || '/')
+        UNION ALL
+        SELECT f.path, k.project, 2 FROM free f JOIN
+          (SELECT project FROM known ANTI JOIN projects p ON p.name = known.project) k
+          ON k.project = regexp_replace(regexp_replace(f.remote,
+                 '^([a-zA-Z][a-zA-Z0-9+.-]*://[^/]*/|[^@/:]+@[^:/]+:)', ''), '(\\.git)?/*$', '')
+        UNION ALL
+        SELECT f.path, o.project, 3 FROM free f JOIN orphans o ON o.commit_sha = f.head
+    ),
+    linked AS (SELECT path, project, rank FROM (
+                   SELECT path, project, min(rank) AS rank,
+                          count(*) OVER (PARTITION BY path) AS per_path,
+                          count(*) OVER (PARTITION BY project) AS per_name
+                   FROM evidence GROUP BY path, project)
+               WHERE per_path = 1 AND per_name = 1),
+    identity AS (
+        SELECT p.* REPLACE (coalesce(l.project, p.name) AS name),
+               CASE WHEN coalesce(p.named, false) THEN 'given'
+                    ELSE ['root', 'remote', 'commit', 'folder'][coalesce(l.rank, 4)]
+               END AS named_by
+        FROM projects p LEFT JOIN linked l USING (path)
+    )"""
+
+
 @query
 def scanned_projects(p: dict[str, Any]) -> Rendered:
-    """The projects ``projects scan`` found, by name."""
-    return "SELECT * FROM projects ORDER BY name, path", []
+    """The projects ``projects scan`` found (or a person linked), each under its one name
+    (:data:`IDENTITY`) with ``named_by``: given, root, remote, commit or folder."""
+    return f"WITH {IDENTITY} SELECT * FROM identity ORDER BY name, path", []
 
 
 @query
@@ -100,9 +141,10 @@ def last_outcomes(p: dict[str, Any]) -> Rendered:
 def project_overview(p: dict[str, Any]) -> Rendered:
     """One row per project any source knows (scans, runs, coverage, agents): where it is,
     its last run, its latest two coverage reports and its agents."""
-    return ("""
-        WITH names AS (
-            SELECT name AS project FROM projects UNION SELECT project FROM runs
+    return (f"""
+        WITH {IDENTITY},
+        names AS (
+            SELECT name AS project FROM identity UNION SELECT project FROM runs
             UNION SELECT project FROM coverage_reports
             UNION SELECT project FROM agents WHERE project IS NOT NULL AND project <> ''
         ),
@@ -130,9 +172,13 @@ def project_overview(p: dict[str, Any]) -> Rendered:
         scanned AS (SELECT name, arg_max(path, scanned_at) AS path, arg_max(kind, scanned_at)
                            AS kind, arg_max(branch, scanned_at) AS branch,
                            arg_max(manifests, scanned_at) AS manifests,
-                           arg_max(mcp_servers, scanned_at) AS mcp_servers
-                    FROM projects GROUP BY name)
+                           arg_max(mcp_servers, scanned_at) AS mcp_servers,
+                           arg_max(named_by, scanned_at) AS named_by,
+                           arg_max(remote, scanned_at) AS remote,
+                           arg_max(python, scanned_at) AS python
+                    FROM identity GROUP BY name)
         SELECT n.project, s.path, s.kind, s.branch, s.manifests, s.mcp_servers,
+               s.named_by, s.remote, s.python,
                r.run_id, r.last_status, r.tests, r.passed, r.failed, r.run_commit,
                r.last_run_at, coalesce(r.runs, 0) AS runs,
                c.last_two[1] AS coverage, c.last_two[2] AS coverage_before,

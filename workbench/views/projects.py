@@ -25,6 +25,11 @@ from .shell import DashboardShell
 _MCP_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mcp-client")
 
 STATUS_COLORS = {"passed": "#2b8a3e", "failed": "#c92a2a", "running": "#1c7ed6"}
+#: How a project's folder got its name (the store's ``named_by``), as the page says it.
+NAMED_BY = {"given": "named by a person", "root": "named after its runs: they ran here",
+            "remote": "named after its runs: the path of its remote",
+            "commit": "named after its runs: they ran its checked-out commit",
+            "folder": "named after its folder"}
 
 
 def _spans(pairs_: list[list[int]]) -> str:
@@ -116,6 +121,7 @@ class ProjectView(LazyView):
         self._mcp = McpPanel(model=self.model, principal=self.principal)
         self._body = pn.Column("### Commits", self._commits, self._trend_pane, self._mcp,
                                sizing_mode="stretch_width")
+        self._identity = IdentityForm(model=self.model, principal=self.principal)
         self._load()
 
     @param.depends(*watching(WATCH), watch=True)
@@ -154,10 +160,12 @@ class ProjectView(LazyView):
             f"<b>{escape(m.project)}</b> · "
             + (f"<code>{escape(path)}</code> · {escape(info.get('kind') or '')} · branch "
                f"<code>{escape(info.get('branch') or '–')}</code> · manifests: "
-               f"{escape(info.get('manifests') or 'none')}"
+               f"{escape(info.get('manifests') or 'none')} · "
+               f"<i>{escape(NAMED_BY.get(info.get('named_by'), ''))}</i>"
                if isinstance(path, str) else
-               "<i>not found by a scan (no folder known): "
-               "<code>observatory projects scan</code></i>"))
+               "<i>no folder known: scan it (<code>observatory projects scan FOLDER "
+               f"--name {escape(m.project)}</code>) or link one below</i>"))
+        self._identity.load(info)
         commits = m.commits()
         commits["sha"] = commits["sha"].str.slice(0, 10)
         self._commits.value = commits
@@ -170,7 +178,78 @@ class ProjectView(LazyView):
         self._mcp.load()
 
     def __panel__(self):
-        return pn.Column(self._where, self._kpis, self._body, sizing_mode="stretch_width")
+        return pn.Column(self._where, self._identity, self._kpis, self._body,
+                         sizing_mode="stretch_width")
+
+
+class IdentityForm(pn.viewable.Viewer):
+    """The open project's name, folder and test-run interpreter, for operators: rename it,
+    link its folder, set its Python (each audited; projects/identity.py)."""
+
+    model = param.ClassSelector(class_=ProjectsModel, doc="The projects model.")
+    principal = param.Parameter(doc="Who renames and links.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        may = self.principal is not None and self.principal.may("scan")
+        self.name_input = pn.widgets.TextInput(name="Name", width=220)
+        self.folder_input = pn.widgets.TextInput(name="Folder (a git repository)", width=360,
+                                                 placeholder="/absolute/path")
+        self.python_input = pn.widgets.TextInput(
+            name="Python for its test runs", width=300,
+            placeholder="found: its .venv, venv, the active virtualenv")
+        self.rename = pn.widgets.Button(name="Rename", button_type="primary",
+                                        margin=(24, 5, 5, 5))
+        self.link = pn.widgets.Button(name="Link folder", button_type="primary",
+                                      margin=(24, 5, 5, 5))
+        self.set_python = pn.widgets.Button(name="Set Python", button_type="primary",
+                                            margin=(24, 5, 5, 5))
+        self.rename.on_click(lambda e: self._act("rename", self.name_input.value))
+        self.link.on_click(lambda e: self._act("link", self.folder_input.value))
+        self.set_python.on_click(lambda e: self._act("set_python", self.python_input.value))
+        # HTML, not Markdown: it shows names, paths and errors (see .escape)
+        self._status = pn.pane.HTML("", sizing_mode="stretch_width")
+        self._shown: tuple = ()
+        self._row = pn.Column(
+            pn.FlexBox(pn.Row(self.name_input, self.rename),
+                       pn.Row(self.folder_input, self.link),
+                       pn.Row(self.python_input, self.set_python)),
+            self._status, visible=may, sizing_mode="stretch_width")
+
+    def load(self, info: dict) -> None:
+        m = self.model
+        self._row.visible = bool(self.principal is not None and self.principal.may("scan")
+                                 and m.has_project)
+        path, python = info.get("path"), info.get("python")
+        shown = (m.project, path, python)
+        if shown != self._shown:  # (a live refresh leaves what a person is typing alone)
+            self._shown = shown
+            self.name_input.value = m.project if m.has_project else ""
+            self.folder_input.value = path if isinstance(path, str) else ""
+            self.python_input.value = python if isinstance(python, str) else ""
+        self.rename.disabled = self.set_python.disabled = not isinstance(path, str)
+
+    def _act(self, action: str, value: str) -> None:
+        from ..control.access import Forbidden
+        from ..projects.git import GitError
+
+        before = self.model.project
+        try:
+            row = getattr(self.model, action)(self.principal, value.strip())
+        except (KeyError, ValueError, Forbidden, GitError) as err:
+            self._status.object = (f"<b style='color:#c92a2a'>{escape(action)}: "
+                                   f"{escape(err.args[0] if err.args else err)}</b>")
+            return
+        said = {"rename": f"{escape(before)} is now <b>{escape(row['name'])}</b>; runs "
+                          f"stored as {escape(before)} keep that name",
+                "link": f"<b>{escape(row['name'])}</b> is <code>{escape(row['path'])}</code>",
+                "set_python": f"<b>{escape(row['name'])}</b>'s test runs use "
+                              f"<code>{escape(row.get('python') or 'the interpreter found')}"
+                              "</code>"}[action]
+        self._status.object = said + " (audited)."
+
+    def __panel__(self):
+        return self._row
 
 
 class McpPanel(pn.viewable.Viewer):
