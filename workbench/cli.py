@@ -344,6 +344,9 @@ def _agents_parser(sub) -> None:
     add.add_argument("--prompt", help="the first prompt (claude-code backend)")
     add.add_argument("--project", help="the project it works on")
     add.add_argument("--cwd", help="its working directory")
+    add.add_argument("--label", action="append", default=[], dest="labels", metavar="LABEL",
+                     help="a label: it takes queued tasks whose labels it all has "
+                     "(repeatable; added to --spec's)")
     add.add_argument("--spec", help="further fields as JSON (env, limits, restart, policy, "
                      "config, labels)")
     add.add_argument("--start", action="store_true", help="start it at once")
@@ -421,6 +424,85 @@ def _alerts_parser(sub) -> None:
         _target_args(p)
         p.add_argument("--json", action="store_true", help="print JSON")
         p.set_defaults(func=cmd_alerts_act, noun="alerts")
+    _rules_parser(asub)
+
+
+#: An alert rule's fields as options (control.alerts.AlertRule; a test keeps them equal):
+#: option, type or choices, whether it takes several values, help.
+RULE_KINDS = ("state", "stale", "threshold", "loop", "test_loop", "stall", "test_health")
+RULE_OPTIONS = {
+    "kind": (RULE_KINDS, False, "what it watches (default: state)"),
+    "agents": (str, False, "which agents, a glob over their names (default: *)"),
+    "severity": (("info", "warning", "critical"), False, "default: warning"),
+    "actions": (("notify", "pause", "stop"), True, "what it does when it fires (default: "
+                "notify)"),
+    "states": (("idle", "starting", "running", "waiting-for-approval", "paused", "stopping",
+                "stopped", "completed", "error", "lost"), True,
+               "state: the states that fire (default: error lost)"),
+    "metric": (("cost_per_hour", "tokens_per_minute", "cpu_percent", "rss_mb",
+                "tool_failure_rate"), False, "threshold: what is measured over the window "
+               "(default: cost_per_hour)"),
+    "threshold": (float, False, "threshold: fires above this (default: 5)"),
+    "window_s": (float, False, "threshold/loop/test_loop: the window, in seconds "
+                 "(default: 600)"),
+    "count": (int, False, "loop/test_loop: how many repeats; threshold: least samples "
+              "(default: 5)"),
+    "minutes": (float, False, "stale/stall: minutes without an event / progress "
+                "(default: 10)"),
+}
+
+
+def _rule_options(p: argparse.ArgumentParser) -> None:
+    for name, (kind, many, help) in RULE_OPTIONS.items():
+        kw: dict = {"dest": f"rule_{name}", "help": help + (
+            f"; {'some' if many else 'one'} of {', '.join(kind)}" if isinstance(kind, tuple)
+            else "")}
+        if isinstance(kind, tuple):
+            kw.update(choices=kind, metavar=name.upper().rstrip("S") if many else name.upper())
+        else:
+            kw.update(type=kind, metavar=name.upper().replace("_S", ""))
+        if many:
+            kw["nargs"] = "+"
+        p.add_argument("--" + name.replace("_", "-"), **kw)
+
+
+def _rule_fields(args: argparse.Namespace) -> dict:
+    return {name: getattr(args, f"rule_{name}") for name in RULE_OPTIONS
+            if getattr(args, f"rule_{name}", None) is not None}
+
+
+def _rules_parser(asub) -> None:
+    rules = asub.add_parser(
+        "rules", help="the alert rules: list, add, edit, enable, disable, delete, preview",
+        description="The alert rules of a running workbench (see README, Alerts): list them; "
+        "add, edit, enable, disable and delete one (admins); preview what a rule — saved, "
+        "or given by options — would have fired on in the last day (anyone who reads).")
+    rsub = rules.add_subparsers(dest="rule_action", metavar="ACTION", required=True)
+
+    def command(name: str, help: str, *ids: str, options: bool = False):
+        p = rsub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".")
+        for arg in ids:
+            p.add_argument(arg, metavar=arg.upper(), **({"nargs": "?"} if name == "preview"
+                                                         else {}))
+        if options:
+            _rule_options(p)
+        _target_args(p)
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(func=cmd_rules, noun="alerts")
+        return p
+
+    command("list", "the rules")
+    add = command("add", "add a rule", "name", options=True)
+    add.add_argument("--rule-id", help="its id (letters, digits, dashes; default: made up)")
+    add.add_argument("--disabled", action="store_true", help="stored, not evaluated yet")
+    edit = command("edit", "change a rule's fields (the others stay)", "rule_id",
+                   options=True)
+    edit.add_argument("--name", dest="rule_name", help="a new name")
+    command("enable", "evaluate a rule again", "rule_id")
+    command("disable", "stop evaluating a rule (kept)", "rule_id")
+    command("delete", "delete a rule", "rule_id")
+    command("preview", "what a rule would have fired on in the last day: RULE_ID's, changed "
+            "by the options, or a new one's from the options alone", "rule_id", options=True)
 
 
 def _devkit(args: argparse.Namespace):
@@ -434,7 +516,7 @@ def _devkit(args: argparse.Namespace):
     return DevKit(url)
 
 
-def _control(args: argparse.Namespace, fn) -> int:
+def _control(args: argparse.Namespace, fn, show=None) -> int:
     from .control.devkit import ControlError
 
     with _devkit(args) as kit:
@@ -446,6 +528,8 @@ def _control(args: argparse.Namespace, fn) -> int:
             return 1
     if args.json:
         print(json.dumps(result, indent=2, default=str))
+    elif show is not None:
+        show(result)
     elif isinstance(result, list):
         for row in result:
             print(_agent_line(row))
@@ -455,6 +539,12 @@ def _control(args: argparse.Namespace, fn) -> int:
 
 
 def _agent_line(row: dict) -> str:
+    if "deleted" in row:
+        return f"{row['deleted']}  deleted"
+    if "kind" in row and "rule_id" in row and "title" not in row:  # an alert rule
+        return (f"{row['rule_id']:<22} {'on ' if row['enabled'] else 'off'} "
+                f"{row['kind']:<11} {row['agents']:<14} {row['severity']:<8} "
+                f"{','.join(row['actions']):<14} {row['name']}")
     if "rule_id" in row and "title" in row:  # an alert
         return f"{row['id']}  {row['state']:<12} {row['severity']:<8} {row['title']}"
     if "priority" in row:  # a task
@@ -486,6 +576,9 @@ def cmd_agents_add(args: argparse.Namespace) -> int:
     spec.update({k: v for k, v in {"name": args.name, "backend": args.backend,
                                    "command": args.command, "prompt": args.prompt,
                                    "project": args.project, "cwd": args.cwd}.items() if v})
+    if args.labels:  # (labels in --spec that are not a list: the server says so)
+        given = spec.get("labels") or []
+        spec["labels"] = [*given, *args.labels] if isinstance(given, list) else given
 
     def add(kit):
         agent = kit.add(spec)
@@ -536,6 +629,50 @@ def cmd_tasks_act(args: argparse.Namespace) -> int:
 
 def cmd_alerts_list(args: argparse.Namespace) -> int:
     return _control(args, lambda kit: kit.alerts(args.state))
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    """``observatory alerts rules ACTION``."""
+    action, fields = args.rule_action, _rule_fields(args)
+
+    def stored(kit) -> dict:
+        from .control.devkit import ControlError
+
+        found = [r for r in kit.alert_rules() if r["rule_id"] == args.rule_id]
+        if not found:
+            raise ControlError(404, f"no alert rule {args.rule_id!r}")
+        return found[0]
+
+    def run(kit):
+        if action == "list":
+            return kit.alert_rules()
+        if action == "add":
+            body = {"name": args.name, **fields, "enabled": not args.disabled,
+                    **({"rule_id": args.rule_id} if args.rule_id else {})}
+            return kit.put_rule(body)
+        if action == "edit":
+            name = {"name": args.rule_name} if args.rule_name else {}
+            return kit.put_rule({**stored(kit), **fields, **name})
+        if action in ("enable", "disable"):
+            return kit.put_rule({**stored(kit), "enabled": action == "enable"})
+        if action == "delete":
+            kit.delete_rule(args.rule_id)
+            return {"ok": True, "deleted": args.rule_id}
+        base = stored(kit) if args.rule_id else {}
+        return kit.preview_rule({**base, **fields})
+
+    return _control(args, run, show=_show_preview if action == "preview" else None)
+
+
+def _show_preview(result: dict) -> None:
+    for row in result["fired"]:
+        print(f"{row['at'][:19]}  {row['agent']:<20} {row['title']}")
+    agents = result["agents"]
+    print(f"{result['count']} firing(s) from {result['since'][:19]} to {result['until'][:19]} "
+          f"UTC over {len(agents)} agent(s) matching {result['rule']['agents']!r}"
+          + (f" (the newest {len(result['fired'])} shown)"
+             if result["count"] > len(result["fired"]) else "")
+          + (f"; {result['note']}" if result.get("note") else ""))
 
 
 def cmd_alerts_act(args: argparse.Namespace) -> int:

@@ -9,7 +9,11 @@ within the event's own thread. A tick each second decides the time-driven ones (
 thresholds, stalls) from those windows; the rules over test results (test health, a
 failing test re-run without a code change, stalls' passing tests) query the store only when
 its ``tests`` data version moved, at most every few seconds. An alert stays open — one per
-rule and agent — until a person resolves it.
+rule and agent — until a person resolves it, or its agent's run ends (:meth:`AlertEngine.ended`:
+an alert follows its agent).
+
+:meth:`AlertEngine.preview` evaluates a rule, saved or not, over the last day's stored events
+and samples (analysis/alert_preview.py): what it would have fired on.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ from collections import OrderedDict, deque
 from datetime import UTC, datetime
 from typing import Any
 
+import pandas as pd
 import param
 
+from ..analysis import alert_preview
 from ..analysis.edits import edited_paths
 from ..config import utcnow
 from ..store import control_writes
@@ -44,6 +50,11 @@ TEST_QUERY_S = 3.0
 #: and distinct calls kept per agent (the least recent are forgotten).
 MAX_REPEATS = 1000
 MAX_CALLS = 5000
+#: The states that end an agent's run: its alerts then resolve (see AlertEngine.ended).
+ENDED = ("stopped", "completed", "error", "lost")
+#: Seconds of stored history a preview evaluates; rows of it a preview lists at most.
+PREVIEW_S = 86400.0
+PREVIEW_ROWS = 200
 
 
 class AlertRule(param.Parameterized):
@@ -64,6 +75,15 @@ class AlertRule(param.Parameterized):
                           doc="loop/test_loop: how many repeats; threshold: least samples")
     minutes = param.Number(10.0, bounds=(0.01, 7 * 1440),
                            doc="stale/stall: minutes without an event / progress")
+
+
+#: The fields of :class:`AlertRule` each kind reads, beyond those every rule has (the form
+#: shows these; the others keep their values).
+COMMON_FIELDS = ("kind", "enabled", "agents", "severity", "actions")
+KIND_FIELDS = {"state": ("states",), "stale": ("minutes",),
+               "threshold": ("metric", "threshold", "window_s", "count"),
+               "loop": ("count", "window_s"), "test_loop": ("count", "window_s"),
+               "stall": ("minutes",), "test_health": ()}
 
 
 DEFAULT_RULES = [
@@ -134,6 +154,8 @@ class AlertEngine:
         for row in alerts.to_dict("records"):
             self.open[(row["rule_id"], row["agent_id"])] = _alert_row(row)
         self.windows: dict[str, Window] = {}
+        #: The open alerts whose rule stopped their agent (kept open past that ending).
+        self._stopped: set[str] = set()
         self.evaluations = 0
         self._lock = threading.RLock()
         self._tests_version = -1
@@ -192,6 +214,8 @@ class AlertEngine:
         if kind == "state":
             if data.get("to") == "starting":
                 w.started = w.last_edit = now
+            if data.get("to") in ENDED:
+                self.ended(agent, data["to"])  # (before this ending fires its own)
             for rule in self._rules("state", agent):
                 if data.get("to") in rule["states"]:
                     self.fire(rule, agent, f"{agent.spec['name']} is {data.get('to')}"
@@ -425,6 +449,7 @@ class AlertEngine:
         params = {"alert_id": alert["id"], "rule": rule["name"]}
         try:
             if action == "stop":
+                self._stopped.add(alert["id"])
                 self.sup.stop(agent, f"alert: {alert['title']}")
             else:
                 self.sup.pause(agent)
@@ -434,6 +459,22 @@ class AlertEngine:
             access.record(self.store, who, action, agent.id, params)
         except (ValueError, KeyError) as err:
             access.record(self.store, who, action, agent.id, params, f"failed: {err}")
+
+    def ended(self, agent, state: str) -> None:
+        """An alert follows its agent: when the agent's run ends (``state`` in
+        :data:`ENDED`), every alert still open about it is resolved by the workbench — but
+        one whose rule stopped it, which stays open (a person should see why it stopped)
+        until the next run ends or a person resolves it. An alert this ending fires (a
+        ``state`` rule) comes after, and likewise stays open."""
+        with self._lock:
+            mine = [a for (_, agent_id), a in self.open.items() if agent_id == agent.id]
+        for alert in mine:
+            if alert["id"] in self._stopped:
+                self._stopped.discard(alert["id"])
+                continue
+            self.resolve(alert["id"], f"workbench (agent {state})")
+            access.record(self.store, access.SYSTEM, "alert", alert["id"],
+                          {"action": "resolve", "because": f"agent {agent.id} {state}"})
 
     def get(self, alert_id: str) -> dict[str, Any]:
         for alert in list(self.open.values()):
@@ -461,6 +502,7 @@ class AlertEngine:
             alert.update(state="resolved", resolved_by=who, resolved_at=utcnow())
             with self._lock:
                 self.open.pop((alert["rule_id"], alert["agent_id"]), None)
+                self._stopped.discard(alert["id"])
             self._save(alert)
             self.webhooks.publish("alert.resolved", alert["agent_id"], public(alert))
         return public(alert)
@@ -472,6 +514,60 @@ class AlertEngine:
             a["id"], a["rule_id"], a["rule_name"], a["agent_id"], a["severity"], a["state"],
             a["title"], json.dumps(a["evidence"], default=str), json.dumps(a["actions"]),
             a["fired_at"], a["acked_by"], a["acked_at"], a["resolved_by"], a["resolved_at"]])
+
+    # -- preview ------------------------------------------------------------------------
+    def preview(self, value: Any) -> dict[str, Any]:
+        """What a rule (saved or not; ``name`` optional) would have fired on over the last
+        :data:`PREVIEW_S` seconds of stored events and samples. Reads only: nothing is
+        fired, stored or changed."""
+        if isinstance(value, dict):  # (an unsaved rule has no name or id yet)
+            value = {**value, "name": value.get("name") or "preview",
+                     "rule_id": value.get("rule_id") or value.get("id") or "preview"}
+        rule = check_rule(value)
+        end = time.time()
+        since = _ts(end - PREVIEW_S)
+        self.store.settle()
+        agents = alert_preview.watched(rule, self.store.sql(
+            "SELECT agent_id, name FROM agents ORDER BY created_at"))
+        ids = agents["agent_id"].tolist()
+        events = samples = quiet = None
+        kinds = alert_preview.event_kinds(rule)
+        if kinds and ids:
+            events = self.store.sql(  # (the newest 200,000, oldest first)
+                "SELECT * FROM (SELECT agent_id, epoch(ts) AS t, kind, state, text, data "
+                "FROM agent_events WHERE ts >= ? AND kind IN (SELECT unnest(?::VARCHAR[])) "
+                "AND agent_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY ts DESC LIMIT 200000"
+                ") ORDER BY t", [since, kinds, ids])
+        if alert_preview.reads_samples(rule) and ids:
+            b = alert_preview.bucket_s(rule)
+            samples = self.store.sql(
+                "SELECT agent_id, floor(epoch(ts) / ?) * ? AS t, count(*) AS n, "
+                "sum(cpu_percent) AS cpu, sum(rss_bytes) / 1048576.0 AS rss_mb "
+                "FROM agent_samples WHERE ts >= ? AND agent_id IN (SELECT unnest(?::VARCHAR[])) "
+                "GROUP BY ALL ORDER BY agent_id, t", [b, b, since, ids])
+        if rule["kind"] == "stale" and ids:
+            # (in DuckDB: only the silences longer than the rule's, not every event)
+            quiet = self.store.sql(
+                "SELECT agent_id, t, until FROM (SELECT agent_id, state, epoch(ts) AS t, "
+                "lead(epoch(ts)) OVER (PARTITION BY agent_id ORDER BY ts) AS until "
+                "FROM agent_events WHERE ts >= ? AND agent_id IN (SELECT unnest(?::VARCHAR[]))"
+                ") WHERE state = 'running' AND coalesce(until, ?) - t > ? ORDER BY t",
+                [since, ids, end, rule["minutes"] * 60])
+        empty = pd.DataFrame(columns=["agent_id", "t"])
+        fired = alert_preview.preview(
+            rule, agents, events if events is not None else empty,
+            samples if samples is not None else empty, quiet if quiet is not None else empty,
+            end)
+        rows = [{"at": _ts(at).isoformat(), "agent": name, "agent_id": agent_id,
+                 "title": title[:500]}
+                for at, name, agent_id, title in fired.head(PREVIEW_ROWS).itertuples(
+                    index=False)]
+        note = ("" if rule["kind"] in alert_preview.PREVIEWED else
+                f"a {rule['kind']} rule reads test runs and edits as they happen: not "
+                "previewed")
+        return {"rule": rule, "since": since.isoformat(), "until": _ts(end).isoformat(),
+                "agents": agents["name"].tolist(), "count": len(fired), "fired": rows,
+                "note": note}
 
     def close(self) -> None:
         self._closed.set()

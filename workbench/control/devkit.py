@@ -109,6 +109,10 @@ class DevKit:
     def delete_rule(self, rule_id: str) -> None:
         self._call("DELETE", f"/api/alert-rules/{rule_id}")
 
+    def preview_rule(self, body: dict[str, Any]) -> dict:
+        """What a rule would have fired on in the last day (changes nothing)."""
+        return self._call("POST", "/api/alert-preview", body)["preview"]
+
     def alerts(self, state: str | None = None, limit: int = 200) -> list[dict]:
         params = {"limit": limit, **({"state": state} if state else {})}
         return self._call("GET", "/api/alerts", **params)["alerts"]

@@ -200,13 +200,19 @@ class LocalControl:
         self._audited("rules", rule_id, {"delete": True},
                       lambda: self.sup.alerts.delete_rule(rule_id))
 
+    def preview_rule(self, body: Any) -> dict:
+        """What a rule would have fired on in the last day (a read: viewers may)."""
+        self._allow("read")
+        return self.sup.alerts.preview(body)
+
     def alerts(self, state: str | None = None, limit: int = 200) -> list[dict]:
         self._allow("read")
         self.store.settle()
         out = records(self.store.query("alerts", state=state, limit=limit))
-        names = {a.id: a.spec["name"] for a in self.sup.agents.values()}
+        agents = dict(self.sup.agents)
         return [{**{k: v for k, v in r.items() if k != "alert_id"}, "id": r["alert_id"],
-                 "agent_name": names.get(r["agent_id"])} for r in out]
+                 "agent_name": a.spec["name"] if (a := agents.get(r["agent_id"])) else None,
+                 "agent_state": a.state if a else None} for r in out]
 
     def alert_action(self, alert_id: str, action: str) -> dict:
         """``ack``, ``resolve``, or act on the alert's agent from it: ``resume`` (and

@@ -78,6 +78,7 @@ class Supervisor:
         self.impact_cache: dict[tuple[str, int | None], dict[str, Any]] = {}
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
         self._event_listeners: list[Callable[..., None]] = []
+        self._output_listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self._work_listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.webhooks = Webhooks(store, own_url=server_url)
         self._lock = threading.Lock()
@@ -108,6 +109,16 @@ class Supervisor:
         """Call ``listener(agent, kind, text, data)`` for every agent event, in the thread
         that made it (the alert rules and the task queue): it must be quick."""
         self._event_listeners.append(listener)
+
+    def on_output(self, listener: Callable[[str, dict[str, Any]], None]
+                  ) -> Callable[[], None]:
+        """Call ``listener(agent_id, last_event)`` for every line an agent prints (its
+        ``log`` events, which :meth:`on_change` leaves out: a chatty agent would redraw
+        every open page per line). In the thread that read the line: it must only take
+        note. Returns the unsubscribe."""
+        self._output_listeners.append(listener)
+        return lambda: (self._output_listeners.remove(listener)
+                        if listener in self._output_listeners else None)
 
     def on_work(self, listener: Callable[[str, dict[str, Any]], None]) -> Callable[[], None]:
         """Call ``listener(kind, item)`` when a task or an alert changes (``"task"`` or
@@ -157,6 +168,12 @@ class Supervisor:
                 log.exception("agent event listener failed")
         if kind != "log":
             self._changed(agent.id)
+            return
+        for output in list(self._output_listeners):
+            try:
+                output(agent.id, agent.last_event)
+            except Exception:  # a page's failure must not stop an agent
+                log.exception("agent output listener failed")
 
     def _save_approval(self, row: dict[str, Any]) -> None:
         control_writes.save_approval(self.store, {
@@ -278,8 +295,12 @@ class Supervisor:
         with agent.lock:
             if agent.state not in STARTABLE or agent.backend is not None:
                 raise ValueError(f"cannot start agent {agent.id}: it is {agent.state}")
+            # An earlier run's error is not this run's (its state event keeps it).
+            earlier, agent.last_error = agent.last_error, None
             if agent.spec["backend"] == "process" and not (
                     agent.spec.get("command") or agent.run_command):
+                if agent.state == "idle" and earlier is not None:
+                    self.save(agent)  # (no state change to store it with)
                 agent.set_state("idle")  # a worker: each task brings its command
                 agent.emit("waiting", "waiting for tasks labelled "
                            + ", ".join(agent.spec["labels"]))

@@ -13,6 +13,8 @@ from typing import Any
 import pandas as pd
 import param
 
+from ..control.alerts import COMMON_FIELDS, KIND_FIELDS, AlertRule
+
 AGENT_COLUMNS = ["id", "name", "backend", "project", "state", "pending_approvals", "cost_usd",
                  "restarts", "last_error", "updated_at"]
 
@@ -184,14 +186,66 @@ class ControlModel(param.Parameterized):
     def alert_action(self, alert_id: str, action: str) -> dict[str, Any]:
         return self.control.alert_action(alert_id, action)
 
-    def rules(self) -> pd.DataFrame:
-        cols = ["rule_id", "name", "kind", "enabled", "agents", "actions", "severity"]
-        rows = self.control.alert_rules()
+    RULE_COLUMNS = ["rule_id", "name", "kind", "enabled", "agents", "actions", "severity"]
+    PREVIEW_COLUMNS = ["at", "agent", "title"]
+
+    def rules(self, rows: list[dict[str, Any]] | None = None) -> pd.DataFrame:
+        """The alert rules as a table (``rows``: those :meth:`rule_list` returned)."""
+        cols = self.RULE_COLUMNS
+        rows = self.control.alert_rules() if rows is None else rows
         if not rows:
             return pd.DataFrame(columns=cols)
         df = pd.DataFrame(rows)[cols]
         df["actions"] = df["actions"].map(lambda x: ", ".join(x))
         return df
+
+    def rule_list(self) -> list[dict[str, Any]]:
+        return self.control.alert_rules()
+
+    def rule(self, rule_id: str) -> dict[str, Any] | None:
+        return next((r for r in self.control.alert_rules() if r["rule_id"] == rule_id), None)
+
+    @staticmethod
+    def rule_class() -> type[param.Parameterized]:
+        """The param class a rule's fields come from (a form is built from it)."""
+        return AlertRule
+
+    @staticmethod
+    def rule_fields(kind: str) -> tuple[str, ...]:
+        """The fields a rule of ``kind`` reads, those of every rule first."""
+        return COMMON_FIELDS + KIND_FIELDS.get(kind, ())
+
+    @staticmethod
+    def new_rule() -> dict[str, Any]:
+        """A rule's fields at their defaults (no name or id yet)."""
+        rule = AlertRule()
+        return {k: getattr(rule, k) for k in AlertRule.param if k != "name"}
+
+    def save_rule(self, rule: dict[str, Any]) -> dict[str, Any]:
+        """Create or replace (same ``rule_id``) a rule: admins; the server checks."""
+        return self.control.put_rule(rule)
+
+    def delete_rule(self, rule_id: str) -> str:
+        self.control.delete_rule(rule_id)
+        return rule_id
+
+    def enable_rule(self, rule_id: str, enabled: bool) -> dict[str, Any]:
+        rule = self.rule(rule_id)
+        if rule is None:
+            raise KeyError(f"no alert rule {rule_id!r}")
+        return self.control.put_rule({**rule, "enabled": enabled})
+
+    def preview_rule(self, rule: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+        """What ``rule`` would have fired on in the last day: the firings (``at``,
+        ``agent``, ``title``, newest first) and the preview's summary (``count``,
+        ``agents``, ``since``, ``note``)."""
+        result = self.control.preview_rule(rule)
+        rows = result.get("fired") or []
+        frame = (pd.DataFrame(rows)[self.PREVIEW_COLUMNS] if rows
+                 else pd.DataFrame(columns=self.PREVIEW_COLUMNS))
+        if len(frame):
+            frame["at"] = pd.to_datetime(frame["at"])
+        return frame, {k: v for k, v in result.items() if k != "fired"}
 
     def impact(self, agent_id: str) -> pd.DataFrame:
         """The tests an agent's sessions broke and fixed."""

@@ -256,6 +256,15 @@ class AlertRuleHandler(ControlHandler):
         await self.answer(lambda: self.control().delete_rule(rule_id) or {"ok": True})
 
 
+class AlertPreviewHandler(ControlHandler):
+    """``POST /api/alert-preview`` with a rule: what it would have fired on in the last
+    day. Computes; changes nothing."""
+
+    async def post(self) -> None:
+        await self.answer(lambda: {"ok": True,
+                                   "preview": self.control().preview_rule(self.payload())})
+
+
 class AlertsHandler(ControlHandler):
     """``GET /api/alerts?state=open|firing|acknowledged|resolved``, with their evidence."""
 

@@ -34,6 +34,7 @@ from .control_api import (
     AgentsHandler,
     AgentsSocket,
     AlertActionHandler,
+    AlertPreviewHandler,
     AlertRuleHandler,
     AlertRulesHandler,
     AlertsHandler,
@@ -257,6 +258,9 @@ ROUTES: list[Route] = [
       "replace an alert rule", body=s.AlertRuleBody),
     R("DELETE", "/api/alert-rules/{rule_id}", AlertRuleHandler, "admin", "action",
       "delete an alert rule"),
+    R("POST", "/api/alert-preview", AlertPreviewHandler, "viewer", "no",
+      "what an alert rule (saved or not) would have fired on in the last day (computes; "
+      "changes nothing)", body=s.AlertRulePreview, changes=False),
     R("GET", "/api/alerts", AlertsHandler, "viewer", "no", "alerts with their evidence",
       query=s.AlertsQuery),
     R("POST", "/api/alerts/{alert_id}/{action:ack|resolve|resume|stop}",

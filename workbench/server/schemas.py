@@ -220,6 +220,14 @@ class AlertRuleBody(AlertRuleFields):  # type: ignore[misc, valid-type]
     id: str | None = Field(default=None, max_length=60)
 
 
+class AlertRulePreview(AlertRuleFields):  # type: ignore[misc, valid-type]
+    """A rule to preview, saved or not (its ``name`` and id are optional)."""
+
+    name: str | None = Field(default=None, max_length=120)
+    rule_id: str | None = Field(default=None, max_length=60)
+    id: str | None = Field(default=None, max_length=60)
+
+
 class AlertsQuery(LimitQuery):
     state: Literal["open", "firing", "acknowledged", "resolved"] | None = None
 

@@ -5,6 +5,7 @@ from an agent is escaped (:mod:`.escape`), in the notifications too (:mod:`.noti
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import datetime
 
@@ -35,6 +36,10 @@ OFFERED = {
     "paused": ("resume", "restart", "stop"), "stopping": (),
 }
 DESTRUCTIVE = {"stop", "restart"}
+#: Up to N whole lines, then an ellipsis (never a line cut through mid-height); the whole
+#: text is the element's title.
+_CLAMP = ("overflow-wrap:anywhere;overflow:hidden;display:-webkit-box;"
+          "-webkit-box-orient:vertical;-webkit-line-clamp:")
 
 
 def state_badge(state: str) -> str:
@@ -71,7 +76,8 @@ class FleetBoard(pn.viewable.Viewer):
     """A card per agent: state, project, what it does now, cost, CPU and memory, waiting
     approvals, and the actions its state allows. Cards are updated in place — the text
     is one HTML patch, the buttons change only with the state — so that a chatty agent
-    costs small patches and a button armed for confirmation stays armed."""
+    costs small patches and a button armed for confirmation stays armed. A line an agent
+    prints reaches its card alone (:meth:`lines`): that card's text, no list of agents."""
 
     model = param.Parameter()
 
@@ -79,6 +85,8 @@ class FleetBoard(pn.viewable.Viewer):
         super().__init__(**params)
         self._box = pn.FlexBox(sizing_mode="stretch_width")
         self._cards: dict[str, tuple[pn.Column, pn.pane.HTML, pn.FlexBox, str]] = {}
+        #: What each card shows (the agent as last listed, with its newest line).
+        self._shown: dict[str, dict] = {}
         self._order: list[str] | None = None
 
     def refresh(self) -> None:
@@ -92,6 +100,7 @@ class FleetBoard(pn.viewable.Viewer):
                 card = (column, head, buttons, "")
             column, head, buttons, state = card
             head.object = self._head(a)
+            self._shown[a["id"]] = a
             if a["state"] != state:
                 buttons.objects = self._buttons(a)
                 color = STATE_COLORS.get(a["state"], "#ccc")
@@ -106,6 +115,16 @@ class FleetBoard(pn.viewable.Viewer):
                 "No agents yet: define one under New agent, with `observatory agents add`, "
                 "or POST /api/agents.")]
 
+    def lines(self, printed: dict[str, dict]) -> None:
+        """The newest line each of some agents printed (``agent_id`` → its last event):
+        only those cards' text changes."""
+        for agent_id, last in printed.items():
+            a, card = self._shown.get(agent_id), self._cards.get(agent_id)
+            if a is None or card is None or a.get("last_event") == last:
+                continue
+            a = self._shown[agent_id] = {**a, "last_event": last}
+            card[1].object = self._head(a)
+
     def _head(self, a: dict) -> str:
         sample = a.get("sample") or {}
         usage = (f'{sample.get("cpu_percent", 0):.0f}% CPU · '
@@ -114,8 +133,8 @@ class FleetBoard(pn.viewable.Viewer):
         last = (a.get("last_event") or {}).get("text") or ""
         waiting = (f'<div style="color:#e8590c;font-weight:600">{escape(a["pending_approvals"])} '
                    'approval(s) waiting</div>' if a.get("pending_approvals") else "")
-        error = (f'<div style="color:#d64545;font-size:12px;overflow-wrap:anywhere;'
-                 f'max-height:4.8em;overflow:hidden">{escape(a["last_error"][:300])}</div>'
+        error = (f'<div title="{escape(a["last_error"][:2000])}" style="color:#d64545;'
+                 f'font-size:12px;{_CLAMP}4">{escape(a["last_error"][:300])}</div>'
                  if a.get("last_error") else "")
         return (
             f'<div style="display:flex;justify-content:space-between;gap:8px">'
@@ -124,8 +143,8 @@ class FleetBoard(pn.viewable.Viewer):
             f'<div style="font-size:12px;color:#667">{escape(a["backend"])}'
             f'{" · " + escape(a["project"]) if a.get("project") else ""} · {escape(a["id"])}'
             f'{" · pid " + str(a["pid"]) if a.get("pid") else ""}</div>'
-            f'<div style="font-size:13px;margin:4px 0;overflow-wrap:anywhere;'
-            f'max-height:3.6em;overflow:hidden">{escape(last[:200])}</div>'
+            f'<div title="{escape(last[:2000])}" style="font-size:13px;margin:4px 0;'
+            f'{_CLAMP}3">{escape(last[:300])}</div>'
             f'<div style="font-size:12px">${a.get("cost_usd") or 0:.4f}'
             f'{" · " + usage if usage else ""}</div>{waiting}{error}')
 
@@ -425,6 +444,10 @@ class NewAgentForm(pn.viewable.Viewer):
                                             placeholder="python agent.py --task x")
         self.prompt = pn.widgets.TextAreaInput(name="First prompt (claude-code)", height=80)
         self.project = pn.widgets.TextInput(name="Project")
+        self.labels = pn.widgets.TextInput(
+            name="Labels (for the tasks it takes; comma-separated)",
+            placeholder="e.g. python, tests",
+            description="It takes queued tasks whose labels it all has (no labels: none)")
         self.cwd = pn.widgets.TextInput(name="Working directory")
         self.memory = pn.widgets.IntInput(name="Memory limit (MB, 0 = none)", value=0, start=0)
         self.runtime = pn.widgets.IntInput(name="Max runtime (s, 0 = none)", value=0, start=0)
@@ -436,6 +459,7 @@ class NewAgentForm(pn.viewable.Viewer):
     def _create(self) -> None:
         spec = {"name": self.name_input.value.strip(), "backend": self.backend.value,
                 "project": self.project.value.strip() or None,
+                "labels": [x.strip() for x in self.labels.value.split(",") if x.strip()],
                 "cwd": self.cwd.value.strip() or None, "limits": {}}
         if self.backend.value == "process":
             spec["command"] = self.command.value.strip() or None
@@ -448,7 +472,7 @@ class NewAgentForm(pn.viewable.Viewer):
         agent = attempt(self.model.add, spec, self.start.value)
         if agent is not None:
             self.show(agent["id"])
-            notify(f"{agent['name']}: {agent['state']}", duration=3000)
+            notify(*done_text(agent, self.start.value), duration=3000)
 
     def show(self, agent_id: str) -> None:
         """Open the new agent's detail (the dashboard replaces this to switch tabs)."""
@@ -456,8 +480,20 @@ class NewAgentForm(pn.viewable.Viewer):
 
     def __panel__(self):
         return pn.Column(self.name_input, self.backend, self.command, self.prompt,
-                         self.project, self.cwd, self.memory, self.runtime, self.start,
-                         self.create, width=480)
+                         self.project, self.labels, self.cwd, self.memory, self.runtime,
+                         self.start, self.create, width=480)
+
+
+def done_text(agent: dict, started: bool) -> tuple[str, str]:
+    """What a toast says a new agent's definition did: the act, not a state the agent may
+    have left before the toast is read (a "running" toast for an agent that had already
+    failed) — the card and the detail follow its state. A start refused at once is an
+    error toast with its reason."""
+    if started and agent["state"] == "error":
+        return f"{agent['name']}: could not start: {agent.get('last_error') or ''}", "error"
+    if started and agent.get("pid"):
+        return f"{agent['name']}: defined and started (pid {agent['pid']})", "success"
+    return f"{agent['name']}: defined" + (" and started" if started else ""), "success"
 
 
 class AuditView(pn.viewable.Viewer):
@@ -544,7 +580,41 @@ class ControlDashboard(pn.viewable.Viewer):
 
         unsubscribe = supervisor.on_change(changed)
         unsubscribe_work = supervisor.on_work(lambda kind, item: changed(item))
-        doc.on_session_destroyed(lambda ctx: (unsubscribe(), unsubscribe_work()))
+        unsubscribe_output = self._follow_output(supervisor, doc)
+        doc.on_session_destroyed(lambda ctx: (unsubscribe(), unsubscribe_work(),
+                                              unsubscribe_output()))
+
+    def _follow_output(self, supervisor, doc):
+        """The lines agents print, to their fleet cards within ~0.3 s: the supervisor's
+        reader threads only note each agent's newest line; one callback on the session's
+        loop 250 ms after the first of them patches those cards' text — every line since
+        in one go, no list of agents read, nothing done while the fleet is not shown.
+        (Lines are not changes: :meth:`subscribe`'s redraw would re-read every agent per
+        line, and before this a card's line waited for the next state change.)"""
+        lock = threading.Lock()
+        printed: dict[str, dict] = {}
+        scheduled = [False]
+
+        def flush() -> None:
+            with lock:
+                scheduled[0] = False
+                lines = dict(printed)
+                printed.clear()
+            if self._tabs.active == self.tabs.index("Fleet"):
+                self.fleet.lines(lines)
+
+        def soon() -> None:
+            doc.add_timeout_callback(flush, 250)
+
+        def output(agent_id: str, last: dict) -> None:
+            with lock:
+                printed[agent_id] = last
+                if scheduled[0]:
+                    return
+                scheduled[0] = True
+            doc.add_next_tick_callback(soon)
+
+        return supervisor.on_output(output)
 
     def template(self) -> pn.template.BaseTemplate:
         role = pn.pane.HTML(f'<span style="color:white;opacity:.85;font-size:13px">role: '

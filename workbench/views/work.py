@@ -1,7 +1,8 @@
 """The control page's work and alert views: the task queue (with a form to queue a task
 and cancel / retry / reprioritise), and the alerts (their evidence, and the person's
-answer: acknowledge, resolve, resume or stop the agent from the alert), with the rules in
-force. Buttons show only what the role may do; the server checks again."""
+answer: acknowledge, resolve, resume or stop the agent from the alert — resume only while
+the agent is paused, stop only while it runs), with the rules below (:mod:`.alert_rules`).
+Buttons show only what the role may do; the server checks again."""
 
 from __future__ import annotations
 
@@ -11,11 +12,15 @@ import pandas as pd
 import panel as pn
 import param
 
+from .alert_rules import AlertRulesView
 from .common import empty, pre, table
 from .escape import escape
 from .notify import attempt
 
 SEVERITY_COLORS = {"critical": "#d64545", "warning": "#e8590c", "info": "#1c7ed6"}
+#: The agent states in which an alert offers each action on its agent.
+AGENT_ACTIONS = {"resume": ("paused",),
+                 "stop": ("starting", "running", "waiting-for-approval", "paused")}
 
 
 class TaskQueueView(pn.viewable.Viewer):
@@ -117,14 +122,13 @@ class AlertsView(pn.viewable.Viewer):
                             widths={"id": 120, "state": 110, "severity": 80, "title": 420})
         self._table.param.watch(lambda e: self._show(), "selection")
         self._detail = pn.Column(sizing_mode="stretch_width")
-        self._rules = table(pd.DataFrame(), page_size=10, selectable=False,
-                            empty_text="No rules.")
+        self._rules = AlertRulesView(model=self.model)
         self._alerts: list[dict] = []
 
     def refresh(self) -> None:
         self._alerts = self.model.alerts(self.state.value)
         self._table.value = self.model.alerts_frame(self._alerts)
-        self._rules.value = self.model.rules()
+        self._rules.refresh()
         if not self._table.selection and self._alerts:
             self._table.selection = [0]
         self._show()
@@ -135,7 +139,7 @@ class AlertsView(pn.viewable.Viewer):
         # Rebuilt only when the alert changes: pushed refreshes come several times a
         # second while agents work, and a button replaced under the pointer loses a click.
         key = a and (a["id"], a["state"], a.get("acked_by"), a.get("resolved_by"),
-                     self.model.may("alert"))
+                     a.get("agent_state"), self.model.may("alert"))
         if key == getattr(self, "_shown_key", ()) and self._detail.objects:
             return
         self._shown_key = key
@@ -147,7 +151,9 @@ class AlertsView(pn.viewable.Viewer):
             f'<div style="border-left:6px solid {color};padding:4px 10px">'
             f'<b>{escape(a["title"])}</b><br><span style="font-size:12px;color:#667">'
             f'{escape(a["severity"])} · rule {escape(a["rule_name"])} · agent '
-            f'{escape(a.get("agent_name") or a["agent_id"])} · fired '
+            f'{escape(a.get("agent_name") or a["agent_id"])}'
+            + (f' ({escape(a["agent_state"])})' if a.get("agent_state") else "")
+            + ' · fired '
             f'{escape(str(a["fired_at"])[:19])}'
             f' · {escape(a["state"])}'
             + (f' · acknowledged by {escape(a["acked_by"])}' if a.get("acked_by") else "")
@@ -162,6 +168,9 @@ class AlertsView(pn.viewable.Viewer):
                                         ("Resolve", "resolve", "primary")):
                 if action == "ack" and a["state"] != "firing":
                     continue
+                if action in AGENT_ACTIONS and a.get("agent_state") not in AGENT_ACTIONS[
+                        action]:
+                    continue  # (an alert follows its agent: nothing to resume or stop)
                 b = pn.widgets.Button(name=label, button_type=kind, width=130)
                 b.on_click(lambda e, act=action, i=a["id"]: self._act(i, act))
                 buttons.append(b)
@@ -175,6 +184,5 @@ class AlertsView(pn.viewable.Viewer):
             self.refresh()
 
     def __panel__(self):
-        return pn.Column(self.state, self._table, self._detail,
-                         pn.pane.Markdown("#### Rules (edit through `/api/alert-rules`)"),
-                         self._rules, sizing_mode="stretch_width")
+        return pn.Column(self.state, self._table, self._detail, self._rules,
+                         sizing_mode="stretch_width")
