@@ -1149,10 +1149,13 @@ def cmd_run_tests(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     run = answer.json()["test_run"]
-    selected = len(run["tests"] or [])
+    # (a file or folder given holds an unknown number of tests: no "of N")
+    selected = len(run["tests"] or []) if all("::" in t for t in run["tests"] or []) else 0
+    given = run["tests"] or []
     print(f"{run['id']}: {run['state']}, "
-          + (f"{selected} tests" if selected else "the whole suite" if not args.command
-             else args.command), file=sys.stderr)
+          + (f"{selected} tests" if selected else args.command if args.command else
+             " ".join(given[:3]) + (" …" if len(given) > 3 else "") if given else
+             "the whole suite"), file=sys.stderr)
     if args.no_wait:
         print(json.dumps(run))
         return 0
