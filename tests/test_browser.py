@@ -195,7 +195,8 @@ def test_agents_dashboard_shows_an_sdk_sent_session_and_its_cost(server, chromiu
         page.get_by_role("gridcell", name=session, exact=True).wait_for(timeout=60_000)
         page.get_by_role("gridcell", name=hostile, exact=True).wait_for(timeout=10_000)
         assert page.evaluate("window.__xss") is None
-        page.get_by_role("gridcell", name="1.2345", exact=True).first.wait_for(timeout=10_000)
+        # Its cost as money (the one formatting layer), not the float it was sent as.
+        page.get_by_role("gridcell", name="$1.23", exact=True).first.wait_for(timeout=10_000)
         page.wait_for_timeout(1000)
         page.screenshot(path=output_dir / "agents.png", full_page=True)
         # Clicking the session's row opens its records (Claude Code sends logs only).

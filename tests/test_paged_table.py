@@ -52,14 +52,17 @@ def test_a_column_title_sorts_then_reverses_with_missing_values_last():
     ascending = _keys(t)
     assert [costs[k] for k in ascending] == sorted(costs[k] for k in ascending)
     assert ascending[:2] == ["s07", "s14"]  # equal costs keep the order given
-    assert 'data-sort="cost_usd">cost $ ▲</th>' in t.html
+    # Sorted by value, shown as money; the short title, its meaning in the tooltip.
+    assert ('title="Cost in US dollars (click to sort)" tabindex="0" '
+            'data-sort="cost_usd">cost ▲</th>') in t.html
+    assert "<td class=n>$1.00</td>" in t.html and "<td class=n>$6.00</td>" not in t.html
     t._handle_msg({"sort": "cost_usd"})
-    assert "cost $ ▼" in t.html and costs[_keys(t)[0]] == 6.0
+    assert "cost ▼" in t.html and costs[_keys(t)[0]] == 6.0
     t._handle_msg({"page": 2})
     assert all(pd.isna(costs[k]) for k in _keys(t)[-8:])  # missing values last, both ways
     for forged in ({"sort": "no_such_column"}, {"sort": ["cost_usd"]}, {"sort": None}):
         t._handle_msg(forged)  # ignored, never an exception
-        assert "cost $ ▼" in t.html
+        assert "cost ▼" in t.html
 
 
 def test_only_a_row_on_the_page_opens():

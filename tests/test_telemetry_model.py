@@ -95,8 +95,11 @@ def test_log_summary_picks_the_attributes_people_scan_for(demo_store):
     from workbench.models.telemetry import summarize
 
     assert summarize('{"tool_name": "Bash", "success": "false", "x": 1, "duration_ms": "12"}') == (
-        "tool_name=Bash success=false duration_ms=12"
+        "tool_name=Bash success=false duration_ms=12 ms"  # a duration has its unit
     )
+    # Numbers as people read them: money in dollars, the rest rounded (sent as text too).
+    assert summarize('{"cost_usd": "0.012345678", "input_tokens": 4000, "duration_ms": '
+                     '1234.5678}') == "input_tokens=4,000 cost_usd=$0.012 duration_ms=1.23 s"
     assert summarize(None) == "" and summarize("{not json") == ""
     m = AgentTelemetry(store=demo_store, window="all time", log_text="api_request")
     assert m.logs().summary.str.contains("model=").all()
@@ -111,7 +114,9 @@ def test_the_small_agent_tables_are_plain_escaped_html():
                             "sessions": [1234], "cost_usd": [0.5]})
     out = html_table(hostile)
     assert "<img" not in out and "&lt;img src=x" in out
-    assert ">1,234<" in out and ">cost $<" in out  # separators, and the shared titles
+    # separators, money in dollars, and the shared titles with their meaning on hover
+    assert ">1,234<" in out and ">$0.50<" in out
+    assert '<th class=n title="Cost in US dollars">cost</th>' in out
     many = html_table(pd.DataFrame({"n": range(HTML_TABLE_ROWS + 5)}))
     assert many.count("<tr>") == HTML_TABLE_ROWS + 1 and "and 5 more rows" in many
     assert "try a wider window" in html_table(pd.DataFrame())

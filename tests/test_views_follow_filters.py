@@ -61,8 +61,9 @@ def test_run_chart_draws_one_bar_per_run(store):
         insert_run(store, run, {"project": "p", "started_at": started})
     m = TestAnalytics(store=store, window="all time")
     view = RunHistory(model=m)
-    bars = view.chart()
-    assert len(set(bars.data["run"])) == 3
-    clicked = sorted(bars.data["run"].unique())[1]
-    view._tap.event(x=clicked, y=0)
+    bars = view._chart.categories
+    assert len(set(bars)) == 3
+    clicked = sorted(bars)[1]
+    view._chart.tap(clicked)
     assert m.run_id in set(m.runs().run_id)
+    assert m.run_id == view._bars.set_index("run").loc[clicked, "run_id"]

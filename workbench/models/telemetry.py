@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pandas as pd
 import param
 
+from ..analysis import units
 from ..analysis.histograms import quantile
 from ..analysis.waterfall import layout
 from .cache import FrameCache
@@ -23,15 +25,35 @@ SUMMARY_KEYS = ("model", "tool_name", "tool.name", "success", "decision", "statu
                 "input_tokens", "output_tokens", "cost_usd", "duration_ms", "prompt_length")
 
 
+#: How a summary shows the numbers of these attributes (any other number: rounded).
+_SUMMARY_FORMATS = {"cost_usd": units.money, "duration_ms": units.duration_ms}
+
+
+def _summary_value(key: str, value: object) -> str:
+    """An attribute's value as a summary shows it: numbers (sent as text too) rounded,
+    costs in dollars and durations with their unit."""
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        if not math.isfinite(number):
+            return value
+        value = int(number) if number.is_integer() and "." not in value else number
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _SUMMARY_FORMATS.get(key, units.number)(value)
+    return str(value)
+
+
 def summarize(attributes: str | None) -> str:
-    """``model=… tool_name=… cost_usd=…`` from a record's attributes JSON."""
+    """``model=… tool_name=… cost_usd=$0.012`` from a record's attributes JSON."""
     if not isinstance(attributes, str):
         return ""
     try:
         attrs = json.loads(attributes)
     except ValueError:
         return ""
-    return " ".join(f"{k}={attrs[k]}" for k in SUMMARY_KEYS if k in attrs)
+    return " ".join(f"{k}={_summary_value(k, attrs[k])}" for k in SUMMARY_KEYS if k in attrs)
 
 
 def zero_fill(series: pd.DataFrame, bucket_s: int) -> pd.DataFrame:
@@ -165,11 +187,15 @@ class AgentTelemetry(param.Parameterized):
             return layout(pd.DataFrame(columns=["span_id", "parent_span_id", "start_ns", "end_ns"]))
         return layout(self.store.query("trace_spans", trace_id=trace_id))
 
+    def timeline_bucket_s(self, bins: int = 400) -> int:
+        """Seconds per time slot of :meth:`timeline` (about ``bins`` slots per window)."""
+        days = WINDOWS[self.window] or 90
+        return max(int(days * 86400 / bins), 1)
+
     def timeline(self, bins: int = 400) -> tuple[pd.DataFrame, pd.DataFrame]:
         """``(sessions, buckets)``: session segments, and activity bucketed into about
         ``bins`` time slots so the amount drawn stays bounded however much was recorded."""
-        days = WINDOWS[self.window] or 90
-        bucket_s = max(int(days * 86400 / bins), 1)
+        bucket_s = self.timeline_bucket_s(bins)
         return (self._q("timeline_sessions"), self._q("timeline_buckets", bucket_s=bucket_s))
 
     def metric_names(self) -> pd.DataFrame:

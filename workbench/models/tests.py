@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -128,6 +128,12 @@ class TestAnalytics(param.Parameterized):
 
     def _q(self, name: str, **extra: Any) -> pd.DataFrame:
         return self._cache.get(self.store, name, {**self.filters(), **extra})
+
+    def derive(self, name: str, make: Callable[[], Any], **extra: Any) -> Any:
+        """What a view ``make()``-s of this model's frames for the current filters (and
+        ``extra``), built once per data version and shared by the open dashboards (see
+        ``FrameCache.derive``): the rows of a table as shown, say."""
+        return self._cache.derive(self.store, name, {**self.filters(), **extra}, make)
 
     # -- runs -----------------------------------------------------------------------------
     def runs(self, limit: int = 500, offset: int = 0) -> pd.DataFrame:

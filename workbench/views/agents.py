@@ -6,10 +6,12 @@ import pandas as pd
 import panel as pn
 import param
 
+from ..analysis.units import money, number
 from ..models.telemetry import FILTER_PARAMS as TELEMETRY_FILTERS
 from ..models.telemetry import AgentTelemetry
 from .charts import StackedBars
 from .common import (
+    TITLES,
     Kpis,
     LiveHTML,
     LiveMarkdown,
@@ -58,7 +60,8 @@ class AgentsOverview(LazyView):
         self.model.param.watch(lambda e: self._sessions.mark(e.new), "session_id")
         self._sessions_title = LiveMarkdown("#### Sessions")
         self._chart = StackedBars("agent", _TOKEN_COLORS, "Tokens by type per agent",
-                                  height=260, empty_text=(
+                                  height=260, labels={k: TITLES.get(k, k) for k in _TOKEN_COLORS},
+                                  empty_text=(
                                       "No agent telemetry in this window yet. Point an "
                                       "agent's OTEL_EXPORTER_OTLP_ENDPOINT at this server."))
         self._load()
@@ -94,17 +97,13 @@ class AgentsOverview(LazyView):
         kpis = [
             ("agents", len(agents), "#445"),
             ("sessions", int(total.get("sessions", 0)), "#3b5bdb"),
-            ("cost (USD)", f"{total.get('cost_usd', 0):.2f}", "#2e7d32"),
-            ("input tokens", f"{int(total.get('input_tokens', 0)):,}", "#3b7dd8"),
-            ("output tokens", f"{int(total.get('output_tokens', 0)):,}", "#2e9e5b"),
-            ("tool calls", int(total.get("tool_calls", 0)), "#6d6d6d"),
-            ("tool failures", int(total.get("tool_failures", 0)), "#d64545"),
-            ("API errors", int(total.get("api_errors", 0)), "#e08a1e"),
+            ("cost", money(total.get("cost_usd", 0)), "#2e7d32"),
+            ("input tokens", number(int(total.get("input_tokens", 0))), "#3b7dd8"),
+            ("output tokens", number(int(total.get("output_tokens", 0))), "#2e9e5b"),
+            ("tool calls", number(int(total.get("tool_calls", 0))), "#6d6d6d"),
+            ("tool failures", number(int(total.get("tool_failures", 0))), "#d64545"),
+            ("API errors", number(int(total.get("api_errors", 0))), "#e08a1e"),
         ]
-        shown = agents.copy()
-        if not shown.empty:
-            shown["cost_usd"] = shown["cost_usd"].round(4)
-            shown["tool_failure_rate"] = (shown["tool_failure_rate"] * 100).round(1)
         cols = [
             "last_seen",
             "agent",
@@ -123,10 +122,10 @@ class AgentsOverview(LazyView):
         ]
         return {
             "title": title, "kpis": kpis,
-            "agents": html_table(shown.rename(columns={"tool_failure_rate": "tool_failure_%"}),
-                                 _NO_AGENTS),
-            "models": html_table(usage.round({"cost_usd": 4}), _NO_AGENTS),
-            "sessions": readable(columns(recent, cols).round({"cost_usd": 4})),
+            # Numbers, shares and money as the one formatting layer shows them (readable).
+            "agents": html_table(agents, _NO_AGENTS),
+            "models": html_table(usage, _NO_AGENTS),
+            "sessions": readable(columns(recent, cols)),
             "tokens": self._tokens_per_agent(usage),
         }
 

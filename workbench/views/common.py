@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import numbers
 import weakref
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -13,6 +15,7 @@ import panel as pn
 import param
 from panel.reactive import ReactiveHTML
 
+from ..analysis import units
 from .escape import escape
 
 OUTCOME_COLORS = {
@@ -43,80 +46,263 @@ def watching(filters: tuple[str, ...], *extra: str) -> tuple[str, ...]:
     return tuple(f"model.{name}" for name in (*filters, *extra))
 
 
-_COUNT, _NUM, _TIME, _ID = 72, 90, 146, 108
+@dataclass(frozen=True)
+class Col:
+    """How a column of a table is shown: a short header that fits, the header's tooltip
+    (its full meaning), what its values are (:data:`~workbench.analysis.units.FORMATS`
+    says how each kind reads; ``time`` is a timestamp, ``text`` is shown as it is) and,
+    for a column of a natural size, its width in px (the others share what is left)."""
+
+    title: str
+    tip: str = ""
+    kind: str = "text"
+    width: int | None = None
+
+
+#: Kinds shown as numbers: right-aligned, sorted by value (not by their text).
+NUMERIC_KINDS = frozenset(units.FORMATS)
+#: Widths (px) by kind: room for the longest value of the kind (``2 min 5 s``, ``12,345``).
+_KIND_WIDTHS = {"count": 64, "number": 76, "duration_s": 86, "duration_ms": 86,
+                "percent": 64, "money": 74, "ratio": 70, "time": 156}
+
+
+def title_width(title: str) -> int:
+    """Px a header needs for ``title`` in full, with its sort arrow and padding (13 px
+    bold; measured in Chromium by tests/test_reads_like_a_number.py)."""
+    return math.ceil(9.2 * len(title)) + 36
+
+
+_T = "time"
+#: Every column the views show, by its name in the frames: the one list of headers,
+#: tooltips, kinds and widths (a view may refine them for its own table).
+COLUMNS: dict[str, Col] = {
+    # times
+    "started_at": Col("started", "When it started", _T),
+    "started": Col("started", "When it started", _T),
+    "time": Col("time", "When it was recorded", _T),
+    "ts": Col("time", "When it happened", _T),
+    "bucket": Col("time", "Start of the time bucket", _T),
+    "first_seen": Col("first seen", "The first time it was seen", _T),
+    "last_seen": Col("last seen", "The latest time it was seen", _T),
+    "last_run": Col("last run", "When it last ran", _T),
+    "start_time": Col("started", "When it started", _T),
+    "fired_at": Col("fired", "When the alert fired", _T),
+    # ids and short labels
+    "run_id": Col("run", "Run id", width=108),
+    "trace_id": Col("trace", "Trace id", width=108),
+    "session_id": Col("session", "Session id", width=108),
+    "span_id": Col("span", "Span id", width=108),
+    "commit_sha": Col("commit", "The commit tested (its first 10 characters)", width=96),
+    "build": Col("build", "CI build number", width=74),
+    "variant": Col("variant", "Run variant: OS, Python version, browser and the like",
+                   width=104),
+    "branch": Col("branch", "Git branch", width=150),
+    "project": Col("project", "Project", width=132),
+    "status": Col("status", "Status", width=96),
+    "outcome": Col("outcome", "Outcome of the attempt", width=84),
+    "base_outcome": Col("before", "Outcome in the base run", width=84),
+    "label": Col("label", "flaky: proven (passed and failed on one commit, or on a retry); "
+                 "statistically flaky: flips often; broken: failed its last runs in a row; "
+                 "failing: too little history to say more", width=150),
+    "final": Col("final", "Whether this attempt decided the outcome (the last try)",
+                 width=62),
+    "strip": Col("history", "Outcome in each of its recent runs, oldest first", width=226),
+    "agent": Col("agent", "Agent", width=118),
+    "agent_name": Col("agent", "Agent", width=118),
+    "service": Col("service", "Service (resource service.name)", width=118),
+    "service_name": Col("service", "Service (resource service.name)", width=118),
+    "severity_text": Col("level", "Severity", width=80),
+    "status_code": Col("status", "Span status: ok, error or unset", width=74),
+    "exception": Col("exception", "Exception type", width=200),
+    "error_type": Col("exception", "Exception type", width=160),
+    "event_name": Col("event", "Event name", width=190),
+    "model": Col("model", "Model", width=150),
+    "models": Col("models", "Models used", width=150),
+    "tool_name": Col("tool", "Tool"),
+    "grp": Col("series", "Series: the value of the attribute grouped by"),
+    # text that gets the width
+    "test_id": Col("test", "The test: class or file :: name, parameters included"),
+    "normalized": Col("message", "The failure message, with numbers, ids and paths made "
+                      "generic"),
+    "message": Col("message", "The failure message"),
+    "suspect": Col("suspect", "The deepest frame outside the tests: where to look first"),
+    "evidence": Col("evidence", "Why it has its label"),
+    "affected_tests": Col("tests", "Tests affected"),
+    "root": Col("root", "The first span of the trace"),
+    # counts
+    "tests": Col("tests", "Tests", "count"),
+    "passed": Col("pass", "Tests that passed", "count"),
+    "failed": Col("fail", "Tests that failed", "count"),
+    "errors": Col("error", "Tests that broke outside an assertion (errors)", "count"),
+    "skipped": Col("skip", "Tests skipped", "count"),
+    "runs": Col("runs", "Runs", "count"),
+    "fails": Col("fails", "Runs in which it failed", "count"),
+    "flips": Col("flips", "Times it changed between pass and fail from one run to the next",
+                 "count"),
+    "failures": Col("fails", "Failures with this signature", "count"),
+    "attempt": Col("try", "Attempt: 1 is the first try, 2 and up are retries", "count"),
+    "attempts": Col("tries", "Attempts, retries included", "count"),
+    "older_runs": Col("older", "How many older runs the before median is taken from",
+                      "count"),
+    "spans": Col("spans", "Spans in the trace", "count"),
+    "events": Col("events", "Span events", "count"),
+    "sessions": Col("sessions", "Sessions", "count"),
+    "records": Col("records", "Records", "count"),
+    "points": Col("points", "Data points in the bucket", "count"),
+    "commits": Col("commits", "Commits made", "count"),
+    "pull_requests": Col("PRs", "Pull requests opened", "count"),
+    "lines_changed": Col("lines", "Lines of code added or removed", "count"),
+    "tool_calls": Col("tool calls", "Tool calls", "count"),
+    "tool_failures": Col("tool fails", "Tool calls that failed", "count"),
+    "api_errors": Col("API errors", "Model API requests that failed", "count"),
+    "model_calls": Col("model calls", "Model API requests", "count"),
+    "agents": Col("agents", "Agents", "count"),
+    "input_tokens": Col("input", "Input tokens", "count"),
+    "output_tokens": Col("output", "Output tokens", "count"),
+    "cache_read_tokens": Col("cache read", "Input tokens read from the prompt cache", "count"),
+    "cache_creation_tokens": Col("cache write", "Input tokens written to the prompt cache",
+                                 "count"),
+    "reasoning_tokens": Col("reasoning", "Reasoning tokens", "count"),
+    "input": Col("input", "Input tokens", "count"),
+    "output": Col("output", "Output tokens", "count"),
+    "cache_read": Col("cache read", "Input tokens read from the prompt cache", "count"),
+    "cache_creation": Col("cache write", "Input tokens written to the prompt cache", "count"),
+    "reasoning": Col("reasoning", "Reasoning tokens", "count"),
+    # durations, shares, money
+    "duration_s": Col("took", "How long it took", "duration_s"),
+    "median_s": Col("median", "Median duration of its final attempts", "duration_s"),
+    "max_s": Col("max", "Its longest final attempt", "duration_s"),
+    "total_s": Col("total", "Time spent on it across the runs of the window", "duration_s"),
+    "recent_median_s": Col("recent", "Median duration over its last 5 runs", "duration_s"),
+    "older_median_s": Col("before", "Median duration over the runs before those",
+                          "duration_s"),
+    "duration_ms": Col("took", "How long it took", "duration_ms"),
+    "offset_ms": Col("at", "When it started, after the start of the trace", "duration_ms"),
+    "flip_rate": Col("flip rate", "Share of consecutive runs in which it changed between "
+                     "pass and fail", "percent"),
+    "tool_failure_rate": Col("fail rate", "Share of tool calls that failed", "percent"),
+    "cost_usd": Col("cost", "Cost in US dollars", "money"),
+    "ratio": Col("slower", "Recent median divided by the older one", "ratio"),
+    # metrics
+    "increase": Col("increase", "How much the counter grew in the bucket", "number"),
+    "rate_per_s": Col("per second", "Rate per second", "number"),
+    **{f"per_{u}": Col(f"per {u}", f"Rate per {u}", "number")
+       for u, _ in units.RATE_UNITS},
+    "mean": Col("mean", "Mean of the readings in the bucket", "number"),
+    "max_value": Col("max", "Largest reading in the bucket", "number"),
+    "p50": Col("p50", "Median (50th percentile)", "number"),
+    "p95": Col("p95", "95th percentile", "number"),
+    "p99": Col("p99", "99th percentile", "number"),
+}
+
+
+def _width(col: Col) -> int | None:
+    base = col.width or _KIND_WIDTHS.get(col.kind)
+    return None if base is None else max(base, title_width(col.title))
+
+
 #: Widths (px) of the columns that have a natural size; the others (names, messages,
-#: evidence) share what is left of the page, elided with the whole text on hover.
-WIDTHS = {
-    **dict.fromkeys(("tests", "passed", "failed", "errors", "skipped", "runs", "fails",
-                     "flips", "attempt", "attempts", "spans", "sessions", "failures",
-                     "points", "records", "commits", "pull_requests", "tool_calls",
-                     "tool_failures", "api_errors", "model_calls", "final", "agents"), _COUNT),
-    **dict.fromkeys(("duration_s", "duration_ms", "flip_rate", "cost_usd", "median_s",
-                     "max_s", "total_s", "recent_median_s", "older_median_s", "increase",
-                     "mean", "max_value", "lines_changed", "tool_failure_%", "input_tokens",
-                     "output_tokens", "cache_read_tokens", "cache_creation_tokens",
-                     "reasoning_tokens", "input", "output", "cache_read", "cache_creation",
-                     "reasoning", "older_runs"), _NUM),
-    **dict.fromkeys(("started_at", "started", "time", "first_seen", "last_seen", "last_run",
-                     "bucket", "start_time"), _TIME),
-    **dict.fromkeys(("run_id", "trace_id", "session_id", "span_id"), _ID),
-    "commit_sha": 96, "status": 112, "outcome": 84, "base_outcome": 96, "label": 112,
-    "build": 74, "variant": 104, "severity_text": 80, "status_code": 74, "strip": 236,
-    "branch": 150, "project": 132, "agent": 118, "service": 118, "service_name": 118,
-    "exception": 200, "error_type": 160, "event_name": 190, "model": 150, "models": 150,
-}
-#: Column headers as people read them.
-TITLES = {
-    "started_at": "started", "duration_s": "duration (s)", "duration_ms": "duration (ms)",
-    "commit_sha": "commit", "run_id": "run", "test_id": "test", "flip_rate": "flip rate",
-    "cost_usd": "cost $", "error_type": "exception", "base_outcome": "before",
-    "severity_text": "severity", "service_name": "service", "event_name": "event",
-    "session_id": "session", "trace_id": "trace", "first_seen": "first seen",
-    "last_seen": "last seen", "median_s": "median (s)", "max_s": "max (s)",
-    "total_s": "total (s)", "recent_median_s": "recent median (s)",
-    "older_median_s": "older median (s)", "older_runs": "older runs",
-    "input_tokens": "input", "output_tokens": "output", "cache_read_tokens": "cache read",
-    "cache_creation_tokens": "cache write", "reasoning_tokens": "reasoning",
-    "tool_calls": "tool calls", "tool_failures": "tool fails", "api_errors": "API errors",
-    "model_calls": "model calls", "lines_changed": "lines", "pull_requests": "PRs",
-    "tool_failure_%": "tool fail %", "status_code": "status", "affected_tests": "tests",
-    "normalized": "message", "max_value": "max", "last_run": "last run",
-    "cache_read": "cache read", "cache_creation": "cache write",
-}
+#: evidence) share what is left of the page, elided (a selected row shows them whole).
+WIDTHS = {name: w for name, col in COLUMNS.items() if (w := _width(col)) is not None}
+#: Column headers as people read them: short words that fit; the tooltip says the rest.
+TITLES = {name: col.title for name, col in COLUMNS.items()}
+
+
+def header(column: str) -> tuple[str, str]:
+    """``(title, tooltip)`` of a column (its own name, and no tooltip, when unknown)."""
+    col = COLUMNS.get(column)
+    return (col.title, col.tip) if col else (column, "")
+
+
+def kind_of(column: str, kinds: dict[str, str] | None = None) -> str:
+    """What a column holds (``count``, ``duration_s``, ``percent``, ``time``, ...):
+    ``kinds`` (a table's own) first, then :data:`COLUMNS`; ``""`` when unknown."""
+    if kinds and column in kinds:
+        return kinds[column]
+    col = COLUMNS.get(column)
+    return col.kind if col else ""
+
 
 #: OTLP span status codes as people read them.
 STATUS_CODES = {0: "unset", 1: "ok", 2: "error"}
 
 
-def readable(df: pd.DataFrame | None) -> pd.DataFrame | None:
-    """How every table shows values: times as ``YYYY-MM-DD HH:MM:SS`` text (never epoch
-    milliseconds, whatever the frame's dtype was before), floats rounded, span status codes
-    as words. The one place tables format numbers and times.
+def _cells(series: pd.Series, fmt) -> pd.Series:
+    """``fmt`` of each value as Python strings, None for a missing one (shown empty)."""
+    out = []
+    for v in series.to_numpy(dtype=object, na_value=None):
+        text = None if v is None or (isinstance(v, float) and v != v) else fmt(v)
+        out.append(text if text != "" else None)
+    return pd.Series(out, index=series.index, dtype=object)
 
-    A frame this made is returned as it is (a view may format its rows once and share
-    them between open pages: see ``FrameCache.derive``)."""
-    if df is None or df.empty or _formatted.get(id(df)) is df:
+
+def readable(df: pd.DataFrame | None, kinds: dict[str, str] | None = None
+             ) -> pd.DataFrame | None:
+    """How every table shows values, as text made by one formatting layer
+    (:mod:`workbench.analysis.units`): durations with their unit, shares as percentages,
+    money in dollars, other numbers rounded with thousands separators (never scientific
+    notation), times as ``YYYY-MM-DD HH:MM:SS``, span status codes as words, yes/no.
+    ``kinds`` (column → kind) refines :data:`COLUMNS` for one table.
+
+    Which columns were numbers is kept (``attrs["numeric"]``: right-aligned), and so are
+    their values (:func:`sort_keys`): a column sorts by value, never by its text. A frame
+    this made is returned as it is (a view may format its rows once and share them
+    between open pages: see ``FrameCache.derive``)."""
+    if df is None or _formatted.get(id(df)) is df:
         return df
-    out = df.copy(deep=False)
+    out = df.reset_index(drop=True)
+    keys: dict[str, pd.Series] = {}
+    numeric: list[str] = []
     for col in out.columns:
         series = out[col]
+        kind = kind_of(str(col), kinds)
+        fmt = units.FORMATS.get(kind)
         if pd.api.types.is_datetime64_any_dtype(series):
             out[col] = series.dt.strftime("%Y-%m-%d %H:%M:%S").astype(object).where(
                 series.notna(), None)
-        elif pd.api.types.is_float_dtype(series):
-            out[col] = series.round(4)
+            keys[col] = series
         elif col in ("status_code", "status") and pd.api.types.is_integer_dtype(series):
-            out[col] = series.map(STATUS_CODES).fillna(series.astype(str))
+            out[col] = series.map(STATUS_CODES).fillna(series.astype(str)).astype(object)
+        elif pd.api.types.is_bool_dtype(series):
+            out[col] = _cells(series, lambda v: "yes" if v else "no")
+        elif pd.api.types.is_numeric_dtype(series) or (
+                fmt is not None and series.dtype == object and _all_numbers(series)):
+            out[col] = _cells(series, fmt or units.number)
+            keys[col] = pd.to_numeric(series, errors="coerce")
+            numeric.append(col)
+        elif series.dtype == object and kind == "" and _all_numbers(series):
+            out[col] = _cells(series, units.number)  # a count missing for some rows
+            keys[col] = pd.to_numeric(series, errors="coerce")
+            numeric.append(col)
         elif isinstance(series.dtype, pd.StringDtype):
             # As Python strings (None for missing): what Bokeh sends anyway, converted once
             # here rather than by every open page's table on every refresh.
             out[col] = series.astype(object).where(series.notna(), None)
+    out.attrs["numeric"] = tuple(numeric)
     _formatted[id(out)] = out
+    if keys:
+        _keys[id(out)] = pd.DataFrame(keys, index=out.index)
+        weakref.finalize(out, _keys.pop, id(out), None)
     return out
 
 
-#: The frames :func:`readable` made, while they live (by id: frames are not hashable).
+def _all_numbers(series: pd.Series) -> bool:
+    values = series.dropna()
+    return not values.empty and all(_is_number(v) for v in values)
+
+
+def sort_keys(df: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The values behind a :func:`readable` frame's formatted columns (numbers, times), by
+    its rows: what sorting by such a column orders by. None for any other frame."""
+    if df is None or _formatted.get(id(df)) is not df:
+        return None
+    return _keys.get(id(df))
+
+
+#: The frames :func:`readable` made, while they live (by id: frames are not hashable),
+#: and the values behind their formatted columns.
 _formatted: weakref.WeakValueDictionary[int, pd.DataFrame] = weakref.WeakValueDictionary()
+_keys: dict[int, pd.DataFrame] = {}
 
 
 def same_frame(old: object, new: object) -> bool:
@@ -134,28 +320,92 @@ class _ReadableFrame(param.DataFrame):
     """
 
     def __set__(self, obj, val):
-        val = readable(val)
+        val = readable(val, getattr(obj, "kinds", None))
         if same_frame(getattr(obj, self.name, None), val):
             return
+        obj._sort_keys = sort_keys(val)
         super().__set__(obj, val)
+        reason = getattr(obj, "_reason", None)
+        if reason is not None:  # the empty text and the rows come from this one frame
+            none = val is None or val.empty
+            reason.visible, obj.visible = none, not none
 
 
 class Table(pn.widgets.Tabulator):
-    """Tabulator whose values are always shown through :func:`readable`."""
+    """Tabulator whose values are always shown through :func:`readable`, and sorted by
+    what they are (a duration by its seconds, not by its text)."""
 
     value = _ReadableFrame(default=None, doc="The rows shown (formatted on assignment).")
+
+    def __init__(self, value=None, kinds: dict[str, str] | None = None,
+                 reason: str | None = None, **params):
+        self.kinds = kinds or {}
+        self._sort_keys: pd.DataFrame | None = None
+        self._reason = empty(reason) if reason is not None else None
+        super().__init__(value, **params)
+        self.box = self
+        if self._reason is not None:
+            self.box = pn.Column(self._reason, self, sizing_mode="stretch_width")
+            none = self.value is None or self.value.empty
+            self._reason.visible, self.visible = none, not none
+
+    def _sort_df(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The rows in the order of the header a person clicked (the server sorts: pages
+        are remote): by the values behind formatted columns (a duration by its seconds,
+        not its text), text regardless of case as Tabulator does; stable, missing last."""
+        keys = self._sort_keys
+        by, names, ascending = pd.DataFrame(index=df.index), [], []
+        for i, sorter in enumerate(self.sorters or []):
+            field = self._renamed_cols.get(sorter.get("field"), sorter.get("field"))
+            if field not in df.columns:
+                continue
+            if keys is not None and field in keys.columns:
+                column = keys[field].reindex(df.index)
+            else:
+                column = df[field].map(lambda v: v.lower() if isinstance(v, str) else v)
+            by[f"k{i}"] = column
+            names.append(f"k{i}")
+            ascending.append(sorter.get("dir") != "desc")
+        if not names:
+            return df
+        order = by.sort_values(names, ascending=ascending, kind="mergesort",
+                               na_position="last").index
+        return df.loc[order]
 
 
 #: What an empty table says when its view gives no reason of its own.
 EMPTY_TABLE = "Nothing here for these filters and this time window (try a wider window)."
 
 
-def table(df: pd.DataFrame, empty_text: str = EMPTY_TABLE, **kw) -> pn.widgets.Tabulator:
+def table(df: pd.DataFrame, empty_text: str = EMPTY_TABLE, *, boxed: bool = False,
+          tips: dict[str, str] | None = None, kinds: dict[str, str] | None = None,
+          grow: dict[str, int] | None = None, min_widths: dict[str, int] | None = None,
+          **kw) -> Table:
     """A Tabulator that pages on the server: the browser only ever gets one page of rows.
+
+    ``boxed``: the view shows ``table.box``, where ``empty_text`` takes the table's place
+    while it has no rows — decided on the server from the frame the rows come from.
+    (Tabulator's own placeholder is the browser's guess: on a fresh server it said "no
+    failures in this window" beside a pager of two pages.)
+
+    Headers, tooltips, widths and alignment come from :data:`COLUMNS` (``tips`` and
+    ``kinds`` refine them for this table; ``widths`` and ``titles`` too); ``grow`` gives
+    the columns without a width their shares of what is left (the test name gets more
+    than the message), ``min_widths`` their least. Pass ``df`` with the columns the table
+    will show (an empty frame of them is fine): a Tabulator whose columns change is built
+    anew in the browser, and rows sent meanwhile were lost.
 
     Every string column uses Tabulator's default ``plaintext`` formatter, which escapes
     HTML, so test names and messages from reports are shown, never interpreted.
     """
+    kinds = kinds or {}
+    tooltips = {name: col.tip for name, col in COLUMNS.items() if col.tip}
+    tooltips.update(tips or {})
+    numeric = [c for c in (*COLUMNS, *kinds) if kind_of(c, kinds) in NUMERIC_KINDS]
+    per_column = [{"field": c, **({"widthGrow": g} if g else {}),
+                   **({"minWidth": (min_widths or {})[c]} if c in (min_widths or {}) else {})}
+                  for c in dict.fromkeys([*(grow or {}), *(min_widths or {})])
+                  for g in [(grow or {}).get(c)]]
     opts = dict(
         pagination="remote",
         page_size=PAGE_SIZE,
@@ -168,20 +418,33 @@ def table(df: pd.DataFrame, empty_text: str = EMPTY_TABLE, **kw) -> pn.widgets.T
         # and when the page is too narrow for all columns the rightmost (least important:
         # ids, commits) are hidden first. No cell tooltips: Tabulator renders a cell
         # tooltip as HTML, which would run markup from ingested data (the XSS test).
+        # Header tooltips are ours, escaped all the same.
         layout="fit_columns",
         configuration={"columnDefaults": {"headerTooltip": True},
                        "responsiveLayout": "hide",
-                       # Every empty table says why it is empty (plain text, escaped).
-                       "placeholder": escape(empty_text)},
-        stylesheets=[":host .tabulator {font-size: 13px}"],
+                       # Every empty table says why it is empty (plain text, escaped):
+                       # in its box, or else as Tabulator's placeholder.
+                       "placeholder": "" if boxed else escape(empty_text),
+                       **({"columns": per_column} if per_column else {})},
+        # Tabulator's 1 px filler column at the right end showed its sort arrow as a stray
+        # "(" beside the last header.
+        stylesheets=[":host .tabulator {font-size: 13px}",
+                     ":host .tabulator .tabulator-col.empty {visibility: hidden}"],
         theme="bootstrap5",
         widths=dict(WIDTHS),
         titles=dict(TITLES),
+        header_tooltips={c: escape(t) for c, t in tooltips.items()},
+        text_align=dict.fromkeys(numeric, "right"),
+        header_align=dict.fromkeys(numeric, "right"),
     )
     for key in ("widths", "titles"):  # a table's own sizes refine the shared ones
         opts[key].update(kw.pop(key, {}))
+    for name, title in opts["titles"].items():  # a header never needs more than its width
+        if name in opts["widths"] and isinstance(opts["widths"][name], int):
+            opts["widths"][name] = max(opts["widths"][name], title_width(title))
     opts.update(kw)
-    return Table(readable(df), **opts)
+    return Table(readable(df, kinds), kinds=kinds, reason=empty_text if boxed else None,
+                 **opts)
 
 
 #: Rows a :func:`html_table` shows; the rest are counted below it.
@@ -197,8 +460,9 @@ _HTML_TABLE_STYLE = (
 
 
 def html_table(df: pd.DataFrame | None, empty_text: str = EMPTY_TABLE) -> str:
-    """A few rows (one per agent, say) as a plain HTML table, every value escaped, headers
-    as :data:`TITLES` and numbers right-aligned with thousands separators.
+    """A few rows (one per agent, say) as a plain HTML table, every value escaped and
+    formatted (:func:`readable`), headers as :data:`COLUMNS` says (their full meaning on
+    hover) and numbers right-aligned.
 
     For small summaries that a live refresh updates on every open page: a Tabulator costs
     ~10 ms of the server per update and page, and more of the browser's layout, however
@@ -220,8 +484,12 @@ def empty_html(text: str) -> str:
 
 
 def numeric_columns(df: pd.DataFrame) -> list[bool]:
-    """Per column, whether it is shown as a number (right-aligned): a numeric dtype, or
-    objects that are all numbers (a count that is missing for some rows)."""
+    """Per column, whether it is shown as a number (right-aligned): one that
+    :func:`readable` formatted from numbers, a numeric dtype, or objects that are all
+    numbers (a count that is missing for some rows)."""
+    if "numeric" in df.attrs:
+        return [c in df.attrs["numeric"] for c in df.columns]
+
     def numbers(series: pd.Series) -> bool:
         if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
             return True
@@ -244,7 +512,7 @@ def html_cell(value: object, right: bool, tag: str = "td") -> str:
             isinstance(value, float) and pd.isna(value)):
         text = ""
     elif _is_number(value):
-        text = f"{value:,}"
+        text = units.number(value)
     else:
         text = str(value)
     kind = " class=n" if right else ""
@@ -253,12 +521,22 @@ def html_cell(value: object, right: bool, tag: str = "td") -> str:
     return f"<{tag}{kind}>{escape(text)}</{tag}>"
 
 
+def header_cell(column: str, right: bool, attrs: str = "", tip_suffix: str = "",
+                mark: str = "") -> str:
+    """A ``<th>`` of :data:`COLUMNS`' short title, its full meaning as the tooltip (both
+    escaped); ``attrs`` (escaped already) are added, ``mark`` (a sort arrow) follows."""
+    title, tip = header(column)
+    tip = (tip + tip_suffix) if tip else (f"{title}{tip_suffix}" if tip_suffix else "")
+    tooltip = f' title="{escape(tip)}"' if tip else ""
+    return f'<th{" class=n" if right else ""}{tooltip}{attrs}>{escape(title)}{mark}</th>'
+
+
 def table_markup(rows: pd.DataFrame, numeric: list[bool], head: str | None = None,
                  row_attrs: list[str] | None = None, table_attrs: str = "") -> str:
     """The ``<table>`` of :func:`html_table`: ``head`` replaces the header row's cells and
     ``row_attrs`` adds attributes to each ``<tr>`` (both already escaped)."""
     if head is None:
-        head = "".join(html_cell(TITLES.get(c, c), right, "th") for c, right in zip(
+        head = "".join(header_cell(c, right) for c, right in zip(
             rows.columns, numeric, strict=True))
     attrs = row_attrs or [""] * len(rows)
     body = "".join(
@@ -282,7 +560,7 @@ def rounded(df: pd.DataFrame, decimals: int = 3) -> pd.DataFrame:
 def strip_html(outcomes) -> str:
     """A pass/fail strip as coloured squares (the values are our own outcome enum)."""
     cells = "".join(
-        f'<span title="{escape(o)}" style="display:inline-block;width:7px;height:14px;'
+        f'<span title="{escape(o)}" style="display:inline-block;width:6px;height:14px;'
         f'margin-right:1px;background:{OUTCOME_COLORS.get(str(o), "#555")}"></span>'
         for o in list(outcomes if outcomes is not None else [])
     )

@@ -19,6 +19,10 @@ _LABEL_COLORS = {
 }
 
 
+#: The evidence is what makes a label believable: it stays on screen at 1440 px.
+COLUMNS = ["label", "test_id", "fails", "flip_rate", "evidence", "strip", "runs", "flips"]
+
+
 class FlakyTests(LazyView):
     """Selecting a test opens it in the test detail view."""
 
@@ -26,11 +30,20 @@ class FlakyTests(LazyView):
 
     def __init__(self, **params):
         super().__init__(**params)
+        # The test name is what a person reads this table for: it gets the width (two
+        # shares to the evidence's one, and at least 40 characters at 1440 px); the
+        # counts are short words that fit, their meaning in the header's tooltip. On a
+        # narrow page the rightmost columns (runs, flips) are hidden first.
         self._table = table(
-            pd.DataFrame(),
+            pd.DataFrame(columns=COLUMNS),
+            "No failing tests in this window: nothing flaky, nothing broken.", boxed=True,
+            # Long evidence is elided here; selecting the test shows it whole (Test detail).
             formatters={"strip": {"type": "html"}},
-            widths={"evidence": 420, "strip": 260},
+            grow={"test_id": 2, "evidence": 1},
+            min_widths={"test_id": 330, "evidence": 150},
+            tips={"runs": "Runs of it looked at (the slider: runs per test)"},
         )
+        self._box = self._table.box
         self._table.param.watch(self._on_select, "selection")
         self._summary = pn.pane.HTML(sizing_mode="stretch_width")
         self._load()
@@ -45,19 +58,16 @@ class FlakyTests(LazyView):
             f'margin-right:6px">{label}: {int(counts.get(label, 0))}</span>'
             for label, c in _LABEL_COLORS.items()
         )
-        # The evidence is what makes a label believable: it stays on screen at 1440 px.
-        cols = ["label", "test_id", "fails", "flip_rate", "evidence", "strip", "runs", "flips"]
         if df.empty:
-            self._table.value = pd.DataFrame(columns=cols)
+            self._table.value = pd.DataFrame(columns=COLUMNS)
             return
         shown = df.copy()
         shown["strip"] = shown["strip"].map(strip_html)
-        shown["flip_rate"] = shown["flip_rate"].round(2)
-        self._table.value = shown[cols]
+        self._table.value = shown[COLUMNS]
 
     def _on_select(self, event) -> None:
         if event.new:
             self.model.test_id = self._table.value.iloc[event.new[0]]["test_id"]
 
     def __panel__(self):
-        return pn.Column(self._summary, self._table, sizing_mode="stretch_width")
+        return pn.Column(self._summary, self._box, sizing_mode="stretch_width")

@@ -10,8 +10,16 @@ import param
 from ..analysis.units import rate_unit
 from ..models.telemetry import FILTER_PARAMS as TELEMETRY_FILTERS
 from ..models.telemetry import HISTOGRAMS, AgentTelemetry
-from .common import empty, rounded, series_color, table, watching
+from .charts import number_ticks, time_axis_hook
+from .common import columns, empty, header, series_color, watching
 from .lazy import LazyView, deferred
+from .paged_table import PagedTable
+
+
+def _unit(unit: object) -> str:
+    """A metric's unit as shown: UCUM annotations (``{token}``) and ``1`` say nothing."""
+    text = str(unit or "").strip()
+    return "" if text in ("1", "") or (text.startswith("{") and text.endswith("}")) else text
 
 
 class MetricsExplorer(LazyView):
@@ -26,7 +34,9 @@ class MetricsExplorer(LazyView):
         self._metric.param.watch(self._on_metric, "value")
         self._group.param.watch(self._draw, "value")
         self._chart = pn.pane.HoloViews(sizing_mode="stretch_width", height=320)
-        self._table = table(pd.DataFrame(), selectable=False)
+        # Plain HTML, paged and sorted on the server: its columns change with the kind of
+        # metric, which a Tabulator answers by building itself anew in the browser.
+        self._table = PagedTable("bucket", empty_text="No points in this window.")
         self._names()
 
     @param.depends(*watching(TELEMETRY_FILTERS), watch=True)
@@ -56,18 +66,24 @@ class MetricsExplorer(LazyView):
             return
         kind = self._catalog.at[name, "type"]
         df = self.model.metric(name, group_by=self._group.value or "", kind=kind)
-        unit = self._catalog.at[name, "unit"] or ""
+        unit = _unit(self._catalog.at[name, "unit"])
+        # Readings in seconds or milliseconds read as durations (``250 ms``, ``1.5 s``).
+        as_time = {"s": "duration_s", "ms": "duration_ms"}.get(unit)
         if kind in HISTOGRAMS:
-            ys, label = ["p50", "p95", "p99"], f"{name} percentiles ({unit})"
+            ys, label = ["p50", "p95", "p99"], f"{name} percentiles" + (f" ({unit})" * bool(unit))
+            shown = ["bucket", "grp", *ys, "points"]
         elif kind == "sum":
             # Per second, minute, hour or day: whichever makes the peak at least 1.
             peak = df["rate_per_s"].max() if not df.empty else None
-            unit, seconds = rate_unit(peak)
-            ys = [f"per_{unit}"]
+            per, seconds = rate_unit(peak)
+            ys = [f"per_{per}"]
             df = df.assign(**{ys[0]: df["rate_per_s"] * seconds})
-            label = f"{name}: rate per {unit}"
+            label = f"{name}: rate per {per}"
+            as_time = None  # a rate of seconds is not a duration
+            shown = ["bucket", "grp", ys[0], "increase", "points"]
         else:
-            ys, label = ["mean"], f"{name} ({unit})"
+            ys, label = ["mean"], f"{name}" + (f" ({unit})" * bool(unit))
+            shown = ["bucket", "grp", "mean", "max_value", "points"]
         curves = {}
         for grp, part in df.groupby("grp"):
             for y in ys:
@@ -80,10 +96,13 @@ class MetricsExplorer(LazyView):
                                * hv.Scatter(part, "bucket", y, label=key).opts(
                                    size=5, tools=["hover"], color=color))
         overlay = hv.NdOverlay(curves, kdims="series") if curves else hv.Div("<i>No points.</i>")
-        self._chart.object = overlay.opts(responsive=True, height=320, title=label,
-                                          legend_position="right", xlabel="", ylabel=ys[0]) \
-            if curves else overlay
-        self._table.value = rounded(df, 4)
+        self._chart.object = overlay.opts(
+            responsive=True, height=320, title=label, legend_position="right", xlabel="",
+            ylabel=header(ys[0])[0] if kind == "sum" else unit, yformatter=number_ticks(),
+            hooks=[time_axis_hook]) if curves else overlay
+        self._table.kinds = dict.fromkeys(("p50", "p95", "p99", "mean", "max_value"),
+                                          as_time) if as_time else {}
+        self._table.value = columns(df, shown)
 
     def __panel__(self):
         return pn.Column(pn.Row(self._metric, self._group), self._chart, self._table,

@@ -25,10 +25,11 @@ from panel.custom import JSComponent
 from .common import (
     EMPTY_TABLE,
     PAGE_SIZE,
-    TITLES,
     empty_html,
+    header_cell,
     numeric_columns,
     readable,
+    sort_keys,
     table_markup,
 )
 from .escape import escape
@@ -84,6 +85,9 @@ class PagedTable(JSComponent):
         params.setdefault("sizing_mode", "stretch_width")
         super().__init__(**params)
         self._key, self._empty, self._on_open, self._size = key, empty_text, on_open, page_size
+        #: Column kinds of this table's own (see ``common.readable``), set before ``value``.
+        self.kinds: dict[str, str] = {}
+        self._given = pd.DataFrame()  # the rows as given; shown as ``readable`` made them
         self._frame = pd.DataFrame()
         self._page = 0
         self._sort: tuple[str, bool] | None = None  # (column, ascending); None: as given
@@ -92,12 +96,13 @@ class PagedTable(JSComponent):
 
     @property
     def value(self) -> pd.DataFrame:
-        """Every row, in the order given (not only the page shown)."""
-        return self._frame
+        """Every row as given, in the order given (not only the page shown)."""
+        return self._given
 
     @value.setter
     def value(self, frame: pd.DataFrame | None) -> None:
-        self._frame = readable(frame) if frame is not None else pd.DataFrame()
+        self._given = frame if frame is not None else pd.DataFrame()
+        self._frame = readable(self._given, self.kinds)
         self._render()
 
     @property
@@ -119,8 +124,12 @@ class PagedTable(JSComponent):
         if self._sort is None or self._sort[0] not in df.columns:
             return df
         column, ascending = self._sort
-        # Stable, missing values last either way: equal rows keep the order given.
-        return df.sort_values(column, ascending=ascending, kind="stable", na_position="last")
+        # By value (a duration by its seconds, not its text); stable, missing values last
+        # either way: equal rows keep the order given.
+        keys = sort_keys(df)
+        by = keys[column] if keys is not None and column in keys.columns else df[column]
+        order = by.sort_values(ascending=ascending, kind="stable", na_position="last").index
+        return df.loc[order]
 
     def _render(self) -> None:
         df = self._ordered()
@@ -145,12 +154,12 @@ class PagedTable(JSComponent):
                      + self._pager(start, len(rows), len(df), pages))
 
     def _header(self, column: str, right: bool) -> str:
-        title = escape(TITLES.get(column, column))
         arrow = ""
         if self._sort and self._sort[0] == column:
             arrow = " ▲" if self._sort[1] else " ▼"
-        return (f'<th{" class=n" if right else ""} tabindex="0" title="Sort by {title}" '
-                f'data-sort="{escape(column)}">{title}{arrow}</th>')
+        # The short title, its full meaning as the tooltip (escaped in header_cell).
+        return header_cell(column, right, f' tabindex="0" data-sort="{escape(column)}"',
+                           " (click to sort)", arrow)
 
     def _pager(self, start: int, shown: int, total: int, pages: int) -> str:
         if pages == 1:

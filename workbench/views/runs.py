@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import holoviews as hv
 import pandas as pd
 import panel as pn
 import param
 
+from ..analysis.units import duration, number, timestamp
 from ..models import TestAnalytics
 from ..models.tests import FILTER_PARAMS as TEST_FILTERS
-from .common import OUTCOME_COLORS, badge, columns, empty, pre, table, watching
+from .charts import StackedBars
+from .common import OUTCOME_COLORS, badge, columns, empty, pre, readable, table, watching
 from .escape import escape
-from .lazy import LazyView, deferred, drawn
+from .lazy import LazyView, deferred
 
 _STATUS_COLORS = {
     "new failure": "#d64545",
@@ -26,96 +27,121 @@ _STATUS_COLORS = {
 #: Runs the history table holds on the server (the browser is sent one page at a time).
 TABLE_RUNS = 5000
 
+#: The runs table's columns, most telling first: on a narrow page the last are hidden.
+RUN_COLUMNS = ["started_at", "project", "branch", "build", "status", "tests", "passed",
+               "failed", "errors", "skipped", "duration_s", "variant", "commit_sha", "run_id"]
+#: What the chart stacks per run (passes dwarf everything else; a person scans a history
+#: for the failures), in outcome colours.
+_STACKS = {o: OUTCOME_COLORS[o] for o in ("failed", "error", "skipped")}
+_NO_RUNS = ("No runs in this window. Ingest reports with `observatory ingest tests` or run "
+            "`pytest --observatory`.")
+
 
 class RunHistory(LazyView):
-    """Pass/fail/skip per run; clicking a bar or a row opens the run."""
+    """Pass/fail/skip per run; clicking a bar or a row opens the run.
+
+    The chart is one Bokeh figure for the life of the page: new data is a patch of its
+    bars (:class:`~.charts.StackedBars`), drawn from the same frame as the table in the
+    same step. It used to be a HoloViews plot built anew on every live refresh — a new
+    figure, its tools and streams for every open page each second of a live run."""
 
     model = param.ClassSelector(class_=TestAnalytics, doc="The test analytics model.")
     chart_runs = param.Integer(default=60, doc="How many recent runs the chart shows.")
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._table = table(pd.DataFrame(), empty_text=(
-            "No runs in this window. Ingest reports with `observatory ingest tests` or run "
-            "`pytest --observatory`."))
+        self._table = table(pd.DataFrame(columns=RUN_COLUMNS), _NO_RUNS, boxed=True)
+        self._box = self._table.box
         self._table.param.watch(self._on_select, "selection")
-        self._tap = hv.streams.Tap()
-        self._tap.param.watch(self._on_tap, "x")
+        self._chart = StackedBars(
+            "run", _STACKS, height=300, extra=("tests",), ylabel="tests not passing",
+            y_format="0,0", label_angle=1.05, label_size="7pt", on_tap=self._on_tap,
+            title="Failed, error and skipped tests per run (click a bar or a row to open "
+                  "the run)",
+            # The table below says why there are no runs; the chart says nothing then.
+            empty_text="")
         self._frame = pd.DataFrame()
+        self._bars = pd.DataFrame()
         self._load()
 
-    @param.depends(*watching(TEST_FILTERS), watch=True)
+    @param.depends(*watching(TEST_FILTERS), "chart_runs", watch=True)
     @deferred
     def _load(self) -> None:
         df = self.model.runs(limit=TABLE_RUNS)  # held on the server; the browser gets a page
         self._frame = df
-        # Most telling first: on a narrow page the last columns are the ones hidden.
-        cols = ["started_at", "project", "branch", "status", "tests", "passed", "failed",
-                "errors", "skipped", "duration_s", "build", "variant", "commit_sha", "run_id"]
-        shown = columns(df, cols).copy()
-        shown["commit_sha"] = shown["commit_sha"].str.slice(0, 10)
-        self._table.value = shown
+        self._table.value = self.model.derive("runs-table", lambda: readable(self._shown(df)))
+        self._bars = self._per_run(df.head(self.chart_runs))
+        self._chart.send(self._bars)
+
+    @staticmethod
+    def _shown(df: pd.DataFrame) -> pd.DataFrame:
+        shown = columns(df, RUN_COLUMNS).copy()
+        shown["commit_sha"] = shown["commit_sha"].astype(object).map(
+            lambda c: c[:10] if isinstance(c, str) else None)
+        return shown
+
+    def _per_run(self, df: pd.DataFrame) -> pd.DataFrame:
+        """One row per run, oldest first: its label and the counts the chart stacks."""
+        if df.empty:
+            return pd.DataFrame(columns=["run", "run_id", *_STACKS, "tests"])
+        df = df.iloc[::-1]
+        return pd.DataFrame({
+            "run": self._labels(df).to_numpy(), "run_id": df["run_id"].to_numpy(),
+            "failed": df["failed"].to_numpy(), "error": df["errors"].to_numpy(),
+            "skipped": df["skipped"].to_numpy(), "tests": df["tests"].to_numpy()})
 
     def _on_select(self, event) -> None:
         if event.new:
             self.model.run_id = self._table.value.iloc[event.new[0]]["run_id"]
 
-    def _on_tap(self, event) -> None:
-        if event.new is None or self._frame.empty:
-            return
-        labels = self._labels(self._frame.head(self.chart_runs))
-        hit = labels[labels == event.new]
+    def _on_tap(self, label: str) -> None:
+        hit = self._bars[self._bars["run"] == label]
         if not hit.empty:
-            self.model.run_id = self._frame.loc[hit.index[0], "run_id"]
+            self.model.run_id = hit["run_id"].iloc[0]
 
     @staticmethod
     def _labels(df: pd.DataFrame) -> pd.Series:
         """One distinct bar label per run: time and build, plus the run id where runs
         would otherwise share a label (same minute, no build number, or matrix jobs)."""
-        build = df["build"].fillna("").astype(str)
-        label = df["started_at"].dt.strftime("%m-%d %H:%M") + build.where(
-            build == "", " #" + build)
+        build = df["build"].astype(object).map(lambda b: f" #{b}" if isinstance(b, str)
+                                               and b else "")
+        label = df["started_at"].dt.strftime("%m-%d %H:%M").fillna("") + build
         clash = label.duplicated(keep=False)
         return label.where(~clash, label + " " + df["run_id"].astype(str).str.slice(0, 8))
 
-    @param.depends("shown", *watching(TEST_FILTERS))
-    @drawn
-    def chart(self):
-        df = self.model.runs(limit=TABLE_RUNS).head(self.chart_runs)  # the table's frame
-        if df.empty:
-            return empty("No runs in this window. Ingest reports with `observatory ingest tests`.")
-        df = df.iloc[::-1].copy()
-        df["run"] = self._labels(df)
-        # Passes dwarf everything else; what a person scans history for is the failures.
-        long = df.melt(
-            id_vars=["run", "tests"],
-            value_vars=["failed", "errors", "skipped"],
-            var_name="outcome",
-            value_name="count",
-        )
-        long["outcome"] = long["outcome"].replace({"errors": "error"})
-        bars = hv.Bars(long, ["run", "outcome"], ["count", "tests"]).opts(
-            stacked=True,
-            responsive=True,
-            height=280,
-            xrotation=60,
-            tools=["hover", "tap"],
-            cmap=OUTCOME_COLORS,
-            color="outcome",
-            line_color=None,
-            show_legend=True,
-            legend_position="right",
-            xlabel="",
-            ylabel="tests not passing",
-            fontsize={"xticks": 7},
-            title="Failed, error and skipped tests per run (click a bar or a row to open the run)",
-        )
-        self._tap.source = bars
-        return bars
-
     def __panel__(self):
-        return pn.Column(pn.param.ParamMethod(self.chart, lazy=True), self._table,
-                         sizing_mode="stretch_width")
+        return pn.Column(self._chart, self._box, sizing_mode="stretch_width")
+
+
+_FAILURE_COLUMNS = ["status", "test_id", "outcome", "attempt", "error_type", "message"]
+_CHANGE_COLUMNS = ["status", "test_id", "outcome", "base_outcome"]
+
+
+def _given(value: object) -> bool:
+    """Whether a run field has a value worth showing (not missing, not empty)."""
+    return isinstance(value, str) and value.strip() != ""
+
+
+def _when(value: object) -> str:
+    """A time from a JSON-ish record (a datetime or its ISO text) as whole fields."""
+    if isinstance(value, str):
+        return value.replace("T", " ")[:19]
+    return timestamp(value)
+
+
+def _mark_known_flaky(model: TestAnalytics, fails: pd.DataFrame) -> pd.DataFrame:
+    """``fails`` with the status of each known-flaky test saying so (``new failure · known
+    flaky``): proven flaky — it passed and failed on one commit, or on a retry — as the
+    Flaky tests tab labels it and as test selection counts it (its failures weigh less)."""
+    if fails.empty:
+        return fails
+    flaky = set(model.flaky_tests(labels=("flaky",))["test_id"])
+    if not flaky:
+        return fails
+    marked = fails.copy()
+    marked["status"] = [f"{s} · known flaky" if t in flaky else s
+                        for s, t in zip(marked["status"], marked["test_id"], strict=True)]
+    return marked
 
 
 class RunDetail(LazyView):
@@ -125,11 +151,19 @@ class RunDetail(LazyView):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._failures = table(pd.DataFrame(), page_size=10, empty_text=(
-            "No failures in this run (or no run opened: click one in Runs)."))
+        self._failures = table(
+            pd.DataFrame(columns=_FAILURE_COLUMNS),
+            "No failures in this run (or no run opened: click one in Runs).", boxed=True,
+            page_size=10,
+                               widths={"status": 196}, grow={"test_id": 3, "message": 2})
+        self._failures_box = self._failures.box
         self._failures.param.watch(self._on_select, "selection")
-        self._changes = table(pd.DataFrame(), page_size=10, selectable=False, empty_text=(
-            "Nothing changed against the base run."))
+        self._changes = table(
+            pd.DataFrame(columns=_CHANGE_COLUMNS), "Nothing changed against the base run.",
+            boxed=True, page_size=10,
+                              selectable=False, widths={"status": 124},
+                              tips={"outcome": "Its outcome in this run"})
+        self._changes_box = self._changes.box
         self._trace = pn.Column(
             empty("Select a failure to see its traceback."), sizing_mode="stretch_width"
         )
@@ -156,25 +190,30 @@ class RunDetail(LazyView):
         self._trace[:] = [empty("Select a failure to see its traceback.")]
         if info is None:
             self._header[:] = [empty("Click a run in the history to open it here.")]
-            self._failures.value = pd.DataFrame()
-            self._changes.value = pd.DataFrame()
+            self._failures.value = pd.DataFrame(columns=_FAILURE_COLUMNS)
+            self._changes.value = pd.DataFrame(columns=_CHANGE_COLUMNS)
             return
         base = self.model.base_of(info["run_id"])
-        fails = self.model.run_failures()
+        fails = _mark_known_flaky(self.model, self.model.run_failures())
         changes = self.model.run_changes()
         counts = changes["status"].value_counts()
-        title = (
-            f"<h3 style='margin:4px 0'>Run {escape(info['run_id'])} · {escape(info['project'])} · "
-            f"{escape(info.get('branch') or '-')} · build {escape(info.get('build') or '-')}</h3>"
-        )
-        meta = (
-            f"commit <code>{escape((info.get('commit_sha') or '-')[:12])}</code> · variant "
-            f"<code>{escape(info.get('variant') or '-')}</code> · "
-            f"started {escape(str(info['started_at'])[:19])} · status "
-            f"<b>{escape(info['status'])}</b> · "
-            + (f"compared with run <code>{escape(base)}</code>" if base
-               else "compared with no earlier run (every failure is new)")
-        )
+        # What the run has, and nothing for what it does not (no "build -").
+        branch, build = info.get("branch"), info.get("build")
+        commit, variant = info.get("commit_sha"), info.get("variant")
+        took = duration(info.get("duration_s"))
+        title = " · ".join(
+            [f"Run {escape(info['run_id'])}", escape(info["project"])]
+            + ([escape(branch)] if _given(branch) else [])
+            + ([f"build {escape(build)}"] if _given(build) else []))
+        meta = " · ".join(
+            ([f"commit <code>{escape(commit[:12])}</code>"] if _given(commit) else [])
+            + ([f"variant <code>{escape(variant)}</code>"] if _given(variant) else [])
+            + [f"started {escape(timestamp(info['started_at']))}"]
+            + ([f"took {escape(took)}"] if took else [])
+            + [f"status <b>{escape(info['status'])}</b>",
+               f"compared with run <code>{escape(base)}</code>" if base
+               else "compared with no earlier run (every failure is new)"])
+        title = f"<h3 style='margin:4px 0'>{title}</h3>"
         badges = pn.FlexBox(
             badge("tests", info["tests"], "#445"),
             badge("failed", info["failed"], OUTCOME_COLORS["failed"]),
@@ -212,11 +251,9 @@ class RunDetail(LazyView):
                 "(select a failure for the session, the tool call and its diff).</div>",
                 styles={"color": "#8a2b2b"}))
         self._header[:] = parts
-        self._failures.value = fails[
-            ["status", "test_id", "outcome", "attempt", "error_type", "message"]
-        ]
+        self._failures.value = fails[_FAILURE_COLUMNS]
         self._fail_frame = fails
-        self._changes.value = changes[["status", "test_id", "outcome", "base_outcome"]]
+        self._changes.value = changes[_CHANGE_COLUMNS]
 
     def _on_select(self, event) -> None:
         if event.new:
@@ -236,12 +273,15 @@ class RunDetail(LazyView):
         panes: list = [pn.pane.Markdown("#### Likely cause")]
         for rank, c in enumerate(candidates, 1):
             call = c["tool_call"]
+            session = c.get("session_id")
+            about = " · ".join([escape(c["agent_id"])]
+                               + ([f"session {escape(session)}"] if _given(session) else [])
+                               + [f"score {escape(number(c['score']))}"])
             panes.append(pn.pane.HTML(
                 f"<div><b>{rank}. {escape(c['agent_name'])}</b> "
-                f"<span style='color:#667'>({escape(c['agent_id'])} · session "
-                f"{escape(c.get('session_id') or '-')} · score {c['score']:g})</span><br>"
+                f"<span style='color:#667'>({about})</span><br>"
                 f"{escape('; '.join(c['reasons']))} — <code>{escape(call['tool'])}</code> at "
-                f"{escape(str(call['ts'])[:19])}</div>", sizing_mode="stretch_width"))
+                f"{escape(_when(call['ts']))}</div>", sizing_mode="stretch_width"))
             if call.get("diff") and rank == 1:
                 panes.append(pre(call["diff"], max_height=200))
         return panes
@@ -251,9 +291,9 @@ class RunDetail(LazyView):
             self._header,
             self._base,
             pn.pane.Markdown("#### Failures in this run"),
-            self._failures,
+            self._failures_box,
             self._trace,
             pn.pane.Markdown("#### Changes against the base run"),
-            self._changes,
+            self._changes_box,
             sizing_mode="stretch_width",
         )

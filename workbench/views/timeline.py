@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import holoviews as hv
 import numpy as np
+import pandas as pd
 import panel as pn
 import param
 
+from ..analysis.units import number
 from ..models.telemetry import FILTER_PARAMS as TELEMETRY_FILTERS
 from ..models.telemetry import AgentTelemetry
+from .charts import time_axis_hook
 from .common import series_color, watching
 from .lazy import LazyView, drawn
 
@@ -53,6 +56,14 @@ class AgentTimeline(LazyView):
             show_legend=True,
         )
         ticks = [(i, a) for a, i in lane.items()]
+        # At least a time slot either side of what was recorded: one short session alone
+        # spanned milliseconds, and its axis read "200ms … 0ms 05:28:36".
+        times = pd.concat([sessions["start"], sessions["end"], buckets["bucket"]]).dropna()
+        slot = pd.Timedelta(seconds=self.model.timeline_bucket_s())
+        lo, hi = times.min(), times.max() + slot
+        if hi - lo < 4 * slot:
+            middle = lo + (hi - lo) / 2
+            lo, hi = middle - 2 * slot, middle + 2 * slot
         return (segs * points).opts(
             responsive=True,
             height=max(220, 90 * len(lanes)),
@@ -60,9 +71,12 @@ class AgentTimeline(LazyView):
             ylabel="",
             xlabel="",
             ylim=(-0.6, len(lanes) - 0.4),
+            xlim=(lo, hi),
             active_tools=["xwheel_zoom"],
-            title=f"Agent activity: {len(sessions)} sessions, "
-            f"{int(buckets['records'].sum()):,} records (bucketed)",
+            # Clock times at every zoom (never a bare "200ms"), the day on the first tick.
+            hooks=[time_axis_hook],
+            title=f"Agent activity: {number(len(sessions))} sessions, "
+            f"{number(int(buckets['records'].sum()))} records (bucketed)",
         )
 
     def __panel__(self):

@@ -11,10 +11,18 @@ import param
 
 from ..models.telemetry import FILTER_PARAMS as TELEMETRY_FILTERS
 from ..models.telemetry import AgentTelemetry
-from .common import columns, empty, pre, rounded, table, watching
+from .charts import number_ticks
+from .common import columns, empty, pre, table, watching
 from .escape import escape
 from .lazy import LazyView, deferred
 
+TRACE_COLUMNS = ["started", "service", "root", "duration_ms", "spans", "errors", "agent",
+                 "session_id", "cost_usd", "trace_id"]
+SPAN_COLUMNS = ["name", "service_name", "offset_ms", "duration_ms", "status_code",
+                "operation", "model", "tool_name", "input_tokens", "output_tokens",
+                "cost_usd", "events"]
+LOG_COLUMNS = ["time", "severity_text", "service_name", "event_name", "summary", "body",
+               "session_id", "trace_id"]
 WATERFALL_LIMIT = 2000  # spans sent to the browser at once; the rest stay on the server
 VISIBLE_ROWS = 60  # rows in view when a trace opens
 
@@ -61,11 +69,17 @@ class TraceExplorer(LazyView):
         self._min = pn.widgets.FloatInput.from_param(
             m.param.min_ms, name="min duration (ms)", width=160
         )
-        self._traces = table(pd.DataFrame(), empty_text=(
+        self._traces = table(pd.DataFrame(columns=TRACE_COLUMNS), (
             "No traces match: widen the window, clear the search, or the agent sends only "
-            "logs and metrics (see Logs)."))
+            "logs and metrics (see Logs)."), boxed=True, grow={"root": 1},
+                             tips={"errors": "Spans that ended in an error",
+                                   "started": "When the trace started"})
+        self._traces_box = self._traces.box
         self._traces.param.watch(self._on_trace, "selection")
-        self._spans = table(pd.DataFrame(), empty_text="Select a trace above to see its spans.")
+        self._spans = table(pd.DataFrame(columns=SPAN_COLUMNS),
+                            "Select a trace above to see its spans.", boxed=True,
+                            grow={"name": 2, "events": 1})
+        self._spans_box = self._spans.box
         self._spans.param.watch(self._on_span, "selection")
         self._chart = pn.pane.HoloViews(sizing_mode="stretch_width", height=300)
         self._span_detail = pn.Column(sizing_mode="stretch_width")
@@ -79,19 +93,7 @@ class TraceExplorer(LazyView):
     def _load(self) -> None:
         df = self.model.traces()
         self._frame = df
-        cols = [
-            "started",
-            "service",
-            "root",
-            "duration_ms",
-            "spans",
-            "errors",
-            "agent",
-            "session_id",
-            "cost_usd",
-            "trace_id",
-        ]
-        self._traces.value = rounded(columns(df, cols))
+        self._traces.value = columns(df, TRACE_COLUMNS)
 
     def _on_trace(self, event) -> None:
         if event.new:
@@ -105,7 +107,7 @@ class TraceExplorer(LazyView):
         self._span_frame = spans
         if spans.empty:
             self._chart.object = hv.Div("<i>Select a trace to see its waterfall.</i>")
-            self._spans.value = pd.DataFrame()
+            self._spans.value = pd.DataFrame(columns=SPAN_COLUMNS)
             return
         full = spans.copy()
         full["end_ms"] = full["offset_ms"] + full["duration_ms"].fillna(0)
@@ -121,7 +123,8 @@ class TraceExplorer(LazyView):
             height=self._chart.height,
             invert_yaxis=True,
             ylim=(-0.5, rows - 0.5),
-            xlabel="ms since trace start",
+            xlabel="ms since the trace started",
+            xformatter=number_ticks(),
             ylabel="",
             yaxis=None,
             tools=["hover", "xwheel_zoom", "xpan", "ypan"],
@@ -133,21 +136,7 @@ class TraceExplorer(LazyView):
                 else ")"
             ),
         )
-        cols = [
-            "name",
-            "service_name",
-            "offset_ms",
-            "duration_ms",
-            "status_code",
-            "operation",
-            "model",
-            "tool_name",
-            "input_tokens",
-            "output_tokens",
-            "cost_usd",
-            "events",
-        ]
-        self._spans.value = rounded(spans[cols])
+        self._spans.value = spans[SPAN_COLUMNS]
 
     def _visible(self, y_range=None):
         """Segments and labels for the rows in ``y_range``, at most WATERFALL_LIMIT of them."""
@@ -173,9 +162,9 @@ class TraceExplorer(LazyView):
     def __panel__(self):
         return pn.Column(
             pn.Row(self._search, self._service, self._min, self._errors),
-            self._traces,
+            self._traces_box,
             self._chart,
-            self._spans,
+            self._spans_box,
             self._span_detail,
             sizing_mode="stretch_width",
         )
@@ -194,8 +183,10 @@ class LogExplorer(LazyView):
         self._severity = pn.widgets.Select.from_param(
             self.model.param.min_severity, name="Severity at least", width=160
         )
-        self._logs = table(pd.DataFrame(), empty_text=(
-            "No log records match: widen the window, lower the severity or clear the search."))
+        self._logs = table(pd.DataFrame(columns=LOG_COLUMNS), (
+            "No log records match: widen the window, lower the severity or clear the search."),
+            boxed=True, grow={"summary": 2, "body": 1})
+        self._logs_box = self._logs.box
         self._logs.param.watch(self._on_log, "selection")
         self._detail = pn.Column(sizing_mode="stretch_width")
         self._load()
@@ -206,17 +197,7 @@ class LogExplorer(LazyView):
     def _load(self) -> None:
         df = self.model.logs()
         self._frame = df
-        cols = [
-            "time",
-            "severity_text",
-            "service_name",
-            "event_name",
-            "summary",
-            "body",
-            "session_id",
-            "trace_id",
-        ]
-        self._logs.value = columns(df, cols)
+        self._logs.value = columns(df, LOG_COLUMNS)
 
     def _on_log(self, event) -> None:
         if not event.new:
@@ -230,7 +211,7 @@ class LogExplorer(LazyView):
     def __panel__(self):
         return pn.Column(
             pn.Row(self._search, self._severity),
-            self._logs,
+            self._logs_box,
             self._detail,
             empty("Selecting a record with a trace id opens that trace."),
             sizing_mode="stretch_width",
