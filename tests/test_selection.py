@@ -176,7 +176,18 @@ def test_selected_node_ids_run_as_they_are_and_budgets_cut(calc):
                          capture_output=True, text=True, timeout=120)
     assert "4 passed" in out.stdout, out.stdout
     table = select(calc, "--base", "HEAD~1", "--head", "HEAD", "--budget", "0.0001")
-    assert table.returncode == 0 and len(table.stdout.splitlines()) == 1  # one always fits
+    lines = table.stdout.splitlines()
+    assert table.returncode == 0 and lines[0].split()[:3] == ["rank", "score", "P(fail)"]
+    assert len([line for line in lines if re.match(r" +\d+\*? ", line)]) == 1  # one fits
+    # The whole table: a header, the ranks in order, each group by score, * explained.
+    full = select(calc, "--base", "HEAD~1", "--head", "HEAD").stdout.splitlines()
+    ranked = [line.split() for line in full if re.match(r" +\d+\*? ", line)]
+    assert [int(r[0].rstrip("*")) for r in ranked] == list(range(1, 32))
+    for group in (True, False):
+        scores = [float(r[1]) for r in ranked if r[0].endswith("*") == group]
+        assert scores == sorted(scores, reverse=True)
+    if any(r[0].endswith("*") for r in ranked):
+        assert full[-1].startswith("* always first:")
     bad = select(calc, "--base", "no-such-rev")
     assert bad.returncode == 1 and "no-such-rev" in bad.stderr
     assert select(calc, "--head", "HEAD").returncode == 2  # --head needs --base
@@ -203,7 +214,10 @@ def test_the_replay_beats_random_order_on_this_history(calc):
     assert orders["selector"]["apfd"] >= orders["last-failed-first"]["apfd"]
     assert len(orders["selector"]["curve"]) == len(result["curve_x"]) == 21
     text = select(calc, "--evaluate").stdout
-    assert "selector" in text and "random" in text and "apfd" in text
+    assert "selector" in text and "random" in text and "APFD" in text
+    selector = next(line for line in text.splitlines() if line.startswith("selector"))
+    apfd = round(orders["selector"]["apfd"] * 100)  # shares as percentages
+    assert selector.split()[1] == f"{apfd}%" and "100%" in selector.split()[3]
 
 
 @pytest.fixture(scope="module")

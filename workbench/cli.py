@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import sys
 from collections import deque
@@ -176,9 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
         "then by estimated probability of failing per second — from per-test coverage of "
         "the changed lines, failure history and recency, files that changed with a test's "
         "past failures, and flakiness (a known-flaky test's failures count for less). Each "
-        "test comes with its reasons. With --evaluate, replay the selector over the "
-        "project's stored history and compare it with random order, slowest-last and "
-        "last-failed-first.")
+        "test comes with its reasons; the table marks the tests that always go first with * "
+        "(each group by score) and says so below it. With --evaluate, replay the selector "
+        "over the project's stored history and compare it with random order, slowest-last "
+        "and last-failed-first (APFD and catch rates as percentages). A value that is not "
+        "there reads - in the table, null in JSON.")
     sel.add_argument("--project", required=True, help="project name")
     sel.add_argument("--base", metavar="REV", help="the revision before the change")
     sel.add_argument("--head", metavar="REV", help="the revision after (default: the "
@@ -233,7 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", help="list or delete stored test runs",
                           description="List stored test runs, or delete one stored by mistake.")
     rsub = runs.add_subparsers(dest="action", metavar="ACTION", required=True)
-    rlist = rsub.add_parser("list", help="the newest runs", description="The newest runs.")
+    rlist = rsub.add_parser("list", help="the newest runs", description="The newest runs: "
+                            "id, time, project, branch, status, counts, source. A value "
+                            "that is not there (a run with no branch) reads - in the "
+                            "table, null in JSON.")
     rlist.add_argument("--project", help="only this project")
     rlist.add_argument("--limit", type=int, default=20, help="how many (default: 20)")
     _target_args(rlist)
@@ -527,7 +533,7 @@ def _control(args: argparse.Namespace, fn, show=None) -> int:
                   file=sys.stderr)
             return 1
     if args.json:
-        print(json.dumps(result, indent=2, default=str))
+        print(_json(result, indent=2))
     elif show is not None:
         show(result)
     elif isinstance(result, list):
@@ -539,27 +545,36 @@ def _control(args: argparse.Namespace, fn, show=None) -> int:
 
 
 def _agent_line(row: dict) -> str:
+    """One agent, task, approval, alert or alert rule as a line (:func:`_cell`: a missing
+    field is ``-``, never ``None``)."""
     if "deleted" in row:
         return f"{row['deleted']}  deleted"
     if "kind" in row and "rule_id" in row and "title" not in row:  # an alert rule
-        return (f"{row['rule_id']:<22} {'on ' if row['enabled'] else 'off'} "
-                f"{row['kind']:<11} {row['agents']:<14} {row['severity']:<8} "
-                f"{','.join(row['actions']):<14} {row['name']}")
+        actions = ",".join(row.get("actions") or []) or None
+        return (f"{_cell(row['rule_id'], '<22')} {'on ' if row['enabled'] else 'off'} "
+                f"{_cell(row['kind'], '<11')} {_cell(row.get('agents'), '<14')} "
+                f"{_cell(row.get('severity'), '<8')} {_cell(actions, '<14')} "
+                f"{_cell(row.get('name'))}")
     if "rule_id" in row and "title" in row:  # an alert
-        return f"{row['id']}  {row['state']:<12} {row['severity']:<8} {row['title']}"
+        return (f"{row['id']}  {_cell(row['state'], '<12')} {_cell(row.get('severity'), '<8')} "
+                f"{_cell(row['title'])}")
     if "priority" in row:  # a task
-        what = row["prompt"] or (row["command"] if isinstance(row["command"], str)
-                                 else " ".join(row["command"] or []))
+        command = row.get("command")
+        what = row.get("prompt") or (command if isinstance(command, str)
+                                     else " ".join(command or [])) or None
         where = f"  on {row['agent_id']}" if row.get("agent_id") else ""
         why = f"  ({row['failure']})" if row.get("failure") and row["state"] != "done" else ""
-        return f"{row['id']}  {row['state']:<9} p{row['priority']:<4} {what[:60]}{where}{why}"
+        return (f"{row['id']}  {_cell(row['state'], '<9')} p{_cell(row['priority'], '<4')} "
+                f"{_cell(what)[:60]}{where}{why}")
     if "tool" in row:  # an approval
-        what = json.dumps(row.get("input"))[:80]
-        return f"{row['id']}  {row['state']:<9} {row['agent_id']}  {row['tool']}  {what}"
+        given = row.get("input")
+        what = MISSING if _missing(given) else _json(given)[:80]
+        return (f"{row['id']}  {_cell(row['state'], '<9')} {_cell(row.get('agent_id'))}  "
+                f"{_cell(row['tool'])}  {what}")
     pending = f"  {row['pending_approvals']} waiting" if row.get("pending_approvals") else ""
     error = f"  ({row['last_error']})" if row.get("last_error") else ""
-    return (f"{row['id']}  {row['state']:<20} {row['backend']:<12} {row['name']}"
-            f"{pending}{error}")
+    return (f"{row['id']}  {_cell(row['state'], '<20')} {_cell(row.get('backend'), '<12')} "
+            f"{_cell(row.get('name'))}{pending}{error}")
 
 
 def cmd_agents_list(args: argparse.Namespace) -> int:
@@ -870,7 +885,7 @@ def cmd_ingest_coverage(args: argparse.Namespace) -> int:
                 result = intake.coverage(data, name, flags, roots, args.format)
             bad += not result["ok"]
             if args.json:
-                print(json.dumps(result, default=str), flush=True)
+                print(_json(result), flush=True)
             elif not result["ok"]:
                 print(f"error: {result['error']}", file=sys.stderr)
             else:
@@ -1049,15 +1064,16 @@ def cmd_coverage_patch(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if args.json:
-        print(json.dumps(result))
+        print(_json(result))
         return 0
+    from .analysis import units
+
     for f in result["files"]:
         missing = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in f["missing"])
         print(f"{f['path']}: {f['covered']}/{f['statements']} changed lines covered"
               + (f"; not run: {missing}" if missing else ""))
-    pct = "-" if result["percent"] is None else f"{result['percent']:.2f}%"
-    print(f"patch coverage {result['base']}..{result['head']}: {result['covered']}/"
-          f"{result['statements']} ({pct})")
+    print(f"patch coverage {result['base']}..{_cell(result['head'])}: {result['covered']}/"
+          f"{result['statements']} ({_cell(result['percent'], fmt=units.percentage)})")
     return 0
 
 
@@ -1104,13 +1120,11 @@ def cmd_select(args: argparse.Namespace) -> int:
         return _print_evaluation(result, args.format == "json")
     ranking = result["ranking"]
     if args.format == "json":
-        print(json.dumps(ranking))
+        print(_json(ranking))
     elif args.format == "pytest":
         print("\n".join(r["test"] for r in ranking if is_pytest_id(r["test"])))
     else:
-        for i, r in enumerate(ranking, 1):
-            mark = "*" if r["first"] else " "
-            print(f"{i:>4}{mark} {r['score']:>10.3f}  {r['test']}  ({'; '.join(r['reasons'])})")
+        _print_ranking(ranking)
         print(f"{result['selected']} of {result['tests']} tests, about {result['expected_s']} s"
               + (f"; {len(result['changed_files'])} changed files" if args.base else
                  "; no change given (--base): history alone"), file=sys.stderr)
@@ -1181,9 +1195,32 @@ def cmd_run_tests(args: argparse.Namespace) -> int:
     return {"passed": 0, "failed": 1}.get(run["state"], 2)
 
 
+#: The legend of ``observatory select``'s ``*``.
+FIRST_LEGEND = ("* always first: tests the change adds or edits and tests that failed in "
+                "the last run, before every other test (each group best score first)")
+
+
+def _print_ranking(ranking: list[dict]) -> None:
+    """``observatory select``'s table: a header, one line per test best first (the ones
+    that always go first marked ``*``, each group by score), and the legend of ``*``."""
+    from .analysis import units
+
+    if not ranking:
+        return
+    print(f"{'rank':>5} {'score':>8} {'P(fail)':>7} {'time':>8}  test  (reasons)")
+    for i, r in enumerate(ranking, 1):
+        mark = "*" if r["first"] else " "
+        print(f"{i:>4}{mark} {_cell(r['score'], '>8.3f')} "
+              f"{_cell(r.get('probability'), '>7', units.percent)} "
+              f"{_cell(r.get('duration_s'), '>8', units.duration)}  {r['test']}  "
+              f"({'; '.join(r['reasons'])})")
+    if any(r["first"] for r in ranking):
+        print(FIRST_LEGEND)
+
+
 def _print_evaluation(result: dict, as_json: bool) -> int:
     if as_json:
-        print(json.dumps(result))
+        print(_json(result))
         return 0 if result["evaluated"] else 1
     if not result["evaluated"]:
         print(f"observatory select --evaluate: no run of {result['project']} with failures "
@@ -1191,10 +1228,16 @@ def _print_evaluation(result: dict, as_json: bool) -> int:
         return 1
     print(f"{result['evaluated']} runs with failures replayed of {result['runs']} "
           f"({'with' if result['with_git'] else 'without'} git changes)")
-    cols = ("apfd", "tests_10", "tests_25", "tests_50", "time_10", "time_25", "time_50")
-    print(f"{'order':<18}" + "".join(f"{c:>10}" for c in cols))
+    from .analysis import units
+
+    cols = {"apfd": "APFD", **{f"{k}_{c}": f"{k}@{c}%" for k in ("tests", "time")
+                               for c in (10, 25, 50)}}
+    print(f"{'order':<18}" + "".join(f"{t:>10}" for t in cols.values()))
     for name, m in result["orders"].items():
-        print(f"{name:<18}" + "".join(f"{m[c]:>10.3f}" for c in cols))
+        print(f"{name:<18}" + "".join(_cell(m.get(c), ">10", units.percent) for c in cols))
+    print("APFD: 100% when every failing test comes first, 50% for a random order; "
+          "tests@10%: the share of the failing tests caught within the first 10% of the "
+          "tests (time@: of the run time)")
     return 0
 
 
@@ -1213,7 +1256,7 @@ def cmd_coverage_who(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if args.json:
-        print(json.dumps(tests))
+        print(_json(tests))
     else:
         print("\n".join(tests) if tests else f"no test ran {args.where} in the latest report "
               "with per-test contexts", file=sys.stdout if tests else sys.stderr)
@@ -1246,17 +1289,27 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
         return 2
     df = store.query("runs", project=args.project, limit=max(args.limit, 1), offset=0)
     store.close()
+    from .analysis import units
+
     cols = ["run_id", "started_at", "project", "branch", "status", "tests", "passed", "failed",
             "errors", "skipped", "source"]
+    counts = ("tests", "passed", "failed", "errors", "skipped")
+    rows = df[cols].to_dict(orient="records")
+    for row in rows:  # (a count is a float column's through a server when one is missing)
+        row.update({c: int(row[c]) for c in counts if not _missing(row[c])})
     if args.json:
-        for row in df[cols].to_dict(orient="records"):
-            row["started_at"] = row["started_at"].isoformat() if row["started_at"] else None
-            print(json.dumps(row, default=str))
+        for row in rows:
+            print(_json(row))
         return 0
     if df.empty:
         print("no runs stored", file=sys.stderr)
         return 0
-    print(df[cols].to_string(index=False, max_colwidth=40))
+    shown = [{c: _cell(row[c], fmt=units.timestamp if c == "started_at" else None)[:40]
+              for c in cols} for row in rows]
+    widths = {c: max(len(c), *(len(r[c]) for r in shown)) for c in cols}
+    for line in ({c: c for c in cols}, *shown):
+        print("  ".join(line[c].rjust(widths[c]) if c in counts else line[c].ljust(widths[c])
+                        for c in cols).rstrip())
     return 0
 
 
@@ -1278,9 +1331,63 @@ def cmd_runs_delete(args: argparse.Namespace) -> int:
     return 1 if missing else 0
 
 
+#: How a text table of the command line shows a value that is not there; JSON says null.
+#: Never ``NaN``, ``NaT``, ``None`` or ``nan`` (one rule for every listing: _cell, _json).
+MISSING = "-"
+
+
+def _missing(value: object) -> bool:
+    """Whether ``value`` is not there: None, NaN (numpy's too), NaT or pandas' NA."""
+    if value is None:
+        return True
+    try:
+        return bool(value != value)  # NaN and NaT are not equal to themselves
+    except TypeError:  # pandas' NA has no truth value
+        return True
+    except ValueError:  # an array: not one missing value
+        return False
+
+
+def _cell(value: object, spec: str = "", fmt=None) -> str:
+    """One value of a text table: :data:`MISSING` when it is not there, else ``fmt(value)``
+    (or the value itself) formatted by ``spec`` (``"<12"``: padded to 12)."""
+    if _missing(value):
+        width = re.search(r"\d+", spec.split(".")[0])
+        align = "<" if "<" in spec else "^" if "^" in spec else ">"
+        return f"{MISSING:{align}{width.group() if width else ''}}"
+    if fmt is not None:
+        value = fmt(value)
+    if isinstance(value, float) and value.is_integer() and not spec.endswith("f"):
+        value = int(value)  # a count that went through a float column
+    return format(value, spec)
+
+
+def _plain(value: object) -> object:
+    """``value`` with every missing value None, numpy numbers as Python's, times as ISO
+    text: what :func:`_json` writes."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist") and hasattr(value, "dtype"):  # numpy arrays and scalars
+        return _plain(value.tolist())
+    if _missing(value):
+        return None
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return None  # (JSON has no infinity either)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def _json(value: object, **kw) -> str:
+    """JSON of a command's answer: null for every missing value, never NaN or NaT."""
+    return json.dumps(_plain(value), allow_nan=False, default=str, **kw)
+
+
 def _report(result: dict, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(result), flush=True)
+        print(_json(result), flush=True)
         return
     if not result["ok"]:
         print(f"error: {result['error']}", file=sys.stderr)

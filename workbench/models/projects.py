@@ -247,13 +247,19 @@ class ProjectsModel(param.Parameterized):
         return exact if not exact.empty else rows
 
     def file_view(self) -> tuple[pd.DataFrame, str]:
-        """The open file line by line, and where its source came from."""
+        """The open file line by line, and where its source came from. ``tests`` (how many
+        tests ran the line) is missing (<NA>), not 0, for a line that is not a statement,
+        and for every line when no report has per-test contexts: nothing was counted."""
         row = self.file_row()
         if row is None:
             return pd.DataFrame(columns=["line", "status", "tests", "code"]), ""
         rep = self.report() or {}
         code, where = lines.source(self.reader, self.project, self.path, rep.get("commit_sha"))
-        return lines.file_lines(row, self.file_tests(), code), where
+        tests = self.file_tests()
+        frame = lines.file_lines(row, tests, code)
+        counted = (frame["status"] != "") & (not tests.empty)
+        frame["tests"] = frame["tests"].astype("Int64").where(counted, pd.NA)
+        return frame, where
 
     def line_tests(self) -> pd.DataFrame:
         if self.line is None:

@@ -649,6 +649,66 @@ def empty(message: object) -> pn.pane.Markdown:
     return pn.pane.Markdown(f"*{escape(message)}*", styles={"color": "#667"})
 
 
+#: Bootstrap's "light" buttons (the sidebars' window selectors, a breadcrumb, a secondary
+#: action) are near-white in the dark theme too. These follow the page's theme: Bootstrap's
+#: own variables for its surfaces, text and borders, which the dark theme sets dark.
+THEMED_BUTTONS = """
+.bk-btn-light {
+  --bs-btn-color: var(--bs-emphasis-color);
+  --bs-btn-bg: var(--bs-tertiary-bg);
+  --bs-btn-border-color: var(--bs-border-color);
+  --bs-btn-hover-color: var(--bs-emphasis-color);
+  --bs-btn-hover-bg: var(--bs-secondary-bg);
+  --bs-btn-hover-border-color: var(--bs-border-color);
+  --bs-btn-active-color: var(--bs-emphasis-color);
+  --bs-btn-active-bg: rgba(var(--bs-emphasis-color-rgb), 0.22);
+  --bs-btn-active-border-color: var(--bs-border-color);
+  --bs-btn-disabled-color: var(--bs-emphasis-color);
+  --bs-btn-disabled-bg: var(--bs-tertiary-bg);
+  --bs-btn-disabled-border-color: var(--bs-border-color);
+}
+.bk-btn.bk-btn-light[disabled], .bk-btn.bk-btn-light[disabled]:hover {
+  color: var(--bs-btn-disabled-color);
+  background-color: var(--bs-btn-disabled-bg);
+  border-color: var(--bs-btn-disabled-border-color);
+}"""
+
+
+#: The same for a table's pager (Tabulator's Bootstrap theme draws it light grey with
+#: white page buttons whatever the page's theme); the current page stays the accent colour.
+THEMED_PAGER = """
+:host .tabulator .tabulator-footer {
+  background-color: var(--bs-tertiary-bg);
+  border-top-color: var(--bs-border-color);
+  color: var(--bs-body-color);
+}
+:host .tabulator .tabulator-footer .tabulator-page,
+:host .tabulator .tabulator-footer .tabulator-page:disabled,
+:host .tabulator .tabulator-footer .tabulator-page[data-page=last] {
+  background: var(--bs-body-bg);
+  border-color: var(--bs-border-color);
+  color: var(--bs-emphasis-color);
+}
+:host .tabulator .tabulator-footer .tabulator-page.active {
+  background: var(--bs-primary);
+  border-color: var(--bs-primary);
+  color: #fff;
+}"""
+
+
+class ThemedDesign(pn.theme.Bootstrap):
+    """Panel's Bootstrap design, with buttons and tables' pagers that follow the page's
+    theme (:data:`THEMED_BUTTONS`, :data:`THEMED_PAGER`); every served dashboard's template
+    uses it (``.shell``)."""
+
+    modifiers = {
+        **{cls: {"stylesheets": [pn.theme.Inherit, THEMED_BUTTONS]} for cls in (
+            pn.widgets.Button, pn.widgets.Toggle, pn.widgets.MenuButton,
+            pn.widgets.RadioButtonGroup, pn.widgets.CheckButtonGroup)},
+        pn.widgets.Tabulator: {"stylesheets": [pn.theme.Inherit, THEMED_PAGER]},
+    }
+
+
 class FollowBrowserTheme(ReactiveHTML):
     """Nothing to see: on a page opened without ``?theme=``, a browser that prefers dark
     reloads it with ``?theme=dark`` (Panel chooses the theme on the server, from the URL,

@@ -13,6 +13,7 @@ import param
 from bokeh.models import ColumnDataSource, HoverTool, SingleIntervalTicker
 from bokeh.plotting import figure
 
+from ..analysis import units
 from ..models.projects import ProjectsModel
 from .common import Kpis, columns, empty, pre, table, watching
 from .coverage_map import WATCH, CoverageMap, FileView, _pct
@@ -25,6 +26,14 @@ from .shell import DashboardShell
 _MCP_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mcp-client")
 
 STATUS_COLORS = {"passed": "#2b8a3e", "failed": "#c92a2a", "running": "#1c7ed6"}
+#: How the page's tables show their numbers (see ``analysis.units``): coverage in percent
+#: with one decimal, its changes in points, the rest as counts.
+NUMBER_KINDS = {
+    **dict.fromkeys(("coverage", "percent", "base_percent", "head_percent"), "percentage"),
+    "coverage_change": "points",
+    **dict.fromkeys(("flaky", "broken", "agents_active", "mcp", "statements", "covered",
+                     "lines", "newly_uncovered_lines", "runs", "failed", "tests"), "count"),
+}
 #: How a project's folder got its name (the store's ``named_by``), as the page says it.
 NAMED_BY = {"given": "named by a person", "root": "named after its runs: they ran here",
             "remote": "named after its runs: the path of its remote",
@@ -58,9 +67,10 @@ class ProjectsOverview(LazyView):
             titles={"last_status": "last run", "coverage_change": "Δ coverage",
                     "last_run_at": "run at", "run_commit": "commit",
                     "agents_active": "agents", "mcp": "MCP"},
-            widths={"kind": 80, "last_status": 96, "tests": 76, "failed": 76, "flaky": 72,
-                    "broken": 82, "coverage": 100, "coverage_change": 116, "last_run_at": 160,
-                    "run_commit": 104, "agents_active": 82, "mcp": 70})
+            widths={"kind": 80, "last_status": 96, "tests": 70, "failed": 64, "flaky": 72,
+                    "broken": 88, "coverage": 104, "coverage_change": 120, "last_run_at": 160,
+                    "run_commit": 104, "agents_active": 82, "mcp": 70},
+            kinds=NUMBER_KINDS)
         self._table.param.watch(self._on_select, "selection")
         self._load()
 
@@ -105,7 +115,7 @@ class ProjectView(LazyView):
         self._commits = table(pd.DataFrame(), page_size=10, empty_text=(
             "No git history: the project has no scanned folder with a repository."),
             widths={"sha": 100, "author": 120, "time": 160, "runs": 70, "failed": 76,
-                    "coverage": 96})
+                    "coverage": 104}, kinds=NUMBER_KINDS)
         self._trend = ColumnDataSource({"i": [], "percent": [], "commit": [], "at": []})
         fig = figure(height=220, sizing_mode="stretch_width", title="Coverage over reports",
                      tools="pan,wheel_zoom,reset,save", toolbar_location="right",
@@ -152,7 +162,7 @@ class ProjectView(LazyView):
             ("flaky", health.get("flaky", 0), "#e08a1e"),
             ("broken", health.get("broken", 0), "#d64545"),
             ("coverage", _pct(cov.get("percent")), "#2b8a3e"),
-            ("Δ coverage", "–" if change is None else f"{change:+.1f}", "#495057"),
+            ("Δ coverage", units.points(change) or "–", "#495057"),
             ("agents", sum(health.get("agents", {}).values()), "#3b5bdb"),
         ])
         path = info.get("path")
@@ -402,8 +412,9 @@ class ChangesView(LazyView):
             "Nothing changed between the two reports (or only one report exists)."),
             widths={"path": 340, "change": 100, "base_percent": 110, "head_percent": 100,
                     "newly_uncovered_lines": 150},
-            titles={"base_percent": "before %", "head_percent": "after %",
-                    "newly_uncovered_lines": "newly uncovered", "newly_uncovered": "lines"})
+            titles={"base_percent": "before", "head_percent": "after",
+                    "newly_uncovered_lines": "newly uncovered", "newly_uncovered": "lines"},
+            kinds=NUMBER_KINDS)
         self.base = pn.widgets.TextInput(name="Patch: base revision", value="HEAD~1",
                                          width=200)
         self.head = pn.widgets.TextInput(name="head (empty: working tree)", value="HEAD",
@@ -415,7 +426,8 @@ class ChangesView(LazyView):
         self._patch_out = pn.Column(sizing_mode="stretch_width")
         self._risk = table(pd.DataFrame(), page_size=10, empty_text=(
             "No line is run only by flaky or broken tests (or no report has per-test "
-            "contexts)."), widths={"path": 340, "lines": 80, "ranges": 260})
+            "contexts)."), widths={"path": 340, "lines": 80, "ranges": 260},
+            kinds=NUMBER_KINDS)
         self._load()
 
     @param.depends(*watching(WATCH, "base_report_id"), watch=True)
@@ -433,7 +445,7 @@ class ChangesView(LazyView):
                 f"<b>{_pct(a['percent'])}</b> at {escape(str(a['commit'] or '–')[:10])} against "
                 f"{_pct(b['percent'])} at {escape(str(b['commit'] or '–')[:10])}: "
                 f"<b style='color:{'#c92a2a' if (delta or 0) < 0 else '#2b8a3e'}'>"
-                f"{'–' if delta is None else f'{delta:+.2f}'} points</b>, "
+                f"{escape(units.points(delta) or '–')}</b>, "
                 f"{_count(result['newly_uncovered_lines'], 'line')} newly uncovered.")
             frame = pd.DataFrame(result["files"])
             if not frame.empty:
@@ -475,7 +487,8 @@ class ChangesView(LazyView):
             pn.pane.HTML(f"Patch <code>{escape(result['base'])}..{escape(result['head'])}</code>: "
                          f"<b>{_pct(result['percent'])}</b> of {result['statements']} changed "
                          f"statements covered."),
-            table(frame, page_size=10, empty_text="The change touches no measured statement.")]
+            table(frame, page_size=10, empty_text="The change touches no measured statement.",
+                  kinds=NUMBER_KINDS)]
 
     def __panel__(self):
         return pn.Column(

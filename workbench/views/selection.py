@@ -9,7 +9,7 @@ import json
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource, HoverTool, Legend
+from bokeh.models import ColumnDataSource, HoverTool, Legend, NumeralTickFormatter
 from bokeh.plotting import figure
 
 from ..coverage.lines import project_repo
@@ -24,6 +24,15 @@ from .lazy import LazyView, deferred
 
 ORDER_COLORS = {"selector": "#2b8a3e", "random": "#868e96", "slowest-last": "#1c7ed6",
                 "last-failed-first": "#e67700"}
+#: The replay's measures (each a share: shown as a percentage), with their headers.
+QUALITY = {"apfd": "APFD", "tests_10": "10% tests", "tests_25": "25% tests",
+           "tests_50": "50% tests", "time_10": "10% time", "time_25": "25% time",
+           "time_50": "50% time"}
+QUALITY_TIPS = {"apfd": "Average percentage of faults detected: 100% when every failing "
+                        "test comes first, 50% for a random order",
+                **{f"{k}_{c}": f"Share of the failing tests caught within the first {c}% "
+                               f"of the {'tests' if k == 'tests' else 'run time'}"
+                   for k in ("tests", "time") for c in (10, 25, 50)}}
 RUN_COLS = ["id", "state", "selected", "results", "failures", "requested_by", "created_at",
             "message"]
 
@@ -63,7 +72,8 @@ class SelectRunView(LazyView):
             "Rank the project's tests for a change (the change needs the project's git "
             "folder; without one, history alone)."),
             widths={"rank": 70, "score": 90, "probability": 100, "duration_s": 110},
-            titles={"probability": "P(fail)"})
+            titles={"probability": "P(fail)"}, kinds={"probability": "percent",
+                                                      "score": "number"})
         self._ranked: list[dict] = []
         self._runs = table(pd.DataFrame(columns=RUN_COLS), page_size=8, empty_text=(
             "No test run started from the workbench yet."),
@@ -235,9 +245,11 @@ class SelectionQuality(LazyView):
     def __init__(self, **params):
         super().__init__(**params)
         self._note = pn.pane.Markdown("", sizing_mode="stretch_width")
-        self._table = table(pd.DataFrame(), page_size=6, empty_text=(
-            "No run with failures after another run to replay."),
-            widths={"order": 150})
+        self._table = table(pd.DataFrame(columns=["order", *QUALITY]), page_size=6,
+                            empty_text="No run with failures after another run to replay.",
+                            widths={"order": 150, **dict.fromkeys(QUALITY, 110)},
+                            titles=QUALITY, tips=QUALITY_TIPS,
+                            kinds=dict.fromkeys(QUALITY, "percent"))
         self._source = {name: ColumnDataSource({"x": [], "y": []}) for name in ORDER_COLORS}
         fig = figure(height=300, sizing_mode="stretch_width", x_range=(0, 100),
                      y_range=(0, 1.02), title="Share of failing tests caught",
@@ -248,8 +260,9 @@ class SelectionQuality(LazyView):
                          if name == "selector" else 1.5)
             items.append((name, [r]))
         fig.add_layout(Legend(items=items, location="bottom_right"))
-        fig.add_tools(HoverTool(tooltips=[("% of tests run", "@x"), ("caught", "@y{0.00}")]))
+        fig.add_tools(HoverTool(tooltips=[("tests run", "@x{0}%"), ("caught", "@y{0%}")]))
         fig.xaxis.axis_label = "% of the run's tests, in each order"
+        fig.yaxis.formatter = NumeralTickFormatter(format="0%")
         self._chart = pn.pane.Bokeh(fig, sizing_mode="stretch_width", height=300)
         self._load()
 
@@ -259,7 +272,7 @@ class SelectionQuality(LazyView):
         m = self.model
         if not m.has_project:
             self._note.object = "*Choose a project.*"
-            self._table.value = pd.DataFrame(columns=["order"])
+            self._table.value = pd.DataFrame(columns=["order", *QUALITY])
             return
         result = replay(m.reader, m.project, project_repo(m.reader, m.project))
         self._note.object = (
@@ -269,16 +282,12 @@ class SelectionQuality(LazyView):
                "coverage of that time" if result["with_git"] else
                " — the runs before (no git change could be read for these runs: history "
                "alone)")
-            + ". **APFD** is 1 when every failure comes first, 0.5 for a random order.")
-        rows = [{"order": name, **{k: v for k, v in o.items() if k != "curve"}}
+            + ". **APFD** is 100% when every failure comes first, 50% for a random order; "
+            "the other columns are the share of the failing tests caught within the first "
+            "10, 25 or 50% of the tests, or of the run time.")
+        rows = [{"order": name, **{k: o.get(k) for k in QUALITY}}
                 for name, o in result["orders"].items() if o]
-        frame = pd.DataFrame(rows)
-        if not frame.empty:
-            frame = frame.rename(columns={
-                "tests_10": "caught @10 % tests", "tests_25": "@25 %", "tests_50": "@50 %",
-                "time_10": "caught @10 % time", "time_25": "@25 % time",
-                "time_50": "@50 % time"})
-        self._table.value = frame
+        self._table.value = pd.DataFrame(rows, columns=["order", *QUALITY])
         for name, src in self._source.items():
             curve = result["orders"].get(name, {}).get("curve") or []
             src.data = {"x": [x * 100 for x in result["curve_x"]][: len(curve)], "y": curve}

@@ -7,7 +7,7 @@ from typing import ClassVar
 import panel as pn
 import param
 
-from .common import FollowBrowserTheme, nav
+from .common import FollowBrowserTheme, ThemedDesign, nav
 
 
 class DashboardShell(pn.viewable.Viewer):
@@ -91,6 +91,7 @@ class DashboardShell(pn.viewable.Viewer):
             header=[nav(self.page), FollowBrowserTheme(width=0, height=0, margin=0)],
             header_background=self.color, sidebar_width=280,
             theme=pn.config.theme,  # ?theme=dark: charts and tables follow
+            design=ThemedDesign,  # and buttons (Bootstrap's light ones stay white)
         )
 
     def __panel__(self):
