@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from workbench.analysis import units
 from workbench.models.projects import ProjectsModel
 from workbench.store import Store
 from workbench.views.coverage_map import (
@@ -113,6 +114,15 @@ def test_a_line_that_is_not_a_statement_counts_no_tests(wide):
     assert at.loc[n["hit"], "status"] == "hit" and at.loc[n["hit"], "tests"] == 1
     assert at.loc[n["miss"], "status"] == "miss" and at.loc[n["miss"], "tests"] == 0
     assert at.loc[n["blank"], "status"] == "" and at.loc[n["blank"], "tests"] is pd.NA
+
+
+def test_coverage_reads_as_a_percentage_and_its_change_in_points():
+    assert [units.percentage(v) for v in (68.4712, 100, 99.96, 0, 0.04, 12, None,
+                                          float("nan"))] == [
+        "68.5%", "100%", "100.0%", "0%", "0.0%", "12.0%", "", ""]  # (100% only when all)
+    assert [units.points(v) for v in (2, -0.44, 0.01, -0.02, 0, None)] == [
+        "+2.0 pts", "-0.4 pts", "0 pts", "0 pts", "0 pts", ""]
+    assert units.FORMATS["percentage"] is units.percentage  # a table column's kind
 
 
 def test_fragments_name_a_line():
