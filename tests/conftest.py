@@ -75,6 +75,12 @@ def demo_store(demo_path, tmp_path):
         yield s
 
 
+def documentation() -> str:
+    """What a user can read: the README and every page of the documentation site."""
+    return "\n".join(p.read_text() for p in [ROOT / "README.md",
+                                            *sorted((ROOT / "docs").rglob("*.md"))])
+
+
 def wait_for(fn, timeout: float = 60, what: str = ""):
     """``fn()`` once it is truthy (polled every 0.2 s); fails after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

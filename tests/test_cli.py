@@ -14,7 +14,7 @@ import pytest
 from workbench.cli import build_parser
 from workbench.store import Store
 
-from .conftest import FIXTURES, ROOT
+from .conftest import FIXTURES, ROOT, documentation
 
 
 def observatory(*args, env=None, cwd=None):
@@ -124,8 +124,8 @@ def test_every_command_has_help(command):
     assert r.returncode == 0 and "usage: observatory" in r.stdout
 
 
-def test_every_cli_option_is_documented_in_the_readme():
-    readme = (ROOT / "README.md").read_text()
+def test_every_cli_option_is_documented():
+    readme = documentation()
     missing = []
     for command, sub in _commands(build_parser()):
         if f"observatory {' '.join(command)}" not in readme:
@@ -138,7 +138,7 @@ def test_every_cli_option_is_documented_in_the_readme():
 
 
 def test_every_pytest_plugin_option_and_env_var_is_documented():
-    readme = (ROOT / "README.md").read_text()
+    readme = documentation()
     plugin = (ROOT / "workbench" / "pytest_plugin.py").read_text()
     options = set(re.findall(r'"(--observatory[\w-]*)"', plugin))
     options |= {f"--observatory-{k}" for k in ("project", "branch", "commit", "variant", "build")}

@@ -12,9 +12,9 @@ from workbench import config
 from .conftest import ROOT
 
 
-def test_readme_configuration_table_is_the_settings_table():
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+def test_the_documented_configuration_table_is_the_settings_table():
+    readme = (ROOT / "docs" / "configuration.md").read_text()
+    section = readme.split("# Configuration", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `(OBSERVATORY_\w+)` \| (`[^`]+`)? \| (.+) \|$", section, re.M)
     documented = {env: (flag.strip("`") or None, meaning) for env, flag, meaning in rows}
     expected = {s.env: (s.flag, s.meaning) for s in config.SETTINGS.values()}
@@ -48,9 +48,9 @@ def test_flag_beats_environment_beats_default(monkeypatch):
 
 
 def test_readme_mapping_table_is_the_genai_mapping():
-    """The README's agent-field table is the table ingest maps attributes with."""
+    """The documented agent-field table is the table ingest maps attributes with."""
     from workbench.ingest.genai import mapping_rows
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "telemetry.md").read_text()
     rows = re.findall(r"^\| ([a-z_]+) \| (`.+`) \|$", readme, re.M)
     assert rows == mapping_rows()

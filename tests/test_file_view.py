@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -36,7 +35,7 @@ from workbench.views.coverage_map import (
     line_of_fragment,
 )
 
-from .conftest import Served, write_tree
+from .conftest import Served, documentation, write_tree
 from .test_coverage_ingest import observatory, run
 
 #: Folders of the package: (folder, [(module, functions, how many of them the tests call)]).
@@ -271,6 +270,6 @@ def check_labels(tiles: list[dict]) -> None:
             assert t["name"].startswith(lines[0][:-1]) and len(lines[0]) >= 5, t
 
 
-def test_readme_names_the_address_of_a_line():
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+def test_the_documentation_names_the_address_of_a_line():
+    readme = documentation()
     assert "?project=" in readme and "#L" in readme
