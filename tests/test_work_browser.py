@@ -61,7 +61,7 @@ def test_alerts_and_tasks_tabs(served, chromium, output_dir, tmp_path):
         page.get_by_role("button", name="Details").first.wait_for(timeout=30_000)
         page.locator(".bk-tab").get_by_text("Alerts", exact=True).click()
         page.get_by_text("sleepy has been silent").first.wait_for(timeout=30_000)
-        page.get_by_text("silent_s").first.wait_for()
+        page.get_by_text("silent for", exact=True).first.wait_for()  # (the evidence)
         page.get_by_text("Evidence").wait_for()
         page.screenshot(path=str(output_dir / "alerts.png"), full_page=True)
         page.get_by_role("button", name="Resume agent").click()

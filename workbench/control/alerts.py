@@ -318,13 +318,16 @@ class AlertEngine:
             values = [s[col] for s in w.samples if s[0] >= start]
             if len(values) < rule["count"]:
                 return None, []
-            return sum(values) / len(values), [{"mean": sum(values) / len(values),
-                                                "samples": len(values)}]
+            # (the evidence names what its number is — a CPU share in points, or MB — so
+            # that a view shows it in its unit; rounded as people read it)
+            mean = sum(values) / len(values)
+            return mean, [{metric: round(mean, 2), "samples": len(values)}]
         results = [err for t, err in w.tool_results if t >= start]
         if len(results) < rule["count"]:
             return None, []
-        return sum(results) / len(results), [{"tool_results": len(results),
-                                              "errors": sum(results)}]
+        return sum(results) / len(results), [{"tool_failure_rate": round(
+            sum(results) / len(results), 4), "tool_results": len(results),
+            "errors": sum(results)}]
 
     def _stall(self, agent, now: float) -> None:
         rules = self._rules("stall", agent)

@@ -102,15 +102,76 @@ class ControlModel(param.Parameterized):
     def approvals(self) -> list[dict[str, Any]]:
         return self.control.approvals("pending")
 
+    AUDIT_COLUMNS = ["ts", "who", "role", "action", "about", "target", "outcome", "client",
+                     "params"]
+
     def audit(self) -> pd.DataFrame:
-        cols = ["ts", "who", "role", "action", "target", "outcome", "client", "params"]
+        """The audit log, newest first; ``about`` names each entry's ``target`` (an id, a
+        name or a path) as :meth:`describe_targets` does."""
+        cols = self.AUDIT_COLUMNS
         rows = self.control.audit(500)
         if not rows:
             return pd.DataFrame(columns=cols)
-        df = pd.DataFrame(rows)[cols]
+        df = pd.DataFrame(rows)
         df["ts"] = pd.to_datetime(df["ts"])
+        df["about"] = self.describe_targets(list(zip(df["action"], df["target"], df["params"],
+                                                     strict=True)))
         df["params"] = df["params"].map(lambda p: "" if not p else json.dumps(p)[:300])
-        return df
+        return df[cols]
+
+    # -- names: what a table shows instead of an id (the id stays in its tooltip) ----------
+    def agent_names(self) -> dict[str, str]:
+        """Each agent's name by its id."""
+        return {a["id"]: a["name"] for a in self.agents()}
+
+    def describe_targets(self, entries: list[tuple]) -> list[str]:
+        """What each audit entry ``(action, target, params)`` acted on, as a person reads
+        it: ``agent checkout-bot (ag-1b2c…)``, ``task “fix the failing test…” (tk-…)``,
+        ``approval Bash for checkout-bot (ap-…)``, ``alert “cost per hour over $5” on
+        checkout-bot (al-…)``, ``rule “cost per hour over $5”``, ``project web``, ``a new
+        task “fix the…”`` (its params say what). Names come from what the workbench holds
+        now (only the kinds these entries need are read); an object since deleted keeps
+        its kind and id; a path stays as it was."""
+        names: dict[str, dict[str, str]] = {}
+
+        def known(kind: str) -> dict[str, str]:
+            if kind not in names:
+                try:
+                    names[kind] = _NAMERS[kind](self)
+                except Exception:  # noqa: BLE001  (a name is a courtesy: the id stands)
+                    names[kind] = {}
+            return names[kind]
+
+        out = []
+        for action, target, *extra in entries:
+            target = "" if target is None else str(target)
+            asked = extra[0] if extra and isinstance(extra[0], dict) else {}
+            head, sep, rest = target.partition("/")
+            kind = _ID_KINDS.get(head[:3]) if len(head) > 3 else None
+            if kind is not None:
+                name = known(kind).get(head)
+                text = (f"{kind} {name} ({_short(head)})" if name else f"{kind} {head}")
+                out.append(text + (f" /{rest}" if sep else ""))
+            elif action == "rules" and target and target != "new":
+                name = known("rule").get(target)
+                out.append(f"rule “{name}”" if name else f"rule {target}")
+            elif target == "new" and action in ("task", "rules"):
+                body = asked.get("task" if action == "task" else "rule")
+                body = body if isinstance(body, dict) else {}
+                what = (task_text(body) if action == "task" else body.get("name")) or ""
+                out.append("a new " + ("task" if action == "task" else "rule")
+                           + (f" “{_clip(str(what))}”" if what else ""))
+            elif action == "webhooks" and target:
+                out.append(f"webhook {target}")  # (one added: its URL)
+            elif action == "add" and target and not target.startswith("/"):
+                out.append(f"agent {target}")  # (a definition refused: its name)
+            elif action == "pool" and target:
+                out.append(f"pool {target}")
+            elif action.startswith(("project-", "test-run")) and target:
+                out.append(f"project {target}")
+            else:
+                out.append(target)
+        return out
 
     def config(self, agent_id: str) -> dict[str, Any]:
         return self.control.config(agent_id)
@@ -136,22 +197,27 @@ class ControlModel(param.Parameterized):
         return self.control.decide(approval_id, decision, message)
 
     # -- the work queue and alerts -------------------------------------------------------
-    TASK_COLUMNS = ["id", "state", "priority", "what", "labels", "project", "agent_id",
-                    "attempt", "cost_usd", "failure", "created_at"]
-    ALERT_COLUMNS = ["id", "state", "severity", "title", "agent_name", "rule_name",
-                     "fired_at", "acked_by", "resolved_by"]
+    TASK_COLUMNS = ["id", "what", "state", "priority", "agent", "agent_id", "labels",
+                    "project", "attempt", "cost_usd", "failure", "created_at"]
+    ALERT_COLUMNS = ["id", "state", "severity", "title", "agent_name", "agent_id",
+                     "rule_name", "rule_id", "fired_at", "acked_by", "resolved_by"]
 
     def tasks(self, agent_id: str | None = None) -> pd.DataFrame:
-        """The queue (running and queued first), or one agent's tasks."""
+        """The queue (running and queued first), or one agent's tasks: ``what`` (its
+        prompt or command) and ``agent`` (the name of the agent that took it) beside
+        their ids."""
         rows = [t for t in self.control.tasks("all", 500)
                 if agent_id is None or t["agent_id"] == agent_id]
         if not rows:
             return pd.DataFrame(columns=self.TASK_COLUMNS)
         df = pd.DataFrame(rows)
-        df["what"] = [t["prompt"] or (t["command"] if isinstance(t["command"], str)
-                                      else " ".join(t["command"] or [])) for t in rows]
+        df["what"] = [task_text(t) for t in rows]
+        names = self.agent_names() if any(t["agent_id"] for t in rows) else {}
+        df["agent"] = [names.get(t["agent_id"], t["agent_id"]) if t["agent_id"] else None
+                       for t in rows]
         df["labels"] = df["labels"].map(lambda x: ", ".join(x or []))
-        df["cost_usd"] = df["cost_usd"].map(lambda x: "" if x is None or x != x else x)
+        df["cost_usd"] = pd.to_numeric(df["cost_usd"], errors="coerce")
+        df["created_at"] = pd.to_datetime(df["created_at"])
         return df[self.TASK_COLUMNS]
 
     def task_spans(self, agent_id: str) -> pd.DataFrame:
@@ -181,13 +247,15 @@ class ControlModel(param.Parameterized):
     def alerts_frame(self, alerts: list[dict[str, Any]]) -> pd.DataFrame:
         if not alerts:
             return pd.DataFrame(columns=self.ALERT_COLUMNS)
-        return pd.DataFrame(alerts).reindex(columns=self.ALERT_COLUMNS)
+        df = pd.DataFrame(alerts).reindex(columns=self.ALERT_COLUMNS)
+        df["fired_at"] = pd.to_datetime(df["fired_at"])
+        return df
 
     def alert_action(self, alert_id: str, action: str) -> dict[str, Any]:
         return self.control.alert_action(alert_id, action)
 
     RULE_COLUMNS = ["rule_id", "name", "kind", "enabled", "agents", "actions", "severity"]
-    PREVIEW_COLUMNS = ["at", "agent", "title"]
+    PREVIEW_COLUMNS = ["at", "agent", "agent_id", "title"]
 
     def rules(self, rows: list[dict[str, Any]] | None = None) -> pd.DataFrame:
         """The alert rules as a table (``rows``: those :meth:`rule_list` returned)."""
@@ -237,11 +305,11 @@ class ControlModel(param.Parameterized):
 
     def preview_rule(self, rule: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
         """What ``rule`` would have fired on in the last day: the firings (``at``,
-        ``agent``, ``title``, newest first) and the preview's summary (``count``,
+        ``agent``, ``agent_id``, ``title``, newest first) and the preview's summary (``count``,
         ``agents``, ``since``, ``note``)."""
         result = self.control.preview_rule(rule)
         rows = result.get("fired") or []
-        frame = (pd.DataFrame(rows)[self.PREVIEW_COLUMNS] if rows
+        frame = (pd.DataFrame(rows).reindex(columns=self.PREVIEW_COLUMNS) if rows
                  else pd.DataFrame(columns=self.PREVIEW_COLUMNS))
         if len(frame):
             frame["at"] = pd.to_datetime(frame["at"])
@@ -261,3 +329,47 @@ class ControlModel(param.Parameterized):
     def changed(self) -> None:
         """Something changed (a pushed update): views that depend on ``version`` redraw."""
         self.version += 1
+
+
+def task_text(task: dict[str, Any]) -> str:
+    """A task as people name it: its prompt, or its command."""
+    prompt, command = task.get("prompt"), task.get("command")
+    if isinstance(prompt, str) and prompt:
+        return prompt
+    if isinstance(command, list):
+        return " ".join(str(part) for part in command)
+    return "" if command is None else str(command)
+
+
+def _short(object_id: str) -> str:
+    """An id cut to its kind and four characters (``ag-1b2c…``): the whole one is in the
+    tooltip."""
+    return object_id if len(object_id) <= 8 else object_id[:7] + "…"
+
+
+def _clip(text: str, size: int = 40) -> str:
+    return text if len(text) <= size else text[:size - 1] + "…"
+
+
+#: The workbench's own ids say what they are by their prefix.
+_ID_KINDS = {"ag-": "agent", "tk-": "task", "ap-": "approval", "al-": "alert",
+             "wh-": "webhook"}
+
+
+def _approvals(model: ControlModel) -> dict[str, str]:
+    agents = model.agent_names()
+    return {a["id"]: f"{a['tool']} for {agents.get(a['agent_id'], a['agent_id'])}"
+            for a in model.control.approvals("all")}
+
+
+#: How :meth:`ControlModel.describe_targets` names each kind of object, by its id.
+_NAMERS = {
+    "agent": lambda m: m.agent_names(),
+    "task": lambda m: {t["id"]: f"“{_clip(task_text(t))}”"
+                       for t in m.control.tasks("all", 500)},
+    "approval": _approvals,
+    "alert": lambda m: {a["id"]: f"“{a['rule_name']}” on {a.get('agent_name') or '?'}"
+                        for a in m.control.alerts(None, 500)},
+    "webhook": lambda m: {w["id"]: w["url"] for w in m.control.webhooks()},
+    "rule": lambda m: {r["rule_id"]: r["name"] for r in m.control.alert_rules()},
+}

@@ -11,10 +11,57 @@ from typing import Any
 import pandas as pd
 import panel as pn
 import param
+from bokeh.models.widgets.tables import HTMLTemplateFormatter
 
+from ..models.control import ControlModel
 from .common import empty, table
 from .escape import escape
 from .notify import attempt
+
+#: A table's name cells, each with its tooltip (the name whole, then the id): the only
+#: markup is ours; both values are escaped by :func:`named` before they get here.
+_NAMED = '<span title="<%= {tip} %>"><%= value %></span>'
+
+
+def named(df: pd.DataFrame, shown: dict[str, str]) -> pd.DataFrame:
+    """``df`` as a table of the control page shows it: each column of ``shown`` names
+    something (an agent, a task, a rule) whose id is in the column ``shown[column]``; its
+    cells get a tooltip, ``{column}_tip`` (the name whole — a cell may elide it — then
+    the id). Those columns are escaped here, as their cells are HTML
+    (:func:`named_options`); ``df`` itself is left as it was."""
+    out = df.copy()
+    for column, id_column in shown.items():
+        if column not in out.columns:
+            out[column] = None
+        ids = out[id_column] if id_column in out.columns else pd.Series(None, out.index)
+        names = out[column]
+        out[f"{column}_tip"] = pd.Series([
+            escape(f"{n}\n{i}" if _text(n) and _text(i) and n != i else (n if _text(n) else i))
+            for n, i in zip(names, ids, strict=True)], index=out.index, dtype=object)
+        out[column] = pd.Series([escape(n) if _text(n) else None for n in names],
+                                index=out.index, dtype=object)
+    return out
+
+
+def fill(table, frame: pd.DataFrame) -> None:
+    """Give a boxed table (:func:`~.common.table`, ``boxed=True``) its rows: shown before
+    they arrive when it had none (a Tabulator sent rows while hidden drew none of them,
+    and kept drawing none once shown again)."""
+    if frame is not None and len(frame) and not table.visible:
+        table.visible = True
+    table.value = frame
+
+
+def _text(value: object) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def named_options(shown: dict[str, str], hidden: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The :func:`~.common.table` options for a :func:`named` frame: the name cells'
+    template, and the columns only their tooltips show (the ids, the tips) hidden."""
+    return {"formatters": {c: HTMLTemplateFormatter(template=_NAMED.format(tip=f"{c}_tip"))
+                           for c in shown},
+            "hidden_columns": [*hidden, *shown.values(), *(f"{c}_tip" for c in shown)]}
 
 
 def rule_widget(name: str, p: param.Parameter, value: Any):
@@ -39,6 +86,18 @@ def rule_widget(name: str, p: param.Parameter, value: Any):
     return w
 
 
+#: The rules table: a rule's name with its id in the tooltip; headers' full meaning.
+RULE_NAMES = {"name": "rule_id"}
+RULE_TIPS = {
+    "name": "The rule's name (hover over one for its id)",
+    "kind": "What it watches: state, stale, threshold, loop, test_loop, stall or "
+            "test_health",
+    "enabled": "Whether it is evaluated now",
+    "agents": "Which agents it watches: a glob over their names",
+    "actions": "What it does when it fires: notify, pause or stop the agent",
+}
+
+
 class AlertRulesView(pn.viewable.Viewer):
     """The rules: a table, a form for the selected (or a new) rule, and its preview."""
 
@@ -46,12 +105,13 @@ class AlertRulesView(pn.viewable.Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._table = table(pd.DataFrame(columns=["rule_id", "name"]), page_size=10,
+        self._table = table(named(pd.DataFrame(columns=ControlModel.RULE_COLUMNS), RULE_NAMES),
+                            page_size=10, boxed=True,
                             empty_text="No rules: make one with New rule.",
-                            widths={"rule_id": 170, "kind": 90, "enabled": 80,
-                                    "agents": 110, "actions": 130, "severity": 90},
+                            widths={"kind": 96, "enabled": 104, "agents": 110, "actions": 130},
+                            titles={"name": "rule"}, tips=RULE_TIPS, grow={"name": 1},
                             # ("agents" is a count elsewhere; here a glob)
-                            text_align={"agents": "left"}, header_align={"agents": "left"})
+                            kinds={"agents": "text"}, **named_options(RULE_NAMES))
         self._table.param.watch(lambda e: self._picked(), "selection")
         self._frame = pd.DataFrame()
         self._admin = self.model.may("rules")
@@ -70,7 +130,7 @@ class AlertRulesView(pn.viewable.Viewer):
         if not frame.equals(self._frame):
             picked = self._picked_id()
             self._frame = frame
-            self._table.value = frame
+            fill(self._table, named(frame, RULE_NAMES))
             rows = [i for i, r in enumerate(frame.get("rule_id", [])) if r == picked]
             if self._table.selection != rows[:1]:
                 self._table.selection = rows[:1]
@@ -192,10 +252,14 @@ class AlertRulesView(pn.viewable.Viewer):
             + '<div style="font-size:12px;color:#667">Each moment its condition became '
             "true; the live rule keeps one alert open per agent, so it may fire fewer "
             "times.</div></div>", sizing_mode="stretch_width")
-        found = table(frame, page_size=10, selectable=False,
+        found = table(named(frame, {"agent": "agent_id"}), page_size=10, selectable=False,
+                      boxed=True,
                       empty_text="Nothing: in the last day the rule would not have fired.",
-                      widths={"at": 160, "agent": 140})
-        self._preview_box.objects = [summary, found]
+                      widths={"at": 156, "agent": 140}, kinds={"at": "time"},
+                      tips={"at": "When its condition became true",
+                            "title": "The title the live rule gives such an alert"},
+                      **named_options({"agent": "agent_id"}))
+        self._preview_box.objects = [summary, found.box]
 
     # -- enable, delete -----------------------------------------------------------------
     def _enable(self) -> None:
@@ -235,6 +299,6 @@ class AlertRulesView(pn.viewable.Viewer):
         return pn.Column(
             pn.pane.Markdown("#### Alert rules"),
             self._controls or self._make_controls(),
-            self._table,
+            self._table.box,
             pn.Row(self._form, self._preview_box, sizing_mode="stretch_width"),
             sizing_mode="stretch_width")

@@ -87,6 +87,16 @@ COLUMNS: dict[str, Col] = {
     "last_run": Col("last run", "When it last ran", _T),
     "start_time": Col("started", "When it started", _T),
     "fired_at": Col("fired", "When the alert fired", _T),
+    "created_at": Col("created", "When it was created", _T),
+    # the control page's tasks, alerts and rules (names shown, ids in the cells' tooltips)
+    "agent_id": Col("agent", "The agent's id", width=118),
+    "rule_id": Col("rule", "The rule's id", width=130),
+    "rule_name": Col("rule", "The alert rule", width=150),
+    "severity": Col("level", "Severity: info, warning or critical", width=84),
+    "priority": Col("priority", "Higher runs first", "count"),
+    "acked_by": Col("acked by", "Who acknowledged it", width=110),
+    "resolved_by": Col("resolved by", "Who resolved it: a person, or the workbench when "
+                       "its agent's run ended", width=150),
     # ids and short labels
     "run_id": Col("run", "Run id", width=108),
     "trace_id": Col("trace", "Trace id", width=108),

@@ -15,10 +15,11 @@ import param
 from bokeh.models import ColumnDataSource, HoverTool, LinearAxis, Range1d
 from bokeh.plotting import figure
 
-from .common import FollowBrowserTheme, empty, nav, pre, table
+from .alert_rules import fill, named, named_options
+from .common import FollowBrowserTheme, ThemedDesign, empty, nav, pre, table
 from .escape import escape
 from .notify import attempt, notify
-from .work import AlertsView, TaskQueueView
+from .work import TASK_NAMES, TASK_TABLE, AlertsView, TaskQueueView
 
 STATE_COLORS = {
     "idle": "#868e96", "starting": "#4dabf7", "running": "#2e9e5b",
@@ -204,7 +205,8 @@ class ApprovalsInbox(pn.viewable.Viewer):
         age = (datetime.utcnow() - datetime.fromisoformat(p["created_at"])).total_seconds()
         held = " · held (the agent is paused)" if p.get("held") else ""
         head = pn.pane.HTML(
-            f'<b>{escape(agent)}</b> wants to use <b>{escape(p["tool"])}</b>'
+            f'<b title="{escape(p.get("agent_id"))}">{escape(agent)}</b> wants to use '
+            f'<b>{escape(p["tool"])}</b>'
             f'<span style="color:#667;font-size:12px"> · {age:.0f} s ago · '
             f'{escape(p.get("project") or "no project")} · session '
             f'{escape(p.get("session_id") or "-")}'
@@ -256,8 +258,11 @@ class AgentDetail(pn.viewable.Viewer):
                            page_size=5)
         self._telemetry = table(pd.DataFrame(columns=["agent", "sessions"]),
                                 empty_text="No telemetry under its name yet.", page_size=5)
-        self._tasks = table(pd.DataFrame(columns=["id", "state"]), page_size=5,
-                            empty_text="No tasks taken from the queue.")
+        self._tasks = table(named(pd.DataFrame(columns=self.model.TASK_COLUMNS), TASK_NAMES),
+                            page_size=5, boxed=True,
+                            empty_text="No tasks taken from the queue.", **TASK_TABLE,
+                            # (they are all this agent's)
+                            **named_options(TASK_NAMES, hidden=("agent",)))
         self._impact = table(pd.DataFrame(columns=["effect", "test_id"]), page_size=5,
                              empty_text="No test it broke or fixed (its edits are matched "
                              "to the failures of the runs on its project).")
@@ -346,7 +351,7 @@ class AgentDetail(pn.viewable.Viewer):
         self._events.value = self.model.events(detail)
         self._runs.value = self.model.runs(detail)
         self._telemetry.value = self.model.telemetry(detail)
-        self._tasks.value = self.model.tasks(a["id"])
+        fill(self._tasks, named(self.model.tasks(a["id"]), TASK_NAMES))
         self._impact.value = self.model.impact(a["id"])
         samples = self.model.samples(detail)
         data = {c: samples[c].tolist() for c in ("ts", "cpu_percent", "rss_mb")}
@@ -424,7 +429,8 @@ class AgentDetail(pn.viewable.Viewer):
                                           self._runs,
                                           pn.pane.Markdown("**Tests it broke and fixed**"),
                                           self._impact,
-                                          pn.pane.Markdown("**Its tasks**"), self._tasks,
+                                          pn.pane.Markdown("**Its tasks**"),
+                                          self._tasks.box,
                                           pn.pane.Markdown("**Its telemetry**"),
                                           self._telemetry, sizing_mode="stretch_width"),
                                 self._config, sizing_mode="stretch_width"),
@@ -496,25 +502,45 @@ def done_text(agent: dict, started: bool) -> tuple[str, str]:
     return f"{agent['name']}: defined" + (" and started" if started else ""), "success"
 
 
+#: The audit table: what each entry acted on, named (the raw target in the tooltip);
+#: headers' full meaning.
+AUDIT_NAMES = {"about": "target"}
+AUDIT_TIPS = {
+    "who": "Who did it: a user, a token's name, loopback, the workbench or a rule",
+    "role": "The role it had: admin, operator, viewer or ingest",
+    "action": "What was done (or refused)",
+    "about": "What it acted on (hover over one for its id or path as recorded)",
+    "outcome": "ok, failed: why, or refused: why",
+    "client": "The client's address",
+    "params": "What was asked, as sent",
+}
+
+
 class AuditView(pn.viewable.Viewer):
+    """Every control action, decision and refusal, newest first; what each acted on by
+    its name."""
+
     model = param.Parameter()
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._table = table(pd.DataFrame(columns=["ts", "who", "role", "action", "target",
-                                                  "outcome", "client", "params"]),
+        self._table = table(named(pd.DataFrame(columns=self.model.AUDIT_COLUMNS),
+                                  AUDIT_NAMES), boxed=True,
                             empty_text="No control actions yet.", page_size=25,
-                            widths={"ts": 150, "who": 130, "role": 80, "action": 90,
-                                    "client": 100, "target": 130})
+                            widths={"who": 130, "role": 80, "action": 110, "client": 150,
+                                    "outcome": 130},
+                            titles={"about": "target"}, tips=AUDIT_TIPS,
+                            grow={"about": 2, "params": 3}, min_widths={"about": 220},
+                            **named_options(AUDIT_NAMES))
 
     def refresh(self) -> None:
         if self.model.may("audit"):
-            self._table.value = self.model.audit()
+            fill(self._table, named(self.model.audit(), AUDIT_NAMES))
 
     def __panel__(self):
         if not self.model.may("audit"):
             return empty("The audit log is for admins.")
-        return self._table
+        return self._table.box
 
 
 class ControlDashboard(pn.viewable.Viewer):
@@ -622,7 +648,8 @@ class ControlDashboard(pn.viewable.Viewer):
         return pn.template.BootstrapTemplate(
             title="Happy Observatory · Control", main=[self._tabs],
             header=[nav("control"), role, FollowBrowserTheme(width=0, height=0, margin=0)],
-            header_background="#2b8a3e", theme=pn.config.theme)
+            header_background="#2b8a3e", theme=pn.config.theme,
+            design=ThemedDesign)  # (light buttons and tables' pagers follow the theme)
 
     def __panel__(self):
         return self._tabs

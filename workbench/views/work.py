@@ -6,14 +6,13 @@ Buttons show only what the role may do; the server checks again."""
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import panel as pn
 import param
 
-from .alert_rules import AlertRulesView
-from .common import empty, pre, table
+from ..analysis import units
+from .alert_rules import AlertRulesView, fill, named, named_options
+from .common import empty, readable, table, table_markup
 from .escape import escape
 from .notify import attempt
 
@@ -21,6 +20,22 @@ SEVERITY_COLORS = {"critical": "#d64545", "warning": "#e8590c", "info": "#1c7ed6
 #: The agent states in which an alert offers each action on its agent.
 AGENT_ACTIONS = {"resume": ("paused",),
                  "stop": ("starting", "running", "waiting-for-approval", "paused")}
+
+
+#: The tasks table: a task's prompt or command, and its agent's name, with their ids in
+#: the tooltips; headers' full meaning.
+TASK_NAMES = {"what": "id", "agent": "agent_id"}
+TASK_TIPS = {
+    "what": "The prompt or command (hover over one for the task's id)",
+    "state": "queued, running, done, failed, cancelled or expired",
+    "agent": "The agent that took it (hover over one for its id)",
+    "labels": "An agent takes it only if it has all of these labels",
+    "failure": "Why it failed (the exit status and last output, or the error)",
+    "created_at": "When it was queued",
+}
+TASK_TABLE = dict(titles={"what": "task", "created_at": "queued"}, tips=TASK_TIPS,
+                  widths={"state": 96, "agent": 130, "labels": 100},
+                  grow={"what": 3, "failure": 2}, min_widths={"what": 200})
 
 
 class TaskQueueView(pn.viewable.Viewer):
@@ -31,11 +46,11 @@ class TaskQueueView(pn.viewable.Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._table = table(pd.DataFrame(columns=self.model.TASK_COLUMNS), page_size=15,
+        self._table = table(named(pd.DataFrame(columns=self.model.TASK_COLUMNS),
+                                  TASK_NAMES), page_size=15, boxed=True,
                             empty_text="No tasks yet: queue one above, with `observatory "
                             "tasks add`, or POST /api/tasks.",
-                            widths={"id": 120, "state": 80, "priority": 70, "what": 300,
-                                    "agent_id": 120, "failure": 220, "created_at": 160})
+                            **TASK_TABLE, **named_options(TASK_NAMES))
         self._table.param.watch(self._picked, "selection")
         may = self.model.may("task")
         self.what = pn.widgets.TextInput(name="Prompt or command", width=420,
@@ -62,7 +77,7 @@ class TaskQueueView(pn.viewable.Viewer):
 
     def refresh(self) -> None:
         self._frame = self.model.tasks()
-        self._table.value = self._frame
+        fill(self._table, named(self._frame, TASK_NAMES))
         self._picked(None)
 
     def _selected(self) -> dict | None:
@@ -102,8 +117,86 @@ class TaskQueueView(pn.viewable.Viewer):
             self.refresh()
 
     def __panel__(self):
-        return pn.Column(self._form, pn.Row(*self._buttons.values()), self._table,
+        return pn.Column(self._form, pn.Row(*self._buttons.values()), self._table.box,
                          sizing_mode="stretch_width")
+
+
+#: The alerts table: an alert's title, its agent's and its rule's names, with their ids
+#: in the tooltips; headers' full meaning.
+ALERT_NAMES = {"title": "id", "agent_name": "agent_id", "rule_name": "rule_id"}
+ALERT_TIPS = {
+    "title": "What happened (hover over one for the alert's id)",
+    "state": "firing, acknowledged (a person has seen it) or resolved",
+    "agent_name": "The agent it is about (hover over one for its id)",
+    "rule_name": "The rule that fired it (hover over one for its id)",
+}
+
+#: Evidence fields as people read them: (header, its tooltip, kind of value — see
+#: ``analysis.units.FORMATS``; ``time`` is a timestamp, ``text`` as it is). A field not
+#: here keeps its own name, its numbers rounded.
+EVIDENCE_FIELDS = {
+    "at": ("at", "When it happened", "time"),
+    "kind": ("event", "The kind of event", "text"),
+    "text": ("what", "What the agent did or said", "text"),
+    "tool_use_id": ("tool call", "The tool call's id", "text"),
+    "last_event.at": ("last event", "When its last event happened", "time"),
+    "last_event.kind": ("event", "The kind of its last event", "text"),
+    "last_event.text": ("what", "What its last event said", "text"),
+    "silent_s": ("silent for", "How long it had been silent", "duration_s"),
+    "cost_usd": ("spent", "What it had spent by then, in US dollars", "money"),
+    "seconds_ago": ("ago", "How long before the alert", "duration_s"),
+    "tokens": ("tokens", "Tokens it spent in the window", "count"),
+    "cpu_percent": ("CPU", "Its mean CPU over the window (100% is one core)", "percentage"),
+    "rss_mb": ("memory MB", "Its mean resident memory over the window, in MB", "number"),
+    "mean": ("mean", "The mean of its samples over the window", "number"),
+    "samples": ("samples", "How many samples the mean is of", "count"),
+    "tool_results": ("results", "Tool results in the window", "count"),
+    "errors": ("failed", "Tool results that were errors", "count"),
+    "tool_failure_rate": ("fail rate", "Share of the tool results that were errors",
+                          "percent"),
+    "test_id": ("test", "The test", "text"),
+    "message": ("message", "Its failure message", "text"),
+    "run_id": ("run", "The test run", "text"),
+}
+#: (as wide as its columns, not the page: two numbers sit side by side; long text wraps)
+_EVIDENCE_STYLE = ("<style>.obs-t{width:auto;min-width:320px}"
+                   ".obs-t td.t{white-space:normal;overflow-wrap:anywhere;min-width:240px}"
+                   "</style>")
+
+
+def evidence_html(evidence: list) -> str:
+    """An alert's evidence (what matched its rule) as a table: a row per record, nested
+    fields flattened, numbers through the one formatting layer (``89.83``, ``$0.59``,
+    ``3.3 s``, ``67%``), headers people read with their meaning on hover; all escaped."""
+    records = [e if isinstance(e, dict) else {"value": e} for e in evidence or []]
+    if not records:
+        return '<p style="color:#667;margin:4px 0"><em>No evidence recorded.</em></p>'
+    df = pd.json_normalize(records, max_level=1)
+    kinds = {c: EVIDENCE_FIELDS.get(c, ("", "", ""))[2] for c in df.columns}
+    for c, kind in kinds.items():
+        if kind == "time":
+            df[c] = pd.to_datetime(df[c], errors="coerce", format="ISO8601")
+        elif df[c].map(lambda v: isinstance(v, dict | list)).any():
+            df[c] = df[c].map(lambda v: v if isinstance(v, str) else units_text(v))
+    rows = readable(df, {c: k for c, k in kinds.items() if k and k != "time"})
+    numeric = [c in rows.attrs.get("numeric", ()) for c in rows.columns]
+    head = "".join(
+        f'<th{" class=n" if right else ""}{title_attr}>{escape(title)}</th>'
+        for c, right in zip(rows.columns, numeric, strict=True)
+        for title, tip in [EVIDENCE_FIELDS.get(c, (c.replace("_", " "), c, ""))[:2]]
+        for title_attr in [f' title="{escape(tip)}"' if tip else ""])
+    return table_markup(rows, numeric, head=head) + _EVIDENCE_STYLE  # (after: it wins)
+
+
+def units_text(value: object) -> str:
+    """A nested value of the evidence as short text (numbers rounded)."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {units_text(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(units_text(v) for v in value)
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        return units.number(value)
+    return "" if value is None else str(value)
 
 
 class AlertsView(pn.viewable.Viewer):
@@ -117,9 +210,13 @@ class AlertsView(pn.viewable.Viewer):
         self.state = pn.widgets.RadioButtonGroup(
             options=["open", "resolved", "all"], value="open", width=240)
         self.state.param.watch(lambda e: self.refresh(), "value")
-        self._table = table(self.model.alerts_frame([]), page_size=10,
+        self._table = table(named(self.model.alerts_frame([]), ALERT_NAMES), page_size=10,
+                            boxed=True,
                             empty_text="No alerts: nothing the rules watch for happened.",
-                            widths={"id": 120, "state": 110, "severity": 80, "title": 420})
+                            widths={"state": 118, "agent_name": 130, "rule_name": 170},
+                            titles={"title": "alert"}, tips=ALERT_TIPS,
+                            grow={"title": 1}, min_widths={"title": 220},
+                            **named_options(ALERT_NAMES))
         self._table.param.watch(lambda e: self._show(), "selection")
         self._detail = pn.Column(sizing_mode="stretch_width")
         self._rules = AlertRulesView(model=self.model)
@@ -127,7 +224,7 @@ class AlertsView(pn.viewable.Viewer):
 
     def refresh(self) -> None:
         self._alerts = self.model.alerts(self.state.value)
-        self._table.value = self.model.alerts_frame(self._alerts)
+        fill(self._table, named(self.model.alerts_frame(self._alerts), ALERT_NAMES))
         self._rules.refresh()
         if not self._table.selection and self._alerts:
             self._table.selection = [0]
@@ -154,7 +251,7 @@ class AlertsView(pn.viewable.Viewer):
             f'{escape(a.get("agent_name") or a["agent_id"])}'
             + (f' ({escape(a["agent_state"])})' if a.get("agent_state") else "")
             + ' · fired '
-            f'{escape(str(a["fired_at"])[:19])}'
+            f'{escape(_when(a["fired_at"]))}'
             f' · {escape(a["state"])}'
             + (f' · acknowledged by {escape(a["acked_by"])}' if a.get("acked_by") else "")
             + (f' · resolved by {escape(a["resolved_by"])}' if a.get("resolved_by") else "")
@@ -174,15 +271,24 @@ class AlertsView(pn.viewable.Viewer):
                 b = pn.widgets.Button(name=label, button_type=kind, width=130)
                 b.on_click(lambda e, act=action, i=a["id"]: self._act(i, act))
                 buttons.append(b)
-        evidence = json.dumps(a.get("evidence") or [], indent=1, default=str)
+        evidence = pn.pane.HTML(evidence_html(a.get("evidence")), sizing_mode="stretch_width",
+                                styles={"max-height": "300px", "overflow": "auto"})
         self._detail.objects = [head, pn.Row(*buttons),
                                 pn.pane.Markdown("**Evidence** (what matched the rule)"),
-                                pre(evidence, max_height=260)]
+                                evidence]
 
     def _act(self, alert_id: str, action: str) -> None:
         if attempt(self.model.alert_action, alert_id, action, ok=f"{action}: done"):
             self.refresh()
 
     def __panel__(self):
-        return pn.Column(self.state, self._table, self._detail, self._rules,
+        return pn.Column(self.state, self._table.box, self._detail, self._rules,
                          sizing_mode="stretch_width")
+
+
+def _when(value: object) -> str:
+    """A time from the API (ISO text) as every table shows times."""
+    try:
+        return units.timestamp(pd.Timestamp(value).to_pydatetime())
+    except (TypeError, ValueError):
+        return str(value or "")
