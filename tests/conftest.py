@@ -169,13 +169,29 @@ class Served:
         raise RuntimeError(f"server did not start in {timeout}s:\n{self.log.read_text()}")
 
     def stop(self) -> None:
+        """Stop the server, and every process it started that is still running (agents,
+        test runs, MCP servers outlive a workbench by design; a test's must not outlive
+        the test, or a forgotten busy agent slows every test after it)."""
+        import psutil
+
+        try:
+            children = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.Error:
+            children = []
         self.proc.terminate()
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        self._log_file.close()
+        for child in children:
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(children, timeout=5)
+        if not self._log_file.closed:
+            self._log_file.close()
 
 
 @pytest.fixture(scope="session")

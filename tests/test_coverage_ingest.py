@@ -274,7 +274,7 @@ def test_patch_coverage_of_a_commit(repo, tmp_path):
     assert result["files"][0]["missing"] == [[refund, refund]]
     text = observatory("coverage", "patch", "--project", "shop", "--base", "HEAD~1",
                        "--repo", str(work), "--db", str(db))
-    assert "patch coverage HEAD~1..working tree: 2/3 (66.67%)" in text.stdout
+    assert "patch coverage HEAD~1..working tree: 2/3 (66.7%)" in text.stdout
     bad = observatory("coverage", "patch", "--project", "shop", "--base", "no-such-rev",
                       "--repo", str(work), "--db", str(db))
     assert bad.returncode == 1 and "no-such-rev" in bad.stderr
