@@ -91,9 +91,13 @@ def test_preview_stale_and_thresholds():
     got = fired(rule(kind="threshold", metric="tokens_per_minute", threshold=1500,
                      window_s=60, agents="db-*"), usage)
     assert got["at"].tolist() == [30.0]  # 2,000 tokens in the minute
+    # titles in the metric's unit, never `.4g` (`1.8e+01`)
+    assert got["title"].tolist() == ["db-1: tokens_per_minute 2,000 tokens/min > "
+                                     "1,500 tokens/min"]
     spend = fired(rule(kind="threshold", metric="cost_per_hour", threshold=10, window_s=60,
                        agents="db-*"), usage)
     assert spend["at"].tolist() == [30.0]  # $0.30 in a minute: $18 an hour
+    assert spend["title"].tolist() == ["db-1: cost_per_hour $18.00/h > $10.00/h"]
     assert fired(rule(kind="test_health"), usage).empty
 
 

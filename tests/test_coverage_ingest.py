@@ -8,15 +8,18 @@ through the file and through a served workbench."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import coverage
+import duckdb
 import httpx
 import pytest
 
+from workbench.ingest import ci_env
 from workbench.store import Store
 
 from .conftest import Served
@@ -110,8 +113,11 @@ def repo(tmp_path_factory) -> Path:
 
 
 def observatory(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    # (without a CI system's variables: the report's git checkout is what is asserted)
+    env = {k: v for k, v in os.environ.items()
+           if k not in {marker for marker, _ in ci_env._PROVIDERS.values()}}
     return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True,
-                          text=True, timeout=300, cwd=cwd)
+                          text=True, timeout=300, cwd=cwd, env=env)
 
 
 def ingest(repo: Path, db: Path, *files: str, extra: tuple[str, ...] = ()) -> list[dict]:
@@ -261,6 +267,12 @@ def test_patch_coverage_of_a_commit(repo, tmp_path):
         "no:observatory", "--cov=shop", "--cov-context=test", "--cov-report=", "tests")
     db = tmp_path / "patch.duckdb"
     assert ingest(work, db, ".coverage")[0]["ok"]
+    # no --commit/--branch: the report's own checkout says which
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT commit_sha, branch FROM coverage_reports").fetchall() == [
+        (run(work, "git", "rev-parse", "HEAD").strip(),
+         run(work, "git", "branch", "--show-current").strip())]
+    con.close()
     r = observatory("coverage", "patch", "--project", "shop", "--base", "HEAD~1", "--head",
                     "HEAD", "--repo", str(work), "--db", str(db), "--json")
     assert r.returncode == 0, r.stderr

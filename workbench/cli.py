@@ -131,8 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
         "rejected.")
     cov.add_argument("paths", nargs="+", metavar="PATH", help="coverage files")
     cov.add_argument("--project", required=True, help="project name")
-    cov.add_argument("--commit", help="commit SHA the report was made at")
-    cov.add_argument("--branch", help="branch name")
+    cov.add_argument("--commit", help="commit SHA the report was made at (default: CI's "
+                     "variables, else the commit checked out where the report is)")
+    cov.add_argument("--branch", help="branch name (default: CI's, else the checked-out one)")
     cov.add_argument("--root", action="append", metavar="DIR",
                      help="a folder the report's paths are relative to (repeatable)")
     cov.add_argument("--format", choices=["coveragepy", "coveragepy-json", "cobertura", "lcov",
@@ -862,6 +863,7 @@ def _git_root(folder: Path) -> str | None:
 
 def cmd_ingest_coverage(args: argparse.Namespace) -> int:
     from .ingest import IngestError, read_report
+    from .ingest.ci_env import detect
     from .intake import IntakeError, open_intake
 
     try:
@@ -882,7 +884,12 @@ def cmd_ingest_coverage(args: argparse.Namespace) -> int:
             except IngestError as err:
                 result = {"path": name, "ok": False, "error": str(err)}
             else:
-                result = intake.coverage(data, name, flags, roots, args.format)
+                # commit and branch not given: the CI variables, then the report's own git
+                # checkout (as `ingest tests` and the pytest plugin do)
+                found = detect(folder=path.resolve().parent)
+                mine = {**flags, **{k: found[k] for k in ("commit", "branch")
+                                    if not flags[k] and found.get(k)}}
+                result = intake.coverage(data, name, mine, roots, args.format)
             bad += not result["ok"]
             if args.json:
                 print(_json(result), flush=True)

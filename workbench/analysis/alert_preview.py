@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import units
+
 #: The kinds a preview evaluates, and the event kinds each reads from the store.
 PREVIEWED = ("state", "stale", "loop", "threshold")
 _METRIC_EVENTS = {"tool_failure_rate": "tool_result", "tokens_per_minute": "result",
@@ -158,7 +160,8 @@ def _threshold(rule, events: pd.DataFrame, samples: pd.DataFrame, names) -> list
             t, value = _event_metric(metric, mine, span, int(rule["count"]))
         for i in _rising(value > rule["threshold"]):
             rows.append((t[i], name, agent_id,
-                         f"{name}: {metric} {value[i]:.4g} > {rule['threshold']:g}"))
+                         f"{name}: {metric} {units.metric(metric, value[i])} > "
+                         f"{units.metric(metric, rule['threshold'])}"))
     return rows
 
 

@@ -197,6 +197,26 @@ def ratio(x: object) -> str:
     return f"{_trim(f'{v:,.1f}' if abs(v) >= 10 else f'{v:.2f}')}×"
 
 
+def metric(name: str, value: object) -> str:
+    """An alert rule's metric (see ``control.alerts.METRICS``) in its own unit, for alert
+    titles and evidence: ``$1.20/h``, ``1,200 tokens/min``, ``89.8%`` CPU, ``412 MB``,
+    67% of tool calls failed; any other metric as a :func:`number`."""
+    v = _value(value)
+    if v is None:
+        return ""
+    if name == "cost_per_hour":
+        return f"{money(v)}/h"
+    if name == "tokens_per_minute":
+        return f"{number(v)} tokens/min"
+    if name == "cpu_percent":
+        return percentage(v)
+    if name == "rss_mb":
+        return f"{number(v)} MB"
+    if name == "tool_failure_rate":
+        return percent(v)
+    return number(v)
+
+
 def timestamp(when: object, seconds: bool = True) -> str:
     """A time as ``YYYY-MM-DD HH:MM:SS`` (``seconds=False``: ``YYYY-MM-DD HH:MM``): whole
     fields only — where space is short a field is left out, never cut in the middle.

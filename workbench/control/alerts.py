@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 import param
 
-from ..analysis import alert_preview
+from ..analysis import alert_preview, units
 from ..analysis.edits import edited_paths
 from ..config import utcnow
 from ..store import control_writes
@@ -285,7 +285,8 @@ class AlertEngine:
                 value, evidence = self.measure(rule, w, now)
                 if value is not None and value > rule["threshold"]:
                     self.fire(rule, agent, f"{agent.spec['name']}: {rule['metric']} "
-                              f"{value:.4g} > {rule['threshold']:g}", evidence)
+                              f"{units.metric(rule['metric'], value)} > "
+                              f"{units.metric(rule['metric'], rule['threshold'])}", evidence)
         version = self.store.versions.get("tests", 0)
         if version != self._tests_version and now - self._tests_checked >= TEST_QUERY_S:
             self._tests_version, self._tests_checked = version, now

@@ -115,10 +115,8 @@ class TestRuns:
 
     __test__ = False
 
-    def __init__(self, store, server_url: str | None = None, token: str | None = None):
+    def __init__(self, store):
         self.store = store
-        self.server_url = server_url
-        self.token = token
         self._rows: dict[str, dict[str, Any]] = {}
         self._procs: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()

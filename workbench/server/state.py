@@ -77,16 +77,14 @@ def get_supervisor():
 
 
 def get_test_runs():
-    """The process-wide test runs: pytest streams results back here with a token of this
-    process's own."""
+    """The process-wide test runs (results come back through a file each run's reporter
+    writes, not through the API: the project's Python has no workbench to call it with)."""
     global _test_runs
     store = get_store()
     with _lock:
         if _test_runs is None:
             from ..control.testruns import TestRuns
-            from .auth import own_token
-
-            _test_runs = TestRuns(store, server_url=served_url(), token=own_token("ingest"))
+            _test_runs = TestRuns(store)
         return _test_runs
 
 
