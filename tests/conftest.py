@@ -34,8 +34,24 @@ FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).parent.parent
 OUTPUT = ROOT / "test-output"
 IN_CI = bool(os.environ.get("CI"))
-# Nothing a test runs may write into this checkout's data/ (the default database's home).
-os.environ.setdefault("OBSERVATORY_HOME", tempfile.mkdtemp(prefix="observatory-home-"))
+# Nothing a test runs may write into this checkout's data/ (the default database's home);
+# each pytest-xdist worker has its own (a worker inherits the controller's environment).
+if os.environ.get("PYTEST_XDIST_WORKER") or "OBSERVATORY_HOME" not in os.environ:
+    os.environ["OBSERVATORY_HOME"] = tempfile.mkdtemp(prefix="observatory-home-")
+
+
+#: Fixtures that start a real served workbench or Chromium: a test using one is not quick.
+SLOW_FIXTURES = frozenset({"server", "remote", "chromium"})
+
+
+def pytest_collection_modifyitems(config, items):
+    """``-m quick``: every test that starts no real process — no browser, no served
+    workbench, agent, pytest run or kernel (those are marked ``browser`` or ``slow``, or use
+    a :data:`SLOW_FIXTURES` fixture). The contributor's inner loop; CI runs everything."""
+    for item in items:
+        if not (item.get_closest_marker("browser") or item.get_closest_marker("slow")
+                or SLOW_FIXTURES & set(item.fixturenames)):
+            item.add_marker(pytest.mark.quick)
 
 
 @pytest.fixture(autouse=True)

@@ -22,6 +22,9 @@ from workbench.control.alerts import AlertRule, check_rule
 
 from .conftest import ROLE_ENV, TOKENS, Served, role_client
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 ARGS = ["--no-sandbox", "--disable-gpu"]
 AGENTS = pd.DataFrame({"agent_id": ["a1", "a2"], "name": ["web-1", "db-1"]})
 NONE = pd.DataFrame(columns=["agent_id", "t"])

@@ -22,6 +22,9 @@ from workbench.control.alerts import TEST_QUERY_S
 from .conftest import ROLE_ENV, Served, free_port, role_client
 from .standins.webhook_receiver import Receiver
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 SECRET = "s3cret-for-tests"
 
 

@@ -16,6 +16,9 @@ from .conftest import ROLE_ENV, Served, role_client
 from .standins.messages_api import MessagesAPI
 from .test_claude_code_agent import claude, define, until  # noqa: F401 (a fixture)
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def setup(claude, tmp_path_factory):  # noqa: F811

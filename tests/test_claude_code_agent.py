@@ -15,6 +15,9 @@ from workbench.control.claude_code import find_binary
 from .conftest import IN_CI, Served
 from .standins.messages_api import MessagesAPI
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def claude() -> str:

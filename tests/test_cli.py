@@ -16,6 +16,9 @@ from workbench.store import Store
 
 from .conftest import FIXTURES, ROOT, documentation
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 
 def observatory(*args, env=None, cwd=None):
     clean = {

@@ -22,6 +22,9 @@ from workbench.store import Store
 from .conftest import Served
 from .test_cli import observatory
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 #: What a missing value must never be shown as.
 BAD = re.compile(r"\b(NaN|NaT|None|nan)\b")
 PASSING = """<testsuite name="bare" tests="3">

@@ -23,6 +23,9 @@ from workbench.store import Store
 
 from .conftest import write_tree
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 CALC = """\
 def total(obj):
     return obj.a + obj.b
@@ -117,6 +120,7 @@ TWO_BUGS_TESTS = """\
 import pytest
 
 from shop.stock import unit_value
+
 
 
 @pytest.mark.parametrize("total", [0, 10, 99])

@@ -15,6 +15,9 @@ from workbench.control.codex import find_binary
 from .conftest import IN_CI, Served
 from .standins.responses_api import ResponsesAPI
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def codex() -> str:

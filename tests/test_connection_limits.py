@@ -11,6 +11,9 @@ import pytest
 
 from .conftest import Served, free_port
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 CAP, PER_CLIENT, IDLE, BODY = 200, 50, 2.0, 3.0
 
 

@@ -20,6 +20,9 @@ import websockets
 
 from .conftest import ROLE_ENV, TOKENS, Served, role_client
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 TICKER = [sys.executable, "-c",
           "import time\nfor i in range(10**6):\n print('tick', i, flush=True); time.sleep(0.1)"]
 

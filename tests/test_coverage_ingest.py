@@ -24,6 +24,9 @@ from workbench.store import Store
 
 from .conftest import Served
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 CART = '''\
 def total(prices, discount=0):
     subtotal = sum(prices)
@@ -46,6 +49,7 @@ TESTS = '''\
 import pytest
 
 from shop.cart import add_item, total
+
 
 
 def test_total():

@@ -20,6 +20,9 @@ from .conftest import Served
 from .standins.messages_api import MessagesAPI
 from .test_claude_code_agent import claude, until  # noqa: F401 (a fixture)
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 CALC = ("def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a * b\n\n\n"
         "def checked_add(a, b):\n    result = add(a, b)\n    if b > 0 and result <= a:\n"
         "        raise ArithmeticError(f'add({a}, {b}) = {result}')\n    return result\n")

@@ -17,6 +17,9 @@ from workbench.control.claude_code import find_binary
 from .conftest import IN_CI, Served
 from .standins.messages_api import MessagesAPI
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 TICKER = [sys.executable, "-u", "-c",
           "import itertools, time\nfor i in itertools.count(): print(i); time.sleep(0.2)"]
 

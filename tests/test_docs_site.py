@@ -16,6 +16,9 @@ from workbench.server.routes import ROUTES
 
 from .conftest import ROOT
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):

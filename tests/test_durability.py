@@ -14,8 +14,12 @@ from pathlib import Path
 
 import duckdb
 import httpx
+import pytest
 
 from .conftest import ROOT, free_port
+
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
 
 BATCHES, PER_BATCH = 600, 200
 

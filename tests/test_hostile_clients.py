@@ -11,6 +11,9 @@ import pytest
 
 from .conftest import Served, log_in
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 REPORT = (b'<testsuite name="s"><testcase classname="c" name="a"/>'
           b'<testcase classname="c" name="b"><failure message="x"/></testcase></testsuite>')
 

@@ -6,10 +6,15 @@ flaky"."""
 
 from __future__ import annotations
 
+import pytest
+
 from workbench.analysis.culprits import test_key as key_of
 from workbench.models import TestAnalytics
 from workbench.selection.select import select_tests
 from workbench.views.runs import RunDetail
+
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
 
 
 def test_run_detail_and_selection_agree_on_the_known_flaky(demo_store):

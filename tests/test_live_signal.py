@@ -21,6 +21,9 @@ from workbench.views.agents_dashboard import AgentsDashboard
 
 from .test_lazy_views import CountingStore
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 
 def test_the_writer_tells_listeners_which_topics_each_commit_changed(tmp_path):
     heard: list[frozenset[str]] = []

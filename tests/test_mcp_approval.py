@@ -22,6 +22,9 @@ from workbench.store import Store
 from .conftest import write_tree
 from .test_projects_coverage import ECHO_SERVER
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 OPERATOR = Principal("ops", "operator")
 RUN_SH = f"#!/bin/sh\nexec {sys.executable} server.py\n"
 

@@ -16,6 +16,9 @@ from workbench.store import Store
 
 from .test_coverage_ingest import ingest, line_of, repo  # noqa: F401 (a fixture)
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 TOOLS = {"flaky_status", "failures", "covering_tests", "project_health", "recent_sessions"}
 
 

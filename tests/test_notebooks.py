@@ -6,9 +6,13 @@ import os
 import shutil
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from .conftest import ROOT
+
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
 
 
 def test_test_failure_investigation_notebook(demo_path, tmp_path, monkeypatch):

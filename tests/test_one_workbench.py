@@ -20,6 +20,9 @@ from workbench.discovery import advert_path, find_server
 from .conftest import ROOT, Served
 from .test_cli import observatory
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 REPORT = (b'<testsuite name="s"><testcase classname="c" name="ok"/>'
           b'<testcase classname="c" name="bad"><failure message="boom"/></testcase></testsuite>')
 

@@ -16,6 +16,9 @@ from workbench.client import RemoteStore
 
 from .conftest import Served, free_port
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 PROTOCOLS = ["protobuf", "json"]
 
 

@@ -14,6 +14,9 @@ from workbench.store.queries import QUERIES
 
 from .conftest import Served
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def pair(demo_path, tmp_path_factory):

@@ -15,6 +15,9 @@ from workbench.store import Store
 
 from .conftest import write_tree
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 PYPROJECT = """\
 [project]
 name = "shapes"

@@ -19,6 +19,9 @@ from workbench.store import Store
 from .conftest import ROLE_ENV, TOKENS, Served, role_client, wait_for, write_tree
 from .test_cli import observatory
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 GIT = ("git", "-c", "user.name=t", "-c", "user.email=t@example.com")
 
 

@@ -28,6 +28,9 @@ from workbench.store import Store
 from .conftest import ROLE_ENV, TOKENS, Served, role_client, write_tree
 from .test_coverage_ingest import CART, TESTS, line_of, observatory, run
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 FLAKY_TESTS = TESTS.replace(
     "def test_discount():\n",
     "def test_discount():\n    import os\n    assert os.environ.get('FLIP') != '1'\n")
@@ -41,6 +44,7 @@ def gift_wrap(cart):
 ECHO_SERVER = '''\
 import os
 from mcp.server.mcpserver import MCPServer
+
 
 server = MCPServer("echo")
 

@@ -16,6 +16,9 @@ import pytest
 
 from .conftest import ROLE_ENV, TOKENS, Served, role_client
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 
 def git(cwd: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)

@@ -6,10 +6,16 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from workbench.store import Store
+
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
 
 SUITE = """
 import pytest, pathlib
+
 COUNTER = pathlib.Path(__file__).with_name("count")
 
 def test_ok():

@@ -19,6 +19,9 @@ import pytest
 from workbench.ingest import IngestError, parse_bytes, parse_file
 from workbench.store import Store
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 CART = """
 PRICES = {"apple": 3}
 
@@ -163,6 +166,7 @@ def test_one_failure_one_signature_whatever_carried_it(shop, tmp_path):
 NODE_TESTS = """
 import test, { describe, it } from 'node:test';
 import assert from 'node:assert';
+
 test('top ok', () => {});
 test('top fail', () => { assert.strictEqual(1, 2); });
 test.skip('skipped one', () => {});

@@ -16,6 +16,9 @@ from workbench.server.routes import BINARY, ROUTES, Route, tornado_rules
 
 from .conftest import TOKENS, Served, log_in
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 ENV = {"OBSERVATORY_TOKENS": ",".join(f"{t}:{r}" for r, t in TOKENS.items())}
 
 

@@ -26,6 +26,9 @@ from workbench.store import Store
 from .conftest import ROLE_ENV, TOKENS, Served, role_client, wait_for, write_tree
 from .test_coverage_ingest import observatory, run
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 OPS = '''\
 def add(a, b):
     return a + b

@@ -12,6 +12,9 @@ from workbench.client import RemoteStore, connect
 
 from .conftest import FIXTURES, Served, log_in
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 
 def runs_count(remote) -> int:
     return len(remote.query("runs", limit=100000))

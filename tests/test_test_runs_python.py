@@ -17,6 +17,9 @@ from .conftest import ROLE_ENV, Served, role_client, wait_for, write_tree
 from .test_cli import observatory
 from .test_coverage_ingest import run
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 #: What pytest needs to import, and nothing else of this environment.
 PYTEST_ONLY = ("pytest", "_pytest", "pluggy", "iniconfig", "packaging", "pygments", "py.py")
 

@@ -26,6 +26,9 @@ import pytest
 from .conftest import ROOT, TOKENS, Served, fill, free_port, role_client, wait_for, write_tree
 from .test_coverage_ingest import observatory, run
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 SECRETS_ENV = {
     "OBSERVATORY_TOKENS": ",".join(f"{t}:{r}" for r, t in TOKENS.items()),
     "OBSERVATORY_COOKIE_SECRET": "cookie-sekrit-0123456789",

@@ -14,6 +14,9 @@ import pytest
 
 from .conftest import ROLE_ENV, TOKENS, Served, role_client
 
+# real processes (a served workbench, agents, pytest, kernels): not in the quick part
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):

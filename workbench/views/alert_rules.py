@@ -43,15 +43,6 @@ def named(df: pd.DataFrame, shown: dict[str, str]) -> pd.DataFrame:
     return out
 
 
-def fill(table, frame: pd.DataFrame) -> None:
-    """Give a boxed table (:func:`~.common.table`, ``boxed=True``) its rows: shown before
-    they arrive when it had none (a Tabulator sent rows while hidden drew none of them,
-    and kept drawing none once shown again)."""
-    if frame is not None and len(frame) and not table.visible:
-        table.visible = True
-    table.value = frame
-
-
 def _text(value: object) -> bool:
     return isinstance(value, str) and value != ""
 
@@ -130,7 +121,7 @@ class AlertRulesView(pn.viewable.Viewer):
         if not frame.equals(self._frame):
             picked = self._picked_id()
             self._frame = frame
-            fill(self._table, named(frame, RULE_NAMES))
+            self._table.value = named(frame, RULE_NAMES)
             rows = [i for i, r in enumerate(frame.get("rule_id", [])) if r == picked]
             if self._table.selection != rows[:1]:
                 self._table.selection = rows[:1]

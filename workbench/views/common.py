@@ -334,11 +334,16 @@ class _ReadableFrame(param.DataFrame):
         if same_frame(getattr(obj, self.name, None), val):
             return
         obj._sort_keys = sort_keys(val)
-        super().__set__(obj, val)
         reason = getattr(obj, "_reason", None)
-        if reason is not None:  # the empty text and the rows come from this one frame
-            none = val is None or val.empty
-            reason.visible, obj.visible = none, not none
+        none = val is None or val.empty
+        # The empty text and the rows come from this one frame. A table is shown before
+        # its rows arrive: a Tabulator sent rows while hidden drew none of them, and kept
+        # drawing none once shown again (the agent's tasks after switching agents).
+        if reason is not None and not none:
+            reason.visible, obj.visible = False, True
+        super().__set__(obj, val)
+        if reason is not None and none:
+            reason.visible, obj.visible = True, False
 
 
 class Table(pn.widgets.Tabulator):

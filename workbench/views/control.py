@@ -15,7 +15,7 @@ import param
 from bokeh.models import ColumnDataSource, HoverTool, LinearAxis, Range1d
 from bokeh.plotting import figure
 
-from .alert_rules import fill, named, named_options
+from .alert_rules import named, named_options
 from .common import FollowBrowserTheme, ThemedDesign, empty, nav, pre, table
 from .escape import escape
 from .notify import attempt, notify
@@ -351,7 +351,7 @@ class AgentDetail(pn.viewable.Viewer):
         self._events.value = self.model.events(detail)
         self._runs.value = self.model.runs(detail)
         self._telemetry.value = self.model.telemetry(detail)
-        fill(self._tasks, named(self.model.tasks(a["id"]), TASK_NAMES))
+        self._tasks.value = named(self.model.tasks(a["id"]), TASK_NAMES)
         self._impact.value = self.model.impact(a["id"])
         samples = self.model.samples(detail)
         data = {c: samples[c].tolist() for c in ("ts", "cpu_percent", "rss_mb")}
@@ -535,7 +535,7 @@ class AuditView(pn.viewable.Viewer):
 
     def refresh(self) -> None:
         if self.model.may("audit"):
-            fill(self._table, named(self.model.audit(), AUDIT_NAMES))
+            self._table.value = named(self.model.audit(), AUDIT_NAMES)
 
     def __panel__(self):
         if not self.model.may("audit"):

@@ -15,7 +15,7 @@ from bokeh.plotting import figure
 
 from ..analysis import units
 from ..models.projects import ProjectsModel
-from .common import Kpis, columns, empty, pre, table, watching
+from .common import Kpis, columns, empty, pre, table, title_width, watching
 from .coverage_map import WATCH, CoverageMap, FileView, _pct
 from .escape import escape
 from .lazy import LazyView, deferred
@@ -117,7 +117,7 @@ class ProjectView(LazyView):
             widths={"sha": 100, "author": 120, "time": 160, "runs": 70, "failed": 76,
                     "coverage": 104}, kinds=NUMBER_KINDS)
         self._trend = ColumnDataSource({"i": [], "percent": [], "commit": [], "at": []})
-        fig = figure(height=220, sizing_mode="stretch_width", title="Coverage over reports",
+        fig = figure(height=220, sizing_mode="stretch_width",
                      tools="pan,wheel_zoom,reset,save", toolbar_location="right",
                      y_range=(0, 100))
         fig.line("i", "percent", source=self._trend, line_width=2, color="#2b8a3e")
@@ -127,9 +127,16 @@ class ProjectView(LazyView):
         fig.xaxis.axis_label = "report (oldest → newest)"
         fig.xaxis.ticker = SingleIntervalTicker(interval=1)
         fig.yaxis.axis_label = "%"
-        self._trend_pane = pn.pane.Bokeh(fig, sizing_mode="stretch_width", height=220)
+        # The chart shows in a Column whose visibility is toggled, never the Bokeh pane's
+        # own (that raised in themed pages and left the chart blank); without reports, the
+        # reason takes its place instead of an empty frame.
+        self._trend_box = pn.Column(pn.pane.Bokeh(fig, sizing_mode="stretch_width",
+                                                  height=220), sizing_mode="stretch_width")
+        self._no_trend = empty("No coverage reports for this project yet: store one with "
+                               "`observatory ingest coverage FILE --project NAME`.")
         self._mcp = McpPanel(model=self.model, principal=self.principal)
-        self._body = pn.Column("### Commits", self._commits, self._trend_pane, self._mcp,
+        self._body = pn.Column("### Commits", self._commits, "### Coverage over reports",
+                               self._no_trend, self._trend_box, self._mcp,
                                sizing_mode="stretch_width")
         self._identity = IdentityForm(model=self.model, principal=self.principal)
         self._load()
@@ -185,6 +192,7 @@ class ProjectView(LazyView):
                             "commit": trend["commit_sha"].astype("string").fillna("–")
                             .str.slice(0, 10).tolist(),
                             "at": trend["created_at"].astype(str).tolist()}
+        self._no_trend.visible, self._trend_box.visible = trend.empty, not trend.empty
         self._mcp.load()
 
     def __panel__(self):
@@ -223,7 +231,9 @@ class IdentityForm(pn.viewable.Viewer):
         self._row = pn.Column(
             pn.FlexBox(pn.Row(self.name_input, self.rename),
                        pn.Row(self.folder_input, self.link),
-                       pn.Row(self.python_input, self.set_python)),
+                       pn.Row(self.python_input, self.set_python),
+                       # (as wide as the page, so the three wrap instead of running off it)
+                       sizing_mode="stretch_width"),
             self._status, visible=may, sizing_mode="stretch_width")
 
     def load(self, info: dict) -> None:
@@ -273,7 +283,8 @@ class McpPanel(pn.viewable.Viewer):
         super().__init__(**params)
         self._table = table(pd.DataFrame(), page_size=8, empty_text=(
             "The project declares no MCP servers (.mcp.json, .codex/config.toml, "
-            ".gemini/settings.json)."), widths={"approved": 100, "transport": 100,
+            ".gemini/settings.json)."), widths={"approved": title_width("approved"),
+                                                "transport": title_width("transport"),
                                                 "file": 170})
         self._table.param.watch(lambda e: self._chosen(), "selection")
         may = self.principal is not None and self.principal.may("mcp")

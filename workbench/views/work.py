@@ -11,7 +11,7 @@ import panel as pn
 import param
 
 from ..analysis import units
-from .alert_rules import AlertRulesView, fill, named, named_options
+from .alert_rules import AlertRulesView, named, named_options
 from .common import empty, readable, table, table_markup
 from .escape import escape
 from .notify import attempt
@@ -77,7 +77,7 @@ class TaskQueueView(pn.viewable.Viewer):
 
     def refresh(self) -> None:
         self._frame = self.model.tasks()
-        fill(self._table, named(self._frame, TASK_NAMES))
+        self._table.value = named(self._frame, TASK_NAMES)
         self._picked(None)
 
     def _selected(self) -> dict | None:
@@ -224,7 +224,7 @@ class AlertsView(pn.viewable.Viewer):
 
     def refresh(self) -> None:
         self._alerts = self.model.alerts(self.state.value)
-        fill(self._table, named(self.model.alerts_frame(self._alerts), ALERT_NAMES))
+        self._table.value = named(self.model.alerts_frame(self._alerts), ALERT_NAMES)
         self._rules.refresh()
         if not self._table.selection and self._alerts:
             self._table.selection = [0]
