@@ -3,7 +3,7 @@
 panel-material-ui (pmui.Page, its Tabs, Select, RadioButtonGroup, IntSlider and Button over
 the same model and views), served side by side by one ``panel serve`` on 127.0.0.1 over
 the demo dataset, each loaded in headless Chromium in light and dark: requests, bytes
-received, requests to other hosts, time until the first table has rows (median of
+received (as sent), requests to other hosts, time until the first table has rows (median of
 ``--runs``), and a screenshot of each at 1440x900 (docs/images/toolkit-*.png).
 
 panel-material-ui is not a dependency of the workbench: ``pip install panel-material-ui``
@@ -60,8 +60,10 @@ pmui.Page(title="Happy Observatory · Tests", sidebar=[filters], main=[tabs],
           dark_theme=dark, sidebar_width=280).servable()
 '''
 
-SETTLED = """() => [...document.querySelectorAll('*')].some(e => e.shadowRoot &&
-    e.shadowRoot.querySelector('.tabulator-row'))"""
+#: The first table has rows (Panel's components live in nested shadow roots).
+SETTLED = """() => { const has = (root) => !!root.querySelector('.tabulator-row') ||
+    [...root.querySelectorAll('*')].some(e => e.shadowRoot && has(e.shadowRoot));
+    return has(document); }"""
 
 
 def free_port() -> int:
@@ -71,7 +73,9 @@ def free_port() -> int:
 
 
 def load(browser, url: str, shot: Path | None) -> dict:
-    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    # a fresh context each time: a first visit, nothing cached
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
     requests, external, received = [], [], 0
     host = urlsplit(url).netloc
 
@@ -80,9 +84,10 @@ def load(browser, url: str, shot: Path | None) -> dict:
         requests.append(resp.url)
         if urlsplit(resp.url).netloc not in (host, ""):
             external.append(resp.url)
-        try:
-            received += len(resp.body())
-        except Exception:  # noqa: BLE001  (a websocket upgrade or redirect has no body)
+        try:  # as sent (compressed where the server compresses)
+            sizes = resp.request.sizes()
+            received += sizes["responseBodySize"] + sizes["responseHeadersSize"]
+        except Exception:  # noqa: BLE001  (a websocket upgrade or redirect has no sizes)
             pass
 
     page.on("response", on_response)
@@ -93,7 +98,11 @@ def load(browser, url: str, shot: Path | None) -> dict:
     page.wait_for_timeout(1500)  # (charts finish drawing)
     if shot:
         page.screenshot(path=str(shot))
-    page.close()
+        sys.path.insert(0, str(ROOT / "docs"))
+        from screenshots import shrink  # (docs/screenshots.py: 1080 wide, 128 colours)
+
+        shrink(shot)
+    context.close()
     return {"requests": len(requests), "bytes": received, "external": external,
             "settled_s": settled}
 

@@ -22,12 +22,13 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: (file, path, what to wait for in the page's text, a tab to open first or None)
+#: (file, path, a selector to wait for — Playwright's pierce shadow roots —, a tab to open
+#: first or None)
 SHOTS = (
-    ("tour-tests", "/tests", "Failed, error and skipped", None),
-    ("tour-agents", "/agents", "Sessions", None),
-    ("tour-control", "/control", "ticker", None),
-    ("tour-projects", "/projects", "Coverage", "Coverage"),
+    ("tour-tests", "/tests", ".tabulator-row", None),
+    ("tour-agents", "/agents", "canvas", None),
+    ("tour-control", "/control", "text=ticker", None),
+    ("tour-projects", "/projects", "canvas", "Coverage map"),
 )
 
 
@@ -91,11 +92,15 @@ def main() -> int:
             browser = p.chromium.launch(executable_path=shutil.which("chromium"),
                                         args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1440, "height": 900})
-            for name, path, text, tab in SHOTS:
+            for name, path, selector, tab in SHOTS:
                 page.goto(base + path + query, wait_until="networkidle", timeout=120_000)
                 if tab:
-                    page.get_by_role("tab", name=tab).first.click()
-                page.get_by_text(text).first.wait_for(timeout=60_000)
+                    page.locator(".bk-tab", has_text=tab).first.click()
+                try:
+                    page.locator(f"{selector} >> visible=true").first.wait_for(timeout=60_000)
+                except Exception:
+                    page.screenshot(path=str(args.out / f"{name}-failed.png"))
+                    raise
                 page.wait_for_timeout(3000)  # (charts and tables finish drawing)
                 out = args.out / f"{name}{'-dark' if args.theme == 'dark' else ''}.png"
                 page.screenshot(path=str(out))

@@ -10,6 +10,7 @@ from typing import Any
 
 import psutil
 
+from ..analysis import units
 from ..config import utcnow
 
 #: The backend name of agents the workbench did not start (Claude Code sessions that send
@@ -113,7 +114,7 @@ class Agent:
             self.sup.save(self)
             cap = self.spec["limits"].get("max_cost_usd")
             if cap is not None and cost > cap:
-                self.sup.stop(self, f"cost limit: ${cost:.4f} > ${cap:g}")
+                self.sup.stop(self, f"cost limit: {units.money(cost)} > {units.money(cap)}")
 
     def telemetry_env(self, service: str) -> dict[str, str]:
         """OpenTelemetry variables so that the agent's own telemetry lands in this

@@ -20,6 +20,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from ..analysis import units
 from ..config import utcnow
 from ..store import control_writes
 from . import spec as specs
@@ -381,7 +382,7 @@ class TaskQueue:
                 over = f"time budget: over {task['budget_s']:g} s"
             spent = agent.cost_usd - task.get("_cost0", 0.0)
             if task["budget_cost_usd"] and spent > task["budget_cost_usd"]:
-                over = f"cost budget: ${spent:.4f} > ${task['budget_cost_usd']:g}"
+                over = f"cost budget: {units.money(spent)} > {units.money(task['budget_cost_usd'])}"
             if over:
                 self._finish(agent, task, "failed", over)
                 self._halt(agent, over)

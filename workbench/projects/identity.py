@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..control import access
+from .scan import describe, release, store_projects
 
 #: Names: what a person may type (a CI name such as ``team/app`` included).
 MAX_NAME = 200
@@ -63,13 +64,6 @@ def _missing(value: Any) -> bool:
     return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
 
 
-def release(cur, name: str, path: str) -> None:
-    """Inside a write: any other folder holding ``name`` as a given name goes back to its
-    own (a name names one folder)."""
-    cur.execute("UPDATE projects SET name = regexp_extract(path, '[^/]+$'), named = false "
-                "WHERE name = ? AND path <> ?", [name, path])
-
-
 def known(store, name: str) -> dict[str, Any]:
     """:func:`folder_of`, or KeyError saying how to give ``name`` a folder."""
     row = folder_of(store, name)
@@ -100,8 +94,6 @@ def rename(store, principal: access.Principal, name: str, new: str) -> dict[str,
 def link(store, principal: access.Principal, name: str, path: str) -> dict[str, Any]:
     """``name``'s folder is ``path`` (a git repository on this machine): it is stored as a
     scan would, under that name."""
-    from .scan import describe, store_projects
-
     params = {"path": path}
     _allowed(store, principal, "project-link", name, params)
     name = checked_name(name)

@@ -226,6 +226,13 @@ _SCANNED = ("path", "name", "kind", "kinds", "manifests", "branch", "mcp_servers
             "scanned_at", "named", "remote", "head")
 
 
+def release(cur, name: str, path: str) -> None:
+    """Inside a write: any other folder holding ``name`` as a given name goes back to its
+    own (a name names one folder)."""
+    cur.execute("UPDATE projects SET name = regexp_extract(path, '[^/]+$'), named = false "
+                "WHERE name = ? AND path <> ?", [name, path])
+
+
 def store_projects(store, projects: list[dict[str, Any]], name: str | None = None) -> None:
     """Keep what a scan found: a project found again is updated, never duplicated, and
     keeps the name a person gave it (and its interpreter). ``name``: the name a person
@@ -242,8 +249,6 @@ def store_projects(store, projects: list[dict[str, Any]], name: str | None = Non
 
     def write(cur) -> None:
         if name is not None:
-            from .identity import release
-
             release(cur, name, projects[0]["path"])
         cur.executemany(
             f"INSERT INTO projects ({', '.join(_SCANNED)}) VALUES "

@@ -15,6 +15,7 @@ import param
 from bokeh.models import ColumnDataSource, HoverTool, LinearAxis, Range1d
 from bokeh.plotting import figure
 
+from ..analysis import units
 from .alert_rules import named, named_options
 from .common import FollowBrowserTheme, ThemedDesign, empty, nav, pre, table
 from .escape import escape
@@ -41,6 +42,12 @@ DESTRUCTIVE = {"stop", "restart"}
 #: text is the element's title.
 _CLAMP = ("overflow-wrap:anywhere;overflow:hidden;display:-webkit-box;"
           "-webkit-box-orient:vertical;-webkit-line-clamp:")
+
+
+def _cost(a: dict) -> str:
+    """An agent's spend so far (``$0.59``, ``<$0.001``); nothing for one that has none to
+    report (a command agent)."""
+    return units.money(a["cost_usd"]) if a.get("cost_usd") else ""
 
 
 def state_badge(state: str) -> str:
@@ -146,8 +153,8 @@ class FleetBoard(pn.viewable.Viewer):
             f'{" · pid " + str(a["pid"]) if a.get("pid") else ""}</div>'
             f'<div title="{escape(last[:2000])}" style="font-size:13px;margin:4px 0;'
             f'{_CLAMP}3">{escape(last[:300])}</div>'
-            f'<div style="font-size:12px">${a.get("cost_usd") or 0:.4f}'
-            f'{" · " + usage if usage else ""}</div>{waiting}{error}')
+            f'<div style="font-size:12px">'
+            f'{" · ".join(x for x in (_cost(a), usage) if x)}</div>{waiting}{error}')
 
     def _buttons(self, a: dict) -> list:
         buttons: list = []
@@ -344,7 +351,7 @@ class AgentDetail(pn.viewable.Viewer):
             f'<h3 style="margin:4px 0">{escape(a["name"])} {state_badge(a["state"])}</h3>'
             f'<div style="font-size:13px">{escape(a["backend"])}'
             f'{" · project " + escape(a["project"]) if a.get("project") else ""}'
-            f' · session {escape(a.get("session_id") or "-")} · ${a.get("cost_usd") or 0:.4f}'
+            f' · session {escape(a.get("session_id") or "-")} · {_cost(a) or "no cost"}'
             f' · {escape(a["restarts"])} restart(s)</div>'
             + (f'<div style="color:#d64545">{escape(a["last_error"])}</div>'
                if a.get("last_error") else ""))
