@@ -108,6 +108,12 @@ def main() -> int:
                 print(out)
             browser.close()
     finally:
+        # Agents run in their own process groups and outlive a server (a restart adopts
+        # them): stop ours first.
+        stop = subprocess.run([sys.executable, "-m", "workbench", "agents", "stop", "ticker"],
+                              env=env, capture_output=True, text=True, timeout=120)
+        if stop.returncode:
+            print(f"could not stop the ticker agent: {stop.stderr.strip()}", file=sys.stderr)
         os.killpg(server.pid, 15)
         server.wait(timeout=60)
         shutil.rmtree(home, ignore_errors=True)

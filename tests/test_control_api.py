@@ -305,9 +305,17 @@ def test_cli_drives_agents(served):
         f"observatory agents stop: 403: POST /api/agents/{agent['id']}/stop needs the "
         f"operator role; {refused.stderr.split('; ')[1].strip()}")
     assert "viewer" in refused.stderr
-    paused = observatory("agents", "pause", agent["id"], "--json", "--url", served.url,
+    # by its name as well as its id
+    paused = observatory("agents", "pause", "from-cli", "--json", "--url", served.url,
                          token=TOKENS["operator"])
     assert json.loads(paused.stdout)["state"] == "paused"
+    twin = observatory("agents", "add", "from-cli", "--command", "true", "--json", "--url",
+                       served.url, token=TOKENS["operator"])
+    ambiguous = observatory("agents", "resume", "from-cli", "--url", served.url,
+                            token=TOKENS["operator"])
+    assert ambiguous.returncode == 1, ambiguous.stderr
+    assert "409: 2 agents are called 'from-cli': give one of their ids (" in ambiguous.stderr
+    assert agent["id"] in ambiguous.stderr and json.loads(twin.stdout)["id"] in ambiguous.stderr
     stop = observatory("agents", "stop", agent["id"], "--url", served.url,
                        token=TOKENS["operator"])
     assert stop.returncode == 0 and "stopping" in stop.stdout

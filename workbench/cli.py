@@ -358,9 +358,10 @@ def _agents_parser(sub) -> None:
                      "config, labels)")
     add.add_argument("--start", action="store_true", help="start it at once")
     for action in AGENT_ACTIONS:
-        command(action, f"{action} an agent", cmd_agents_act, "agent_id")
-    msg = command("message", "send the next prompt to a running agent", cmd_agents_message,
-                  "agent_id")
+        command(action, f"{action} an agent (AGENT: its id or its name)", cmd_agents_act,
+                "agent")
+    msg = command("message", "send the next prompt to a running agent (its id or name)",
+                  cmd_agents_message, "agent")
     msg.add_argument("text")
     command("approvals", "the permission requests waiting for an answer", cmd_agents_approvals)
     for decision in ("approve", "deny"):
@@ -608,12 +609,27 @@ def cmd_agents_add(args: argparse.Namespace) -> int:
     return _control(args, add)
 
 
+def _agent_id(kit, given: str) -> str:
+    """The id of the agent ``given`` names: its id, else its name (the one agent of that
+    name; two of one name must be told apart by id)."""
+    from .control.devkit import ControlError
+
+    agents = kit.agents()
+    if any(a["id"] == given for a in agents):
+        return given
+    named = [a["id"] for a in agents if a.get("name") == given]
+    if len(named) > 1:
+        raise ControlError(409, f"{len(named)} agents are called {given!r}: give one of "
+                                f"their ids ({', '.join(named)})")
+    return named[0] if named else given  # (none: the server's 404 says so)
+
+
 def cmd_agents_act(args: argparse.Namespace) -> int:
-    return _control(args, lambda kit: kit.act(args.agent_id, args.action))
+    return _control(args, lambda kit: kit.act(_agent_id(kit, args.agent), args.action))
 
 
 def cmd_agents_message(args: argparse.Namespace) -> int:
-    return _control(args, lambda kit: kit.message(args.agent_id, args.text))
+    return _control(args, lambda kit: kit.message(_agent_id(kit, args.agent), args.text))
 
 
 def cmd_agents_approvals(args: argparse.Namespace) -> int:

@@ -98,7 +98,7 @@ COLUMNS: dict[str, Col] = {
     "resolved_by": Col("resolved by", "Who resolved it: a person, or the workbench when "
                        "its agent's run ended", width=150),
     # ids and short labels
-    "run_id": Col("run", "Run id", width=108),
+    "run_id": Col("run", "Run id", width=160),  # (16 hex digits, or live- and 12)
     "trace_id": Col("trace", "Trace id", width=108),
     "session_id": Col("session", "Session id", width=108),
     "span_id": Col("span", "Span id", width=108),
