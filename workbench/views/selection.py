@@ -80,7 +80,9 @@ class SelectRunView(LazyView):
             widths={"id": 130, "state": 90, "selected": 80, "results": 80, "failures": 80,
                     "requested_by": 130, "created_at": 160},
             titles={"requested_by": "by", "created_at": "queued", "selected": "tests",
-                    "results": "done", "failures": "failed"})
+                    "results": "done", "failures": "failed"},
+            tips={"selected": "How many tests were asked for (all: the whole suite)",
+                  "results": "Results stored so far"})
         self._runs.param.watch(self._on_run, "selection")
         self.cancel = pn.widgets.Button(name="Cancel run", button_type="danger",
                                         disabled=True, visible=may, width=120)
@@ -179,7 +181,10 @@ class SelectRunView(LazyView):
             runs["selected"] = [len(json.loads(t)) if isinstance(t, str) else 0
                                 for t in runs["tests"]]
             self._frame = runs
-        self._runs.value = self._frame[RUN_COLS] if not self._frame.empty else self._frame
+        shown = self._frame[RUN_COLS] if not self._frame.empty else self._frame
+        if not shown.empty:  # none named is the whole suite: "all", not "0"
+            shown = shown.assign(selected=[n or "all" for n in shown["selected"]])
+        self._runs.value = shown
         self._show_run()
         self._watch_active()
 
