@@ -12,6 +12,7 @@ import param
 from bokeh.models import ColumnDataSource, HoverTool, Legend, NumeralTickFormatter
 from bokeh.plotting import figure
 
+from ..analysis import units
 from ..coverage.lines import project_repo
 from ..models.projects import ProjectsModel
 from ..projects.git import GitError
@@ -89,7 +90,7 @@ class SelectRunView(LazyView):
         self.cancel.on_click(lambda e: self._cancel())
         self._progress = pn.indicators.Progress(value=0, max=1, width=420, visible=False,
                                                 bar_color="success")
-        self._progress_text = pn.pane.HTML("", margin=(0, 10))
+        self._progress_text = pn.pane.HTML("", margin=(0, 10), sizing_mode="stretch_width")
         self._results = table(pd.DataFrame(), page_size=12, empty_text=(
             "No results (yet): a chosen run's results appear here as they arrive."),
             widths={"outcome": 100, "duration_s": 110})
@@ -113,12 +114,14 @@ class SelectRunView(LazyView):
             self._summary.object = f"<b>Cannot read the change:</b> {escape(err)}"
             return
         self._ranked = result["ranking"]
-        change = (f"{len(result['changed_files'])} changed files in "
+        n = len(result["changed_files"])
+        change = (f"{n} changed file{'' if n == 1 else 's'} in "
                   f"<code>{escape(result['base'])}..{escape(result['head'])}</code>"
                   if result["base"] else "no git folder for this project: history alone")
         self._summary.object = (f"<b>{escape(result['selected'])} of "
                                 f"{escape(result['tests'])} tests</b> "
-                                f"(about {result['expected_s']:.2f} s) · {change} · "
+                                f"(about {units.duration(result['expected_s'])}) · "
+                                f"{change} · "
                                 "★ = always first")
         frame = pd.DataFrame(self._ranked, columns=["test", "score", "probability",
                                                     "duration_s", "first", "reasons"])
@@ -238,7 +241,9 @@ class SelectRunView(LazyView):
             self._summary, self._ranking,
             pn.Row(self.run_selected, self.run_all),
             "### Test runs started here", self._runs,
-            pn.Row(self._progress, self._progress_text, self.cancel),
+            # the run's line under its bar, as wide as the page: a long message (the
+            # interpreter, the log's path) wraps instead of pushing Cancel off the page
+            pn.Row(self.cancel, self._progress), self._progress_text,
             self._results, sizing_mode="stretch_width")
 
 
