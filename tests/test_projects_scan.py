@@ -120,7 +120,7 @@ def test_scan_through_a_served_workbench(tree, tmp_path):
 
 
 def test_git_of_a_project(tree):
-    from workbench.projects.git import GitError, branches, changed_lines, commits
+    from workbench.git import GitError, branches, changed_lines, commits
 
     api = tree / "work" / "api"
     assert branches(api) == {"current": "main", "branches": ["feature", "main"]}

@@ -869,7 +869,7 @@ def cmd_ingest_tests(args: argparse.Namespace) -> int:
 
 
 def _git_root(folder: Path) -> str | None:
-    from .projects.git import GitError, git
+    from .git import GitError, git
 
     try:
         return git(folder, "rev-parse", "--show-toplevel").strip() or None
@@ -1073,7 +1073,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 
 def cmd_coverage_patch(args: argparse.Namespace) -> int:
     from .coverage.patch import patch_coverage
-    from .projects.git import GitError
+    from .git import GitError
 
     store = _read_store(args, "coverage patch")
     if store is None:
@@ -1101,7 +1101,7 @@ def cmd_coverage_patch(args: argparse.Namespace) -> int:
 
 
 def cmd_select(args: argparse.Namespace) -> int:
-    from .projects.git import GitError
+    from .git import GitError
     from .selection.evaluate import replay
     from .selection.select import is_pytest_id, select_tests
 

@@ -4,7 +4,7 @@ Three rules, kept here so that a new feature cannot forget one:
 
 - **No client value where an option can stand.** ``argv`` is a list (never a shell line the
   workbench builds from a request); git revisions are resolved to full SHAs with
-  ``rev-parse --verify --end-of-options`` before they are used (projects/git.py), and paths
+  ``rev-parse --verify --end-of-options`` before they are used (git.py), and paths
   come after ``--``.
 - **No secret of the workbench reaches a child.** A child's environment is built from an
   allow-list (:data:`ALLOWED`, plus the names an admin adds with ``OBSERVATORY_CHILD_ENV``)

@@ -342,7 +342,7 @@ class TestRuns:
 
 def git_checkout(folder: str) -> dict[str, str]:
     """The commit and branch checked out in the project's folder (a run's metadata)."""
-    from ..projects.git import checked_out
+    from ..git import checked_out
 
     return checked_out(folder)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..analysis.culprits import test_key
-from ..projects.git import GitError, git
+from ..git import GitError, git
 from ..store.coverage_writes import contains, expand
 
 _SHA = re.compile(r"^[0-9a-fA-F]{4,64}$")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..projects.git import changed_lines
+from ..git import changed_lines
 from ..store.coverage_writes import expand, pairs, ranges
 
 

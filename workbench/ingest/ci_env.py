@@ -114,7 +114,7 @@ def detect(env: Mapping[str, str] | None = None,
 def local_git(folder: str) -> dict[str, str]:
     """``commit`` (full SHA) and ``branch`` (none when detached) checked out in the git
     repository holding ``folder``; {} outside one, without commits, or without git."""
-    from ..projects.git import checked_out
+    from ..git import checked_out
 
     return {k: v for k, v in checked_out(folder).items() if valid_unicode(v)}
 

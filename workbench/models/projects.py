@@ -133,7 +133,7 @@ class ProjectsModel(param.Parameterized):
     def commits(self, limit: int = 30) -> pd.DataFrame:
         """Recent commits of the project's repository, each with its test runs and coverage
         (a run or report links to a commit by its sha)."""
-        from ..projects.git import GitError, commits
+        from ..git import GitError, commits
 
         cols = ["sha", "author", "time", "subject", "runs", "failed", "coverage"]
         repo = lines.project_repo(self.reader, self.project) if self.has_project else None

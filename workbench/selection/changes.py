@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..projects.git import GitError, changed_lines, git
+from ..git import GitError, changed_lines, git
 
 SHA = re.compile(r"^[0-9a-fA-F]{4,64}$")
 

@@ -11,7 +11,7 @@ from ..coverage.lines import project_repo
 from ..coverage.lookup import covering_tests
 from ..coverage.patch import patch_coverage
 from ..coverage.risk import at_risk
-from ..projects.git import GitError
+from ..git import GitError
 from .plugin_base import APIHandler, UploadHandler
 from .state import get_intake, get_store
 

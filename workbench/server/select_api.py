@@ -9,7 +9,7 @@ from typing import Any
 
 from ..control import access
 from ..coverage.lines import project_repo
-from ..projects.git import GitError
+from ..git import GitError
 from ..selection.evaluate import replay
 from ..selection.select import is_pytest_id, select_tests
 from .plugin_base import APIHandler
@@ -19,7 +19,7 @@ from .state import get_store, get_test_runs
 def _ranked(store, project: str, repo, spec: dict[str, Any]) -> dict[str, Any]:
     """:func:`select_tests` for a client's ``{"base", "head", "budget", "top"}`` (checked
     against schemas.SelectSpec); a revision git cannot read is the client's mistake (400):
-    revisions reach git only as the SHAs they resolve to (projects/git.revision)."""
+    revisions reach git only as the SHAs they resolve to (git.revision)."""
     try:
         return select_tests(store, project, repo, spec.get("base"), spec.get("head"),
                             spec.get("budget"), spec.get("top"))

@@ -251,7 +251,7 @@ class IdentityForm(pn.viewable.Viewer):
 
     def _act(self, action: str, value: str) -> None:
         from ..control.access import Forbidden
-        from ..projects.git import GitError
+        from ..git import GitError
 
         before = self.model.project
         try:
@@ -473,7 +473,7 @@ class ChangesView(LazyView):
 
     def _patch(self) -> None:
         from ..coverage.patch import patch_coverage
-        from ..projects.git import GitError
+        from ..git import GitError
 
         m = self.model
         folder = None

@@ -14,8 +14,8 @@ from bokeh.plotting import figure
 
 from ..analysis import units
 from ..coverage.lines import project_repo
+from ..git import GitError
 from ..models.projects import ProjectsModel
-from ..projects.git import GitError
 from ..selection.evaluate import replay
 from ..selection.select import is_pytest_id, select_tests
 from .common import empty, table, watching
