@@ -97,12 +97,13 @@ def documentation() -> str:
                                             *sorted((ROOT / "docs").rglob("*.md"))])
 
 
-def wait_for(fn, timeout: float = 60, what: str = ""):
-    """``fn()`` once it is truthy (polled every 0.2 s); fails after ``timeout`` seconds."""
+def wait_for(fn, timeout: float = 60, what: str = "", every: float = 0.2):
+    """``fn()`` once it is truthy (polled every ``every`` s); fails after ``timeout``
+    seconds."""
     deadline = time.monotonic() + timeout
     while not (value := fn()):
         assert time.monotonic() < deadline, f"timed out: {what}"
-        time.sleep(0.2)
+        time.sleep(every)
     return value
 
 

@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
@@ -20,7 +19,7 @@ import pytest
 from workbench.analysis.alert_preview import preview
 from workbench.control.alerts import AlertRule, check_rule
 
-from .conftest import ROLE_ENV, TOKENS, Served, role_client
+from .conftest import ROLE_ENV, TOKENS, Served, role_client, wait_for
 
 # real processes (a served workbench, agents, pytest, kernels): not in the quick part
 pytestmark = pytest.mark.slow
@@ -152,11 +151,7 @@ def history(served):
 
 
 def until(fn, timeout: float = 20, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while not (value := fn()):
-        assert time.monotonic() < deadline, f"timed out: {what}"
-        time.sleep(0.1)
-    return value
+    return wait_for(fn, timeout, what, every=0.1)
 
 
 def test_preview_over_http_reads_the_stored_day_and_changes_nothing(served, history):

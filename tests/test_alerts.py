@@ -19,7 +19,7 @@ import pytest
 
 from workbench.control.alerts import TEST_QUERY_S
 
-from .conftest import ROLE_ENV, Served, free_port, role_client
+from .conftest import ROLE_ENV, Served, free_port, role_client, wait_for
 from .standins.webhook_receiver import Receiver
 
 # real processes (a served workbench, agents, pytest, kernels): not in the quick part
@@ -42,13 +42,7 @@ def client(served, role: str = "admin") -> httpx.Client:
 
 
 def until(fn, timeout: float = 15, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+    return wait_for(fn, timeout, what, every=0.05)
 
 
 def alerts_for(c: httpx.Client, agent_id: str, rule_id: str | None = None) -> list[dict]:

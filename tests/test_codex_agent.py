@@ -5,14 +5,12 @@ same thread."""
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
 from workbench.control.codex import find_binary
 
-from .conftest import IN_CI, Served
+from .conftest import IN_CI, Served, wait_for
 from .standins.responses_api import ResponsesAPI
 
 # real processes (a served workbench, agents, pytest, kernels): not in the quick part
@@ -30,11 +28,7 @@ def codex() -> str:
 
 
 def until(fn, timeout: float = 30, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while not (value := fn()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return value
+    return wait_for(fn, timeout, what, every=0.1)
 
 
 def test_codex_approvals_decide_its_commands(codex, tmp_path):

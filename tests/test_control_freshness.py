@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 
-from .conftest import Served
+from .conftest import Served, wait_for
 
 ARGS = ["--no-sandbox", "--disable-gpu"]
 #: Prints "tick N at EPOCH" each second (the time it printed, for the lag).
@@ -34,11 +34,7 @@ def served(tmp_path_factory):
 
 
 def until(fn, timeout: float = 15, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while not (value := fn()):
-        assert time.monotonic() < deadline, f"timed out: {what}"
-        time.sleep(0.05)
-    return value
+    return wait_for(fn, timeout, what, every=0.05)
 
 
 def test_fleet_card_last_output_is_live(served, chromium, output_dir):

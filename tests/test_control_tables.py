@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import re
 import sys
-import time
 
 import httpx
 import pytest
 
-from .conftest import Served
+from .conftest import Served, wait_for
 
 ARGS = ["--no-sandbox", "--disable-gpu"]
 #: Column names that were shown as headers, and must not be any more.
@@ -34,11 +33,7 @@ NAMED = "es => es.map(e => [e.textContent, e.title])"
 
 
 def until(fn, timeout: float = 30, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while not (value := fn()):
-        assert time.monotonic() < deadline, f"timed out: {what}"
-        time.sleep(0.1)
-    return value
+    return wait_for(fn, timeout, what, every=0.1)
 
 
 # -- what the views make of the data (no browser) ------------------------------------------

@@ -6,7 +6,6 @@ workbench's inbox, where the answer decides the remote tool call."""
 from __future__ import annotations
 
 import sys
-import time
 
 import httpx
 import psutil
@@ -14,7 +13,7 @@ import pytest
 
 from workbench.control.claude_code import find_binary
 
-from .conftest import IN_CI, Served
+from .conftest import IN_CI, Served, wait_for
 from .standins.messages_api import MessagesAPI
 
 # real processes (a served workbench, agents, pytest, kernels): not in the quick part
@@ -25,11 +24,7 @@ TICKER = [sys.executable, "-u", "-c",
 
 
 def until(fn, timeout: float = 20, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while not (value := fn()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return value
+    return wait_for(fn, timeout, what, every=0.05)
 
 
 @pytest.fixture(scope="module")

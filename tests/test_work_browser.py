@@ -7,13 +7,12 @@ Screenshots kept; nothing is fetched from elsewhere."""
 from __future__ import annotations
 
 import sys
-import time
 
 import httpx
 import psutil
 import pytest
 
-from .conftest import Served
+from .conftest import Served, wait_for
 
 ARGS = ["--no-sandbox", "--disable-gpu"]
 
@@ -27,11 +26,7 @@ def served(tmp_path_factory):
 
 
 def until(fn, timeout: float = 15, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while not (value := fn()):
-        assert time.monotonic() < deadline, f"timed out: {what}"
-        time.sleep(0.05)
-    return value
+    return wait_for(fn, timeout, what, every=0.05)
 
 
 def test_alerts_and_tasks_tabs(served, chromium, output_dir, tmp_path):
