@@ -320,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     _agents_parser(sub)
     _tasks_parser(sub)
     _alerts_parser(sub)
+    from .workflows_cli import add_parser as workflows_parser
+
+    workflows_parser(sub, _target_args)
     return parser
 
 

@@ -26,7 +26,8 @@ ACTION_ROLE: dict[str, str] = {
     **dict.fromkeys(("ingest", "hook"), "ingest"),
     **dict.fromkeys(("add", "start", "stop", "pause", "resume", "restart", "interrupt",
                      "message", "config", "limits", "approve", "delete", "task", "alert",
-                     "scan", "mcp", "test-run"),
+                     "scan", "mcp", "test-run", "workflow-run", "workflow-cancel",
+                     "workflow-resume"),
                     "operator"),
     **dict.fromkeys(("audit", "policy", "rules", "webhooks", "pool"), "admin"),
 }

@@ -43,6 +43,8 @@ DEFAULT_RULES: list[dict[str, Any]] = [
 def input_text(tool: str, value: Any) -> str:
     """What a person reads: the command, a diff for an edit, else the input as JSON."""
     if isinstance(value, dict):
+        if tool == "workflow" and isinstance(value.get("message"), str):
+            return f"{value.get('workflow')} · {value.get('step')}: {value['message']}"
         for key in ("command", "cmd"):  # Claude Code's Bash, Codex's exec_command
             if isinstance(value.get(key), str | list):
                 cmd = value[key]  # a list is an argv: quoted, so that it reads as it runs
@@ -185,8 +187,8 @@ class Inbox:
                 message: str, who: str) -> None:
         row.update(state="denied" if decision == "deny" else "allowed", message=message or None,
                    decided_by=who, decided_at=utcnow(), decision=decision)
+        self._save(row)  # (queued before the answer: an asker may read who decided)
         answer(decision, message)
-        self._save(row)
         self._changed(row["agent_id"])
 
     def pending(self, agent_id: str | None = None) -> list[dict[str, Any]]:

@@ -79,6 +79,38 @@ class DevKit:
     def audit(self, limit: int = 200) -> list[dict]:
         return self._call("GET", "/api/audit", limit=limit)["audit"]
 
+    # -- workflows ----------------------------------------------------------------------
+    def workflows(self) -> list[dict]:
+        return self._call("GET", "/api/workflows")["workflows"]
+
+    def workflow(self, ref: str, version: int | None = None) -> dict:
+        params = {"version": version} if version else {}
+        return self._call("GET", f"/api/workflows/{ref}", **params)["workflow"]
+
+    def save_workflow(self, spec: dict[str, Any], ref: str | None = None) -> dict:
+        if ref is None:
+            return self._call("POST", "/api/workflows", spec)["workflow"]
+        return self._call("PUT", f"/api/workflows/{ref}", spec)["workflow"]
+
+    def workflow_templates(self) -> list[dict]:
+        return self._call("GET", "/api/workflows/templates")["templates"]
+
+    def run_workflow(self, ref: str, inputs: dict[str, Any] | None = None,
+                     version: int | None = None) -> dict:
+        body = {"inputs": inputs or {}, **({"version": version} if version else {})}
+        return self._call("POST", f"/api/workflows/{ref}/runs", body)["run"]
+
+    def workflow_runs(self, ref: str | None = None, limit: int = 100) -> list[dict]:
+        params = {"limit": limit, **({"workflow": ref} if ref else {})}
+        return self._call("GET", "/api/workflow-runs", **params)["runs"]
+
+    def workflow_run(self, run_id: str) -> dict:
+        return self._call("GET", f"/api/workflow-runs/{run_id}")["run"]
+
+    def workflow_run_action(self, run_id: str, action: str) -> dict:
+        """cancel or resume."""
+        return self._call("POST", f"/api/workflow-runs/{run_id}/{action}")["run"]
+
     # -- work queue, alerts, webhooks, culprits -----------------------------------------
     def tasks(self, state: str | None = None, limit: int = 500) -> list[dict]:
         params = {"limit": limit, **({"state": state} if state else {})}

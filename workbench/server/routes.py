@@ -77,6 +77,17 @@ from .projects_api import (
 )
 from .schemas import BINARY
 from .select_api import EvaluateHandler, SelectHandler, TestRunHandler, TestRunsHandler
+from .workflows_api import (
+    AllWorkflowRunsHandler,
+    WorkflowDiffHandler,
+    WorkflowHandler,
+    WorkflowRunHandler,
+    WorkflowRunsHandler,
+    WorkflowsHandler,
+    WorkflowTemplatesHandler,
+    WorkflowValidateHandler,
+    WorkflowVersionsHandler,
+)
 
 LEVELS = ("any", "ingest", "viewer", "operator", "admin")
 #: What a path parameter matches, by its name (default ``[\w-]+``: ids).
@@ -250,6 +261,35 @@ ROUTES: list[Route] = [
     R("POST", "/api/pools", PoolsHandler, "admin", "action",
       "define a pool: agents started from a template for tasks no idle agent takes",
       body=s.Pool),
+    # -- workflows
+    R("GET", "/api/workflows", WorkflowsHandler, "viewer", "no",
+      "workflows, the newest version of each"),
+    R("POST", "/api/workflows", WorkflowsHandler, "admin", "action",
+      "save a new workflow (checked: errors name the node)", body=s.Workflow),
+    R("GET", "/api/workflows/templates", WorkflowTemplatesHandler, "viewer", "no",
+      "the shipped workflow templates"),
+    R("POST", "/api/workflows/validate", WorkflowValidateHandler, "viewer", "no",
+      "check a workflow without saving it", body=s.Workflow, changes=False),
+    R("GET", "/api/workflows/{workflow_id}", WorkflowHandler, "viewer", "no",
+      "a workflow by id or name (its newest version, or ?version=)",
+      query=s.WorkflowVersionQuery),
+    R("PUT", "/api/workflows/{workflow_id}", WorkflowHandler, "admin", "action",
+      "save a new version of a workflow", body=s.Workflow),
+    R("GET", "/api/workflows/{workflow_id}/versions", WorkflowVersionsHandler, "viewer",
+      "no", "every version of a workflow"),
+    R("GET", "/api/workflows/{workflow_id}/diff", WorkflowDiffHandler, "viewer", "no",
+      "what changed between two versions", query=s.WorkflowDiffQuery),
+    R("GET", "/api/workflows/{workflow_id}/runs", WorkflowRunsHandler, "viewer", "no",
+      "a workflow's runs, newest first", query=s.LimitQuery),
+    R("POST", "/api/workflows/{workflow_id}/runs", WorkflowRunsHandler, "operator",
+      "action", "start a run with inputs", body=s.WorkflowRunRequest),
+    R("GET", "/api/workflow-runs", AllWorkflowRunsHandler, "viewer", "no",
+      "workflow runs, newest first", query=s.WorkflowRunsQuery),
+    R("GET", "/api/workflow-runs/{run_id}", WorkflowRunHandler, "viewer", "no",
+      "a run: the state of each step's every visit, and its definition"),
+    R("POST", "/api/workflow-runs/{run_id}/{action:cancel|resume}", WorkflowRunHandler,
+      "operator", "action", "cancel a run, or resume a failed or cancelled one from its "
+      "last checkpoint", body=s.Empty),
     # -- alerts and webhooks
     R("GET", "/api/alert-rules", AlertRulesHandler, "viewer", "no", "alert rules"),
     R("POST", "/api/alert-rules", AlertRulesHandler, "admin", "action",

@@ -206,6 +206,62 @@ class Empty(Body):
     """No fields (an empty body or ``{}``)."""
 
 
+# -- workflows ------------------------------------------------------------------------------
+class WorkflowNode(Body):
+    id: str = Field(min_length=1, max_length=40)
+    kind: Literal["agent", "tests", "approval", "condition", "parallel", "join", "end"]
+    label: str | None = Field(default=None, max_length=200)
+    settings: dict[str, Any] | None = None
+    position: dict[str, float] | None = None
+
+
+class WorkflowEdge(Body):
+    source: str = Field(min_length=1, max_length=40)
+    target: str = Field(min_length=1, max_length=40)
+    when: str | None = Field(default=None, max_length=20)
+
+
+class Workflow(Body):
+    """A workflow: steps (nodes) of a kind with settings and a canvas position, edges with
+    the outcome they are taken on, the agents its steps use, and its inputs' defaults."""
+
+    name: str = Field(min_length=1, max_length=120)
+    description: str | None = Field(default=None, max_length=10_000)
+    inputs: dict[str, str | int | float | bool | None] | None = None
+    agents: dict[str, dict[str, Any]] | None = None
+    start: str | None = Field(default=None, max_length=40)
+    nodes: list[WorkflowNode] = Field(min_length=1, max_length=500)
+    edges: list[WorkflowEdge] | None = Field(default=None, max_length=5000)
+
+
+class WorkflowRunRequest(Body):
+    """Inputs over the workflow's defaults (``project``: the project its steps work on)."""
+
+    inputs: dict[str, str | int | float | bool | None] | None = None
+    version: int | None = Field(default=None, ge=1)
+
+
+class WorkflowImport(Body):
+    """A LangGraph app's graph by ``module:attribute`` (read-only view, run as a process
+    step) — its module is imported from ``folder``."""
+
+    target: str = Field(min_length=3, max_length=300, pattern=r"^[\w.]+:[\w.]+$")
+    folder: str | None = Field(default=None, max_length=4096)
+
+
+class WorkflowVersionQuery(Query):
+    version: int | None = Field(default=None, ge=1)
+
+
+class WorkflowDiffQuery(Query):
+    a: int = Field(ge=1)
+    b: int = Field(ge=1)
+
+
+class WorkflowRunsQuery(LimitQuery):
+    workflow: str | None = Field(default=None, max_length=120)
+
+
 class Pool(Body):
     pool: str = Field(min_length=1, max_length=40)
     template: dict[str, Any]

@@ -18,6 +18,7 @@ _store: Store | None = None
 _intake: LocalIntake | None = None
 _supervisor = None
 _test_runs = None
+_workflows = None
 
 
 def served_url(argv: list[str] | None = None) -> str:
@@ -96,3 +97,15 @@ def get_intake() -> LocalIntake:
         if _intake is None or _intake.store is not store:
             _intake = LocalIntake(store, ci_env={}, block=False)
         return _intake
+
+
+def get_workflows():
+    """The process-wide workflows: runs left unfinished by a previous process resume from
+    their checkpoints when it is made (the plugin makes it at start)."""
+    global _workflows
+    supervisor, test_runs, intake = get_supervisor(), get_test_runs(), get_intake()
+    with _lock:
+        if _workflows is None:
+            from ..workflows.runs import Workflows
+            _workflows = Workflows(supervisor, test_runs, intake)
+        return _workflows

@@ -527,4 +527,60 @@ def _rekey_signatures() -> list[str]:
 # rules ingest uses, so that a bug's old and new failures share one cluster.
 MIGRATIONS.append((14, _rekey_signatures()))
 
+# v15: workflows (workbench/workflows/). A workflow's every version is kept (a run names
+# the version it ran); a run and each visit of each of its steps, with the task, test run
+# or approval the step made — by which a resumed run finds an unfinished step's work again.
+MIGRATIONS.append((15, [
+    """
+    CREATE TABLE workflows (
+        workflow_id VARCHAR NOT NULL,
+        version INTEGER NOT NULL,
+        name VARCHAR NOT NULL,
+        description VARCHAR,
+        spec JSON NOT NULL,
+        created_by VARCHAR,
+        created_at TIMESTAMP,
+        PRIMARY KEY (workflow_id, version)
+    )
+    """,
+    """
+    CREATE TABLE workflow_runs (
+        run_id VARCHAR PRIMARY KEY,
+        workflow_id VARCHAR NOT NULL,
+        version INTEGER NOT NULL,
+        name VARCHAR,
+        state VARCHAR NOT NULL,
+        inputs JSON,
+        project VARCHAR,
+        started_by VARCHAR,
+        created_at TIMESTAMP,
+        ended_at TIMESTAMP,
+        message VARCHAR,
+        cost_usd DOUBLE,
+        tokens BIGINT
+    )
+    """,
+    """
+    CREATE TABLE workflow_steps (
+        run_id VARCHAR NOT NULL,
+        node VARCHAR NOT NULL,
+        visit INTEGER NOT NULL,
+        kind VARCHAR,
+        state VARCHAR,
+        outcome VARCHAR,
+        started_at TIMESTAMP,
+        ended_at TIMESTAMP,
+        task_id VARCHAR,
+        test_run_id VARCHAR,
+        approval_id VARCHAR,
+        agent_id VARCHAR,
+        session_id VARCHAR,
+        cost_usd DOUBLE,
+        tokens BIGINT,
+        output VARCHAR,
+        PRIMARY KEY (run_id, node, visit)
+    )
+    """,
+]))
+
 LATEST = MIGRATIONS[-1][0]

@@ -1,0 +1,1 @@
+"""Workflows: specs, their compilation to LangGraph, runs and their checkpoints."""
