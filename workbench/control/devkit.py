@@ -92,6 +92,12 @@ class DevKit:
             return self._call("POST", "/api/workflows", spec)["workflow"]
         return self._call("PUT", f"/api/workflows/{ref}", spec)["workflow"]
 
+    def workflow_versions(self, ref: str) -> list[dict]:
+        return self._call("GET", f"/api/workflows/{ref}/versions")["versions"]
+
+    def workflow_diff(self, ref: str, a: int, b: int) -> dict:
+        return self._call("GET", f"/api/workflows/{ref}/diff", a=a, b=b)["diff"]
+
     def workflow_templates(self) -> list[dict]:
         return self._call("GET", "/api/workflows/templates")["templates"]
 

@@ -36,4 +36,7 @@ def control_page(store) -> pn.template.BaseTemplate:
     dashboard = ControlDashboard(model=ControlModel(
         control=LocalControl(supervisor, session_principal())))
     dashboard.subscribe(supervisor)
+    agent = (pn.state.session_args or {}).get("agent")
+    if agent:  # ?agent=ag-…: that agent's detail (a workflow step links here)
+        dashboard.model.selected = agent[0].decode(errors="replace")
     return dashboard.template()
