@@ -449,11 +449,24 @@ class Workflows:
 
     def _stop_agents(self, run: Run) -> None:
         for agent in list(self.supervisor.agents.values()):
-            if agent.spec["name"].startswith(run.id + "-") and agent.state in LIVE:
+            # (an idle coding agent still has its session: it is stopped too)
+            if agent.spec["name"].startswith(run.id + "-") and (
+                    agent.state in LIVE or agent.backend is not None):
                 try:
                     self.supervisor.stop(agent, "its workflow run ended")
                 except (ValueError, AttributeError):
                     pass
+
+    def run_counts(self, run_id: str | None) -> dict[str, int]:
+        """A stored test run's tallies (``passed``, ``failed``, ``errors``, ``skipped``)."""
+        if not run_id:
+            return {}
+        self.store.settle()
+        df = self.store.sql("SELECT passed, failed, errors, skipped FROM runs WHERE run_id = ?",
+                            [run_id])
+        if df.empty:
+            return {}
+        return {k: int(v) for k, v in df.iloc[0].items() if v == v}
 
     # -- after a restart ----------------------------------------------------------------
     def _load_run(self, run_id: str) -> Run:
