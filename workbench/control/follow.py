@@ -33,6 +33,12 @@ class Followers:
         self._files: list[Followed] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+
+    def wake(self) -> None:
+        """Look now, not at the next tick: a process ended and its end waits for the
+        last lines (a workflow's chain of short commands waited 50 ms a step for it)."""
+        self._wake.set()
 
     def follow(self, path: Path, offset: int, on_line: Callable[[bytes], None],
                ended: threading.Event) -> Followed:
@@ -48,7 +54,6 @@ class Followers:
         return entry
 
     def _run(self) -> None:
-        wake = threading.Event()
         while True:
             with self._lock:
                 files = list(self._files)
@@ -63,7 +68,8 @@ class Followers:
                     if entry.handle is not None:
                         entry.handle.close()
                     entry.done.set()
-            wake.wait(POLL_S)
+            self._wake.wait(POLL_S)
+            self._wake.clear()
 
     @staticmethod
     def _read(entry: Followed) -> bool:

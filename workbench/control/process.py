@@ -162,6 +162,7 @@ class ProcessBackend:
         assert self.proc is not None
         code = self.proc.wait()
         self.ended.set()
+        FOLLOWERS.wake()
         for followed in self._followed:  # the last lines are read before the exit is told
             followed.done.wait(2)
         return code

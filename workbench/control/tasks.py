@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import time
 import uuid
@@ -91,6 +92,8 @@ class TaskQueue:
         self._lock = threading.RLock()
         self._kick = threading.Event()
         self._closed = threading.Event()
+        #: Tasks whose agent told their end, for the queue's thread to finish.
+        self._ends: queue.SimpleQueue = queue.SimpleQueue()
         for row in self.store.sql("SELECT * FROM tasks ORDER BY created_at").to_dict("records"):
             task = _clean(row)
             task["labels"] = json.loads(task["labels"] or "[]")
@@ -240,6 +243,8 @@ class TaskQueue:
             self._kick.wait(1.0)
             self._kick.clear()
             try:
+                while not self._ends.empty():
+                    self._finish(*self._ends.get_nowait())
                 self.dispatch()
                 self._check_budgets()
             except Exception:  # the queue must outlive one bad dispatch
@@ -339,14 +344,20 @@ class TaskQueue:
                                (data or {}).get("status") in ("failed", "interrupted"))
         elif kind == "state":
             to = (data or {}).get("to")
+            # The end is told to the queue's thread, not done here: this runs under the
+            # agent's lock, and a dispatch holds the queue's lock while it takes an agent's
+            # (a command that ended before its start was told deadlocked the two).
             if to == "idle" and task["prompt"] is not None and task["_result"] is not None:
                 result, failed = task["_result"]
-                self._finish(agent, task, "failed" if failed else "done", result)
+                self._ends.put((agent, task, "failed" if failed else "done", result))
             elif to == "completed":
-                self._finish(agent, task, "done", "exit status 0")
+                self._ends.put((agent, task, "done", "exit status 0"))
             elif to in ("error", "lost", "stopped"):
-                self._finish(agent, task, "failed",
-                             (data or {}).get("error") or f"the agent was {to}")
+                self._ends.put((agent, task, "failed",
+                                (data or {}).get("error") or f"the agent was {to}"))
+            else:
+                return
+            self._kick.set()
 
     def _finish(self, agent, task: dict[str, Any], state: str, text: str) -> None:
         with self._lock:

@@ -120,7 +120,7 @@ class Steps:
         done = task["state"] == "done"
         output = (task["result"] if done else task["failure"]) or ""
         tokens = 0
-        if task["started_at"]:
+        if task["started_at"] and task["prompt"] is not None:  # (a command has none)
             tokens = self.queue.detail(task_id).get("tokens") or 0
         return {"outcome": "ok" if done else "failed", "output": output[-2000:],
                 "exit_status": exit_status(output, done), "cost_usd": task["cost_usd"] or 0.0,
