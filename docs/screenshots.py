@@ -9,6 +9,7 @@ Chromium at 1440x900 (saved 1080 wide, 128 colours, to keep the repository small
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import socket
@@ -29,7 +30,39 @@ SHOTS = (
     ("tour-agents", "/agents", "canvas", None),
     ("tour-control", "/control", "text=ticker", None),
     ("tour-projects", "/projects", "canvas", "Coverage map"),
+    ("workflows-run", "/workflows?run={run}", ".react-flow__node.wf-needs-approval", None),
 )
+
+
+def release_workflow() -> dict:
+    """A workflow for the Workflows page's picture: a build, two checks at once, a person's
+    approval, then the release or the way back."""
+    py = sys.executable
+
+    def step(node_id: str, label: str, x: int, y: int, command: str) -> dict:
+        return {"id": node_id, "kind": "agent", "label": label, "position": {"x": x, "y": y},
+                "settings": {"agent": "sh", "command": command}}
+    return {
+        "name": "release", "description": "build, check twice at once, a person approves",
+        "agents": {"sh": {"backend": "process"}},
+        "nodes": [step("build", "build", 0, 120, f"{py} -c \"print('built wheel 1.4.0')\""),
+                  {"id": "fan", "kind": "parallel", "label": "checks", "position":
+                   {"x": 220, "y": 120}},
+                  step("lint", "lint", 440, 40, f"{py} -c \"print('lint: 0 problems')\""),
+                  step("smoke", "smoke test", 440, 200,
+                       f"{py} -c \"print('smoke: 12 requests ok')\""),
+                  {"id": "both", "kind": "join", "label": "both pass", "position":
+                   {"x": 660, "y": 120}},
+                  {"id": "ok", "kind": "approval", "label": "release?", "position":
+                   {"x": 880, "y": 120}, "settings": {"message": "Release 1.4.0?"}},
+                  step("publish", "publish", 1100, 40, f"{py} -c \"print('published')\""),
+                  {"id": "stop", "kind": "end", "label": "held back", "position":
+                   {"x": 1100, "y": 200}, "settings": {"status": "failed"}}],
+        "edges": [{"source": "build", "target": "fan"}, {"source": "fan", "target": "lint"},
+                  {"source": "fan", "target": "smoke"}, {"source": "lint", "target": "both"},
+                  {"source": "smoke", "target": "both"}, {"source": "both", "target": "ok"},
+                  {"source": "ok", "target": "publish"},
+                  {"source": "ok", "target": "stop", "when": "denied"}]}
 
 
 def free_port() -> int:
@@ -85,6 +118,11 @@ def main() -> int:
         cli(env, "agents", "add", "nightly-lint", "--command",
             f"{sys.executable} -c \"print('lint: 0 problems')\"", "--project", "web-frontend",
             "--start")
+        spec = home / "release.json"
+        spec.write_text(json.dumps(release_workflow()))
+        cli(env, "workflows", "import", str(spec))
+        run = httpx.post(f"{base}/api/workflows/release/runs", json={}, timeout=30).json()[
+            "run"]["id"]
         time.sleep(5)
         args.out.mkdir(parents=True, exist_ok=True)
         query = "?theme=dark" if args.theme == "dark" else ""
@@ -93,7 +131,9 @@ def main() -> int:
                                         args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1440, "height": 900})
             for name, path, selector, tab in SHOTS:
-                page.goto(base + path + query, wait_until="networkidle", timeout=120_000)
+                path = path.format(run=run)
+                query_ = ("&" if "?" in path else "?") + query[1:] if query else ""
+                page.goto(base + path + query_, wait_until="networkidle", timeout=120_000)
                 if tab:
                     page.locator(".bk-tab", has_text=tab).first.click()
                 try:

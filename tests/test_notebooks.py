@@ -87,6 +87,8 @@ def test_agent_control_notebook_through_a_server(tmp_path, monkeypatch):
     assert "loopback" in text and "pause" in text
     assert "tasks done: done, done" in text
     assert "tool-loop" in text and "0 open alert(s)" in text
+    assert "workflow run succeeded - 4 steps" in text
+    assert "[('both', 'done'), ('fan', 'done'), ('left', 'done'), ('right', 'done')]" in text
 
 
 def _projects_notebook_text(text: str) -> None:

@@ -315,7 +315,8 @@ def test_starting_a_running_agent_is_a_no_op_that_says_so(served):
         # when the queue did, it says so.
         assert add.returncode == 0, add.stderr
         assert add.stderr == "" or re.fullmatch(
-            r"observatory agents add: agent ag-\w+ is already running: not started again\n",
+            r"observatory agents add: agent ag-\w+ is already (running|starting): not "
+            r"started again\n",
             add.stderr), add.stderr
         wait_for(lambda: op.get(f"/api/tasks/{task['id']}").json()["task"]["state"]
                  == "running", 30, "the task on the worker")

@@ -1,4 +1,5 @@
-"""The shipped "fix the failing test" workflow end to end, with the real Claude Code CLI
+"""A LangGraph app imported as a workflow (its graph read in the project's Python, the app
+run as a step), and the shipped "fix the failing test" workflow end to end, with the real Claude Code CLI
 (offline, against the Messages API stand-in) on a real git project: the first test run
 fails, the agent step's edit lands, the second run passes and the loop ends. And a
 Claude step before an approval survives a kill -9 of the server: after the restart the
@@ -159,3 +160,66 @@ def test_a_run_needs_a_scanned_project_for_its_tests(setup):
         r = c.post(f"/api/workflows/{workflow['id']}/runs", json={"inputs": {"project": "nope"}})
     assert r.status_code == 400
     assert "runs tests, which need a project with a scanned folder" in r.json()["error"]
+
+
+APP = '''from typing import TypedDict
+
+from langgraph.graph import END, START, StateGraph
+
+
+class S(TypedDict, total=False):
+    n: int
+    path: list
+
+
+def double(state):
+    return {"n": state["n"] * 2, "path": [*state.get("path", []), "double"]}
+
+
+def small(state):
+    return {"path": [*state["path"], "small"]}
+
+
+def big(state):
+    return {"path": [*state["path"], "big"]}
+
+
+g = StateGraph(S)
+g.add_node("double", double)
+g.add_node("small", small)
+g.add_node("big", big)
+g.add_edge(START, "double")
+g.add_conditional_edges("double", lambda s: "big" if s["n"] > 10 else "small", ["small", "big"])
+g.add_edge("small", END)
+g.add_edge("big", END)
+app = g.compile()
+'''
+
+
+def test_a_langgraph_app_is_imported_shown_and_run_as_a_step(setup):
+    served, api, root, project = setup
+    (project / "flow.py").write_text(APP)
+    with role_client(served, "operator") as c:
+        r = c.post("/api/workflows/import-langgraph", json={"target": "flow:app",
+                                                            "project": "calc"})
+        assert r.status_code == 403  # editing is an admin's
+    with role_client(served, "admin") as c:
+        bad = c.post("/api/workflows/import-langgraph", json={"target": "nowhere:app",
+                                                              "project": "calc"})
+        assert bad.status_code == 400 and "nowhere:app: could not read its graph" in \
+            bad.json()["error"] and "ModuleNotFoundError" in bad.json()["error"]
+        r = c.post("/api/workflows/import-langgraph", json={"target": "flow:app",
+                                                            "project": "calc"})
+        assert r.status_code == 201, r.text
+        workflow = r.json()["workflow"]
+    graph = workflow["spec"]["app"]["graph"]
+    assert sorted(n["id"] for n in graph["nodes"]) == ["__end__", "__start__", "big",
+                                                       "double", "small"]
+    assert {(e["source"], e["target"], e["conditional"]) for e in graph["edges"]} >= {
+        ("__start__", "double", False), ("double", "big", True), ("double", "small", True)}
+    with role_client(served, "operator") as c:
+        run = start(c, workflow["id"], project="calc", input='{"n": 7}')
+        run = wait_run(c, run["id"], {"succeeded", "failed"}, timeout=60)
+    assert run["state"] == "succeeded", run
+    [step] = run["steps"]
+    assert '"path": ["double", "big"]' in step["output"] and '"n": 14' in step["output"]

@@ -55,6 +55,10 @@ def add_parser(sub, target_args) -> None:
     what = imp.add_mutually_exclusive_group(required=True)
     what.add_argument("file", nargs="?", metavar="FILE", help="a workflow's JSON ('-': stdin)")
     what.add_argument("--template", metavar="NAME", help="a shipped template by name")
+    what.add_argument("--langgraph", metavar="MODULE:ATTR",
+                      help="a LangGraph app of --project: its graph shown read-only, the app "
+                      "run as one process step (read by the project's own Python)")
+    imp.add_argument("--project", help="the scanned project holding the --langgraph app")
     imp.add_argument("--name", help="save it under this name")
     command("templates", "the shipped templates", cmd_templates)
 
@@ -187,8 +191,13 @@ def cmd_import(args) -> int:
         if not isinstance(spec, dict):
             raise SystemExit(f"observatory workflows import: {args.file}: not a JSON object")
 
+    if args.langgraph and not args.project:
+        raise SystemExit("observatory workflows import: --langgraph needs --project")
+
     def save(kit):
         nonlocal spec
+        if args.langgraph:
+            return kit.import_langgraph(args.langgraph, args.project)
         if spec is None:
             found = [t for t in kit.workflow_templates() if t["name"] == args.template]
             if not found:

@@ -98,6 +98,10 @@ class DevKit:
     def workflow_diff(self, ref: str, a: int, b: int) -> dict:
         return self._call("GET", f"/api/workflows/{ref}/diff", a=a, b=b)["diff"]
 
+    def import_langgraph(self, target: str, project: str) -> dict:
+        return self._call("POST", "/api/workflows/import-langgraph",
+                          {"target": target, "project": project})["workflow"]
+
     def workflow_templates(self) -> list[dict]:
         return self._call("GET", "/api/workflows/templates")["templates"]
 

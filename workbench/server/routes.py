@@ -81,6 +81,7 @@ from .workflows_api import (
     AllWorkflowRunsHandler,
     WorkflowDiffHandler,
     WorkflowHandler,
+    WorkflowImportHandler,
     WorkflowRunHandler,
     WorkflowRunsHandler,
     WorkflowsHandler,
@@ -270,6 +271,9 @@ ROUTES: list[Route] = [
       "the shipped workflow templates"),
     R("POST", "/api/workflows/validate", WorkflowValidateHandler, "viewer", "no",
       "check a workflow without saving it", body=s.Workflow, changes=False),
+    R("POST", "/api/workflows/import-langgraph", WorkflowImportHandler, "admin", "action",
+      "a LangGraph app (module:attr in a scanned project) as a workflow: its graph read "
+      "by the project's Python, the app run as a process step", body=s.WorkflowImport),
     R("GET", "/api/workflows/{workflow_id}", WorkflowHandler, "viewer", "no",
       "a workflow by id or name (its newest version, or ?version=)",
       query=s.WorkflowVersionQuery),

@@ -229,6 +229,7 @@ class Workflow(Body):
     description: str | None = Field(default=None, max_length=10_000)
     inputs: dict[str, str | int | float | bool | None] | None = None
     agents: dict[str, dict[str, Any]] | None = None
+    app: dict[str, Any] | None = None
     start: str | None = Field(default=None, max_length=40)
     nodes: list[WorkflowNode] = Field(min_length=1, max_length=500)
     edges: list[WorkflowEdge] | None = Field(default=None, max_length=5000)
@@ -242,11 +243,11 @@ class WorkflowRunRequest(Body):
 
 
 class WorkflowImport(Body):
-    """A LangGraph app's graph by ``module:attribute`` (read-only view, run as a process
-    step) — its module is imported from ``folder``."""
+    """A LangGraph app by ``module:attribute`` in a scanned project's folder: its graph
+    (read by the project's Python) shown read-only, the app run as one process step."""
 
     target: str = Field(min_length=3, max_length=300, pattern=r"^[\w.]+:[\w.]+$")
-    folder: str | None = Field(default=None, max_length=4096)
+    project: str = Field(min_length=1, max_length=200)
 
 
 class WorkflowVersionQuery(Query):

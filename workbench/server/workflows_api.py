@@ -122,3 +122,24 @@ class WorkflowRunHandler(APIHandler):
             return {"ok": True, "run": act(self.principal, run_id)}
 
         await self.answer(work)
+
+
+class WorkflowImportHandler(APIHandler):
+    """``POST /api/workflows/import-langgraph`` with ``{"target": "module:attr",
+    "project"}`` (admins): the app's graph read in the project's own Python, saved as a
+    workflow that runs the app as one process step (201)."""
+
+    async def post(self) -> None:
+        def work() -> dict:
+            body = self.payload()
+            engine = get_workflows()
+            from ..control import access
+            from ..workflows.langgraph_app import as_workflow
+
+            access.authorize(engine.store, self.principal, "workflow-edit", body["target"])
+            workflow = engine.save(self.principal, as_workflow(
+                engine.store, body["target"], body["project"]))
+            self.set_status(201)
+            return {"ok": True, "workflow": workflow}
+
+        await self.answer(work)

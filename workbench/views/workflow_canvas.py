@@ -283,3 +283,21 @@ class Canvas(pn.viewable.Viewer):
     def __panel__(self):
         # (the palette beside the canvas, not over it: it hid the first column of steps)
         return pn.Row(self.palette, self.flow, sizing_mode="stretch_width")
+
+
+def app_graph(app: dict[str, Any], dark: bool = False) -> ReactFlow:
+    """An imported LangGraph app's own graph, read-only (it runs as one process step)."""
+    graph = app["graph"]
+    spec = {"start": "__start__", "nodes": [
+        {"id": n["id"], "kind": "parallel", "label": n["name"]} for n in graph["nodes"]],
+        "edges": [{"source": e["source"], "target": e["target"]} for e in graph["edges"]]}
+    nodes = [{"id": n["id"], "type": "default", "label": n["label"], "position": n["position"],
+              "data": {}, "deletable": False, "connectable": False}
+             for n in laid_out(spec)]
+    edges = [{"id": f"{e['source']}->{e['target']}:{i}", "source": e["source"],
+              "target": e["target"], "label": e.get("label") or "",
+              "style": {"strokeDasharray": "5 4"} if e.get("conditional") else None}
+             for i, e in enumerate(graph["edges"])]
+    return ReactFlow(nodes=nodes, edges=edges, editable=False, stylesheets=[CSS],
+                     sizing_mode="stretch_width", height=320, max_zoom=1.2,
+                     color_mode="dark" if dark else "light")

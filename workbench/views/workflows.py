@@ -16,7 +16,7 @@ import param
 from ..models.workflows import WorkflowsModel
 from .common import FollowBrowserTheme, ThemedDesign, empty, nav, table
 from .escape import escape
-from .workflow_canvas import STATE_COLORS, Canvas
+from .workflow_canvas import STATE_COLORS, Canvas, app_graph
 
 
 class WorkflowsPage(pn.viewable.Viewer):
@@ -57,6 +57,7 @@ class WorkflowsPage(pn.viewable.Viewer):
         self.download = pn.widgets.FileDownload(callback=self._export, filename="workflow.json",
                                                 label="Export JSON", width=130)
         self.upload = pn.widgets.FileInput(accept=".json", width=220)
+        self.app = pn.Column(sizing_mode="stretch_width")
         self._runs_table = None
         self._scheduled = False
         self._wire()
@@ -119,6 +120,11 @@ class WorkflowsPage(pn.viewable.Viewer):
                 "description": (spec or {}).get("description") or ""}
         self.meta.value = json.dumps(meta, indent=1)
         self._last = self.canvas.spec()
+        app = (spec or {}).get("app")
+        self.app.objects = [] if not app else [
+            pn.pane.HTML(f"<b>The app's own graph</b> ({escape(app['target'])}, read-only: "
+                         "it runs as the one step above; dashed: a conditional edge)"),
+            app_graph(app, dark=pn.config.theme == "dark")]
 
     def _from_template(self, name: str) -> None:
         if not name or name == "—":
@@ -363,7 +369,7 @@ class WorkflowsPage(pn.viewable.Viewer):
         run = pn.Row(self.project, self.inputs, self.run_btn, self.cancel_btn,
                      self.resume_btn, sizing_mode="stretch_width")
         return pn.Column(
-            bar, self.status, self.canvas,
+            bar, self.status, self.canvas, self.app,
             pn.Accordion(("Agents, inputs and description", self.meta),
                          ("Versions, export and import", pn.Column(files, self.diff)),
                          sizing_mode="stretch_width"),

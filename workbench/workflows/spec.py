@@ -106,7 +106,7 @@ OUTCOMES: dict[str, tuple[str, ...]] = {
     "agent": ("ok", "failed"), "tests": ("passed", "failed", "error"),
     "approval": ("allowed", "denied"), "condition": ("yes", "no", "exhausted"),
     "parallel": ("ok",), "join": ("ok", "failed"), "end": ()}
-_TOP = {"name", "description", "inputs", "agents", "start", "nodes", "edges"}
+_TOP = {"name", "description", "inputs", "agents", "start", "nodes", "edges", "app"}
 _NODE = {"id", "kind", "label", "settings", "position"}
 _EDGE = {"source", "target", "when"}
 
@@ -160,8 +160,28 @@ def check(spec: Any, backends: dict[str, Any] | None = None) -> dict[str, Any]:
     _joins(nodes, edges)
     _reachable(start, nodes, edges)
     _loops(nodes, edges)
-    return {"name": name.strip(), "description": description, "inputs": inputs,
-            "agents": agents, "start": start, "nodes": nodes, "edges": edges}
+    out = {"name": name.strip(), "description": description, "inputs": inputs,
+           "agents": agents, "start": start, "nodes": nodes, "edges": edges}
+    if spec.get("app") is not None:
+        out["app"] = _app(spec["app"])
+    return out
+
+
+def _app(app: Any) -> dict[str, Any]:
+    """An imported LangGraph app's own graph (shown, never run as a graph here)."""
+    graph = app.get("graph") if isinstance(app, dict) else None
+    if not isinstance(app, dict) or not isinstance(app.get("target"), str) or \
+            not isinstance(graph, dict) or not isinstance(graph.get("nodes"), list) or \
+            not isinstance(graph.get("edges"), list) or len(graph["nodes"]) > MAX_NODES:
+        raise ValueError("app: {\"target\": \"module:attr\", \"graph\": {\"nodes\", "
+                         "\"edges\"}}")
+    nodes = [{"id": str(n.get("id"))[:200], "name": str(n.get("name"))[:200]}
+             for n in graph["nodes"] if isinstance(n, dict)]
+    edges = [{"source": str(e.get("source"))[:200], "target": str(e.get("target"))[:200],
+              "conditional": bool(e.get("conditional")),
+              "label": None if e.get("label") is None else str(e["label"])[:200]}
+             for e in graph["edges"][:5 * MAX_NODES] if isinstance(e, dict)]
+    return {"target": app["target"][:300], "graph": {"nodes": nodes, "edges": edges}}
 
 
 def _agents(agents: Any, backends: dict[str, Any] | None) -> dict[str, Any]:

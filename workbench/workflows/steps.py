@@ -122,10 +122,23 @@ class Steps:
         tokens = 0
         if task["started_at"] and task["prompt"] is not None:  # (a command has none)
             tokens = self.queue.detail(task_id).get("tokens") or 0
+        elif task["started_at"]:
+            printed = self._printed(task)
+            output = printed + ("" if done or not output else f"\n{output}") if printed \
+                else output
         return {"outcome": "ok" if done else "failed", "output": output[-2000:],
                 "exit_status": exit_status(output, done), "cost_usd": task["cost_usd"] or 0.0,
                 "tokens": tokens, "task_id": task_id, "agent_id": task["agent_id"],
                 "session_id": task["session_id"]}
+
+    def _printed(self, task: dict[str, Any]) -> str:
+        """What a command printed while it ran its task (its agent's log events)."""
+        store = self.engine.store
+        store.settle()
+        df = store.sql("SELECT text FROM agent_events WHERE agent_id = ? AND kind = 'log' "
+                       "AND ts >= ? AND ts <= ? ORDER BY ts DESC LIMIT 200",
+                       [task["agent_id"], task["started_at"], task["ended_at"]])
+        return "\n".join(reversed(df["text"].tolist()))[-2000:]
 
     def _tests(self, run: Run, node: dict[str, Any], visit: int, state) -> dict[str, Any]:
         s, runs = node["settings"], self.engine.test_runs
