@@ -169,7 +169,9 @@ class Steps:
         counts = self.engine.run_counts(row.get("run_id"))
         outcome = {"passed": "passed", "failed": "failed"}.get(row["state"], "error")
         summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v) or row["state"]
-        output = "; ".join(filter(None, [note, summary, row.get("message") or ""]))
+        # (the last line is what the canvas shows: the tally, after how it ran)
+        output = "\n".join(filter(None, [row.get("message") or "",
+                                          "; ".join(filter(None, [note, summary]))]))
         return {"outcome": outcome, "output": output, "test_run_id": test_run,
                 "run_id": row.get("run_id"), "exit_status": row.get("exit_code"),
                 "passed": counts.get("passed", 0), "failed": counts.get("failed", 0),
