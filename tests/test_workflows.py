@@ -339,3 +339,19 @@ def test_the_cli_imports_runs_exports(served, tmp_path):
     assert "cli  (7 steps)  1 runs" in listed.stdout
     bad = observatory(served, "workflows", "run", "cli", "--input", "nope=1", role="operator")
     assert bad.returncode == 1 and "inputs.nope: not an input of cli" in bad.stderr
+
+
+def test_inputs_fill_a_command_as_data_never_as_its_syntax(served, tmp_path):
+    out, pwned = tmp_path / "said.txt", tmp_path / "pwned"
+    spec = {"name": "quoted", "inputs": {"word": "hello"},
+            "agents": {"sh": {"backend": "process", "config": {"shell": True}}},
+            "nodes": [{"id": "say", "kind": "agent", "settings": {
+                "agent": "sh", "command": f"echo {{word}} > {out}"}}]}
+    with role_client(served, "admin") as c:
+        workflow = save(c, spec)
+    with role_client(served, "operator") as c:
+        run = start(c, workflow["id"], word=f"x; touch {pwned}; $(touch {pwned}) `id`")
+        run = wait_run(c, run["id"], {"succeeded", "failed"})
+    assert run["state"] == "succeeded", run
+    assert not pwned.exists()
+    assert out.read_text() == f"x; touch {pwned}; $(touch {pwned}) `id`\n"

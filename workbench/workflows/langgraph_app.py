@@ -78,7 +78,7 @@ def as_workflow(store, target: str, project: str) -> dict[str, Any]:
     graph = read_graph(store, target, project)
     folder = project_repo(store, project)
     python, _ = interpreter(store, project, folder)
-    command = shlex.join([python, "-c", RUN, target, "{input}"])
+    command = shlex.join([python, "-c", RUN, target]) + " {input}"  # (filled in quoted)
     return {
         "name": target, "description": f"The LangGraph app {target} of {project}: its graph "
                                        "as get_graph() draws it, run as one process step.",

@@ -11,6 +11,7 @@ second; a finished step is never run again (its result is in the checkpoint).
 from __future__ import annotations
 
 import re
+import shlex
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -32,18 +33,21 @@ class Cancelled(Exception):
     """The run was cancelled while this step waited."""
 
 
-def fill(text: str, state: dict[str, Any]) -> str:
+def fill(text: str, state: dict[str, Any], quote: bool = False) -> str:
     """``{input}`` and ``{step.output}`` (or ``.outcome``, ``.cost_usd``) filled in;
-    anything else is left as written."""
+    anything else is left as written. ``quote``: each value is one shell word (a command's
+    values are data — an operator's input or an agent's output — never its syntax)."""
     inputs, results = state.get("inputs") or {}, state.get("results") or {}
 
     def one(m: re.Match) -> str:
         name, part = m.group(1), m.group(2)
         if part and name in results:
-            return str(results[name].get(part, ""))
-        if not part and name in inputs:
-            return str(inputs[name])
-        return m.group(0)
+            value = str(results[name].get(part, ""))
+        elif not part and name in inputs:
+            value = str(inputs[name])
+        else:
+            return m.group(0)
+        return shlex.quote(value) if quote else value
 
     return _FIELD.sub(one, text)
 
@@ -93,7 +97,7 @@ class Steps:
             if s["prompt"].strip():
                 body["prompt"] = fill(s["prompt"], state)
             else:
-                body["command"] = fill(s["command"], state)
+                body["command"] = fill(s["command"], state, quote=True)
             budget = {k: v for k, v in (("cost_usd", s["budget_cost_usd"]),
                                         ("seconds", s["budget_s"])) if v}
             if budget:
