@@ -243,7 +243,7 @@ class Workflows:
                                "ORDER BY started_at, visit", [run_id])
         spec = self.get(row["workflow_id"], int(row["version"]))["spec"]
         return {**_public_run(row), "spec": spec,
-                "steps": [_plain(r) for r in steps.to_dict("records")]}
+                "steps": [_iso(_plain(r)) for r in steps.to_dict("records")]}
 
     def cancel(self, principal: Principal, run_id: str) -> dict[str, Any]:
         access.authorize(self.store, principal, "workflow-run", run_id)
@@ -376,7 +376,10 @@ class Workflows:
                  "message": info["message"]}, answer, reason=info["message"])
             run.filed[ask.id] = approval
             run.record(node, info["visit"], state="needs approval", approval_id=approval)
-        run.row["state"] = "waiting"  # (after filing: whoever sees it waiting finds the ask)
+        # Waiting only once the requests are stored: whoever sees the run waiting finds
+        # its request, in the inbox and — after a crash — in the store.
+        self.store.settle()
+        run.row["state"] = "waiting"
         workflow_writes.save_run(self.store, run.row)
         self.changed(run)
 
@@ -423,6 +426,8 @@ class Workflows:
         self._stop_agents(run)
         self._span(run, None, 0, None, {"outcome": state, "output": message})
         self.changed(run)
+        with self._lock:  # (an ended run is read from the store: memory stays bounded)
+            self.runs.pop(run.id, None)
 
     def changed(self, run: Run) -> None:
         self.supervisor.work_changed("workflow-run", {k: v for k, v in run.public().items()})
@@ -590,7 +595,13 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
             out[k] = v
         if hasattr(out[k], "to_pydatetime"):
             out[k] = out[k].to_pydatetime()
+        elif hasattr(out[k], "item") and not isinstance(out[k], str | bytes):
+            out[k] = out[k].item()  # (a numpy scalar from the store: JSON needs Python's)
     return out
+
+
+def _iso(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
 
 
 def _public_workflow(row: dict[str, Any]) -> dict[str, Any]:
