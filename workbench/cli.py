@@ -322,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     _alerts_parser(sub)
     from .workflows_cli import add_parser as workflows_parser
 
-    workflows_parser(sub, _target_args)
+    workflows_parser(sub, _target_args, _control)
     return parser
 
 

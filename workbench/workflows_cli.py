@@ -14,7 +14,10 @@ from typing import Any
 ENDED = frozenset({"succeeded", "failed", "cancelled"})
 
 
-def add_parser(sub, target_args) -> None:
+def add_parser(sub, target_args, control) -> None:
+    """``observatory workflows``; ``control(args, fn, show)`` is the CLI's way to call a
+    running workbench (cli._control), passed in so that this module does not import the CLI
+    that imports it."""
     wf = sub.add_parser(
         "workflows", help="the workflows of a running workbench: run, show, export, import",
         description="Workflows of a running workbench (the composer's: steps that are "
@@ -26,7 +29,7 @@ def add_parser(sub, target_args) -> None:
         p = wsub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".")
         target_args(p)
         p.add_argument("--json", action="store_true", help="print JSON")
-        p.set_defaults(func=func, noun="workflows")
+        p.set_defaults(func=func, noun="workflows", control=control)
         return p
 
     command("list", "the workflows (newest version of each) and their runs", cmd_list)
@@ -64,9 +67,7 @@ def add_parser(sub, target_args) -> None:
 
 
 def _control(args, fn, show=None) -> int:
-    from .cli import _control as control
-
-    return control(args, fn, show or _show)
+    return args.control(args, fn, show or _show)
 
 
 def _show(result: Any) -> None:

@@ -14,15 +14,16 @@ import re
 import shlex
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from langgraph.types import interrupt
 
 from ..control.access import Principal
 from ..control.tasks import OPEN
 
-if TYPE_CHECKING:
-    from .runs import Run, Workflows
+#: The engine (runs.Workflows) and a run (runs.Run): passed in, not imported — the engine
+#: holds these steps, so an import back would tie the two modules in a circle.
+Run = Workflows = Any
 
 #: The failure a task gets when the workbench stopped under it (control/tasks.py).
 _RESTARTED = "the workbench restarted while it ran"
