@@ -24,8 +24,8 @@ from _timing import machine  # noqa: E402
 COMMAND = "true"
 
 
-def chain(n: int) -> dict:
-    return {"name": f"chain of {n}", "agents": {"sh": {"backend": "process"}},
+def chain(n: int, folder: str) -> dict:
+    return {"name": f"chain of {n}", "agents": {"sh": {"backend": "process", "cwd": folder}},
             "nodes": [{"id": f"s{i}", "kind": "agent",
                        "settings": {"agent": "sh", "command": COMMAND}} for i in range(n)],
             "edges": [{"source": f"s{i}", "target": f"s{i + 1}"} for i in range(n - 1)]}
@@ -74,7 +74,7 @@ def main() -> None:
         supervisor = Supervisor(store)
         engine = Workflows(supervisor, TestRuns(store), LocalIntake(store, ci_env={},
                                                                      block=False))
-        workflow = engine.save(SYSTEM, chain(args.steps))
+        workflow = engine.save(SYSTEM, chain(args.steps, tmp))
         engine_run(engine, workflow["id"])  # warm-up: imports, the agent's first start
         runs, shells, spawns = [], [], []
         for _ in range(args.repeat):

@@ -44,7 +44,7 @@ def release_workflow() -> dict:
                 "settings": {"agent": "sh", "command": command}}
     return {
         "name": "release", "description": "build, check twice at once, a person approves",
-        "agents": {"sh": {"backend": "process"}},
+        "agents": {"sh": {"backend": "process", "cwd": tempfile.gettempdir()}},
         "nodes": [step("build", "build", 0, 120, f"{py} -c \"print('built wheel 1.4.0')\""),
                   {"id": "fan", "kind": "parallel", "label": "checks", "position":
                    {"x": 220, "y": 120}},

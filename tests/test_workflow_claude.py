@@ -116,8 +116,10 @@ def test_a_claude_step_is_not_asked_again_after_a_kill_9(claude, tmp_path):  # n
     out = tmp_path / "after.txt"
     (tmp_path / "home").mkdir()
     with MessagesAPI() as api:
-        spec = {"name": "ask after claude", "agents": {"coder": claude_agent(api, tmp_path),
-                                                       "sh": {"backend": "process"}},
+        coder = {**claude_agent(api, tmp_path), "cwd": str(tmp_path)}
+        spec = {"name": "ask after claude", "agents": {"coder": coder,
+                                                       "sh": {"backend": "process",
+                                                              "cwd": str(tmp_path)}},
                 "nodes": [{"id": "write", "kind": "agent", "settings": {
                               "agent": "coder",
                               "prompt": "step-marker-7 RUN: echo wrote >> " + str(out)}},
@@ -158,8 +160,10 @@ def test_a_run_needs_a_scanned_project_for_its_tests(setup):
     with role_client(served, "admin") as c:
         workflow = save(c, {**spec, "name": "needs a project"})
         r = c.post(f"/api/workflows/{workflow['id']}/runs", json={"inputs": {"project": "nope"}})
-    assert r.status_code == 400
-    assert "runs tests, which need a project with a scanned folder" in r.json()["error"]
+        assert r.status_code == 400
+        assert "no scanned folder for 'nope'" in r.json()["error"]
+        r = c.post(f"/api/workflows/{workflow['id']}/runs", json={"inputs": {}})
+        assert "runs tests, which needs a project with a scanned folder" in r.json()["error"]
 
 
 APP = '''from typing import TypedDict

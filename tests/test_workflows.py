@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -43,7 +44,7 @@ def gated(out: Path, name: str = "gated") -> dict:
         return {"id": node_id, "kind": "agent",
                 "settings": {"agent": "sh", "command": appends(out, word, status)}}
     return {
-        "name": name, "agents": {"sh": {"backend": "process"}},
+        "name": name, "agents": {"sh": {"backend": "process", "cwd": str(out.parent)}},
         "nodes": [step("a", "a"), {"id": "fan", "kind": "parallel"}, step("b", "b"),
                   step("c", "c"), {"id": "both", "kind": "join"},
                   {"id": "ask", "kind": "approval", "settings": {"message": "ship {name}?"}},
@@ -103,6 +104,16 @@ def states(run: dict) -> dict[str, str]:
      "a approval step ends allowed, denied"),
     (lambda s: s["nodes"][5]["settings"].update(timeout_s="soon"),
      "node ask.settings.timeout_s:"),
+    (lambda s: s["edges"].append({"source": "b", "target": "after"}),
+     "node after: reached from ask, b, which can each start it"),
+    (lambda s: s["nodes"].append({"id": "loop", "kind": "condition", "settings": {
+        "step": "a", "max_iterations": 1}}) or s["edges"].extend([
+            {"source": "after", "target": "loop"},
+            {"source": "loop", "target": "loop", "when": "exhausted"}]),
+     "node loop: a loop (loop → loop) with no condition step to end it"),
+    (lambda s: s["nodes"][5]["settings"].update(timeout_s=True),
+     "node ask.settings.timeout_s: a number, not true or false"),
+    (lambda s: s.update(name="wf-0123456789"), "name: reads like a workflow's id"),
 ])
 def test_a_bad_workflow_is_refused_naming_what_is_wrong(served, tmp_path, change, error):
     spec = gated(tmp_path / "x.txt")
@@ -188,7 +199,7 @@ def test_deny_routes_to_the_failure_branch(served, tmp_path):
 
 def test_an_unrouted_failure_ends_the_run_failed_there(served, tmp_path):
     out = tmp_path / "fail.txt"
-    spec = {"name": "fails", "agents": {"sh": {"backend": "process"}},
+    spec = {"name": "fails", "agents": {"sh": {"backend": "process", "cwd": str(tmp_path)}},
             "nodes": [{"id": "boom", "kind": "agent",
                        "settings": {"agent": "sh", "command": appends(out, "boom", 3)}},
                       {"id": "never", "kind": "agent",
@@ -204,7 +215,7 @@ def test_an_unrouted_failure_ends_the_run_failed_there(served, tmp_path):
 
 def test_a_loop_runs_until_its_condition_and_stops_at_the_cap(served, tmp_path):
     out = tmp_path / "loop.txt"
-    spec = {"name": "loop", "agents": {"sh": {"backend": "process"}},
+    spec = {"name": "loop", "agents": {"sh": {"backend": "process", "cwd": str(tmp_path)}},
             "nodes": [{"id": "try", "kind": "agent",
                        "settings": {"agent": "sh", "command": appends(out, "try")}},
                       {"id": "enough", "kind": "condition",
@@ -343,15 +354,124 @@ def test_the_cli_imports_runs_exports(served, tmp_path):
 
 def test_inputs_fill_a_command_as_data_never_as_its_syntax(served, tmp_path):
     out, pwned = tmp_path / "said.txt", tmp_path / "pwned"
+    said = f"x; touch {pwned}; $(touch {pwned}) `id` \"'"
     spec = {"name": "quoted", "inputs": {"word": "hello"},
-            "agents": {"sh": {"backend": "process", "config": {"shell": True}}},
+            "agents": {"sh": {"backend": "process", "cwd": str(tmp_path)}},
             "nodes": [{"id": "say", "kind": "agent", "settings": {
-                "agent": "sh", "command": f"echo {{word}} > {out}"}}]}
+                "agent": "sh", "command": f"sh -c 'echo \"$1\" > {out}' _ {{word}}"}}]}
+    with role_client(served, "admin") as c:
+        workflow = save(c, spec)
+        # a value inside a word, or in a shell agent's command, would be shell syntax
+        inside = {**spec, "nodes": [{"id": "say", "kind": "agent", "settings": {
+            "agent": "sh", "command": "sh -c \"echo hello {word}\""}}]}
+        r = c.post("/api/workflows", json=inside)
+        assert r.status_code == 400 and "a value must be a word of its own" in r.text
+        shell = {**spec, "agents": {"sh": {"backend": "process", "cwd": str(tmp_path),
+                                           "config": {"shell": True}}},
+                 "nodes": [{"id": "say", "kind": "agent", "settings": {
+                     "agent": "sh", "command": "echo {word}"}}]}
+        r = c.post("/api/workflows", json=shell)
+        assert r.status_code == 400 and "a shell agent's command cannot take values" in r.text
+        option = save(c, {**spec, "name": "option", "nodes": [
+            {"id": "log", "kind": "agent", "settings": {
+                "agent": "sh", "command": f"touch {{word}} {tmp_path / 'touched'}"}}]})
+    with role_client(served, "operator") as c:
+        run = wait_run(c, start(c, workflow["id"], word=said)["id"], {"succeeded", "failed"})
+        assert run["state"] == "succeeded", run
+        bad = wait_run(c, start(c, option["id"], word="--version")["id"],
+                       {"succeeded", "failed"})
+    assert not pwned.exists() and out.read_text() == said + "\n"
+    assert bad["state"] == "failed" and "a value, not an option" in bad["message"], bad
+    assert not (tmp_path / "touched").exists()
+
+
+def test_a_run_never_works_in_the_servers_own_folder(served, tmp_path):
+    spec = gated(tmp_path / "x.txt", "homeless")
+    del spec["agents"]["sh"]["cwd"]
     with role_client(served, "admin") as c:
         workflow = save(c, spec)
     with role_client(served, "operator") as c:
-        run = start(c, workflow["id"], word=f"x; touch {pwned}; $(touch {pwned}) `id`")
+        r = c.post(f"/api/workflows/{workflow['id']}/runs", json={"inputs": {}})
+        assert r.status_code == 400 and "has agents that work in the project's folder (sh)" \
+            in r.json()["error"]
+        r = c.post(f"/api/workflows/{workflow['id']}/runs",
+                   json={"inputs": {"project": "nope"}})
+        assert r.status_code == 400 and "no scanned folder for 'nope'" in r.json()["error"]
+        assert c.get("/api/workflow-runs", params={"workflow": workflow["id"]}).json()[
+            "runs"] == []
+
+
+def test_a_runs_agents_take_only_its_tasks_and_their_keys_are_for_admins(served, tmp_path):
+    out = tmp_path / "own.txt"
+    spec = gated(out, "own agents")
+    spec["agents"]["sh"]["env"] = {"DEPLOY_KEY": "s3cr3t-deploy"}
+    with role_client(served, "admin") as c:
+        workflow = save(c, spec)
+        assert c.get(f"/api/workflows/{workflow['id']}").json()["workflow"]["spec"][
+            "agents"]["sh"]["env"] == {"DEPLOY_KEY": "s3cr3t-deploy"}
+        named = c.post("/api/workflows", json=spec)
+        assert named.status_code == 400 and "a workflow named 'own agents' exists" in named.text
+    with role_client(served, "viewer") as c:
+        for path in (f"/api/workflows/{workflow['id']}",
+                     f"/api/workflows/{workflow['id']}/versions"):
+            assert "s3cr3t" not in c.get(path).text
+    with role_client(served, "operator") as c:
+        run = wait_run(c, start(c, workflow["id"])["id"], {"waiting"})
+        assert "s3cr3t" not in c.get(f"/api/workflow-runs/{run['id']}").text
+        label = f"{run['id']}-sh"
+        r = c.post("/api/tasks", json={"command": "env", "labels": [label]})
+        assert r.status_code == 400 and "are a workflow run's own" in r.text
+        r = c.post("/api/agents", json={"name": "thief", "backend": "process",
+                                         "labels": [label]})
+        assert r.status_code == 400 and "are a workflow run's own" in r.text
+        loose = c.post("/api/tasks", json={"command": "env"}).json()["task"]
+        time.sleep(1.5)  # (the queue looks at least once a second)
+        assert c.get(f"/api/tasks/{loose['id']}").json()["task"]["state"] == "queued"
+        c.post(f"/api/tasks/{loose['id']}/cancel")
+        c.post(f"/api/workflow-runs/{run['id']}/cancel")
+
+
+def test_resumes_race_once_and_a_failed_step_runs_again(served, tmp_path):
+    out, flag = tmp_path / "resumed.txt", tmp_path / "second-time"
+    # fails the first time, passes the next (the flag file says it ran before)
+    flaky = (f"{sys.executable} -c \"import os; p = {str(flag)!r}; ok = os.path.exists(p); "
+             f"open(p, 'w').close(); open({str(out)!r}, 'a').write('flaky\\n'); "
+             f"raise SystemExit(0 if ok else 4)\"")
+    spec = {"name": "resumable", "agents": {"sh": {"backend": "process", "cwd": str(tmp_path)}},
+            "nodes": [{"id": "first", "kind": "agent", "settings": {
+                          "agent": "sh", "command": appends(out, "first")}},
+                      {"id": "flaky", "kind": "agent", "settings": {
+                          "agent": "sh", "command": flaky}}],
+            "edges": [{"source": "first", "target": "flaky"}]}
+    with role_client(served, "admin") as c:
+        workflow = save(c, spec)
+    with role_client(served, "operator") as c:
+        run = wait_run(c, start(c, workflow["id"])["id"], {"succeeded", "failed"})
+        assert run["state"] == "failed" and "step flaky failed" in run["message"]
+        with ThreadPoolExecutor(4) as pool:
+            codes = sorted(pool.map(lambda _: c.post(
+                f"/api/workflow-runs/{run['id']}/resume").status_code, range(4)))
+        assert codes == [200, 400, 400, 400]
         run = wait_run(c, run["id"], {"succeeded", "failed"})
     assert run["state"] == "succeeded", run
-    assert not pwned.exists()
-    assert out.read_text() == f"x; touch {pwned}; $(touch {pwned}) `id`\n"
+    assert out.read_text().split() == ["first", "flaky", "flaky"]  # first ran once
+
+
+def test_a_join_whose_branch_never_ran_fails_the_run(served, tmp_path):
+    spec = {"name": "join after a choice",
+            "agents": {"sh": {"backend": "process", "cwd": str(tmp_path)}},
+            "nodes": [{"id": "a", "kind": "agent", "settings": {
+                          "agent": "sh", "command": appends(tmp_path / "j.txt", "a")}},
+                      {"id": "pick", "kind": "condition", "settings": {
+                          "step": "a", "check": "exit_status", "value": "0"}},
+                      {"id": "x", "kind": "parallel"}, {"id": "y", "kind": "parallel"},
+                      {"id": "both", "kind": "join"}],
+            "edges": [{"source": "a", "target": "pick"},
+                      {"source": "pick", "target": "x", "when": "yes"},
+                      {"source": "pick", "target": "y", "when": "no"},
+                      {"source": "x", "target": "both"}, {"source": "y", "target": "both"}]}
+    with role_client(served, "admin") as c:
+        run = wait_run(c, start(c, save(c, spec)["id"])["id"], {"succeeded", "failed"})
+    assert run["state"] == "failed"
+    assert run["message"] == "join both waited for y, which did not run (a join waits for " \
+        "every branch)"

@@ -109,7 +109,8 @@ def test_draw_save_run_and_watch(served, page, tmp_path):
         fill(pg, node, "Command", f"sh -c 'echo {word} >> {out}; sleep 0.5'")
     pg.get_by_text("Agents, inputs and description").click()
     meta = pg.get_by_label("Agents and inputs (JSON)")
-    meta.fill(json.dumps({"agents": {"sh": {"backend": "process"}}, "inputs": {}}))
+    meta.fill(json.dumps({"agents": {"sh": {"backend": "process", "cwd": str(tmp_path)}},
+                          "inputs": {}}))
     meta.blur()
     name = pg.get_by_label("Name", exact=True)
     name.fill("drawn")

@@ -12,6 +12,7 @@ from ..analysis.culprits import agent_impact, culprits
 from . import access
 from .access import Principal
 from .approvals import approval_json
+from .tasks import RESERVED, reserved
 
 
 def records(df) -> list[dict[str, Any]]:
@@ -73,6 +74,9 @@ class LocalControl:
             # later (PUT .../policy), or an operator could define an agent that allows all.
             self._allow("policy", name)
         try:
+            if isinstance(spec, dict) and reserved(spec.get("labels")):
+                raise ValueError(f"labels: {reserved(spec['labels'])}: labels starting "
+                                 f"{RESERVED} are a workflow run's own")
             agent = self.sup.define(spec)
         except ValueError as err:
             access.record(self.store, self.principal, "add", name, {"spec": spec},

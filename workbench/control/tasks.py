@@ -38,8 +38,20 @@ COLUMNS = ("task_id", "prompt", "command", "project", "priority", "labels", "dea
 _FIELDS = {"prompt", "command", "project", "priority", "labels", "deadline", "budget"}
 
 
-def check_task(body: Any) -> dict[str, Any]:
-    """A task from a client (ValueError naming the field)."""
+#: Labels of this prefix are a workflow run's own (workflows/runs.py): its agents take only
+#: tasks carrying them, and only the engine gives them out.
+RESERVED = "wr-"
+
+
+def reserved(labels: Any) -> str | None:
+    """The first label a client may not give (a workflow run's own), or None."""
+    return next((x for x in labels or [] if isinstance(x, str) and x.startswith(RESERVED)),
+                None)
+
+
+def check_task(body: Any, internal: bool = False) -> dict[str, Any]:
+    """A task from a client (ValueError naming the field); ``internal``: from the
+    workflow engine, which may give a run's own labels."""
     if not isinstance(body, dict):
         raise ValueError("a task must be a JSON object")
     unknown = sorted(set(body) - _FIELDS)
@@ -59,6 +71,9 @@ def check_task(body: Any) -> dict[str, Any]:
     labels = body.get("labels") or []
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise ValueError("labels: a list of strings")
+    if not internal and reserved(labels):
+        raise ValueError(f"labels: {reserved(labels)}: labels starting {RESERVED} are a "
+                         "workflow run's own")
     project = body.get("project")
     if project is not None and not isinstance(project, str):
         raise ValueError("project: a string")
@@ -124,8 +139,8 @@ class TaskQueue:
         self._end(task, "failed", f"the workbench restarted while it ran ({why})")
 
     # -- asking -------------------------------------------------------------------------
-    def add(self, body: Any, who: str) -> dict[str, Any]:
-        task = {**check_task(body), "task_id": "tk-" + uuid.uuid4().hex[:10],
+    def add(self, body: Any, who: str, internal: bool = False) -> dict[str, Any]:
+        task = {**check_task(body, internal), "task_id": "tk-" + uuid.uuid4().hex[:10],
                 "state": "queued", "agent_id": None, "session_id": None, "attempt": 1,
                 "failure": None, "result": None, "cost_usd": None, "created_by": who,
                 "created_at": utcnow(), "started_at": None, "ended_at": None}
@@ -266,6 +281,9 @@ class TaskQueue:
                     self._grow_pool(task)
 
     def _fits(self, task: dict[str, Any], labels: list[str], project: str | None) -> bool:
+        own = {x for x in labels if x.startswith(RESERVED)}
+        if own and not own & set(task["labels"]):
+            return False  # a workflow run's agent takes only its run's tasks
         return set(task["labels"]) <= set(labels) and (
             not task["project"] or task["project"] == project)
 

@@ -6,15 +6,21 @@ from __future__ import annotations
 
 from ..workflows import spec as specs
 from ..workflows.templates import TEMPLATES
-from .plugin_base import APIHandler
+from .plugin_base import APIHandler as Base
 from .state import get_workflows
+
+
+class APIHandler(Base):
+    def shown(self, value):
+        """What the caller's role may read of it (agents' environments: admins)."""
+        return specs.shown(value, self.principal.role)
 
 
 class WorkflowsHandler(APIHandler):
     """``GET /api/workflows`` (the newest version of each); ``POST`` a new one (201)."""
 
     async def get(self) -> None:
-        await self.answer(lambda: {"ok": True, "workflows": get_workflows().list()})
+        await self.answer(lambda: {"ok": True, "workflows": self.shown(get_workflows().list())})
 
     async def post(self) -> None:
         def work() -> dict:
@@ -53,8 +59,8 @@ class WorkflowHandler(APIHandler):
     """``GET /api/workflows/{id or name}?version=``; ``PUT`` saves a new version."""
 
     async def get(self, ref: str) -> None:
-        await self.answer(lambda: {"ok": True, "workflow": get_workflows().get(
-            ref, self.q["version"])})
+        await self.answer(lambda: {"ok": True, "workflow": self.shown(get_workflows().get(
+            ref, self.q["version"]))})
 
     async def put(self, ref: str) -> None:
         def work() -> dict:
@@ -70,7 +76,8 @@ class WorkflowVersionsHandler(APIHandler):
     """``GET /api/workflows/{id}/versions``."""
 
     async def get(self, ref: str) -> None:
-        await self.answer(lambda: {"ok": True, "versions": get_workflows().versions(ref)})
+        await self.answer(lambda: {"ok": True, "versions": self.shown(
+            get_workflows().versions(ref))})
 
 
 class WorkflowDiffHandler(APIHandler):
@@ -78,7 +85,7 @@ class WorkflowDiffHandler(APIHandler):
 
     async def get(self, ref: str) -> None:
         await self.answer(lambda: {"ok": True, "diff": get_workflows().diff(
-            ref, self.q["a"], self.q["b"])})
+            ref, self.q["a"], self.q["b"], self.principal.role)})
 
 
 class WorkflowRunsHandler(APIHandler):
@@ -112,7 +119,7 @@ class WorkflowRunHandler(APIHandler):
     definition it runs; ``POST …/cancel|resume`` (operators)."""
 
     async def get(self, run_id: str) -> None:
-        await self.answer(lambda: {"ok": True, "run": get_workflows().run(run_id)})
+        await self.answer(lambda: {"ok": True, "run": self.shown(get_workflows().run(run_id))})
 
     async def post(self, run_id: str, action: str) -> None:
         def work() -> dict:

@@ -41,7 +41,7 @@ module, attr = sys.argv[1].split(':', 1)
 obj = importlib.import_module(module)
 for part in attr.split('.'):
     obj = getattr(obj, part)
-print(json.dumps(obj.invoke(json.loads(sys.argv[2])), default=str)[:20000])
+print(json.dumps(obj.invoke(json.loads(sys.argv[-1])), default=str)[:20000])
 """
 
 MAX_NODES = 500
@@ -78,9 +78,9 @@ def as_workflow(store, target: str, project: str) -> dict[str, Any]:
     graph = read_graph(store, target, project)
     folder = project_repo(store, project)
     python, _ = interpreter(store, project, folder)
-    command = shlex.join([python, "-c", RUN, target]) + " {input}"  # (filled in quoted)
+    command = shlex.join([python, "-c", RUN, target, "--"]) + " {input}"  # (one argument)
     return {
-        "name": target, "description": f"The LangGraph app {target} of {project}: its graph "
+        "name": target[:120], "description": f"The LangGraph app {target} of {project}: its graph "
                                        "as get_graph() draws it, run as one process step.",
         "inputs": {"project": project, "input": "{}"},
         "agents": {"app": {"backend": "process"}},

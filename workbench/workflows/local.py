@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .spec import shown
 from .templates import TEMPLATES
 
 
@@ -15,10 +16,10 @@ class LocalWorkflows:
         self.principal = principal
 
     def workflows(self) -> list[dict]:
-        return self.engine.list()
+        return shown(self.engine.list(), self.principal.role)
 
     def workflow(self, ref: str, version: int | None = None) -> dict:
-        return self.engine.get(ref, version)
+        return shown(self.engine.get(ref, version), self.principal.role)
 
     def save_workflow(self, spec: dict[str, Any], ref: str | None = None) -> dict:
         return self.engine.save(self.principal, spec, ref)
@@ -27,10 +28,10 @@ class LocalWorkflows:
         return TEMPLATES
 
     def workflow_versions(self, ref: str) -> list[dict]:
-        return self.engine.versions(ref)
+        return shown(self.engine.versions(ref), self.principal.role)
 
     def workflow_diff(self, ref: str, a: int, b: int) -> dict:
-        return self.engine.diff(ref, a, b)
+        return self.engine.diff(ref, a, b, self.principal.role)
 
     def run_workflow(self, ref: str, inputs: dict[str, Any] | None = None,
                      version: int | None = None) -> dict:
@@ -40,7 +41,7 @@ class LocalWorkflows:
         return self.engine.list_runs(ref, limit)
 
     def workflow_run(self, run_id: str) -> dict:
-        return self.engine.run(run_id)
+        return shown(self.engine.run(run_id), self.principal.role)
 
     def workflow_run_action(self, run_id: str, action: str) -> dict:
         act = self.engine.cancel if action == "cancel" else self.engine.resume

@@ -133,6 +133,13 @@ class Workflows:
         access.authorize(self.store, principal, "workflow-edit", workflow_id or "")
         spec = specs.check(body, BACKENDS)
         with self._lock:
+            named = self.store.sql("SELECT DISTINCT workflow_id FROM workflows WHERE name = ? "
+                                   "AND workflow_id IS DISTINCT FROM ?",
+                                   [spec["name"], workflow_id])
+            if not named.empty:
+                other = named["workflow_id"].iloc[0]
+                raise ValueError(f"name: a workflow named {spec['name']!r} exists ({other}): "
+                                 "save a new version of it, or choose another name")
             if workflow_id is None:
                 workflow_id, version = "wf-" + secrets.token_hex(5), 1
             else:
@@ -160,8 +167,8 @@ class Workflows:
         self.store.settle()
         df = self.store.sql(
             "SELECT * FROM workflows WHERE (workflow_id = ? OR name = ?) "
-            "AND (? IS NULL OR version = ?) ORDER BY version DESC LIMIT 1",
-            [ref, ref, version, version])
+            "AND (? IS NULL OR version = ?) ORDER BY workflow_id = ? DESC, version DESC "
+            "LIMIT 1", [ref, ref, version, version, ref])  # (an id before a name)
         if df.empty:
             raise KeyError(f"no workflow {ref!r}" + (f" version {version}" if version else ""))
         return _public_workflow(df.iloc[0].to_dict())
@@ -172,10 +179,12 @@ class Workflows:
                             [workflow_id])
         return [_public_workflow(r) for r in df.to_dict("records")]
 
-    def diff(self, ref: str, a: int, b: int) -> dict[str, Any]:
+    def diff(self, ref: str, a: int, b: int, role: str = "admin") -> dict[str, Any]:
         """What changed from version ``a`` to ``b``: nodes added, removed and changed
-        (settings, kind, label), edges added and removed, and a unified diff of the JSON."""
-        old, new = self.get(ref, a)["spec"], self.get(ref, b)["spec"]
+        (settings, kind, label), edges added and removed, and a unified diff of the JSON
+        (of what ``role`` may read)."""
+        old = specs.shown(self.get(ref, a)["spec"], role)
+        new = specs.shown(self.get(ref, b)["spec"], role)
         return diff_specs(old, new, f"v{a}", f"v{b}")
 
     # -- runs ---------------------------------------------------------------------------
@@ -197,11 +206,20 @@ class Workflows:
         project = values.get("project") or None
         if project is not None and not isinstance(project, str):
             raise ValueError("inputs.project: a project's name")
-        needs_folder = any(n["kind"] == "tests" for n in spec["nodes"])
-        if needs_folder and (not project or project_repo(self.store, project) is None):
-            raise ValueError(f"inputs.project: {workflow['name']} runs tests, which need a "
-                             "project with a scanned folder (observatory projects scan)"
-                             + (f"; {project!r} has none" if project else ""))
+        # A run works in its project's folder: its tests run there, and its agents without
+        # a folder of their own start there — never in the server's own folder.
+        used = {n["settings"]["agent"] for n in spec["nodes"]
+                if n["kind"] == "agent" and n["settings"]["agent"]}
+        homeless = sorted(a for a in used if not spec["agents"][a].get("cwd"))
+        why = ("runs tests" if any(n["kind"] == "tests" for n in spec["nodes"]) else
+               f"has agents that work in the project's folder ({', '.join(homeless)})"
+               if homeless else None)
+        if project and project_repo(self.store, project) is None:
+            raise ValueError(f"inputs.project: no scanned folder for {project!r} "
+                             "(observatory projects scan)")
+        if why and not project:
+            raise ValueError(f"inputs.project: {workflow['name']} {why}, which needs a "
+                             "project with a scanned folder (observatory projects scan)")
         row = {"run_id": "wr-" + uuid.uuid4().hex[:10], "workflow_id": workflow["id"],
                "version": workflow["version"], "name": workflow["name"], "state": "running",
                "inputs": values, "project": project, "started_by": principal.who,
@@ -264,16 +282,42 @@ class Workflows:
         """Run a failed or cancelled run again from its last checkpoint: the steps that
         finished are not run again."""
         access.authorize(self.store, principal, "workflow-run", run_id)
-        detail = self.run(run_id)
-        if detail["state"] not in ("failed", "cancelled"):
-            raise ValueError(f"cannot resume workflow run {run_id}: it is {detail['state']}")
-        run = self.runs.get(run_id) or self._load_run(run_id)
-        run.cancelled.clear()
-        run.row.update(state="running", ended_at=None, message=None)
+        self.run(run_id)  # (a KeyError for a run that does not exist)
+        with self._lock:  # checked and set at once: two resumes must not run it twice
+            run = self.runs.get(run_id) or self._load_run(run_id)
+            if run.row["state"] not in ("failed", "cancelled"):
+                raise ValueError(f"cannot resume workflow run {run_id}: it is "
+                                 f"{run.row['state']}")
+            failed_at = self._failed_step(run)
+            run.cancelled.clear()
+            run.row.update(state="running", ended_at=None, message=None)
         workflow_writes.save_run(self.store, run.row)
         access.record(self.store, principal, "workflow-resume", run_id)
-        self._go(run, None)
+        self._go(run, failed_at)
         return run.public()
+
+    def _failed_step(self, run: Run) -> dict[str, Any] | None:
+        """For a run that ended at a failed step: the checkpoint before that step (LangGraph
+        forks from it, so the step runs again); None to go on from the last checkpoint
+        (a cancelled step left no result there: it runs again by itself)."""
+        graph, config = self._graph(run), self._config(run)
+        values = graph.get_state(config).values or {}
+        results = values.get("results") or {}
+        trail = values.get("trail") or []
+        kinds = {x["id"]: x["kind"] for x in run.spec["nodes"]}
+        if trail and kinds[trail[-1]] == "end" and run.row.get("state") == "failed":
+            raise ValueError(f"cannot resume workflow run {run.id}: its routes ended it at "
+                             f"{trail[-1]} — start a new run")
+        failed = [n for n in dict.fromkeys(reversed(trail)) if results[n].get("unhandled")]
+        if not failed:
+            return None
+        step = run.steps.get((failed[0], results[failed[0]].get("visit", 1))) or {}
+        for key in ("task_id", "test_run_id"):  # (that visit's work ran: it runs anew)
+            step.pop(key, None)
+        for snapshot in graph.get_state_history(config):
+            if failed[0] in snapshot.next:
+                return {"fork": snapshot.config}
+        return None
 
     # -- the engine ---------------------------------------------------------------------
     def _go(self, run: Run, value: Any) -> None:
@@ -298,6 +342,8 @@ class Workflows:
                 run.row["state"] = "running"
                 workflow_writes.save_run(self.store, run.row)
             graph, config = self._graph(run), self._config(run)
+            if isinstance(value, dict) and "fork" in value:
+                config, value = {**value["fork"], "recursion_limit": RECURSION_LIMIT}, None
             try:
                 if value is None and not graph.get_state(config).values:
                     # (stopped before its first checkpoint: it starts from the beginning)
@@ -401,6 +447,16 @@ class Workflows:
         kinds = {n["id"]: n for n in run.spec["nodes"]}
         results, trail = values.get("results") or {}, values.get("trail") or []
         ends = [n for n in trail if kinds[n]["kind"] == "end"]
+        stuck = [(j, [e["source"] for e in run.spec["edges"] if e["target"] == j
+                      and e["source"] not in results])
+                 for j, node in kinds.items() if node["kind"] == "join" and j not in results
+                 and any(e["source"] in results for e in run.spec["edges"]
+                         if e["target"] == j)]
+        if stuck and not ends:
+            join, missing = stuck[0]
+            self._end(run, "failed", f"join {join} waited for {', '.join(missing)}, which did "
+                                     "not run (a join waits for every branch)")
+            return
         if ends:
             last = results[ends[-1]]
             state = last["outcome"]

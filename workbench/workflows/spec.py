@@ -18,6 +18,7 @@ so a failure nobody routed ends the run failed at that step.
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any
 
 import param
@@ -122,6 +123,8 @@ def settings_of(kind: str, value: Any, where: str) -> dict[str, Any]:
         if key not in known:
             raise ValueError(f"{where}.settings.{key}: unknown (known: "
                              f"{', '.join(known) or 'none'})")
+        if isinstance(v, bool) and not isinstance(cls.param[key], param.Boolean):
+            raise ValueError(f"{where}.settings.{key}: a number, not true or false")
         try:
             cls.param[key]._validate(v)
         except (ValueError, TypeError) as err:
@@ -141,6 +144,8 @@ def check(spec: Any, backends: dict[str, Any] | None = None) -> dict[str, Any]:
     name = spec.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > 120:
         raise ValueError("name: a non-empty string of at most 120 characters")
+    if re.fullmatch(r"\s*wf-[0-9a-f]{10}\s*", name):  # (a lookup by id comes first)
+        raise ValueError("name: reads like a workflow's id (wf-…): choose another")
     description = spec.get("description") or ""
     if not isinstance(description, str):
         raise ValueError("description: a string")
@@ -160,6 +165,7 @@ def check(spec: Any, backends: dict[str, Any] | None = None) -> dict[str, Any]:
     _joins(nodes, edges)
     _reachable(start, nodes, edges)
     _loops(nodes, edges)
+    _merges(nodes, edges)
     out = {"name": name.strip(), "description": description, "inputs": inputs,
            "agents": agents, "start": start, "nodes": nodes, "edges": edges}
     if spec.get("app") is not None:
@@ -280,6 +286,8 @@ def _node_refs(node: dict[str, Any], by_id: dict[str, Any], agents: dict[str, An
         if not s["agent"] and not s["labels"] and s["prompt"].strip():
             raise ValueError(f"{where}: a prompt needs an agent of the workflow or labels "
                              "of the fleet's agents")
+        if s["command"].strip():
+            _command_fields(s["command"], where, agents.get(s["agent"]) or {})
         backend = (agents.get(s["agent"]) or {}).get("backend")
         if backend and (backend == "process") != bool(s["command"].strip()):
             raise ValueError(f"{where}: agent {s['agent']} ({backend}) takes "
@@ -302,6 +310,31 @@ def _node_refs(node: dict[str, Any], by_id: dict[str, Any], agents: dict[str, An
         raise ValueError(f"{where}.settings.junit: the JUnit file `command` writes")
 
 
+#: A value filled into a step's text: ``{input}``, ``{step.output}`` (.outcome, .cost_usd).
+FIELD = re.compile(r"\{([A-Za-z][\w-]*)(?:\.(output|outcome|cost_usd))?\}")
+
+
+def _command_fields(command: str, where: str, agent: dict[str, Any]) -> None:
+    """A command's ``{values}`` must each stand alone as one word: the value then reaches
+    the program as one argument, whatever it holds. Inside a word (``sh -c "echo {x}"``)
+    or in a shell agent's command it would be shell syntax — an operator's input or an
+    agent's output would run as commands."""
+    try:
+        words = shlex.split(command)
+    except ValueError as err:
+        raise ValueError(f"{where}.settings.command: not a command line ({err})") from None
+    fields = [w for w in words if FIELD.search(w)]
+    if fields and (agent.get("config") or {}).get("shell"):
+        raise ValueError(f"{where}.settings.command: a shell agent's command cannot take "
+                         f"values ({fields[0]}): they would be shell syntax")
+    for word in fields:
+        if not FIELD.fullmatch(word):
+            raise ValueError(
+                f"{where}.settings.command: {word[:60]!r}: a value must be a word of its own "
+                "(inside another it would be the command's syntax; in a shell: "
+                "sh -c 'echo \"$1\"' _ {value})")
+
+
 def _joins(nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> None:
     for node in nodes:
         if node["kind"] != "join":
@@ -313,6 +346,35 @@ def _joins(nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> None:
             if edge["when"] is not None:
                 raise ValueError(f"node {node['id']}: its incoming edge from {edge['source']}"
                                  " has a condition (a join waits for every branch's end)")
+
+
+def _merges(nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> None:
+    """A step reached from two or more steps runs once for each that reaches it (LangGraph
+    starts it again): only a join waits for them all, an end ends the run, and a loop comes
+    back to its head. Anything else must go through a join (both ran) or a condition."""
+    reach: dict[str, set[str]] = {}
+
+    def reachable(node: str) -> set[str]:
+        if node not in reach:
+            seen, todo = {node}, [node]
+            while todo:
+                here = todo.pop()
+                for e in edges:
+                    if e["source"] == here and e["target"] not in seen:
+                        seen.add(e["target"])
+                        todo.append(e["target"])
+            reach[node] = seen
+        return reach[node]
+
+    for node in nodes:
+        if node["kind"] in ("join", "end"):
+            continue
+        sources = sorted({e["source"] for e in edges if e["target"] == node["id"]})
+        outside = [s for s in sources if s not in reachable(node["id"])]  # (not its loop)
+        if len(outside) > 1:
+            raise ValueError(f"node {node['id']}: reached from {', '.join(outside)}, which can "
+                             "each start it — it would run once for each: put a join before "
+                             "it (it then waits for all) or route them through a condition")
 
 
 def _reachable(start: str, nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> None:
@@ -329,12 +391,13 @@ def _reachable(start: str, nodes: list[dict[str, Any]], edges: list[dict[str, An
 
 
 def _loops(nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> None:
-    """Every cycle must pass a condition (whose ``max_iterations`` caps it): without the
-    conditions, the graph must have none."""
+    """Every cycle must leave a condition by its yes or no route — the routes it stops
+    taking after ``max_iterations`` visits: without those routes, the graph must have none.
+    (A loop back through ``exhausted`` or ``always`` would never end.)"""
     kinds = {n["id"]: n["kind"] for n in nodes}
     after: dict[str, list[str]] = {n["id"]: [] for n in nodes}
     for e in edges:
-        if kinds[e["source"]] != "condition" and kinds[e["target"]] != "condition":
+        if not (kinds[e["source"]] == "condition" and e["when"] in (None, "yes", "no")):
             after[e["source"]].append(e["target"])
     state: dict[str, int] = {}  # 1: on the path, 2: done
 
@@ -344,7 +407,8 @@ def _loops(nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> None:
             if state.get(nxt) == 1:
                 cycle = path[path.index(nxt):] + [nxt] if nxt in path else [node, nxt]
                 raise ValueError(f"node {nxt}: a loop ({' → '.join(cycle)}) with no condition "
-                                 "step to end it (a condition's max_iterations caps a loop)")
+                                 "step to end it (a condition's max_iterations caps a loop "
+                                 "that goes back by its yes or no route)")
             if state.get(nxt) is None:
                 visit(nxt, path + [nxt])
         state[node] = 2
@@ -360,3 +424,28 @@ def schema(kind: str) -> dict[str, Any]:
     raw.pop("name", None)
     return {"type": "object", "title": kind, "description": (KINDS[kind].__doc__ or "").strip(),
             "properties": raw}
+
+
+HIDDEN = "(hidden: admins only)"
+
+
+def shown(value: Any, role: str) -> Any:
+    """``value`` (a workflow, a run, a list of them) as ``role`` may read it: the agents'
+    environment values are for admins alone (they may hold keys), as the agents API keeps
+    them."""
+    if role == "admin":
+        return value
+    if isinstance(value, list):
+        return [shown(v, role) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, v in value.items():
+        if key == "agents" and isinstance(v, dict):
+            v = {name: ({**d, "env": dict.fromkeys(d["env"], HIDDEN)}
+                        if isinstance(d, dict) and isinstance(d.get("env"), dict) else d)
+                 for name, d in v.items()}
+        elif isinstance(v, dict | list):
+            v = shown(v, role)
+        out[key] = v
+    return out

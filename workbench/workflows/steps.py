@@ -20,6 +20,7 @@ from langgraph.types import interrupt
 
 from ..control.access import Principal
 from ..control.tasks import OPEN
+from .spec import FIELD
 
 #: The engine (runs.Workflows) and a run (runs.Run): passed in, not imported — the engine
 #: holds these steps, so an import back would tie the two modules in a circle.
@@ -27,30 +28,41 @@ Run = Workflows = Any
 
 #: The failure a task gets when the workbench stopped under it (control/tasks.py).
 _RESTARTED = "the workbench restarted while it ran"
-_FIELD = re.compile(r"\{([A-Za-z][\w-]*)(?:\.(output|outcome|cost_usd))?\}")
+_FIELD = FIELD
 
 
 class Cancelled(Exception):
     """The run was cancelled while this step waited."""
 
 
-def fill(text: str, state: dict[str, Any], quote: bool = False) -> str:
+def fill(text: str, state: dict[str, Any]) -> str:
     """``{input}`` and ``{step.output}`` (or ``.outcome``, ``.cost_usd``) filled in;
-    anything else is left as written. ``quote``: each value is one shell word (a command's
-    values are data — an operator's input or an agent's output — never its syntax)."""
+    anything else is left as written."""
     inputs, results = state.get("inputs") or {}, state.get("results") or {}
 
     def one(m: re.Match) -> str:
         name, part = m.group(1), m.group(2)
         if part and name in results:
-            value = str(results[name].get(part, ""))
-        elif not part and name in inputs:
-            value = str(inputs[name])
-        else:
-            return m.group(0)
-        return shlex.quote(value) if quote else value
+            return str(results[name].get(part, ""))
+        if not part and name in inputs:
+            return str(inputs[name])
+        return m.group(0)
 
     return _FIELD.sub(one, text)
+
+
+def fill_command(command: str, state: dict[str, Any]) -> list[str]:
+    """A command as its words, each ``{value}`` word (spec.check: a value is a word of its
+    own) replaced by the value as one argument — never parsed by a shell — and refused
+    where it would be an option (it starts with ``-`` and no ``--`` comes before it)."""
+    words, out = shlex.split(command), []
+    for word in words:
+        filled = fill(word, state) if _FIELD.fullmatch(word) else word
+        if filled is not word and filled.startswith("-") and "--" not in out:
+            raise ValueError(f"{word} is {filled[:40]!r}: a value, not an option (put -- "
+                             "before it in the command if it may start with -)")
+        out.append(filled)
+    return out
 
 
 def exit_status(text: str | None, done: bool) -> int | None:
@@ -84,11 +96,12 @@ class Steps:
         s = node["settings"]
         record = run.step(node["id"], visit)
         task_id = record.get("task_id")
-        if task_id and task_id in self.queue.tasks:
-            task = self.queue.tasks[task_id]
-            if task["state"] == "failed" and (task["failure"] or "").startswith(_RESTARTED):
-                self.queue.retry(task_id)  # it never finished: run it again, once
-        else:
+        task = self.queue.tasks.get(task_id) if task_id else None
+        if task is not None and task["state"] == "failed" and \
+                (task["failure"] or "").startswith(_RESTARTED):
+            self.queue.retry(task_id)  # it never finished: run it again, once
+        elif task is None or task["state"] in ("cancelled", "expired"):
+            # (none yet; or the run was cancelled under it, and is resumed: a new one)
             labels, project = list(s["labels"]), None
             if s["agent"]:
                 agent = self.engine.agent_for(run, s["agent"])
@@ -98,12 +111,12 @@ class Steps:
             if s["prompt"].strip():
                 body["prompt"] = fill(s["prompt"], state)
             else:
-                body["command"] = fill(s["command"], state, quote=True)
+                body["command"] = fill_command(s["command"], state)
             budget = {k: v for k, v in (("cost_usd", s["budget_cost_usd"]),
                                         ("seconds", s["budget_s"])) if v}
             if budget:
                 body["budget"] = budget
-            task_id = self.queue.add(body, f"workflow:{run.id}")["id"]
+            task_id = self.queue.add(body, f"workflow:{run.id}", internal=True)["id"]
             # (an end before the event is registered is seen by the loop's first look)
             run.record(node, visit, state="running", task_id=task_id)
         event = self._task_done.setdefault(task_id, threading.Event())
@@ -153,6 +166,13 @@ class Steps:
         record = run.step(node["id"], visit)
         test_run = record.get("test_run_id")
         note = ""
+        if test_run:
+            try:
+                earlier = runs.get(test_run)["state"]
+            except KeyError:
+                earlier = "lost"
+            if earlier in ("cancelled", "lost"):
+                test_run = None  # (cancelled under a cancelled run, or lost to a restart)
         if not test_run:
             tests = [fill(t, state) for t in s["tests"]]
             if s["select"]:
