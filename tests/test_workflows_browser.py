@@ -90,6 +90,10 @@ def test_draw_save_run_and_watch(served, page, tmp_path):
     pg.wait_for_load_state("networkidle")
     pane = pg.locator(".react-flow__pane")
     pane.wait_for()
+    # a new workbench shows a shipped workflow to start from; this one starts from nothing
+    assert pg.locator(".react-flow__node[data-id='fix']").count() == 1
+    pg.get_by_label("New", exact=True).select_option("(an empty canvas)")
+    wait_for(lambda: pg.locator(".react-flow__node").count() == 0, what="an empty canvas")
     box = pane.bounding_box()
     nodes = ["agent-1", "agent-2", "end-1"]
     at = {"x": 150, "y": box["height"] / 2}

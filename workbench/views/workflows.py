@@ -18,6 +18,9 @@ from .common import FollowBrowserTheme, ThemedDesign, empty, nav, table
 from .escape import escape
 from .workflow_canvas import STATE_COLORS, Canvas, app_graph
 
+#: The template picker's first choice: start from nothing.
+EMPTY = "(an empty canvas)"
+
 
 class WorkflowsPage(pn.viewable.Viewer):
     model = param.ClassSelector(class_=WorkflowsModel)
@@ -27,7 +30,7 @@ class WorkflowsPage(pn.viewable.Viewer):
         m = self.model
         self.canvas = Canvas(dark=pn.config.theme == "dark")
         self.picker = pn.widgets.Select(name="Workflow", width=260)
-        self.template = pn.widgets.Select(name="New from a template", width=230)
+        self.template = pn.widgets.Select(name="New", width=230)
         self.wf_name = pn.widgets.TextInput(name="Name", width=220)
         self.save_btn = pn.widgets.Button(name="Save version", button_type="primary",
                                           width=120, disabled=not m.may("workflow-edit"))
@@ -86,11 +89,14 @@ class WorkflowsPage(pn.viewable.Viewer):
         rows = self.model.workflows()
         options = {f"{w['name']} (v{w['version']}, {w['runs']} runs)": w["id"] for w in rows}
         self.picker.options = {"—": "", **options}
-        self.template.options = ["—", *[t["name"] for t in self.model.templates()]]
+        self.template.options = ["—", EMPTY, *[t["name"] for t in self.model.templates()]]
         if select is not None:
             self.picker.value = select
         elif rows and not self.picker.value:
             self.picker.value = rows[0]["id"]
+        elif not rows and not self.canvas.flow.nodes:
+            # (a new workbench: a shipped workflow to start from, not an empty canvas)
+            self._from_template(self.model.templates()[0]["name"])
 
     # -- a workflow on the canvas ---------------------------------------------------------
     def _open(self, workflow_id: str) -> None:
@@ -128,6 +134,12 @@ class WorkflowsPage(pn.viewable.Viewer):
 
     def _from_template(self, name: str) -> None:
         if not name or name == "—":
+            return
+        if name == EMPTY:
+            self.picker.value = ""
+            self._show(None)
+            self.template.value = "—"
+            self._say("An empty canvas: drag steps onto it from the palette.")
             return
         template = next(t for t in self.model.templates() if t["name"] == name)
         self.picker.value = ""  # a new workflow: saved under its own id
