@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from .conftest import ROLE_ENV, TOKENS, Served, role_client
 
@@ -405,8 +406,16 @@ def test_a_runs_agents_take_only_its_tasks_and_their_keys_are_for_admins(served,
     out = tmp_path / "own.txt"
     spec = gated(out, "own agents")
     spec["agents"]["sh"]["env"] = {"DEPLOY_KEY": "s3cr3t-deploy"}
-    with role_client(served, "admin") as c:
+    headers = {"Authorization": f"Bearer {TOKENS['viewer']}"}
+    with connect(served.url.replace("http", "ws") + "/ws/agents",
+                 additional_headers=headers) as ws, role_client(served, "admin") as c:
+        ws.recv()  # (the snapshot)
         workflow = save(c, spec)
+        pushed = json.loads(ws.recv(timeout=10))
+        while pushed["type"] != "workflow_update":
+            pushed = json.loads(ws.recv(timeout=10))
+        # a viewer's websocket hears of it, not its definition (its agents' keys)
+        assert pushed["workflow"]["id"] == workflow["id"] and "s3cr3t" not in str(pushed)
         assert c.get(f"/api/workflows/{workflow['id']}").json()["workflow"]["spec"][
             "agents"]["sh"]["env"] == {"DEPLOY_KEY": "s3cr3t-deploy"}
         named = c.post("/api/workflows", json=spec)

@@ -79,16 +79,15 @@ class Run:
         self.engine.changed(self)
         return rec
 
+    def summary(self) -> dict[str, Any]:
+        """The run without its steps (a list of runs, a pushed change)."""
+        return {**_iso(self.row), "id": self.id}
+
     def public(self) -> dict[str, Any]:
-        out = {k: (v.isoformat() if hasattr(v, "isoformat") else v)
-               for k, v in self.row.items()}
-        out["id"] = out["run_id"]
-        out["steps"] = [{k: (v.isoformat() if hasattr(v, "isoformat") else v)
-                         for k, v in rec.items()}
-                        for rec in sorted(self.steps.values(),
-                                          key=lambda r: (str(r.get("started_at") or ""),
-                                                         r["visit"]))]
-        return out
+        """The run with every visit of every step, in the order they started."""
+        steps = sorted(self.steps.values(),
+                       key=lambda r: (str(r.get("started_at") or ""), r["visit"]))
+        return {**self.summary(), "steps": [_iso(rec) for rec in steps]}
 
 
 class _Asker:
@@ -151,7 +150,9 @@ class Workflows:
         access.record(self.store, principal, "workflow-edit", workflow_id,
                       {"version": version, "name": spec["name"],
                        "nodes": len(spec["nodes"])})
-        self.supervisor.work_changed("workflow", _public_workflow(row))
+        # (not the definition: its agents' env is for admins, and /ws/agents forwards this)
+        self.supervisor.work_changed("workflow", {k: v for k, v in _public_workflow(
+            row).items() if k != "spec"})
         return _public_workflow(row)
 
     def list(self) -> list[dict[str, Any]]:
@@ -243,8 +244,7 @@ class Workflows:
         out = []
         for row in df.to_dict("records"):
             live = self.runs.get(row["run_id"])
-            out.append({k: v for k, v in live.public().items() if k != "steps"}
-                       if live else _public_run(row))
+            out.append(live.summary() if live else _public_run(row))
         return out
 
     def run(self, run_id: str) -> dict[str, Any]:
@@ -486,7 +486,9 @@ class Workflows:
             self.runs.pop(run.id, None)
 
     def changed(self, run: Run) -> None:
-        self.supervisor.work_changed("workflow-run", {k: v for k, v in run.public().items()})
+        # The run without its steps: a page asks for what it shows (re-sending every step
+        # on each step's change grew with the run), and /ws/agents forwards this to clients.
+        self.supervisor.work_changed("workflow-run", run.summary())
 
     # -- the run's own agents -----------------------------------------------------------
     def agent_for(self, run: Run, name: str):
