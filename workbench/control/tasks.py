@@ -24,6 +24,7 @@ from typing import Any
 from ..analysis import units
 from ..config import utcnow
 from ..store import control_writes
+from ..store.rows import plain
 from . import spec as specs
 
 log = logging.getLogger("workbench.control")
@@ -110,7 +111,7 @@ class TaskQueue:
         #: Tasks whose agent told their end, for the queue's thread to finish.
         self._ends: queue.SimpleQueue = queue.SimpleQueue()
         for row in self.store.sql("SELECT * FROM tasks ORDER BY created_at").to_dict("records"):
-            task = _clean(row)
+            task = plain(row)
             task["labels"] = json.loads(task["labels"] or "[]")
             task["command"] = json.loads(task["command"]) if task["command"] else None
             self.tasks[task["task_id"]] = task
@@ -446,16 +447,4 @@ def public(task: dict[str, Any]) -> dict[str, Any]:
     for key in ("deadline", "created_at", "started_at", "ended_at"):
         if out[key] is not None:
             out[key] = out[key].isoformat()
-    return out
-
-
-def _clean(row: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in row.items():
-        try:
-            out[k] = None if v is None or v != v else v
-        except (TypeError, ValueError):
-            out[k] = v
-        if hasattr(out[k], "to_pydatetime"):
-            out[k] = out[k].to_pydatetime()
     return out

@@ -238,9 +238,9 @@ class Canvas(pn.viewable.Viewer):
             return
         if payload.get("type") == "edge_added":
             edge = payload.get("edge") or {}
-            when = (edge.get("data") or {}).get("when")
-            self.flow.patch_edge_props(edge["id"], {"label": when or ""}) if edge.get(
-                "id") else None
+            if edge.get("id"):
+                when = (edge.get("data") or {}).get("when")
+                self.flow.patch_edge_props(edge["id"], {"label": when or ""})
         if payload.get("type") == "edge_data_changed":
             when = (payload.get("patch") or {}).get("when")
             self.flow.patch_edge_props(payload["edge_id"], {"label": when or ""})

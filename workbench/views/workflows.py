@@ -82,7 +82,7 @@ class WorkflowsPage(pn.viewable.Viewer):
         self.canvas.param.watch(self._edited, "changed")
         self.model.param.watch(lambda e: setattr(self.undo_btn, "disabled", e.new == 0),
                                "undo_depth")
-        self.flow_node_clicks = self.canvas.flow.on("node_clicked", self._clicked)
+        self.canvas.flow.on("node_clicked", self._clicked)
         self._last = self.canvas.spec()
 
     def _fill_pickers(self, select: str | None = None) -> None:

@@ -17,14 +17,18 @@ from .. import launcher
 from ..control.testruns import interpreter
 from ..coverage.lines import project_repo
 
-#: Prints ``get_graph()`` of argv[1] (``module:attribute``) as JSON.
-READ = """
+#: Finds argv[1] (``module:attribute``) in the project's folder, as ``obj``.
+_FIND = """
 import importlib, json, sys
 sys.path.insert(0, '.')
 module, attr = sys.argv[1].split(':', 1)
 obj = importlib.import_module(module)
 for part in attr.split('.'):
     obj = getattr(obj, part)
+"""
+
+#: Prints ``get_graph()`` of argv[1] as JSON.
+READ = _FIND + """
 graph = obj.get_graph()
 print(json.dumps({
     'nodes': [{'id': str(n.id), 'name': str(n.name)} for n in graph.nodes.values()],
@@ -33,14 +37,9 @@ print(json.dumps({
                'label': None if e.data is None else str(e.data)} for e in graph.edges]}))
 """
 
-#: Invokes argv[1] with the JSON input argv[2] and prints its result (the step's output).
-RUN = """
-import importlib, json, sys
-sys.path.insert(0, '.')
-module, attr = sys.argv[1].split(':', 1)
-obj = importlib.import_module(module)
-for part in attr.split('.'):
-    obj = getattr(obj, part)
+#: Invokes argv[1] with the JSON input, its last argument, and prints its result (the
+#: step's output).
+RUN = _FIND + """
 print(json.dumps(obj.invoke(json.loads(sys.argv[-1])), default=str)[:20000])
 """
 

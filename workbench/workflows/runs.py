@@ -35,6 +35,7 @@ from ..control.access import Principal
 from ..control.spec import LIVE, STARTABLE
 from ..coverage.lines import project_repo
 from ..store import workflow_writes
+from ..store.rows import plain
 from . import spec as specs
 from .graph import build
 from .steps import Cancelled, Steps
@@ -261,7 +262,7 @@ class Workflows:
                                "ORDER BY started_at, visit", [run_id])
         spec = self.get(row["workflow_id"], int(row["version"]))["spec"]
         return {**_public_run(row), "spec": spec,
-                "steps": [_iso(_plain(r)) for r in steps.to_dict("records")]}
+                "steps": [_iso(plain(r)) for r in steps.to_dict("records")]}
 
     def cancel(self, principal: Principal, run_id: str) -> dict[str, Any]:
         access.authorize(self.store, principal, "workflow-run", run_id)
@@ -534,13 +535,13 @@ class Workflows:
     # -- after a restart ----------------------------------------------------------------
     def _load_run(self, run_id: str) -> Run:
         df = self.store.sql("SELECT * FROM workflow_runs WHERE run_id = ?", [run_id])
-        row = _plain(df.iloc[0].to_dict())
+        row = plain(df.iloc[0].to_dict())
         row["inputs"] = json.loads(row["inputs"]) if isinstance(row["inputs"], str) else {}
         spec = self.get(row["workflow_id"], int(row["version"]))["spec"]
         run = Run(self, row, spec)
         for rec in self.store.sql("SELECT * FROM workflow_steps WHERE run_id = ?",
                                   [run_id]).to_dict("records"):
-            rec = _plain(rec)
+            rec = plain(rec)
             run.steps[(rec["node"], int(rec["visit"]))] = rec
         with self._lock:
             self.runs[run.id] = run
@@ -644,20 +645,6 @@ def diff_specs(old: dict[str, Any], new: dict[str, Any], a: str = "old", b: str 
 _EPOCH = datetime(1970, 1, 1)
 
 
-def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in row.items():
-        try:
-            out[k] = None if v is None or v != v else v
-        except (TypeError, ValueError):
-            out[k] = v
-        if hasattr(out[k], "to_pydatetime"):
-            out[k] = out[k].to_pydatetime()
-        elif hasattr(out[k], "item") and not isinstance(out[k], str | bytes):
-            out[k] = out[k].item()  # (a numpy scalar from the store: JSON needs Python's)
-    return out
-
-
 def _iso(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
 
@@ -672,7 +659,7 @@ def _public_workflow(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _public_run(row: dict[str, Any]) -> dict[str, Any]:
-    out = _plain(row)
+    out = plain(row)
     if isinstance(out.get("inputs"), str):
         out["inputs"] = json.loads(out["inputs"])
     out = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in out.items()}

@@ -113,25 +113,15 @@ _EDGE = {"source", "target", "when"}
 
 
 def settings_of(kind: str, value: Any, where: str) -> dict[str, Any]:
-    """``value`` checked against the kind's settings class; ValueError names the field."""
+    """``value`` checked against the kind's settings class (the agents' definitions' own
+    check); ValueError names the field. A true or false is no number here (param takes
+    it for one)."""
     cls = KINDS[kind]
-    value = {} if value is None else value
-    if not isinstance(value, dict):
-        raise ValueError(f"{where}.settings: must be an object")
-    known = [k for k in cls.param if k != "name"]
-    for key, v in value.items():
-        if key not in known:
-            raise ValueError(f"{where}.settings.{key}: unknown (known: "
-                             f"{', '.join(known) or 'none'})")
-        if isinstance(v, bool) and not isinstance(cls.param[key], param.Boolean):
+    for key, v in (value.items() if isinstance(value, dict) else ()):
+        if isinstance(v, bool) and key in cls.param and \
+                not isinstance(cls.param[key], param.Boolean):
             raise ValueError(f"{where}.settings.{key}: a number, not true or false")
-        try:
-            cls.param[key]._validate(v)
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"{where}.settings.{key}: {str(err).splitlines()[0][:200]}") \
-                from None
-    defaults = {k: cls.param[k].default for k in known}
-    return {**defaults, **value}
+    return agent_specs._params(cls, value, f"{where}.settings")
 
 
 def check(spec: Any, backends: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -352,32 +342,22 @@ def _merges(nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> None:
     """A step reached from two or more steps runs once for each that reaches it (LangGraph
     starts it again): only a join waits for them all, an end ends the run, and a loop comes
     back to its head. Anything else must go through a join (both ran) or a condition."""
-    reach: dict[str, set[str]] = {}
-
-    def reachable(node: str) -> set[str]:
-        if node not in reach:
-            seen, todo = {node}, [node]
-            while todo:
-                here = todo.pop()
-                for e in edges:
-                    if e["source"] == here and e["target"] not in seen:
-                        seen.add(e["target"])
-                        todo.append(e["target"])
-            reach[node] = seen
-        return reach[node]
-
     for node in nodes:
         if node["kind"] in ("join", "end"):
             continue
         sources = sorted({e["source"] for e in edges if e["target"] == node["id"]})
-        outside = [s for s in sources if s not in reachable(node["id"])]  # (not its loop)
+        if len(sources) < 2:
+            continue
+        below = _reached(node["id"], edges)
+        outside = [s for s in sources if s not in below]  # (not its own loop's way back)
         if len(outside) > 1:
             raise ValueError(f"node {node['id']}: reached from {', '.join(outside)}, which can "
                              "each start it — it would run once for each: put a join before "
                              "it (it then waits for all) or route them through a condition")
 
 
-def _reachable(start: str, nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> None:
+def _reached(start: str, edges: list[dict[str, Any]]) -> set[str]:
+    """The nodes a run can reach from ``start`` (``start`` included)."""
     seen, todo = {start}, [start]
     while todo:
         here = todo.pop()
@@ -385,6 +365,11 @@ def _reachable(start: str, nodes: list[dict[str, Any]], edges: list[dict[str, An
             if e["source"] == here and e["target"] not in seen:
                 seen.add(e["target"])
                 todo.append(e["target"])
+    return seen
+
+
+def _reachable(start: str, nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> None:
+    seen = _reached(start, edges)
     for node in nodes:
         if node["id"] not in seen:
             raise ValueError(f"node {node['id']}: not reachable from the start ({start})")
