@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Served
+from .conftest import OUTPUT, Served
 
 pytestmark = pytest.mark.browser
 
-SHOTS = Path(__file__).resolve().parent.parent / "data" / "test-shots"
+SHOTS = OUTPUT / "workflows"  # (never data/: the default database's home)
 
 
 @pytest.fixture(scope="module")
