@@ -102,6 +102,12 @@ SETTINGS: dict[str, Setting] = {
         Setting("OBSERVATORY_HOOK_TIMEOUT_S", 600.0, "seconds a permission request from a "
                 "Claude Code hook waits for a person before it is denied (default 600)",
                 kind=float),
+        Setting("OBSERVATORY_CONSOLE_SHELLS", 4, "project shells one user may have open at "
+                "once (default 4)", kind=int),
+        Setting("OBSERVATORY_CONSOLE_GRACE_S", 30.0, "seconds a shell lives on after its last "
+                "browser tab closed (a reload reattaches within it; default 30)", kind=float),
+        Setting("OBSERVATORY_CONSOLE_IDLE_S", 3600.0, "seconds without a key typed after which "
+                "a shell is ended (default 3600)", kind=float),
         Setting("OBSERVATORY_SERVER_URL", None, "the URL the server advertises beside its "
                 "database (set by `serve`; else read from `panel serve`'s `--address`/`--port`)"),
     ]

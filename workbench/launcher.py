@@ -102,6 +102,19 @@ def spawn(argv: Iterable[str], *, cwd: str | Path | None, env: Mapping[str, str]
                             start_new_session=True, close_fds=True, preexec_fn=before)
 
 
+def spawn_pty(argv: Iterable[str], *, cwd: str | Path | None, env: Mapping[str, str],
+              size: tuple[int, int] = (24, 80),
+              before: Callable[[], None] | None = None) -> Any:
+    """Start a child on a pseudo-terminal (a console's shell, an agent run on a PTY): the
+    same checked ``argv`` and allow-listed ``env`` as :func:`spawn`. ptyprocess makes the
+    child a session leader — a process group of its own — whose controlling terminal is
+    the PTY; ``size`` is (rows, cols). Returns the ``ptyprocess.PtyProcess``."""
+    from ptyprocess import PtyProcess
+
+    return PtyProcess.spawn(checked_argv(argv), cwd=str(cwd) if cwd else None, env=dict(env),
+                            dimensions=size, preexec_fn=before)
+
+
 def run(argv: Iterable[str], *, cwd: str | Path | None = None, timeout: float = 60,
         env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run a short command to its end and capture its output (git): the same rules, in a
@@ -162,4 +175,45 @@ def stop_group(pid: int | None, started: float | None, grace_s: float = 5.0) -> 
             return "stopped"
         time.sleep(0.05)
     _signal(pid, signal.SIGKILL)
+    return "killed"
+
+
+def session_members(sid: int) -> list[int]:
+    """The pids of every live process of session ``sid`` (a terminal's child and all it
+    started, background jobs in process groups of their own included)."""
+    found = []
+    for pid in psutil.pids():
+        try:
+            if os.getsid(pid) == sid and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                found.append(pid)
+        except (OSError, psutil.Error):
+            continue
+    return found
+
+
+def hang_up(sid: int, grace_s: float = 2.0) -> str:
+    """End a terminal's session as closing a terminal does: SIGHUP (and SIGCONT, so that a
+    stopped job sees it) to every process of session ``sid``, then SIGKILL to whatever is
+    left after ``grace_s``. A shell's background jobs run in process groups of their own,
+    so the session, not one group, is what must end. Returns ``"gone"``, ``"stopped"`` or
+    ``"killed"``."""
+    members = session_members(sid)
+    if not members:
+        return "gone"
+    for pid in members:
+        for sig in (signal.SIGHUP, signal.SIGCONT):
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not session_members(sid):
+            return "stopped"
+        time.sleep(0.05)
+    for pid in session_members(sid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
     return "killed"

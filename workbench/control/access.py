@@ -27,9 +27,11 @@ ACTION_ROLE: dict[str, str] = {
     **dict.fromkeys(("add", "start", "stop", "pause", "resume", "restart", "interrupt",
                      "message", "config", "limits", "approve", "delete", "task", "alert",
                      "scan", "mcp", "test-run", "workflow-run", "workflow-cancel",
-                     "workflow-resume"),
+                     "workflow-resume", "console-type"),
                     "operator"),
-    **dict.fromkeys(("audit", "policy", "rules", "webhooks", "pool"), "admin"),
+    "console-watch": "viewer",
+    **dict.fromkeys(("audit", "policy", "rules", "webhooks", "pool", "console-shell",
+                     "console-close", "console-replay"), "admin"),
 }
 
 

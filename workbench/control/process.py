@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 class ProcessConfig(param.Parameterized):
     shell = param.Boolean(False, doc="run `command` through /bin/sh -c")
     stdin = param.Boolean(True, doc="keep stdin open: a message is written to it as a line")
+    pty = param.Boolean(False, doc="run it on a pseudo-terminal: the console attaches to it "
+                        "(viewers watch, operators type); its output still becomes log "
+                        "events. Not adopted after a server restart: the terminal closes "
+                        "with the server")
 
 
 class ProcessBackend:
@@ -76,6 +80,8 @@ class ProcessBackend:
     def launch(self) -> int:
         """Start the process group; return its pid (raises OSError if it cannot start)."""
         spec = self.agent.spec
+        if not self.protocol and spec["config"].get("pty"):
+            return self._launch_on_pty(spec)
         if self.protocol:
             out = err = subprocess.PIPE
         else:
@@ -101,6 +107,36 @@ class ProcessBackend:
                                  name=f"agent-{self.agent.id}-{name}").start()
         else:
             self.follow(from_end=False)
+        return self.pid
+
+    def _launch_on_pty(self, spec: dict[str, Any]) -> int:
+        """Start the command on a pseudo-terminal that the console can attach to: its
+        output is read by the consoles' loop and also appended to the output file, which
+        the followers turn into log events as for any process agent."""
+        from ..console.manager import CONSOLES
+        from ..console.terminal import PtyChild, Terminal
+
+        for name in ("stdout", "stderr"):
+            path = self.log_path(name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+            self._offsets[name] = path.stat().st_size
+        tee = self.log_path("stdout").open("ab", buffering=0)
+        try:
+            pty = launcher.spawn_pty(self.argv(), cwd=spec.get("cwd") or None,
+                                     env={**self.env(), "TERM": "xterm-256color"},
+                                     size=(40, 120), before=self.rlimits(spec["limits"]))
+        except BaseException:
+            tee.close()
+            raise
+        self.proc = PtyChild(pty)
+        self.pid = pty.pid
+        self.terminal = Terminal(f"agent-{self.agent.id}", "agent", self.agent.id,
+                                 self.agent.spec.get("name") or self.agent.id, pty,
+                                 title=f"agent {self.agent.spec.get('name') or self.agent.id}",
+                                 tee=tee)
+        CONSOLES.register(self.terminal)
+        self.follow(from_end=False)
         return self.pid
 
     def log_path(self, stream: str) -> Path:
@@ -177,6 +213,14 @@ class ProcessBackend:
             pass
 
     def write_line(self, text: str) -> None:
+        terminal = getattr(self, "terminal", None)
+        if terminal is not None:
+            if terminal.ended:
+                raise ValueError("the agent's terminal is closed")
+            from ..console import io
+
+            io.call(terminal.send, text.encode() + b"\r")
+            return
         if self.proc is None or self.proc.stdin is None or self.proc.poll() is not None:
             raise ValueError("the agent's stdin is not open")
         with self._write_lock:

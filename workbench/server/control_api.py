@@ -11,14 +11,13 @@ from typing import Any
 
 from tornado.concurrent import Future
 from tornado.ioloop import IOLoop
-from tornado.websocket import WebSocketClosedError, WebSocketHandler
+from tornado.websocket import WebSocketClosedError
 
 from ..control.access import Forbidden
 from ..control.approvals import approval_json
 from ..control.local import LocalControl
-from . import guard
 from .bodies import BodyError, parse_json, validated
-from .plugin_base import APIHandler, Declared
+from .plugin_base import APIHandler, DeclaredSocket
 from .state import get_supervisor
 
 log = logging.getLogger("workbench.server")
@@ -330,32 +329,10 @@ class AgentImpactHandler(ControlHandler):
         await self.answer(lambda: {"ok": True, **self.control().impact(agent_id)})
 
 
-class AgentsSocket(Declared, WebSocketHandler):
+class AgentsSocket(DeclaredSocket):
     """``WS /ws/agents``: a snapshot, then an ``agent_update`` for every change of an agent
     (and a ``task_update`` / ``alert_update`` for every task and alert); actions may
     be sent as ``{"action", "agent_id", ...}`` (role-checked like the routes)."""
-
-    def set_default_headers(self) -> None:
-        for k, v in guard.SECURITY_HEADERS.items():
-            self.set_header(k, v)
-
-    #: The largest message a client may send (an action is a few hundred bytes).
-    MAX_MESSAGE = 1024 * 1024
-
-    def get_compression_options(self) -> None:
-        return None
-
-    async def get(self, *args: Any, **kwargs: Any) -> None:
-        denied = self.admit()
-        if denied:
-            self.set_status(denied[0])
-            self.finish({"ok": False, "error": denied[1]})
-            return
-        await super().get(*args, **kwargs)
-
-    @property
-    def max_message_size(self) -> int:  # (Tornado's default is 10 MiB)
-        return self.MAX_MESSAGE
 
     def open(self) -> None:
         self.who = self.principal

@@ -94,7 +94,7 @@ PAGES: dict[str, tuple[str, str]] = {}
 def _declare_pages() -> None:
     page = ("viewer", "a dashboard page (login when authentication is configured)")
     public = ("public", "static files (scripts, styles, fonts) of Bokeh and Panel")
-    for app in ("", "/tests", "/agents", "/control", "/projects", "/workflows"):
+    for app in ("", "/tests", "/agents", "/control", "/projects", "/workflows", "/console"):
         PAGES[f"{app}/?"] = page
         PAGES[f"{app}/ws"] = ("viewer", "a page's Bokeh websocket")
         PAGES[f"{app}/autoload.js"] = ("viewer", "a page's autoload script")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from tornado.ioloop import IOLoop
 from tornado.web import RequestHandler, stream_request_body
+from tornado.websocket import WebSocketHandler
 
 from .. import config, ingest
 from ..config import allows
@@ -153,6 +154,38 @@ class APIHandler(Declared, RequestHandler):
         result = await self.run(fn)
         if result is not None:
             self.finish(result)
+
+
+class DeclaredSocket(Declared, WebSocketHandler):
+    """A websocket route: the route table's admission check on the upgrade (a refusal is an
+    HTTP answer with its status, before any upgrade), the API's security headers, bounded
+    messages. Tornado's own same-origin check stays on (``check_origin``)."""
+
+    #: The largest message a client may send.
+    MAX_MESSAGE = 1024 * 1024
+
+    def set_default_headers(self) -> None:
+        for k, v in guard.SECURITY_HEADERS.items():
+            self.set_header(k, v)
+
+    def get_compression_options(self) -> None:
+        return None
+
+    @property
+    def max_message_size(self) -> int:  # (Tornado's default is 10 MiB)
+        return self.MAX_MESSAGE
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        denied = self.admit() or self.refusal(*args)
+        if denied:
+            self.set_status(denied[0])
+            self.finish({"ok": False, "error": denied[1]})
+            return
+        await super().get(*args, **kwargs)
+
+    def refusal(self, *args: Any) -> tuple[int, str] | None:
+        """A route's own reason to refuse the upgrade (after the admission check)."""
+        return None
 
 
 @stream_request_body

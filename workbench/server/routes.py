@@ -25,6 +25,15 @@ from tornado.web import RequestHandler
 
 from . import schemas as s
 from .bodies import BodyError, validated
+from .console_api import (
+    CompleteHandler,
+    ConsoleHandlerByName,
+    ConsolesHandler,
+    ConsoleSocket,
+    HistoryHandler,
+    RecordingHandler,
+    ShellsHandler,
+)
 from .control_api import (
     AgentActionHandler,
     AgentConfigHandler,
@@ -360,6 +369,25 @@ ROUTES: list[Route] = [
       "a test run with its progress"),
     R("POST", "/api/test-runs/{test_run_id}/{action:cancel}", TestRunHandler, "operator",
       "action", "cancel a test run", body=s.Empty),
+    # -- consoles (console/): shells in projects' folders, agents' terminals
+    R("GET", "/api/console", ConsolesHandler, "viewer", "no",
+      "open consoles (agents' terminals; shells and recordings for admins)"),
+    R("POST", "/api/console/shells", ShellsHandler, "admin", "action",
+      "open a shell in a project's folder (audited, recorded)", body=s.ConsoleShell),
+    R("GET", "/api/console/history", HistoryHandler, "admin", "no",
+      "the caller's commands typed in project shells, newest first", query=s.HistoryQuery),
+    R("GET", "/api/console/complete", CompleteHandler, "admin", "no",
+      "completions for a shell's line: history, the project's likely commands",
+      query=s.CompleteQuery),
+    R("GET", "/api/console/recordings/{name:[\\w.-]+\\.cast}", RecordingHandler, "admin",
+      "action", "a shell's recording (asciicast v2)"),
+    R("DELETE", "/api/console/{name}", ConsoleHandlerByName, "admin", "action",
+      "end a shell and every process it started"),
+    R("WS", "/ws/console/{name}", ConsoleSocket, "viewer", "action",
+      "attach to a console: binary frames are output and keys; JSON text frames resize, "
+      "acknowledge drawn bytes, and tell attach/size/exit (a shell needs admin; typing "
+      "into an agent's terminal operator; ?mode=write to type)",
+      query=s.ConsoleAttach),
     # -- for agents and exporters
     R("POST", "/mcp", McpHandler, "viewer", "no",
       "the workbench as an MCP server (streamable HTTP, stateless): flaky tests, "

@@ -393,3 +393,30 @@ class SocketMessage(Body):
     decision: Literal[DECISIONS] | None = None  # type: ignore[valid-type]
     message: str | None = Field(default=None, max_length=10_000)
     text: str | None = Field(default=None, max_length=1_000_000)
+
+
+class ConsoleShell(Body):
+    project: str = Field(max_length=1000, description="a project with a folder")
+    cols: int | None = Field(default=None, ge=2, le=1000)
+    rows: int | None = Field(default=None, ge=1, le=500)
+
+
+class HistoryQuery(LimitQuery):
+    limit: int = Field(default=50, ge=1, le=10_000)
+    q: str | None = Field(default=None, max_length=1000, description="a part of the command")
+    project: str | None = short()
+
+
+class CompleteQuery(Query):
+    project: str | None = short()
+    prefix: str = Field(default="", max_length=1000)
+
+
+class ConsoleAttach(Query):
+    mode: Literal["read", "write"] = Field(default="read",
+                                           description="write: type (read-only otherwise)")
+    cols: int = Field(default=80, ge=2, le=1000)
+    rows: int = Field(default=24, ge=1, le=500)
+    xsrf: str | None = Field(default=None, max_length=200,
+                             description="the anti-forgery token (GET /api/session), "
+                                         "required with the login cookie")

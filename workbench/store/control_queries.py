@@ -85,3 +85,28 @@ def project_agents(p: dict[str, Any]) -> Rendered:
     return ("SELECT agent_id, name, backend, state, session_id, cost_usd, last_error, "
             "created_at, updated_at FROM agents WHERE project = ? ORDER BY updated_at DESC "
             "LIMIT ?", [p["project"], _limit(p, 50)])
+
+
+@query
+def console_history(p: dict[str, Any]) -> Rendered:
+    """Commands typed in project shells, newest first: one user's (``who``), optionally of
+    one project, containing ``q`` (case-insensitive) or starting with ``prefix``; each
+    command once, at its latest use."""
+    where, args = ["who = ?"], [p["who"]]
+    if p.get("project"):
+        where.append("project = ?")
+        args.append(p["project"])
+    if p.get("q"):
+        where.append("contains(lower(command), lower(?))")
+        args.append(p["q"])
+    if p.get("prefix"):
+        where.append("starts_with(command, ?)")
+        args.append(p["prefix"])
+    return (
+        f"""
+        SELECT command, max(ts) AS ts, count(*) AS uses, any_value(project) AS project
+        FROM console_history WHERE {' AND '.join(where)}
+        GROUP BY command ORDER BY max(ts) DESC LIMIT ?
+        """,
+        [*args, _limit(p, 50)],
+    )

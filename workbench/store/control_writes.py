@@ -48,6 +48,12 @@ def agent_event(store: Store, values: list[Any]) -> None:
     submit(store, "INSERT INTO agent_events VALUES (?, ?, ?, ?, ?, ?)", values)
 
 
+def console_commands(store: Store, rows: list[list[Any]]) -> None:
+    """``[at, who, project, command, console]`` per command typed in a project shell."""
+    for values in rows:
+        submit(store, "INSERT INTO console_history VALUES (?, ?, ?, ?, ?)", values)
+
+
 def save_approval(store: Store, row: dict[str, Any]) -> None:
     submit(store, f"INSERT OR REPLACE INTO approvals VALUES ({', '.join('?' * 11)})",
             [row[c] for c in APPROVAL_COLUMNS])

@@ -583,4 +583,18 @@ MIGRATIONS.append((15, [
     """,
 ]))
 
+# v16: consoles (workbench/console/). The commands people typed in the workbench's
+# project shells, per user and project: searched, and offered for completion.
+MIGRATIONS.append((16, [
+    """
+    CREATE TABLE console_history (
+        ts TIMESTAMP NOT NULL,
+        who VARCHAR NOT NULL,
+        project VARCHAR,
+        command VARCHAR NOT NULL,
+        console VARCHAR
+    )
+    """,
+]))
+
 LATEST = MIGRATIONS[-1][0]

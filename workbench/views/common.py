@@ -753,7 +753,8 @@ def nav(current: str) -> pn.pane.HTML:
         f'{"font-weight:700;text-decoration:underline" if name == current else "opacity:.85"}">'
         f"{label}</a>"
         for name, label in (("tests", "Tests"), ("agents", "Agents"), ("projects", "Projects"),
-                             ("control", "Control"), ("workflows", "Workflows"))
+                             ("control", "Control"), ("workflows", "Workflows"),
+                             ("console", "Console"))
     )
     switch = (f'<a href="./{current}?theme={"default" if dark else "dark"}" '
               f'style="color:white;opacity:.85;margin-left:18px" title="switch theme">'

@@ -1,0 +1,208 @@
+"""The open consoles of this process: project shells and agents' terminals, by name.
+
+A name outlives the browser: a reload, or another device, attaches to the same terminal
+and is shown its recent screen. Who may do what is checked here too (control/access.py),
+not only by the route: viewers may watch an agent's terminal, operators may type into it
+(audited once per user and terminal), and only admins open, watch or close project
+shells — each audited, and recorded (cast.py) for admins to replay.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import config, launcher
+from ..control import access
+from . import cast, io
+from .history import RC, ShellHistory
+from .terminal import Client, Terminal
+
+if TYPE_CHECKING:
+    from ..control.access import Principal
+    from ..store import Store
+
+#: A console's name: what its URL carries.
+NAME = re.compile(r"[\w-]{1,80}")
+#: How often the shells' idle time is checked.
+SWEEP_S = 30.0
+
+
+class ConsoleError(Exception):
+    """A request about a console that cannot be done; ``status`` is its HTTP status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Consoles:
+    """Every open console of this process (one registry: agents' terminals are added by
+    their backend, shells by :meth:`open_shell`)."""
+
+    def __init__(self) -> None:
+        self._terminals: dict[str, Terminal] = {}
+        self._lock = threading.Lock()
+        self._sweeping = False
+
+    # -- finding ------------------------------------------------------------------------
+    def get(self, name: str) -> Terminal:
+        with self._lock:
+            found = self._terminals.get(name)
+        if found is None:
+            raise ConsoleError(404, f"no console {name!r} (it ended, or never was)")
+        return found
+
+    def agent(self, agent_id: str) -> Terminal | None:
+        with self._lock:
+            return self._terminals.get(f"agent-{agent_id}")
+
+    def list(self, principal: Principal) -> list[dict[str, Any]]:
+        """The consoles ``principal`` may see: agents' terminals for every reader, shells
+        for admins only."""
+        with self._lock:
+            terminals = list(self._terminals.values())
+        admin = config.allows(principal.role, "admin")
+        return [t.info() for t in terminals if t.kind == "agent" or admin]
+
+    def register(self, terminal: Terminal) -> None:
+        with self._lock:
+            self._terminals[terminal.name] = terminal
+        terminal.on_end = self._ended
+        terminal.start()
+
+    def _ended(self, terminal: Terminal) -> None:
+        # (an ended agent's terminal stays until the agent's next run replaces it, so that
+        # its last screen can still be read; an ended shell goes)
+        if terminal.kind == "shell":
+            with self._lock:
+                if self._terminals.get(terminal.name) is terminal:
+                    del self._terminals[terminal.name]
+
+    # -- shells -------------------------------------------------------------------------
+    def open_shell(self, store: Store, principal: Principal, project: str,
+                   size: tuple[int, int] = (24, 80)) -> Terminal:
+        """A new shell in ``project``'s folder for an admin (audited, recorded). The folder
+        is the one the projects table holds for that name, resolved: never a path a client
+        sent."""
+        from ..projects.identity import folder_of
+
+        access.authorize(store, principal, "console-shell", project)
+        row = folder_of(store, project)
+        if row is None:
+            raise ConsoleError(404, f"no project {project!r} with a folder: scan or link it "
+                               "on the Projects page first")
+        folder = Path(row["path"]).resolve()
+        if not folder.is_dir():
+            raise ConsoleError(404, f"project {project!r}: its folder {row['path']} is gone")
+        with self._lock:
+            mine = [t for t in self._terminals.values()
+                    if t.kind == "shell" and t.owner == principal.who and not t.ended]
+        most = config.get("OBSERVATORY_CONSOLE_SHELLS")
+        if len(mine) >= most:
+            raise ConsoleError(429, f"{principal.who} has {len(mine)} shells open (the "
+                               f"limit is {most}, OBSERVATORY_CONSOLE_SHELLS): close one")
+        name = f"sh-{secrets.token_hex(6)}"
+        base = store_folder(store)
+        rc = base / "rc" / f"{name}.bashrc"
+        rc.parent.mkdir(parents=True, exist_ok=True)
+        rc.write_text(RC)
+        history = ShellHistory(store, base / "history" / f"{name}.hist", principal.who,
+                               project, name)
+        bash = shutil.which("bash")
+        argv = ([bash, "--noprofile", "--rcfile", str(rc), "-i"] if bash
+                else [shutil.which("sh") or "/bin/sh", "-i"])
+        env = launcher.child_env(own={
+            "TERM": "xterm-256color", "COLORTERM": "truecolor", "HISTFILE": str(history.path),
+            "OBSERVATORY_PROJECT": project, "SHELL": argv[0]})
+        child = launcher.spawn_pty(argv, cwd=folder, env=env, size=size)
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        recorder = cast.Recorder(base / "recordings" / f"{stamp}-{name}.cast", size[1],
+                                 size[0], f"{project} — {principal.who}", env)
+        terminal = Terminal(name, "shell", project, principal.who, child,
+                            title=f"{project} shell", recorder=recorder,
+                            on_input=history.typed, on_output=history.printed)
+        self.register(terminal)
+        access.record(store, principal, "console-shell", project,
+                      {"console": name, "pid": child.pid, "folder": str(folder),
+                       "recording": recorder.name})
+        self._sweep_later()
+        return terminal
+
+    def close(self, store: Store, principal: Principal, name: str) -> None:
+        terminal = self.get(name)
+        if terminal.kind != "shell":
+            raise ConsoleError(409, f"{name} is an agent's terminal: stop the agent instead")
+        access.authorize(store, principal, "console-shell", terminal.target)
+        access.record(store, principal, "console-close", terminal.target, {"console": name})
+        io.call(terminal.close, f"closed by {principal.who}")
+
+    def _sweep_later(self) -> None:
+        if not self._sweeping:
+            self._sweeping = True
+            io.call(lambda: io.later(SWEEP_S, self._sweep))
+
+    def _sweep(self) -> None:
+        """End shells nobody typed into for OBSERVATORY_CONSOLE_IDLE_S (on the loop)."""
+        idle = config.get("OBSERVATORY_CONSOLE_IDLE_S")
+        now = time.time()
+        with self._lock:
+            shells = [t for t in self._terminals.values() if t.kind == "shell"]
+        for t in shells:
+            if not t.ended and now - t.last_input > idle:
+                t.close(f"idle for {idle:.0f} s")
+        io.later(SWEEP_S, self._sweep)
+
+    # -- clients ------------------------------------------------------------------------
+    def may_watch(self, principal: Principal, terminal: Terminal) -> bool:
+        return config.allows(principal.role, "admin" if terminal.kind == "shell" else "viewer")
+
+    def may_type(self, principal: Principal, terminal: Terminal) -> bool:
+        return config.allows(principal.role, "admin" if terminal.kind == "shell"
+                             else "operator")
+
+    def attach(self, terminal: Terminal, client: Client) -> None:
+        io.call(terminal.attach, client)
+
+    def detach(self, terminal: Terminal, client: Client) -> None:
+        io.call(terminal.detach, client, config.get("OBSERVATORY_CONSOLE_GRACE_S"))
+
+    # -- recordings ---------------------------------------------------------------------
+    def recordings(self, store: Store) -> list[dict[str, Any]]:
+        folder = store_folder(store) / "recordings"
+        out = []
+        for path in sorted(folder.glob("*.cast"), reverse=True) if folder.is_dir() else []:
+            try:
+                with path.open(encoding="utf-8") as f:
+                    header = json.loads(f.readline() or "{}")
+            except (OSError, ValueError):
+                header = {}
+            out.append({"name": path.name, "bytes": path.stat().st_size,
+                        "title": header.get("title", ""), "timestamp": header.get("timestamp"),
+                        "width": header.get("width"), "height": header.get("height")})
+        return out
+
+    def recording(self, store: Store, name: str) -> Path:
+        if not cast.NAME.fullmatch(name):
+            raise ConsoleError(400, f"{name!r}: not a recording's name")
+        path = store_folder(store) / "recordings" / name
+        if not path.is_file():
+            raise ConsoleError(404, f"no recording {name!r}")
+        return path
+
+
+def store_folder(store: Store) -> Path:
+    """Where consoles keep their files: ``consoles/`` beside the database."""
+    db = getattr(store, "path", None)
+    base = Path(db).parent if db and str(db) != ":memory:" else config.home()
+    return base / "consoles"
+
+
+#: This process's consoles.
+CONSOLES = Consoles()
