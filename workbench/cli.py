@@ -317,6 +317,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(or the workbench serving it). Point a coding agent at `observatory mcp`.")
     _target_args(mcp)
     mcp.set_defaults(func=cmd_mcp)
+    tui = sub.add_parser(
+        "tui", help="the terminal UI: fleet, approvals, tasks, alerts, test runs, consoles",
+        description="A keyboard-first terminal UI (Textual) over a running workbench's API: "
+        "the fleet with live states, the approvals inbox (a: allow, d: deny), tasks, alerts "
+        "(k: acknowledge, r: resume), recent test runs with their failures, and attaching to "
+        "a console. ? shows every key. Needs a running workbench (`observatory serve`): the "
+        "agents live in its process.")
+    _target_args(tui)
+    tui.set_defaults(func=cmd_tui)
     _agents_parser(sub)
     _tasks_parser(sub)
     _alerts_parser(sub)
@@ -1060,6 +1069,20 @@ def cmd_projects_change(args: argparse.Namespace) -> int:
             "set": f"{row['name']}: test runs use "
                    f"{row.get('python') or 'the interpreter found for them'}"}
     print(said[args.action])
+    return 0
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    from .intake.rule import resolve
+
+    _, url = resolve(args.db, args.url)
+    if not url:
+        print("observatory tui: no running workbench found (start one with `observatory "
+              "serve`, or give --url)", file=sys.stderr)
+        return 1
+    from .tui.app import ObservatoryApp
+
+    ObservatoryApp(url).run()
     return 0
 
 

@@ -305,6 +305,7 @@ class Terminal:
                 "created": self.created, "clients": len(self.clients),
                 "cols": self.cols, "rows": self.rows, "ended": self.ended,
                 "exit_code": self.exit_code, "bytes_out": self.bytes_out,
+                "paused_s": round(self.paused_s, 3),
                 "last_input": self.last_input,
                 "recording": getattr(self.recorder, "name", None)}
 

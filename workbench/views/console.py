@@ -2,7 +2,8 @@
 shells in projects' folders (admins), the recordings of past shells (admins replay them),
 and the caller's own command history.
 
-``?agent=ID`` opens that agent's terminal, ``?console=NAME`` any console, ``?project=NAME``
+``?agent=ID`` opens that agent's terminal, ``?console=NAME`` any console (``&mode=read``:
+read-only even if it is one's own shell), ``?project=NAME``
 picks the project for a new shell, ``?recording=NAME`` plays a recording.
 """
 
@@ -48,6 +49,8 @@ class ConsolePage(pn.viewable.Viewer):
     def refresh(self) -> None:
         m = self.model
         self.project.options = m.projects()
+        if self.project.value not in self.project.options and self.project.options:
+            self.project.value = self.project.options[0]
         rows = []
         for c in m.consoles():
             watch = pn.widgets.Button(name="Open", width=70, margin=(2, 4))
@@ -55,9 +58,9 @@ class ConsolePage(pn.viewable.Viewer):
             what = ("shell of " + escape(c["owner"]) if c["kind"] == "shell"
                     else "agent terminal")
             state = "ended" if c["ended"] else f"{c['clients']} attached"
-            rows.append(pn.Row(watch, pn.pane.HTML(
+            rows.append(pn.Row(watch, pn.pane.HTML(width=270, object=(
                 f'<b>{escape(c["title"])}</b><br><span style="font-size:12px;opacity:.75">'
-                f'{what} · {state} · {c["cols"]}×{c["rows"]}</span>', margin=(0, 4)),
+                f'{what} · {state} · {c["cols"]}×{c["rows"]}</span>'), margin=(0, 4)),
                 sizing_mode="stretch_width"))
         self.consoles.objects = rows or [empty(
             "No open consoles. An agent defined with config.pty on has a terminal while it "
@@ -104,10 +107,17 @@ class ConsolePage(pn.viewable.Viewer):
         may_type = m.may("console-shell" if shell else "console-type")
         term = XTerm(console=name, mode=mode if may_type else "read", dark=self.dark,
                      height=520, sizing_mode="stretch_width")
-        typing = pn.widgets.Toggle(name="Type", value=term.mode == "write", width=80,
-                                   disabled=not may_type, button_type="primary")
-        typing.param.watch(lambda e: setattr(term, "mode", "write" if e.new else "read"),
-                           "value")
+        writing = term.mode == "write"
+        typing = pn.widgets.Toggle(name="Typing" if writing else "Type", value=writing,
+                                   width=90, disabled=not may_type,
+                                   button_type="success" if writing else "light")
+
+        def switch(event: Any) -> None:
+            term.mode = "write" if event.new else "read"
+            typing.name = "Typing" if event.new else "Type"
+            typing.button_type = "success" if event.new else "light"
+
+        typing.param.watch(switch, "value")
         parts: list[Any] = [typing]
         if shell:
             close = pn.widgets.Button(name="End shell", button_type="danger", width=100,
@@ -141,6 +151,8 @@ class ConsolePage(pn.viewable.Viewer):
             self._say(str(err), error=True)
             return
         self.open_tab(name, f"{project} shell", mode="write")
+        if pn.state.location is not None:  # (a reload reattaches to it)
+            pn.state.location.update_query(console=name)
         self._say(f"Opened a shell in {project} ({name}); it is recorded.")
         self.refresh()
 
@@ -162,8 +174,8 @@ class ConsolePage(pn.viewable.Viewer):
                          "recorded)</span>"),
             pn.Row(self.project, self.open_btn),
             pn.layout.Divider(), pn.pane.HTML("<b>Recordings</b>"), self.recordings,
-            pn.layout.Divider(), pn.pane.HTML("<b>Your commands</b>"), self.history_q,
-            self.history, width=380)
+            *([pn.layout.Divider(), pn.pane.HTML("<b>Your commands</b>"), self.history_q,
+               self.history] if self.model.may("console-shell") else []), width=380)
         welcome = empty("Open a console on the left: it opens here, in a tab. Several may be "
                         "open; a reload reattaches and shows the recent screen.")
         main = pn.Column(self.status, self.tabs if len(self.tabs) else welcome,
@@ -195,7 +207,12 @@ def console_page(store) -> pn.template.BaseTemplate:
     if wanted:
         known = {c["name"]: c for c in page.model.consoles()}
         if wanted in known:
-            page.open_tab(wanted, known[wanted]["title"])
+            mine = (known[wanted]["kind"] == "shell"
+                    and known[wanted]["owner"] == page.model.principal.who)
+            # (one's own shell, reloaded, types again; anyone else's opens read-only, and
+            # so does any with ?mode=read)
+            mode = "write" if mine and arg("mode") != "read" else "read"
+            page.open_tab(wanted, known[wanted]["title"], mode=mode)
         else:
             page._say(f"No open console {wanted}: an agent has a terminal only while it runs "
                       "with config.pty on.", error=True)

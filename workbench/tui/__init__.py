@@ -1,0 +1,1 @@
+"""`observatory tui`: the terminal UI."""
