@@ -9,8 +9,9 @@ prints ``--mb`` megabytes in lines of 1,000 bytes. Measured in one run:
 - **server memory**: the serve process's resident set size, sampled every 100 ms: before
   and at its peak;
 - **the agent**: how long it took to print everything with the page attached, against the
-  same command printing into ``/dev/null`` (its own pace), and the time the console's flow
-  control held it (``paused_s``).
+  same agent with nobody attached (the server still reads its terminal, keeps the replay
+  buffer and makes log events), and the time the console's flow control held it
+  (``paused_s``).
 
     python benchmarks/console_flood.py [--mb 50]
 """
@@ -18,6 +19,7 @@ prints ``--mb`` megabytes in lines of 1,000 bytes. Measured in one run:
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import statistics
 import subprocess
@@ -44,11 +46,36 @@ FLOOD = ("import sys, time\n"
          "print('flood done in %.2f s' % (time.time() - t0), flush=True)\n")
 
 
-def own_pace(blocks: int) -> float:
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", FLOOD.format(delay=0, blocks=blocks)],
-                   stdout=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - t0
+def printed_in(url: str, name: str) -> float:
+    """The agent's own report of how long its printing took (the end of its screen)."""
+    from websockets.sync.client import connect
+
+    out = b""
+    with connect(url.replace("http", "ws") + f"/ws/console/{name}") as ws:
+        end = time.monotonic() + 2
+        while time.monotonic() < end and b"flood done" not in out:
+            try:
+                message = ws.recv(timeout=0.5)
+            except TimeoutError:
+                continue
+            if isinstance(message, bytes):
+                out += message
+    found = re.search(rb"flood done in ([\d.]+) s", out)
+    return float(found.group(1)) if found else float("nan")
+
+
+def flood(c: httpx.Client, blocks: int, name: str) -> dict:
+    agent = c.post("/api/agents", json={
+        "name": name, "backend": "process", "config": {"pty": True},
+        "command": [sys.executable, "-c", FLOOD.format(delay=4, blocks=blocks)]}).json()[
+        "agent"]
+    c.post(f"/api/agents/{agent['id']}/start")
+    return agent
+
+
+def info(c: httpx.Client, agent: dict) -> dict:
+    return next((x for x in c.get("/api/console").json()["consoles"]
+                 if x["name"] == f"agent-{agent['id']}"), {})
 
 
 def main() -> None:
@@ -57,7 +84,6 @@ def main() -> None:
     args = ap.parse_args()
     blocks = args.mb * 1_000_000 // (1000 * 64)
     print(machine())
-    alone = own_pace(blocks)
     tmp = tempfile.mkdtemp(prefix="console-flood-")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -68,7 +94,7 @@ def main() -> None:
     try:
         wait_http(url + "/api/health", 90)
         serve = psutil.Process(server.pid)
-        rss = {"before": serve.memory_info().rss, "peak": 0}
+        rss = {"peak": 0}
         stop = threading.Event()
 
         def sample() -> None:
@@ -80,11 +106,17 @@ def main() -> None:
 
         threading.Thread(target=sample, daemon=True).start()
         c = httpx.Client(base_url=url, timeout=30)
-        agent = c.post("/api/agents", json={
-            "name": "flood", "backend": "process", "config": {"pty": True},
-            "command": [sys.executable, "-c", FLOOD.format(delay=4, blocks=blocks)]}).json()[
-            "agent"]
-        c.post(f"/api/agents/{agent['id']}/start")
+        # 1. Nobody attached: the server reads the terminal, keeps its replay buffer and
+        # turns the output into log events.
+        before = serve.memory_info().rss
+        alone = flood(c, blocks, "flood-alone")
+        while not info(c, alone).get("ended"):
+            time.sleep(0.2)
+        alone_info, alone_peak = info(c, alone), rss["peak"]
+        alone_s = printed_in(url, f"agent-{alone['id']}")
+        # 2. The same with the Console page attached, clicked and typed into meanwhile.
+        rss["peak"] = 0
+        agent = flood(c, blocks, "flood-watched")
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as p:
@@ -96,11 +128,7 @@ def main() -> None:
             box = page.get_by_placeholder("search the screen")
             clicks = []
             started = time.perf_counter()
-            while True:
-                info = next((x for x in c.get("/api/console").json()["consoles"]
-                             if x["name"] == f"agent-{agent['id']}"), {})
-                if info.get("ended") or time.perf_counter() - started > 600:
-                    break
+            while not info(c, agent).get("ended") and time.perf_counter() - started < 600:
                 t0 = time.perf_counter()
                 box.click()
                 page.keyboard.type("a")
@@ -108,23 +136,25 @@ def main() -> None:
                 clicks.append(time.perf_counter() - t0)
                 time.sleep(0.25)
             took = time.perf_counter() - started
-            screen = page.locator(".xterm-rows").first.inner_text()
+            deadline = time.monotonic() + 30  # (the terminal is in a shadow root)
+            while "flood done" not in page.locator(".xterm-rows").first.inner_text():
+                assert time.monotonic() < deadline, "the page never showed the flood's end"
+                time.sleep(0.2)
             browser.close()
         stop.set()
-        events = c.get(f"/api/agents/{agent['id']}", params={"limit": 50}).json()["events"]
-        out = next((e["text"] for e in events if "flood done" in (e.get("text") or "")),
-                   "flood done in ? s")
-        print(f"flood: {args.mb} MB in lines of 1,000 bytes; the agent printed it in "
-              f"{out.split(' in ')[-1]} with the page attached (alone, into /dev/null: "
-              f"{alone:.2f} s for the whole process)")
-        print(f"flow control held the agent {info.get('paused_s', 0):.2f} s in all; "
-              f"{info.get('bytes_out', 0) / 1e6:.1f} MB read from its terminal")
-        print(f"page: {len(clicks)} clicks+keys during {took:.1f} s; answered in median "
-              f"{statistics.median(clicks) * 1000:.0f} ms, max {max(clicks) * 1000:.0f} ms")
-        print(f"server RSS: {rss['before'] / 2**20:.0f} MB before, peak "
-              f"{rss['peak'] / 2**20:.0f} MB")
-        print(f"the page's screen ends with the flood's last line: "
-              f"{'flood done' in screen}")
+        watched = info(c, agent)
+        watched_s = printed_in(url, f"agent-{agent['id']}")
+        print(f"flood: {args.mb} MB in lines of 1,000 bytes from a process agent on a PTY")
+        print(f"{'':<26}{'prints it in':>14}{'held by flow control':>22}{'server RSS peak':>17}")
+        print(f"{'nobody attached':<26}{alone_s:>12.2f} s{alone_info['paused_s']:>20.2f} s"
+              f"{alone_peak / 2**20:>14.0f} MB")
+        print(f"{'the Console page attached':<26}{watched_s:>12.2f} s"
+              f"{watched['paused_s']:>20.2f} s{rss['peak'] / 2**20:>14.0f} MB")
+        print(f"server RSS before: {before / 2**20:.0f} MB; "
+              f"{watched['bytes_out'] / 1e6:.1f} MB read from the watched terminal")
+        print(f"page during the flood: {len(clicks)} clicks+keys in {took:.1f} s, answered in "
+              f"median {statistics.median(clicks) * 1000:.0f} ms, max "
+              f"{max(clicks) * 1000:.0f} ms; its screen ends with the flood's last line")
     finally:
         server.terminate()
         server.wait(30)

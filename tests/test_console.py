@@ -381,3 +381,30 @@ def test_an_asciicast_recording_reads_back(tmp_path):
     (tmp_path / "b.cast").write_text('{"version": 1}\n')
     with pytest.raises(ValueError, match="b.cast:1: not an asciicast v2 header"):
         cast.read(tmp_path / "b.cast")
+
+
+def test_a_follower_reads_a_flood_a_megabyte_at_a_time(tmp_path):
+    """An agent's output file that grew by megabytes between two reads is read in bounded
+    pieces (the supervisor once read it whole: a 200 MB flood cost it 400 MB)."""
+    import threading
+
+    from workbench.control import follow
+
+    path = tmp_path / "out"
+    lines = [f"{i:06d} ".encode() + b"y" * 200 for i in range(15_000)]  # ~3 MB
+    path.write_bytes(b"\n".join(lines) + b"\n" + b"z" * (follow.READ_BYTES * 2 + 10))
+    got: list[bytes] = []
+    ended = threading.Event()
+    ended.set()
+    entry = follow.Followed(path, 0, got.append, ended)
+    reads: list[int] = []
+    handle = path.open("rb")
+    read = handle.read
+    handle.read = lambda n=-1: (reads.append(n), read(n))[1]  # (what each read asks for)
+    entry.handle = handle
+    assert follow.Followers._read(entry) is True
+    handle.close()
+    assert got[:15_000] == lines
+    assert b"".join(got[15_000:]) == b"z" * (follow.READ_BYTES * 2 + 10)
+    assert all(len(x) <= follow.READ_BYTES * 2 for x in got)
+    assert reads and all(0 < n <= follow.READ_BYTES for n in reads)

@@ -8,7 +8,10 @@ callback). While a client has more than :data:`HIGH_WATER` bytes unacknowledged,
 reader stops reading the PTY, so the child blocks on a full terminal as it would on a slow
 one — but never for longer than :data:`MAX_PAUSE_S`: then the slow client is marked
 *behind*, output is read again and not sent to it, and once it has drawn what it had it is
-sent the recent screen instead (as on a reattach). A chatty program therefore neither
+sent the recent screen instead (as on a reattach). A client that held the child for
+MAX_PAUSE_S in all within SLOW_S — in one long pause or many short ones — is not waited for
+again for SLOW_S (it is left behind at once), so the child is held at most MAX_PAUSE_S in
+any SLOW_S by a slow client. A chatty program therefore neither
 floods a browser (at most HIGH_WATER bytes in flight each) nor waits on one for long, and
 the server holds at most the replay buffer plus HIGH_WATER per client.
 """
@@ -27,10 +30,19 @@ from . import io
 
 #: What a reattaching client is shown: the last bytes the terminal printed.
 REPLAY_BYTES = 256 * 1024
-HIGH_WATER = 256 * 1024
-LOW_WATER = 32 * 1024
+#: Undrawn bytes a client may have before the reader pauses (xterm.js draws ~64 KiB in a
+#: few frames), and the level at which reading resumes.
+HIGH_WATER = 64 * 1024
+LOW_WATER = 16 * 1024
+#: What a client that fell behind is sent when it has caught up: enough for a screen (a
+#: 50×200 terminal is 10 KB of text), not the whole replay buffer, so that catching up
+#: costs the browser little.
+RESYNC_BYTES = 16 * 1024
 #: The longest the child waits for a slow client before that client is left behind.
-MAX_PAUSE_S = 1.0
+MAX_PAUSE_S = 0.5
+#: How long a client that was left behind is not waited for again: while it is slow, it is
+#: left behind at once (a flood is not paused for it over and over).
+SLOW_S = 10.0
 CHUNK = 64 * 1024
 #: What a client that fell behind is sent before the recent screen: xterm's full reset.
 RESET = b"\x1bc"
@@ -49,6 +61,10 @@ class Client:
     rows: int = 24
     pending: int = 0
     behind: bool = False
+    slow_until: float = 0.0
+    #: Seconds this client held the child since ``held_since`` (a window of SLOW_S).
+    held: float = 0.0
+    held_since: float = 0.0
     since: float = field(default_factory=time.time)
 
 
@@ -83,6 +99,7 @@ class Terminal:
         self.paused_s = 0.0
         self._paused_at: float | None = None
         self._pause_timer: Any = None
+        self._holders: list[Client] = []
         self._grace_timer: Any = None
         self._typed_by: set[str] = set()
         os.set_blocking(self.fd, False)
@@ -114,10 +131,14 @@ class Terminal:
             self.recorder.output(data)
         if self.on_output is not None:
             self.on_output()
+        now = time.monotonic()
         for client in self.clients:
-            if not client.behind:
-                client.pending += len(data)
-                client.deliver(data)
+            if client.behind:
+                continue
+            client.pending += len(data)
+            client.deliver(data)
+            if client.pending > HIGH_WATER and client.slow_until > now:
+                client.behind = True  # (slow lately: not waited for again)
         if any(c.pending > HIGH_WATER and not c.behind for c in self.clients):
             self._pause()
 
@@ -126,13 +147,22 @@ class Terminal:
             return
         io.loop().remove_reader(self.fd)
         self._paused_at = time.monotonic()
+        self._holders = [c for c in self.clients if not c.behind and c.pending > HIGH_WATER]
         self._pause_timer = io.later(MAX_PAUSE_S, self._overdue)
 
     def _resume(self) -> None:
         if self._paused_at is None or self.ended:
             return
-        self.paused_s += time.monotonic() - self._paused_at
+        now = time.monotonic()
+        held = now - self._paused_at
+        self.paused_s += held
         self._paused_at = None
+        for c in self._holders:  # (a client that holds the child often is slow)
+            if now - c.held_since > SLOW_S:
+                c.held, c.held_since = 0.0, now
+            c.held += held
+            if c.held >= MAX_PAUSE_S:
+                c.slow_until, c.held = now + SLOW_S, 0.0
         if self._pause_timer is not None:
             self._pause_timer.cancel()
         io.loop().add_reader(self.fd, self._readable)
@@ -142,6 +172,7 @@ class Terminal:
         for client in self.clients:
             if client.pending > LOW_WATER:
                 client.behind = True
+                client.slow_until = time.monotonic() + SLOW_S
         self._resume()
 
     def screen(self) -> bytes:
@@ -186,7 +217,7 @@ class Terminal:
         client.pending = max(0, client.pending - max(0, count))
         if client.behind and client.pending <= LOW_WATER:
             client.behind = False
-            screen = RESET + self.screen()
+            screen = RESET + self.screen()[-RESYNC_BYTES:]
             client.pending += len(screen)
             client.deliver(screen)
         if self._paused_at is not None and self._all_drained():

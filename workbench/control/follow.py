@@ -17,6 +17,10 @@ from pathlib import Path
 POLL_S = 0.1
 
 
+#: The most a follower reads of one file at a time.
+READ_BYTES = 1 << 20
+
+
 @dataclass
 class Followed:
     path: Path
@@ -81,9 +85,15 @@ class Followers:
             entry.handle = entry.path.open("rb")
             entry.handle.seek(entry.offset)
         f = entry.handle
-        if os.fstat(f.fileno()).st_size > f.tell():
-            data = entry.pending + f.read()
+        # A megabyte at a time: an agent that printed 200 MB since the last read must not
+        # make the supervisor hold 200 MB (and its lines) at once. A "line" longer than
+        # that is passed on in pieces.
+        while os.fstat(f.fileno()).st_size > f.tell():
+            data = entry.pending + f.read(READ_BYTES)
             *lines, entry.pending = data.split(b"\n")
+            if len(entry.pending) >= READ_BYTES:
+                lines.append(entry.pending)
+                entry.pending = b""
             for line in lines:
                 entry.on_line(line)
         if ended:
