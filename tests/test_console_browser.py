@@ -168,5 +168,13 @@ def test_a_project_shell_in_the_browser(served, evil_site, chromium, output_dir)
         wait_for(lambda: "ended" in page.locator(".wb-state").first.inner_text(), 15,
                  "the page says so")
         page.screenshot(path=str(output_dir / "ended-light.png"))
+        # Its recording, replayed on the page (admins).
+        page.get_by_role("button", name="↻ Refresh").click()
+        page.get_by_role("button", name="Replay").first.click()
+        # (played at its own pace, each pause cut to a second at most)
+        wait_for(lambda: page.get_by_text("played ").count(), 90, "the replay's end")
+        replay = page.locator(".xterm-rows").last.inner_text()
+        assert hello in replay and "after-5" in replay and "intruder" not in replay
+        page.screenshot(path=str(output_dir / "replay-light.png"))
         assert outside == []
         browser.close()

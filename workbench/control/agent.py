@@ -147,6 +147,8 @@ class Agent:
             "exit_code": self.exit_code, "cost_usd": round(self.cost_usd, 6),
             "restarts": self.restarts, "labels": self.spec["labels"],
             "task_id": self.task_id, "pool": self.spec.get("pool"),
+            # (it runs on a PTY: the console can attach while it runs)
+            "pty": bool((self.spec.get("config") or {}).get("pty")),
             "pending_approvals": len(self.sup.inbox.pending(self.id)),
             "last_event": self.last_event, "sample": self.sample,
             "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),

@@ -352,7 +352,9 @@ class AgentDetail(pn.viewable.Viewer):
             f'<div style="font-size:13px">{escape(a["backend"])}'
             f'{" · project " + escape(a["project"]) if a.get("project") else ""}'
             f' · session {escape(a.get("session_id") or "-")} · {_cost(a) or "no cost"}'
-            f' · {escape(a["restarts"])} restart(s)</div>'
+            f' · {escape(a["restarts"])} restart(s)'
+            + (f' · <a href="./console?agent={escape(a["id"])}">its terminal</a>'
+               if a.get("pty") else "") + '</div>'
             + (f'<div style="color:#d64545">{escape(a["last_error"])}</div>'
                if a.get("last_error") else ""))
         self._events.value = self.model.events(detail)

@@ -228,13 +228,14 @@ class IdentityForm(pn.viewable.Viewer):
         # HTML, not Markdown: it shows names, paths and errors (see .escape)
         self._status = pn.pane.HTML("", sizing_mode="stretch_width")
         self._shown: tuple = ()
+        self._shell = pn.pane.HTML("", margin=(0, 10))
         self._row = pn.Column(
             pn.FlexBox(pn.Row(self.name_input, self.rename),
                        pn.Row(self.folder_input, self.link),
                        pn.Row(self.python_input, self.set_python),
                        # (as wide as the page, so the three wrap instead of running off it)
                        sizing_mode="stretch_width"),
-            self._status, visible=may, sizing_mode="stretch_width")
+            self._shell, self._status, visible=may, sizing_mode="stretch_width")
 
     def load(self, info: dict) -> None:
         m = self.model
@@ -248,6 +249,12 @@ class IdentityForm(pn.viewable.Viewer):
             self.folder_input.value = path if isinstance(path, str) else ""
             self.python_input.value = python if isinstance(python, str) else ""
         self.rename.disabled = self.set_python.disabled = not isinstance(path, str)
+        shell = (isinstance(path, str) and self.principal is not None
+                 and self.principal.may("console-shell"))
+        self._shell.object = (
+            f'<a href="./console?project={escape(m.project)}">Open a shell in its folder</a> '
+            '<span style="font-size:12px;opacity:.7">(admins; recorded)</span>'
+            if shell else "")
 
     def _act(self, action: str, value: str) -> None:
         from ..control.access import Forbidden
