@@ -127,7 +127,7 @@ def likely_commands(project: str) -> list[str]:
 
     row = folder_of(store, project) if project else None
     if row is not None:
-        python = row.get("python") or "python"
+        python = row.get("python") or "python3"
         out.append(f"{python} -m pytest -q")
     try:
         agents = store.query("agents")
