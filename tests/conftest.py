@@ -116,6 +116,39 @@ def write_tree(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def claude() -> str:
+    """The real Claude Code CLI (npm @anthropic-ai/claude-code): CI installs it."""
+    from workbench.control.claude_code import find_binary
+
+    binary = find_binary()
+    if binary:
+        return binary
+    if IN_CI:
+        pytest.fail("the claude CLI is missing (.ci/run installs @anthropic-ai/claude-code)")
+    pytest.skip("the claude CLI is not installed: npm install @anthropic-ai/claude-code")
+
+
+def page_log_in(page, url: str, role: str) -> None:
+    """Log a Playwright page in to the dashboards with ``role``'s token as the password."""
+    page.goto(url + "/login")
+    page.fill("input[name=username]", role)
+    page.fill("input[name=password]", TOKENS[role])
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+
+
+def gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (a zombie has): no race between asking whether it
+    exists and asking its state."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

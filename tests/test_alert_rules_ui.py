@@ -19,7 +19,7 @@ import pytest
 from workbench.analysis.alert_preview import preview
 from workbench.control.alerts import AlertRule, check_rule
 
-from .conftest import ROLE_ENV, TOKENS, Served, role_client, wait_for
+from .conftest import ROLE_ENV, TOKENS, Served, page_log_in, role_client, wait_for
 
 # real processes (a served workbench, agents, pytest, kernels): not in the quick part
 pytestmark = pytest.mark.slow
@@ -237,14 +237,6 @@ def test_cli_alerts_rules_and_agent_labels(served, history):
     assert json.loads(worker.stdout)["labels"] == ["first", "py", "fast"]
 
 
-def log_in(page, url: str, role: str) -> None:
-    page.goto(url + "/login")
-    page.fill("input[name=username]", role)
-    page.fill("input[name=password]", TOKENS[role])
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-
-
 def rules_tab(page, url: str) -> None:
     page.goto(url)
     page.locator(".bk-tab").get_by_text("Alerts", exact=True).click()
@@ -262,7 +254,7 @@ def manage_a_rule(browser, served, api, theme: str, output_dir) -> None:
     outside: list[str] = []
     page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(
         (served.url, "data:", "blob:")) else None)
-    log_in(page, served.url, "admin")
+    page_log_in(page, served.url, "admin")
     rules_tab(page, served.url + f"/control?theme={theme}")
     rule_id = f"ui-{theme}"
     # New: a state rule on the pv agents, from the form built from AlertRule.
@@ -321,7 +313,7 @@ def test_alert_rules_on_the_alerts_tab(served, history, chromium, output_dir):
             manage_a_rule(browser, served, api, theme, output_dir)
         # A viewer: may preview, may not change (the buttons say so; the server checks).
         page = browser.new_page(viewport={"width": 1440, "height": 900})
-        log_in(page, served.url, "viewer")
+        page_log_in(page, served.url, "viewer")
         rules_tab(page, served.url + "/control")
         # The rules table's cell: the alerts table above names the rule too, and may be
         # drawn before the rules table is, so "the last such cell" can be the alerts'.

@@ -10,23 +10,11 @@ import time
 import httpx
 import pytest
 
-from workbench.control.claude_code import find_binary
-
-from .conftest import IN_CI, Served
+from .conftest import Served
 from .standins.messages_api import MessagesAPI
 
 # real processes (a served workbench, agents, pytest, kernels): not in the quick part
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def claude() -> str:
-    binary = find_binary()
-    if binary:
-        return binary
-    if IN_CI:
-        pytest.fail("the claude CLI is missing (.ci/run installs @anthropic-ai/claude-code)")
-    pytest.skip("the claude CLI is not installed: npm install @anthropic-ai/claude-code")
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from workbench import launcher
 from workbench.console import cast, io
 from workbench.console.terminal import CHUNK, HIGH_WATER, MAX_PAUSE_S, RESET, Client, Terminal
 
-from .conftest import ROLE_ENV, TOKENS, Served, role_client, wait_for
+from .conftest import ROLE_ENV, TOKENS, Served, gone, role_client, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -150,12 +150,9 @@ def test_a_project_shell_from_open_to_close(served, project):
         assert admin.get("/api/console/history", params={"q": "hello"}, headers={
             "Authorization": f"Bearer {TOKENS['operator']}"}).status_code == 403
         # Closed: every process of its session ends, the background job too.
-        leader = psutil.Process(shell["pid"])
         assert admin.delete(f"/api/console/{name}").json()["ok"]
-        wait_for(lambda: not psutil.pid_exists(job) or psutil.Process(job).status() ==
-                 "zombie", 10, "the background job ended")
-        wait_for(lambda: not leader.is_running() or leader.status() == "zombie", 10,
-                 "the shell ended")
+        wait_for(lambda: gone(job), 10, "the background job ended")
+        wait_for(lambda: gone(shell["pid"]), 10, "the shell ended")
         wait_for(lambda: name not in [c["name"] for c in admin.get("/api/console").json()[
             "consoles"]], 10, "the console gone")
         # The recording: what was typed and printed, for admins to replay.
@@ -237,10 +234,8 @@ def test_a_shell_nobody_watches_ends_after_the_grace(served):
         shell = open_shell(admin)
         with attach(served, shell["name"], mode="write") as ws:
             Screen(ws).read_until(Screen.prompt)
-        leader = psutil.Process(shell["pid"])
-        assert leader.is_running()  # (within the 2 s grace a reload reattaches)
-        wait_for(lambda: not leader.is_running() or leader.status() == "zombie", 15,
-                 "the abandoned shell ended")
+        assert not gone(shell["pid"])  # (within the 2 s grace a reload reattaches)
+        wait_for(lambda: gone(shell["pid"]), 15, "the abandoned shell ended")
 
 
 def test_a_shell_never_sees_the_workbench_secrets(served):

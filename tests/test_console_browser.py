@@ -11,12 +11,11 @@ import http.server
 import re
 import threading
 
-import psutil
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from .conftest import ROLE_ENV, TOKENS, Served, free_port, role_client, wait_for
+from .conftest import ROLE_ENV, Served, free_port, gone, page_log_in, role_client, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -69,14 +68,6 @@ def evil_site():
     server.server_close()
 
 
-def log_in(page, url: str, role: str) -> None:
-    page.goto(url + "/login")
-    page.fill("input[name=username]", role)
-    page.fill("input[name=password]", TOKENS[role])
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-
-
 def screen_text(page) -> str:
     return page.locator(".xterm-rows").first.inner_text()
 
@@ -91,7 +82,7 @@ def test_a_project_shell_in_the_browser(served, evil_site, chromium, output_dir)
         outside: list[str] = []
         page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(
             (served.url, "data:", "blob:", served.url.replace("http", "ws"))) else None)
-        log_in(page, served.url, "admin")
+        page_log_in(page, served.url, "admin")
         page.goto(served.url + "/console?project=webshell")
         page.get_by_role("button", name="Open a shell").click()
         page.locator(".xterm-helper-textarea").wait_for(timeout=20_000)
@@ -127,7 +118,7 @@ def test_a_project_shell_in_the_browser(served, evil_site, chromium, output_dir)
 
         # A viewer: no shell, and the websocket refused on the upgrade.
         viewer = browser.new_context().new_page()
-        log_in(viewer, served.url, "viewer")
+        page_log_in(viewer, served.url, "viewer")
         viewer.goto(served.url + "/console")
         assert viewer.get_by_role("button", name="Open a shell").is_disabled()
         assert shell["name"] not in viewer.content()
@@ -162,9 +153,7 @@ def test_a_project_shell_in_the_browser(served, evil_site, chromium, output_dir)
 
         # Ending the shell ends its whole session.
         page.get_by_role("button", name="End shell").click()
-        leader = psutil.Process(shell["pid"])
-        wait_for(lambda: not leader.is_running() or leader.status() == "zombie", 15,
-                 "the shell's end")
+        wait_for(lambda: gone(shell["pid"]), 15, "the shell's end")
         wait_for(lambda: "ended" in page.locator(".wb-state").first.inner_text(), 15,
                  "the page says so")
         page.screenshot(path=str(output_dir / "ended-light.png"))

@@ -52,6 +52,7 @@ def _params(store: Store) -> dict[str, dict]:
         "trace_spans": {"trace_id": trace},
         "agent_events": {"agent_id": "ag-demo"}, "agent_samples": {"agent_id": "ag-demo"},
         "webhook_deliveries": {"webhook_id": "wh-demo"},
+        "console_history": {"who": "loopback", "q": "echo"},
         "coverage_files": {"project": "checkout-service"},
         "project_agents": {"project": "checkout"},
         "coverage_file_tests": {"project": "checkout-service",

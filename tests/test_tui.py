@@ -14,23 +14,12 @@ import time
 import httpx
 import pytest
 
-from workbench.control.claude_code import find_binary
 from workbench.tui.app import ObservatoryApp, Table
 
-from .conftest import IN_CI, ROLE_ENV, TOKENS, Served, role_client, wait_for
+from .conftest import ROLE_ENV, TOKENS, Served, role_client, wait_for
 from .standins.messages_api import MessagesAPI
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def claude() -> str:
-    binary = find_binary()
-    if binary:
-        return binary
-    if IN_CI:
-        pytest.fail("the claude CLI is missing (.ci/run installs @anthropic-ai/claude-code)")
-    pytest.skip("the claude CLI is not installed: npm install @anthropic-ai/claude-code")
 
 
 @pytest.fixture(scope="module")

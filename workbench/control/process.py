@@ -113,7 +113,7 @@ class ProcessBackend:
         """Start the command on a pseudo-terminal that the console can attach to: its
         output is read by the consoles' loop and also appended to the output file, which
         the followers turn into log events as for any process agent."""
-        from ..console.manager import CONSOLES
+        from ..console.registry import TERMINALS
         from ..console.terminal import PtyChild, Terminal
 
         for name in ("stdout", "stderr"):
@@ -135,7 +135,7 @@ class ProcessBackend:
                                  self.agent.spec.get("name") or self.agent.id, pty,
                                  title=f"agent {self.agent.spec.get('name') or self.agent.id}",
                                  tee=tee)
-        CONSOLES.register(self.terminal)
+        TERMINALS.register(self.terminal)
         self.follow(from_end=False)
         return self.pid
 

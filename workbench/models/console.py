@@ -1,6 +1,6 @@
 """The consoles as a page or a notebook sees them: which terminals are open, which projects
 a shell may be opened in, the recordings, the shell history — and the actions, each
-checked for the caller's role by the console manager (console/manager.py) and audited."""
+checked for the caller's role by control/consoles.py and audited."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import param
 
-from ..console.manager import CONSOLES
+from ..control.consoles import CONSOLES
 
 
 class ConsoleModel(param.Parameterized):

@@ -27,9 +27,9 @@ from tornado.ioloop import IOLoop
 from tornado.websocket import WebSocketClosedError
 
 from ..console import history
-from ..console.manager import CONSOLES, ConsoleError
 from ..console.terminal import Client, Terminal
 from ..control import access
+from ..control.consoles import CONSOLES, ConsoleError
 from . import auth
 from .plugin_base import APIHandler, DeclaredSocket
 from .state import get_store

@@ -28,7 +28,7 @@ from .signal import live_stats
 from .state import get_intake, get_store
 
 #: Named queries only admins may run (the audit log and what webhooks sent).
-ADMIN_QUERIES = frozenset({"audit_log", "webhook_deliveries"})
+ADMIN_QUERIES = frozenset({"audit_log", "webhook_deliveries", "console_history"})
 
 
 class ReportHandler(UploadHandler):
@@ -155,7 +155,7 @@ class QueryHandler(APIHandler):
 
     async def get(self, name: str) -> None:
         def work() -> bytes:
-            if name in ADMIN_QUERIES:  # the audit log and webhook deliveries: admins only
+            if name in ADMIN_QUERIES:  # the audit log, webhook deliveries, shells' history
                 access.authorize(get_store(), auth.principal(self), "audit", name)
             params = _query_params(self.q["params"], name)
             try:

@@ -103,7 +103,7 @@ LEVELS = ("any", "ingest", "viewer", "operator", "admin")
 #: What a path parameter matches, by its name (default ``[\w-]+``: ids).
 ID = r"[\w-]+"
 PARAM_PATTERNS = {"run_id": r"[\w.-]+", "project": r"[^/]+", "server": r"[^/]+",
-                  "query": r"\w+"}
+                  "query": r"\w+", "recording": r"[\w.-]+"}
 _PARAM = re.compile(r"\{(\w+)(?::([^}]+))?\}")
 
 
@@ -379,7 +379,7 @@ ROUTES: list[Route] = [
     R("GET", "/api/console/complete", CompleteHandler, "admin", "no",
       "completions for a shell's line: history, the project's likely commands",
       query=s.CompleteQuery),
-    R("GET", "/api/console/recordings/{name:[\\w.-]+\\.cast}", RecordingHandler, "admin",
+    R("GET", "/api/console/recordings/{recording}", RecordingHandler, "admin",
       "action", "a shell's recording (asciicast v2)"),
     R("DELETE", "/api/console/{name}", ConsoleHandlerByName, "admin", "action",
       "end a shell and every process it started"),

@@ -760,3 +760,15 @@ def nav(current: str) -> pn.pane.HTML:
               f'style="color:white;opacity:.85;margin-left:18px" title="switch theme">'
               f'{"☀ light" if dark else "☾ dark"}</a>')
     return pn.pane.HTML(f'<div style="font-size:15px;margin-top:6px">{links}{switch}</div>')
+
+
+def role_page(title: str, current: str, body: object, role: str,
+              color: str) -> pn.template.BaseTemplate:
+    """A page of one view with the nav, the caller's role and the theme switch in its
+    header (the Workflows and Console pages)."""
+    shown = pn.pane.HTML(f'<span style="color:white;opacity:.85;font-size:13px">role: '
+                         f'{escape(role)}</span>', margin=(10, 0, 0, 20))
+    return pn.template.BootstrapTemplate(
+        title=f"Happy Observatory · {title}", main=[body],
+        header=[nav(current), shown, FollowBrowserTheme(width=0, height=0, margin=0)],
+        header_background=color, theme=pn.config.theme, design=ThemedDesign)

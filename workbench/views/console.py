@@ -15,9 +15,9 @@ from typing import Any
 import panel as pn
 import param
 
-from ..console.manager import ConsoleError
+from ..control.consoles import ConsoleError
 from ..models.console import ConsoleModel
-from .common import FollowBrowserTheme, ThemedDesign, empty, nav
+from .common import empty, role_page
 from .escape import escape
 from .terminal import XTerm
 
@@ -184,12 +184,7 @@ class ConsolePage(pn.viewable.Viewer):
         return pn.Row(side, main, sizing_mode="stretch_width")
 
     def template_page(self) -> pn.template.BaseTemplate:
-        role = pn.pane.HTML(f'<span style="color:white;opacity:.85;font-size:13px">role: '
-                            f'{escape(self.model.role)}</span>', margin=(10, 0, 0, 20))
-        return pn.template.BootstrapTemplate(
-            title="Happy Observatory · Console", main=[self],
-            header=[nav("console"), role, FollowBrowserTheme(width=0, height=0, margin=0)],
-            header_background="#1f2937", theme=pn.config.theme, design=ThemedDesign)
+        return role_page("Console", "console", self, self.model.role, "#1f2937")
 
 
 def console_page(store) -> pn.template.BaseTemplate:

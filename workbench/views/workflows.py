@@ -14,7 +14,7 @@ import panel as pn
 import param
 
 from ..models.workflows import WorkflowsModel
-from .common import FollowBrowserTheme, ThemedDesign, empty, nav, table
+from .common import empty, role_page, table
 from .escape import escape
 from .workflow_canvas import STATE_COLORS, Canvas, app_graph
 
@@ -389,12 +389,7 @@ class WorkflowsPage(pn.viewable.Viewer):
             self.run_head, self.timeline, self.step, sizing_mode="stretch_width")
 
     def template_page(self) -> pn.template.BaseTemplate:
-        role = pn.pane.HTML(f'<span style="color:white;opacity:.85;font-size:13px">role: '
-                            f'{escape(self.model.role)}</span>', margin=(10, 0, 0, 20))
-        return pn.template.BootstrapTemplate(
-            title="Happy Observatory · Workflows", main=[self],
-            header=[nav("workflows"), role, FollowBrowserTheme(width=0, height=0, margin=0)],
-            header_background="#5f3dc4", theme=pn.config.theme, design=ThemedDesign)
+        return role_page("Workflows", "workflows", self, self.model.role, "#5f3dc4")
 
 
 def workflows_page(store) -> pn.template.BaseTemplate:

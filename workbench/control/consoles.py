@@ -10,80 +10,43 @@ shells — each audited, and recorded (cast.py) for admins to replay.
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import shutil
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import config, launcher
-from ..control import access
-from . import cast, io
-from .history import RC, ShellHistory
-from .terminal import Client, Terminal
+from ..console import cast, io
+from ..console.history import RC, ShellHistory
+from ..console.registry import TERMINALS, ConsoleError
+from ..console.terminal import Client, Terminal
+from . import access
 
 if TYPE_CHECKING:
     from ..control.access import Principal
     from ..store import Store
 
-#: A console's name: what its URL carries.
-NAME = re.compile(r"[\w-]{1,80}")
 #: How often the shells' idle time is checked.
 SWEEP_S = 30.0
 
 
-class ConsoleError(Exception):
-    """A request about a console that cannot be done; ``status`` is its HTTP status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 class Consoles:
-    """Every open console of this process (one registry: agents' terminals are added by
-    their backend, shells by :meth:`open_shell`)."""
+    """Who may open, watch, type into and close which console; project shells; the
+    recordings. The terminals themselves are in the registry (registry.py)."""
 
     def __init__(self) -> None:
-        self._terminals: dict[str, Terminal] = {}
-        self._lock = threading.Lock()
         self._sweeping = False
 
     # -- finding ------------------------------------------------------------------------
     def get(self, name: str) -> Terminal:
-        with self._lock:
-            found = self._terminals.get(name)
-        if found is None:
-            raise ConsoleError(404, f"no console {name!r} (it ended, or never was)")
-        return found
-
-    def agent(self, agent_id: str) -> Terminal | None:
-        with self._lock:
-            return self._terminals.get(f"agent-{agent_id}")
+        return TERMINALS.get(name)
 
     def list(self, principal: Principal) -> list[dict[str, Any]]:
         """The consoles ``principal`` may see: agents' terminals for every reader, shells
         for admins only."""
-        with self._lock:
-            terminals = list(self._terminals.values())
         admin = config.allows(principal.role, "admin")
-        return [t.info() for t in terminals if t.kind == "agent" or admin]
-
-    def register(self, terminal: Terminal) -> None:
-        with self._lock:
-            self._terminals[terminal.name] = terminal
-        terminal.on_end = self._ended
-        terminal.start()
-
-    def _ended(self, terminal: Terminal) -> None:
-        # (an ended agent's terminal stays until the agent's next run replaces it, so that
-        # its last screen can still be read; an ended shell goes)
-        if terminal.kind == "shell":
-            with self._lock:
-                if self._terminals.get(terminal.name) is terminal:
-                    del self._terminals[terminal.name]
+        return [t.info() for t in TERMINALS.all() if t.kind == "agent" or admin]
 
     # -- shells -------------------------------------------------------------------------
     def open_shell(self, store: Store, principal: Principal, project: str,
@@ -91,19 +54,16 @@ class Consoles:
         """A new shell in ``project``'s folder for an admin (audited, recorded). The folder
         is the one the projects table holds for that name, resolved: never a path a client
         sent."""
-        from ..projects.identity import folder_of
-
         access.authorize(store, principal, "console-shell", project)
-        row = folder_of(store, project)
+        row = _folder(store, project)
         if row is None:
             raise ConsoleError(404, f"no project {project!r} with a folder: scan or link it "
                                "on the Projects page first")
         folder = Path(row["path"]).resolve()
         if not folder.is_dir():
             raise ConsoleError(404, f"project {project!r}: its folder {row['path']} is gone")
-        with self._lock:
-            mine = [t for t in self._terminals.values()
-                    if t.kind == "shell" and t.owner == principal.who and not t.ended]
+        mine = [t for t in TERMINALS.all()
+                if t.kind == "shell" and t.owner == principal.who and not t.ended]
         most = config.get("OBSERVATORY_CONSOLE_SHELLS")
         if len(mine) >= most:
             raise ConsoleError(429, f"{principal.who} has {len(mine)} shells open (the "
@@ -128,7 +88,7 @@ class Consoles:
         terminal = Terminal(name, "shell", project, principal.who, child,
                             title=f"{project} shell", recorder=recorder,
                             on_input=history.typed, on_output=history.printed)
-        self.register(terminal)
+        TERMINALS.register(terminal)
         access.record(store, principal, "console-shell", project,
                       {"console": name, "pid": child.pid, "folder": str(folder),
                        "recording": recorder.name})
@@ -152,8 +112,7 @@ class Consoles:
         """End shells nobody typed into for OBSERVATORY_CONSOLE_IDLE_S (on the loop)."""
         idle = config.get("OBSERVATORY_CONSOLE_IDLE_S")
         now = time.time()
-        with self._lock:
-            shells = [t for t in self._terminals.values() if t.kind == "shell"]
+        shells = [t for t in TERMINALS.all() if t.kind == "shell"]
         for t in shells:
             if not t.ended and now - t.last_input > idle:
                 t.close(f"idle for {idle:.0f} s")
@@ -197,6 +156,15 @@ class Consoles:
         return path
 
 
+def _folder(store: Store, project: str) -> dict[str, Any] | None:
+    """The scanned folder that goes by ``project`` (the newest scanned when several do)."""
+    rows = store.query("scanned_projects")
+    rows = rows[rows["name"] == project]
+    if rows.empty:
+        return None
+    return rows.sort_values("scanned_at", na_position="first").iloc[-1].to_dict()
+
+
 def store_folder(store: Store) -> Path:
     """Where consoles keep their files: ``consoles/`` beside the database."""
     db = getattr(store, "path", None)
@@ -206,3 +174,5 @@ def store_folder(store: Store) -> Path:
 
 #: This process's consoles.
 CONSOLES = Consoles()
+
+__all__ = ["CONSOLES", "ConsoleError", "Consoles", "store_folder"]
