@@ -151,6 +151,17 @@ def test_a_project_shell_in_the_browser(served, evil_site, chromium, output_dir)
         assert [a for a in audit if a["outcome"].startswith("refused") and
                 "cross-origin" in a["outcome"] and "/ws/console/" in a["action"]]
 
+        # The commands offered beside it (bash's own history): a click types one in.
+        page.get_by_placeholder("search the commands").fill("after")
+        offered = page.get_by_role("button", name="echo after-$((2+3))")
+        wait_for(lambda: offered.count(), 15, "the command offered")
+        offered.first.click()
+        wait_for(lambda: screen_text(page).count("echo after-$((2+3))") == 2, 15,
+                 "the command typed at the prompt")
+        page.locator(".xterm-helper-textarea").first.focus()
+        page.keyboard.press("Enter")
+        wait_for(lambda: screen_text(page).count("after-5") == 2, 15, "it ran again")
+
         # Ending the shell ends its whole session.
         page.get_by_role("button", name="End shell").click()
         wait_for(lambda: gone(shell["pid"]), 15, "the shell's end")

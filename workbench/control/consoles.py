@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import config, launcher
 from ..console import cast, io
-from ..console.history import RC, ShellHistory
+from ..console.history import RC, ShellHistory, completions
 from ..console.registry import TERMINALS, ConsoleError
 from ..console.terminal import Client, Terminal
 from . import access
@@ -132,6 +133,14 @@ class Consoles:
     def detach(self, terminal: Terminal, client: Client) -> None:
         io.call(terminal.detach, client, config.get("OBSERVATORY_CONSOLE_GRACE_S"))
 
+    def suggestions(self, store: Store, principal: Principal, project: str,
+                    prefix: str = "") -> list[dict[str, Any]]:
+        """What may complete ``prefix`` in a shell of ``project``: the caller's own
+        commands there, the project's likely commands, the workbench's subcommands."""
+        access.authorize(store, principal, "console-shell", project)
+        return completions(store, principal.who, project, prefix,
+                           likely_commands(store, project))
+
     # -- recordings ---------------------------------------------------------------------
     def recordings(self, store: Store) -> list[dict[str, Any]]:
         folder = store_folder(store) / "recordings"
@@ -163,6 +172,29 @@ def _folder(store: Store, project: str) -> dict[str, Any] | None:
     if rows.empty:
         return None
     return rows.sort_values("scanned_at", na_position="first").iloc[-1].to_dict()
+
+
+def likely_commands(store: Store, project: str) -> list[str]:
+    """A project's likely commands: its test command, and the commands of its agents."""
+    out: list[str] = []
+    row = _folder(store, project) if project else None
+    if row is not None:
+        python = row.get("python") if isinstance(row.get("python"), str) else "python3"
+        out.append(f"{python} -m pytest -q")
+    agents = store.query("agent_specs")
+    for spec in agents.get("spec", []) if not agents.empty else []:
+        try:
+            spec = json.loads(spec) if isinstance(spec, str) else spec
+        except ValueError:
+            continue
+        if not isinstance(spec, dict) or spec.get("project") not in (project, None, ""):
+            continue
+        command = spec.get("command")
+        if isinstance(command, str):
+            out.append(command)
+        elif isinstance(command, list) and all(isinstance(a, str) for a in command):
+            out.append(shlex.join(command))
+    return list(dict.fromkeys(out))
 
 
 def store_folder(store: Store) -> Path:

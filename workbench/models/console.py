@@ -40,6 +40,13 @@ class ConsoleModel(param.Parameterized):
     def recordings(self) -> list[dict[str, Any]]:
         return CONSOLES.recordings(self.store) if self.may("console-replay") else []
 
+    def suggestions(self, project: str, text: str = "") -> list[dict[str, Any]]:
+        """Commands to offer in ``project``'s shell: the caller's own there, then the
+        project's likely commands and the workbench's subcommands; those containing
+        ``text``."""
+        found = CONSOLES.suggestions(self.store, self.principal, project)
+        return [s for s in found if text.lower() in s["command"].lower()]
+
     def history(self, q: str = "", project: str = "", limit: int = 50):
         """The caller's commands typed in project shells (a DataFrame, newest first)."""
         return self.store.query("console_history", who=self.principal.who, q=q or None,

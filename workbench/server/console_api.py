@@ -26,7 +26,6 @@ from typing import Any
 from tornado.ioloop import IOLoop
 from tornado.websocket import WebSocketClosedError
 
-from ..console import history
 from ..console.terminal import Client, Terminal
 from ..control import access
 from ..control.consoles import CONSOLES, ConsoleError
@@ -110,42 +109,11 @@ class CompleteHandler(ConsoleHandler):
 
     async def get(self) -> None:
         def work() -> dict:
-            project = self.q.get("project") or ""
-            return {"ok": True, "completions": history.completions(
-                get_store(), self.principal.who, project, self.q.get("prefix") or "",
-                likely_commands(project))}
+            return {"ok": True, "completions": CONSOLES.suggestions(
+                get_store(), self.principal, self.q.get("project") or "",
+                self.q.get("prefix") or "")}
 
         await self.answer(work)
-
-
-def likely_commands(project: str) -> list[str]:
-    """A project's likely commands: its test command, and the commands its agents and
-    tasks ran lately."""
-    store = get_store()
-    out: list[str] = []
-    from ..projects.identity import folder_of
-
-    row = folder_of(store, project) if project else None
-    if row is not None:
-        python = row.get("python") or "python3"
-        out.append(f"{python} -m pytest -q")
-    try:
-        agents = store.query("agents")
-    except Exception:  # (a store without the control tables)
-        agents = None
-    if agents is not None and not agents.empty:
-        for spec in agents.get("spec", []):
-            try:
-                command = json.loads(spec).get("command") if isinstance(spec, str) else None
-            except ValueError:
-                command = None
-            if isinstance(command, str):
-                out.append(command)
-            elif isinstance(command, list) and all(isinstance(a, str) for a in command):
-                import shlex
-
-                out.append(shlex.join(command))
-    return list(dict.fromkeys(out))
 
 
 class RecordingHandler(ConsoleHandler):

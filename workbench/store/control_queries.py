@@ -110,3 +110,9 @@ def console_history(p: dict[str, Any]) -> Rendered:
         """,
         [*args, _limit(p, 50)],
     )
+
+
+@query
+def agent_specs(p: dict[str, Any]) -> Rendered:
+    """The agents' definitions (JSON), most recently changed first."""
+    return "SELECT agent_id, spec FROM agents ORDER BY updated_at DESC LIMIT ?", [_limit(p)]

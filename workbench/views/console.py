@@ -40,9 +40,12 @@ class ConsolePage(pn.viewable.Viewer):
                                           width=120, disabled=not admin)
         self.open_btn.on_click(lambda e: self._open_shell())
         self.recordings = pn.Column(sizing_mode="stretch_width")
-        self.history_q = pn.widgets.TextInput(placeholder="search your commands", width=300)
+        self.history_q = pn.widgets.TextInput(placeholder="search the commands", width=300)
         self.history_q.param.watch(lambda e: self._history(), "value_input")
-        self.history = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.tabs.param.watch(lambda e: self._history(), "active")
+        self.history = pn.Column(sizing_mode="stretch_width")
+        #: The project of each open shell (what its suggestions are for).
+        self._projects: dict[str, str] = {}
         self.refresh()
 
     # -- the lists ----------------------------------------------------------------------
@@ -52,7 +55,10 @@ class ConsolePage(pn.viewable.Viewer):
         if self.project.value not in self.project.options and self.project.options:
             self.project.value = self.project.options[0]
         rows = []
-        for c in m.consoles():
+        consoles = m.consoles()
+        self._projects.update({c["name"]: c["target"] for c in consoles
+                               if c["kind"] == "shell"})
+        for c in consoles:
             watch = pn.widgets.Button(name="Open", width=70, margin=(2, 4))
             watch.on_click(lambda e, c=c: self.open_tab(c["name"], c["title"]))
             what = ("shell of " + escape(c["owner"]) if c["kind"] == "shell"
@@ -78,18 +84,36 @@ class ConsolePage(pn.viewable.Viewer):
         self._history()
 
     def _history(self) -> None:
+        """The commands offered for the shell shown (or the project picked): the caller's
+        own first, then the project's likely ones; a click types one into the terminal."""
         if not self.model.may("console-shell"):
-            self.history.object = ""
+            self.history.objects = []
             return
-        frame = self.model.history(q=self.history_q.value_input or "", limit=15)
-        if frame.empty:
-            self.history.object = ('<div style="opacity:.7;font-size:13px">No commands yet: '
-                                   "what you run in a shell appears here.</div>")
+        term = self._active()
+        project = (self._projects.get(term.console, "") if term is not None
+                   else self.project.value or "")
+        found = self.model.suggestions(project, self.history_q.value_input or "")[:12]
+        buttons = []
+        for s in found:
+            b = pn.widgets.Button(name=s["command"][:48], description=f"{s['source']}: "
+                                  f"{escape(s['command'])}", button_type="light",
+                                  width=330, margin=(1, 4), align="start")
+            b.on_click(lambda e, c=s["command"]: self._type(c))
+            buttons.append(b)
+        self.history.objects = buttons or [empty(
+            "No commands yet: what you run in a shell appears here.")]
+
+    def _active(self) -> XTerm | None:
+        if not len(self.tabs):
+            return None
+        return getattr(self.tabs[self.tabs.active], "_term", None)
+
+    def _type(self, command: str) -> None:
+        term = self._active()
+        if term is None or not term.console:
+            self._say("Open a shell first: a command is typed into the terminal shown.", True)
             return
-        items = "".join(f'<li><code>{escape(r.command)}</code> <span style="opacity:.6;'
-                        f'font-size:12px">{escape(r.project or "")} · {int(r.uses)}×</span></li>'
-                        for r in frame.itertuples())
-        self.history.object = f'<ul style="margin:0;padding-left:18px">{items}</ul>'
+        term.inject = command
 
     # -- tabs ---------------------------------------------------------------------------
     def _say(self, text: str, error: bool = False) -> None:
@@ -174,7 +198,9 @@ class ConsolePage(pn.viewable.Viewer):
                          "recorded)</span>"),
             pn.Row(self.project, self.open_btn),
             pn.layout.Divider(), pn.pane.HTML("<b>Recordings</b>"), self.recordings,
-            *([pn.layout.Divider(), pn.pane.HTML("<b>Your commands</b>"), self.history_q,
+            *([pn.layout.Divider(), pn.pane.HTML(
+                "<b>Commands</b> <span style='font-size:12px;opacity:.7'>(yours first, then "
+                "the project's; a click types one)</span>"), self.history_q,
                self.history] if self.model.may("console-shell") else []), width=380)
         welcome = empty("Open a console on the left: it opens here, in a tab. Several may be "
                         "open; a reload reattaches and shows the recent screen.")

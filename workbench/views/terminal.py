@@ -24,6 +24,8 @@ class XTerm(JSComponent):
     recording = param.String(default="", doc="a recording to play instead (admins)")
     dark = param.Boolean(default=False)
     status = param.String(default="", doc="what the terminal says of its connection")
+    inject = param.String(default="", doc="text to type into the terminal (a suggestion "
+                          "picked beside it); sent once, then cleared")
 
     __javascript__ = ["xterm/xterm.js", "xterm/addon-fit.js", "xterm/addon-search.js",
                       "xterm/addon-web-links.js"]
@@ -170,6 +172,15 @@ export function render({ model, el }) {
     term.options.disableStdin = model.mode !== 'write'
     attach()
   }
+  model.on('inject', () => {
+    const text = model.inject
+    if (!text) return
+    if (ws && ws.readyState === 1 && model.mode === 'write') {
+      ws.send(encoder.encode(text))
+      term.focus()
+    } else say('press Type to type into it')
+    model.inject = ''
+  })
   model.on('console', reattach)
   model.on('mode', reattach)
   model.on('remove', () => {
