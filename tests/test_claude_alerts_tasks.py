@@ -14,7 +14,7 @@ import pytest
 
 from .conftest import ROLE_ENV, Served, role_client
 from .standins.messages_api import MessagesAPI
-from .test_claude_code_agent import claude, define, until  # noqa: F401 (a fixture)
+from .test_claude_code_agent import define, until
 
 # real processes (a served workbench, agents, pytest, kernels): not in the quick part
 pytestmark = pytest.mark.slow

@@ -18,7 +18,7 @@ import pytest
 
 from .conftest import Served
 from .standins.messages_api import MessagesAPI
-from .test_claude_code_agent import claude, until  # noqa: F401 (a fixture)
+from .test_claude_code_agent import until
 
 # real processes (a served workbench, agents, pytest, kernels): not in the quick part
 pytestmark = pytest.mark.slow

@@ -18,7 +18,6 @@ from workbench.workflows.templates import FIX_FAILING_TEST
 
 from .conftest import ROLE_ENV, Served, role_client
 from .standins.messages_api import MessagesAPI
-from .test_claude_code_agent import claude  # noqa: F401 (a fixture)
 from .test_workflows import appends, pending_for, save, start, wait_run
 
 # real processes (a served workbench, the claude CLI, pytest): not in the quick part
