@@ -197,23 +197,22 @@ def hang_up(sid: int, grace_s: float = 2.0) -> str:
     left after ``grace_s``. A shell's background jobs run in process groups of their own,
     so the session, not one group, is what must end. Returns ``"gone"``, ``"stopped"`` or
     ``"killed"``."""
-    members = session_members(sid)
-    if not members:
+    def send(*signals: int) -> bool:
+        members = session_members(sid)
+        for pid in members:
+            for sig in signals:
+                try:
+                    os.kill(pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        return bool(members)
+
+    if not send(signal.SIGHUP, signal.SIGCONT):
         return "gone"
-    for pid in members:
-        for sig in (signal.SIGHUP, signal.SIGCONT):
-            try:
-                os.kill(pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
         if not session_members(sid):
             return "stopped"
         time.sleep(0.05)
-    for pid in session_members(sid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+    send(signal.SIGKILL)
     return "killed"

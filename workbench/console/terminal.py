@@ -23,7 +23,7 @@ import errno
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from . import io
@@ -65,7 +65,6 @@ class Client:
     #: Seconds this client held the child since ``held_since`` (a window of SLOW_S).
     held: float = 0.0
     held_since: float = 0.0
-    since: float = field(default_factory=time.time)
 
 
 class Terminal:
@@ -253,7 +252,6 @@ class Terminal:
         if self.ended or not data:
             return
         self.last_input = time.time()
-        self._typed_by.add(client.user)
         self.send(data)
 
     def send(self, data: bytes) -> None:
@@ -277,9 +275,13 @@ class Terminal:
             except OSError:
                 return
 
-    def typed_first(self, user: str) -> bool:
-        """Whether ``user`` has not typed into this terminal yet (audited once each)."""
-        return user not in self._typed_by
+    def first_keys_of(self, user: str) -> bool:
+        """Whether ``user`` types into this terminal for the first time (audited once
+        each); marks it. Called by the websockets' thread only: one check-and-set, no
+        race."""
+        first = user not in self._typed_by
+        self._typed_by.add(user)
+        return first
 
     # -- the end ------------------------------------------------------------------------
     def _eof(self) -> None:
@@ -293,9 +295,7 @@ class Terminal:
 
     def _reap(self) -> None:
         try:
-            self.child.wait()
-            code = self.child.exitstatus if self.child.exitstatus is not None else (
-                -(self.child.signalstatus or 0))
+            code: int | None = PtyChild(self.child).wait()
         except Exception:  # (already reaped by its owner)
             code = None
         io.call(self._finish, code)
@@ -342,7 +342,7 @@ class Terminal:
 
 
 class PtyChild:
-    """An agent's child on a PTY as its backend sees a ``subprocess.Popen``: ``pid``,
+    """A child on a PTY as its owner sees a ``subprocess.Popen``: ``pid``,
     ``poll()``, ``wait()`` and no pipes. Only the thread in :meth:`wait` reaps it (two
     threads calling ``waitpid`` would race), so ``poll()`` tells what ``wait()`` saw."""
 

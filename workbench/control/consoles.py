@@ -120,12 +120,14 @@ class Consoles:
         io.later(SWEEP_S, self._sweep)
 
     # -- clients ------------------------------------------------------------------------
-    def may_watch(self, principal: Principal, terminal: Terminal) -> bool:
-        return config.allows(principal.role, "admin" if terminal.kind == "shell" else "viewer")
-
-    def may_type(self, principal: Principal, terminal: Terminal) -> bool:
-        return config.allows(principal.role, "admin" if terminal.kind == "shell"
-                             else "operator")
+    @staticmethod
+    def role_to(terminal: Terminal, typing: bool) -> str:
+        """The role watching ``terminal`` (or, ``typing``, typing into it) needs: a shell
+        is an admin's either way; an agent's terminal a viewer's to watch and an
+        operator's to type into."""
+        if terminal.kind == "shell":
+            return "admin"
+        return "operator" if typing else "viewer"
 
     def attach(self, terminal: Terminal, client: Client) -> None:
         io.call(terminal.attach, client)

@@ -182,14 +182,22 @@ class DevKit:
     def impact(self, agent_id: str) -> dict:
         return self._call("GET", f"/api/agents/{agent_id}/impact")
 
-    def watch(self, timeout: float | None = None) -> Iterator[dict]:
-        """The websocket's messages: a snapshot, then every ``agent_update``."""
+    def consoles(self) -> list[dict]:
+        """The open consoles the caller may see (agents' terminals; shells for admins)."""
+        return self._call("GET", "/api/console")["consoles"]
+
+    def socket(self, path: str, timeout: float | None = None):
+        """A websocket to ``path`` of this workbench (``/ws/agents``, ``/ws/console/…``)
+        with this client's token: a ``websockets`` sync connection."""
         from websockets.sync.client import connect
 
-        url = self.url.replace("http", "ws", 1) + "/ws/agents"
         token = self._http.headers.get("Authorization")
-        headers = {"Authorization": token} if token else None
-        with connect(url, additional_headers=headers, open_timeout=timeout) as ws:
+        return connect(self.url.replace("http", "ws", 1) + path, open_timeout=timeout,
+                       additional_headers={"Authorization": token} if token else None)
+
+    def watch(self, timeout: float | None = None) -> Iterator[dict]:
+        """The websocket's messages: a snapshot, then every ``agent_update``."""
+        with self.socket("/ws/agents", timeout) as ws:
             while True:
                 yield json.loads(ws.recv(timeout))
 

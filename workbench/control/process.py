@@ -131,10 +131,9 @@ class ProcessBackend:
             raise
         self.proc = PtyChild(pty)
         self.pid = pty.pid
-        self.terminal = Terminal(f"agent-{self.agent.id}", "agent", self.agent.id,
-                                 self.agent.spec.get("name") or self.agent.id, pty,
-                                 title=f"agent {self.agent.spec.get('name') or self.agent.id}",
-                                 tee=tee)
+        name = spec["name"]
+        self.terminal = Terminal(f"agent-{self.agent.id}", "agent", self.agent.id, name, pty,
+                                 title=f"agent {name}", tee=tee)
         TERMINALS.register(self.terminal)
         self.follow(from_end=False)
         return self.pid

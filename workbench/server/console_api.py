@@ -26,16 +26,13 @@ from typing import Any
 from tornado.ioloop import IOLoop
 from tornado.websocket import WebSocketClosedError
 
+from ..config import allows
 from ..console.terminal import Client, Terminal
 from ..control import access
 from ..control.consoles import CONSOLES, ConsoleError
-from . import auth
+from . import audit, auth
 from .plugin_base import APIHandler, DeclaredSocket
 from .state import get_store
-
-
-def _failing(handler: APIHandler, err: ConsoleError) -> None:
-    handler.fail(err.status, str(err))
 
 
 class ConsoleHandler(APIHandler):
@@ -43,7 +40,7 @@ class ConsoleHandler(APIHandler):
         try:
             return await super().run(fn, *args)
         except ConsoleError as err:
-            _failing(self, err)
+            self.fail(err.status, str(err))
         return None
 
 
@@ -151,21 +148,16 @@ class ConsoleSocket(DeclaredSocket):
             self.terminal: Terminal = CONSOLES.get(name)
         except ConsoleError as err:
             return err.status, str(err)
-        if not CONSOLES.may_watch(self.principal, self.terminal):
-            need = "admin" if self.terminal.kind == "shell" else "viewer"
-            return self._refused(403, f"console {name}: watching it needs the {need} role; "
-                                      f"{self.principal.who} is {self.principal.role}")
-        mode = self.q["mode"]
-        self.writable = mode == "write" and CONSOLES.may_type(self.principal, self.terminal)
-        if mode == "write" and not self.writable:
-            return self._refused(403, f"console {name}: typing needs the "
-                                      f"{'admin' if self.terminal.kind == 'shell' else 'operator'}"
-                                      f" role; {self.principal.who} is {self.principal.role}")
+        self.writable = self.q["mode"] == "write"
+        asked = [(False, "watching it")] + ([(True, "typing")] if self.writable else [])
+        for typing, what in asked:
+            need = CONSOLES.role_to(self.terminal, typing)
+            if not allows(self.principal.role, need):
+                return self._refused(403, f"console {name}: {what} needs the {need} role; "
+                                          f"{self.principal.who} is {self.principal.role}")
         return None
 
     def _refused(self, status: int, reason: str) -> tuple[int, str]:
-        from . import audit
-
         audit.refused(self, (status, reason))
         return status, reason
 
@@ -196,7 +188,7 @@ class ConsoleSocket(DeclaredSocket):
                 self._send(json.dumps({"type": "refused", "why": "this console is attached "
                                        "read-only"}), False)
                 return
-            if self.terminal.typed_first(self.principal.who):
+            if self.terminal.first_keys_of(self.principal.who):
                 access.record(get_store(), self.principal, "console-type", self.terminal.name,
                               {"kind": self.terminal.kind, "target": self.terminal.target})
             io.call(self.terminal.write, self.client, raw)

@@ -240,14 +240,9 @@ class ConsoleScreen(TextScreen):
 
     @work(thread=True, exclusive=True, group="console")
     def follow(self) -> None:
-        from websockets.sync.client import connect
-
-        url = (self.kit.url.replace("http", "ws", 1) + f"/ws/console/{self.console_name}"
-               f"?mode={self.attach_mode}&cols=120&rows=40")
-        token = self.kit._http.headers.get("Authorization")
         try:
-            with connect(url, additional_headers={"Authorization": token} if token else None,
-                         open_timeout=10) as ws:
+            with self.kit.socket(f"/ws/console/{self.console_name}?mode={self.attach_mode}"
+                                 "&cols=120&rows=40", timeout=10) as ws:
                 self._ws = ws
                 while not self._detached.is_set():
                     try:
@@ -348,7 +343,7 @@ class ObservatoryApp(App):
         try:
             found = {"agents": self.kit.agents(), "approvals": self.kit.approvals(),
                      "tasks": self.kit.tasks(limit=200), "alerts": self.kit.alerts(limit=200),
-                     "consoles": self.kit._call("GET", "/api/console")["consoles"]}
+                     "consoles": self.kit.consoles()}
             with RemoteStore(self.url, self.token) as remote:
                 found["runs"] = remote.query("runs", limit=50, offset=0)
         except Exception as err:  # noqa: BLE001  (a server gone: said, and tried again)
@@ -395,14 +390,9 @@ class ObservatoryApp(App):
     def watch_agents(self) -> None:
         """Agents' changes as the server pushes them (``/ws/agents``): the tables follow
         within a moment. Wakes every second to see whether the app is ending."""
-        from websockets.sync.client import connect
-
-        url = self.url.replace("http", "ws", 1) + "/ws/agents"
-        token = self.kit._http.headers.get("Authorization")
         while not self._stop.is_set() and self.is_running:
             try:
-                with connect(url, additional_headers={"Authorization": token} if token
-                             else None, open_timeout=10) as ws:
+                with self.kit.socket("/ws/agents", timeout=10) as ws:
                     while not self._stop.is_set() and self.is_running:
                         try:
                             message = json.loads(ws.recv(timeout=1))
