@@ -53,6 +53,7 @@ def _params(store: Store) -> dict[str, dict]:
         "agent_events": {"agent_id": "ag-demo"}, "agent_samples": {"agent_id": "ag-demo"},
         "webhook_deliveries": {"webhook_id": "wh-demo"},
         "console_history": {"who": "loopback", "q": "echo"},
+        "project_folder": {"name": "checkout-service"},
         "coverage_files": {"project": "checkout-service"},
         "project_agents": {"project": "checkout"},
         "coverage_file_tests": {"project": "checkout-service",

@@ -168,12 +168,10 @@ class Consoles:
 
 
 def _folder(store: Store, project: str) -> dict[str, Any] | None:
-    """The scanned folder that goes by ``project`` (the newest scanned when several do)."""
-    rows = store.query("scanned_projects")
-    rows = rows[rows["name"] == project]
-    if rows.empty:
-        return None
-    return rows.sort_values("scanned_at", na_position="first").iloc[-1].to_dict()
+    """The scanned folder that goes by ``project`` (the store's ``project_folder``, the
+    query behind projects.identity.folder_of, which control/ cannot import)."""
+    rows = store.query("project_folder", name=project)
+    return None if rows.empty else rows.iloc[0].to_dict()
 
 
 def likely_commands(store: Store, project: str) -> list[str]:

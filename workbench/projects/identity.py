@@ -49,11 +49,10 @@ def checked_name(name: Any) -> str:
 def folder_of(store, name: str) -> dict[str, Any] | None:
     """The scanned folder that goes by ``name`` (its ``scanned_projects`` row: path,
     named_by, python, ...), the newest scanned when several do; None when none."""
-    rows = store.query("scanned_projects")
-    rows = rows[rows["name"] == name]
+    rows = store.query("project_folder", name=name)
     if rows.empty:
         return None
-    row = rows.sort_values("scanned_at", na_position="first").iloc[-1].to_dict()
+    row = rows.iloc[0].to_dict()
     return {k: (None if not isinstance(v, list | dict) and _missing(v) else v)
             for k, v in row.items()}
 

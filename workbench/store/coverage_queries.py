@@ -108,6 +108,14 @@ def scanned_projects(p: dict[str, Any]) -> Rendered:
 
 
 @query
+def project_folder(p: dict[str, Any]) -> Rendered:
+    """The scanned folder that goes by ``name`` (a :func:`scanned_projects` row), the
+    newest scanned when several do; no row when none does."""
+    return (f"WITH {IDENTITY} SELECT * FROM identity WHERE name = ? "
+            "ORDER BY scanned_at DESC NULLS LAST, path DESC LIMIT 1", [p["name"]])
+
+
+@query
 def coverage_report(p: dict[str, Any]) -> Rendered:
     """One report by ``report_id``."""
     return "SELECT * FROM coverage_reports WHERE report_id = ?", [p["report_id"]]
