@@ -60,6 +60,9 @@ def _reset_server_state():
     from workbench.server import state
 
     yield
+    if state._housekeeping is not None:
+        state._housekeeping.close()
+        state._housekeeping = None
     if state._supervisor is not None:
         state._supervisor.close()
         state._supervisor = None

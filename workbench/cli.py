@@ -332,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .workflows_cli import add_parser as workflows_parser
 
     workflows_parser(sub, _target_args, _control)
+    from .store_cli import add_parsers as store_parsers
+
+    store_parsers(sub, _target_args, _db_arg)
     return parser
 
 

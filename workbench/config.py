@@ -108,6 +108,20 @@ SETTINGS: dict[str, Setting] = {
                 "browser tab closed (a reload reattaches within it; default 30)", kind=float),
         Setting("OBSERVATORY_CONSOLE_IDLE_S", 3600.0, "seconds without a key typed after which "
                 "a shell is ended (default 3600)", kind=float),
+        Setting("OBSERVATORY_RETENTION_EVERY_S", 3600.0, "seconds between two runs of the "
+                "retention policies (then compaction when due; 0: never on a schedule; "
+                "default 3600)", kind=float),
+        Setting("OBSERVATORY_COMPACT_RATIO", 2.0, "compact the file when it is this many "
+                "times the size of its live data (0: never on its own; default 2)",
+                kind=float),
+        Setting("OBSERVATORY_COMPACT_MIN_MB", 64, "compact only when at least this many MB "
+                "would be given back (default 64)", kind=int),
+        Setting("OBSERVATORY_BACKUP_EVERY_H", 0.0, "hours between two scheduled backups "
+                "(default 0: none; `observatory backup` any time)", kind=float),
+        Setting("OBSERVATORY_BACKUP_DIR", None, "where backups go (default `backups/` beside "
+                "the database)"),
+        Setting("OBSERVATORY_BACKUP_KEEP", 7, "backups kept; older ones are deleted after a "
+                "new one verified (default 7)", kind=int),
         Setting("OBSERVATORY_SERVER_URL", None, "the URL the server advertises beside its "
                 "database (set by `serve`; else read from `panel serve`'s `--address`/`--port`)"),
     ]

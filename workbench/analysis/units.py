@@ -210,8 +210,12 @@ def metric(name: str, value: object) -> str:
         return f"{number(v)} tokens/min"
     if name == "cpu_percent":
         return percentage(v)
-    if name == "rss_mb":
+    if name in ("rss_mb", "wal_mb"):
         return f"{number(v)} MB"
+    if name == "disk_free_percent":
+        return percentage(v)
+    if name == "file_bloat":
+        return f"{v:.1f}×"
     if name == "tool_failure_rate":
         return percent(v)
     return number(v)

@@ -41,8 +41,16 @@ from .spec import STATES, _params
 
 log = logging.getLogger("workbench.control")
 
-KINDS = ("state", "stale", "threshold", "loop", "test_loop", "stall", "test_health")
-METRICS = ("cost_per_hour", "tokens_per_minute", "cpu_percent", "rss_mb", "tool_failure_rate")
+KINDS = ("state", "stale", "threshold", "loop", "test_loop", "stall", "test_health",
+         "storage")
+METRICS = ("cost_per_hour", "tokens_per_minute", "cpu_percent", "rss_mb", "tool_failure_rate",
+           "wal_mb", "disk_free_percent", "file_bloat")
+#: The metrics of the database file a ``storage`` rule reads (not an agent's), and those of
+#: them that are bad when low.
+STORAGE_METRICS = ("wal_mb", "disk_free_percent", "file_bloat")
+LOW_IS_BAD = ("disk_free_percent",)
+#: The subject of the alerts about the database file (where an agent's id stands).
+STORE = "store"
 ACTIONS = ("notify", "pause", "stop")
 #: Seconds between two queries of the store for the test-result rules.
 TEST_QUERY_S = 3.0
@@ -83,7 +91,8 @@ COMMON_FIELDS = ("kind", "enabled", "agents", "severity", "actions")
 KIND_FIELDS = {"state": ("states",), "stale": ("minutes",),
                "threshold": ("metric", "threshold", "window_s", "count"),
                "loop": ("count", "window_s"), "test_loop": ("count", "window_s"),
-               "stall": ("minutes",), "test_health": ()}
+               "stall": ("minutes",), "test_health": (),
+               "storage": ("metric", "threshold")}
 
 
 DEFAULT_RULES = [
@@ -92,6 +101,11 @@ DEFAULT_RULES = [
     {"rule_id": "tool-loop", "name": "loop: same tool call 5 times in 10 minutes",
      "kind": "loop", "count": 5, "window_s": 600, "severity": "critical",
      "actions": ["notify", "pause"]},
+    {"rule_id": "disk-nearly-full", "name": "disk under 10 % free", "kind": "storage",
+     "metric": "disk_free_percent", "threshold": 10.0, "severity": "critical",
+     "actions": ["notify"]},
+    {"rule_id": "wal-large", "name": "write-ahead log over 512 MB", "kind": "storage",
+     "metric": "wal_mb", "threshold": 512.0, "severity": "warning", "actions": ["notify"]},
     {"rule_id": "cost-per-hour", "name": "cost per hour over $5", "kind": "threshold",
      "metric": "cost_per_hour", "threshold": 5.0, "window_s": 3600, "severity": "critical",
      "actions": ["notify", "pause"]},
@@ -107,6 +121,13 @@ def check_rule(value: Any) -> dict[str, Any]:
     if not isinstance(name, str) or not name.strip() or len(name) > 120:
         raise ValueError("name: a string of 1 to 120 characters is required")
     rule = _params(AlertRule, body, "rule")
+    if (rule["kind"] == "storage") != (rule["metric"] in STORAGE_METRICS) and (
+            rule["kind"] in ("storage", "threshold")):
+        raise ValueError(f"metric: a {rule['kind']} rule measures "
+                         + ", ".join(STORAGE_METRICS if rule["kind"] == "storage" else
+                                     [m for m in METRICS if m not in STORAGE_METRICS]))
+    if rule["kind"] == "storage" and set(rule["actions"]) - {"notify"}:
+        raise ValueError("actions: a storage rule can only notify (it watches no agent)")
     rule_id = value.get("rule_id") or value.get("id") or "rule-" + uuid.uuid4().hex[:8]
     if not isinstance(rule_id, str) or not rule_id.replace("-", "").isalnum() or \
             len(rule_id) > 60:
@@ -425,19 +446,9 @@ class AlertEngine:
     def fire(self, rule: dict[str, Any], agent, title: str,
              evidence: list[dict[str, Any]]) -> dict[str, Any] | None:
         """Open an alert (unless this rule has one open on this agent) and act."""
-        with self._lock:
-            key = (rule["rule_id"], agent.id)
-            if key in self.open:
-                return None
-            alert = {"id": "al-" + uuid.uuid4().hex[:10], "rule_id": rule["rule_id"],
-                     "rule_name": rule["name"], "agent_id": agent.id,
-                     "agent_name": agent.spec["name"], "severity": rule["severity"],
-                     "state": "firing", "title": title[:500], "evidence": evidence[:50],
-                     "actions": list(rule["actions"]), "fired_at": utcnow(),
-                     "acked_by": None, "acked_at": None, "resolved_by": None,
-                     "resolved_at": None}
-            self.open[key] = alert
-        self._save(alert)
+        alert = self._open_alert(rule, agent.id, agent.spec["name"], title, evidence)
+        if alert is None:
+            return None
         agent.emit("alert", f"alert: {title}", {"alert_id": alert["id"],
                                                  "rule_id": rule["rule_id"]})
         self.webhooks.publish("alert.fired", agent.id, public(alert))
@@ -446,6 +457,52 @@ class AlertEngine:
             threading.Thread(target=self._act, args=(rule, agent, alert, acts[-1]),
                              daemon=True).start()
         return alert
+
+    def _open_alert(self, rule: dict[str, Any], subject: str, name: str, title: str,
+                    evidence: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """A new firing alert of ``rule`` about ``subject`` (an agent's id, or
+        :data:`STORE` for the database), stored; None while one is open already."""
+        with self._lock:
+            key = (rule["rule_id"], subject)
+            if key in self.open:
+                return None
+            alert = {"id": "al-" + uuid.uuid4().hex[:10], "rule_id": rule["rule_id"],
+                     "rule_name": rule["name"], "agent_id": subject,
+                     "agent_name": name, "severity": rule["severity"],
+                     "state": "firing", "title": title[:500], "evidence": evidence[:50],
+                     "actions": list(rule["actions"]), "fired_at": utcnow(),
+                     "acked_by": None, "acked_at": None, "resolved_by": None,
+                     "resolved_at": None}
+            self.open[key] = alert
+        self._save(alert)
+        return alert
+
+    def check_storage(self, stats: dict[str, Any]) -> list[dict[str, Any]]:
+        """Evaluate the ``storage`` rules on the database file's figures (upkeep's
+        :func:`~workbench.store.upkeep.file_stats`): fire those past their threshold,
+        resolve (as the workbench) those back within it. The alerts fired."""
+        fired = []
+        for rule in [r for r in list(self.rules.values())
+                     if r["kind"] == "storage" and r["enabled"]]:
+            value = storage_value(rule["metric"], stats)
+            if value is None:
+                continue
+            low = rule["metric"] in LOW_IS_BAD
+            bad = value < rule["threshold"] if low else value > rule["threshold"]
+            key = (rule["rule_id"], STORE)
+            if bad:
+                shown = units.metric(rule["metric"], value)
+                limit = units.metric(rule["metric"], rule["threshold"])
+                alert = self._open_alert(
+                    rule, STORE, "database", f"{stats['path']}: {rule['metric']} {shown} "
+                    f"{'<' if low else '>'} {limit}", [{"metric": rule["metric"],
+                                                       "value": value, **stats}])
+                if alert is not None:
+                    self.webhooks.publish("alert.fired", STORE, public(alert))
+                    fired.append(alert)
+            elif key in self.open:
+                self.resolve(self.open[key]["id"], "workbench (back within the threshold)")
+        return fired
 
     def _act(self, rule: dict[str, Any], agent, alert: dict[str, Any], action: str) -> None:
         """Pause (at a safe point) or stop the agent, as the rule: audited as the rule."""
@@ -589,6 +646,15 @@ def _alert_row(row: dict[str, Any]) -> dict[str, Any]:
     out["actions"] = json.loads(out["actions"] or "[]")
     out.setdefault("agent_name", None)
     return out
+
+
+def storage_value(metric: str, stats: dict[str, Any]) -> float | None:
+    """A storage metric from the file's figures."""
+    if metric == "wal_mb":
+        return stats["wal_bytes"] / 2**20
+    if metric == "disk_free_percent":
+        return stats.get("disk_free_percent")
+    return stats.get("bloat")
 
 
 def _ts(epoch: float) -> datetime:

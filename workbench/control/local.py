@@ -11,6 +11,7 @@ from typing import Any
 from ..analysis.culprits import agent_impact, culprits
 from . import access
 from .access import Principal
+from .alerts import STORE
 from .approvals import approval_json
 from .tasks import RESERVED, reserved
 
@@ -215,7 +216,8 @@ class LocalControl:
         out = records(self.store.query("alerts", state=state, limit=limit))
         agents = dict(self.sup.agents)
         return [{**{k: v for k, v in r.items() if k != "alert_id"}, "id": r["alert_id"],
-                 "agent_name": a.spec["name"] if (a := agents.get(r["agent_id"])) else None,
+                 "agent_name": a.spec["name"] if (a := agents.get(r["agent_id"])) else
+                 "database" if r["agent_id"] == STORE else None,
                  "agent_state": a.state if a else None} for r in out]
 
     def alert_action(self, alert_id: str, action: str) -> dict:

@@ -13,7 +13,7 @@ from tornado.web import Application
 
 from .. import config
 from . import limits, pages, routes
-from .state import get_store, get_supervisor, get_workflows
+from .state import get_housekeeping, get_store, get_supervisor, get_workflows
 
 log = logging.getLogger("workbench.server")
 
@@ -30,6 +30,7 @@ limits.install()  # before Bokeh creates its HTTP server, and before the OTLP li
 get_store()
 get_supervisor()  # agents still running from before a restart are adopted (or marked lost)
 get_workflows()  # workflow runs left unfinished resume from their last checkpoint
+get_housekeeping()  # retention, compaction, backups and the storage alerts, on a schedule
 
 # Agents configured with the default OTLP endpoint send to port 4318: listen there too.
 _otlp_port = config.get("OBSERVATORY_OTLP_PORT")

@@ -86,6 +86,12 @@ from .projects_api import (
 )
 from .schemas import BINARY
 from .select_api import EvaluateHandler, SelectHandler, TestRunHandler, TestRunsHandler
+from .store_api import (
+    ExportHandler,
+    RetentionHandler,
+    StoreJobHandler,
+    StoreStateHandler,
+)
 from .workflows_api import (
     AllWorkflowRunsHandler,
     WorkflowDiffHandler,
@@ -201,6 +207,26 @@ ROUTES: list[Route] = [
     R("GET", "/api/docs", DocsHandler, "any", "no", "this reference as a page"),
     R("GET", "/api/routes", RoutesHandler, "admin", "no",
       "the live application's routes, each with its declaration (or none)"),
+    # -- the database file
+    R("GET", "/api/store", StoreStateHandler, "viewer", "no",
+      "the file against its live data, the retention policies, the backups, and what the "
+      "last retention, compaction and backup did"),
+    R("PUT", "/api/store/retention", RetentionHandler, "admin", "route",
+      "set how long a kind of data is kept (for a project, or the default)",
+      body=s.RetentionPolicy),
+    R("POST", "/api/store/{job:backup}", StoreJobHandler, "admin", "route",
+      "back the file up now (online; verified; the oldest beyond keep are deleted)",
+      body=s.BackupBody),
+    R("POST", "/api/store/{job:compact}", StoreJobHandler, "admin", "route",
+      "copy the live data into a fresh file and swap it in (writes wait meanwhile)",
+      body=s.Empty),
+    R("POST", "/api/store/retention/{job:run}", StoreJobHandler, "admin", "route",
+      "apply the retention policies now (then compact when due)", body=s.Empty),
+    R("DELETE", "/api/store/retention/{kind}", RetentionHandler, "admin", "route",
+      "remove a retention policy (that kind is kept again)", query=s.RetentionQuery),
+    R("GET", "/api/export/{table}", ExportHandler, "viewer", "route",
+      "one table as Parquet (zstd), CSV or JSON lines, or spans as OTLP/JSON; filtered by "
+      "project (telemetry: service.name) and time; audit needs admin", query=s.ExportQuery),
     # -- test results
     R("POST", "/api/tests/reports", ReportHandler, "ingest", "route",
       "store one report (JUnit, CTRF, reportlog, NUnit, TRX, xUnit; gzip allowed)",

@@ -420,3 +420,33 @@ class ConsoleAttach(Query):
     xsrf: str | None = Field(default=None, max_length=200,
                              description="the anti-forgery token (GET /api/session), "
                                          "required with the login cookie")
+
+
+# -- the store ------------------------------------------------------------------------------
+class RetentionPolicy(Body):
+    """How long one kind of data is kept, for one project (``""``: the default for every
+    project without its own)."""
+
+    kind: Literal["tests", "spans", "logs", "metrics", "coverage", "agents", "audit"]
+    project: str = Field(default="", max_length=200)
+    days: float | int | None = Field(default=None, description="rows older go (cut at an hour)")
+    keep_runs: int | None = Field(default=None, description="tests, coverage: newest N per "
+                                  "project are kept")
+    archive: bool = Field(default=False, description="write to Parquet before deleting")
+
+
+class RetentionQuery(Query):
+    project: str = Field(default="", max_length=200)
+
+
+class BackupBody(Body):
+    keep: int | None = Field(default=None, ge=1, le=1000,
+                             description="backups to keep (default OBSERVATORY_BACKUP_KEEP)")
+
+
+class ExportQuery(Query):
+    format: Literal["parquet", "csv", "jsonl", "otlp"] = Field(
+        default="parquet", description="otlp: spans only, as OTLP/JSON lines")
+    project: str | None = short()
+    since: str | None = Field(default=None, max_length=40, description="ISO time (UTC)")
+    until: str | None = Field(default=None, max_length=40, description="ISO time (UTC)")

@@ -109,3 +109,18 @@ def get_workflows():
             from ..workflows.runs import Workflows
             _workflows = Workflows(supervisor, test_runs, intake)
         return _workflows
+
+
+_housekeeping = None
+
+
+def get_housekeeping():
+    """The process-wide upkeep of the file (retention, compaction, backups, the storage
+    alert rules), started with the server."""
+    global _housekeeping
+    supervisor = get_supervisor()
+    with _lock:
+        if _housekeeping is None:
+            from .housekeeping import Housekeeping
+            _housekeeping = Housekeeping(supervisor.store, supervisor.alerts).start()
+        return _housekeeping

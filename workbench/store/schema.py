@@ -597,4 +597,21 @@ MIGRATIONS.append((16, [
     """,
 ]))
 
+# v17: how long each kind of data is kept (store/retention.py), per project; the row with
+# project '' is the default for every project without its own.
+MIGRATIONS.append((17, [
+    """
+    CREATE TABLE retention_policies (
+        kind VARCHAR NOT NULL,
+        project VARCHAR NOT NULL,
+        days DOUBLE,
+        keep_runs INTEGER,
+        archive BOOLEAN NOT NULL DEFAULT false,
+        updated_by VARCHAR,
+        updated_at TIMESTAMP,
+        PRIMARY KEY (kind, project)
+    )
+    """,
+]))
+
 LATEST = MIGRATIONS[-1][0]

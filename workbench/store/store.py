@@ -117,6 +117,13 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+class _Exclusive:
+    """A job the writer runs alone, outside any transaction (Store.exclusive)."""
+
+    def __init__(self, fn: Callable[[Store], Any]) -> None:
+        self.fn = fn
+
+
 class _Abandoned(Exception):
     """The store closed while this batch ran: roll it back, whatever it did."""
 
@@ -415,6 +422,61 @@ class Store:
         """
         return self.submit(fn, block=block, topic=topic).result()
 
+    def exclusive(self, fn: Callable[[Store], Any]) -> Any:
+        """Run ``fn(store)`` on the writer thread with no transaction open and no write
+        running, and return what it returned: for what must not interleave with writes
+        (swapping the file for a compacted copy). Writes queue meanwhile. ``fn`` may call
+        :meth:`writer_cursor` and :meth:`swap_file`, and must not :meth:`write`."""
+        if self.read_only:
+            raise RuntimeError(f"{self.path} is open read-only")
+        if self._closing:
+            raise self._write_error("the store is closed")
+        self._ensure_writer()
+        fut: cf.Future = cf.Future()
+        self._queue.put((_Exclusive(fn), fut, None))
+        return fut.result()
+
+    def _run_exclusive(self, job: _Exclusive, fut: cf.Future, _topic: None) -> None:
+        try:
+            result = job.fn(self)
+        except BaseException as err:  # noqa: BLE001  (its caller hears it, not the writer)
+            _resolve(fut, exc=err)
+        else:
+            _resolve(fut, result=result)
+
+    def writer_cursor(self) -> duckdb.DuckDBPyConnection:
+        """The writer's own cursor (inside :meth:`exclusive` only)."""
+        if threading.current_thread() is not self._writer:
+            raise RuntimeError("writer_cursor() belongs to the writer thread (exclusive())")
+        return self._writer_cursor()
+
+    def swap_file(self, replacement: Path) -> None:
+        """Put the file ``replacement`` where the store's file is and open it (inside
+        :meth:`exclusive`): once no read is in flight, the file is closed, renamed over
+        (atomically: the old file or the new one, never neither) and opened again."""
+        if threading.current_thread() is not self._writer or not isinstance(self.path, Path):
+            raise RuntimeError("swap_file() runs on the writer thread of a file store")
+        with self._cond:
+            self._swapping = True
+            if not self._cond.wait_for(lambda: self._readers == 0, self.READS_WAIT_S):
+                self._swapping = False
+                self._cond.notify_all()
+                raise self._write_error("reads did not finish", "the file was not replaced")
+        try:
+            self._drop_writer_cursor()
+            old, self._con = self._con, None
+            if old is not None:
+                old.close()  # (checkpoints: no log is left beside the old file)
+            os.replace(replacement, self.path)
+            self._con = self._connect()
+        except Exception as err:
+            self._lost = f"opening the replaced file failed: {_reason(err)}"
+            raise
+        finally:
+            with self._cond:
+                self._swapping = False
+                self._cond.notify_all()
+
     def settle(self) -> None:
         """Wait until every write queued before now is committed (reads after it see them);
         changes nothing itself."""
@@ -451,9 +513,13 @@ class Store:
                     continue
                 if item is None:
                     break
-                batch = [item] if _claim(item[1]) else []
+                alone = None  # an exclusive job: it runs after the batch, by itself
+                if isinstance(item[0], _Exclusive):
+                    alone, batch = item, []
+                else:
+                    batch = [item] if _claim(item[1]) else []
                 # Batch whatever else is already waiting into the same transaction.
-                while len(batch) < 64:
+                while alone is None and len(batch) < 64:
                     try:
                         nxt = self._queue.get_nowait()
                     except queue.Empty:
@@ -461,18 +527,21 @@ class Store:
                     if nxt is None:
                         self._queue.put(None)
                         break
-                    if _claim(nxt[1]):
+                    if isinstance(nxt[0], _Exclusive):
+                        alone = nxt
+                    elif _claim(nxt[1]):
                         batch.append(nxt)
-                if not batch:
-                    continue
-                try:
-                    self._run_batch(batch)
-                except BaseException as err:  # noqa: BLE001  (the writer must outlive it)
-                    log.exception("store writer: a batch failed unexpectedly")
-                    for _, fut, _ in batch:
-                        _resolve(fut, exc=self._write_error(f"internal error: {err!r}"))
-                finally:
-                    self._inflight = None
+                if batch:
+                    try:
+                        self._run_batch(batch)
+                    except BaseException as err:  # noqa: BLE001  (the writer must outlive it)
+                        log.exception("store writer: a batch failed unexpectedly")
+                        for _, fut, _ in batch:
+                            _resolve(fut, exc=self._write_error(f"internal error: {err!r}"))
+                    finally:
+                        self._inflight = None
+                if alone is not None and _claim(alone[1]):
+                    self._run_exclusive(*alone)
             if self._abandoned:
                 self._fail_queued()
         finally:

@@ -1,0 +1,251 @@
+"""Keeping one DuckDB file healthy for months: online backups, restore, and compaction.
+
+- **Backup** copies the database as of one moment (a read transaction: ``ATTACH`` a new
+  file, ``COPY FROM DATABASE``) while ingest goes on; the copy is written under a
+  ``.partial`` name, opened and counted, and only then renamed to its final name — a crash
+  mid-backup leaves a ``.partial`` file, which the next backup removes, never a backup that
+  does not open. The newest ``keep`` backups are kept.
+- **Compaction**: DuckDB gives deleted space back to the disk only at the file's tail
+  (``CHECKPOINT``; ``VACUUM`` reclaims nothing), so a file whose old data was deleted keeps
+  its size. Compacting copies the live data into a fresh file and swaps it in, on the
+  writer thread between two transactions (writes wait, reads go on until the swap).
+- **Restore** puts a backup in place of a file no server holds.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+if TYPE_CHECKING:
+    from .store import Store
+
+PARTIAL = ".partial"
+
+
+class UpkeepError(RuntimeError):
+    """A backup, restore or compaction that could not be done; the reason on one line."""
+
+
+def _quote(path: Path | str) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def _copy_into(cur: duckdb.DuckDBPyConnection, dest: Path) -> dict[str, int]:
+    """Copy the database ``cur`` reads into the new file ``dest``; the rows of each table
+    as of the copy's snapshot (counted in the same transaction)."""
+    alias = f"copy_{os.getpid()}_{int(time.monotonic_ns())}"
+    source = cur.execute("SELECT current_database()").fetchone()[0]
+    cur.execute(f"ATTACH {_quote(dest)} AS {alias}")
+    try:
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            tables = [r[0] for r in cur.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = ? "
+                "ORDER BY 1", [source]).fetchall()]
+            counts = {t: cur.execute(f'SELECT count(*) FROM "{source}".main."{t}"'
+                                     ).fetchone()[0] for t in tables}
+            cur.execute(f'COPY FROM DATABASE "{source}" TO {alias}')
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+    finally:
+        cur.execute(f"DETACH {alias}")
+    return counts
+
+
+def verify(path: Path, counts: dict[str, int]) -> None:
+    """Open ``path`` read-only and check that every table holds ``counts`` rows."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        for table, n in counts.items():
+            got = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+            if got != n:
+                raise UpkeepError(f"{path}: {table} holds {got} rows, the source {n}")
+    finally:
+        con.close()
+
+
+def backups_in(folder: Path, stem: str) -> list[Path]:
+    """The finished backups of the file named ``stem`` in ``folder``, oldest first."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob(f"{stem}-*.duckdb"))
+
+
+@dataclass
+class Backup:
+    path: Path
+    bytes: int
+    rows: int
+    seconds: float
+    removed: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "bytes": self.bytes, "rows": self.rows,
+                "seconds": round(self.seconds, 3), "removed": self.removed}
+
+
+def backup(store: Store, folder: str | Path, keep: int = 7) -> Backup:
+    """Copy ``store``'s file into ``folder`` as ``<name>-<UTC time>.duckdb`` while writes
+    go on, verify the copy, and delete all but the newest ``keep`` backups."""
+    if not isinstance(store.path, Path):
+        raise UpkeepError("an in-memory store has no file to back up")
+    folder = Path(folder)
+    if keep < 1:
+        raise UpkeepError(f"keep must be at least 1, not {keep}")
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = store.path.stem
+    for left in folder.glob(f"{stem}-*.duckdb{PARTIAL}*"):  # a backup a crash cut short
+        left.unlink(missing_ok=True)
+    final = folder / f"{stem}-{_stamp()}.duckdb"
+    partial = final.with_name(final.name + PARTIAL)
+    start = time.monotonic()
+    cur = store.cursor()
+    try:
+        counts = _copy_into(cur, partial)
+    except duckdb.Error as err:
+        _remove(partial)
+        raise UpkeepError(f"backup of {store.path} to {final} failed: "
+                          f"{' '.join(str(err).split())[:300]}") from None
+    finally:
+        cur.close()
+    try:
+        verify(partial, counts)
+    except (UpkeepError, duckdb.Error) as err:
+        _remove(partial)
+        raise UpkeepError(f"backup {final} did not verify: {err}") from None
+    _fsync(partial)
+    os.replace(partial, final)
+    removed = []
+    for old in backups_in(folder, stem)[:-keep]:
+        old.unlink(missing_ok=True)
+        removed.append(old.name)
+    return Backup(final, final.stat().st_size, sum(counts.values()),
+                  time.monotonic() - start, removed)
+
+
+def _remove(path: Path) -> None:
+    for p in (path, Path(f"{path}.wal")):
+        p.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def restore(source: str | Path, target: str | Path) -> dict[str, Any]:
+    """Put the backup ``source`` in place of ``target`` (which no process may hold); the
+    file it replaces is kept beside it as ``<name>.before-restore-<time>``."""
+    from ..discovery import find_server
+
+    source, target = Path(source), Path(target)
+    if not source.is_file():
+        raise UpkeepError(f"{source}: no such backup")
+    if source.resolve() == target.resolve():
+        raise UpkeepError(f"{source}: is the file it would restore")
+    url = find_server(target)
+    if url:
+        raise UpkeepError(f"{target} is served by the workbench at {url}: stop it first "
+                          "(Ctrl-C in its terminal, or kill the process named in "
+                          f"{target.name}.server.json), then restore")
+    try:
+        con = duckdb.connect(str(source), read_only=True)
+        try:
+            version = con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+            tables = [r[0] for r in con.execute(
+                "SELECT table_name FROM duckdb_tables()").fetchall()]
+            counts = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
+                      for t in tables}
+        finally:
+            con.close()
+    except duckdb.Error as err:
+        raise UpkeepError(f"{source}: not a workbench database: "
+                          f"{' '.join(str(err).split())[:200]}") from None
+    if target.exists():
+        try:  # held by a process that does not advertise itself (a notebook)?
+            duckdb.connect(str(target)).close()
+        except duckdb.Error as err:
+            raise UpkeepError(f"{target}: cannot take its place: "
+                              f"{' '.join(str(err).split())[:200]}") from None
+    staged = target.with_name(f".{target.name}.restoring")
+    shutil.copyfile(source, staged)
+    _fsync(staged)
+    kept = None
+    if target.exists():
+        kept = target.with_name(f"{target.name}.before-restore-{_stamp()}")
+        os.replace(target, kept)
+        wal = Path(f"{target}.wal")
+        if wal.exists():
+            os.replace(wal, Path(f"{kept}.wal"))
+    os.replace(staged, target)
+    return {"restored": str(target), "from": str(source), "schema_version": version,
+            "rows": sum(counts.values()), "previous": str(kept) if kept else None}
+
+
+def file_stats(store: Store) -> dict[str, Any]:
+    """How the file compares with what it holds: its size on disk, the blocks in use and
+    free (free blocks are space deleted rows left, reused by new data but never given back
+    to the disk), the write-ahead log, and the disk's free space."""
+    row = store.sql("PRAGMA database_size").iloc[0]
+    block = int(row["block_size"])
+    used, free = int(row["used_blocks"]), int(row["free_blocks"])
+    path = store.path if isinstance(store.path, Path) else None
+    size = path.stat().st_size if path and path.exists() else 0
+    wal = Path(f"{path}.wal") if path else None
+    wal_bytes = wal.stat().st_size if wal and wal.exists() else 0
+    disk = shutil.disk_usage(path.parent) if path else None
+    return {
+        "path": str(store.path), "file_bytes": size, "live_bytes": used * block,
+        "free_bytes": free * block, "wal_bytes": wal_bytes,
+        "bloat": round(size / (used * block), 3) if used else 1.0,
+        "disk_free_bytes": disk.free if disk else None,
+        "disk_free_percent": round(100 * disk.free / disk.total, 1) if disk else None,
+    }
+
+
+def compact(store: Store) -> dict[str, Any]:
+    """Copy the live data into a fresh file and swap it in (between two of the writer's
+    transactions); the sizes before and after."""
+    if not isinstance(store.path, Path):
+        raise UpkeepError("an in-memory store has no file to compact")
+    fresh = store.path.with_name(f".{store.path.name}.compacting")
+
+    def job(st: Store) -> dict[str, Any]:
+        _remove(fresh)
+        start = time.monotonic()
+        before = st.path.stat().st_size
+        cur = st.writer_cursor()
+        cur.execute("CHECKPOINT")
+        try:
+            counts = _copy_into(cur, fresh)
+            verify(fresh, counts)
+        except (duckdb.Error, UpkeepError) as err:
+            _remove(fresh)
+            raise UpkeepError(f"compaction of {st.path} failed (the file is unchanged): "
+                              f"{' '.join(str(err).split())[:300]}") from None
+        _fsync(fresh)
+        copied = time.monotonic() - start
+        st.swap_file(fresh)
+        return {"path": str(st.path), "before_bytes": before,
+                "after_bytes": st.path.stat().st_size, "rows": sum(counts.values()),
+                "seconds": round(time.monotonic() - start, 3),
+                "copy_s": round(copied, 3)}
+
+    return store.exclusive(job)
