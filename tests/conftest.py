@@ -174,11 +174,14 @@ class Served:
     """A real `observatory serve` process on 127.0.0.1."""
 
     def __init__(self, db: Path, env: dict[str, str] | None = None, argv: list[str] | None = None,
-                 ready_path: str = "/tests", extra_args: tuple[str, ...] = ()):
+                 ready_path: str = "/tests", extra_args: tuple[str, ...] = (),
+                 ca: Path | None = None):
         """``extra_args`` go after the default ``observatory serve`` command; ``argv``
-        replaces the command altogether (``{port}`` in it is filled in)."""
+        replaces the command altogether (``{port}`` in it is filled in). ``ca``: the server
+        speaks HTTPS with a certificate this CA signed (clients check it)."""
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.ca = ca
+        self.url = f"{'https' if ca else 'http'}://127.0.0.1:{self.port}"
         self.db = db
         self.log = db.with_suffix(".log")
         self._log_file = self.log.open("w")
@@ -205,6 +208,15 @@ class Served:
         )
         self._wait(ready_path)
 
+    @property
+    def verify(self):
+        """What a client checks the server's certificate with."""
+        if self.ca is None:
+            return True
+        import ssl
+
+        return ssl.create_default_context(cafile=str(self.ca))
+
     def _wait(self, path: str, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -212,8 +224,8 @@ class Served:
                 raise RuntimeError(f"server exited early:\n{self.log.read_text()}")
             try:
                 # (a page behind the login redirects to it: ready all the same)
-                if httpx.get(self.url + path, timeout=2,
-                             follow_redirects=True).status_code == 200:
+                if httpx.get(self.url + path, timeout=2, follow_redirects=True,
+                             verify=self.verify).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -392,3 +392,56 @@ def test_storage_rules_fire_and_resolve(served, admin):
     assert admin.post("/api/store/retention/run", json={}).status_code == 200
     wait_for(lambda: not mine(), what="resolved")
     assert admin.delete("/api/alert-rules/disk-test").status_code == 200
+
+
+@pytest.mark.slow
+def test_storage_page(served, admin, chromium, output_dir):
+    """An admin sets a policy, backs up and applies the policies from the page; a viewer
+    sees the figures and the policies but cannot change them; the export link downloads."""
+    from playwright.sync_api import sync_playwright
+
+    from .conftest import page_log_in
+
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium,
+                                    args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page_log_in(page, served.url, "admin")
+        page.goto(served.url + "/storage")
+        page.get_by_text("The database file").wait_for(timeout=60_000)
+        project = page.locator(".bk-input-group:has-text('Project (empty') input")
+        project.fill("ledger-jvm")
+        project.press("Tab")
+        days = page.locator(".bk-input-group:has-text('Days') input").first
+        days.fill("3")
+        days.press("Enter")
+        page.get_by_text("Save policy", exact=True).click()
+        page.get_by_text("ledger-jvm", exact=True).wait_for(timeout=20_000)
+        page.get_by_text("Back up now", exact=True).click()
+        page.get_by_text("newest up-", exact=False).wait_for(timeout=30_000)
+        page.get_by_text("Apply the policies now", exact=True).click()
+        page.get_by_text("Last retention run").wait_for(timeout=30_000)
+        page.screenshot(path=output_dir / "storage-admin.png", full_page=True)
+        with page.expect_download() as download:
+            page.get_by_text("Download runs (parquet)").click()
+        path = download.value.path()
+        assert pq.read_table(path).num_rows > 0
+        viewer = browser.new_page(viewport={"width": 1440, "height": 900})
+        page_log_in(viewer, served.url, "viewer")
+        viewer.goto(served.url + "/storage")
+        viewer.get_by_text("need the admin role").wait_for(timeout=60_000)
+        assert viewer.get_by_role("button", name="Back up now").is_disabled()
+        viewer.get_by_text("ledger-jvm", exact=True).wait_for()
+        viewer.screenshot(path=output_dir / "storage-viewer.png", full_page=True)
+        browser.close()
+    assert errors == []
+    policies = admin.get("/api/store").json()["policies"]
+    assert {"kind": "tests", "project": "ledger-jvm", "days": 3.0} == {
+        k: policies[0][k] for k in ("kind", "project", "days")}
+    assert admin.delete("/api/store/retention/tests", params={"project": "ledger-jvm"}
+                        ).status_code == 200
+    audit = admin.get("/api/audit", params={"limit": 200}).json()["audit"]
+    assert {"retention", "backup"} <= {a["action"] for a in audit if a["who"] == "admin"
+                                        or a["who"].startswith("token:")}

@@ -68,11 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--otlp-port", type=int, metavar="PORT",
                        help="also receive OTLP/HTTP on this port (4318 is the standard one "
                        "agents default to); /v1/* is always served on --port too")
+    serve.add_argument("--otlp-grpc-port", type=int, metavar="PORT",
+                       help="also receive OTLP over gRPC on this port (4317 is the standard "
+                       "one; same tokens, roles, limits and TLS as OTLP/HTTP)")
     serve.add_argument("--basic-auth", metavar="PASSWORD|USERS.json",
                        help="require a login for the dashboards: one password, or a JSON file "
                        "of user: password (also $OBSERVATORY_BASIC_AUTH); the API then also "
                        "accepts the login cookie. With $OBSERVATORY_TOKENS and no "
                        "--basic-auth, the login takes a token as the password")
+    serve.add_argument("--certfile", metavar="PEM",
+                       help="speak HTTPS/TLS on every listener (pages, API, websockets, OTLP) "
+                       "with this certificate chain (also $OBSERVATORY_TLS_CERTFILE); plain "
+                       "HTTP is refused, and browsers are told to stay on HTTPS (HSTS)")
+    serve.add_argument("--keyfile", metavar="PEM",
+                       help="the certificate's private key (also $OBSERVATORY_TLS_KEYFILE)")
     serve.add_argument("--insecure", action="store_true",
                        help="allow listening on a non-loopback address with no authentication")
     serve.add_argument("--show", action="store_true", help="open a browser")
@@ -335,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .store_cli import add_parsers as store_parsers
 
     store_parsers(sub, _target_args, _db_arg)
+    from .tokens_cli import add_parser as tokens_parser
+
+    tokens_parser(sub, _target_args)
     return parser
 
 
@@ -747,7 +759,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     env = dict(os.environ)
     env["OBSERVATORY_DB"] = str(config.db_path(args.db))
-    env["OBSERVATORY_SERVER_URL"] = client_url(args.address, args.port)
+    certfile = config.get("OBSERVATORY_TLS_CERTFILE", args.certfile)
+    keyfile = config.get("OBSERVATORY_TLS_KEYFILE", args.keyfile)
+    if bool(certfile) != bool(keyfile):
+        print("observatory serve: --certfile and --keyfile go together (the certificate "
+              "and its private key)", file=sys.stderr)
+        return 2
+    if certfile:
+        import ssl
+
+        try:  # (a wrong file fails here, in one line, not in Bokeh's traceback)
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                certfile, keyfile)
+        except (OSError, ssl.SSLError) as err:
+            print(f"observatory serve: {certfile}, {keyfile}: not a certificate and its "
+                  f"key: {err}", file=sys.stderr)
+            return 2
+        env["OBSERVATORY_TLS_CERTFILE"] = str(Path(certfile).resolve())
+        env["OBSERVATORY_TLS_KEYFILE"] = str(Path(keyfile).resolve())
+    env["OBSERVATORY_SERVER_URL"] = client_url(args.address, args.port, tls=bool(certfile))
     if args.no_demo:
         env["OBSERVATORY_NO_DEMO"] = "1"
     hosts = [h for h in config.get("OBSERVATORY_ALLOWED_HOSTS").split(",") if h]
@@ -757,14 +787,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     hosts += [o.rsplit(":", 1)[0] for o in args.allow_websocket_origin or []]
     env["OBSERVATORY_ALLOWED_HOSTS"] = ",".join(dict.fromkeys(hosts))
     basic_auth = config.get("OBSERVATORY_BASIC_AUTH", args.basic_auth)
-    if args.address not in LOOPBACK and not (basic_auth or config.api_tokens()) \
-            and not args.insecure:
+    from .tokens import configured as signed_tokens
+
+    if args.address not in LOOPBACK and not (basic_auth or config.api_tokens()
+                                             or signed_tokens()) and not args.insecure:
         print(f"observatory serve: refusing to listen on {args.address} with no "
               "authentication: anyone who can reach it could read and write everything. Set "
               "OBSERVATORY_TOKENS and/or --basic-auth, or pass --insecure if this network "
               "is yours alone.", file=sys.stderr)
         return 2
-    login = bool(basic_auth or config.api_tokens())
+    login = bool(basic_auth or config.api_tokens() or signed_tokens())
     if basic_auth:
         # Through Panel's environment variables, so the password is not on the command line.
         env["PANEL_BASIC_AUTH"] = basic_auth
@@ -778,6 +810,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             secrets.token_urlsafe(32))
     if args.otlp_port:
         env["OBSERVATORY_OTLP_PORT"] = str(args.otlp_port)
+        env["OBSERVATORY_OTLP_ADDRESS"] = args.address
+    if args.otlp_grpc_port:
+        env["OBSERVATORY_OTLP_GRPC_PORT"] = str(args.otlp_grpc_port)
         env["OBSERVATORY_OTLP_ADDRESS"] = args.address
     dashboards = sorted(str(p) for p in DASHBOARDS.glob("*.py"))
     if not dashboards:
@@ -806,6 +841,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     ]
     for origin in dict.fromkeys(origins):
         argv += ["--allow-websocket-origin", origin]
+    if certfile:
+        argv += ["--ssl-certfile", env["OBSERVATORY_TLS_CERTFILE"],
+                 "--ssl-keyfile", env["OBSERVATORY_TLS_KEYFILE"]]
     if login:  # our own pages: Panel's load its logo and icon from a CDN
         argv += ["--basic-login-template", str(TEMPLATES / "login.html"),
                  "--logout-template", str(TEMPLATES / "logout.html")]

@@ -82,8 +82,10 @@ SETTINGS: dict[str, Setting] = {
                 "request body", kind=float),
         Setting("OBSERVATORY_OTLP_PORT", None, "also receive OTLP/HTTP on this port",
                 flag="--otlp-port", kind=int),
-        Setting("OBSERVATORY_OTLP_ADDRESS", "127.0.0.1", "the address of that extra OTLP "
-                "listener (set by `serve` to its `--address`)"),
+        Setting("OBSERVATORY_OTLP_GRPC_PORT", None, "receive OTLP over gRPC on this port "
+                "(4317 is the standard one)", flag="--otlp-grpc-port", kind=int),
+        Setting("OBSERVATORY_OTLP_ADDRESS", "127.0.0.1", "the address of the extra OTLP "
+                "listeners, HTTP and gRPC (set by `serve` to its `--address`)"),
         Setting("OBSERVATORY_ALLOWED_HOSTS", "", "comma-separated host names the workbench "
                 "(pages, API, OTLP) answers besides the loopback names (requests with another "
                 "`Host` get 421)",
@@ -108,6 +110,17 @@ SETTINGS: dict[str, Setting] = {
                 "browser tab closed (a reload reattaches within it; default 30)", kind=float),
         Setting("OBSERVATORY_CONSOLE_IDLE_S", 3600.0, "seconds without a key typed after which "
                 "a shell is ended (default 3600)", kind=float),
+        Setting("OBSERVATORY_TLS_CERTFILE", None, "a PEM certificate (chain): every listener "
+                "(pages, API, websockets, OTLP/HTTP and gRPC) speaks HTTPS/TLS with it",
+                flag="--certfile"),
+        Setting("OBSERVATORY_TLS_KEYFILE", None, "the certificate's private key (PEM)",
+                flag="--keyfile"),
+        Setting("OBSERVATORY_JWT_SECRET", None, "signs and checks the signed, expiring tokens "
+                "`observatory tokens issue` makes (HS256)"),
+        Setting("OBSERVATORY_JWT_PRIVATE_KEY", None, "a PEM RSA private key that signs them "
+                "instead (RS256)"),
+        Setting("OBSERVATORY_JWT_PUBLIC_KEY", None, "the PEM public key a server checks RS256 "
+                "tokens with (default: from the private key)"),
         Setting("OBSERVATORY_RETENTION_EVERY_S", 3600.0, "seconds between two runs of the "
                 "retention policies (then compaction when due; 0: never on a schedule; "
                 "default 3600)", kind=float),
@@ -259,3 +272,9 @@ def to_utc(ts: datetime, assume: str | None = None) -> datetime:
             return ts
         ts = ts.replace(tzinfo=ZoneInfo(assume))
     return ts.astimezone(UTC).replace(tzinfo=None)
+
+
+def tls() -> tuple[str, str] | None:
+    """``(certfile, keyfile)`` when the server speaks TLS, else None."""
+    cert, key = get("OBSERVATORY_TLS_CERTFILE"), get("OBSERVATORY_TLS_KEYFILE")
+    return (cert, key) if cert and key else None

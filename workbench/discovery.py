@@ -17,14 +17,15 @@ from pathlib import Path
 import httpx
 
 
-def client_url(address: str, port: int | str) -> str:
-    """The URL a client on this machine uses for a server bound to ``address:port``."""
+def client_url(address: str, port: int | str, tls: bool = False) -> str:
+    """The URL a client on this machine uses for a server bound to ``address:port``
+    (``https`` when it speaks TLS)."""
     host = address
     if host in ("", "0.0.0.0", "::", "localhost"):
         host = "127.0.0.1"  # always reachable on this machine, whatever the bind
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{'https' if tls else 'http'}://{host}:{port}"
 
 
 def advert_path(db: Path) -> Path:

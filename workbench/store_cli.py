@@ -44,6 +44,9 @@ def add_parsers(sub, target_args, db_arg) -> None:
                     help="send spans to an OTLP/HTTP endpoint (…/v1/traces)")
     ex.add_argument("--otlp-header", action="append", metavar="NAME=VALUE", default=[],
                     help="a header for --otlp-endpoint (repeatable), e.g. Authorization=…")
+    ex.add_argument("--target", metavar="NAME=DEST",
+                    help="hand the data to an export target a plugin adds "
+                    "(happy_observatory.export_targets; `observatory plugins` lists them)")
     ex.set_defaults(func=cmd_export)
 
     im = sub.add_parser("import", help="store an export into a new database file",
@@ -79,6 +82,13 @@ def add_parsers(sub, target_args, db_arg) -> None:
     target_args(cp)
     cp.add_argument("--json", action="store_true", help="print JSON")
     cp.set_defaults(func=cmd_compact)
+
+    pl = sub.add_parser("plugins", help="the plugins installed, loaded or not",
+                        description="Every plugin found in the entry-point groups "
+                        "(report formats, agent backends, alert actions, webhook formats, "
+                        "export targets, dashboard tabs), and why one was skipped.")
+    pl.add_argument("--json", action="store_true", help="print JSON")
+    pl.set_defaults(func=cmd_plugins)
 
     st = sub.add_parser("storage", help="the file against its live data, policies, backups",
                         description="The database file's size against its live data, its "
@@ -194,6 +204,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         flt = Filter(args.project, _when(args.since, "since"), _when(args.until, "until"))
         path, url = _where(args)
         otlp = args.otlp_file or args.otlp_endpoint
+        if args.target:
+            return _export_target(args, path, url, flt)
         if not otlp and not args.dest:
             raise ValueError("name a FOLDER to export into (or --otlp-file/--otlp-endpoint)")
         if url:
@@ -217,6 +229,26 @@ def cmd_export(args: argparse.Namespace) -> int:
             store.close()
     except (ExportError, ValueError, RuntimeError, FileNotFoundError, OSError) as err:
         return _fail("export", err)
+    return 0
+
+
+def _export_target(args: argparse.Namespace, path: Path, url: str | None, flt) -> int:
+    """``--target NAME=DEST``: a plugin's export target gets the file and the filter."""
+    from . import plugins
+
+    name, _, dest = args.target.partition("=")
+    targets = plugins.working("happy_observatory.export_targets")
+    if name not in targets:
+        raise ValueError(f"--target: no export target {name!r} (installed: "
+                         f"{', '.join(targets) or 'none'})")
+    if url:
+        raise ValueError(f"--target: a plugin reads the file itself; {path} is held by the "
+                         f"server at {url}")
+    store = _local(path)
+    try:
+        print(targets[name](store, flt, dest))
+    finally:
+        store.close()
     return 0
 
 
@@ -464,3 +496,19 @@ def cmd_retention(args: argparse.Namespace) -> int:
           f"({', '.join(f'{t} {n:,}' for t, n in result['deleted'].items() if n) or 'none'}) "
           f"in {result['chunks']} chunks, {result['seconds']:.1f} s")
     return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from . import plugins
+
+    found = plugins.report()
+    broken = 1 if any(not p["loaded"] for p in found) else 0
+    if args.json:
+        print(json.dumps(found))
+        return broken
+    if not found:
+        print("no plugins installed (see docs: Plugins)")
+    for p in found:
+        state = "ok" if p["loaded"] else f"SKIPPED: {p['error']}"
+        print(f"{p['kind']:<16} {p['name']:<20} {p['package'] or '-':<24} {state}")
+    return broken

@@ -29,9 +29,10 @@ ACTION_ROLE: dict[str, str] = {
                      "scan", "mcp", "test-run", "workflow-run", "workflow-cancel",
                      "workflow-resume", "console-type"),
                     "operator"),
-    "console-watch": "viewer",
+    **dict.fromkeys(("console-watch", "storage"), "viewer"),
     **dict.fromkeys(("audit", "policy", "rules", "webhooks", "pool", "console-shell",
-                     "console-close", "console-replay"), "admin"),
+                     "console-close", "console-replay", "retention", "backup", "compact"),
+                    "admin"),
 }
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import psutil
 
+from .. import config
 from ..analysis import units
 from ..config import utcnow
 
@@ -133,6 +134,10 @@ class Agent:
             "OTEL_RESOURCE_ATTRIBUTES": f"gen_ai.agent.name={_attr(self.spec['name'])},"
                                         f"observatory.agent.id={self.id}",
         }
+        tls = config.tls()
+        if tls and url.startswith("https:"):  # (a private CA: the exporters must trust it)
+            env["OTEL_EXPORTER_OTLP_CERTIFICATE"] = tls[0]
+            env["NODE_EXTRA_CA_CERTS"] = tls[0]
         if self.sup.telemetry_token:
             env["OTEL_EXPORTER_OTLP_HEADERS"] = (
                 f"Authorization=Bearer {self.sup.telemetry_token}")

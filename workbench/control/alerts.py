@@ -31,6 +31,7 @@ from typing import Any
 import pandas as pd
 import param
 
+from .. import plugins
 from ..analysis import alert_preview, units
 from ..analysis.edits import edited_paths
 from ..config import utcnow
@@ -52,6 +53,10 @@ LOW_IS_BAD = ("disk_free_percent",)
 #: The subject of the alerts about the database file (where an agent's id stands).
 STORE = "store"
 ACTIONS = ("notify", "pause", "stop")
+#: Actions other packages add (``happy_observatory.alert_actions``: ``fn(alert)``), by name.
+PLUGIN_ACTIONS: dict[str, Any] = {
+    name: fn for name, fn in plugins.working("happy_observatory.alert_actions").items()
+    if name not in ACTIONS}
 #: Seconds between two queries of the store for the test-result rules.
 TEST_QUERY_S = 3.0
 #: Repeats of one tool call kept per agent (a loop rule's ``count`` above it never fires),
@@ -72,7 +77,7 @@ class AlertRule(param.Parameterized):
     enabled = param.Boolean(True)
     agents = param.String("*", doc="which agents, a glob over their names")
     severity = param.Selector(default="warning", objects=["info", "warning", "critical"])
-    actions = param.ListSelector(default=["notify"], objects=list(ACTIONS))
+    actions = param.ListSelector(default=["notify"], objects=[*ACTIONS, *PLUGIN_ACTIONS])
     states = param.ListSelector(default=["error", "lost"], objects=list(STATES),
                                 doc="state: the states that fire")
     metric = param.Selector(default="cost_per_hour", objects=list(METRICS),
@@ -126,8 +131,8 @@ def check_rule(value: Any) -> dict[str, Any]:
         raise ValueError(f"metric: a {rule['kind']} rule measures "
                          + ", ".join(STORAGE_METRICS if rule["kind"] == "storage" else
                                      [m for m in METRICS if m not in STORAGE_METRICS]))
-    if rule["kind"] == "storage" and set(rule["actions"]) - {"notify"}:
-        raise ValueError("actions: a storage rule can only notify (it watches no agent)")
+    if rule["kind"] == "storage" and set(rule["actions"]) & {"pause", "stop"}:
+        raise ValueError("actions: a storage rule cannot pause or stop (it watches no agent)")
     rule_id = value.get("rule_id") or value.get("id") or "rule-" + uuid.uuid4().hex[:8]
     if not isinstance(rule_id, str) or not rule_id.replace("-", "").isalnum() or \
             len(rule_id) > 60:
@@ -452,7 +457,8 @@ class AlertEngine:
         agent.emit("alert", f"alert: {title}", {"alert_id": alert["id"],
                                                  "rule_id": rule["rule_id"]})
         self.webhooks.publish("alert.fired", agent.id, public(alert))
-        acts = [a for a in rule["actions"] if a != "notify"]
+        self._plugin_actions(rule, alert)
+        acts = [a for a in rule["actions"] if a in ("pause", "stop")]
         if acts:
             threading.Thread(target=self._act, args=(rule, agent, alert, acts[-1]),
                              daemon=True).start()
@@ -499,10 +505,33 @@ class AlertEngine:
                                                        "value": value, **stats}])
                 if alert is not None:
                     self.webhooks.publish("alert.fired", STORE, public(alert))
+                    self._plugin_actions(rule, alert)
                     fired.append(alert)
             elif key in self.open:
                 self.resolve(self.open[key]["id"], "workbench (back within the threshold)")
         return fired
+
+    def _plugin_actions(self, rule: dict[str, Any], alert: dict[str, Any]) -> None:
+        """Run the rule's plugin actions, each on a thread of its own: a slow or failing
+        plugin delays nothing; what each did is audited as the rule."""
+        for name in rule["actions"]:
+            fn = PLUGIN_ACTIONS.get(name)
+            if fn is not None:
+                threading.Thread(target=self._plugin_action, args=(rule, alert, name, fn),
+                                 name=f"alert-action-{name}", daemon=True).start()
+
+    def _plugin_action(self, rule: dict[str, Any], alert: dict[str, Any], name: str,
+                       fn) -> None:
+        who = Principal(f"rule:{rule['rule_id']}", "admin", "alerts")
+        params = {"alert_id": alert["id"], "rule": rule["name"], "plugin": name}
+        try:
+            fn(public(alert))
+        except Exception as err:  # noqa: BLE001  (a plugin's failure is its own)
+            log.warning("alert action %s failed: %s", name, err)
+            access.record(self.store, who, "alert-action", alert["id"], params,
+                          f"failed: {type(err).__name__}: {str(err)[:200]}")
+            return
+        access.record(self.store, who, "alert-action", alert["id"], params)
 
     def _act(self, rule: dict[str, Any], agent, alert: dict[str, Any], action: str) -> None:
         """Pause (at a safe point) or stop the agent, as the rule: audited as the rule."""

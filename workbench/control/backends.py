@@ -12,6 +12,7 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from .. import plugins
 from .agent import EXTERNAL
 from .claude_code import ClaudeCodeBackend
 from .codex import CodexBackend
@@ -62,3 +63,20 @@ BACKENDS: dict[str, type[Backend]] = {
     CodexBackend.name: CodexBackend,
     DevKitBackend.name: DevKitBackend,
 }
+
+
+def _plugin_backends() -> None:
+    """Backends other packages add (``happy_observatory.backends``): a Backend subclass
+    each, under its own ``name``; one that is not, or takes a built-in's name, is
+    reported and skipped."""
+    group = "happy_observatory.backends"
+    for name, cls in plugins.working(group).items():
+        if not (isinstance(cls, type) and issubclass(cls, Backend)):
+            plugins.fail(group, name, "not a workbench.control.backends.Backend subclass")
+        elif getattr(cls, "name", None) in BACKENDS:
+            plugins.fail(group, name, f"backend name {cls.name!r} is taken")
+        else:
+            BACKENDS[cls.name] = cls
+
+
+_plugin_backends()

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .. import config
+from .. import config, plugins
 from ..config import utcnow
 from ..store import control_writes
 
@@ -36,7 +36,12 @@ log = logging.getLogger("workbench.control")
 
 EVENT_TYPES = ("alert.fired", "alert.acknowledged", "alert.resolved", "agent.state",
                "approval.requested", "task.done", "task.failed", "task.cancelled")
-FORMATS = ("json", "slack")
+#: Body formats: the built-in ones, and those other packages add
+#: (``happy_observatory.webhook_formats``: ``fn(event) -> dict``, by name).
+PLUGIN_FORMATS: dict[str, Any] = {
+    name: fn for name, fn in plugins.working("happy_observatory.webhook_formats").items()
+    if name not in ("json", "slack")}
+FORMATS = ("json", "slack", *PLUGIN_FORMATS)
 MAX_ATTEMPTS = 10
 MAX_DELAY_S = 300.0
 SIGNATURE_HEADER = "X-Observatory-Signature"
@@ -112,6 +117,15 @@ def check(spec: Any, own_url: str | None = None) -> dict[str, Any]:
     if fmt not in FORMATS:
         raise ValueError(f"format: one of {', '.join(FORMATS)}")
     return {"url": url, "secret": secret, "events": events, "format": fmt}
+
+
+def body_of(fmt: str, event: dict[str, Any]) -> Any:
+    """The JSON body a webhook of format ``fmt`` is sent for ``event``."""
+    if fmt == "slack":
+        return {"text": slack_text(event), "observatory": event}
+    if fmt in PLUGIN_FORMATS:
+        return PLUGIN_FORMATS[fmt](event)
+    return event
 
 
 def slack_text(event: dict[str, Any]) -> str:
@@ -200,8 +214,11 @@ class Webhooks:
             self._record(delivery, "failed", None, "the webhook was deleted")
             return
         event = delivery["event"]
-        payload = ({"text": slack_text(event), "observatory": event}
-                   if hook["format"] == "slack" else event)
+        try:
+            payload = body_of(hook["format"], event)
+        except Exception as err:  # noqa: BLE001  (a plugin format that fails)
+            self._record(delivery, "failed", None, f"format {hook['format']}: {err}"[:300])
+            return
         body = json.dumps(payload, default=str, separators=(",", ":")).encode()
         delivery["attempts"] += 1
         headers = {"Content-Type": "application/json", "User-Agent": "happy-observatory",

@@ -5,31 +5,19 @@ from __future__ import annotations
 import glob
 import mmap
 import re
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import config
+from .. import config, plugins
 from . import ctrf, junit, nunit, reportlog, trx, xunit  # noqa: F401  (registers the parsers)
 from .base import Attempt, IngestError, ParsedRun, Parser
 
 #: Third-party parsers register by naming their module in this entry-point group; importing
-#: it defines a :class:`Parser` subclass, which registers itself.
+#: it defines a :class:`Parser` subclass, which registers itself (workbench/plugins.py loads
+#: it; one that fails is reported and skipped).
 ENTRY_POINT_GROUP = "happy_observatory.parsers"
-
-
-def _load_plugins() -> None:
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            ep.load()
-        except Exception as err:  # noqa: BLE001  (a broken plugin must not stop ingest)
-            warnings.warn(f"parser plugin {ep.name!r} failed to load: {err}", stacklevel=2)
-
-
-_load_plugins()
+plugins.load(ENTRY_POINT_GROUP)
 
 
 def formats() -> list[str]:

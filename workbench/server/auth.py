@@ -8,7 +8,7 @@ import ipaddress
 import secrets
 from typing import TYPE_CHECKING
 
-from .. import config
+from .. import config, tokens
 from ..control.access import Principal
 from .guard import WRITES
 
@@ -37,16 +37,34 @@ def own_token(role: str = "ingest") -> str:
     return token
 
 
-def token_role(given: str) -> str | None:
-    """The role of ``given`` if it is a valid token (``OBSERVATORY_TOKENS`` or one of this
-    process's own), else None. Compared in constant time, as bytes: ``compare_digest``
-    refuses non-ASCII str, which was a 500."""
+def static_role(given: str) -> str | None:
+    """The role of ``given`` if it is a static token (``OBSERVATORY_TOKENS`` or one of
+    this process's own), else None. Compared in constant time, as bytes:
+    ``compare_digest`` refuses non-ASCII str, which was a 500."""
     raw = given.encode("utf-8", "surrogateescape")
     role = None
     for token, r in [*config.api_token_roles().items(), *_own_tokens.items()]:
         if hmac.compare_digest(raw, token.encode()):
             role = r
     return role
+
+
+def bearer(given: str) -> tuple[str | None, str, str]:
+    """``(role or None, who, why not)`` of a bearer token: a static one, or a signed,
+    unexpired, unrevoked JWT when signed tokens are configured."""
+    role = static_role(given)
+    if role is not None:
+        return role, token_user(given), ""
+    if tokens.configured() and tokens.looks_like_jwt(given):
+        from .tokens_api import bearer_role
+
+        return bearer_role(given)
+    return None, "", "invalid bearer token"
+
+
+def token_role(given: str) -> str | None:
+    """The role of a valid bearer token, else None."""
+    return bearer(given)[0]
 
 
 def valid_token(given: str) -> bool:
@@ -58,8 +76,8 @@ def principal(handler: RequestHandler) -> Principal:
     client = handler.request.remote_ip or ""
     header = handler.request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
-        token = header[7:].strip()
-        return Principal(token_user(token), token_role(token) or "viewer", client)
+        role, who, _ = bearer(header[7:].strip())
+        return Principal(who or "token:invalid", role or "viewer", client)
     user = login_user(handler)
     if user:
         return Principal(user, user_role(user), client)
@@ -91,17 +109,19 @@ def login_user(handler: RequestHandler) -> str | None:
 def check(handler: RequestHandler) -> tuple[int, str] | None:
     """``None`` when the request may proceed, else ``(status, reason)``.
 
-    Accepted: a bearer token from ``OBSERVATORY_TOKENS``; the dashboard's signed login
+    Accepted: a bearer token from ``OBSERVATORY_TOKENS`` or a signed one (JWT, when a key
+    is configured: workbench/tokens.py); the dashboard's signed login
     cookie (when the server runs with ``--basic-auth`` or OAuth); or, only while no
     authentication at all is configured, any request from a loopback address. One rule:
     once tokens or a login are configured, loopback is trusted no more (a same-host
     reverse proxy makes every client look like loopback).
     """
-    tokens = config.api_tokens()
+    bearers = config.api_tokens() or tokens.configured()
     login = bool(config.get("OBSERVATORY_BASIC_AUTH") or handler.settings.get("cookie_secret"))
     header = handler.request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
-        return None if valid_token(header[7:].strip()) else (401, "invalid bearer token")
+        role, _, why = bearer(header[7:].strip())
+        return None if role is not None else (401, why)
     if login_user(handler):
         if handler.request.method in WRITES and not hmac.compare_digest(
                 handler.request.headers.get(XSRF_HEADER, "").encode("utf-8", "replace"),
@@ -109,11 +129,11 @@ def check(handler: RequestHandler) -> tuple[int, str] | None:
             return 403, (f"a write with the login cookie needs the {XSRF_HEADER} header "
                          "(GET /api/session gives it)")
         return None
-    if not tokens and not login and _loopback(handler.request.remote_ip):
+    if not bearers and not login and _loopback(handler.request.remote_ip):
         return None
-    if login and not tokens:
+    if login and not bearers:
         return 401, "authentication required: log in to the dashboard (or use a bearer token)"
-    if not tokens:
+    if not bearers:
         return 403, (
             "no API tokens configured: only loopback clients are accepted "
             "(set OBSERVATORY_TOKENS to allow remote clients)"

@@ -180,12 +180,14 @@ class QueryHandler(APIHandler):
 
 
 class SessionHandler(APIHandler):
-    """``GET /api/session``: who this request is, with its role, and — for a browser logged
+    """``GET /api/session``: who this request is (``who``: the name its actions are audited
+    under; ``user``: the logged-in user), with its role, and — for a browser logged
     in with the cookie — the token its scripts send with writes (``X-XSRF-Token``)."""
 
     def get(self) -> None:
         user = auth.login_user(self)
-        out: dict[str, Any] = {"ok": True, "user": user, "role": self.principal.role}
+        out: dict[str, Any] = {"ok": True, "user": user, "who": self.principal.who,
+                               "role": self.principal.role}
         if user:
             out["xsrf"] = auth.xsrf_token(self)
         self.finish(out)

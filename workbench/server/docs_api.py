@@ -84,3 +84,13 @@ class RoutesHandler(APIHandler):
         rules = live_rules(self.application)
         self.finish({"ok": True, "rules": rules,
                      "undeclared": [r["pattern"] for r in rules if not r["declared"]]})
+
+
+class PluginsHandler(APIHandler):
+    """``GET /api/plugins``: every plugin found (workbench/plugins.py), loaded or not, with
+    why not."""
+
+    def get(self) -> None:
+        from .. import plugins
+
+        self.finish({"ok": True, "plugins": plugins.report()})

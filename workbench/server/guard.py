@@ -30,6 +30,15 @@ SECURITY_HEADERS = {
 }
 
 
+#: Browsers that once reached the workbench over HTTPS never try plain HTTP again (a year).
+HSTS = "max-age=31536000"
+
+
+def transport_headers() -> dict[str, str]:
+    """``Strict-Transport-Security`` when the server speaks TLS (sent on every answer)."""
+    return {"Strict-Transport-Security": HSTS} if config.tls() else {}
+
+
 def allowed_hosts() -> set[str]:
     """Loopback names, plus ``OBSERVATORY_ALLOWED_HOSTS`` (``serve --allow-host``)."""
     extra = {h.strip().lower() for h in config.get("OBSERVATORY_ALLOWED_HOSTS").split(",")}

@@ -51,7 +51,7 @@ PAGE_HEADERS = {
 
 
 def _page_headers(handler: RequestHandler) -> None:
-    for name, value in PAGE_HEADERS.items():
+    for name, value in {**PAGE_HEADERS, **guard.transport_headers()}.items():
         handler.set_header(name, value)
 
 
@@ -94,7 +94,8 @@ PAGES: dict[str, tuple[str, str]] = {}
 def _declare_pages() -> None:
     page = ("viewer", "a dashboard page (login when authentication is configured)")
     public = ("public", "static files (scripts, styles, fonts) of Bokeh and Panel")
-    for app in ("", "/tests", "/agents", "/control", "/projects", "/workflows", "/console"):
+    for app in ("", "/tests", "/agents", "/control", "/projects", "/workflows", "/console",
+                "/storage"):
         PAGES[f"{app}/?"] = page
         PAGES[f"{app}/ws"] = ("viewer", "a page's Bokeh websocket")
         PAGES[f"{app}/autoload.js"] = ("viewer", "a page's autoload script")
@@ -205,6 +206,8 @@ def _login_form_checked(post):
 
 def _lax_cookie(set_cookie):
     def set_with_defaults(self, name, value, *args, httponly=True, samesite="Lax", **kw):
+        if config.tls():
+            kw.setdefault("secure", True)  # (never sent back over plain HTTP)
         return set_cookie(self, name, value, *args, httponly=httponly, samesite=samesite, **kw)
     return set_with_defaults
 

@@ -75,7 +75,7 @@ class APIHandler(Declared, RequestHandler):
     thread, and the audit entry of a route declared ``audit="route"``."""
 
     def set_default_headers(self) -> None:
-        for k, v in guard.SECURITY_HEADERS.items():
+        for k, v in {**guard.SECURITY_HEADERS, **guard.transport_headers()}.items():
             self.set_header(k, v)
 
     def prepare(self) -> None:
@@ -165,7 +165,7 @@ class DeclaredSocket(Declared, WebSocketHandler):
     MAX_MESSAGE = 1024 * 1024
 
     def set_default_headers(self) -> None:
-        for k, v in guard.SECURITY_HEADERS.items():
+        for k, v in {**guard.SECURITY_HEADERS, **guard.transport_headers()}.items():
             self.set_header(k, v)
 
     def get_compression_options(self) -> None:

@@ -73,7 +73,7 @@ from .core_api import (
     SessionHandler,
 )
 from .coverage_api import CoverageQuestionHandler, CoverageReportHandler, CoverageWhoHandler
-from .docs_api import DocsHandler, OpenAPIHandler, RoutesHandler
+from .docs_api import DocsHandler, OpenAPIHandler, PluginsHandler, RoutesHandler
 from .mcp_http import McpHandler
 from .otlp import OTLPHandler
 from .projects_api import (
@@ -92,6 +92,7 @@ from .store_api import (
     StoreJobHandler,
     StoreStateHandler,
 )
+from .tokens_api import TokenRevokeHandler, TokensHandler
 from .workflows_api import (
     AllWorkflowRunsHandler,
     WorkflowDiffHandler,
@@ -205,8 +206,18 @@ ROUTES: list[Route] = [
     R("GET", "/api/openapi.json", OpenAPIHandler, "any", "no",
       "this reference as an OpenAPI 3.1 document"),
     R("GET", "/api/docs", DocsHandler, "any", "no", "this reference as a page"),
+    R("GET", "/api/plugins", PluginsHandler, "viewer", "no",
+      "the plugins found (report formats, backends, alert actions, webhook formats, export "
+      "targets, dashboard tabs), loaded or not, with why not"),
     R("GET", "/api/routes", RoutesHandler, "admin", "no",
       "the live application's routes, each with its declaration (or none)"),
+    # -- signed tokens
+    R("GET", "/api/tokens", TokensHandler, "admin", "no",
+      "the signed tokens issued here (their ids and claims, never the tokens)"),
+    R("POST", "/api/tokens", TokensHandler, "admin", "route",
+      "issue a signed, expiring token (JWT) with a role; shown once", body=s.TokenRequest),
+    R("POST", "/api/tokens/{jti}/revoke", TokenRevokeHandler, "admin", "route",
+      "revoke a signed token before it expires", body=s.Empty),
     # -- the database file
     R("GET", "/api/store", StoreStateHandler, "viewer", "no",
       "the file against its live data, the retention policies, the backups, and what the "

@@ -20,6 +20,7 @@ from ..control import spec as specs
 from ..control.alerts import AlertRule
 from ..control.approvals import DECISIONS
 from ..control.backends import BACKENDS
+from ..control.webhooks import FORMATS as WEBHOOK_FORMATS
 from ..intake import RUN_META_KEYS
 
 #: The body of a route that takes a file or an OTLP message, not JSON.
@@ -293,7 +294,8 @@ class Webhook(Body):
     url: str = Field(max_length=2000)
     secret: str = Field(min_length=8, max_length=500)
     events: list[str] | None = None
-    format: Literal["json", "slack"] | None = None
+    format: Literal[WEBHOOK_FORMATS] | None = Field(  # type: ignore[valid-type]
+        default=None, description="json, slack, or a format a plugin adds")
 
 
 # -- projects, coverage, selection ----------------------------------------------------------
@@ -450,3 +452,11 @@ class ExportQuery(Query):
     project: str | None = short()
     since: str | None = Field(default=None, max_length=40, description="ISO time (UTC)")
     until: str | None = Field(default=None, max_length=40, description="ISO time (UTC)")
+
+
+class TokenRequest(Body):
+    """A signed token to issue."""
+
+    sub: str = Field(min_length=1, max_length=200, description="who it is for")
+    role: Literal["ingest", "viewer", "operator", "admin"]
+    ttl: str | int = Field(description="lifetime: seconds, or 90m, 12h, 30d (at most 366d)")

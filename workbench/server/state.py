@@ -35,7 +35,7 @@ def served_url(argv: list[str] | None = None) -> str:
                 opts[key] = argv[i + 1]
             elif arg.startswith(key + "="):
                 opts[key] = arg.split("=", 1)[1]
-    return client_url(opts["--address"], opts["--port"])
+    return client_url(opts["--address"], opts["--port"], tls=config.tls() is not None)
 
 
 def get_store() -> Store:
@@ -124,3 +124,9 @@ def get_housekeeping():
             from .housekeeping import Housekeeping
             _housekeeping = Housekeeping(supervisor.store, supervisor.alerts).start()
         return _housekeeping
+
+
+def housekeeping_for(store):
+    """The housekeeping of ``store`` when it is this server's own file, else None (a page
+    reading another workbench through its API)."""
+    return get_housekeeping() if store is _store and store is not None else None

@@ -614,4 +614,21 @@ MIGRATIONS.append((17, [
     """,
 ]))
 
+# v18: the signed tokens issued (workbench/tokens.py) — never the token itself — and
+# which were revoked before they expired.
+MIGRATIONS.append((18, [
+    """
+    CREATE TABLE issued_tokens (
+        jti VARCHAR PRIMARY KEY,
+        sub VARCHAR NOT NULL,
+        role VARCHAR NOT NULL,
+        issued_by VARCHAR,
+        issued_at TIMESTAMP,
+        expires_at TIMESTAMP,
+        revoked_by VARCHAR,
+        revoked_at TIMESTAMP
+    )
+    """,
+]))
+
 LATEST = MIGRATIONS[-1][0]

@@ -754,7 +754,7 @@ def nav(current: str) -> pn.pane.HTML:
         f"{label}</a>"
         for name, label in (("tests", "Tests"), ("agents", "Agents"), ("projects", "Projects"),
                              ("control", "Control"), ("workflows", "Workflows"),
-                             ("console", "Console"))
+                             ("console", "Console"), ("storage", "Storage"))
     )
     switch = (f'<a href="./{current}?theme={"default" if dark else "dark"}" '
               f'style="color:white;opacity:.85;margin-left:18px" title="switch theme">'

@@ -60,7 +60,10 @@ class DashboardShell(pn.viewable.Viewer):
         already exist. With ``dynamic`` tabs the data patch raced the browser building the
         tab ("Cannot read properties of null").
         """
-        self._views = [view(model=self.model, shown=(i == 0)) for i, view in enumerate(views)]
+        extra = plugin_tabs(self.page)
+        self.tabs = (*self.tabs, *(cls.title for cls in extra))
+        self._views = [view(model=self.model, shown=(i == 0))
+                       for i, view in enumerate((*views, *extra))]
         self._tabs = pn.Tabs(*zip(self.tabs, self._views, strict=True),
                              sizing_mode="stretch_width")
         self._tabs.param.watch(self._on_tab, "active")
@@ -96,3 +99,20 @@ class DashboardShell(pn.viewable.Viewer):
 
     def __panel__(self):
         return pn.Row(self.filters(), self._tabs, sizing_mode="stretch_width")
+
+
+def plugin_tabs(page: str) -> list[type]:
+    """The tabs other packages add to ``page`` (``happy_observatory.dashboard_tabs``): view
+    classes with ``page`` and ``title``; one that is not is reported and skipped."""
+    from .. import plugins
+
+    group = "happy_observatory.dashboard_tabs"
+    found = []
+    for name, cls in plugins.working(group).items():
+        if not (isinstance(cls, type) and isinstance(getattr(cls, "title", None), str)
+                and getattr(cls, "page", None) in ("tests", "agents")):
+            plugins.fail(group, name, "not a view class with a title and a page (tests or "
+                                      "agents)")
+        elif cls.page == page:
+            found.append(cls)
+    return found

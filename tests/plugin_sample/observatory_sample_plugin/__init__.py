@@ -1,0 +1,1 @@
+"""A sample Happy Observatory plugin (see pyproject.toml for what it adds)."""
