@@ -796,8 +796,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
               "OBSERVATORY_TOKENS and/or --basic-auth, or pass --insecure if this network "
               "is yours alone.", file=sys.stderr)
         return 2
-    login = bool(basic_auth or config.api_tokens() or signed_tokens())
-    if basic_auth:
+    oidc = config.get("OBSERVATORY_OIDC_ISSUER")
+    if oidc:
+        if basic_auth:
+            print("observatory serve: single sign-on (OBSERVATORY_OIDC_ISSUER) and "
+                  "--basic-auth exclude each other: choose one login", file=sys.stderr)
+            return 2
+        if not (config.get("OBSERVATORY_OIDC_CLIENT_ID")
+                and config.get("OBSERVATORY_OIDC_CLIENT_SECRET")):
+            print("observatory serve: single sign-on needs OBSERVATORY_OIDC_CLIENT_ID and "
+                  "OBSERVATORY_OIDC_CLIENT_SECRET (the workbench's client at the provider)",
+                  file=sys.stderr)
+            return 2
+    login = bool(basic_auth or config.api_tokens() or signed_tokens() or oidc)
+    if oidc:
+        import base64
+
+        # Through Panel's environment variables, so the secret is not on the command line;
+        # Panel encrypts the provider's tokens in their cookies with a key of this start.
+        env["PANEL_OAUTH_KEY"] = config.get("OBSERVATORY_OIDC_CLIENT_ID")
+        env["PANEL_OAUTH_SECRET"] = config.get("OBSERVATORY_OIDC_CLIENT_SECRET")
+        env["PANEL_OAUTH_ENCRYPTION_KEY"] = base64.urlsafe_b64encode(
+            secrets.token_bytes(32)).decode()
+    elif basic_auth:
         # Through Panel's environment variables, so the password is not on the command line.
         env["PANEL_BASIC_AUTH"] = basic_auth
         env["OBSERVATORY_BASIC_AUTH"] = basic_auth  # the API's one auth rule reads it
@@ -844,7 +865,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if certfile:
         argv += ["--ssl-certfile", env["OBSERVATORY_TLS_CERTFILE"],
                  "--ssl-keyfile", env["OBSERVATORY_TLS_KEYFILE"]]
-    if login:  # our own pages: Panel's load its logo and icon from a CDN
+    if oidc:  # (the provider's own sign-in page replaces the login form)
+        argv += ["--oauth-provider", "observatory-oidc",
+                 "--oauth-redirect-uri", env["OBSERVATORY_SERVER_URL"] + "/login",
+                 "--oauth-expiry-days", str(config.get("OBSERVATORY_OIDC_EXPIRY_DAYS")),
+                 "--oauth-error-template", str(TEMPLATES / "oauth_error.html"),
+                 "--logout-template", str(TEMPLATES / "logout.html")]
+    elif login:  # our own pages: Panel's load its logo and icon from a CDN
         argv += ["--basic-login-template", str(TEMPLATES / "login.html"),
                  "--logout-template", str(TEMPLATES / "logout.html")]
     if args.show:

@@ -121,6 +121,24 @@ SETTINGS: dict[str, Setting] = {
                 "instead (RS256)"),
         Setting("OBSERVATORY_JWT_PUBLIC_KEY", None, "the PEM public key a server checks RS256 "
                 "tokens with (default: from the private key)"),
+        Setting("OBSERVATORY_OIDC_ISSUER", None, "single sign-on: the OpenID Connect "
+                "provider's issuer URL (its `/.well-known/openid-configuration` is read)"),
+        Setting("OBSERVATORY_OIDC_CLIENT_ID", None, "the workbench's client id at that "
+                "provider"),
+        Setting("OBSERVATORY_OIDC_CLIENT_SECRET", None, "its client secret"),
+        Setting("OBSERVATORY_OIDC_ROLES", "", "groups mapped to roles, `group:role,...` "
+                "(`platform:admin,devs:operator,everyone:viewer`; the highest wins)"),
+        Setting("OBSERVATORY_OIDC_DEFAULT_ROLE", None, "the role of a user in no mapped group "
+                "(default: such a user is refused)"),
+        Setting("OBSERVATORY_OIDC_GROUPS_CLAIM", "groups", "the id_token claim listing the "
+                "user's groups (default `groups`)"),
+        Setting("OBSERVATORY_OIDC_USER_CLAIM", "email", "the claim that names the user "
+                "(default `email`; `sub` when it is missing)"),
+        Setting("OBSERVATORY_OIDC_SCOPES", "openid,email,profile", "scopes asked for, "
+                "comma-separated (default `openid,email,profile`; some providers need "
+                "`groups`)"),
+        Setting("OBSERVATORY_OIDC_EXPIRY_DAYS", 1.0, "days a single sign-on login lasts "
+                "(default 1)", kind=float),
         Setting("OBSERVATORY_RETENTION_EVERY_S", 3600.0, "seconds between two runs of the "
                 "retention policies (then compaction when due; 0: never on a schedule; "
                 "default 3600)", kind=float),

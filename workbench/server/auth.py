@@ -12,6 +12,10 @@ from .. import config, tokens
 from ..control.access import Principal
 from .guard import WRITES
 
+#: The signed cookie in which single sign-on (server/oidc.py) gives a user their role, as
+#: ``user`` NUL ``role`` (bound to the user, so it cannot be carried to another login).
+ROLE_COOKIE = "observatory_role"
+
 #: The header a cookie-authenticated write must carry (see :func:`xsrf_token`).
 XSRF_HEADER = "X-XSRF-Token"
 
@@ -80,13 +84,38 @@ def principal(handler: RequestHandler) -> Principal:
         return Principal(who or "token:invalid", role or "viewer", client)
     user = login_user(handler)
     if user:
-        return Principal(user, user_role(user), client)
+        return Principal(user, handler_role(handler, user), client)
     return Principal("loopback", "admin", client)  # check() let it in: nothing configured
 
 
 def token_user(token: str) -> str:
     """The name a token acts under: ``token:`` and a fingerprint (never the token)."""
     return "token:" + hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+
+
+def role_cookie_value(user: str, role: str) -> str:
+    return f"{user}\x00{role}"
+
+
+def signed_role(user: str, raw: str | None, secret: str | bytes | None) -> str | None:
+    """The role a single sign-on login gave ``user``: the signed role cookie's ``raw``
+    value, checked with the cookie ``secret`` and bound to this user; else None."""
+    if not raw or not secret:
+        return None
+    from tornado.web import decode_signed_value
+
+    value = decode_signed_value(secret, ROLE_COOKIE, raw, max_age_days=366)
+    if not value:
+        return None
+    who, _, role = value.decode("utf-8", "replace").partition("\x00")
+    return role if who == user and role in config.GRANTS else None
+
+
+def handler_role(handler: RequestHandler, user: str) -> str:
+    """The role of the logged-in ``user`` of a request: single sign-on's, else the
+    configured one."""
+    return signed_role(user, handler.get_cookie(ROLE_COOKIE),
+                       handler.settings.get("cookie_secret")) or user_role(user)
 
 
 def user_role(user: str) -> str:

@@ -136,15 +136,16 @@ def page_refusal(app: Application, request) -> str | None:
         return denied[1]
     if page_role(request.path) == "public":
         return None
-    configured = bool(config.api_tokens() or config.get("OBSERVATORY_BASIC_AUTH"))
+    configured = bool(config.api_tokens() or config.get("OBSERVATORY_BASIC_AUTH")
+                      or config.get("OBSERVATORY_OIDC_ISSUER"))
     if configured and not _has_login(app):
         return ("this workbench requires a login (OBSERVATORY_TOKENS or "
                 "OBSERVATORY_BASIC_AUTH is set) but the server serves its pages without one: "
                 "start it with `observatory serve` (or panel serve --basic-auth ... "
                 "--cookie-secret ...)")
     user = auth.login_user(handler) if handler.settings.get("cookie_secret") else None
-    if user and not allows(auth.user_role(user), "viewer"):
-        return f"{user} ({auth.user_role(user)}) may not read the dashboards"
+    if user and not allows(role := auth.handler_role(handler, user), "viewer"):
+        return f"{user} ({role}) may not read the dashboards"
     return None
 
 

@@ -12,7 +12,7 @@ import logging
 from tornado.web import Application
 
 from .. import config, plugins
-from . import limits, pages, routes
+from . import limits, oidc, pages, routes
 from .state import get_housekeeping, get_store, get_supervisor, get_workflows
 
 log = logging.getLogger("workbench.server")
@@ -36,6 +36,7 @@ def tls_context():
 ROUTES = routes.tornado_rules()
 
 pages.install()
+oidc.register()  # single sign-on: a provider Panel's --oauth-provider can name
 limits.install()  # before Bokeh creates its HTTP server, and before the OTLP listener
 
 # Open (and on first start fill) the database when the server starts, not on the first
