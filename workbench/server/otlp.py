@@ -15,7 +15,7 @@ from tornado.ioloop import IOLoop
 
 from .. import config
 from ..ingest import otlp
-from ..store import StoreBusyError
+from ..store import StoreBusyError, StoreWriteError
 from .bodies import BodyError
 from .plugin_base import UploadHandler
 from .state import get_intake
@@ -59,6 +59,8 @@ class OTLPHandler(UploadHandler):
             return self.fail(err.status, str(err))
         except StoreBusyError:
             return self.fail(503, "write queue is full, retry later", **{"Retry-After": "1"})
+        except StoreWriteError as err:  # (the disk refused it: retry later, never a 500)
+            return self.fail(503, str(err), **{"Retry-After": "5"})
         if batch.rejected and not batch.accepted:
             # Nothing valid: per the OTLP spec a 400, so the exporter does not retry it.
             return self.fail(400, f"no valid items ({batch.rejected} rejected): "

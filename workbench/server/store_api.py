@@ -64,9 +64,10 @@ class StoreJobHandler(APIHandler):
 
     async def post(self, job: str) -> None:
         def work() -> dict:
+            body = self.payload()  # (checked even where empty: a bad body is a 400)
             keeper = get_housekeeping()
             if job == "backup":
-                return {"ok": True, **keeper.backup(self.payload().get("keep"))}
+                return {"ok": True, **keeper.backup(body.get("keep"))}
             if job == "compact":
                 return {"ok": True, **keeper.compact()}
             return {"ok": True, **keeper.retention()}
