@@ -375,7 +375,7 @@ def test_storage_rules_fire_and_resolve(served, admin):
     r = admin.put("/api/alert-rules/disk-test", json=rule)
     assert r.status_code == 200, r.text
     bad = admin.put("/api/alert-rules/disk-test", json={**rule, "actions": ["pause"]})
-    assert bad.status_code == 400 and "can only notify" in bad.text
+    assert bad.status_code == 400 and "cannot pause or stop" in bad.text
     bad = admin.put("/api/alert-rules/disk-test", json={**rule, "metric": "cpu_percent"})
     assert bad.status_code == 400 and "wal_mb" in bad.text
     assert admin.post("/api/store/retention/run", json={}).status_code == 200

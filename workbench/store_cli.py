@@ -161,16 +161,6 @@ def _fail(command: str, err: BaseException) -> int:
     return 2
 
 
-def _when(text: str | None, name: str) -> datetime | None:
-    if not text:
-        return None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"--{name}: not an ISO time: {text!r}") from None
-    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
-
-
 def _bar(quiet: bool = False):
     """A progress bar on stderr when a person watches (none in pipes and tests)."""
     from contextlib import nullcontext
@@ -198,10 +188,11 @@ def _bar(quiet: bool = False):
 def cmd_export(args: argparse.Namespace) -> int:
     from .store import otlp_out
     from .store.export import ExportError, export
-    from .store.kinds import Filter
+    from .store.kinds import Filter, parse_time
 
     try:
-        flt = Filter(args.project, _when(args.since, "since"), _when(args.until, "until"))
+        flt = Filter(args.project, parse_time(args.since, "--since"),
+                     parse_time(args.until, "--until"))
         path, url = _where(args)
         otlp = args.otlp_file or args.otlp_endpoint
         if args.target:
@@ -353,9 +344,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
             body = {"keep": args.keep} if args.keep else {}
             result = _api(url, "POST", "/api/store/backup", json=body)
         else:
-            folder = Path(args.to or config.get("OBSERVATORY_BACKUP_DIR")
-                          or path.parent / "backups")
             store = _local(path)
+            folder = upkeep.backup_folder(store, args.to
+                                          or config.get("OBSERVATORY_BACKUP_DIR"))
             try:
                 result = upkeep.backup(store, folder, args.keep or
                                        config.get("OBSERVATORY_BACKUP_KEEP")).as_dict()
@@ -408,7 +399,7 @@ def cmd_compact(args: argparse.Namespace) -> int:
 
 
 def cmd_storage(args: argparse.Namespace) -> int:
-    from .store import retention, upkeep
+    from .store import upkeep
 
     path, url = _where(args)
     try:
@@ -417,12 +408,8 @@ def cmd_storage(args: argparse.Namespace) -> int:
         else:
             store = _local(path)
             try:
-                folder = Path(config.get("OBSERVATORY_BACKUP_DIR") or path.parent / "backups")
-                state = {"file": upkeep.file_stats(store),
-                         "policies": [p.as_dict() for p in retention.policies(store)],
-                         "backups": {"folder": str(folder), "files": [
-                             {"name": p.name, "bytes": p.stat().st_size}
-                             for p in upkeep.backups_in(folder, path.stem)][::-1]}}
+                state = upkeep.state(store, upkeep.backup_folder(
+                    store, config.get("OBSERVATORY_BACKUP_DIR")))
             finally:
                 store.close()
     except (RuntimeError, FileNotFoundError) as err:

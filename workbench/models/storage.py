@@ -38,14 +38,10 @@ class StorageModel(param.Parameterized):
         self._check("storage")
         if self.keeper is not None:
             return self.keeper.state()
-        folder = Path(config.get("OBSERVATORY_BACKUP_DIR")
-                      or Path(self.store.path).parent / "backups")
-        return {"file": upkeep.file_stats(self.store),
-                "policies": [p.as_dict() for p in retention.policies(self.store)],
-                "backups": {"folder": str(folder), "files": [
-                    {"name": p.name, "bytes": p.stat().st_size}
-                    for p in upkeep.backups_in(folder, Path(self.store.path).stem)][::-1]},
-                "last": {}}
+        return {**upkeep.state(self.store, self._backups()), "last": {}}
+
+    def _backups(self) -> Path:
+        return upkeep.backup_folder(self.store, config.get("OBSERVATORY_BACKUP_DIR"))
 
     def projects(self) -> list[str]:
         """Projects and services a policy may name (runs', scanned ones')."""
@@ -87,9 +83,7 @@ class StorageModel(param.Parameterized):
         def run() -> dict[str, Any]:
             if self.keeper is not None:
                 return self.keeper.backup()
-            folder = Path(config.get("OBSERVATORY_BACKUP_DIR")
-                          or Path(self.store.path).parent / "backups")
-            return upkeep.backup(self.store, folder,
+            return upkeep.backup(self.store, self._backups(),
                                  config.get("OBSERVATORY_BACKUP_KEEP")).as_dict()
         return self._job("backup", run)
 

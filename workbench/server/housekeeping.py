@@ -22,8 +22,7 @@ log = logging.getLogger("workbench.server")
 
 
 def backup_dir(store) -> Path:
-    chosen = config.get("OBSERVATORY_BACKUP_DIR")
-    return Path(chosen) if chosen else Path(store.path).parent / "backups"
+    return upkeep.backup_folder(store, config.get("OBSERVATORY_BACKUP_DIR"))
 
 
 class Housekeeping:
@@ -114,13 +113,7 @@ class Housekeeping:
         return self._record("backup", done.as_dict())
 
     def state(self) -> dict[str, Any]:
-        folder = backup_dir(self.store)
-        backups = [{"name": p.name, "bytes": p.stat().st_size}
-                   for p in upkeep.backups_in(folder, Path(self.store.path).stem)]
-        return {"file": upkeep.file_stats(self.store),
-                "policies": [p.as_dict() for p in retention.policies(self.store)],
-                "backups": {"folder": str(folder), "files": backups[::-1]},
-                "last": self.last,
+        return {**upkeep.state(self.store, backup_dir(self.store)), "last": self.last,
                 "schedule": {"retention_every_s": self._every("retention"),
                              "backup_every_h": config.get("OBSERVATORY_BACKUP_EVERY_H"),
                              "backup_keep": config.get("OBSERVATORY_BACKUP_KEEP"),

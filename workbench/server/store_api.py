@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from datetime import datetime
 from pathlib import Path
 
 from ..config import allows
 from ..store import otlp_out, retention, upkeep
 from ..store.export import FORMATS, export
-from ..store.kinds import TABLES, Filter
+from ..store.kinds import TABLES, Filter, parse_time
 from .plugin_base import APIHandler
 from .state import get_housekeeping, get_store
 
@@ -75,19 +74,6 @@ class StoreJobHandler(APIHandler):
         await self.answer(work)
 
 
-def _when(text: str | None, name: str) -> datetime | None:
-    if not text:
-        return None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{name}: not an ISO time: {text[:40]!r}") from None
-    if when.tzinfo is not None:  # the store keeps naive UTC
-        from datetime import UTC
-        when = when.astimezone(UTC).replace(tzinfo=None)
-    return when
-
-
 class ExportHandler(APIHandler):
     """``GET /api/export/{table}?format=&project=&since=&until=``: one table as a file
     (Parquet by default; ``otlp``: spans as OTLP/JSON lines); ``audit`` needs admin."""
@@ -99,7 +85,8 @@ class ExportHandler(APIHandler):
         def work() -> tuple[Path, str]:
             if table == "audit" and not allows(self.principal.role, "admin"):
                 raise PermissionError("exporting the audit log needs the admin role")
-            flt = Filter(q["project"], _when(q["since"], "since"), _when(q["until"], "until"))
+            flt = Filter(q["project"], parse_time(q["since"], "since"),
+                         parse_time(q["until"], "until"))
             if q["format"] == "otlp":
                 if table != "spans":
                     raise ValueError("format otlp: spans only")

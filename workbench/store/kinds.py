@@ -87,6 +87,22 @@ class Filter:
         return self.project is None and self.since is None and self.until is None
 
 
+def parse_time(text: str | None, name: str) -> datetime | None:
+    """An ISO time from a client (``since``, ``until``) as the naive UTC the store keeps;
+    ValueError naming the parameter."""
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{name}: not an ISO time: {text[:40]!r}") from None
+    if when.tzinfo is not None:
+        from datetime import UTC
+
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    return when
+
+
 def where(table: Table, f: Filter, alias: str = "") -> tuple[str, list[Any]]:
     """``(SQL condition, arguments)`` selecting ``table``'s rows that ``f`` keeps.
 

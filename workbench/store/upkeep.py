@@ -249,3 +249,21 @@ def compact(store: Store) -> dict[str, Any]:
                 "copy_s": round(copied, 3)}
 
     return store.exclusive(job)
+
+
+def state(store: Store, backup_folder: Path) -> dict[str, Any]:
+    """The file's figures, the retention policies and the backups (newest first): what the
+    Storage page, ``observatory storage`` and ``GET /api/store`` show."""
+    from . import retention
+
+    return {"file": file_stats(store),
+            "policies": [p.as_dict() for p in retention.policies(store)],
+            "backups": {"folder": str(backup_folder), "files": [
+                {"name": p.name, "bytes": p.stat().st_size}
+                for p in backups_in(backup_folder, Path(store.path).stem)][::-1]}}
+
+
+def backup_folder(store: Store, chosen: str | None = None) -> Path:
+    """Where backups of ``store`` go: ``chosen`` (``OBSERVATORY_BACKUP_DIR``), else
+    ``backups/`` beside the file."""
+    return Path(chosen) if chosen else Path(store.path).parent / "backups"
