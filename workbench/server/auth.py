@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import secrets
 from typing import TYPE_CHECKING
 
 from .. import config, tokens
 from ..control.access import Principal
+from .bearer import jwt_role, own_tokens
 from .guard import WRITES
 
 #: The signed cookie in which single sign-on (server/oidc.py) gives a user their role, as
@@ -30,24 +30,13 @@ def _loopback(ip: str | None) -> bool:
         return False
 
 
-#: Tokens this process made for itself (agents it starts send their telemetry with one).
-_own_tokens: dict[str, str] = {}
-
-
-def own_token(role: str = "ingest") -> str:
-    """A new token this server accepts until it stops, with ``role``."""
-    token = secrets.token_urlsafe(24)
-    _own_tokens[token] = role
-    return token
-
-
 def static_role(given: str) -> str | None:
     """The role of ``given`` if it is a static token (``OBSERVATORY_TOKENS`` or one of
     this process's own), else None. Compared in constant time, as bytes:
     ``compare_digest`` refuses non-ASCII str, which was a 500."""
     raw = given.encode("utf-8", "surrogateescape")
     role = None
-    for token, r in [*config.api_token_roles().items(), *_own_tokens.items()]:
+    for token, r in [*config.api_token_roles().items(), *own_tokens.items()]:
         if hmac.compare_digest(raw, token.encode()):
             role = r
     return role
@@ -60,9 +49,7 @@ def bearer(given: str) -> tuple[str | None, str, str]:
     if role is not None:
         return role, token_user(given), ""
     if tokens.configured() and tokens.looks_like_jwt(given):
-        from .tokens_api import bearer_role
-
-        return bearer_role(given)
+        return jwt_role(given)
     return None, "", "invalid bearer token"
 
 
@@ -122,7 +109,7 @@ def user_role(user: str) -> str:
     """The role of a logged-in user; one who logged in with a token has the token's role
     (the login page names such a session after the token's fingerprint)."""
     if user.startswith("token:"):
-        for token, role in [*config.api_token_roles().items(), *_own_tokens.items()]:
+        for token, role in [*config.api_token_roles().items(), *own_tokens.items()]:
             if hmac.compare_digest(token_user(token), user):
                 return role
         return "viewer"  # the token was removed since: the least role

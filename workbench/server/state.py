@@ -11,6 +11,7 @@ from ..demo import is_empty, load_demo
 from ..discovery import advertise, client_url
 from ..intake import LocalIntake
 from ..store import Store
+from . import bearer
 
 log = logging.getLogger("workbench.server")
 _lock = threading.Lock()
@@ -58,6 +59,7 @@ def get_store() -> Store:
                 n = load_demo(store)
                 log.warning("demo dataset: %d runs stored", n)
             advertise(path, served_url())
+            bearer.load_revoked(store)  # (signed tokens revoked before this start)
             _store = store
         return _store
 
@@ -70,7 +72,7 @@ def get_supervisor():
     with _lock:
         if _supervisor is None:
             from ..control.supervisor import Supervisor
-            from .auth import own_token
+            from .bearer import own_token
 
             _supervisor = Supervisor(store, server_url=served_url(),
                                      telemetry_token=own_token("ingest"))

@@ -1,36 +1,13 @@
-"""Signed tokens through the API (admins): issue, list, revoke — and the revocation list
-the one authentication check reads (kept in memory, read from the store once)."""
+"""Signed tokens through the API (admins): issue, list, revoke (the list the one
+authentication check reads is server/bearer.py's)."""
 
 from __future__ import annotations
 
-import threading
-
 from .. import tokens
 from ..store import token_writes
+from .bearer import revoked_now
 from .plugin_base import APIHandler
 from .state import get_store
-
-_lock = threading.Lock()
-_revoked: set[str] | None = None
-
-
-def is_revoked(jti: str) -> bool:
-    global _revoked
-    with _lock:
-        if _revoked is None:
-            _revoked = token_writes.revoked(get_store())
-        return jti in _revoked
-
-
-def bearer_role(token: str) -> tuple[str | None, str, str]:
-    """``(role or None, who, reason)`` for a signed token."""
-    try:
-        claims = tokens.verify(token)
-    except tokens.TokenError as err:
-        return None, "", str(err)
-    if is_revoked(claims["jti"]):
-        return None, "", "the token was revoked"
-    return claims["role"], f"jwt:{claims['sub']}", ""
 
 
 class TokensHandler(APIHandler):
@@ -63,9 +40,7 @@ class TokenRevokeHandler(APIHandler):
             self.payload()
             if not token_writes.revoke(get_store(), jti, self.principal.who):
                 raise KeyError(f"no unrevoked token {jti!r} was issued here")
-            with _lock:
-                if _revoked is not None:
-                    _revoked.add(jti)
+            revoked_now(jti)
             return {"ok": True, "revoked": jti}
 
         await self.answer(work)
