@@ -101,6 +101,12 @@ def test_filtered_export_and_refusals(demo_store, tmp_path):
         with pytest.raises(ExportError, match="p"):
             import_export(fresh, tmp_path / "p")
         assert fresh.sql("SELECT count(*) n FROM runs")["n"][0] == 0
+    manifest = json.loads((tmp_path / "p" / "manifest.json").read_text())
+    manifest["tables"]["runs"]["files"] = ["../../../../etc/passwd"]
+    (tmp_path / "p" / "manifest.json").write_text(json.dumps(manifest))
+    with Store(tmp_path / "fresh2.duckdb") as fresh, \
+            pytest.raises(ExportError, match="outside the export"):
+        import_export(fresh, tmp_path / "p")
     with pytest.raises(ExportError, match="no manifest.json"):
         import_export(demo_store, tmp_path)
 

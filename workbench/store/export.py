@@ -164,6 +164,9 @@ def import_export(store: Store, src: str | Path,
     def load(cur) -> dict[str, int]:
         for i, (name, info) in enumerate(manifest["tables"].items()):
             files = [src / f for f in info.get("files", [])]
+            outside = [f for f in files if not f.resolve().is_relative_to(src.resolve())]
+            if outside:  # (a manifest names files of its own folder, nothing else)
+                raise ExportError(f"{src}: the manifest names {outside[0]}, outside the export")
             missing = [f for f in files if not f.is_file()]
             if missing:
                 raise ExportError(f"{missing[0]}: named by the manifest, not there")
