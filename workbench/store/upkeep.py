@@ -51,9 +51,7 @@ def _copy_into(cur: duckdb.DuckDBPyConnection, dest: Path) -> dict[str, int]:
     try:
         cur.execute("BEGIN TRANSACTION")
         try:
-            tables = [r[0] for r in cur.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE database_name = ? "
-                "ORDER BY 1", [source]).fetchall()]
+            tables = _tables(cur, source)
             counts = {t: cur.execute(f'SELECT count(*) FROM "{source}".main."{t}"'
                                      ).fetchone()[0] for t in tables}
             cur.execute(f'COPY FROM DATABASE "{source}" TO {alias}')
@@ -220,35 +218,113 @@ def file_stats(store: Store) -> dict[str, Any]:
     }
 
 
+#: Tables whose rows are only ever appended (deleted only by retention, which never runs
+#: beside a compaction): the rows written while the copy ran are those past its last row
+#: id. The other tables (runs, agents, tasks, alerts, the rollup, ...) are small and may be
+#: updated: they are copied again whole at the end.
+APPEND_ONLY = frozenset({"spans", "span_events", "span_links", "logs", "metric_points",
+                         "results", "agent_events", "agent_samples", "audit", "coverage_files",
+                         "coverage_tests", "console_history"})
+
+
 def compact(store: Store) -> dict[str, Any]:
-    """Copy the live data into a fresh file and swap it in (between two of the writer's
-    transactions); the sizes before and after."""
+    """Copy the live data into a fresh file and swap it in; the sizes before and after.
+
+    In three steps, so that ingest waits only for the last: (1) on the writer, a checkpoint
+    (a few ms: the deletions of a retention run are folded in, so row ids stay put); (2)
+    while writes go on, a copy of one snapshot, noting each table's rows and last row id;
+    (3) on the writer, between two transactions, what was written meanwhile — the
+    append-only tables' new rows, the small tables whole, the sequences' new values — then
+    every table counted against the source and the file swapped in. A table whose old rows
+    changed meanwhile (a run deleted by hand) is copied again whole.
+    """
     if not isinstance(store.path, Path):
         raise UpkeepError("an in-memory store has no file to compact")
     fresh = store.path.with_name(f".{store.path.name}.compacting")
+    alias = f"compact_{os.getpid()}"
+    start = time.monotonic()
+    before = store.path.stat().st_size + _wal_size(store.path)
 
-    def job(st: Store) -> dict[str, Any]:
+    def failed(err: BaseException) -> UpkeepError:
         _remove(fresh)
-        start = time.monotonic()
-        before = st.path.stat().st_size
-        cur = st.writer_cursor()
-        cur.execute("CHECKPOINT")
+        return UpkeepError(f"compaction of {store.path} failed (the file is unchanged): "
+                           f"{' '.join(str(err).split())[:300]}")
+
+    store.exclusive(lambda st: st.writer_cursor().execute("CHECKPOINT"))
+    _remove(fresh)
+    cur = store.cursor()
+    try:
+        source = cur.execute("SELECT current_database()").fetchone()[0]
+        cur.execute(f"ATTACH {_quote(fresh)} AS {alias}")
         try:
-            counts = _copy_into(cur, fresh)
+            cur.execute("BEGIN TRANSACTION")
+            marks = {t: cur.execute(f'SELECT count(*), max(rowid) FROM "{t}"').fetchone()
+                     for t in _tables(cur, source) if t in APPEND_ONLY}
+            cur.execute(f'COPY FROM DATABASE "{source}" TO {alias}')
+            cur.execute("COMMIT")
+        finally:
+            cur.execute(f"DETACH {alias}")
+    except duckdb.Error as err:
+        raise failed(err) from None
+    finally:
+        cur.close()
+    copied = time.monotonic() - start
+
+    def catch_up(st: Store) -> dict[str, Any]:
+        held = time.monotonic()
+        wcur = st.writer_cursor()
+        try:
+            wcur.execute(f"ATTACH {_quote(fresh)} AS {alias}")
+            try:
+                wcur.execute("BEGIN TRANSACTION")
+                counts = {}
+                for t in _tables(wcur, source):
+                    counts[t] = wcur.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
+                    mark = marks.get(t)
+                    if mark is not None and wcur.execute(
+                            f'SELECT count(*) FROM "{t}" WHERE rowid <= ?',
+                            [mark[1] if mark[1] is not None else -1]).fetchone()[0] == mark[0]:
+                        wcur.execute(f'INSERT INTO {alias}."{t}" SELECT * FROM "{t}" '
+                                     f"WHERE rowid > ?", [mark[1] if mark[1] is not None else -1])
+                    else:
+                        wcur.execute(f'DELETE FROM {alias}."{t}"')
+                        wcur.execute(f'INSERT INTO {alias}."{t}" SELECT * FROM "{t}"')
+                for name, ahead in wcur.execute(
+                        "SELECT s.sequence_name, s.last_value - c.last_value FROM "
+                        "duckdb_sequences() s JOIN duckdb_sequences() c USING (sequence_name) "
+                        "WHERE s.database_name = ? AND c.database_name = ?",
+                        [source, alias]).fetchall():
+                    if ahead and ahead > 0:
+                        wcur.execute(f"SELECT nextval('{alias}.{name}') FROM range(?)",
+                                     [ahead]).fetchall()
+                wcur.execute("COMMIT")
+            except BaseException:
+                wcur.execute("ROLLBACK")
+                raise
+            finally:
+                wcur.execute(f"DETACH {alias}")
             verify(fresh, counts)
         except (duckdb.Error, UpkeepError) as err:
-            _remove(fresh)
-            raise UpkeepError(f"compaction of {st.path} failed (the file is unchanged): "
-                              f"{' '.join(str(err).split())[:300]}") from None
+            raise failed(err) from None
         _fsync(fresh)
-        copied = time.monotonic() - start
         st.swap_file(fresh)
         return {"path": str(st.path), "before_bytes": before,
                 "after_bytes": st.path.stat().st_size, "rows": sum(counts.values()),
-                "seconds": round(time.monotonic() - start, 3),
-                "copy_s": round(copied, 3)}
+                "seconds": round(time.monotonic() - start, 3), "copy_s": round(copied, 3),
+                "writes_held_s": round(time.monotonic() - held, 3)}
 
-    return store.exclusive(job)
+    return store.exclusive(catch_up)
+
+
+def _tables(cur: duckdb.DuckDBPyConnection, database: str) -> list[str]:
+    return [r[0] for r in cur.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = ? ORDER BY 1",
+        [database]).fetchall()]
+
+
+def _wal_size(path: Path) -> int:
+    wal = Path(f"{path}.wal")
+    return wal.stat().st_size if wal.exists() else 0
 
 
 def state(store: Store, backup_folder: Path) -> dict[str, Any]:
