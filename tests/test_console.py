@@ -140,10 +140,11 @@ def test_a_project_shell_from_open_to_close(served, project):
             "history"], 10, "the history")
         assert hist[0]["command"].startswith("echo hello-$((6*7))") and \
             hist[0]["project"] == "shellproj"
-        done = admin.get("/api/console/complete", params={"project": "shellproj",
-                                                          "prefix": "echo b"}).json()
-        assert [c["command"] for c in done["completions"]] == [
-            "echo both-$((1+1)); stty size"]
+        # (each command's history is stored when its output comes: wait for this one too)
+        done = wait_for(lambda: admin.get("/api/console/complete", params={
+            "project": "shellproj", "prefix": "echo b"}).json()["completions"], 10,
+            "the completion")
+        assert [c["command"] for c in done] == ["echo both-$((1+1)); stty size"]
         likely = admin.get("/api/console/complete", params={"project": "shellproj",
                                                             "prefix": "observatory t"}).json()
         assert {"command": "observatory tui", "source": "observatory"} in likely["completions"]

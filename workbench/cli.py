@@ -464,7 +464,8 @@ def _alerts_parser(sub) -> None:
 
 #: An alert rule's fields as options (control.alerts.AlertRule; a test keeps them equal):
 #: option, type or choices, whether it takes several values, help.
-RULE_KINDS = ("state", "stale", "threshold", "loop", "test_loop", "stall", "test_health")
+RULE_KINDS = ("state", "stale", "threshold", "loop", "test_loop", "stall", "test_health",
+              "storage")
 RULE_OPTIONS = {
     "kind": (RULE_KINDS, False, "what it watches (default: state)"),
     "agents": (str, False, "which agents, a glob over their names (default: *)"),
@@ -475,8 +476,9 @@ RULE_OPTIONS = {
                 "stopped", "completed", "error", "lost"), True,
                "state: the states that fire (default: error lost)"),
     "metric": (("cost_per_hour", "tokens_per_minute", "cpu_percent", "rss_mb",
-                "tool_failure_rate"), False, "threshold: what is measured over the window "
-               "(default: cost_per_hour)"),
+                "tool_failure_rate", "wal_mb", "disk_free_percent", "file_bloat"), False,
+               "threshold: what is measured over the window (default: cost_per_hour); "
+               "storage: the database file's (wal_mb, disk_free_percent, file_bloat)"),
     "threshold": (float, False, "threshold: fires above this (default: 5)"),
     "window_s": (float, False, "threshold/loop/test_loop: the window, in seconds "
                  "(default: 600)"),
