@@ -78,7 +78,9 @@ class StoragePage(pn.viewable.Viewer):
         state = self.model.state()
         f = state["file"]
         bloat = f["bloat"]
-        cards = [("file on disk", _size(f["file_bytes"])), ("live data", _size(f["live_bytes"])),
+        # (the log holds what is not checkpointed yet: on disk is both)
+        cards = [("on disk (file + log)", _size(f["file_bytes"] + f["wal_bytes"])),
+                 ("live data", _size(f["live_bytes"])),
                  ("file ÷ live", f"{bloat:.2f}×"), ("write-ahead log", _size(f["wal_bytes"])),
                  ("disk free", f"{f['disk_free_percent']}%" if f["disk_free_percent"]
                   is not None else "-")]
