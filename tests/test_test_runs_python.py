@@ -33,6 +33,10 @@ def pytest_only(folder: Path) -> Path:
     for name in PYTEST_ONLY:
         if (site / name).exists():
             (folder / name).symlink_to(site / name)
+        # (and its metadata: pluggy 1.6 reads its version from it at import)
+        for meta in site.glob(f"{name.strip('_').removesuffix('.py')}-*.dist-info"):
+            if not (folder / meta.name).exists():  # (pytest and _pytest share one)
+                (folder / meta.name).symlink_to(meta)
     return folder
 
 
