@@ -210,3 +210,26 @@ def test_signed_tokens_on_a_server(tmp_path):
         admin.close()
     finally:
         served.stop()
+
+
+def test_a_single_sign_on_login_without_its_role_cookie_is_a_viewer(monkeypatch):
+    """The role of an SSO login travels in a signed cookie bound to the user: another
+    user's cookie, a forged one, or none at all never falls back to the configured default
+    role (admin) while single sign-on is on."""
+    from tornado.web import create_signed_value
+
+    from workbench.server import auth
+
+    secret = "cookie-secret-for-the-test"
+    good = create_signed_value(secret, auth.ROLE_COOKIE,
+                               auth.role_cookie_value("alice@x", "operator")).decode()
+    assert auth.login_role("alice@x", good, secret) == "operator"
+    monkeypatch.setenv("OBSERVATORY_DEFAULT_ROLE", "admin")
+    monkeypatch.setenv("OBSERVATORY_OIDC_ISSUER", "http://127.0.0.1:1")
+    assert auth.login_role("bob@x", good, secret) == "viewer"  # (alice's cookie)
+    assert auth.login_role("alice@x", good[:-4] + "AAAA", secret) == "viewer"
+    assert auth.login_role("alice@x", None, secret) == "viewer"
+    monkeypatch.setenv("OBSERVATORY_OIDC_DEFAULT_ROLE", "ingest")
+    assert auth.login_role("alice@x", None, secret) == "ingest"
+    monkeypatch.delenv("OBSERVATORY_OIDC_ISSUER")
+    assert auth.login_role("alice@x", None, secret) == "admin"  # (no SSO: the login's)

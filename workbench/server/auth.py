@@ -98,11 +98,24 @@ def signed_role(user: str, raw: str | None, secret: str | bytes | None) -> str |
     return role if who == user and role in config.GRANTS else None
 
 
+def login_role(user: str, raw: str | None, secret: str | bytes | None) -> str:
+    """The role of a logged-in ``user``: single sign-on's (the signed role cookie's
+    ``raw`` value); else, with single sign-on configured, its default role or a viewer's
+    (a login whose role cookie went missing never falls back to the configured default,
+    admin); else the configured one."""
+    role = signed_role(user, raw, secret)
+    if role:
+        return role
+    if config.get("OBSERVATORY_OIDC_ISSUER") and not user.startswith("token:"):
+        default = config.get("OBSERVATORY_OIDC_DEFAULT_ROLE")
+        return default if default in config.GRANTS else "viewer"
+    return user_role(user)
+
+
 def handler_role(handler: RequestHandler, user: str) -> str:
-    """The role of the logged-in ``user`` of a request: single sign-on's, else the
-    configured one."""
-    return signed_role(user, handler.get_cookie(ROLE_COOKIE),
-                       handler.settings.get("cookie_secret")) or user_role(user)
+    """The role of the logged-in ``user`` of a request (:func:`login_role`)."""
+    return login_role(user, handler.get_cookie(ROLE_COOKIE),
+                      handler.settings.get("cookie_secret"))
 
 
 def user_role(user: str) -> str:

@@ -12,14 +12,14 @@ def session_principal():
     """The session's principal: the logged-in user and their role, else (nothing
     configured, so only loopback reaches the page) the loopback admin."""
     from ..control.access import Principal
-    from ..server.auth import ROLE_COOKIE, signed_role, user_role
+    from ..server.auth import ROLE_COOKIE, login_role
 
     user = pn.state.user
     client = _remote_ip()
     if user:
         cookies = pn.state.cookies or {}
-        role = signed_role(user, cookies.get(ROLE_COOKIE), pn.config.cookie_secret)
-        return Principal(user, role or user_role(user), client)
+        return Principal(user, login_role(user, cookies.get(ROLE_COOKIE),
+                                          pn.config.cookie_secret), client)
     return Principal("loopback", "admin", client)
 
 
