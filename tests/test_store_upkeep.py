@@ -496,3 +496,47 @@ def test_compaction_keeps_what_is_written_while_it_copies(tmp_path):
         assert result["writes_held_s"] < result["copy_s"]
         print(f"\ncompaction of 600k rows under writes: copy {result['copy_s']} s, writes "
               f"held {result['writes_held_s']} s, {n} writes meanwhile")
+
+
+def test_backups_of_files_with_a_common_prefix_stay_apart(tmp_path):
+    """``team`` and ``team-ci`` back up into one folder: keeping two of one never deletes
+    the other's (the names' prefix is shared; the glob once matched both)."""
+    folder = tmp_path / "shared"
+    with Store(tmp_path / "team-ci.duckdb") as ci, Store(tmp_path / "team.duckdb") as team:
+        for _ in range(3):
+            upkeep.backup(ci, folder, keep=5)
+        (folder / "team-ci-20261206T000000.000000Z.duckdb.partial").write_bytes(b"x")
+        for _ in range(3):
+            done = upkeep.backup(team, folder, keep=2)
+        assert done.path.exists()
+    assert len(upkeep.backups_in(folder, "team")) == 2
+    assert len(upkeep.backups_in(folder, "team-ci")) == 3
+    assert (folder / "team-ci-20261206T000000.000000Z.duckdb.partial").exists()
+
+
+def test_restore_takes_the_backups_log_and_never_a_stale_one(tmp_path):
+    """A source with a write-ahead log not yet checkpointed is restored with it; a target
+    whose damaged file was deleted but whose log was left is not replayed onto the backup."""
+    src = tmp_path / "src.duckdb"
+    con = duckdb.connect(str(src))
+    con.execute("CREATE TABLE schema_version (version INT); INSERT INTO schema_version "
+                "VALUES (1); CREATE TABLE t (i INT); INSERT INTO t SELECT range FROM range(15)")
+    con.close()
+    con = duckdb.connect(str(src))
+    con.execute("SET checkpoint_threshold = '1GB'; PRAGMA disable_checkpoint_on_shutdown")
+    con.execute("INSERT INTO t VALUES (99)")
+    con.close()
+    assert Path(f"{src}.wal").exists()
+    target = tmp_path / "live.duckdb"
+    stale = duckdb.connect(str(tmp_path / "other.duckdb"))
+    stale.execute("SET checkpoint_threshold = '1GB'; PRAGMA disable_checkpoint_on_shutdown")
+    stale.execute("CREATE TABLE junk (x INT)")
+    stale.close()
+    Path(f"{tmp_path / 'other.duckdb'}.wal").rename(f"{target}.wal")
+    done = upkeep.restore(src, target)
+    assert done["rows"] == 17
+    con = duckdb.connect(str(target), read_only=True)
+    assert con.execute("SELECT count(*) FROM t").fetchone()[0] == 16
+    assert sorted(r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()")
+                  .fetchall()) == ["schema_version", "t"]
+    con.close()

@@ -20,7 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from workbench import tokens
 
-from .conftest import ROLE_ENV, ROOT, TOKENS, Served, free_port
+from .conftest import ROLE_ENV, ROOT, TOKENS, Served, free_port, log_in
 
 SECRET = "a-test-secret-of-at-least-32-bytes!!"
 
@@ -183,6 +183,10 @@ def test_signed_tokens_on_a_server(tmp_path):
 
         ok = call(viewer_jwt)
         assert ok.status_code == 200
+        # Not a password: a login session would outlive its expiry and its revocation.
+        with httpx.Client(base_url=served.url, timeout=30) as browser:
+            log_in(browser, "x", viewer_jwt)
+            assert browser.get("/api/session").status_code == 401
         who = call(viewer_jwt, path="/api/session").json()
         assert who["role"] == "viewer" and who["who"] == "jwt:ci-bot"
         denied = call(viewer_jwt, "POST", "/api/agents", json={"name": "x", "backend":
@@ -201,9 +205,21 @@ def test_signed_tokens_on_a_server(tmp_path):
         assert admin.post(f"/api/tokens/{jti}/revoke", json={}).status_code == 200
         r = call(viewer_jwt)
         assert r.status_code == 401 and r.json()["error"] == "the token was revoked"
-        assert admin.post(f"/api/tokens/{jti}/revoke", json={}).status_code == 404
+        assert admin.post(f"/api/tokens/{jti}/revoke", json={}).status_code == 409
+        # A token signed with the same key elsewhere (another file, offline) is revoked
+        # here too.
+        import os
+        os.environ["OBSERVATORY_JWT_SECRET"] = SECRET
+        try:
+            elsewhere, claims = tokens.issue("offline", "viewer", 3600)
+        finally:
+            del os.environ["OBSERVATORY_JWT_SECRET"]
+        assert call(elsewhere).status_code == 200
+        r = admin.post(f"/api/tokens/{claims['jti']}/revoke", json={})
+        assert r.status_code == 200 and r.json()["issued_here"] is False
+        assert call(elsewhere).json()["error"] == "the token was revoked"
         listed = admin.get("/api/tokens").json()["tokens"]
-        assert {t["sub"] for t in listed} == {"ci-bot", "brief"}
+        assert {t["sub"] for t in listed} == {"ci-bot", "brief", "?"}
         assert all("token" not in t for t in listed)
         audit = admin.get("/api/audit", params={"limit": 50}).json()["audit"]
         assert any(a["action"] == "POST /api/tokens/{jti}/revoke" for a in audit)

@@ -789,7 +789,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     hosts += [o.rsplit(":", 1)[0] for o in args.allow_websocket_origin or []]
     env["OBSERVATORY_ALLOWED_HOSTS"] = ",".join(dict.fromkeys(hosts))
     basic_auth = config.get("OBSERVATORY_BASIC_AUTH", args.basic_auth)
+    from .tokens import TokenError, check_keys
     from .tokens import configured as signed_tokens
+
+    try:
+        check_keys()
+    except TokenError as err:
+        print(f"observatory serve: {err}", file=sys.stderr)
+        return 2
 
     if args.address not in LOOPBACK and not (basic_auth or config.api_tokens()
                                              or signed_tokens()) and not args.insecure:

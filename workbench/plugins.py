@@ -81,7 +81,9 @@ def load(group: str) -> list[Loaded]:
             else:
                 try:
                     item.obj = ep.load()
-                except Exception as err:  # noqa: BLE001  (a broken plugin is reported)
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as err:  # noqa: BLE001  (even sys.exit: reported)
                     item.error = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
             if item.error:
                 log.warning("plugin %s (%s, from %s) skipped: %s", ep.name, GROUPS[group],
@@ -91,8 +93,17 @@ def load(group: str) -> list[Loaded]:
         return found
 
 
+#: The groups whose entry points name a function (the others name a class or a module).
+CALLABLE = ("happy_observatory.alert_actions", "happy_observatory.webhook_formats",
+            "happy_observatory.export_targets")
+
+
 def working(group: str) -> dict[str, Any]:
-    """The loaded objects of ``group`` by name (those that failed are left out)."""
+    """The loaded objects of ``group`` by name (those that failed are left out; in a
+    group of functions, one that is not callable is reported and left out too)."""
+    for p in load(group):
+        if p.error is None and group in CALLABLE and not callable(p.obj):
+            fail(group, p.name, f"not a function ({type(p.obj).__name__})")
     return {p.name: p.obj for p in load(group) if p.error is None}
 
 
@@ -106,4 +117,6 @@ def fail(group: str, name: str, error: str) -> None:
 
 def report() -> list[dict[str, Any]]:
     """Every plugin of every group, loaded or not, with why not."""
+    for g in CALLABLE:
+        working(g)  # (the type checks)
     return [p.as_dict() for g in GROUPS for p in load(g)]

@@ -47,14 +47,14 @@ def add_parsers(sub, target_args, db_arg) -> None:
     ex.add_argument("--target", metavar="NAME=DEST",
                     help="hand the data to an export target a plugin adds "
                     "(happy_observatory.export_targets; `observatory plugins` lists them)")
-    ex.set_defaults(func=cmd_export)
+    ex.set_defaults(func=_one_line(cmd_export))
 
     im = sub.add_parser("import", help="store an export into a new database file",
                         description="Store the folder `observatory export` wrote into a "
                         "database file holding no data yet; all or nothing.")
     db_arg(im)
     im.add_argument("src", metavar="FOLDER")
-    im.set_defaults(func=cmd_import)
+    im.set_defaults(func=_one_line(cmd_import))
 
     bk = sub.add_parser("backup", help="back the database up, online",
                         description="Copy the database as of one moment while ingest goes "
@@ -66,7 +66,7 @@ def add_parsers(sub, target_args, db_arg) -> None:
     bk.add_argument("--to", metavar="FOLDER", help="where (default $OBSERVATORY_BACKUP_DIR, "
                     "else backups/ beside the database; a server uses its own setting)")
     bk.add_argument("--json", action="store_true", help="print JSON")
-    bk.set_defaults(func=cmd_backup)
+    bk.set_defaults(func=_one_line(cmd_backup))
 
     rs = sub.add_parser("restore", help="put a backup in place of the database",
                         description="Replace the database with a backup. Refused while a "
@@ -74,21 +74,21 @@ def add_parsers(sub, target_args, db_arg) -> None:
                         "beside it (NAME.before-restore-TIME).")
     db_arg(rs)
     rs.add_argument("backup", metavar="FILE")
-    rs.set_defaults(func=cmd_restore)
+    rs.set_defaults(func=_one_line(cmd_restore))
 
     cp = sub.add_parser("compact", help="give deleted space back to the disk",
                         description="Copy the live data into a fresh file and swap it in "
                         "(a running server does it between two writes).")
     target_args(cp)
     cp.add_argument("--json", action="store_true", help="print JSON")
-    cp.set_defaults(func=cmd_compact)
+    cp.set_defaults(func=_one_line(cmd_compact))
 
     pl = sub.add_parser("plugins", help="the plugins installed, loaded or not",
                         description="Every plugin found in the entry-point groups "
                         "(report formats, agent backends, alert actions, webhook formats, "
                         "export targets, dashboard tabs), and why one was skipped.")
     pl.add_argument("--json", action="store_true", help="print JSON")
-    pl.set_defaults(func=cmd_plugins)
+    pl.set_defaults(func=_one_line(cmd_plugins))
 
     st = sub.add_parser("storage", help="the file against its live data, policies, backups",
                         description="The database file's size against its live data, its "
@@ -96,7 +96,7 @@ def add_parsers(sub, target_args, db_arg) -> None:
                         "and the backups.")
     target_args(st)
     st.add_argument("--json", action="store_true", help="print JSON")
-    st.set_defaults(func=cmd_storage)
+    st.set_defaults(func=_one_line(cmd_storage))
 
     rt = sub.add_parser("retention", help="how long each kind of data is kept",
                         description="Retention policies: per kind and project (no --project: "
@@ -121,9 +121,31 @@ def add_parsers(sub, target_args, db_arg) -> None:
     target_args(rrun)
     for p in (rset, rdel, rrun):
         p.add_argument("--json", action="store_true", help="print JSON")
-    rset.set_defaults(func=cmd_retention)
-    rdel.set_defaults(func=cmd_retention)
-    rrun.set_defaults(func=cmd_retention)
+    rset.set_defaults(func=_one_line(cmd_retention))
+    rdel.set_defaults(func=_one_line(cmd_retention))
+    rrun.set_defaults(func=_one_line(cmd_retention))
+
+
+def _one_line(command):
+    """``command`` with what the disk, DuckDB or the network refused said on one line
+    (naming the command and the reason), never a traceback."""
+    import functools
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        import duckdb
+        import httpx
+
+        try:
+            return command(args)
+        except (duckdb.Error, OSError, httpx.HTTPError) as err:
+            name = command.__name__.removeprefix("cmd_").replace("_", " ")
+            reason = " ".join(str(err).split())[:300] or type(err).__name__
+            if isinstance(err, httpx.HTTPError) and "CERTIFICATE_VERIFY_FAILED" in reason:
+                reason += (" (a private CA: point SSL_CERT_FILE at its certificate)")
+            return _fail(name, reason)
+
+    return run
 
 
 # -- where ------------------------------------------------------------------------------

@@ -46,31 +46,71 @@ def configured() -> bool:
                 or config.get("OBSERVATORY_JWT_PRIVATE_KEY"))
 
 
-def _signing() -> tuple[str, Any]:
+#: The shortest HS256 secret taken: RFC 7518 asks for a key as long as the hash (32 bytes);
+#: a short one can be guessed offline from any token.
+MIN_SECRET_BYTES = 32
+
+
+def _secret() -> str | None:
     secret = config.get("OBSERVATORY_JWT_SECRET")
+    if secret and len(secret.encode()) < MIN_SECRET_BYTES:
+        raise TokenError(f"OBSERVATORY_JWT_SECRET: at least {MIN_SECRET_BYTES} bytes (it has "
+                         f"{len(secret.encode())}): `python -c 'import secrets; "
+                         "print(secrets.token_urlsafe(48))'` makes one")
+    return secret
+
+
+def check_keys() -> None:
+    """TokenError naming the setting when a configured key cannot be used (``serve``
+    checks at start, not at the first token)."""
+    if configured():
+        _checking()
+        if config.get("OBSERVATORY_JWT_PRIVATE_KEY"):
+            _signing()
+
+
+def _signing() -> tuple[str, Any]:
+    secret = _secret()
     if secret:
         return "HS256", secret
     private = config.get("OBSERVATORY_JWT_PRIVATE_KEY")
     if private:
-        return "RS256", _read(private, "OBSERVATORY_JWT_PRIVATE_KEY")
+        return "RS256", _pem(private, "OBSERVATORY_JWT_PRIVATE_KEY", private=True)
     raise TokenError("no signing key: set OBSERVATORY_JWT_SECRET (HS256) or "
                      "OBSERVATORY_JWT_PRIVATE_KEY (RS256, a PEM file)")
 
 
+def _pem(path: str, name: str, private: bool):
+    """The RSA key in the PEM file ``path`` (parsed once per file and change)."""
+    from cryptography.hazmat.primitives import serialization
+
+    raw = _read(path, name)
+    cached = _keys.get((path, private))
+    if cached and cached[0] == raw:
+        return cached[1]
+    try:
+        key = (serialization.load_pem_private_key(raw, None) if private
+               else serialization.load_pem_public_key(raw))
+    except (ValueError, TypeError) as err:
+        raise TokenError(f"{name}: {path} is not a PEM {'private' if private else 'public'} "
+                         f"key without a password: {err}") from None
+    _keys[(path, private)] = (raw, key)
+    return key
+
+
+_keys: dict[tuple[str, bool], tuple[bytes, Any]] = {}
+
+
 def _checking() -> tuple[str, Any] | None:
-    secret = config.get("OBSERVATORY_JWT_SECRET")
+    secret = _secret()
     if secret:
         return "HS256", secret
     public = config.get("OBSERVATORY_JWT_PUBLIC_KEY")
     if public:
-        return "RS256", _read(public, "OBSERVATORY_JWT_PUBLIC_KEY")
+        return "RS256", _pem(public, "OBSERVATORY_JWT_PUBLIC_KEY", private=False)
     private = config.get("OBSERVATORY_JWT_PRIVATE_KEY")
     if private:
-        from cryptography.hazmat.primitives import serialization
-
-        key = serialization.load_pem_private_key(
-            _read(private, "OBSERVATORY_JWT_PRIVATE_KEY"), None)
-        return "RS256", key.public_key()
+        return "RS256", _pem(private, "OBSERVATORY_JWT_PRIVATE_KEY", private=True).public_key()
     return None
 
 

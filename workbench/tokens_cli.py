@@ -32,7 +32,13 @@ def add_parser(sub, target_args) -> None:
     for p in (issue, lst, rev):
         target_args(p)
         p.add_argument("--json", action="store_true", help="print JSON")
-        p.set_defaults(func=cmd_tokens)
+        p.set_defaults(func=_one_line(cmd_tokens))
+
+
+def _one_line(command):
+    from .store_cli import _one_line as guard
+
+    return guard(command)
 
 
 def cmd_tokens(args: argparse.Namespace) -> int:
@@ -74,8 +80,9 @@ def cmd_tokens(args: argparse.Namespace) -> int:
             _api(url, "POST", f"/api/tokens/{args.jti}/revoke", json={})
         else:
             with _local(path) as store:
-                if not token_writes.revoke(store, args.jti, f"cli:{getpass.getuser()}"):
-                    raise ValueError(f"no unrevoked token {args.jti!r} was issued here")
+                if token_writes.revoke(store, args.jti, f"cli:{getpass.getuser()}",
+                                       tokens.MAX_TTL_S) == "already":
+                    raise ValueError(f"token {args.jti} was already revoked")
         print(f"revoked {args.jti}")
         return 0
     except (tokens.TokenError, ValueError, RuntimeError, FileNotFoundError) as err:

@@ -218,7 +218,9 @@ def _token_as_password(validate):
         # A session opened with a token is named after the token's fingerprint, whatever
         # name was typed, so that it gets the token's role and no more; no password login
         # may take such a name.
-        if auth.valid_token(password):
+        # Static tokens only: a signed one expires and may be revoked, which a login
+        # session (a day) would outlive — signed tokens are for programs.
+        if auth.static_role(password) is not None:
             self._token_user = auth.token_user(password)
             return True
         return not username.startswith("token:") and validate(self, username, password)

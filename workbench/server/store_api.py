@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 from ..config import allows
@@ -17,6 +18,9 @@ from .state import get_housekeeping, get_store
 
 #: Bytes sent per write of a streamed export.
 CHUNK = 1 << 20
+#: Exports running at once: each may take DuckDB's memory for its sort and buffers (the
+#: limit ingest shares), so one at a time; another waits for a 503 + Retry-After.
+_exporting = threading.BoundedSemaphore(1)
 
 
 class StoreStateHandler(APIHandler):
@@ -80,6 +84,10 @@ class ExportHandler(APIHandler):
 
     async def get(self, table: str) -> None:
         q = self.q
+        if not _exporting.acquire(blocking=False):
+            self.fail(503, "another export is running; retry when it is done",
+                      **{"Retry-After": "10"})
+            return
         tmp = Path(tempfile.mkdtemp(prefix="observatory-export-"))
 
         def work() -> tuple[Path, str]:
@@ -113,6 +121,7 @@ class ExportHandler(APIHandler):
             self.finish()
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+            _exporting.release()
 
 
 _TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv",

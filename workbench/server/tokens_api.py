@@ -33,14 +33,18 @@ class TokensHandler(APIHandler):
 
 
 class TokenRevokeHandler(APIHandler):
-    """``POST /api/tokens/{jti}/revoke``: refused from now on, on this server."""
+    """``POST /api/tokens/{jti}/revoke``: refused from now on, on this server (also a token
+    signed with the same key elsewhere: ``"issued_here": false``); 409 when it was already."""
 
     async def post(self, jti: str) -> None:
         def work() -> dict:
             self.payload()
-            if not token_writes.revoke(get_store(), jti, self.principal.who):
-                raise KeyError(f"no unrevoked token {jti!r} was issued here")
+            done = token_writes.revoke(get_store(), jti, self.principal.who,
+                                       tokens.MAX_TTL_S)
+            if done == "already":
+                self.set_status(409)
+                return {"ok": False, "error": f"token {jti} was already revoked"}
             revoked_now(jti)
-            return {"ok": True, "revoked": jti}
+            return {"ok": True, "revoked": jti, "issued_here": done == "revoked"}
 
         await self.answer(work)

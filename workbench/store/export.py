@@ -85,35 +85,35 @@ def export(store: Store, dest: str | Path, kinds: list[str] | None = None,
                    "since": flt.since.isoformat() if flt.since else None,
                    "until": flt.until.isoformat() if flt.until else None},
         "tables": {}}
-    cur = store.cursor()
     try:
-        cur.execute("BEGIN TRANSACTION")  # one snapshot for every table
-        for i, table in enumerate(tables):
-            cond, args = where(table, flt)
-            select = f"SELECT * FROM {table.name} WHERE {cond}"
-            if partition and table.time:
-                target = dest / table.name
-                sql = (f"COPY (SELECT *, strftime({table.time}, '%Y-%m-%d') AS day FROM "
-                       f"({select})) TO {_quote(target)} ({options}, PARTITION_BY (day), "
-                       f"FILENAME_PATTERN 'part-{{i}}', FILE_SIZE_BYTES '256MB')")
-                files = None
-            else:
-                target = dest / f"{table.name}.{ext}"
-                sql = f"COPY ({select}) TO {_quote(target)} ({options})"
-                files = [target.name]
-            rows = cur.execute(sql, args).fetchone()[0]
-            if files is None:
-                files = sorted(str(p.relative_to(dest)) for p in target.rglob(f"*.{_suffix(ext)}"))
-            manifest["tables"][table.name] = {"rows": int(rows), "files": files,
-                                              "partitioned": partition and bool(table.time)}
-            if progress:
-                progress(table.name, int(rows), i + 1)
-        cur.execute("COMMIT")
+        with store.reading() as cur:
+            cur.execute("BEGIN TRANSACTION")  # one snapshot for every table
+            for i, table in enumerate(tables):
+                cond, args = where(table, flt)
+                select = f"SELECT * FROM {table.name} WHERE {cond}"
+                if partition and table.time:
+                    target = dest / table.name
+                    sql = (f"COPY (SELECT *, strftime({table.time}, '%Y-%m-%d') AS day FROM "
+                           f"({select})) TO {_quote(target)} ({options}, PARTITION_BY (day), "
+                           f"FILENAME_PATTERN 'part-{{i}}', FILE_SIZE_BYTES '256MB')")
+                    files = None
+                else:
+                    target = dest / f"{table.name}.{ext}"
+                    sql = f"COPY ({select}) TO {_quote(target)} ({options})"
+                    files = [target.name]
+                rows = cur.execute(sql, args).fetchone()[0]
+                if files is None:
+                    files = sorted(str(p.relative_to(dest))
+                                   for p in target.rglob(f"*.{_suffix(ext)}"))
+                manifest["tables"][table.name] = {
+                    "rows": int(rows), "files": files,
+                    "partitioned": partition and bool(table.time)}
+                if progress:
+                    progress(table.name, int(rows), i + 1)
+            cur.execute("COMMIT")
     except Exception:
         shutil.rmtree(dest, ignore_errors=True)  # nothing half-written is left to import
         raise
-    finally:
-        cur.close()
     (dest / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 

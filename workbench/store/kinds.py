@@ -33,6 +33,8 @@ KINDS: dict[str, tuple[Table, ...]] = {
     "tests": (
         Table("runs", "started_at", "project"),
         Table("results", parent=(("run_id",), "runs")),
+        # (the failures' signatures: without them the clusters of an import are empty)
+        Table("signatures", parent=(("signature",), "results")),
         Table("test_runs", "created_at", "project"),
     ),
     "spans": (
@@ -94,12 +96,13 @@ def parse_time(text: str | None, name: str) -> datetime | None:
         return None
     try:
         when = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{name}: not an ISO time: {text[:40]!r}") from None
-    if when.tzinfo is not None:
-        from datetime import UTC
+        if when.tzinfo is not None:
+            from datetime import UTC
 
-        when = when.astimezone(UTC).replace(tzinfo=None)
+            when = when.astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
+        raise ValueError(f"{name}: not an ISO time (UTC, within years 1-9999): "
+                         f"{text[:40]!r}") from None
     return when
 
 

@@ -85,8 +85,7 @@ def requests(store: Store, flt: Filter | None = None,
     """``(ExportTraceServiceRequest as a dict, spans in it)`` for the spans ``flt`` keeps,
     at most ``batch`` spans each, from one snapshot."""
     cond, args = where(TABLES["spans"], flt or Filter(), alias="s")
-    cur = store.cursor()
-    try:
+    with store.reading() as cur:  # (a compaction's swap waits for it)
         cur.execute("BEGIN TRANSACTION")
         rel = cur.sql(_SELECT.format(cond=cond), params=args)
         # (DuckDB 2 renamed fetch_arrow_reader)
@@ -106,8 +105,6 @@ def requests(store: Store, flt: Filter | None = None,
                 for res, scopes in groups.items()]}
             yield doc, rb.num_rows
         cur.execute("COMMIT")
-    finally:
-        cur.close()
 
 
 def write(store: Store, dest: str | Path, flt: Filter | None = None,

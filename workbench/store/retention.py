@@ -14,6 +14,7 @@ waiting for it.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -288,7 +289,8 @@ def _archive(cur, folder: Path, table: str, select: str, args: list, now: dateti
              out: Outcome) -> None:
     """The rows about to be deleted, as one Parquet file (zstd) under ``archive/``."""
     (folder / table).mkdir(parents=True, exist_ok=True)
-    path = folder / table / f"{now:%Y%m%dT%H%M%S}-{len(out.archived):05d}.parquet"
+    path = folder / table / (f"{now:%Y%m%dT%H%M%S}-{len(out.archived):05d}-"
+                             f"{uuid.uuid4().hex[:8]}.parquet")  # (never one that exists)
     n = cur.execute(f"COPY ({select}) TO {_quote(path)} (FORMAT parquet, COMPRESSION zstd)",
                     args).fetchone()[0]
     if n:

@@ -274,6 +274,11 @@ class Store:
         return StoreWriteError(f"cannot read {self.path}: {reason}", path=str(self.path),
                                reason=reason)
 
+    def reading(self):
+        """A cursor for a long read (an export, a backup's copy) as a context manager: a
+        reopen or a compaction's swap waits until it is closed."""
+        return self._reading()
+
     @contextmanager
     def _reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor for one read; a reopen waits until it is closed."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -20,18 +20,33 @@ def record_issued(store: Store, claims: dict[str, Any], who: str) -> None:
          _at(claims["exp"])]), topic="control")
 
 
-def revoke(store: Store, jti: str, who: str) -> bool:
-    """Mark ``jti`` revoked; False when no such token was issued here (or it was already)."""
-    return bool(store.write(lambda cur: cur.execute(
-        "UPDATE issued_tokens SET revoked_by = ?, revoked_at = ? WHERE jti = ? AND "
-        "revoked_at IS NULL", [who, datetime.now(UTC).replace(tzinfo=None), jti]
-    ).fetchone()[0], topic="control"))
+def revoke(store: Store, jti: str, who: str, max_ttl_s: int) -> str:
+    """Mark ``jti`` revoked: ``"revoked"``, ``"already"`` (it was), or ``"unknown"`` — a
+    token with the same key issued elsewhere (another file, offline): recorded as revoked
+    for the longest a token can live, so that it is refused here too."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+
+    def run(cur) -> str:
+        row = cur.execute("SELECT revoked_at FROM issued_tokens WHERE jti = ?",
+                          [jti]).fetchall()
+        if row:
+            if row[0][0] is not None:
+                return "already"
+            cur.execute("UPDATE issued_tokens SET revoked_by = ?, revoked_at = ? "
+                        "WHERE jti = ?", [who, now, jti])
+            return "revoked"
+        cur.execute("INSERT INTO issued_tokens VALUES (?, '?', '?', NULL, NULL, ?, ?, ?)",
+                    [jti, now + timedelta(seconds=max_ttl_s), who, now])
+        return "unknown"
+
+    return store.write(run, topic="control")
 
 
 def revoked(store: Store) -> set[str]:
     """The revoked tokens that have not expired yet."""
+    # (the times are naive UTC: compared with UTC, not the machine's zone)
     df = store.sql("SELECT jti FROM issued_tokens WHERE revoked_at IS NOT NULL AND "
-                   "expires_at > now()::TIMESTAMP")
+                   "expires_at > ?", [datetime.now(UTC).replace(tzinfo=None)])
     return set(df["jti"])
 
 

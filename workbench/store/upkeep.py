@@ -14,7 +14,9 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -76,11 +78,22 @@ def verify(path: Path, counts: dict[str, int]) -> None:
         con.close()
 
 
+#: A backup's name after its file's stem: the UTC time it was taken.
+_STAMPED = re.compile(r"-\d{8}T\d{6}\.\d{6}Z\.duckdb(?:\.partial)?$")
+
+
+def _of(path: Path, stem: str) -> bool:
+    """Whether ``path`` is a backup of the file named ``stem`` (``team-…`` is not one of
+    ``team-ci``'s, nor the other way round)."""
+    m = _STAMPED.search(path.name)
+    return bool(m) and path.name[:m.start()] == stem
+
+
 def backups_in(folder: Path, stem: str) -> list[Path]:
     """The finished backups of the file named ``stem`` in ``folder``, oldest first."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.glob(f"{stem}-*.duckdb"))
+    return sorted(p for p in folder.glob(f"{glob.escape(stem)}-*.duckdb") if _of(p, stem))
 
 
 @dataclass
@@ -106,20 +119,19 @@ def backup(store: Store, folder: str | Path, keep: int = 7) -> Backup:
         raise UpkeepError(f"keep must be at least 1, not {keep}")
     folder.mkdir(parents=True, exist_ok=True)
     stem = store.path.stem
-    for left in folder.glob(f"{stem}-*.duckdb{PARTIAL}*"):  # a backup a crash cut short
-        left.unlink(missing_ok=True)
+    for left in folder.glob(f"{glob.escape(stem)}-*.duckdb{PARTIAL}"):
+        if _of(left, stem):  # a backup of this file that a crash cut short
+            _remove(left)
     final = folder / f"{stem}-{_stamp()}.duckdb"
     partial = final.with_name(final.name + PARTIAL)
     start = time.monotonic()
-    cur = store.cursor()
     try:
-        counts = _copy_into(cur, partial)
+        with store.reading() as cur:
+            counts = _copy_into(cur, partial)
     except duckdb.Error as err:
         _remove(partial)
         raise UpkeepError(f"backup of {store.path} to {final} failed: "
                           f"{' '.join(str(err).split())[:300]}") from None
-    finally:
-        cur.close()
     try:
         verify(partial, counts)
     except (UpkeepError, duckdb.Error) as err:
@@ -183,15 +195,29 @@ def restore(source: str | Path, target: str | Path) -> dict[str, Any]:
             raise UpkeepError(f"{target}: cannot take its place: "
                               f"{' '.join(str(err).split())[:200]}") from None
     staged = target.with_name(f".{target.name}.restoring")
-    shutil.copyfile(source, staged)
+    _remove(staged)
+    try:  # (through DuckDB: what the source's own log holds is in the copy too)
+        con = duckdb.connect()
+        try:
+            con.execute(f"ATTACH {_quote(source)} AS src (READ_ONLY)")
+            con.execute(f"ATTACH {_quote(staged)} AS dst")
+            con.execute("COPY FROM DATABASE src TO dst")
+        finally:
+            con.close()
+        verify(staged, counts)
+    except (duckdb.Error, OSError, UpkeepError) as err:
+        _remove(staged)
+        raise UpkeepError(f"restoring {source} to {target} failed (nothing changed): "
+                          f"{' '.join(str(err).split())[:200]}") from None
     _fsync(staged)
     kept = None
+    stamp = _stamp()
     if target.exists():
-        kept = target.with_name(f"{target.name}.before-restore-{_stamp()}")
+        kept = target.with_name(f"{target.name}.before-restore-{stamp}")
         os.replace(target, kept)
-        wal = Path(f"{target}.wal")
-        if wal.exists():
-            os.replace(wal, Path(f"{kept}.wal"))
+    wal = Path(f"{target}.wal")
+    if wal.exists():  # (the old file's log, even with the file gone: never replayed on this)
+        os.replace(wal, target.with_name(f"{target.name}.before-restore-{stamp}.wal"))
     os.replace(staged, target)
     return {"restored": str(target), "from": str(source), "schema_version": version,
             "rows": sum(counts.values()), "previous": str(kept) if kept else None}
@@ -252,22 +278,20 @@ def compact(store: Store) -> dict[str, Any]:
 
     store.exclusive(lambda st: st.writer_cursor().execute("CHECKPOINT"))
     _remove(fresh)
-    cur = store.cursor()
     try:
-        source = cur.execute("SELECT current_database()").fetchone()[0]
-        cur.execute(f"ATTACH {_quote(fresh)} AS {alias}")
-        try:
-            cur.execute("BEGIN TRANSACTION")
-            marks = {t: cur.execute(f'SELECT count(*), max(rowid) FROM "{t}"').fetchone()
-                     for t in _tables(cur, source) if t in APPEND_ONLY}
-            cur.execute(f'COPY FROM DATABASE "{source}" TO {alias}')
-            cur.execute("COMMIT")
-        finally:
-            cur.execute(f"DETACH {alias}")
+        with store.reading() as cur:
+            source = cur.execute("SELECT current_database()").fetchone()[0]
+            cur.execute(f"ATTACH {_quote(fresh)} AS {alias}")
+            try:
+                cur.execute("BEGIN TRANSACTION")
+                marks = {t: cur.execute(f'SELECT count(*), max(rowid) FROM "{t}"').fetchone()
+                         for t in _tables(cur, source) if t in APPEND_ONLY}
+                cur.execute(f'COPY FROM DATABASE "{source}" TO {alias}')
+                cur.execute("COMMIT")
+            finally:
+                cur.execute(f"DETACH {alias}")
     except duckdb.Error as err:
         raise failed(err) from None
-    finally:
-        cur.close()
     copied = time.monotonic() - start
 
     def catch_up(st: Store) -> dict[str, Any]:

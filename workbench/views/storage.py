@@ -151,9 +151,9 @@ class StoragePage(pn.viewable.Viewer):
 
     def _link(self) -> None:
         since = ""
-        if self.ex_days.value:
-            since = (datetime.now(UTC) - timedelta(days=self.ex_days.value)).strftime(
-                "%Y-%m-%dT%H:%M:%S")
+        days = self.ex_days.value
+        if days and 0 < days <= 36500:  # (more than a century: all of it)
+            since = (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S")
         fmt = self.fmt.value
         if fmt == "otlp" and self.table.value != "spans":
             self.link.object = "<em>OTLP: the spans table only</em>"
