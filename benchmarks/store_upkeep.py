@@ -43,16 +43,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import machine  # noqa: E402
+from otlp_grpc import BATCH, build  # noqa: E402  (the same SDK spans)
 from otlp_ingest import ROOT, free_port, wait_http  # noqa: E402
 
-BATCH = 512
-TRACE = 16
 TOKENS = {"admin": "bench-admin", "ingest": "bench-ingest"}
-ATTRIBUTES = {
-    "gen_ai.system": "anthropic", "gen_ai.request.model": "claude-sonnet-4",
-    "gen_ai.usage.input_tokens": 1200, "gen_ai.usage.output_tokens": 310,
-    "tool.name": "Bash", "http.status_code": 200, "retry": False, "cost_usd": 0.0123,
-}
 SERVICE = "upkeep-load"
 
 
@@ -211,26 +205,6 @@ def print_export(r: dict) -> None:
 
 # -- 2. and 3. jobs under OTLP load --------------------------------------------------------
 
-def build_batches(batches: int) -> list:
-    """``batches`` lists of :data:`BATCH` finished SDK spans (traces of :data:`TRACE`)."""
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    memory = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": SERVICE}))
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    tracer = provider.get_tracer("bench", "1.0")
-    for _ in range(batches * BATCH // TRACE):
-        with tracer.start_as_current_span("agent.turn", attributes=ATTRIBUTES):
-            for i in range(TRACE - 1):
-                with tracer.start_as_current_span(f"tool.{i % 5}", attributes=ATTRIBUTES):
-                    pass
-    spans = memory.get_finished_spans()
-    return [spans[i:i + BATCH] for i in range(0, len(spans), BATCH)]
-
-
 def renew(batch: list, originals: list, mark: int) -> None:
     """Make a prebuilt batch new: each trace id XORed with ``mark`` (so the receiver, which
     stores a resent span once, stores them all) and the times moved to now. (The SDK's
@@ -251,7 +225,7 @@ def sender(index: int, target: str, start: mp.Barrier, stop: mp.Event, out: mp.Q
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace.export import SpanExportResult
 
-    prebuilt = build_batches(8)
+    prebuilt = build(SERVICE, 8)
     originals = [[(s.context, s.start_time, s.end_time) for s in b] for b in prebuilt]
     exporter = OTLPSpanExporter(endpoint=target, compression=Compression.NoCompression,
                                 headers={"Authorization": f"Bearer {TOKENS['ingest']}"},

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import rollup
 from .kinds import INTERNAL, KINDS, TABLES, Filter, Table, kinds_of, where
+from .sql import literal
 
 if TYPE_CHECKING:
     from .store import Store
@@ -32,10 +33,6 @@ Progress = Callable[[str, int, int], None]  # (table, rows written, tables done)
 
 class ExportError(ValueError):
     """An export or import that cannot be done, with the reason on one line."""
-
-
-def _quote(path: Path | str) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def tables_for(store: Store, kinds: list[str] | None,
@@ -94,12 +91,12 @@ def export(store: Store, dest: str | Path, kinds: list[str] | None = None,
                 if partition and table.time:
                     target = dest / table.name
                     sql = (f"COPY (SELECT *, strftime({table.time}, '%Y-%m-%d') AS day FROM "
-                           f"({select})) TO {_quote(target)} ({options}, PARTITION_BY (day), "
+                           f"({select})) TO {literal(target)} ({options}, PARTITION_BY (day), "
                            f"FILENAME_PATTERN 'part-{{i}}', FILE_SIZE_BYTES '256MB')")
                     files = None
                 else:
                     target = dest / f"{table.name}.{ext}"
-                    sql = f"COPY ({select}) TO {_quote(target)} ({options})"
+                    sql = f"COPY ({select}) TO {literal(target)} ({options})"
                     files = [target.name]
                 rows = cur.execute(sql, args).fetchone()[0]
                 if files is None:
@@ -173,7 +170,7 @@ def import_export(store: Store, src: str | Path,
             if not files:
                 counts[name] = 0
                 continue
-            listed = "[" + ", ".join(_quote(f) for f in files) + "]"
+            listed = "[" + ", ".join(literal(f) for f in files) + "]"
             reader = _reader(cur, name, fmt, listed, bool(info.get("partitioned")))
             drop = " EXCLUDE (day)" if info.get("partitioned") else ""
             if name in rollup.TIME_COLUMN:  # a new file's stamps start again at 1
@@ -208,7 +205,7 @@ def _reader(cur, table: str, fmt: str, files: str, partitioned: bool) -> str:
                         "WHERE table_name = ? AND schema_name = 'main'", [table]).fetchall()
     if partitioned:
         types.append(("day", "VARCHAR"))
-    columns = "{" + ", ".join(f"{_quote(c)}: {_quote(t)}" for c, t in types) + "}"
+    columns = "{" + ", ".join(f"{literal(c)}: {literal(t)}" for c, t in types) + "}"
     return f"read_json({files}, format = 'newline_delimited', columns = {columns}{hive})"
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import rollup
 from .kinds import TABLES, Table
+from .sql import literal
 
 if TYPE_CHECKING:
     from .store import Store
@@ -217,10 +218,6 @@ class Outcome:
                 "seconds": round(self.seconds, 3)}
 
 
-def _quote(path: Path | str) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
 def apply(store: Store, chunk: int = CHUNK, now: datetime | None = None,
           archive_dir: Path | None = None, only: list[Policy] | None = None) -> Outcome:
     """Apply every policy (or ``only`` these): delete, chunk by chunk, what they say."""
@@ -291,7 +288,7 @@ def _archive(cur, folder: Path, table: str, select: str, args: list, now: dateti
     (folder / table).mkdir(parents=True, exist_ok=True)
     path = folder / table / (f"{now:%Y%m%dT%H%M%S}-{len(out.archived):05d}-"
                              f"{uuid.uuid4().hex[:8]}.parquet")  # (never one that exists)
-    n = cur.execute(f"COPY ({select}) TO {_quote(path)} (FORMAT parquet, COMPRESSION zstd)",
+    n = cur.execute(f"COPY ({select}) TO {literal(path)} (FORMAT parquet, COMPRESSION zstd)",
                     args).fetchone()[0]
     if n:
         out.archived.append(str(path))

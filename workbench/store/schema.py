@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import rollup
+from .sql import literal
 
 #: (version, statements). Append new versions; never edit a released one.
 MIGRATIONS: list[tuple[int, list[str]]] = [
@@ -470,10 +471,6 @@ MIGRATIONS.append((13, [
 ]))
 
 
-def _sql(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _rekey_signatures() -> list[str]:
     """Statements that give every stored failure the signature ingest gives it now
     (:func:`workbench.analysis.signatures.cluster_key`), from what ``signatures`` holds:
@@ -483,8 +480,8 @@ def _rekey_signatures() -> list[str]:
 
     text = "coalesce(normalized, '')"
     for pattern, repl in NAME_RULES:
-        text = f"regexp_replace({text}, {_sql(pattern)}, {_sql(repl)}, 'g')"
-    part = f"coalesce(regexp_extract(suspect, {_sql(SUSPECT_PARTS)}, {{}}), '')"
+        text = f"regexp_replace({text}, {literal(pattern)}, {literal(repl)}, 'g')"
+    part = f"coalesce(regexp_extract(suspect, {literal(SUSPECT_PARTS)}, {{}}), '')"
     return [
         f"""
         CREATE TABLE signature_rekey AS

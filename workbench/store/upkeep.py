@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from .sql import literal
+
 if TYPE_CHECKING:
     from .store import Store
 
@@ -36,26 +38,27 @@ class UpkeepError(RuntimeError):
     """A backup, restore or compaction that could not be done; the reason on one line."""
 
 
-def _quote(path: Path | str) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
 def _stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
-def _copy_into(cur: duckdb.DuckDBPyConnection, dest: Path) -> dict[str, int]:
-    """Copy the database ``cur`` reads into the new file ``dest``; the rows of each table
-    as of the copy's snapshot (counted in the same transaction)."""
+def _copy_into(cur: duckdb.DuckDBPyConnection, dest: Path,
+               marked: frozenset[str] = frozenset()) -> tuple[dict[str, int], dict[str, Any]]:
+    """Copy the database ``cur`` reads into the new file ``dest``: the rows of each table
+    as of the copy's snapshot (counted in the same transaction), and each ``marked``
+    table's last row id then."""
     alias = f"copy_{os.getpid()}_{int(time.monotonic_ns())}"
     source = cur.execute("SELECT current_database()").fetchone()[0]
-    cur.execute(f"ATTACH {_quote(dest)} AS {alias}")
+    cur.execute(f"ATTACH {literal(dest)} AS {alias}")
     try:
         cur.execute("BEGIN TRANSACTION")
         try:
-            tables = _tables(cur, source)
-            counts = {t: cur.execute(f'SELECT count(*) FROM "{source}".main."{t}"'
-                                     ).fetchone()[0] for t in tables}
+            counts, marks = {}, {}
+            for t in _tables(cur, source):
+                counts[t], last = cur.execute(f'SELECT count(*), max(rowid) FROM '
+                                              f'"{source}".main."{t}"').fetchone()
+                if t in marked:
+                    marks[t] = last
             cur.execute(f'COPY FROM DATABASE "{source}" TO {alias}')
             cur.execute("COMMIT")
         except BaseException:
@@ -63,7 +66,7 @@ def _copy_into(cur: duckdb.DuckDBPyConnection, dest: Path) -> dict[str, int]:
             raise
     finally:
         cur.execute(f"DETACH {alias}")
-    return counts
+    return counts, marks
 
 
 def verify(path: Path, counts: dict[str, int]) -> None:
@@ -127,7 +130,7 @@ def backup(store: Store, folder: str | Path, keep: int = 7) -> Backup:
     start = time.monotonic()
     try:
         with store.reading() as cur:
-            counts = _copy_into(cur, partial)
+            counts, _ = _copy_into(cur, partial)
     except duckdb.Error as err:
         _remove(partial)
         raise UpkeepError(f"backup of {store.path} to {final} failed: "
@@ -175,40 +178,32 @@ def restore(source: str | Path, target: str | Path) -> dict[str, Any]:
         raise UpkeepError(f"{target} is served by the workbench at {url}: stop it first "
                           "(Ctrl-C in its terminal, or kill the process named in "
                           f"{target.name}.server.json), then restore")
-    try:
-        con = duckdb.connect(str(source), read_only=True)
-        try:
-            version = con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
-            tables = [r[0] for r in con.execute(
-                "SELECT table_name FROM duckdb_tables()").fetchall()]
-            counts = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
-                      for t in tables}
-        finally:
-            con.close()
-    except duckdb.Error as err:
-        raise UpkeepError(f"{source}: not a workbench database: "
-                          f"{' '.join(str(err).split())[:200]}") from None
-    if target.exists():
-        try:  # held by a process that does not advertise itself (a notebook)?
-            duckdb.connect(str(target)).close()
-        except duckdb.Error as err:
-            raise UpkeepError(f"{target}: cannot take its place: "
-                              f"{' '.join(str(err).split())[:200]}") from None
     staged = target.with_name(f".{target.name}.restoring")
-    _remove(staged)
-    try:  # (through DuckDB: what the source's own log holds is in the copy too)
-        con = duckdb.connect()
+    con = duckdb.connect()  # (the source through DuckDB: its own log is in the copy too)
+    try:
         try:
-            con.execute(f"ATTACH {_quote(source)} AS src (READ_ONLY)")
-            con.execute(f"ATTACH {_quote(staged)} AS dst")
-            con.execute("COPY FROM DATABASE src TO dst")
-        finally:
-            con.close()
-        verify(staged, counts)
-    except (duckdb.Error, OSError, UpkeepError) as err:
+            con.execute(f"ATTACH {literal(source)} AS src (READ_ONLY)")
+            con.execute("USE src")
+            version = con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+        except duckdb.Error as err:
+            raise UpkeepError(f"{source}: not a workbench database: "
+                              f"{' '.join(str(err).split())[:200]}") from None
+        if target.exists():
+            try:  # held by a process that does not advertise itself (a notebook)?
+                duckdb.connect(str(target)).close()
+            except duckdb.Error as err:
+                raise UpkeepError(f"{target}: cannot take its place: "
+                                  f"{' '.join(str(err).split())[:200]}") from None
         _remove(staged)
-        raise UpkeepError(f"restoring {source} to {target} failed (nothing changed): "
-                          f"{' '.join(str(err).split())[:200]}") from None
+        try:
+            counts, _ = _copy_into(con, staged)
+            verify(staged, counts)
+        except (duckdb.Error, OSError, UpkeepError) as err:
+            _remove(staged)
+            raise UpkeepError(f"restoring {source} to {target} failed (nothing changed): "
+                              f"{' '.join(str(err).split())[:200]}") from None
+    finally:
+        con.close()
     _fsync(staged)
     kept = None
     stamp = _stamp()
@@ -281,15 +276,7 @@ def compact(store: Store) -> dict[str, Any]:
     try:
         with store.reading() as cur:
             source = cur.execute("SELECT current_database()").fetchone()[0]
-            cur.execute(f"ATTACH {_quote(fresh)} AS {alias}")
-            try:
-                cur.execute("BEGIN TRANSACTION")
-                marks = {t: cur.execute(f'SELECT count(*), max(rowid) FROM "{t}"').fetchone()
-                         for t in _tables(cur, source) if t in APPEND_ONLY}
-                cur.execute(f'COPY FROM DATABASE "{source}" TO {alias}')
-                cur.execute("COMMIT")
-            finally:
-                cur.execute(f"DETACH {alias}")
+            copied_rows, last_ids = _copy_into(cur, fresh, APPEND_ONLY)
     except duckdb.Error as err:
         raise failed(err) from None
     copied = time.monotonic() - start
@@ -298,18 +285,19 @@ def compact(store: Store) -> dict[str, Any]:
         held = time.monotonic()
         wcur = st.writer_cursor()
         try:
-            wcur.execute(f"ATTACH {_quote(fresh)} AS {alias}")
+            wcur.execute(f"ATTACH {literal(fresh)} AS {alias}")
             try:
                 wcur.execute("BEGIN TRANSACTION")
                 counts = {}
                 for t in _tables(wcur, source):
                     counts[t] = wcur.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
-                    mark = marks.get(t)
-                    if mark is not None and wcur.execute(
+                    last = last_ids.get(t)
+                    last = -1 if last is None else last  # (an empty table had none)
+                    if t in last_ids and wcur.execute(
                             f'SELECT count(*) FROM "{t}" WHERE rowid <= ?',
-                            [mark[1] if mark[1] is not None else -1]).fetchone()[0] == mark[0]:
+                            [last]).fetchone()[0] == copied_rows[t]:
                         wcur.execute(f'INSERT INTO {alias}."{t}" SELECT * FROM "{t}" '
-                                     f"WHERE rowid > ?", [mark[1] if mark[1] is not None else -1])
+                                     f"WHERE rowid > ?", [last])
                     else:
                         wcur.execute(f'DELETE FROM {alias}."{t}"')
                         wcur.execute(f'INSERT INTO {alias}."{t}" SELECT * FROM "{t}"')
