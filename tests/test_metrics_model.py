@@ -80,6 +80,24 @@ def test_histogram_percentiles(store):
     assert row.p99 == pytest.approx(910.0)
 
 
+def test_a_histogram_after_a_counter_in_one_request_keeps_its_buckets(store):
+    """The SDK sends every instrument in one request, a counter often first: the rows'
+    columns must be every row's, not the first's (the histogram was stored empty)."""
+    def build(scope):
+        c = scope.metrics.add()
+        c.name, c.sum.aggregation_temporality = "calls", 2
+        c.sum.data_points.add(time_unix_nano=ns(T0), as_int=3)
+        h = scope.metrics.add()
+        h.name, h.histogram.aggregation_temporality = "latency", 1
+        h.histogram.data_points.add(time_unix_nano=ns(T0), count=4,
+                                    explicit_bounds=[10, 100], bucket_counts=[1, 2, 1])
+
+    store_points(store, build)
+    row = store.sql("SELECT count, bucket_counts FROM metric_points WHERE name = 'latency'")
+    assert row["count"][0] == 4 and list(row["bucket_counts"][0]) == [1, 2, 1]
+    assert AgentTelemetry(store=store, window="all time").metric("latency").iloc[0].p50 > 0
+
+
 @pytest.mark.parametrize(
     "bounds,counts,q,expected",
     [

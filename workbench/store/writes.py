@@ -473,7 +473,7 @@ def submit_telemetry(store: Store, tables: dict[str, list[dict[str, Any]]]) -> F
     Raises :class:`~workbench.store.StoreBusyError` when the write queue is full, which the
     receiver answers with 503 and ``Retry-After``.
     """
-    arrow = {t: pa.Table.from_pylist(rows) for t, rows in tables.items() if rows}
+    arrow = {t: _columns(rows) for t, rows in tables.items() if rows}
 
     def write(cur: duckdb.DuckDBPyConnection) -> int:
         stored = 0
@@ -498,6 +498,14 @@ def submit_telemetry(store: Store, tables: dict[str, list[dict[str, Any]]]) -> F
         return stored
 
     return store.submit(write, block=False, topic="telemetry")
+
+
+def _columns(rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows with different keys as one table of every key. (``Table.from_pylist`` takes
+    its columns from the first row alone: a metrics request whose first point was a
+    counter stored its histograms with no counts and no buckets.)"""
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    return pa.Table.from_pydict({k: [row.get(k) for row in rows] for k in keys})
 
 
 def _stored_span_keys(cur: duckdb.DuckDBPyConnection, spans: pa.Table) -> set[tuple]:
