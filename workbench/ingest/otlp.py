@@ -12,7 +12,7 @@ import base64
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -157,8 +157,14 @@ def _dumps(d: dict[str, Any]) -> str | None:
     return json.dumps(d, separators=(",", ":"), default=str) if d else None
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
 def _time(ns: int) -> datetime | None:
-    return datetime.fromtimestamp(ns / 1e9, tz=UTC).replace(tzinfo=None) if ns else None
+    """The microsecond a nanosecond time falls in, exactly (``fromtimestamp(ns / 1e9)``
+    rounded through a float: half the times came out a microsecond late, and a ClickHouse
+    store, which truncates, disagreed with this one)."""
+    return _EPOCH + timedelta(microseconds=ns // 1000) if ns else None
 
 
 def _id(raw: bytes, size: int) -> str | None:
