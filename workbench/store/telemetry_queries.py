@@ -99,7 +99,7 @@ def logs_search(p: dict[str, Any]) -> Rendered:
         f"""
         SELECT time, severity_text, severity_number, service_name, event_name, body,
                session_id, trace_id, span_id, attributes
-        FROM logs WHERE {where} ORDER BY time DESC {_page(p, 200)}
+        FROM logs WHERE {where} ORDER BY time DESC, event_name, body {_page(p, 200)}
         """,
         args,
     )
@@ -192,6 +192,10 @@ _SESSION_SUMS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_cr
 def agent_totals(p: dict[str, Any]) -> Rendered:
     """Per agent: its sessions and their summed figures (every session in the window).
 
+    A session whose records name two agents (an SDK agent's root span names it, its model
+    calls only the service) counts for the first name in order: ``min``, not
+    ``any_value``, so that every store and every run answers the same.
+
     A session counts for its agent (the one its records name) with all its records; only
     the sums are needed, not what ``agent_sessions`` adds (models, time span, the coding
     agents' counters), which made this the dearest query of a live refresh."""
@@ -201,7 +205,7 @@ def agent_totals(p: dict[str, Any]) -> Rendered:
                      for c in _SESSION_SUMS)
     return (
         f"""
-        WITH s AS (SELECT any_value(agent_name) AS agent, {per_session}
+        WITH s AS (SELECT min(agent_name) AS agent, {per_session}
                    FROM ({pieces}) GROUP BY session_id)
         SELECT agent, count(*) AS sessions, {sums} FROM s
         GROUP BY agent ORDER BY agent NULLS LAST
@@ -226,7 +230,7 @@ def _sessions(p: dict[str, Any], page: str) -> Rendered:
                        AS pull_requests
             FROM metric_points WHERE {where_m} AND session_id IS NOT NULL GROUP BY 1
         )
-        SELECT any_value(agent_name) AS agent, session_id, min(first_t) AS started,
+        SELECT min(agent_name) AS agent, session_id, min(first_t) AS started,
                max(last_t) AS last_seen,
                sum(input_tokens)::BIGINT AS input_tokens,
                sum(output_tokens)::BIGINT AS output_tokens,
@@ -258,7 +262,7 @@ def trace_list(p: dict[str, Any]) -> Rendered:
                arg_min(s.name, s.start_ns) AS root, arg_min(s.service_name, s.start_ns) AS service,
                (max(s.end_ns) - min(s.start_ns)) / 1e6 AS duration_ms, count(*) AS spans,
                count(*) FILTER (WHERE s.status_code = 2 OR s.is_error) AS errors,
-               any_value(s.agent_name) AS agent, any_value(s.session_id) AS session_id,
+               min(s.agent_name) AS agent, min(s.session_id) AS session_id,
                sum(s.cost_usd) AS cost_usd
         FROM spans s JOIN hits USING (trace_id)
         GROUP BY s.trace_id {having}
@@ -360,7 +364,7 @@ def metric_names(p: dict[str, Any]) -> Rendered:
     where, args = _where(p, "time")
     return (
         f"""
-        SELECT name, any_value(type) AS type, any_value(unit) AS unit, count(*) AS points,
+        SELECT name, min(type) AS type, min(unit) AS unit, count(*) AS points,
                list_sort(list_distinct(flatten(list(json_keys(attributes))))) AS attribute_keys
         FROM metric_points WHERE {where} GROUP BY name ORDER BY name
         """,
