@@ -21,9 +21,10 @@ LOOPBACK = ("localhost", "127.0.0.1", "::1")
 def _db_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--db",
-        metavar="PATH",
+        metavar="PATH|URL",
         help="DuckDB file (default: $OBSERVATORY_DB, else observatory.duckdb in "
-        f"$OBSERVATORY_HOME, here {config.home()})",
+        f"$OBSERVATORY_HOME, here {config.home()}), or a ClickHouse store: "
+        "clickhouse://user:pass@host:8123/db or chdb:///folder",
     )
 
 
@@ -760,7 +761,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .discovery import client_url
 
     env = dict(os.environ)
-    env["OBSERVATORY_DB"] = str(config.db_path(args.db))
+    store_url = config.store_url(args.db)
+    if store_url is not None:
+        from .store.clickhouse.connect import check
+
+        problem = check(store_url)
+        if problem:
+            print(f"observatory serve: {problem}", file=sys.stderr)
+            return 2
+    env["OBSERVATORY_DB"] = store_url or str(config.db_path(args.db))
     certfile = config.get("OBSERVATORY_TLS_CERTFILE", args.certfile)
     keyfile = config.get("OBSERVATORY_TLS_KEYFILE", args.keyfile)
     if bool(certfile) != bool(keyfile):
@@ -886,12 +895,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.show:
         argv.append("--show")
     print(
-        f"observatory: serving {env['OBSERVATORY_DB']} at {env['OBSERVATORY_SERVER_URL']}",
+        f"observatory: serving {_shown_store(args.db)} at {env['OBSERVATORY_SERVER_URL']}",
         file=sys.stderr,
         flush=True,
     )
     os.execve(sys.executable, argv, env)
     return 0  # not reached
+
+
+def _shown_store(flag: str | None) -> str:
+    """The store as a person may see it: a ClickHouse URL without its password."""
+    url = config.store_url(flag)
+    if url is None:
+        return str(config.db_path(flag))
+    from .store.clickhouse.connect import parse
+
+    return f"{parse(url).shown} (this node's control file: {config.db_path(flag)})"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

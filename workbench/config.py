@@ -36,7 +36,9 @@ SETTINGS: dict[str, Setting] = {
                 "of this checkout, or `~/.local/share/happy-observatory` for an installed "
                 "package), the same from every working directory"),
         Setting("OBSERVATORY_DB", None, "the DuckDB file (default `observatory.duckdb` in "
-                "`OBSERVATORY_HOME`)", flag="--db"),
+                "`OBSERVATORY_HOME`), or a ClickHouse store: `clickhouse://user:pass@host:8123/db`"
+                " (`clickhouse+https://` for TLS) or `chdb:///folder` (ClickHouse's engine in "
+                "this process)", flag="--db"),
         Setting("OBSERVATORY_URL", None, "a running workbench every client uses instead of the "
                 "file (default: the server that advertises itself beside the file)",
                 flag="--url"),
@@ -193,10 +195,30 @@ def db_path(flag: str | os.PathLike[str] | None = None) -> Path:
     """The DuckDB file: ``--db``, then ``OBSERVATORY_DB``, then ``home()/observatory.duckdb``.
 
     Always absolute, so every command finds the same file whatever directory it runs in.
+    With a ClickHouse store (:func:`store_url`) it is this node's control file: in the
+    chDB folder, else ``home()/control.duckdb``. The server advertises itself beside it,
+    so clients find a ClickHouse-backed server as they find any other.
     """
     value = get("OBSERVATORY_DB", flag)
+    url = store_url(flag)
+    if url is not None:
+        from .store.clickhouse.connect import parse
+
+        target = parse(url)
+        folder = target.path if target.path is not None else home()
+        return (folder / ("control.duckdb" if target.path is not None
+                          else f"control-{target.database}.duckdb")).resolve()
     path = Path(value).expanduser() if value else home() / "observatory.duckdb"
     return path.resolve()
+
+
+def store_url(flag: str | os.PathLike[str] | None = None) -> str | None:
+    """The ClickHouse store (``clickhouse://…``, ``chdb:///folder``) that ``--db`` or
+    ``OBSERVATORY_DB`` names, or None for a DuckDB file."""
+    from .store.clickhouse.connect import is_clickhouse_url
+
+    value = get("OBSERVATORY_DB", flag)
+    return str(value) if is_clickhouse_url(str(value or "")) else None
 
 
 def demo_enabled(no_demo_flag: bool = False) -> bool:

@@ -168,7 +168,11 @@ class LocalIntake(Intake):
         """
         from ..ingest import otlp
 
-        batch = otlp.flatten(signal, otlp.decode(signal, data, content_type))
+        msg = otlp.decode(signal, data, content_type)
+        to_clickhouse = getattr(self.store, "submit_otlp", None)
+        if to_clickhouse is not None:  # (the Collector's own tables: see store/clickhouse)
+            return to_clickhouse(signal, msg)
+        batch = otlp.flatten(signal, msg)
         return batch, writes.submit_telemetry(self.store, batch.tables)
 
     def telemetry(self, signal: str, data: bytes, content_type: str | None) -> int:

@@ -35,8 +35,8 @@ def open_intake(db: str | Path | None = None, url: str | None = None,
         from .remote import RemoteIntake
 
         return RemoteIntake(server, token)
-    from ..store import Store
+    from ..store.opening import open_store
     from .local import LocalIntake
 
     created = not path.exists()
-    return LocalIntake(Store(path), owns_store=True, created=created)
+    return LocalIntake(open_store(db), owns_store=True, created=created)

@@ -11,6 +11,7 @@ from ..demo import is_empty, load_demo
 from ..discovery import advertise, client_url
 from ..intake import LocalIntake
 from ..store import Store
+from ..store.opening import open_store
 from . import bearer
 
 log = logging.getLogger("workbench.server")
@@ -51,7 +52,7 @@ def get_store() -> Store:
     with _lock:
         if _store is None:
             path = config.db_path()
-            store = Store(path, max_pending=config.get("OBSERVATORY_WRITE_QUEUE"))
+            store = open_store(max_pending=config.get("OBSERVATORY_WRITE_QUEUE"))
             if config.demo_enabled() and is_empty(store):
                 log.warning(
                     "filling %s with the demo dataset (OBSERVATORY_NO_DEMO=1 skips this)", path

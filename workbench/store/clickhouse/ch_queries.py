@@ -1,0 +1,409 @@
+"""The ClickHouse dialect of the named telemetry queries.
+
+Each function here has the name, parameters and answer (columns, meaning, order) of the
+DuckDB query of the same name in :mod:`workbench.store.telemetry_queries`; the parity
+suite (``tests/test_clickhouse_parity.py``) runs both over the same data and compares.
+They read the workbench-shaped views of :mod:`.views`. Values are bound server-side
+(``{name:Type}``), never spliced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from ..queries import _page
+
+Rendered = tuple[str, dict[str, Any]]
+QUERIES: dict[str, Callable[[dict[str, Any]], Rendered]] = {}
+
+
+def query(fn: Callable[[dict[str, Any]], Rendered]) -> Callable[[dict[str, Any]], Rendered]:
+    QUERIES[fn.__name__] = fn
+    return fn
+
+
+def render(name: str, params: dict[str, Any]) -> Rendered:
+    try:
+        return QUERIES[name](params)
+    except KeyError as err:
+        raise ValueError(f"query {name!r} needs the parameter {err.args[0]!r}") from None
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"query {name!r}: bad parameter: {err}") from None
+
+
+class _Args(dict):
+    """Bound values, each added by the placeholder it gets."""
+
+    def __call__(self, value: Any, kind: str = "String") -> str:
+        name = f"p{len(self)}"
+        self[name] = value
+        return f"{{{name}:{kind}}}"
+
+    def time(self, value: Any) -> str:
+        ts = pd.Timestamp(value)
+        if ts.tzinfo is not None:
+            ts = ts.tz_convert("UTC").tz_localize(None)
+        return self(ts.to_pydatetime(), "DateTime64(6)")
+
+
+_COLUMNS = (("service", "service_name"), ("agent", "agent_name"), ("session", "session_id"),
+            ("model", "model"))
+
+
+def _where(p: dict[str, Any], a: _Args, time_col: str) -> str:
+    clauses = ["1"]
+    for key, col in _COLUMNS:
+        if p.get(key):
+            clauses.append(f"{col} = {a(str(p[key]))}")
+    if p.get("since") is not None:
+        clauses.append(f"{time_col} >= {a.time(p['since'])}")
+    if p.get("until") is not None:
+        clauses.append(f"{time_col} < {a.time(p['until'])}")
+    return " AND ".join(clauses)
+
+
+def _like(a: _Args, text: str) -> str:
+    return a(f"%{text}%")
+
+
+def _span_where(p: dict[str, Any], a: _Args) -> str:
+    where = _where(p, a, "start_time")
+    if p.get("text"):
+        pattern = _like(a, p["text"])
+        where += f" AND (name ILIKE {pattern} OR ifNull(attributes, '') ILIKE {pattern})"
+    if p.get("errors_only"):
+        where += " AND (status_code = 2 OR is_error)"
+    return where
+
+
+@query
+def telemetry_counts(p: dict[str, Any]) -> Rendered:
+    a = _Args()
+    if p.get("service"):
+        svc = a(str(p["service"]))
+        return (f"""
+            SELECT toInt64((SELECT count() FROM otel_traces WHERE ServiceName = {svc})) AS spans,
+                   toInt64((SELECT sum(length(Events.Name)) FROM otel_traces
+                            WHERE ServiceName = {svc})) AS span_events,
+                   toInt64((SELECT count() FROM otel_logs WHERE ServiceName = {svc})) AS logs,
+                   toInt64((SELECT count() FROM metric_points WHERE service_name = {svc}))
+                       AS metric_points""", a)
+    return ("""
+        SELECT toInt64((SELECT count() FROM otel_traces)) AS spans,
+               toInt64((SELECT sum(length(Events.Name)) FROM otel_traces)) AS span_events,
+               toInt64((SELECT count() FROM otel_logs)) AS logs,
+               toInt64((SELECT count() FROM metric_points)) AS metric_points""", a)
+
+
+@query
+def spans_search(p: dict[str, Any]) -> Rendered:
+    a = _Args()
+    where = _span_where(p, a)
+    if p.get("min_ms") is not None:
+        where += f" AND duration_ms >= {a(float(p['min_ms']), 'Float64')}"
+    if p.get("trace_id"):
+        where += f" AND trace_id = {a(str(p['trace_id']))}"
+    return (f"""
+        SELECT start_time, trace_id, span_id, parent_span_id, service_name, name, duration_ms,
+               status_code, agent_name, session_id, operation, model, tool_name,
+               input_tokens, output_tokens, cost_usd, attributes
+        FROM spans WHERE {where} ORDER BY start_time DESC, span_id {_page(p, 200)}""", a)
+
+
+@query
+def trace_spans(p: dict[str, Any]) -> Rendered:
+    a = _Args()
+    tid = a(str(p["trace_id"]))
+    # The exporter's lookup table says which days the trace lies in: read only those.
+    return (f"""
+        SELECT span_id, parent_span_id, name, service_name, kind, start_ns, end_ns,
+               duration_ms, status_code, status_message, operation, model, tool_name,
+               input_tokens, output_tokens, cost_usd, attributes, events
+        FROM spans WHERE trace_id = {tid}
+          AND start_time >= (SELECT min(Start) FROM otel_traces_trace_id_ts WHERE TraceId = {tid})
+          AND start_time <= (SELECT max(End) FROM otel_traces_trace_id_ts WHERE TraceId = {tid})
+                            + INTERVAL 1 SECOND
+        ORDER BY start_ns, span_id""", a)
+
+
+@query
+def logs_search(p: dict[str, Any]) -> Rendered:
+    a = _Args()
+    where = _where(p, a, "time")
+    if p.get("text"):
+        pattern = _like(a, p["text"])
+        where += (f" AND (body ILIKE {pattern} OR ifNull(event_name, '') ILIKE {pattern} "
+                  f"OR ifNull(attributes, '') ILIKE {pattern})")
+    if p.get("min_severity"):
+        where += f" AND severity_number >= {a(int(p['min_severity']), 'Int64')}"
+    return (f"""
+        SELECT time, severity_text, severity_number, service_name, event_name, body,
+               session_id, trace_id, span_id, attributes
+        FROM logs WHERE {where} ORDER BY time DESC, event_name, body {_page(p, 200)}""", a)
+
+
+#: A record's columns the agent figures come from.
+_RECORD = ("service_name, agent_name, session_id, model, operation, is_error, input_tokens, "
+           "output_tokens, cache_read_tokens, cache_creation_tokens, reasoning_tokens, cost_usd")
+
+
+def _records(p: dict[str, Any], a: _Args, columns: str = _RECORD,
+             present: str | None = None) -> str:
+    """Log records and spans as one set: ``t`` and ``columns``, filtered alike."""
+    extra = f" AND {present} IS NOT NULL" if present else ""
+    return f"""
+        SELECT time AS t, {columns} FROM logs WHERE {_where(p, a, 'time')}{extra}
+        UNION ALL
+        SELECT start_time AS t, {columns} FROM spans WHERE {_where(p, a, 'start_time')}{extra}"""
+
+
+def _pieces(p: dict[str, Any], a: _Args, present: str) -> str:
+    """The agents' figures in the window per hour, service, agent, session and model
+    (the rows of the DuckDB store's ``agent_rollup``)."""
+    return f"""
+        SELECT toDateTime64(toStartOfHour(t), 6) AS bucket, service_name, agent_name, session_id, model,
+               min(t) AS first_t, max(t) AS last_t, count() AS records,
+               toInt64(ifNull(sum(input_tokens), 0)) AS input_tokens,
+               toInt64(ifNull(sum(output_tokens), 0)) AS output_tokens,
+               toInt64(ifNull(sum(cache_read_tokens), 0)) AS cache_read_tokens,
+               toInt64(ifNull(sum(cache_creation_tokens), 0)) AS cache_creation_tokens,
+               toInt64(ifNull(sum(reasoning_tokens), 0)) AS reasoning_tokens,
+               ifNull(sum(cost_usd), 0) AS cost_usd,
+               countIf(operation = 'chat') AS model_calls,
+               countIf(operation = 'execute_tool') AS tool_calls,
+               countIf(operation = 'execute_tool' AND is_error) AS tool_failures,
+               countIf(operation = 'api_error' OR (operation = 'chat' AND is_error))
+                   AS api_errors
+        FROM ({_records(p, a, present=present)})
+        WHERE agent_name IS NOT NULL OR session_id IS NOT NULL
+        GROUP BY bucket, service_name, agent_name, session_id, model"""
+
+
+_SESSION_SUMS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
+                 "cost_usd", "model_calls", "tool_calls", "tool_failures", "api_errors")
+
+
+@query
+def agent_totals(p: dict[str, Any]) -> Rendered:
+    a = _Args()
+    per_session = ", ".join(f"sum({c}) AS {c}" for c in _SESSION_SUMS)
+    sums = ", ".join(f"sum({c}) AS {c}" if c == "cost_usd" else f"toInt64(sum({c})) AS {c}"
+                     for c in _SESSION_SUMS)
+    return (f"""
+        WITH s AS (SELECT min(agent_name) AS agent, {per_session}
+                   FROM ({_pieces(p, a, 'session_id')}) GROUP BY session_id)
+        SELECT agent, toInt64(count()) AS sessions, {sums} FROM s
+        GROUP BY agent ORDER BY agent ASC NULLS LAST""", a)
+
+
+@query
+def agent_sessions(p: dict[str, Any]) -> Rendered:
+    a = _Args()
+    pieces = _pieces(p, a, "session_id")
+    where_m = _where(p, a, "time")
+    counts = ", ".join(f"toInt64(sum({c})) AS {c}" for c in (
+        "model_calls", "tool_calls", "tool_failures", "api_errors"))
+    return (f"""
+        WITH counters AS (
+            SELECT session_id,
+                   toInt64(sumIfOrNull(value, name LIKE '%lines_of_code%')) AS lines_changed,
+                   toInt64(sumIfOrNull(value, name LIKE '%commit.count')) AS commits,
+                   toInt64(sumIfOrNull(value, name LIKE '%pull_request.count')) AS pull_requests
+            FROM metric_points WHERE {where_m} AND session_id IS NOT NULL GROUP BY session_id
+        )
+        SELECT min(ev.agent_name) AS agent, ev.session_id AS session_id,
+               min(ev.first_t) AS started, max(ev.last_t) AS last_seen,
+               toInt64(sum(ev.input_tokens)) AS input_tokens,
+               toInt64(sum(ev.output_tokens)) AS output_tokens,
+               toInt64(sum(ev.cache_read_tokens)) AS cache_read_tokens,
+               toInt64(sum(ev.cache_creation_tokens)) AS cache_creation_tokens,
+               sum(ev.cost_usd) AS cost_usd,
+               nullIf(arrayStringConcat(arraySort(groupUniqArray(ev.model)), ', '), '') AS models,
+               {counts.replace('sum(', 'sum(ev.')},
+               any(c.lines_changed) AS lines_changed, any(c.commits) AS commits,
+               any(c.pull_requests) AS pull_requests
+        FROM ({pieces}) AS ev LEFT JOIN counters AS c ON ev.session_id = c.session_id
+        GROUP BY ev.session_id ORDER BY last_seen DESC, session_id {_page(p, 500)}""", a)
+
+
+@query
+def trace_list(p: dict[str, Any]) -> Rendered:
+    a = _Args()
+    where = _span_where(p, a)
+    having = ""
+    if p.get("min_ms") is not None:
+        having = f"HAVING (max(end_ns) - min(start_ns)) / 1e6 >= {a(float(p['min_ms']), 'Float64')}"
+    return (f"""
+        SELECT trace_id, min(start_time) AS started,
+               argMin(name, start_ns) AS root, argMin(service_name, start_ns) AS service,
+               (max(end_ns) - min(start_ns)) / 1e6 AS duration_ms, toInt64(count()) AS spans,
+               toInt64(countIf(status_code = 2 OR is_error)) AS errors,
+               min(agent_name) AS agent, min(session_id) AS session_id,
+               sum(cost_usd) AS cost_usd
+        FROM spans WHERE trace_id IN (SELECT trace_id FROM spans WHERE {where})
+        GROUP BY trace_id {having}
+        ORDER BY started DESC, trace_id {_page(p, 200)}""", a)
+
+
+@query
+def token_usage(p: dict[str, Any]) -> Rendered:
+    a = _Args()
+    sums = ", ".join(f"toInt64(sum({c})) AS {alias}" for c, alias in (
+        ("input_tokens", "input"), ("output_tokens", "output"),
+        ("cache_read_tokens", "cache_read"), ("cache_creation_tokens", "cache_creation"),
+        ("reasoning_tokens", "reasoning")))
+    return (f"""
+        SELECT agent_name AS agent, ifNull(model, '(unknown)') AS model, {sums},
+               sum(cost_usd) AS cost_usd, toInt64(sum(records)) AS records
+        FROM ({_pieces(p, a, 'agent_name')}) GROUP BY agent, model
+        ORDER BY cost_usd DESC, agent, model""", a)
+
+
+def _distinct(column: str, alias: str) -> Rendered:
+    return (f"SELECT DISTINCT {column} AS {alias} FROM (SELECT {column} FROM spans "
+            f"UNION ALL SELECT {column} FROM logs) WHERE {column} IS NOT NULL ORDER BY 1",
+            _Args())
+
+
+@query
+def telemetry_agents(p: dict[str, Any]) -> Rendered:
+    return _distinct("agent_name", "agent")
+
+
+@query
+def telemetry_services(p: dict[str, Any]) -> Rendered:
+    return _distinct("service_name", "service")
+
+
+@query
+def telemetry_version(p: dict[str, Any]) -> Rendered:
+    return ("SELECT toInt64((SELECT count() FROM otel_traces)) AS spans, "
+            "toInt64((SELECT count() FROM otel_logs)) AS logs, "
+            "toInt64((SELECT count() FROM metric_points)) AS points", _Args())
+
+
+@query
+def span_count_like(p: dict[str, Any]) -> Rendered:
+    a = _Args()
+    return f"SELECT toInt64(count()) AS n FROM spans WHERE name LIKE {_like(a, p['text'])}", a
+
+
+_ACTIVITY = "agent_name, session_id, operation, is_error"
+
+
+@query
+def timeline_sessions(p: dict[str, Any]) -> Rendered:
+    a = _Args()
+    return (f"""
+        SELECT agent_name AS agent, session_id, min(t) AS start, max(t) AS end,
+               toInt64(count()) AS records, toInt64(countIf(is_error)) AS errors
+        FROM ({_records(p, a, _ACTIVITY, present='agent_name')}) WHERE session_id IS NOT NULL
+        GROUP BY agent, session_id ORDER BY end DESC {_page(p, 5000)}""", a)
+
+
+def _seconds(p: dict[str, Any]) -> int:
+    return max(int(p.get("bucket_s") or 60), 1)
+
+
+@query
+def timeline_buckets(p: dict[str, Any]) -> Rendered:
+    a = _Args()
+    return (f"""
+        SELECT agent_name AS agent,
+               multiIf(is_error, 'error', operation = 'execute_tool', 'tool call',
+                       operation = 'user_prompt', 'prompt',
+                       operation IN ('chat', 'invoke_agent'), 'model call', 'other') AS kind,
+               toDateTime64(toStartOfInterval(t, INTERVAL {_seconds(p)} SECOND), 6) AS bucket,
+               toInt64(count()) AS records
+        FROM ({_records(p, a, _ACTIVITY, present='agent_name')})
+        GROUP BY agent, kind, bucket ORDER BY bucket, agent, kind""", a)
+
+
+@query
+def metric_names(p: dict[str, Any]) -> Rendered:
+    a = _Args()
+    return (f"""
+        SELECT name, min(type) AS type, min(unit) AS unit, toInt64(count()) AS points,
+               arraySort(groupUniqArrayArray(mapKeys(attribute_map))) AS attribute_keys
+        FROM metric_points WHERE {_where(p, a, 'time')} GROUP BY name ORDER BY name""", a)
+
+
+def _metric_points(p: dict[str, Any], a: _Args) -> str:
+    key = str(p.get("group_by") or "").replace('"', "")
+    grp = "'(all)'" if not key else (
+        f"if(mapContains(attribute_map, {a(key)}), attribute_map[{a(key)}], '(none)')")
+    window = ("(PARTITION BY attributes, resource, start_ns ORDER BY time "
+              "ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)")
+    where = _where(p, a, "time")
+    name = a(str(p["name"]))
+    return f"""
+        SELECT time, type, value, count, bucket_counts, explicit_bounds, {grp} AS grp,
+               lagInFrame(toNullable(value)) OVER {window} AS prev_value,
+               lagInFrame(toNullable(count)) OVER {window} AS prev_count,
+               lagInFrame(bucket_counts) OVER {window} AS prev_buckets,
+               temporality,
+               if(temporality = 2,
+                  if(ifNull(value < prev_value, false), value, value - ifNull(prev_value, 0)),
+                  value) AS inc,
+               if(temporality = 2 AND ifNull(prev_count <= count, false),
+                  arrayMap((c, i) -> c - if(i <= length(prev_buckets), prev_buckets[i], 0),
+                           bucket_counts, arrayEnumerate(bucket_counts)),
+                  bucket_counts) AS inc_buckets
+        FROM metric_points WHERE {where} AND name = {name}"""
+
+
+@query
+def metric_series(p: dict[str, Any]) -> Rendered:
+    a = _Args()
+    seconds = _seconds(p)
+    return (f"""
+        SELECT toDateTime64(toStartOfInterval(time, INTERVAL {seconds} SECOND), 6) AS bucket,
+               grp, sum(inc) AS increase, sum(inc) / {seconds} AS rate_per_s,
+               avg(value) AS mean, max(value) AS max_value, toInt64(count()) AS points
+        FROM ({_metric_points(p, a)}) GROUP BY bucket, grp ORDER BY bucket, grp""", a)
+
+
+@query
+def metric_histogram(p: dict[str, Any]) -> Rendered:
+    a = _Args()
+    seconds = _seconds(p)
+    return (f"""
+        SELECT bucket, grp, any(explicit_bounds) AS bounds,
+               arrayMap(x -> x.2, arraySort(groupArray((idx, c)))) AS counts
+        FROM (
+            SELECT toDateTime64(toStartOfInterval(time, INTERVAL {seconds} SECOND), 6) AS bucket,
+                   grp, idx,
+                   any(explicit_bounds) AS explicit_bounds, sum(c) AS c
+            FROM ({_metric_points(p, a)})
+            ARRAY JOIN inc_buckets AS c, arrayEnumerate(inc_buckets) AS idx
+            WHERE notEmpty(inc_buckets)
+            GROUP BY bucket, grp, idx
+        )
+        GROUP BY bucket, grp ORDER BY bucket, grp""", a)
+
+
+def shaped(table) -> pd.DataFrame:
+    """An Arrow answer as the DuckDB store's frame: timestamps without a zone, whole
+    numbers with NULLs as pandas' nullable integers (else numpy ones)."""
+    import pyarrow as pa
+    import pyarrow.types as pt
+
+    df = table.to_pandas()
+    for field in table.schema:
+        col, kind = field.name, field.type
+        if (pt.is_string(kind) or pt.is_large_string(kind)) and len(df) and \
+                table.column(col).null_count == len(df):
+            df[col] = pd.Series([None] * len(df), dtype=object, index=df.index)
+            continue  # (all NULL: DuckDB's frame has objects there, not strings)
+        if pt.is_timestamp(kind) and kind.tz is not None:
+            df[col] = df[col].dt.tz_convert("UTC").dt.tz_localize(None)
+        elif pt.is_integer(kind) and table.column(col).null_count:
+            df[col] = pd.array(table.column(col).to_pylist(),
+                               dtype=pd.api.types.pandas_dtype(kind.to_pandas_dtype()).name
+                               .capitalize().replace("Uint", "UInt"))
+        elif kind == pa.bool_() and table.column(col).null_count == 0:
+            df[col] = df[col].astype(bool)
+    return df

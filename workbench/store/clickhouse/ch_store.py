@@ -1,0 +1,189 @@
+"""The store over ClickHouse: shared data there, this node's control state in a file.
+
+What a team shares (telemetry today; see ``docs/clickhouse.md`` for what moves next) is
+in ClickHouse, where every ``observatory serve`` of the team and every stock Collector
+reads and writes it. The control plane (agents, their queue and approvals, alert rules,
+webhooks, workflows, tokens, settings) belongs to the one node that runs the agents: it
+stays in a small DuckDB file beside that node (:class:`~workbench.store.Store`, which this
+class is), and other nodes show it through that node's API.
+
+A named query is answered by ClickHouse when :mod:`.ch_queries` has a ClickHouse dialect
+of it, else by the file: models and views never know which.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..store import Store, StoreBusyError, StoreWriteError, _now
+from . import agent_columns, ch_queries, connect, otel_ddl, otel_rows, views
+
+log = logging.getLogger("workbench.store")
+
+#: How many inserted blocks each Collector table remembers, so that a request sent again
+#: (an exporter retrying after a lost reply) is stored once: ClickHouse drops a block
+#: whose deduplication token it has seen (non-replicated tables need this setting).
+DEDUP_WINDOW = 10_000
+
+
+class ClickHouseStore(Store):
+    """``url`` (``clickhouse://…`` or ``chdb:///folder``) for shared data, ``control`` (a
+    DuckDB file) for this node's control state."""
+
+    dialect = "clickhouse"
+
+    def __init__(self, url: str, control: str | Path, max_pending: int = 256):
+        self.target = connect.parse(url)
+        self.url = self.target.shown
+        try:
+            self._ch = connect.client(self.target)
+        except Exception as err:  # noqa: BLE001  (the client raises many kinds)
+            raise StoreWriteError(f"cannot open {self.url}: {_one_line(err)}",
+                                  path=self.url, reason=_one_line(err)) from None
+        self._schema()
+        super().__init__(control, max_pending=max_pending)
+        self._inserts: queue.Queue = queue.Queue(max_pending)
+        self._ch_error: str | None = None
+        self._ch_last: str | None = None
+        self._inserter = threading.Thread(target=self._insert_loop, daemon=True,
+                                          name="observatory-clickhouse-writer")
+        self._inserter.start()
+
+    # -- schema ---------------------------------------------------------------------------
+    def _schema(self) -> None:
+        for sql in (*otel_ddl.STATEMENTS, *agent_columns.statements(), *views.STATEMENTS):
+            self._ch.command(sql)
+        for table in ("otel_traces", "otel_logs", *otel_ddl.METRIC_TABLES.values()):
+            self._ch.command(f"ALTER TABLE {table} MODIFY SETTING "
+                             f"non_replicated_deduplication_window = {DEDUP_WINDOW}")
+
+    # -- reads ----------------------------------------------------------------------------
+    def query(self, name: str, /, **params: Any) -> pd.DataFrame:
+        if name not in ch_queries.QUERIES:
+            return super().query(name, **params)
+        sql, args = ch_queries.render(name, params)
+        return ch_queries.shaped(self._ch_read(lambda: self._ch.query_arrow(
+            sql, parameters=args)))
+
+    def query_arrow(self, name: str, /, **params: Any):
+        if name not in ch_queries.QUERIES:
+            return super().query_arrow(name, **params)
+        sql, args = ch_queries.render(name, params)
+        return self._ch_read(lambda: self._ch.query_arrow(sql, parameters=args))
+
+    def ch_sql(self, sql: str, parameters: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Read-only SQL on ClickHouse, ad hoc (notebooks; ``sql`` is the control file)."""
+        return ch_queries.shaped(self._ch_read(lambda: self._ch.query_arrow(
+            sql, parameters=parameters or {})))
+
+    def _ch_read(self, run):
+        try:
+            return run()
+        except Exception as err:  # noqa: BLE001
+            if isinstance(err, (KeyError, ValueError)) and not _from_clickhouse(err):
+                raise
+            raise StoreWriteError(f"cannot read {self.url}: {_one_line(err)}",
+                                  path=self.url, reason=_one_line(err)) from None
+
+    def tables(self) -> list[str]:
+        shared = self.ch_sql("SELECT name FROM system.tables WHERE database = currentDatabase()"
+                             " ORDER BY name")["name"].tolist()
+        return sorted({*shared, *super().tables()})
+
+    # -- telemetry writes -----------------------------------------------------------------
+    def submit_otlp(self, signal: str, msg) -> tuple[Any, cf.Future]:
+        """Queue one decoded OTLP request's rows; ``(batch, future of rows stored)``.
+        Never waits for a full queue (:class:`StoreBusyError`: the receiver's 503)."""
+        if self._closing:
+            raise self._write_error("the store is closed")
+        out = otel_rows.rows(signal, msg)
+        fut: cf.Future = cf.Future()
+        # The request's own bytes name it: the same request sent again is the same block.
+        token = hashlib.sha256(msg.SerializeToString(deterministic=True)).hexdigest()
+        try:
+            self._inserts.put_nowait((out.tables, token, fut))
+        except queue.Full:
+            raise StoreBusyError("write queue is full") from None
+        return out.batch, fut
+
+    def _insert_loop(self) -> None:
+        while True:
+            item = self._inserts.get()
+            if item is None:
+                return
+            tables, token, fut = item
+            try:
+                stored = 0
+                for table, cols in tables.items():
+                    names = list(cols)
+                    self._ch.insert(table, [cols[n] for n in names], column_names=names,
+                                    column_oriented=True,
+                                    settings={"insert_deduplication_token": f"{token}:{table}"})
+                    stored += len(cols[names[0]])
+            except Exception as err:  # noqa: BLE001
+                reason = _one_line(err)
+                self._ch_error = reason
+                fut.set_exception(StoreWriteError(
+                    f"could not write to {self.url}: {reason} (the request was not stored)",
+                    path=self.url, reason=reason))
+                continue
+            self._ch_error, self._ch_last = None, _now()
+            self.versions["telemetry"] += 1
+            for listener in self._listeners:
+                try:
+                    listener(frozenset({"telemetry"}))
+                except BaseException:  # noqa: BLE001
+                    log.exception("data-change listener failed")
+            fut.set_result(stored)
+
+    def settle(self) -> None:
+        """Wait until every write queued before now is stored (telemetry included)."""
+        done: cf.Future = cf.Future()
+        self._inserts.put(({}, "", done))
+        done.result()
+        super().settle()
+
+    # -- state ----------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        out = super().health()
+        out["clickhouse"] = {"url": self.url, "error": self._ch_error,
+                             "pending": self._inserts.qsize(), "last_insert": self._ch_last}
+        if self._ch_error and out["store"] == "ok":
+            out.update(store="error", error=f"{self.url}: {self._ch_error}")
+        return out
+
+    def close(self, timeout: float | None = 5.0) -> None:
+        if self._closing:
+            return
+        deadline = time.monotonic() + (timeout or 0)
+        try:
+            self._inserts.put(None, timeout=max(0.1, timeout or 5.0))
+        except queue.Full:
+            pass
+        self._inserter.join(max(0.1, deadline - time.monotonic()) if timeout else None)
+        super().close(timeout)
+        try:
+            self._ch.close()
+        except Exception:  # noqa: BLE001
+            log.debug("closing the ClickHouse client failed", exc_info=True)
+
+    def __repr__(self) -> str:
+        return f"ClickHouseStore({self.url!r}, control={str(self.path)!r})"
+
+
+def _from_clickhouse(err: BaseException) -> bool:
+    return type(err).__module__.startswith(("clickhouse_connect", "chdb"))
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text[:300]
