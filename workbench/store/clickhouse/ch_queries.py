@@ -164,7 +164,8 @@ def _pieces(p: dict[str, Any], a: _Args, present: str) -> str:
     """The agents' figures in the window per hour, service, agent, session and model
     (the rows of the DuckDB store's ``agent_rollup``)."""
     return f"""
-        SELECT toDateTime64(toStartOfHour(t), 6) AS bucket, service_name, agent_name, session_id, model,
+        SELECT toDateTime64(toStartOfHour(t), 6) AS bucket, service_name, agent_name,
+               session_id, model,
                min(t) AS first_t, max(t) AS last_t, count() AS records,
                toInt64(ifNull(sum(input_tokens), 0)) AS input_tokens,
                toInt64(ifNull(sum(output_tokens), 0)) AS output_tokens,
