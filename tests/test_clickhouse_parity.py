@@ -6,7 +6,7 @@ typed attributes, logs, counters, gauges and histograms, encoded by the SDK's ow
 encoders), plus the OTLP project's example requests when ``../shared`` is present; each
 reaches both stores through the receiver's own path. The one difference allowed is the
 Collector's: its tables keep attribute values as strings (``7``→``"7"``), so attribute
-JSON is compared with values as text.
+JSON is compared with values as text, as the exporter writes them (``0.0`` as ``0``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from workbench.intake import LocalIntake
 from workbench.store import Store, telemetry_queries
 from workbench.store.clickhouse import ch_queries
 from workbench.store.clickhouse.ch_store import ClickHouseStore
+from workbench.store.clickhouse.otel_rows import double_text
 from workbench.store.queries import QUERIES
 
 from .chdb_folder import chdb_url
@@ -152,7 +153,9 @@ def _as_text(d):
         return {k: _as_text(x) for k, x in d.items()}
     if isinstance(d, bool):
         return "true" if d else "false"
-    if isinstance(d, int | float):
+    if isinstance(d, float):
+        return double_text(d)
+    if isinstance(d, int):
         return str(d)
     if isinstance(d, list):
         return json.dumps(d, separators=(",", ":"))
@@ -222,3 +225,41 @@ def test_telemetry_queries_answer_alike(both):
         empty += a.empty
     assert not different, "\n".join(different[:10])
     assert empty < len(cases) / 3  # (the cases find data: a comparison of nothing proves little)
+
+
+def test_observatory_copy_keeps_every_answer(both, tmp_path, capsys):
+    """`observatory copy --from FILE --to URL`: the file's telemetry answers every query
+    alike from ClickHouse, its runs and the rest are the node's control file, and a second
+    copy into the same database is refused. (In this process: chDB's folder is one per
+    process, and this one's is open.)"""
+    from workbench.cli import main
+    from workbench.demo import load_demo
+    from workbench.store.upkeep import backup
+
+    duck, _ = both
+    duck.settle()
+    source = backup(duck, tmp_path / "backups").path  # (a consistent copy of the open file)
+    with Store(source) as s:  # (and some runs, so that the control file has something)
+        load_demo(s)
+        runs = len(s.query("runs"))
+    url = chdb_url("copied")
+    control = tmp_path / "control.duckdb"
+    argv = ["copy", "--from", str(source), "--to", url, "--control", str(control)]
+    assert main(argv) == 0
+    said = capsys.readouterr()
+    assert "copied" in said.out and str(control) in said.out and not said.err
+    copied = ClickHouseStore(url, control)
+    try:
+        with Store(source) as original:
+            for name, params in _cases(original):
+                a, b = original.query(name, **params), copied.query(name, **params)
+                assert _rows(a) == _rows(b), (name, params, _rows(a)[:2], _rows(b)[:2])
+        assert len(copied.query("runs")) == runs
+        assert copied.sql("SELECT count(*) AS n FROM spans").n[0] == 0  # (ClickHouse has them)
+    finally:
+        copied.close()
+    control.rename(tmp_path / "aside.duckdb")
+    assert main(argv) != 0
+    said = capsys.readouterr()
+    assert said.err.count("\n") == 1 and "already holds" in said.err
+    assert not control.exists()

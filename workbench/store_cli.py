@@ -56,6 +56,20 @@ def add_parsers(sub, target_args, db_arg) -> None:
     im.add_argument("src", metavar="FOLDER")
     im.set_defaults(func=_one_line(cmd_import))
 
+    cy = sub.add_parser("copy", help="move a DuckDB file's data to a ClickHouse store",
+                        description="Copy a DuckDB file (no server may hold it) into a "
+                        "ClickHouse store: telemetry into the OpenTelemetry Collector "
+                        "exporter's tables, everything else into the node's new control file "
+                        "(the one `observatory serve --db URL` uses). The ClickHouse "
+                        "database must hold no telemetry yet; counts are checked at the end.")
+    cy.add_argument("--from", dest="source", required=True, metavar="FILE.duckdb",
+                    help="the DuckDB file to copy")
+    cy.add_argument("--to", dest="target", required=True, metavar="URL",
+                    help="clickhouse://user:pass@host:8123/db or chdb:///folder")
+    cy.add_argument("--control", metavar="FILE.duckdb",
+                    help="the control file to make (default: where `serve --db URL` looks)")
+    cy.set_defaults(func=_one_line(cmd_copy))
+
     bk = sub.add_parser("backup", help="back the database up, online",
                         description="Copy the database as of one moment while ingest goes "
                         "on (a running server does it itself), verify the copy by opening it "
@@ -351,6 +365,37 @@ def cmd_import(args: argparse.Namespace) -> int:
         return _fail("import", err)
     print(f"{path}: stored {sum(counts.values()):,} rows in {len(counts)} tables from "
           f"{args.src}")
+    return 0
+
+
+def cmd_copy(args: argparse.Namespace) -> int:
+    from .store.clickhouse.connect import is_clickhouse_url, parse
+    from .store.upkeep import UpkeepError
+
+    if not is_clickhouse_url(args.target):
+        return _fail("copy", f"--to {args.target!r} is not a ClickHouse URL "
+                     "(clickhouse://… or chdb:///folder)")
+    source = Path(args.source).expanduser().resolve()
+    control = (Path(args.control).expanduser().resolve() if args.control
+               else config.db_path(args.target))
+    from .discovery import find_server
+    if source.is_file() and find_server(source):
+        return _fail("copy", f"{source} is served by a running workbench: stop it first")
+    from .store.clickhouse.copy import copy
+
+    shown = parse(args.target).shown
+    try:
+        with _bar() as tick:
+            done = copy(source, args.target, control, tick)
+    except (UpkeepError, ValueError, RuntimeError) as err:
+        return _fail("copy", err)
+    except Exception as err:  # noqa: BLE001  (what ClickHouse refused, on one line)
+        if not type(err).__module__.startswith(("clickhouse_connect", "chdb")):
+            raise
+        return _fail("copy", f"{shown}: {' '.join(str(err).split())[:300]}")
+    rows = ", ".join(f"{n:,} {label}" for label, n in done["tables"].items() if n)
+    print(f"{shown}: copied {rows or 'no telemetry'} from {source} in {done['seconds']} s; "
+          f"this node's control file (tests, coverage, projects, agents): {control}")
     return 0
 
 

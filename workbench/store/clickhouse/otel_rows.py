@@ -10,8 +10,10 @@ each alone, so an exporter's ``partial_success`` reads the same on either store.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
+import numpy as np
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from ...ingest import otlp
@@ -21,18 +23,35 @@ _KINDS = trace_pb2.Span.SpanKind
 _STATUS = trace_pb2.Status.StatusCode
 
 
+def double_text(f: float) -> str:
+    """A double as the Collector writes it (pdata's ``AsString``: JSON's number text, as
+    ES6 prints it): ``0`` for 0.0, ``1.5``, ``1e-7``, ``1e+21``."""
+    if math.isnan(f) or math.isinf(f):
+        word = "NaN" if math.isnan(f) else ("+Inf" if f > 0 else "-Inf")
+        return f"json: unsupported value: {word}"
+    a = abs(f)
+    if a != 0 and (a < 1e-6 or a >= 1e21):
+        mantissa, exp = repr(f).split("e")
+        return f"{mantissa}e{exp[0]}{int(exp[1:])}"
+    return np.format_float_positional(f, unique=True, trim="-")
+
+
 def _string(v) -> str:
     which = v.WhichOneof("value")
     if which == "string_value":
         return v.string_value
     if which == "bool_value":
         return "true" if v.bool_value else "false"
-    if which in ("int_value", "double_value"):
-        return str(getattr(v, which))
+    if which == "int_value":
+        return str(v.int_value)
+    if which == "double_value":
+        return double_text(v.double_value)
     if which is None:
         return ""
     value = otlp._value(v)
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    # (Go's json.Marshal, which the exporter uses for lists and maps, sorts a map's keys)
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"),
+                                                          sort_keys=True)
 
 
 def _map(kvs) -> dict[str, str]:
