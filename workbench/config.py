@@ -73,6 +73,12 @@ SETTINGS: dict[str, Setting] = {
         Setting("OBSERVATORY_LIVE_INTERVAL", 1.0, "shortest time in seconds between two "
                 "refreshes of one open dashboard while data keeps arriving (default 1)",
                 kind=float),
+        Setting("OBSERVATORY_REDIS_URL", None, "with a ClickHouse store: a Redis "
+                "(`redis://host:6379/0`) whose pub/sub tells every serve process sharing the "
+                "store of each other's writes at once"),
+        Setting("OBSERVATORY_SHARED_POLL_S", 1.0, "with a ClickHouse store: seconds between "
+                "looks at its tables for rows others wrote (other nodes, Collectors); 0 never "
+                "looks", kind=float),
         Setting("OBSERVATORY_MAX_CONNECTIONS", 4096, "open HTTP connections the server keeps "
                 "in all, on every port (at most the open-file limit less 256; more are closed "
                 "at once)", kind=int),

@@ -24,8 +24,10 @@ from typing import Any
 
 import pandas as pd
 
+from ... import config
 from ..store import Store, StoreBusyError, StoreWriteError, _now
 from . import agent_columns, ch_queries, connect, otel_ddl, otel_rows, views
+from .shared_signal import SharedSignal
 
 log = logging.getLogger("workbench.store")
 
@@ -54,6 +56,9 @@ class ClickHouseStore(Store):
         self._inserts: queue.Queue = queue.Queue(max_pending)
         self._ch_error: str | None = None
         self._ch_last: str | None = None
+        self._signal = SharedSignal(self._ch, self.target.database, self._news,
+                                    config.get("OBSERVATORY_REDIS_URL"),
+                                    config.get("OBSERVATORY_SHARED_POLL_S"))
         self._inserter = threading.Thread(target=self._insert_loop, daemon=True,
                                           name="observatory-clickhouse-writer")
         self._inserter.start()
@@ -121,14 +126,17 @@ class ClickHouseStore(Store):
             if item is None:
                 return
             tables, token, fut = item
+            stored = 0
             try:
-                stored = 0
-                for table, cols in tables.items():
-                    names = list(cols)
-                    self._ch.insert(table, [cols[n] for n in names], column_names=names,
-                                    column_oriented=True,
-                                    settings={"insert_deduplication_token": f"{token}:{table}"})
-                    stored += len(cols[names[0]])
+                with self._signal.lock:
+                    for table, cols in tables.items():
+                        names = list(cols)
+                        self._ch.insert(
+                            table, [cols[n] for n in names], column_names=names,
+                            column_oriented=True,
+                            settings={"insert_deduplication_token": f"{token}:{table}"})
+                        stored += len(cols[names[0]])
+                        self._signal.counted(len(cols[names[0]]))
             except Exception as err:  # noqa: BLE001
                 reason = _one_line(err)
                 self._ch_error = reason
@@ -137,13 +145,21 @@ class ClickHouseStore(Store):
                     path=self.url, reason=reason))
                 continue
             self._ch_error, self._ch_last = None, _now()
-            self.versions["telemetry"] += 1
-            for listener in self._listeners:
-                try:
-                    listener(frozenset({"telemetry"}))
-                except BaseException:  # noqa: BLE001
-                    log.exception("data-change listener failed")
+            if stored:  # (not a settle() marker)
+                self._signal.publish(frozenset({"telemetry"}))
+                self._news(frozenset({"telemetry"}))
             fut.set_result(stored)
+
+    def _news(self, topics: frozenset[str]) -> None:
+        """Commit news, this node's or another writer's (:mod:`.shared_signal`)."""
+        for topic in topics:
+            if topic in self.versions:
+                self.versions[topic] += 1
+        for listener in self._listeners:
+            try:
+                listener(topics)
+            except BaseException:  # noqa: BLE001  (a listener must never fail a write)
+                log.exception("data-change listener failed")
 
     def settle(self) -> None:
         """Wait until every write queued before now is stored (telemetry included)."""
@@ -156,7 +172,9 @@ class ClickHouseStore(Store):
     def health(self) -> dict[str, Any]:
         out = super().health()
         out["clickhouse"] = {"url": self.url, "error": self._ch_error,
-                             "pending": self._inserts.qsize(), "last_insert": self._ch_last}
+                             "pending": self._inserts.qsize(), "last_insert": self._ch_last,
+                             "redis": None if self._signal._redis is None else (
+                                 self._signal.redis_error or "ok")}
         if self._ch_error and out["store"] == "ok":
             out.update(store="error", error=f"{self.url}: {self._ch_error}")
         return out
@@ -170,6 +188,7 @@ class ClickHouseStore(Store):
         except queue.Full:
             pass
         self._inserter.join(max(0.1, deadline - time.monotonic()) if timeout else None)
+        self._signal.close()
         super().close(timeout)
         try:
             self._ch.close()
