@@ -1,0 +1,105 @@
+"""Two `observatory serve` processes on one ClickHouse, as a team runs them: what one
+node stores, the other answers, and a page open on the other refreshes by itself.
+
+No ClickHouse server installs here, so the shared ClickHouse is a stand-in: ClickHouse's
+own engine (chDB) behind the ClickHouse HTTP interface (tests/standins/clickhouse_http.py),
+reached by the real client. The nodes hear of each other's writes through Debian's real
+redis-server.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from workbench.client import RemoteStore
+
+from .conftest import ROOT, Served, free_port, wait_for
+from .test_browser import ARGS
+from .test_clickhouse_signal import _redis
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+@pytest.fixture
+def clickhouse(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tests.standins.clickhouse_http",
+                             str(tmp_path / "clickhouse"), str(port)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert "listening" in proc.stdout.readline()
+    yield f"clickhouse://default:@127.0.0.1:{port}/team"
+    proc.terminate()
+    proc.wait(10)
+    proc.stdout.close()
+
+
+def _node(tmp_path, name: str, url: str, redis_url: str) -> Served:
+    home = tmp_path / name
+    home.mkdir()
+    return Served(home / "serve", ready_path="/api/health",
+                  env={"OBSERVATORY_HOME": str(home), "OBSERVATORY_NO_DEMO": "1",
+                       "OBSERVATORY_REDIS_URL": redis_url, "OBSERVATORY_SHARED_POLL_S": "30"},
+                  argv=[sys.executable, "-m", "workbench.cli", "serve", "--address",
+                        "127.0.0.1", "--port", "{port}", "--db", url])
+
+
+def _send(url: str, service: str, agent: str) -> None:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=url + "/v1/traces")))
+    with provider.get_tracer("shared").start_as_current_span("chat m", attributes={
+            "gen_ai.operation.name": "chat", "gen_ai.agent.name": agent,
+            "gen_ai.conversation.id": f"{agent}-1", "gen_ai.usage.input_tokens": 42}):
+        pass
+    provider.shutdown()
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None,
+                    reason="needs Debian's redis-server (.ci/run installs it)")
+def test_two_nodes_share_one_clickhouse_and_refresh_each_others_pages(
+        tmp_path, clickhouse, chromium):
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    redis = _redis(port)
+    a = b = None
+    try:
+        a = _node(tmp_path, "a", clickhouse, f"redis://127.0.0.1:{port}/0")
+        b = _node(tmp_path, "b", clickhouse, f"redis://127.0.0.1:{port}/0")
+        for node in (a, b):
+            health = httpx.get(node.url + "/api/health").json()
+            assert health["clickhouse"]["url"] == clickhouse.replace("default:@", "default@")
+            assert health["clickhouse"]["redis"] == "ok"
+        _send(a.url, "team-a", "first-agent")
+        with RemoteStore(b.url) as remote:
+            assert remote.query("agent_sessions").agent.tolist() == ["first-agent"]
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(b.url + "/agents")
+            page.locator("text=first-agent >> visible=true").first.wait_for(timeout=30_000)
+            _send(a.url, "team-a", "second-agent")  # (stored by node a)
+            # Node b's open page shows it with no reload: Redis told b at once (its own
+            # look at the tables is 30 s away here).
+            page.locator("text=second-agent >> visible=true").first.wait_for(timeout=15_000)
+            page.screenshot(path=str(tmp_path / "node-b-agents.png"))
+            browser.close()
+        live = httpx.get(b.url + "/api/live").json()
+        assert any("telemetry" in r["topics"] and r["sessions"] for r in live["rounds"])
+        for node in (a, b):
+            assert "Traceback" not in node.log.read_text()
+    finally:
+        for node in (a, b):
+            if node is not None:
+                node.stop()
+        redis.terminate()
+        redis.wait(10)
