@@ -18,7 +18,7 @@ import pytest
 
 from workbench.client import RemoteStore
 
-from .conftest import ROOT, Served, free_port, wait_for
+from .conftest import ROOT, Served, free_port
 from .test_browser import ARGS
 from .test_clickhouse_signal import _redis
 
