@@ -117,9 +117,15 @@ def run_load(
     }
 
 
-def workbench(tool: Path, spans: int) -> list[tuple[str, dict]]:
+def workbench(tool: Path, spans: int, store: str = "duckdb",
+              runs: tuple[tuple[int, bool], ...] = ((4, False), (8, False), (4, True)),
+              ) -> list[tuple[str, dict]]:
+    """The workbench's receiver writing to ``store``: ``duckdb`` (a file) or ``chdb``
+    (ClickHouse's engine in the server's process, the Collector's tables)."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
+        db = (str(Path(tmp) / "otlp.duckdb") if store == "duckdb"
+              else f"chdb://{Path(tmp) / 'clickhouse'}?database=bench")
         server = subprocess.Popen(
             [
                 sys.executable,
@@ -131,7 +137,7 @@ def workbench(tool: Path, spans: int) -> list[tuple[str, dict]]:
                 "--port",
                 str(port),
                 "--db",
-                str(Path(tmp) / "otlp.duckdb"),
+                db,
                 "--no-demo",
             ],
             cwd=ROOT,
@@ -150,7 +156,7 @@ def workbench(tool: Path, spans: int) -> list[tuple[str, dict]]:
 
         results = []
         try:
-            for concurrency, gz in ((4, False), (8, False), (4, True)):
+            for concurrency, gz in runs:
                 name = f"c{concurrency}{'-gzip' if gz else ''}"
                 results.append(
                     (
@@ -219,6 +225,8 @@ def main() -> None:
         help="spans sent to Phoenix (it stores a few hundred per second)",
     )
     parser.add_argument("--tool", type=Path, default=TOOL, help="path to otlp_load.py")
+    parser.add_argument("--stores", nargs="+", default=["duckdb"], choices=["duckdb", "chdb"],
+                        help="the stores the workbench writes to, in turn (default duckdb)")
     args = parser.parse_args()
     if not args.tool.exists():
         raise SystemExit(f"{args.tool}: the shared load generator is not here")
@@ -226,12 +234,16 @@ def main() -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; batches of 512 spans, the load tool on the same machine"
     )
-    ours = workbench(args.tool, args.spans)
-    for name, r in ours:
-        print(
-            f"workbench {name:<9} {r['stored']:>8,} spans stored in {r['seconds']:6.2f} s = "
-            f"{r['rate']:>9,.0f} spans/s  (peak RSS {r['peak_mb']:,.0f} MB) {r['statuses']}"
-        )
+    for store in args.stores:
+        results = workbench(args.tool, args.spans, store)
+        if store == args.stores[0]:
+            ours = results
+        for name, r in results:
+            print(
+                f"workbench {store:<6} {name:<9} {r['stored']:>8,} spans stored in "
+                f"{r['seconds']:6.2f} s = {r['rate']:>9,.0f} spans/s  "
+                f"(peak RSS {r['peak_mb']:,.0f} MB) {r['statuses']}"
+            )
     if args.phoenix:
         p = phoenix(args.tool, args.phoenix, args.phoenix_spans)
         print(

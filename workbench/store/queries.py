@@ -10,26 +10,34 @@ from collections.abc import Callable
 from typing import Any
 
 Rendered = tuple[str, list[Any]]
-QUERIES: dict[str, Callable[[dict[str, Any]], Rendered]] = {}
 
 
-def query(fn: Callable[[dict[str, Any]], Rendered]) -> Callable[[dict[str, Any]], Rendered]:
-    QUERIES[fn.__name__] = fn
-    return fn
+class Registry(dict):
+    """Named queries of one SQL dialect: ``name -> fn(params) -> (sql, args)``."""
+
+    def query(self, fn: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+        self[fn.__name__] = fn
+        return fn
+
+    def render(self, name: str, params: dict[str, Any]) -> Any:
+        """Return ``(sql, args)`` for the query called ``name``."""
+        try:
+            fn = self[name]
+        except KeyError:
+            raise KeyError(f"no query named {name!r}; known: {', '.join(sorted(self))}") \
+                from None
+        try:
+            return fn(params)
+        except KeyError as err:
+            raise ValueError(f"query {name!r} needs the parameter {err.args[0]!r}") from None
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"query {name!r}: bad parameter: {err}") from None
 
 
-def render(name: str, params: dict[str, Any]) -> Rendered:
-    """Return ``(sql, args)`` for the query called ``name``."""
-    try:
-        fn = QUERIES[name]
-    except KeyError:
-        raise KeyError(f"no query named {name!r}; known: {', '.join(sorted(QUERIES))}") from None
-    try:
-        return fn(params)
-    except KeyError as err:
-        raise ValueError(f"query {name!r} needs the parameter {err.args[0]!r}") from None
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"query {name!r}: bad parameter: {err}") from None
+#: DuckDB's: every named query (the telemetry, coverage and control modules add theirs).
+QUERIES = Registry()
+query = QUERIES.query
+render = QUERIES.render
 
 
 def filter_clause(p: dict[str, Any], columns: tuple[tuple[str, str], ...],

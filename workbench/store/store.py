@@ -664,16 +664,20 @@ class Store:
                 log.warning("%s: writes reach the disk again (%d failed since %s)",
                             self.path, self._failed_writes, self._since)
                 self._error, self._since, self._failed_writes = None, None, 0
-        topics = frozenset(topic for _, _, topic in batch if topic)
+        self._tell(frozenset(topic for _, _, topic in batch if topic))
+        for (_, fut, _), res in zip(batch, results, strict=True):
+            _resolve(fut, result=res)
+
+    def _tell(self, topics: frozenset[str]) -> None:
+        """Commit news: move the topics' versions and tell every listener."""
         for topic in topics:
-            self.versions[topic] += 1
+            if topic in self.versions:
+                self.versions[topic] += 1
         for listener in self._listeners:
             try:
                 listener(topics)
             except BaseException:  # noqa: BLE001  (a listener must never fail a commit)
                 log.exception("data-change listener failed")
-        for (_, fut, _), res in zip(batch, results, strict=True):
-            _resolve(fut, result=res)
 
     def _failed(self, batch: list, err: BaseException) -> None:
         """The disk refused the batch: every caller hears why; health says so."""

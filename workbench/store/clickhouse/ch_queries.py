@@ -9,29 +9,17 @@ They read the workbench-shaped views of :mod:`.views`. Values are bound server-s
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 
-from ..queries import _page
+from ..queries import Registry, _page
 
 Rendered = tuple[str, dict[str, Any]]
-QUERIES: dict[str, Callable[[dict[str, Any]], Rendered]] = {}
-
-
-def query(fn: Callable[[dict[str, Any]], Rendered]) -> Callable[[dict[str, Any]], Rendered]:
-    QUERIES[fn.__name__] = fn
-    return fn
-
-
-def render(name: str, params: dict[str, Any]) -> Rendered:
-    try:
-        return QUERIES[name](params)
-    except KeyError as err:
-        raise ValueError(f"query {name!r} needs the parameter {err.args[0]!r}") from None
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"query {name!r}: bad parameter: {err}") from None
+#: ClickHouse's dialect of the named queries it answers (the others: the control file).
+QUERIES = Registry()
+query = QUERIES.query
+render = QUERIES.render
 
 
 class _Args(dict):

@@ -152,14 +152,7 @@ class ClickHouseStore(Store):
 
     def _news(self, topics: frozenset[str]) -> None:
         """Commit news, this node's or another writer's (:mod:`.shared_signal`)."""
-        for topic in topics:
-            if topic in self.versions:
-                self.versions[topic] += 1
-        for listener in self._listeners:
-            try:
-                listener(topics)
-            except BaseException:  # noqa: BLE001  (a listener must never fail a write)
-                log.exception("data-change listener failed")
+        self._tell(topics)
 
     def settle(self) -> None:
         """Wait until every write queued before now is stored (telemetry included)."""
