@@ -43,7 +43,8 @@ def _node(tmp_path, name: str, url: str, redis_url: str) -> Served:
     home.mkdir()
     return Served(home / "serve", ready_path="/api/health",
                   env={"OBSERVATORY_HOME": str(home), "OBSERVATORY_NO_DEMO": "1",
-                       "OBSERVATORY_REDIS_URL": redis_url, "OBSERVATORY_SHARED_POLL_S": "30"},
+                       "OBSERVATORY_REDIS_URL": redis_url, "OBSERVATORY_SHARED_POLL_S": "30"}
+                  if redis_url else {"OBSERVATORY_HOME": str(home), "OBSERVATORY_NO_DEMO": "1"},
                   argv=[sys.executable, "-m", "workbench.cli", "serve", "--address",
                         "127.0.0.1", "--port", "{port}", "--db", url])
 
@@ -103,3 +104,62 @@ def test_two_nodes_share_one_clickhouse_and_refresh_each_others_pages(
                 node.stop()
         redis.terminate()
         redis.wait(10)
+
+
+def _standin(folder, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "tests.standins.clickhouse_http",
+                             str(folder), str(port)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert "listening" in proc.stdout.readline()
+    return proc
+
+
+def test_a_clickhouse_that_goes_away_is_said_plainly_and_served_through(tmp_path, chromium):
+    """ClickHouse stops: health says so, OTLP gets 503 with Retry-After (the exporter
+    retries), the API 503, a page the reason; nothing is a 500 and the server serves on.
+    ClickHouse back: everything answers again by itself."""
+    from .test_clickhouse_store import _request
+
+    port = free_port()
+    clickhouse = _standin(tmp_path / "clickhouse", port)
+    node = None
+    try:
+        node = _node(tmp_path, "n", f"clickhouse://default@127.0.0.1:{port}/team", "")
+        otlp = {"content-type": "application/x-protobuf"}
+        assert httpx.post(node.url + "/v1/traces", content=_request("before"),
+                          headers=otlp).status_code == 200
+        clickhouse.terminate()
+        clickhouse.wait(10)
+        clickhouse.stdout.close()
+
+        health = httpx.get(node.url + "/api/health").json()
+        assert health["store"] == "error" and not health["ok"]
+        assert health["clickhouse"]["error"] == "the server does not answer"
+        down = httpx.post(node.url + "/v1/traces", content=_request("during"), headers=otlp)
+        assert down.status_code == 503 and down.headers["Retry-After"]
+        query = httpx.get(node.url + "/api/query/agent_sessions")
+        assert query.status_code == 503 and "cannot read" in query.json()["error"]
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as p:  # (a person opening the page sees why)
+            browser = p.chromium.launch(executable_path=chromium, args=ARGS)
+            page = browser.new_page()
+            page.goto(node.url + "/agents")
+            page.get_by_text("cannot read clickhouse://").wait_for(timeout=30_000)
+            assert page.get_by_text("reads again as soon as the store answers").is_visible()
+            browser.close()
+
+        clickhouse = _standin(tmp_path / "clickhouse", port)
+        assert httpx.post(node.url + "/v1/traces", content=_request("after"),
+                          headers=otlp).status_code == 200
+        assert httpx.get(node.url + "/api/health").json()["store"] == "ok"
+        with RemoteStore(node.url) as remote:
+            assert remote.query("telemetry_counts").spans[0] == 6  # (before and after)
+        assert "Traceback" not in node.log.read_text()
+    finally:
+        if node is not None:
+            node.stop()
+        clickhouse.terminate()
+        clickhouse.wait(10)
+        if not clickhouse.stdout.closed:
+            clickhouse.stdout.close()

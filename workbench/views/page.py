@@ -8,6 +8,7 @@ from typing import Any
 
 import panel as pn
 
+from ..store import StoreWriteError
 from .escape import escape
 
 log = logging.getLogger("workbench.server")
@@ -33,12 +34,17 @@ def open_data() -> tuple[Any, str | None]:
         return RemoteStore(url), f"Read-only view of the workbench at {url}, which holds the file."
 
 
-def error_page(title: str, message: str) -> pn.template.BaseTemplate:
+_OPEN_HINT = ("Start one server per database (<code>observatory serve</code>), or point this "
+              "one at another file with <code>--db</code> / <code>OBSERVATORY_DB</code>.")
+_READ_HINT = ("The workbench serves on and reads again as soon as the store answers: "
+              "reload this page then. <code>/api/health</code> says how it stands.")
+
+
+def error_page(title: str, message: str, hint: str = _OPEN_HINT) -> pn.template.BaseTemplate:
     """A plain page with the reason, instead of a blank one."""
     body = pn.pane.HTML(
         f"<h2>The workbench cannot open its data</h2><p>{escape(message)}</p>"
-        "<p>Start one server per database (<code>observatory serve</code>), or point this "
-        "one at another file with <code>--db</code> / <code>OBSERVATORY_DB</code>.</p>",
+        f"<p>{hint}</p>",
         styles={"max-width": "900px"},
     )
     return pn.template.BootstrapTemplate(title=title, main=[body], header_background="#a61e4d")
@@ -71,7 +77,12 @@ def serve(title: str, build: Callable[[Any], pn.template.BaseTemplate]) -> None:
         log.error("dashboard %s: %s", title, err)
         error_page(title, str(err)).servable()
         return
-    page = build(store)
+    try:
+        page = build(store)
+    except StoreWriteError as err:  # (a store not readable now: ClickHouse away, a lost disk)
+        log.error("dashboard %s: %s", title, err)
+        error_page(title, str(err), _READ_HINT).servable()
+        return
     if note:
         page.main.insert(0, pn.pane.Alert(escape(note), alert_type="info"))  # (Markdown)
     page.servable()

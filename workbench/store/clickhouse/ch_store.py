@@ -46,6 +46,9 @@ class ClickHouseStore(Store):
     def __init__(self, url: str, control: str | Path, max_pending: int = 256):
         self.target = connect.parse(url)
         self.url = self.target.shown
+        # The driver logs each failed request with its traceback; the store's own errors
+        # say it in one line (health, the API's 503, the page).
+        logging.getLogger("clickhouse_connect").setLevel(logging.ERROR)
         try:
             self._ch = connect.client(self.target)
         except Exception as err:  # noqa: BLE001  (the client raises many kinds)
@@ -164,12 +167,20 @@ class ClickHouseStore(Store):
     # -- state ----------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
         out = super().health()
-        out["clickhouse"] = {"url": self.url, "error": self._ch_error,
+        if self.target.path is None and not self._closing:
+            try:  # (a server that went away says so before the next write finds out)
+                reachable = self._ch.ping()
+            except Exception:  # noqa: BLE001
+                reachable = False
+        else:
+            reachable = True
+        error = self._ch_error or (None if reachable else "the server does not answer")
+        out["clickhouse"] = {"url": self.url, "error": error,
                              "pending": self._inserts.qsize(), "last_insert": self._ch_last,
                              "redis": None if self._signal._redis is None else (
                                  self._signal.redis_error or "ok")}
-        if self._ch_error and out["store"] == "ok":
-            out.update(store="error", error=f"{self.url}: {self._ch_error}")
+        if error and out["store"] == "ok":
+            out.update(store="error", error=f"{self.url}: {error}")
         return out
 
     def close(self, timeout: float | None = 5.0) -> None:
