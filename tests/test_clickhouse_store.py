@@ -237,3 +237,36 @@ def test_a_served_workbench_on_chdb_takes_sdk_exports_and_answers_its_api(tmp_pa
         assert "Traceback" not in server.log.read_text()
     finally:
         server.stop()
+
+
+def test_telemetry_stored_before_the_rollup_existed_is_rolled_up_once(tmp_path):
+    """A database a Collector filled before the workbench first opened it: the hourly
+    rollup is made from what is there (once), and rows arriving later are added by its
+    views; the agents' figures equal the records'."""
+    from workbench.store.clickhouse import agent_columns
+
+    url = chdb_url("backfill")
+    client = connect.client(connect.parse(url))
+    for sql in (*otel_ddl.STATEMENTS, *agent_columns.statements()):
+        client.command(sql)
+    session, trace = "cc-" + uuid.uuid4().hex[:8], uuid.uuid4().hex
+    spans, logs, _ = _collector_rows(session, trace)
+    client.insert("otel_logs", logs, column_names=LOG_COLUMNS)
+    client.insert("otel_traces", spans, column_names=TRACE_COLUMNS)
+    try:
+        for opening in range(2):  # (the second opening rolls nothing up again)
+            store = ClickHouseStore(url, tmp_path / "control.duckdb")
+            cc = store.query("agent_sessions").set_index("session_id").loc[session]
+            assert (cc.input_tokens, cc.api_errors) == (2000, 1)
+            assert cc.cost_usd == pytest.approx(0.053)
+            assert store.query("agent_totals").set_index("agent").loc["triage-bot"].sessions == 1
+            store.close()
+        store = ClickHouseStore(url, tmp_path / "control.duckdb")
+        client.insert("otel_logs", logs[1:2], column_names=LOG_COLUMNS)  # (one more request)
+        cc = store.query("agent_sessions").set_index("session_id").loc[session]
+        assert cc.input_tokens == 3200 and cc.model_calls == 3
+        # (5 + 1 log records and 2 spans, each once: not again at the second opening)
+        assert store.ch_sql("SELECT sum(records) AS n FROM wb_agent_hourly").n[0] == 8
+        store.close()
+    finally:
+        client.close()

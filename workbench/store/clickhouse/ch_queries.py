@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ..queries import Registry, _page
+from . import rollup
 
 Rendered = tuple[str, dict[str, Any]]
 #: ClickHouse's dialect of the named queries it answers (the others: the control file).
@@ -149,26 +150,39 @@ def _records(p: dict[str, Any], a: _Args, columns: str = _RECORD,
 
 
 def _pieces(p: dict[str, Any], a: _Args, present: str) -> str:
-    """The agents' figures in the window per hour, service, agent, session and model
-    (the rows of the DuckDB store's ``agent_rollup``)."""
-    return f"""
-        SELECT toDateTime64(toStartOfHour(t), 6) AS bucket, service_name, agent_name,
-               session_id, model,
-               min(t) AS first_t, max(t) AS last_t, count() AS records,
-               toInt64(ifNull(sum(input_tokens), 0)) AS input_tokens,
-               toInt64(ifNull(sum(output_tokens), 0)) AS output_tokens,
-               toInt64(ifNull(sum(cache_read_tokens), 0)) AS cache_read_tokens,
-               toInt64(ifNull(sum(cache_creation_tokens), 0)) AS cache_creation_tokens,
-               toInt64(ifNull(sum(reasoning_tokens), 0)) AS reasoning_tokens,
-               ifNull(sum(cost_usd), 0) AS cost_usd,
-               countIf(operation = 'chat') AS model_calls,
-               countIf(operation = 'execute_tool') AS tool_calls,
-               countIf(operation = 'execute_tool' AND is_error) AS tool_failures,
-               countIf(operation = 'api_error' OR (operation = 'chat' AND is_error))
-                   AS api_errors
-        FROM ({_records(p, a, present=present)})
-        WHERE agent_name IS NOT NULL OR session_id IS NOT NULL
-        GROUP BY bucket, service_name, agent_name, session_id, model"""
+    """The agents' figures in the window as rows of the hourly rollup to add up, where
+    ``present`` is not null: the rollup's rows of the whole hours inside the window and
+    the records of the partial hours at its ends, rolled up alike (the DuckDB store's
+    ``telemetry_queries._pieces``; :mod:`.rollup`)."""
+    keys = [f"{col} = {a(str(p[key]))}" for key, col in _COLUMNS if p.get(key)]
+    keys.append(f"{present} IS NOT NULL")
+    whole, edges = list(keys), []
+    if p.get("since") is not None:
+        since = a.time(p["since"])
+        first = (f"if(toStartOfHour({since}) = {since}, toDateTime64({since}, 6), "
+                 f"toDateTime64(toStartOfHour({since}) + INTERVAL 1 HOUR, 6))")
+        whole.append(f"bucket >= {first}")
+        edges.append(f"t < {first}")
+    if p.get("until") is not None:
+        hour = f"toStartOfHour({a.time(p['until'])})"
+        whole.append(f"bucket < {hour}")
+        edges.append(f"t >= {hour}")
+    sums = ", ".join(f"sum({c}) AS {c}" for c in (
+        "input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
+        "reasoning_tokens", "records", "model_calls", "tool_calls", "tool_failures",
+        "api_errors", "cost_usd"))
+    keys_sql = ", ".join(rollup.KEYS)
+    rolled = (f"SELECT bucket, {keys_sql}, min(first_t) AS first_t, max(last_t) AS last_t, "
+              f"{sums} FROM {rollup.TABLE} WHERE {' AND '.join(whole)} "
+              f"GROUP BY bucket, {keys_sql}")
+    if not edges:
+        return rolled
+    names = ("service_name", "agent_name", "session_id", "model", "operation", "is_error",
+             "cost_usd", "input_tokens", "output_tokens", "cache_read_tokens",
+             "cache_creation_tokens", "reasoning_tokens")
+    raw = rollup.aggregate(f"({_records(p, a, present=present)})", "t",
+                           {n: n for n in names}, where=f"({' OR '.join(edges)})")
+    return f"{rolled}\n        UNION ALL {raw}"
 
 
 _SESSION_SUMS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
@@ -259,7 +273,9 @@ def _distinct(column: str, alias: str) -> Rendered:
 
 @query
 def telemetry_agents(p: dict[str, Any]) -> Rendered:
-    return _distinct("agent_name", "agent")
+    # (every record of an agent is in the rollup: its few rows, not every record)
+    return (f"SELECT DISTINCT agent_name AS agent FROM {rollup.TABLE} "
+            "WHERE agent_name IS NOT NULL ORDER BY 1", _Args())
 
 
 @query

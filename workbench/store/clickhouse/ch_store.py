@@ -26,7 +26,7 @@ import pandas as pd
 
 from ... import config
 from ..store import Store, StoreBusyError, StoreWriteError, _now
-from . import agent_columns, ch_queries, connect, otel_ddl, otel_rows, views
+from . import agent_columns, ch_queries, connect, otel_ddl, otel_rows, rollup, views
 from .shared_signal import SharedSignal
 
 log = logging.getLogger("workbench.store")
@@ -70,6 +70,7 @@ class ClickHouseStore(Store):
     def _schema(self) -> None:
         for sql in (*otel_ddl.STATEMENTS, *agent_columns.statements(), *views.STATEMENTS):
             self._ch.command(sql)
+        rollup.create(self._ch)
         for table in ("otel_traces", "otel_logs", *otel_ddl.METRIC_TABLES.values()):
             self._ch.command(f"ALTER TABLE {table} MODIFY SETTING "
                              f"non_replicated_deduplication_window = {DEDUP_WINDOW}")
