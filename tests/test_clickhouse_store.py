@@ -254,7 +254,7 @@ def test_telemetry_stored_before_the_rollup_existed_is_rolled_up_once(tmp_path):
     client.insert("otel_logs", logs, column_names=LOG_COLUMNS)
     client.insert("otel_traces", spans, column_names=TRACE_COLUMNS)
     try:
-        for opening in range(2):  # (the second opening rolls nothing up again)
+        for _opening in range(2):  # (the second opening rolls nothing up again)
             store = ClickHouseStore(url, tmp_path / "control.duckdb")
             cc = store.query("agent_sessions").set_index("session_id").loc[session]
             assert (cc.input_tokens, cc.api_errors) == (2000, 1)
