@@ -178,7 +178,11 @@ def _cases(duck: Store) -> list[tuple[str, dict]]:
     filters = [{}, {"agent": "claude-code"}, {"agent": "planner"}, {"service": "codex"},
                {"session": session}, {"model": "m1"}, window, {"agent": "codex", **window},
                {"text": "grep"}, {"text": "a"}, {"errors_only": True}, {"min_ms": 5000},
-               {"limit": 7, "offset": 3}]
+               {"limit": 7, "offset": 3},
+               # (short pages: trace_list's way through the trace-id lookup)
+               {"limit": 5}, {"errors_only": True, "limit": 2, "offset": 1},
+               {"text": "chat", "limit": 3}, {**window, "limit": 4},
+               {"min_ms": 5000, "limit": 2}, {"agent": "planner", "limit": 1}]
     cases = []
     for name in sorted(ch_queries.QUERIES):
         if name in ("metric_series", "metric_histogram"):

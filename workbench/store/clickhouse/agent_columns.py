@@ -17,6 +17,11 @@ from ...ingest import genai
 _INTS = {"input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
          "reasoning_tokens"}
 _KIND = "Nullable(String)"
+#: Text with few distinct values (agents, models, operations, tools, providers, event
+#: names, decisions): dictionary-encoded, which is what makes grouping 100M rows by them
+#: fast. Sessions and prompts are many: plain text.
+_FEW = "LowCardinality(Nullable(String))"
+_MANY = {"session_id", "prompt_id"}
 
 
 def _lit(text: str) -> str:
@@ -53,7 +58,7 @@ def columns(attrs: str, service: str, *, status: str | None, event: str | None
         elif field == "cost_usd":
             out.append((field, "Nullable(Float64)", _first(attrs, keys, _number)))
         elif field != "agent_name":
-            out.append((field, _KIND, _first(attrs, keys)))
+            out.append((field, _KIND if field in _MANY else _FEW, _first(attrs, keys)))
     kinds = genai.OPENINFERENCE_KINDS
     openinference = (
         f"nullIf(transform(upper({attrs}['openinference.span.kind']), "
@@ -66,7 +71,7 @@ def columns(attrs: str, service: str, *, status: str | None, event: str | None
         arms.append(f"nullIf(transform(splitByChar('.', ifNull({event}, ''))[-1], "
                     f"[{', '.join(map(_lit, ops))}], [{', '.join(map(_lit, ops.values()))}], "
                     f"''), '')")
-    out.append(("operation", _KIND, f"coalesce({', '.join(arms)})"))
+    out.append(("operation", _FEW, f"coalesce({', '.join(arms)})"))
     success = (f"lower(multiIf(mapContains({attrs}, 'success'), {attrs}['success'], "
                f"{attrs}['tool.success']))")
     http = _first(attrs, ("status_code", "http.status_code"), _integer)
@@ -79,7 +84,7 @@ def columns(attrs: str, service: str, *, status: str | None, event: str | None
         "operation", "model", "session_id", "input_tokens", "output_tokens", "tool_name",
         "cost_usd"))
     named = _first(attrs, genai.FIELDS["agent_name"])
-    out.append(("agent_name", _KIND,
+    out.append(("agent_name", _FEW,
                 f"coalesce({named}, if({signal}, nullIf({service}, ''), NULL))"))
     return out
 
@@ -112,9 +117,9 @@ def statements() -> list[str]:
     and the logs' event name, decision and duration."""
     out = []
     span_cols = columns("SpanAttributes", "ServiceName", status="StatusCode", event=None)
-    log_cols = [("event_name", _KIND, _event("LogAttributes", "Body", "EventName")),
+    log_cols = [("event_name", _FEW, _event("LogAttributes", "Body", "EventName")),
                 *columns("LogAttributes", "ServiceName", status=None, event="event_name"),
-                ("decision", _KIND, _first("LogAttributes", ("decision", "tool.decision"))),
+                ("decision", _FEW, _first("LogAttributes", ("decision", "tool.decision"))),
                 ("duration_ms", "Nullable(Float64)",
                  _first("LogAttributes", ("duration_ms",), _number))]
     for table, cols in (("otel_traces", span_cols), ("otel_logs", log_cols)):

@@ -32,7 +32,11 @@ class _Args(dict):
         return f"{{{name}:{kind}}}"
 
     def time(self, value: Any) -> str:
-        ts = pd.Timestamp(value)
+        """A time as a DateTime64(6) value: to the microsecond, UTC."""
+        if hasattr(value, "as_py"):  # (an Arrow scalar)
+            value = value.cast("int64").as_py() if "ns" in str(value.type) else value.as_py()
+            value = pd.Timestamp(value, unit="ns") if isinstance(value, int) else value
+        ts = pd.Timestamp(value).floor("us")
         if ts.tzinfo is not None:
             ts = ts.tz_convert("UTC").tz_localize(None)
         return self(ts.to_pydatetime(), "DateTime64(6)")
@@ -47,10 +51,12 @@ def _where(p: dict[str, Any], a: _Args, time_col: str) -> str:
     for key, col in _COLUMNS:
         if p.get(key):
             clauses.append(f"{col} = {a(str(p[key]))}")
+    # (on the table's own time column, which the views name _ts: the same rows as on
+    # time_col, whose microseconds truncate it, since a bound has no finer digits)
     if p.get("since") is not None:
-        clauses.append(f"{time_col} >= {a.time(p['since'])}")
+        clauses.append(f"_ts >= {a.time(p['since'])}")
     if p.get("until") is not None:
-        clauses.append(f"{time_col} < {a.time(p['until'])}")
+        clauses.append(f"_ts < {a.time(p['until'])}")
     return " AND ".join(clauses)
 
 
@@ -87,19 +93,41 @@ def telemetry_counts(p: dict[str, Any]) -> Rendered:
                toInt64((SELECT count() FROM metric_points)) AS metric_points""", a)
 
 
+def _newest(p: dict[str, Any], view: str, where, select: str, order: str):
+    """The newest rows of ``view`` matching ``where(args)`` (a procedure): the time the
+    page's last row has comes first, from the time column alone; then only the rows from
+    that time on are read whole. (Sorting every matching row read whole, as the DuckDB
+    query does, is seconds at 100M spans.)"""
+    page = _page(p, 200)
+    want = int(page.split()[1]) + int(page.split()[3])
+
+    def run(ask) -> Any:
+        a = _Args()
+        edge = ask(f"SELECT _ts FROM {view} WHERE {where(a)} ORDER BY _ts DESC "
+                   f"LIMIT 1 OFFSET {want - 1}", a)
+        a = _Args()
+        # (from the start of the edge's microsecond: the page orders by the microsecond)
+        since = "" if not edge.num_rows else f" AND _ts >= {a.time(edge.column('_ts')[0])}"
+        return ask(f"SELECT {select} FROM {view} WHERE {where(a)}{since} "
+                   f"ORDER BY {order} {page}", a)
+
+    return run, {}
+
+
 @query
 def spans_search(p: dict[str, Any]) -> Rendered:
-    a = _Args()
-    where = _span_where(p, a)
-    if p.get("min_ms") is not None:
-        where += f" AND duration_ms >= {a(float(p['min_ms']), 'Float64')}"
-    if p.get("trace_id"):
-        where += f" AND trace_id = {a(str(p['trace_id']))}"
-    return (f"""
-        SELECT start_time, trace_id, span_id, parent_span_id, service_name, name, duration_ms,
-               status_code, agent_name, session_id, operation, model, tool_name,
-               input_tokens, output_tokens, cost_usd, attributes
-        FROM spans WHERE {where} ORDER BY start_time DESC, span_id {_page(p, 200)}""", a)
+    def where(a: _Args) -> str:
+        out = _span_where(p, a)
+        if p.get("min_ms") is not None:
+            out += f" AND duration_ms >= {a(float(p['min_ms']), 'Float64')}"
+        if p.get("trace_id"):
+            out += f" AND trace_id = {a(str(p['trace_id']))}"
+        return out
+
+    return _newest(p, "spans", where, """start_time, trace_id, span_id, parent_span_id,
+        service_name, name, duration_ms, status_code, agent_name, session_id, operation,
+        model, tool_name, input_tokens, output_tokens, cost_usd, attributes""",
+                   "start_time DESC, span_id")
 
 
 @query
@@ -120,18 +148,19 @@ def trace_spans(p: dict[str, Any]) -> Rendered:
 
 @query
 def logs_search(p: dict[str, Any]) -> Rendered:
-    a = _Args()
-    where = _where(p, a, "time")
-    if p.get("text"):
-        pattern = _like(a, p["text"])
-        where += (f" AND (body ILIKE {pattern} OR ifNull(event_name, '') ILIKE {pattern} "
-                  f"OR ifNull(attributes, '') ILIKE {pattern})")
-    if p.get("min_severity"):
-        where += f" AND severity_number >= {a(int(p['min_severity']), 'Int64')}"
-    return (f"""
-        SELECT time, severity_text, severity_number, service_name, event_name, body,
-               session_id, trace_id, span_id, attributes
-        FROM logs WHERE {where} ORDER BY time DESC, event_name, body {_page(p, 200)}""", a)
+    def where(a: _Args) -> str:
+        out = _where(p, a, "time")
+        if p.get("text"):
+            pattern = _like(a, p["text"])
+            out += (f" AND (body ILIKE {pattern} OR ifNull(event_name, '') ILIKE {pattern} "
+                    f"OR ifNull(attributes, '') ILIKE {pattern})")
+        if p.get("min_severity"):
+            out += f" AND severity_number >= {a(int(p['min_severity']), 'Int64')}"
+        return out
+
+    return _newest(p, "logs", where, """time, severity_text, severity_number, service_name,
+        event_name, body, session_id, trace_id, span_id, attributes""",
+                   "time DESC, event_name, body")
 
 
 #: A record's columns the agent figures come from.
@@ -140,9 +169,10 @@ _RECORD = ("service_name, agent_name, session_id, model, operation, is_error, in
 
 
 def _records(p: dict[str, Any], a: _Args, columns: str = _RECORD,
-             present: str | None = None) -> str:
-    """Log records and spans as one set: ``t`` and ``columns``, filtered alike."""
-    extra = f" AND {present} IS NOT NULL" if present else ""
+             present: str | None = None, also: str = "") -> str:
+    """Log records and spans as one set: ``t`` and ``columns``, filtered alike (and by
+    ``also``, on ``_ts``: inside each table, where ClickHouse can prune by it)."""
+    extra = (f" AND {present} IS NOT NULL" if present else "") + (f" AND {also}" if also else "")
     return f"""
         SELECT time AS t, {columns} FROM logs WHERE {_where(p, a, 'time')}{extra}
         UNION ALL
@@ -162,15 +192,15 @@ def _pieces(p: dict[str, Any], a: _Args, present: str) -> str:
         first = (f"if(toStartOfHour({since}) = {since}, toDateTime64({since}, 6), "
                  f"toDateTime64(toStartOfHour({since}) + INTERVAL 1 HOUR, 6))")
         whole.append(f"bucket >= {first}")
-        edges.append(f"t < {first}")
+        edges.append(f"_ts < {first}")
     if p.get("until") is not None:
         hour = f"toStartOfHour({a.time(p['until'])})"
         whole.append(f"bucket < {hour}")
-        edges.append(f"t >= {hour}")
+        edges.append(f"_ts >= {hour}")
     sums = ", ".join(f"sum({c}) AS {c}" for c in (
         "input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
         "reasoning_tokens", "records", "model_calls", "tool_calls", "tool_failures",
-        "api_errors", "cost_usd"))
+        "api_errors", "errors", "cost_usd"))
     keys_sql = ", ".join(rollup.KEYS)
     rolled = (f"SELECT bucket, {keys_sql}, min(first_t) AS first_t, max(last_t) AS last_t, "
               f"{sums} FROM {rollup.TABLE} WHERE {' AND '.join(whole)} "
@@ -180,8 +210,8 @@ def _pieces(p: dict[str, Any], a: _Args, present: str) -> str:
     names = ("service_name", "agent_name", "session_id", "model", "operation", "is_error",
              "cost_usd", "input_tokens", "output_tokens", "cache_read_tokens",
              "cache_creation_tokens", "reasoning_tokens")
-    raw = rollup.aggregate(f"({_records(p, a, present=present)})", "t",
-                           {n: n for n in names}, where=f"({' OR '.join(edges)})")
+    edge_records = _records(p, a, present=present, also=f"({' OR '.join(edges)})")
+    raw = rollup.aggregate(f"({edge_records})", "t", {n: n for n in names})
     return f"{rolled}\n        UNION ALL {raw}"
 
 
@@ -234,21 +264,74 @@ def agent_sessions(p: dict[str, Any]) -> Rendered:
 
 @query
 def trace_list(p: dict[str, Any]) -> Rendered:
-    a = _Args()
+    """The newest traces with a span matching the filters. A procedure of two or three
+    statements (:func:`_trace_list`): grouping every span by trace is what a page cannot
+    wait for at 100M spans."""
+    return _trace_list(p), {}
+
+
+def _trace_sql(p: dict[str, Any], a: _Args, among: str = "", since: str = "") -> str:
     where = _span_where(p, a)
-    having = ""
+    having = []
     if p.get("min_ms") is not None:
-        having = f"HAVING (max(end_ns) - min(start_ns)) / 1e6 >= {a(float(p['min_ms']), 'Float64')}"
-    return (f"""
+        having.append(f"(max(end_ns) - min(start_ns)) / 1e6 >= {a(float(p['min_ms']), 'Float64')}")
+    if since:
+        having.append(f"started >= {since}")  # (a trace seen in a later block alone)
+    having = f"HAVING {' AND '.join(having)}" if having else ""
+    return f"""
         SELECT trace_id, min(start_time) AS started,
                argMin(name, start_ns) AS root, argMin(service_name, start_ns) AS service,
                (max(end_ns) - min(start_ns)) / 1e6 AS duration_ms, toInt64(count()) AS spans,
                toInt64(countIf(status_code = 2 OR is_error)) AS errors,
                min(agent_name) AS agent, min(session_id) AS session_id,
                sum(cost_usd) AS cost_usd
-        FROM spans WHERE trace_id IN (SELECT trace_id FROM spans WHERE {where})
+        FROM spans WHERE trace_id IN (SELECT trace_id FROM spans WHERE {where}{among}){among}
         GROUP BY trace_id {having}
-        ORDER BY started DESC, trace_id {_page(p, 200)}""", a)
+        ORDER BY started DESC, trace_id"""
+
+
+def _trace_list(p: dict[str, Any]):
+    """Which traces can be among the page's newest at all comes first, from the
+    exporter's trace-id lookup (a trace's first and last second): the newest of those
+    that overlap the window. Their spans alone are then grouped, exactly as the DuckDB
+    query groups all. When too few of them match in the end (a text or a duration the
+    lookup cannot judge), the query runs over every span instead: the same answer,
+    later."""
+    page = _page(p, 200)
+    want = int(page.split()[1]) + int(page.split()[3])  # LIMIT n OFFSET m: the first n + m
+
+    def run(ask) -> Any:
+        a = _Args()
+        overlap = ["1"]
+        if p.get("since") is not None:
+            overlap.append(f"max(End) >= toDateTime({a.time(p['since'])})")
+        if p.get("until") is not None:
+            overlap.append(f"min(Start) <= toDateTime({a.time(p['until'])})")
+        newest = ask(f"""
+            SELECT min(Start) AS s FROM otel_traces_trace_id_ts GROUP BY TraceId
+            HAVING {' AND '.join(overlap)} ORDER BY s DESC LIMIT {want * 64}""", a)
+        starts = newest.column("s").to_pylist()
+        complete = len(starts) < want * 64  # (the list holds every overlapping trace)
+        limit = int(page.split()[1])
+        # The newest `want` traces first; when too few of them match (errors only, one
+        # agent), the newest 4, 16, 64 times as many; all of them when that is all.
+        for k in (want, want * 4, want * 16, want * 64):
+            k = min(k, len(starts))
+            a = _Args()
+            if k == 0:  # (no trace overlaps the window: no span can match)
+                return ask(_trace_sql(p, a, " AND 0"), a)
+            since = a(starts[k - 1], "DateTime")
+            among = (f" AND trace_id IN (SELECT TraceId FROM otel_traces_trace_id_ts "
+                     f"WHERE Start >= {since}) AND _ts >= {since}")
+            found = ask(_trace_sql(p, a, among, since), a)
+            if found.num_rows >= want or (complete and k == len(starts)):
+                return found.slice(want - limit, limit)
+            if k == len(starts):
+                break
+        a = _Args()
+        return ask(_trace_sql(p, a) + f" {page}", a)
+
+    return run
 
 
 @query
@@ -303,9 +386,9 @@ _ACTIVITY = "agent_name, session_id, operation, is_error"
 def timeline_sessions(p: dict[str, Any]) -> Rendered:
     a = _Args()
     return (f"""
-        SELECT agent_name AS agent, session_id, min(t) AS start, max(t) AS end,
-               toInt64(count()) AS records, toInt64(countIf(is_error)) AS errors
-        FROM ({_records(p, a, _ACTIVITY, present='agent_name')}) WHERE session_id IS NOT NULL
+        SELECT agent_name AS agent, session_id, min(first_t) AS start, max(last_t) AS end,
+               toInt64(sum(records)) AS records, toInt64(sum(errors)) AS errors
+        FROM ({_pieces(p, a, 'agent_name')}) WHERE session_id IS NOT NULL
         GROUP BY agent, session_id ORDER BY end DESC {_page(p, 5000)}""", a)
 
 

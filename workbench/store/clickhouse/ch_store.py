@@ -79,14 +79,15 @@ class ClickHouseStore(Store):
     def query(self, name: str, /, **params: Any) -> pd.DataFrame:
         if name not in ch_queries.QUERIES:
             return super().query(name, **params)
-        sql, args = ch_queries.render(name, params)
-        return ch_queries.shaped(self._ch_read(lambda: self._ch.query_arrow(
-            sql, parameters=args)))
+        return ch_queries.shaped(self.query_arrow(name, **params))
 
     def query_arrow(self, name: str, /, **params: Any):
         if name not in ch_queries.QUERIES:
             return super().query_arrow(name, **params)
         sql, args = ch_queries.render(name, params)
+        if callable(sql):  # (a procedure: statements that depend on the last one's answer)
+            return sql(lambda text, bound: self._ch_read(
+                lambda: self._ch.query_arrow(text, parameters=bound)))
         return self._ch_read(lambda: self._ch.query_arrow(sql, parameters=args))
 
     def ch_sql(self, sql: str, parameters: dict[str, Any] | None = None) -> pd.DataFrame:

@@ -17,7 +17,7 @@ TABLE = "wb_agent_hourly"
 KEYS = ("service_name", "agent_name", "session_id", "model")
 _INTS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
          "reasoning_tokens")
-_COUNTS = ("records", "model_calls", "tool_calls", "tool_failures", "api_errors")
+_COUNTS = ("records", "model_calls", "tool_calls", "tool_failures", "api_errors", "errors")
 
 CREATE = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -36,7 +36,8 @@ SETTINGS allow_nullable_key = 1
 
 def aggregate(source: str, time: str, cols: dict[str, str], where: str = "1") -> str:
     """Rows of the rollup from ``source``'s records: ``time`` and the columns ``cols``
-    names (field -> expression). Only records of an agent or a session count."""
+    names (field -> expression). Only records of an agent or a session count. (Beside
+    the DuckDB rollup's figures, ``errors``: the timeline's per-session error count.)"""
     c = cols
     return f"""
     SELECT toStartOfHour({time}) AS bucket, {', '.join(f'{c[k]} AS {k}' for k in KEYS)},
@@ -49,6 +50,7 @@ def aggregate(source: str, time: str, cols: dict[str, str], where: str = "1") ->
                AS tool_failures,
            toInt64(countIf({c['operation']} = 'api_error'
                            OR ({c['operation']} = 'chat' AND {c['is_error']}))) AS api_errors,
+           toInt64(countIf({c['is_error']})) AS errors,
            ifNull(sum({c['cost_usd']}), 0) AS cost_usd
     FROM {source}
     WHERE ({c['agent_name']} IS NOT NULL OR {c['session_id']} IS NOT NULL) AND {where}

@@ -3,7 +3,9 @@
 that the ClickHouse dialect of each named query reads like its DuckDB one.
 
 Views cost nothing to store; the agent columns they show are the materialised ones
-(:mod:`.agent_columns`), stored once at insert.
+(:mod:`.agent_columns`), stored once at insert. Each has ``_ts``, the table's own time
+column: a window filters on it, so that ClickHouse prunes days and granules by it (a
+filter on a converted column reads every row).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ CREATE OR REPLACE VIEW spans AS SELECT
     nullIf(StatusMessage, '') AS status_message, nullIf(toString(ServiceName), '') AS service_name,
     nullIf(ScopeName, '') AS scope_name, nullIf(ScopeVersion, '') AS scope_version,
     {_json("ResourceAttributes")} AS resource, {_json("SpanAttributes")} AS attributes,
-    toInt32(length(Events.Name)) AS events, toInt32(length(Links.TraceId)) AS links, {_agent}
+    toInt32(length(Events.Name)) AS events, toInt32(length(Links.TraceId)) AS links, {_agent},
+    Timestamp AS _ts
 FROM otel_traces
 """
 
@@ -54,7 +57,7 @@ CREATE OR REPLACE VIEW logs AS SELECT
     nullIf(SpanId, '') AS span_id, nullIf(toString(ServiceName), '') AS service_name,
     nullIf(ScopeName, '') AS scope_name, {_json("ResourceAttributes")} AS resource,
     {_json("LogAttributes")} AS attributes, {PREFIX}duration_ms AS duration_ms,
-    {PREFIX}decision AS decision, {_agent}
+    {PREFIX}decision AS decision, {_agent}, Timestamp AS _ts
 FROM otel_logs
 """
 
@@ -105,7 +108,7 @@ def _metric_select(kind: str) -> str:
            {_first("Attributes", ("model", "gen_ai.request.model", "gen_ai.response.model"))}
                AS model,
            {_first("Attributes", ("type", "gen_ai.token.type"))} AS kind,
-           Attributes AS attribute_map
+           Attributes AS attribute_map, TimeUnix AS _ts
     FROM {table}"""
 
 
