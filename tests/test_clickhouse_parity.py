@@ -73,7 +73,8 @@ def _sdk_requests() -> list[tuple[str, bytes, str]]:
                         span.set_status(Status(StatusCode.ERROR, "rate limited"))
             with tracer.start_as_current_span("execute_tool grep", attributes={
                     "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "grep",
-                    "success": turn % 3 != 0, "gen_ai.conversation.id": f"sdk-{turn % 3}"}):
+                    "success": turn % 3 != 0, "gen_ai.conversation.id": f"sdk-{turn % 3}",
+                    "file.path": f"src/pkg/m{turn}.py"}):
                 pass
     logs = InMemoryLogRecordExporter()
     logger_provider = LoggerProvider(resource=resource)
@@ -177,7 +178,8 @@ def _cases(duck: Store) -> list[tuple[str, dict]]:
     window = {"since": END - dt.timedelta(days=3), "until": END - dt.timedelta(hours=30)}
     filters = [{}, {"agent": "claude-code"}, {"agent": "planner"}, {"service": "codex"},
                {"session": session}, {"model": "m1"}, window, {"agent": "codex", **window},
-               {"text": "grep"}, {"text": "a"}, {"errors_only": True}, {"min_ms": 5000},
+               {"text": "grep"}, {"text": "a"}, {"text": "src/pkg/m3"}, {"errors_only": True},
+               {"min_ms": 5000},
                {"limit": 7, "offset": 3},
                # (short pages: trace_list's way through the trace-id lookup)
                {"limit": 5}, {"errors_only": True, "limit": 2, "offset": 1},
@@ -195,10 +197,12 @@ def _cases(duck: Store) -> list[tuple[str, dict]]:
                 params = {"text": f.get("text", "chat")}
             cases.append((name, params))
     cases.append(("trace_spans", {"trace_id": sdk_trace}))
+    cases += [("timeline_buckets", {"bucket_s": 1512}),
+              ("timeline_buckets", {**window, "bucket_s": 5040})]
     metrics = duck.query("metric_names")
     for m in metrics.itertuples():
         for group_by in ["", *(list(m.attribute_keys) if m.attribute_keys is not None else [])]:
-            for bucket_s in (60, 3600):
+            for bucket_s in (60, 1512, 3600):  # (1512: a 7-day window's, not whole hours)
                 for name in ("metric_series", "metric_histogram"):
                     cases.append((name, {"name": m.name, "group_by": group_by,
                                          "bucket_s": bucket_s}))

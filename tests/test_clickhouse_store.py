@@ -173,10 +173,13 @@ def test_a_request_sent_again_is_stored_once(tmp_path):
     ("chdb://", "name the chDB folder"),
     ("chdb:///tmp/x?database=a-b", "is not a plain name"),
     ("clickhouse://h:8123/x;drop", "is not a plain name"),
+    ("clickhouse://me:s3cret@h:8123/my-db", "is not a plain name"),
 ])
 def test_bad_store_urls_are_refused_with_the_reason(url, reason):
-    with pytest.raises(ValueError, match=reason):
+    with pytest.raises(ValueError, match=reason) as refused:
         connect.parse(url)
+    assert "s3cret" not in str(refused.value)  # (nor in the target's repr:)
+    assert "s3cret" not in repr(connect.parse("clickhouse://me:s3cret@h:8123/db"))
 
 
 def test_serve_refuses_an_unreachable_clickhouse_in_one_line(tmp_path):
@@ -270,3 +273,32 @@ def test_telemetry_stored_before_the_rollup_existed_is_rolled_up_once(tmp_path):
         store.close()
     finally:
         client.close()
+
+
+def test_the_newest_traces_are_exact_when_a_trace_arrived_in_several_blocks(tmp_path):
+    """The trace-id lookup holds a row per block a trace arrived in: a trace whose first
+    span came in an older block is older, whatever its later spans say."""
+    url = chdb_url("blocks")
+    store = ClickHouseStore(url, tmp_path / "control.duckdb")
+    client = connect.client(connect.parse(url))
+    try:
+        def span(trace: str, span_id: str, at: dt.datetime) -> list:
+            return [at, trace, span_id, "", "", f"op {span_id}", "SPAN_KIND_INTERNAL",
+                    "blocks", {}, "", "", {"gen_ai.operation.name": "chat"}, 1000,
+                    "STATUS_CODE_UNSET", "", [], [], [], [], [], [], []]
+
+        a, b = "a" * 32, "b" * 32
+        client.insert("otel_traces", [span(a, "1" * 16, T0)], column_names=TRACE_COLUMNS)
+        client.insert("otel_traces", [span(b, "2" * 16, T0 + dt.timedelta(hours=1))],
+                      column_names=TRACE_COLUMNS)
+        client.insert("otel_traces", [span(a, "3" * 16, T0 + dt.timedelta(hours=1, seconds=30))],
+                      column_names=TRACE_COLUMNS)
+        newest = store.query("trace_list", limit=1)
+        assert newest.trace_id.tolist() == [b]
+        both = store.query("trace_list", limit=2).set_index("trace_id")
+        assert list(both.index) == [b, a]
+        assert both.loc[a].spans == 2 and both.loc[a].started == T0
+        assert both.loc[a].root == "op " + "1" * 16
+    finally:
+        client.close()
+        store.close()

@@ -203,7 +203,8 @@ def db_path(flag: str | os.PathLike[str] | None = None) -> Path:
     Always absolute, so every command finds the same file whatever directory it runs in.
     With a ClickHouse store (:func:`store_url`) it is this node's control file: in the
     chDB folder, else ``home()/control.duckdb``. The server advertises itself beside it,
-    so clients find a ClickHouse-backed server as they find any other.
+    so clients find a ClickHouse-backed server as they find any other. (Named for the
+    server and database: two ClickHouses with a database of one name get a file each.)
     """
     value = get("OBSERVATORY_DB", flag)
     url = store_url(flag)
@@ -212,8 +213,9 @@ def db_path(flag: str | os.PathLike[str] | None = None) -> Path:
 
         target = parse(url)
         folder = target.path if target.path is not None else home()
-        return (folder / ("control.duckdb" if target.path is not None
-                          else f"control-{target.database}.duckdb")).resolve()
+        return (folder / ("control.duckdb" if target.path is not None else
+                          f"control-{target.host}-{target.port}-{target.database}.duckdb")
+                ).resolve()
     path = Path(value).expanduser() if value else home() / "observatory.duckdb"
     return path.resolve()
 

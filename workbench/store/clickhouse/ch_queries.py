@@ -124,6 +124,7 @@ def spans_search(p: dict[str, Any]) -> Rendered:
             out += f" AND trace_id = {a(str(p['trace_id']))}"
         return out
 
+    p = _checked(p)
     return _newest(p, "spans", where, """start_time, trace_id, span_id, parent_span_id,
         service_name, name, duration_ms, status_code, agent_name, session_id, operation,
         model, tool_name, input_tokens, output_tokens, cost_usd, attributes""",
@@ -158,6 +159,7 @@ def logs_search(p: dict[str, Any]) -> Rendered:
             out += f" AND severity_number >= {a(int(p['min_severity']), 'Int64')}"
         return out
 
+    p = _checked(p)
     return _newest(p, "logs", where, """time, severity_text, severity_number, service_name,
         event_name, body, session_id, trace_id, span_id, attributes""",
                    "time DESC, event_name, body")
@@ -262,12 +264,23 @@ def agent_sessions(p: dict[str, Any]) -> Rendered:
         GROUP BY ev.session_id ORDER BY last_seen DESC, session_id {_page(p, 500)}""", a)
 
 
+def _checked(p: dict[str, Any]) -> dict[str, Any]:
+    """A procedure's numbers checked before it runs (a bad one is the caller's 400)."""
+    p = dict(p)
+    if p.get("min_ms") is not None:
+        p["min_ms"] = float(p["min_ms"])
+    if p.get("min_severity"):
+        p["min_severity"] = int(p["min_severity"])
+    _page(p)
+    return p
+
+
 @query
 def trace_list(p: dict[str, Any]) -> Rendered:
     """The newest traces with a span matching the filters. A procedure of two or three
     statements (:func:`_trace_list`): grouping every span by trace is what a page cannot
     wait for at 100M spans."""
-    return _trace_list(p), {}
+    return _trace_list(_checked(p)), {}
 
 
 def _trace_sql(p: dict[str, Any], a: _Args, among: str = "", since: str = "") -> str:
@@ -321,8 +334,12 @@ def _trace_list(p: dict[str, Any]):
             if k == 0:  # (no trace overlaps the window: no span can match)
                 return ask(_trace_sql(p, a, " AND 0"), a)
             since = a(starts[k - 1], "DateTime")
+            # (a trace's rows in the lookup are one per block it arrived in: only a trace
+            # whose first block is after the cut has every span after it)
             among = (f" AND trace_id IN (SELECT TraceId FROM otel_traces_trace_id_ts "
-                     f"WHERE Start >= {since}) AND _ts >= {since}")
+                     f"WHERE TraceId IN (SELECT TraceId FROM otel_traces_trace_id_ts "
+                     f"WHERE Start >= {since}) GROUP BY TraceId HAVING min(Start) >= {since})"
+                     f" AND _ts >= {since}")
             found = ask(_trace_sql(p, a, among, since), a)
             if found.num_rows >= want or (complete and k == len(starts)):
                 return found.slice(want - limit, limit)
@@ -392,6 +409,16 @@ def timeline_sessions(p: dict[str, Any]) -> Rendered:
         GROUP BY agent, session_id ORDER BY end DESC {_page(p, 5000)}""", a)
 
 
+#: Where DuckDB's ``time_bucket`` counts intervals of days, hours, minutes and seconds
+#: from (ClickHouse's ``toStartOfInterval``: from 1970, the same only for whole hours).
+_ORIGIN = "toDateTime64('2000-01-03 00:00:00', 6, 'UTC')"
+
+
+def _bucket(column: str, seconds: int) -> str:
+    return (f"toDateTime64(toStartOfInterval({column}, INTERVAL {seconds} SECOND, {_ORIGIN}), "
+            "6)")
+
+
 def _seconds(p: dict[str, Any]) -> int:
     return max(int(p.get("bucket_s") or 60), 1)
 
@@ -404,7 +431,7 @@ def timeline_buckets(p: dict[str, Any]) -> Rendered:
                multiIf(is_error, 'error', operation = 'execute_tool', 'tool call',
                        operation = 'user_prompt', 'prompt',
                        operation IN ('chat', 'invoke_agent'), 'model call', 'other') AS kind,
-               toDateTime64(toStartOfInterval(t, INTERVAL {_seconds(p)} SECOND), 6) AS bucket,
+               {_bucket('t', _seconds(p))} AS bucket,
                toInt64(count()) AS records
         FROM ({_records(p, a, _ACTIVITY, present='agent_name')})
         GROUP BY agent, kind, bucket ORDER BY bucket, agent, kind""", a)
@@ -448,7 +475,7 @@ def metric_series(p: dict[str, Any]) -> Rendered:
     a = _Args()
     seconds = _seconds(p)
     return (f"""
-        SELECT toDateTime64(toStartOfInterval(time, INTERVAL {seconds} SECOND), 6) AS bucket,
+        SELECT {_bucket('time', seconds)} AS bucket,
                grp, sum(inc) AS increase, sum(inc) / {seconds} AS rate_per_s,
                avg(value) AS mean, max(value) AS max_value, toInt64(count()) AS points
         FROM ({_metric_points(p, a)}) GROUP BY bucket, grp ORDER BY bucket, grp""", a)
@@ -462,7 +489,7 @@ def metric_histogram(p: dict[str, Any]) -> Rendered:
         SELECT bucket, grp, any(explicit_bounds) AS bounds,
                arrayMap(x -> x.2, arraySort(groupArray((idx, c)))) AS counts
         FROM (
-            SELECT toDateTime64(toStartOfInterval(time, INTERVAL {seconds} SECOND), 6) AS bucket,
+            SELECT {_bucket('time', seconds)} AS bucket,
                    grp, idx,
                    any(explicit_bounds) AS explicit_bounds, sum(c) AS c
             FROM ({_metric_points(p, a)})

@@ -54,14 +54,25 @@ class ClickHouseStore(Store):
         except Exception as err:  # noqa: BLE001  (the client raises many kinds)
             raise StoreWriteError(f"cannot open {self.url}: {_one_line(err)}",
                                   path=self.url, reason=_one_line(err)) from None
-        self._schema()
+        self._ch_closing = False  # (set first by close(): no new insert is taken)
+        try:
+            self._schema()
+        except Exception as err:  # noqa: BLE001  (a read-only user, a server refusing DDL)
+            self._ch.close()
+            raise StoreWriteError(f"cannot make the tables in {self.url}: {_one_line(err)}",
+                                  path=self.url, reason=_one_line(err)) from None
         super().__init__(control, max_pending=max_pending)
         self._inserts: queue.Queue = queue.Queue(max_pending)
         self._ch_error: str | None = None
         self._ch_last: str | None = None
-        self._signal = SharedSignal(self._ch, self.target.database, self._news,
-                                    config.get("OBSERVATORY_REDIS_URL"),
-                                    config.get("OBSERVATORY_SHARED_POLL_S"))
+        try:
+            self._signal = SharedSignal(self._ch, self.target.database, self._news,
+                                        config.get("OBSERVATORY_REDIS_URL"),
+                                        config.get("OBSERVATORY_SHARED_POLL_S"))
+        except Exception:
+            Store.close(self)
+            self._ch.close()
+            raise
         self._inserter = threading.Thread(target=self._insert_loop, daemon=True,
                                           name="observatory-clickhouse-writer")
         self._inserter.start()
@@ -96,11 +107,13 @@ class ClickHouseStore(Store):
             sql, parameters=parameters or {})))
 
     def _ch_read(self, run):
+        """Run a read; the server or the network away is :class:`StoreWriteError` (the
+        API's 503, the page's reason). What ClickHouse refused as such stays itself."""
+        from clickhouse_connect.driver.exceptions import OperationalError
+
         try:
             return run()
-        except Exception as err:  # noqa: BLE001
-            if isinstance(err, (KeyError, ValueError)) and not _from_clickhouse(err):
-                raise
+        except OperationalError as err:
             raise StoreWriteError(f"cannot read {self.url}: {_one_line(err)}",
                                   path=self.url, reason=_one_line(err)) from None
 
@@ -113,7 +126,7 @@ class ClickHouseStore(Store):
     def submit_otlp(self, signal: str, msg) -> tuple[Any, cf.Future]:
         """Queue one decoded OTLP request's rows; ``(batch, future of rows stored)``.
         Never waits for a full queue (:class:`StoreBusyError`: the receiver's 503)."""
-        if self._closing:
+        if self._ch_closing:
             raise self._write_error("the store is closed")
         out = otel_rows.rows(signal, msg)
         fut: cf.Future = cf.Future()
@@ -131,6 +144,9 @@ class ClickHouseStore(Store):
             if item is None:
                 return
             tables, token, fut = item
+            if not tables:  # (a settle() marker: everything before it is stored)
+                fut.set_result(0)
+                continue
             stored = 0
             try:
                 with self._signal.lock:
@@ -150,9 +166,8 @@ class ClickHouseStore(Store):
                     path=self.url, reason=reason))
                 continue
             self._ch_error, self._ch_last = None, _now()
-            if stored:  # (not a settle() marker)
-                self._signal.publish(frozenset({"telemetry"}))
-                self._news(frozenset({"telemetry"}))
+            self._signal.publish(frozenset({"telemetry"}))
+            self._news(frozenset({"telemetry"}))
             fut.set_result(stored)
 
     def _news(self, topics: frozenset[str]) -> None:
@@ -161,9 +176,10 @@ class ClickHouseStore(Store):
 
     def settle(self) -> None:
         """Wait until every write queued before now is stored (telemetry included)."""
-        done: cf.Future = cf.Future()
-        self._inserts.put(({}, "", done))
-        done.result()
+        if not self._ch_closing:
+            done: cf.Future = cf.Future()
+            self._inserts.put(({}, "", done))
+            done.result()
         super().settle()
 
     # -- state ----------------------------------------------------------------------------
@@ -186,27 +202,38 @@ class ClickHouseStore(Store):
         return out
 
     def close(self, timeout: float | None = 5.0) -> None:
-        if self._closing:
-            return
-        deadline = time.monotonic() + (timeout or 0)
-        try:
-            self._inserts.put(None, timeout=max(0.1, timeout or 5.0))
-        except queue.Full:
-            pass
-        self._inserter.join(max(0.1, deadline - time.monotonic()) if timeout else None)
+        """Store what is queued (within ``timeout``), fail what is left, then close."""
+        with self._lock:
+            if self._ch_closing:
+                return
+            self._ch_closing = True  # (submit_otlp and settle refuse from now on)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._inserter.is_alive():
+            try:
+                self._inserts.put(None, timeout=0.2)
+                break
+            except queue.Full:
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+        self._inserter.join(None if deadline is None else max(0.1, deadline - time.monotonic()))
+        while True:  # what the writer did not reach: its callers hear so
+            try:
+                item = self._inserts.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None and not item[2].done():
+                item[2].set_exception(self._write_error(
+                    "the store closed before this request was stored"))
         self._signal.close()
         super().close(timeout)
-        try:
-            self._ch.close()
-        except Exception:  # noqa: BLE001
-            log.debug("closing the ClickHouse client failed", exc_info=True)
+        if not self._inserter.is_alive():
+            try:
+                self._ch.close()
+            except Exception:  # noqa: BLE001
+                log.debug("closing the ClickHouse client failed", exc_info=True)
 
     def __repr__(self) -> str:
         return f"ClickHouseStore({self.url!r}, control={str(self.path)!r})"
-
-
-def _from_clickhouse(err: BaseException) -> bool:
-    return type(err).__module__.startswith(("clickhouse_connect", "chdb"))
 
 
 def _one_line(err: BaseException) -> str:

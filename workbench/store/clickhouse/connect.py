@@ -9,7 +9,7 @@ folder per process; databases inside it keep stores apart.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -25,13 +25,13 @@ def is_clickhouse_url(value: object) -> bool:
 class Target:
     """Where the ClickHouse is: ``path`` for chDB, else host/port/credentials."""
 
-    url: str
+    url: str = field(repr=False)
     database: str
     path: Path | None = None
     host: str = ""
     port: int = 8123
     username: str = "default"
-    password: str = ""
+    password: str = field(default="", repr=False)
     secure: bool = False
 
     @property
@@ -43,35 +43,44 @@ class Target:
         return f"{scheme}://{self.username}@{self.host}:{self.port}/{self.database}"
 
 
+def redacted(url: str) -> str:
+    """``url`` with any password in it replaced (for errors and logs)."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
 def parse(url: str) -> Target:
-    """Read a store URL; ``ValueError`` with the reason when it is not one."""
+    """Read a store URL; ``ValueError`` with the reason when it is not one (the URL in
+    it without its password)."""
+    shown = redacted(url)
     if not is_clickhouse_url(url):
-        raise ValueError(f"{url!r} is not a ClickHouse URL (use {', '.join(SCHEMES)})")
+        raise ValueError(f"{shown!r} is not a ClickHouse URL (use {', '.join(SCHEMES)})")
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     if parts.scheme.lower() == "chdb":
         raw = unquote((parts.netloc or "") + parts.path)
         if not raw:
-            raise ValueError(f"{url!r}: name the chDB folder (chdb:///path/to/folder)")
+            raise ValueError(f"{shown!r}: name the chDB folder (chdb:///path/to/folder)")
         database = (query.get("database") or ["observatory"])[0]
         target = Target(url, database, path=Path(raw).expanduser().resolve())
     else:
         database = parts.path.strip("/") or (query.get("database") or ["observatory"])[0]
         secure = parts.scheme.lower() == "clickhouse+https"
         if not parts.hostname:
-            raise ValueError(f"{url!r}: no host")
+            raise ValueError(f"{shown!r}: no host")
         target = Target(url, database, host=parts.hostname,
                         port=parts.port or (8443 if secure else 8123),
                         username=unquote(parts.username or "default"),
                         password=unquote(parts.password or ""), secure=secure)
-    if not _DATABASE.match(target.database):
-        raise ValueError(f"{url!r}: database {target.database!r} is not a plain name")
+    if not _DATABASE.fullmatch(target.database):
+        raise ValueError(f"{shown!r}: database {target.database!r} is not a plain name")
     return target
 
 
-#: Every session: UTC (as the DuckDB file's naive timestamps are), and NULL where a
-#: query asks for it rather than a type's default.
-SETTINGS = {"session_timezone": "UTC", "join_use_nulls": 1}
+#: Every session: UTC (as the DuckDB file's naive timestamps are), NULL where a query
+#: asks for it rather than a type's default, and JSON text as DuckDB writes it (no
+#: escaped ``/``: a search for ``src/a.py`` in attributes finds it on either store).
+SETTINGS = {"session_timezone": "UTC", "join_use_nulls": 1,
+            "output_format_json_escape_forward_slashes": 0}
 
 
 def client(target: Target, database: bool = True):
@@ -95,8 +104,9 @@ def client(target: Target, database: bool = True):
     if not database:
         return make(None)
     boot = make(None)
-    boot.command(f"CREATE DATABASE IF NOT EXISTS {target.database}")
-    if target.path is not None:
+    try:
+        boot.command(f"CREATE DATABASE IF NOT EXISTS {target.database}")
+    finally:
         boot.close()
     return make(target.database)
 

@@ -11,6 +11,7 @@ functions), so no row passes through Python. Counts are checked at the end.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -178,41 +179,55 @@ def copy(source: Path, url: str, control: Path,
         con.close()
         raise
     counts: dict[str, int] = {}
+    staging = f"wb_copy_staging_{uuid.uuid4().hex[:12]}"  # (no name of anyone else's)
+    made = False
     try:
-        held = int(target.query("telemetry_counts").spans[0])
-        if held:
-            raise UpkeepError(f"{target.url} already holds {held:,} spans: copy into an "
-                              "empty database")
+        held = target.query("telemetry_counts").iloc[0]
+        if int(held.spans) or int(held.logs) or int(held.metric_points):
+            raise UpkeepError(
+                f"{target.url} already holds {int(held.spans):,} spans, {int(held.logs):,} "
+                f"log records and {int(held.metric_points):,} metric points: copy into an "
+                "empty database")
+        # The control file first: if it cannot be made (a full disk, a file of an older
+        # workbench), nothing has been written to ClickHouse yet.
+        _control_file(source, control)
+        made = True
         client = target._ch
         for label, read, params, make in _plan():
             rel = con.sql(read, params=params)
             reader = (rel.to_arrow_reader(BATCH) if hasattr(rel, "to_arrow_reader")
                       else rel.fetch_arrow_reader(BATCH))  # (DuckDB 2 renamed it)
-            client.command("DROP TABLE IF EXISTS staging")
-            client.command(_staging_ddl(reader.schema))
+            client.command(f"DROP TABLE IF EXISTS {staging}")
+            client.command(_staging_ddl(reader.schema, staging))
             n = 0
             for batch in reader:
                 if not batch.num_rows:
                     continue
-                client.insert_arrow("staging", pa.Table.from_batches([batch]))
-                client.command(make)
-                client.command("TRUNCATE TABLE staging")
+                client.insert_arrow(staging, pa.Table.from_batches([batch]))
+                client.command(make.replace("FROM staging", f"FROM {staging}"))
+                client.command(f"TRUNCATE TABLE {staging}")
                 n += batch.num_rows
                 if progress:
                     progress(label, n)
             counts[label] = n
-        client.command("DROP TABLE IF EXISTS staging")
         _check(con, target, counts)
+    except BaseException:
+        if made:  # (so that the copy can be run again once its cause is mended)
+            control.unlink(missing_ok=True)
+        raise
     finally:
+        try:
+            target._ch.command(f"DROP TABLE IF EXISTS {staging}")
+        except Exception:  # noqa: BLE001  (a ClickHouse gone away: the table is its own)
+            pass
         target.close()
         con.close()
         control.with_suffix(".copying.duckdb").unlink(missing_ok=True)
-    _control_file(source, control)
     return {"tables": counts, "seconds": round(time.perf_counter() - started, 1),
             "control": str(control)}
 
 
-def _staging_ddl(schema: pa.Schema) -> str:
+def _staging_ddl(schema: pa.Schema, name: str) -> str:
     """A Memory table for the batches of one read (Arrow's types as ClickHouse's)."""
     def scalar(t: pa.DataType) -> str:
         if pt.is_boolean(t):
@@ -229,7 +244,7 @@ def _staging_ddl(schema: pa.Schema) -> str:
         return f"Nullable({scalar(t)})"
 
     cols = ", ".join(f"`{f.name}` {kind(f.type)}" for f in schema)
-    return f"CREATE TABLE staging ({cols}) ENGINE = Memory"
+    return f"CREATE TABLE {name} ({cols}) ENGINE = Memory"
 
 
 

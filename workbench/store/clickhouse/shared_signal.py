@@ -43,6 +43,9 @@ class SharedSignal:
         self._seen: int | None = None
         self.redis_error: str | None = None
         self._redis = None
+        self._pending: set[str] = set()
+        self._lock_pending = threading.Lock()
+        self._wake = threading.Event()
         if redis_url:
             import redis
 
@@ -50,6 +53,8 @@ class SharedSignal:
                                                socket_connect_timeout=2)
             threading.Thread(target=self._listen, daemon=True,
                              name="observatory-redis-signal").start()
+            threading.Thread(target=self._publisher, daemon=True,
+                             name="observatory-redis-publish").start()
         if poll_s > 0:
             threading.Thread(target=self._poll, daemon=True,
                              name="observatory-shared-poll").start()
@@ -67,15 +72,29 @@ class SharedSignal:
         self._own += rows
 
     def publish(self, topics: frozenset[str]) -> None:
-        """Tell the other nodes (through Redis, when there is one)."""
+        """Tell the other nodes (through Redis, when there is one). Never waits: a thread
+        of its own sends, the topics of writes in between gathered into one message (a
+        Redis that does not answer must not hold the writer)."""
         if self._redis is None:
             return
-        try:
-            self._redis.publish(self.channel, json.dumps(
-                {"node": self.node, "topics": sorted(topics)}))
-            self.redis_error = None
-        except Exception as err:  # noqa: BLE001  (the look at the tables still carries it)
-            self._redis_failed(err)
+        with self._lock_pending:
+            self._pending |= topics
+        self._wake.set()
+
+    def _publisher(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(0.5)
+            self._wake.clear()
+            with self._lock_pending:
+                topics, self._pending = self._pending, set()
+            if not topics:
+                continue
+            try:
+                self._redis.publish(self.channel, json.dumps(
+                    {"node": self.node, "topics": sorted(topics)}))
+                self.redis_error = None
+            except Exception as err:  # noqa: BLE001  (the look at the tables carries it)
+                self._redis_failed(err)
 
     # -- Redis ----------------------------------------------------------------------------
     def _listen(self) -> None:
