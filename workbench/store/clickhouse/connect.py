@@ -119,6 +119,12 @@ def check(url: str) -> str | None:
         target = parse(url)
     except ValueError as err:
         return str(err)
+    import importlib.util
+
+    for module in ("clickhouse_connect", *(("chdb",) if target.path is not None else ())):
+        if importlib.util.find_spec(module) is None:
+            return ("a ClickHouse store needs the clickhouse extra: "
+                    "pip install 'happy-observatory[clickhouse]'")
     if target.path is not None:
         try:
             target.path.mkdir(parents=True, exist_ok=True)
