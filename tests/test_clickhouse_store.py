@@ -302,3 +302,23 @@ def test_the_newest_traces_are_exact_when_a_trace_arrived_in_several_blocks(tmp_
     finally:
         client.close()
         store.close()
+
+
+def test_the_schema_version_lives_in_the_database(tmp_path):
+    """Migrations run once however many nodes open the database; a node older than the
+    database refuses it in one line instead of putting its older views back."""
+    from workbench.store import StoreWriteError
+    from workbench.store.clickhouse import schema
+
+    url = chdb_url("schema")
+    for _ in range(2):
+        ClickHouseStore(url, tmp_path / "control.duckdb").close()
+    client = connect.client(connect.parse(url))
+    try:
+        rows = client.query("SELECT version FROM wb_schema").result_rows
+        assert rows == [(schema.LATEST,)]
+        client.command(f"INSERT INTO wb_schema (version) VALUES ({schema.LATEST + 1})")
+        with pytest.raises(StoreWriteError, match="newer workbench .*upgrade this node"):
+            ClickHouseStore(url, tmp_path / "control.duckdb")
+    finally:
+        client.close()

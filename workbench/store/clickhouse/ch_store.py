@@ -26,16 +26,10 @@ import pandas as pd
 
 from ... import config
 from ..store import Store, StoreBusyError, StoreWriteError, _now
-from . import agent_columns, ch_queries, connect, otel_ddl, otel_rows, rollup, views
+from . import ch_queries, connect, otel_rows, schema
 from .shared_signal import SharedSignal
 
 log = logging.getLogger("workbench.store")
-
-#: How many inserted blocks each Collector table remembers, so that a request sent again
-#: (an exporter retrying after a lost reply) is stored once: ClickHouse drops a block
-#: whose deduplication token it has seen (non-replicated tables need this setting).
-DEDUP_WINDOW = 10_000
-
 
 class ClickHouseStore(Store):
     """``url`` (``clickhouse://…`` or ``chdb:///folder``) for shared data, ``control`` (a
@@ -57,6 +51,9 @@ class ClickHouseStore(Store):
         self._ch_closing = False  # (set first by close(): no new insert is taken)
         try:
             self._schema()
+        except schema.NewerSchemaError as err:
+            self._ch.close()
+            raise StoreWriteError(str(err), path=self.url, reason=str(err)) from None
         except Exception as err:  # noqa: BLE001  (a read-only user, a server refusing DDL)
             self._ch.close()
             raise StoreWriteError(f"cannot make the tables in {self.url}: {_one_line(err)}",
@@ -79,12 +76,7 @@ class ClickHouseStore(Store):
 
     # -- schema ---------------------------------------------------------------------------
     def _schema(self) -> None:
-        for sql in (*otel_ddl.STATEMENTS, *agent_columns.statements(), *views.STATEMENTS):
-            self._ch.command(sql)
-        rollup.create(self._ch)
-        for table in ("otel_traces", "otel_logs", *otel_ddl.METRIC_TABLES.values()):
-            self._ch.command(f"ALTER TABLE {table} MODIFY SETTING "
-                             f"non_replicated_deduplication_window = {DEDUP_WINDOW}")
+        schema.migrate(self._ch, self.url)
 
     # -- reads ----------------------------------------------------------------------------
     def query(self, name: str, /, **params: Any) -> pd.DataFrame:

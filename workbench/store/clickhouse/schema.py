@@ -1,0 +1,58 @@
+"""The workbench's schema version inside a ClickHouse database, and its migrations.
+
+Every node of a team opens the same database, at its own release. So the version lives
+in the database (``wb_schema``), migrations run in order once, each made of statements
+that can run twice without harm (two nodes may open a new database at the same moment),
+and a node older than the database refuses it rather than putting its own older views
+back under the newer nodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from . import agent_columns, otel_ddl, rollup, views
+
+#: How many inserted blocks each Collector table remembers, so that a request sent again
+#: (an exporter retrying after a lost reply) is stored once: ClickHouse drops a block
+#: whose deduplication token it has seen (non-replicated tables need this setting).
+DEDUP_WINDOW = 10_000
+
+TABLE = """
+CREATE TABLE IF NOT EXISTS wb_schema (version UInt32, at DateTime DEFAULT now())
+ENGINE = MergeTree ORDER BY version
+"""
+
+
+def _v1(client) -> None:
+    """The Collector's tables, the agent columns, the views, the rollup, dedup."""
+    for sql in (*otel_ddl.STATEMENTS, *agent_columns.statements(), *views.STATEMENTS):
+        client.command(sql)
+    rollup.create(client)
+    for table in ("otel_traces", "otel_logs", *otel_ddl.METRIC_TABLES.values()):
+        client.command(f"ALTER TABLE {table} MODIFY SETTING "
+                       f"non_replicated_deduplication_window = {DEDUP_WINDOW}")
+
+
+#: ``(version, what it does)``, in order. Change one only in a new one.
+MIGRATIONS: list[tuple[int, Callable]] = [(1, _v1)]
+LATEST = MIGRATIONS[-1][0]
+
+
+class NewerSchemaError(RuntimeError):
+    """The database was migrated by a newer workbench than this one."""
+
+
+def migrate(client, shown: str) -> int:
+    """Bring the database to :data:`LATEST`; return the version it was at."""
+    client.command(TABLE)
+    current = int(client.query("SELECT max(version) FROM wb_schema").result_rows[0][0] or 0)
+    if current > LATEST:
+        raise NewerSchemaError(
+            f"{shown} holds the schema of a newer workbench (version {current}; this one "
+            f"knows up to {LATEST}): upgrade this node")
+    for version, run in MIGRATIONS:
+        if version > current:
+            run(client)
+            client.command(f"INSERT INTO wb_schema (version) VALUES ({int(version)})")
+    return current
