@@ -27,6 +27,7 @@ import pandas as pd
 from ... import config
 from ..store import Store, StoreBusyError, StoreWriteError, _now
 from . import ch_queries, connect, otel_rows, schema
+from .connect import first_line
 from .shared_signal import SharedSignal
 
 log = logging.getLogger("workbench.store")
@@ -46,24 +47,22 @@ class ClickHouseStore(Store):
         try:
             self._ch = connect.client(self.target)
         except Exception as err:  # noqa: BLE001  (the client raises many kinds)
-            raise StoreWriteError(f"cannot open {self.url}: {_one_line(err)}",
-                                  path=self.url, reason=_one_line(err)) from None
+            raise self._refused("cannot open", err) from None
         self._ch_closing = False  # (set first by close(): no new insert is taken)
         try:
-            self._schema()
+            schema.migrate(self._ch, self.url)
         except schema.NewerSchemaError as err:
             self._ch.close()
             raise StoreWriteError(str(err), path=self.url, reason=str(err)) from None
         except Exception as err:  # noqa: BLE001  (a read-only user, a server refusing DDL)
             self._ch.close()
-            raise StoreWriteError(f"cannot make the tables in {self.url}: {_one_line(err)}",
-                                  path=self.url, reason=_one_line(err)) from None
+            raise self._refused("cannot make the tables in", err) from None
         super().__init__(control, max_pending=max_pending)
         self._inserts: queue.Queue = queue.Queue(max_pending)
         self._ch_error: str | None = None
         self._ch_last: str | None = None
         try:
-            self._signal = SharedSignal(self._ch, self.target.database, self._news,
+            self._signal = SharedSignal(self._ch, self.target.database, self._tell,
                                         config.get("OBSERVATORY_REDIS_URL"),
                                         config.get("OBSERVATORY_SHARED_POLL_S"))
         except Exception:
@@ -74,9 +73,10 @@ class ClickHouseStore(Store):
                                           name="observatory-clickhouse-writer")
         self._inserter.start()
 
-    # -- schema ---------------------------------------------------------------------------
-    def _schema(self) -> None:
-        schema.migrate(self._ch, self.url)
+    def _refused(self, doing: str, err: BaseException) -> StoreWriteError:
+        """What ClickHouse or the way to it refused, on one line (never the password)."""
+        return StoreWriteError(f"{doing} {self.url}: {first_line(err)}", path=self.url,
+                               reason=first_line(err))
 
     # -- reads ----------------------------------------------------------------------------
     def query(self, name: str, /, **params: Any) -> pd.DataFrame:
@@ -106,8 +106,7 @@ class ClickHouseStore(Store):
         try:
             return run()
         except OperationalError as err:
-            raise StoreWriteError(f"cannot read {self.url}: {_one_line(err)}",
-                                  path=self.url, reason=_one_line(err)) from None
+            raise self._refused("cannot read", err) from None
 
     def tables(self) -> list[str]:
         shared = self.ch_sql("SELECT name FROM system.tables WHERE database = currentDatabase()"
@@ -151,7 +150,7 @@ class ClickHouseStore(Store):
                         stored += len(cols[names[0]])
                         self._signal.counted(len(cols[names[0]]))
             except Exception as err:  # noqa: BLE001
-                reason = _one_line(err)
+                reason = first_line(err)
                 self._ch_error = reason
                 fut.set_exception(StoreWriteError(
                     f"could not write to {self.url}: {reason} (the request was not stored)",
@@ -159,12 +158,8 @@ class ClickHouseStore(Store):
                 continue
             self._ch_error, self._ch_last = None, _now()
             self._signal.publish(frozenset({"telemetry"}))
-            self._news(frozenset({"telemetry"}))
+            self._tell(frozenset({"telemetry"}))
             fut.set_result(stored)
-
-    def _news(self, topics: frozenset[str]) -> None:
-        """Commit news, this node's or another writer's (:mod:`.shared_signal`)."""
-        self._tell(topics)
 
     def settle(self) -> None:
         """Wait until every write queued before now is stored (telemetry included)."""
@@ -226,8 +221,3 @@ class ClickHouseStore(Store):
 
     def __repr__(self) -> str:
         return f"ClickHouseStore({self.url!r}, control={str(self.path)!r})"
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return text[:300]

@@ -17,6 +17,12 @@ SCHEMES = ("clickhouse://", "clickhouse+https://", "clickhouse+http://", "chdb:/
 _DATABASE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
+def first_line(err: BaseException, limit: int = 300) -> str:
+    """An error as one line: ClickHouse's and its client's first line says what went
+    wrong (the rest is the server's stack), else the error's kind."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:limit]
+
+
 def is_clickhouse_url(value: object) -> bool:
     return isinstance(value, str) and value.lower().startswith(SCHEMES)
 
@@ -139,10 +145,10 @@ def check(url: str) -> str | None:
     try:
         client(target, database=False).close()
     except Exception as err:  # noqa: BLE001  (the client raises many kinds)
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        reason = first_line(err)
         if target.password:
             reason = reason.replace(target.password, "***")
-        return f"cannot reach {target.shown}: {reason[:300]}"
+        return f"cannot reach {target.shown}: {reason}"
     finally:
         driver.setLevel(level)
     return None

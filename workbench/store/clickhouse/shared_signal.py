@@ -21,6 +21,7 @@ import threading
 import uuid
 from collections.abc import Callable
 
+from .connect import first_line
 from .otel_ddl import METRIC_TABLES
 
 log = logging.getLogger("workbench.store")
@@ -124,7 +125,7 @@ class SharedSignal:
             self._notify(topics)
 
     def _redis_failed(self, err: BaseException) -> None:
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        reason = first_line(err, 200)
         if reason != self.redis_error:
             log.warning("Redis signal: %s (the tables are still looked at every %s s)",
                         reason, self._poll_s)
