@@ -64,9 +64,14 @@ def _run_where(p: dict[str, Any], alias: str = "ru") -> Rendered:
     return filter_clause(p, cols, f"{alias}.started_at")
 
 
+def paging(p: dict[str, Any], default: int = 500) -> tuple[int, int]:
+    """``(limit, offset)`` from a caller's parameters, checked."""
+    return (_whole(p.get("limit"), "limit", default, 1, 100_000),
+            _whole(p.get("offset"), "offset", 0, 0, 10**9))
+
+
 def _page(p: dict[str, Any], default: int = 500) -> str:
-    limit = _whole(p.get("limit"), "limit", default, 1, 100_000)
-    offset = _whole(p.get("offset"), "offset", 0, 0, 10**9)
+    limit, offset = paging(p, default)
     return f"LIMIT {limit} OFFSET {offset}"
 
 

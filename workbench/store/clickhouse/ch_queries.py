@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..queries import Registry, _page
+from ..queries import Registry, _page, paging
 from . import rollup
 
 Rendered = tuple[str, dict[str, Any]]
@@ -99,7 +99,7 @@ def _newest(p: dict[str, Any], view: str, where, select: str, order: str):
     that time on are read whole. (Sorting every matching row read whole, as the DuckDB
     query does, is seconds at 100M spans.)"""
     page = _page(p, 200)
-    want = int(page.split()[1]) + int(page.split()[3])
+    want = sum(paging(p, 200))  # (LIMIT n OFFSET m: the newest n + m)
 
     def run(ask) -> Any:
         a = _Args()
@@ -271,7 +271,7 @@ def _checked(p: dict[str, Any]) -> dict[str, Any]:
         p["min_ms"] = float(p["min_ms"])
     if p.get("min_severity"):
         p["min_severity"] = int(p["min_severity"])
-    _page(p)
+    paging(p)
     return p
 
 
@@ -311,7 +311,8 @@ def _trace_list(p: dict[str, Any]):
     lookup cannot judge), the query runs over every span instead: the same answer,
     later."""
     page = _page(p, 200)
-    want = int(page.split()[1]) + int(page.split()[3])  # LIMIT n OFFSET m: the first n + m
+    limit, offset = paging(p, 200)
+    want = limit + offset  # (LIMIT n OFFSET m: the newest n + m)
 
     def run(ask) -> Any:
         a = _Args()
@@ -325,7 +326,6 @@ def _trace_list(p: dict[str, Any]):
             HAVING {' AND '.join(overlap)} ORDER BY s DESC LIMIT {want * 64}""", a)
         starts = newest.column("s").to_pylist()
         complete = len(starts) < want * 64  # (the list holds every overlapping trace)
-        limit = int(page.split()[1])
         # The newest `want` traces first; when too few of them match (errors only, one
         # agent), the newest 4, 16, 64 times as many; all of them when that is all.
         for k in (want, want * 4, want * 16, want * 64):
@@ -342,7 +342,7 @@ def _trace_list(p: dict[str, Any]):
                      f" AND _ts >= {since}")
             found = ask(_trace_sql(p, a, among, since), a)
             if found.num_rows >= want or (complete and k == len(starts)):
-                return found.slice(want - limit, limit)
+                return found.slice(offset, limit)
             if k == len(starts):
                 break
         a = _Args()
