@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.types as pt
 
 from ..sql import literal
-from ..upkeep import UpkeepError
+from ..upkeep import UpkeepError, _copy_into
 from .ch_store import ClickHouseStore
 
 #: Rows per batch read from the file and inserted (memory stays flat at any size).
@@ -265,11 +265,12 @@ def _control_file(source: Path, control: Path) -> None:
     telemetry tables emptied (ClickHouse holds them now)."""
     partial = control.with_suffix(".partial")
     partial.unlink(missing_ok=True)
-    con = duckdb.connect()
+    con = duckdb.connect()  # (the source attached read-only: the copy changes nothing there)
     try:
         con.execute(f"ATTACH {literal(str(source))} AS src (READ_ONLY)")
+        con.execute("USE src")
+        _copy_into(con, partial)
         con.execute(f"ATTACH {literal(str(partial))} AS dst")
-        con.execute("COPY FROM DATABASE src TO dst")
         for table in TELEMETRY:
             con.execute(f"DELETE FROM dst.{table}")
         con.execute("DETACH dst")
