@@ -321,4 +321,4 @@ def load_demo(
 
 def is_empty(store: Store) -> bool:
     """Whether the store has no runs yet."""
-    return store.sql("SELECT count(*) AS n FROM runs")["n"].iloc[0] == 0
+    return store.query("runs", limit=1).empty

@@ -116,8 +116,7 @@ def load_demo_coverage(store, end: datetime, modules: tuple[str, ...]) -> int:
     (repo / "tests").mkdir(parents=True)
     modules = modules[:5]
     stats = store.query("test_run_stats", project=PROJECT)
-    ids = store.sql("SELECT DISTINCT test_id FROM results JOIN runs USING (run_id) "
-                    "WHERE project = ?", [PROJECT])["test_id"].tolist()
+    ids = store.query("last_outcomes", project=PROJECT)["test_id"].tolist()
     tests = {mod: sorted(t for t in ids if t.startswith(f"tests.test_{mod}::")
                          and "[" not in t) for mod in modules}
     untrusted = {t for t in stats["test_id"] if _key(t) in untrusted_tests(store, PROJECT)} \

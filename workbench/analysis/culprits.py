@@ -238,10 +238,8 @@ def agent_impact(store, agent_id: str, runs: int = 50) -> dict[str, list[dict[st
     if agent.empty or not isinstance(agent["project"].iloc[0], str):
         return {"broke": [], "fixed": []}
     project, created = agent["project"].iloc[0], agent["created_at"].iloc[0]
-    history = store.sql(
-        "SELECT run_id, started_at FROM runs WHERE project = ? AND started_at >= ? "
-        "ORDER BY started_at DESC LIMIT ?",
-        [project, created - NO_BASE_WINDOW, runs]).iloc[::-1]
+    history = store.query("runs", project=project, since=created - NO_BASE_WINDOW,
+                          limit=runs)[["run_id", "started_at"]].iloc[::-1]
     broke, fixed = [], []
     rows = list(history.itertuples(index=False))
     for base, run in zip(rows, rows[1:], strict=False):

@@ -392,25 +392,14 @@ class AlertEngine:
                 since[project] = min(since.get(project, start), start)
         tests = {}
         for project, start in since.items():
-            runs = self.store.sql(
-                """
-                SELECT run_id, epoch(ingested_at) AS at FROM runs WHERE project = $1
-                  AND ingested_at >= (SELECT coalesce(max(ingested_at), TIMESTAMP '1970-01-01')
-                                      FROM runs WHERE project = $1 AND ingested_at < $2)
-                ORDER BY ingested_at DESC LIMIT 200
-                """, [project, _ts(start)]).iloc[::-1]
+            runs = self.store.query("runs_ingested_since", project=project,
+                                    since=_ts(start)).iloc[::-1]
             fails: dict[str, dict[str, Any]] = {r: {} for r in runs["run_id"]}
             if fails:
-                found = self.store.sql(
-                    "SELECT run_id, test_id, message FROM results WHERE final AND outcome IN "
-                    "('failed', 'error') AND run_id IN (SELECT unnest(?::VARCHAR[]))",
-                    [list(fails)])
+                found = self.store.query("final_failures", run_ids=list(fails))
                 for row in found.itertuples(index=False):
                     fails[row.run_id][row.test_id] = row.message
-            last = self.store.sql(
-                "SELECT epoch(max(ru.ingested_at)) AS at FROM runs ru JOIN results r USING "
-                "(run_id) WHERE ru.project = ? AND r.final AND r.outcome = 'passed'",
-                [project])["at"].iloc[0]
+            last = self.store.query("last_pass", project=project)["at"].iloc[0]
             tests[project] = {"runs": list(zip(runs["run_id"], runs["at"], strict=True)),
                               "fails": fails,
                               "last_pass": float(last) if last == last and last else 0.0}

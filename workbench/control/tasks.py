@@ -21,6 +21,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import pandas as pd
+
 from ..analysis import units
 from ..config import utcnow
 from ..store import control_writes
@@ -241,11 +243,14 @@ class TaskQueue:
                           if isinstance(v, int) and "tokens" in k)
         runs = []
         if task["project"] or self._agent_project(task):
-            runs = json.loads(self.store.sql(
-                "SELECT run_id, started_at, status, tests, passed, failed, errors FROM runs "
-                "WHERE project = ? AND started_at >= ? AND started_at <= ? ORDER BY started_at",
-                [task["project"] or self._agent_project(task), task["started_at"], end],
-            ).to_json(orient="records", date_format="iso"))
+            # (``until`` is exclusive: a microsecond past the end keeps a run started then)
+            until = (pd.Timestamp(end) + pd.Timedelta(1, "us")).to_pydatetime()
+            found = self.store.query(
+                "runs", project=task["project"] or self._agent_project(task),
+                since=task["started_at"], until=until, limit=100_000).iloc[::-1]
+            runs = json.loads(found[["run_id", "started_at", "status", "tests", "passed",
+                                     "failed", "errors"]].to_json(orient="records",
+                                                                   date_format="iso"))
         return {**out, "tokens": tokens,
                 "tool_calls": int((events["kind"] == "tool_use").sum()), "runs": runs}
 

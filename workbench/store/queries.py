@@ -194,7 +194,7 @@ def failure_clusters(p: dict[str, Any]) -> Rendered:
         SELECT s.signature, s.exception, s.suspect, s.normalized,
                count(*) AS failures, count(DISTINCT r.test_id) AS tests,
                count(DISTINCT r.run_id) AS runs, min(ru.started_at) AS first_seen,
-               max(ru.started_at) AS last_seen, any_value(r.message) AS example_message,
+               max(ru.started_at) AS last_seen, min(r.message) AS example_message,
                list(DISTINCT r.test_id ORDER BY r.test_id)[:20] AS affected_tests
         FROM results r JOIN runs ru USING (run_id) JOIN signatures s USING (signature)
         WHERE {where} AND r.signature IS NOT NULL
@@ -261,10 +261,10 @@ def test_run_stats(p: dict[str, Any]) -> Rendered:
                    WHERE prev IS NOT NULL AND (prev = 'passed') <> (outcome = 'passed')
                ) AS flips,
                count(*) FILTER (WHERE mixed) AS retry_flaky_runs,
-               list(run_id ORDER BY started_at DESC) FILTER (WHERE mixed)[:10]
-                   AS retry_evidence,
+               coalesce(list(run_id ORDER BY started_at DESC) FILTER (WHERE mixed)[:10],
+                        []) AS retry_evidence,
                coalesce(any_value(c.flaky_commits), 0) AS flaky_commits,
-               any_value(c.commit_evidence) AS commit_evidence,
+               coalesce(any_value(c.commit_evidence), []) AS commit_evidence,
                list(outcome ORDER BY started_at) AS strip,
                list(run_id ORDER BY started_at) AS strip_runs,
                max(started_at) AS last_run
@@ -356,6 +356,33 @@ def duration_trend(p: dict[str, Any]) -> Rendered:
         """,
         [*args, p["test_id"]],
     )
+
+
+@query
+def runs_ingested_since(p: dict[str, Any]) -> Rendered:
+    """The runs of ``project`` stored from the last one stored before ``since`` on, the
+    newest 200, newest first: ``run_id`` and ``at`` (seconds since 1970; the alerts)."""
+    return ("""
+        SELECT run_id, epoch(ingested_at) AS at FROM runs WHERE project = $1
+          AND ingested_at >= (SELECT coalesce(max(ingested_at), TIMESTAMP '1970-01-01')
+                              FROM runs WHERE project = $1 AND ingested_at < $2)
+        ORDER BY ingested_at DESC, run_id LIMIT 200""", [p["project"], p["since"]])
+
+
+@query
+def final_failures(p: dict[str, Any]) -> Rendered:
+    """The tests whose final attempt failed in each of ``run_ids``, with their message."""
+    return ("SELECT run_id, test_id, message FROM results WHERE final AND outcome IN "
+            "('failed', 'error') AND run_id IN (SELECT unnest(?::VARCHAR[])) "
+            "ORDER BY run_id, test_id", [list(p["run_ids"])])
+
+
+@query
+def last_pass(p: dict[str, Any]) -> Rendered:
+    """When a run of ``project`` with a passing test was last stored (seconds since 1970)."""
+    return ("SELECT epoch(max(ru.ingested_at)) AS at FROM runs ru JOIN results r USING "
+            "(run_id) WHERE ru.project = ? AND r.final AND r.outcome = 'passed'",
+            [p["project"]])
 
 
 @query

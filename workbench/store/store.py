@@ -53,10 +53,14 @@ class StoreWriteError(RuntimeError):
     lost its file and not yet reopened it.)
     """
 
-    def __init__(self, message: str, *, path: str = "", reason: str = "") -> None:
+    def __init__(self, message: str, *, path: str = "", reason: str = "",
+                 shared: bool = False) -> None:
         super().__init__(message)
         self.path = path
         self.reason = reason
+        #: A shared store (ClickHouse) refused, not this node's file: the write fails
+        #: alone, and the file is neither reopened nor reported broken.
+        self.shared = shared
 
 
 #: Errors that say the disk (not a write's own SQL) failed. Inside a write function only
@@ -69,7 +73,9 @@ _NOISE = re.compile(r"^(?:TransactionContext Error|FATAL Error|IO Error|Failed t
 
 
 def _storage_error(err: BaseException, in_write_fn: bool) -> bool:
-    if isinstance(err, StoreWriteError | duckdb.FatalException):
+    if isinstance(err, StoreWriteError):
+        return not err.shared
+    if isinstance(err, duckdb.FatalException):
         return True
     if not isinstance(err, duckdb.Error):
         return False  # a Python error a write function raised: that write's own
@@ -323,6 +329,23 @@ class Store:
         """Run read-only SQL ad hoc (notebooks). Writes must use :meth:`write`."""
         with self._reading() as cur:
             return cur.execute(sql, params or []).df()
+
+    # -- the runs a write looks up (a shared store keeps finished runs elsewhere) -------
+    def runs_known(self, cur: duckdb.DuckDBPyConnection, run_ids: list[str],
+                   columns: tuple[str, ...] = ("status",)) -> dict[str, dict[str, Any]]:
+        """``{run_id: {column: value}}`` of the stored runs among ``run_ids``, read inside
+        a write (``cur``: the writer's cursor)."""
+        if not run_ids:
+            return {}
+        cols = ", ".join(("run_id", *columns))
+        marks = ", ".join("?" * len(run_ids))
+        rows = cur.execute(f"SELECT {cols} FROM runs WHERE run_id IN ({marks})",
+                           list(run_ids)).fetchall()
+        return {r[0]: dict(zip(columns, r[1:], strict=True)) for r in rows}
+
+    def forget_run(self, cur: duckdb.DuckDBPyConnection, run_id: str) -> None:
+        """Remove a run from wherever else it is kept (here: nowhere; the write has
+        deleted it from the file)."""
 
     def tables(self) -> list[str]:
         """Names of the user tables."""

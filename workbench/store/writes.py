@@ -141,13 +141,7 @@ def submit_runs(
              for i, (run, _) in enumerate(runs) if not run.chunked}
 
     def write(cur: duckdb.DuckDBPyConnection) -> list[bool]:
-        marks = ", ".join("?" * len(ids))
-        existing = {
-            r[0]
-            for r in cur.execute(
-                f"SELECT run_id FROM runs WHERE run_id IN ({marks})", ids
-            ).fetchall()
-        }
+        existing = set(store.runs_known(cur, ids))
         created, seen = [], set(existing)
         for run_id in ids:
             created.append(run_id not in seen)
@@ -178,14 +172,15 @@ def submit_runs(
     return ids, store.submit(write, block=block)
 
 
-def _require_running(cur: duckdb.DuckDBPyConnection, run_id: str) -> None:
+def _require_running(store: Store, cur: duckdb.DuckDBPyConnection, run_id: str) -> None:
     from .store import RunStateError
 
-    row = cur.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchall()
-    if not row:
+    known = store.runs_known(cur, [run_id])
+    if not known:
         raise KeyError(f"no run {run_id!r}")
-    if row[0][0] != "running":
-        raise RunStateError(f"run {run_id!r} is {row[0][0]}: results are taken only while a "
+    status = known[run_id]["status"]
+    if status != "running":
+        raise RunStateError(f"run {run_id!r} is {status}: results are taken only while a "
                             "run is running")
 
 
@@ -211,7 +206,7 @@ def append_results(store: Store, run_id: str, run: ParsedRun, block: bool = True
     results, sigs = run.tables()
 
     def write(cur: duckdb.DuckDBPyConnection) -> int:
-        _require_running(cur, run_id)
+        _require_running(store, cur, run_id)
         if running is not None:
             cur.execute("DELETE FROM live_running WHERE run_id = ?", [run_id])
             if running:
@@ -259,8 +254,7 @@ def stream_report(
         meta = meta_for(run)
 
         def write(cur: duckdb.DuckDBPyConnection) -> tuple[bool, dict[str, Any]]:
-            created = not cur.execute("SELECT 1 FROM runs WHERE run_id = ?",
-                                      [run_id]).fetchone()
+            created = not store.runs_known(cur, [run_id])
             if created:
                 _insert_staged(cur, staged, run_id)
                 if run.signatures:
@@ -269,10 +263,7 @@ def stream_report(
                 _insert_arrow(cur, "runs", pa.Table.from_pylist(
                     [_run_row(run_id, run, meta, "complete")]))
                 _refresh_counts(cur, run_id)
-            cols = [*_COUNTS, "warnings"]
-            values = cur.execute(f"SELECT {', '.join(cols)} FROM runs WHERE run_id = ?",
-                                 [run_id]).fetchone()
-            summary = dict(zip(cols, values, strict=True))
+            summary = store.runs_known(cur, [run_id], (*_COUNTS, "warnings"))[run_id]
             summary["warnings"] = summary["warnings"].split("; ") if summary["warnings"] else []
             return created, summary
 
@@ -372,7 +363,7 @@ def finish_live_run(
     stopped before it could say it ended)."""
 
     def write(cur: duckdb.DuckDBPyConnection) -> None:
-        _require_running(cur, run_id)
+        _require_running(store, cur, run_id)
         cur.execute("DELETE FROM live_running WHERE run_id = ?", [run_id])
         _refresh_counts(cur, run_id)
         cur.execute(
@@ -390,12 +381,13 @@ def delete_run(store: Store, run_id: str, block: bool = True) -> bool:
     """
 
     def write(cur: duckdb.DuckDBPyConnection) -> bool:
-        if not cur.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchall():
+        if not store.runs_known(cur, [run_id]):
             return False
         cur.execute("DELETE FROM results WHERE run_id = ?", [run_id])
         cur.execute("DELETE FROM live_writers WHERE run_id = ?", [run_id])
         cur.execute("DELETE FROM live_running WHERE run_id = ?", [run_id])
         cur.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
+        store.forget_run(cur, run_id)
         return True
 
     return store.write(write, block=block)

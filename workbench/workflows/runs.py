@@ -526,11 +526,11 @@ class Workflows:
         if not run_id:
             return {}
         self.store.settle()
-        df = self.store.sql("SELECT passed, failed, errors, skipped FROM runs WHERE run_id = ?",
-                            [run_id])
+        df = self.store.query("run", run_id=run_id)
         if df.empty:
             return {}
-        return {k: int(v) for k, v in df.iloc[0].items() if v == v}
+        row = df.iloc[0][["passed", "failed", "errors", "skipped"]]
+        return {k: int(v) for k, v in row.items() if v == v and v is not None}
 
     # -- after a restart ----------------------------------------------------------------
     def _load_run(self, run_id: str) -> Run:

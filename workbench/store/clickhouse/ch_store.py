@@ -1,14 +1,19 @@
 """The store over ClickHouse: shared data there, this node's control state in a file.
 
-What a team shares (telemetry today; see ``docs/clickhouse.md`` for what moves next) is
-in ClickHouse, where every ``observatory serve`` of the team and every stock Collector
-reads and writes it. The control plane (agents, their queue and approvals, alert rules,
-webhooks, workflows, tokens, settings) belongs to the one node that runs the agents: it
-stays in a small DuckDB file beside that node (:class:`~workbench.store.Store`, which this
-class is), and other nodes show it through that node's API.
+What a team shares (telemetry and test results; see ``docs/clickhouse.md`` for what
+moves next) is in ClickHouse, where every ``observatory serve`` of the team and every
+stock Collector reads and writes it. The control plane (agents, their queue and
+approvals, alert rules, webhooks, workflows, tokens, settings) belongs to the one node
+that runs the agents: it stays in a small DuckDB file beside that node
+(:class:`~workbench.store.Store`, which this class is), and other nodes show it through
+that node's API.
 
 A named query is answered by ClickHouse when :mod:`.ch_queries` has a ClickHouse dialect
-of it, else by the file: models and views never know which.
+of it, else by the file: models and views never know which. A query of the file that
+also reads runs (the projects overview: scans beside their last runs) gets the runs it
+needs from ClickHouse, in its cursor under the table's name (:data:`.ch_test_queries.FEDERATED`).
+
+Writes about runs go through the file as an outbox (:mod:`.outbox`).
 """
 
 from __future__ import annotations
@@ -26,11 +31,25 @@ import pandas as pd
 
 from ... import config
 from ..store import Store, StoreBusyError, StoreWriteError, _now
-from . import ch_queries, connect, otel_rows, schema
+from . import ch_queries, ch_test_queries, connect, otel_rows, outbox, schema
 from .connect import first_line
 from .shared_signal import SharedSignal
 
 log = logging.getLogger("workbench.store")
+
+#: The topics whose data is in ClickHouse: other nodes hear of this node's writes.
+SHARED_TOPICS = frozenset({"telemetry", "tests"})
+
+def _naive(table):
+    """Times in UTC without their zone, as the file's TIMESTAMP columns hold them."""
+    import pyarrow as pa
+
+    for i, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type) and field.type.tz is not None:
+            table = table.set_column(i, field.name,
+                                     table.column(i).cast(pa.timestamp(field.type.unit)))
+    return table
+
 
 class ClickHouseStore(Store):
     """``url`` (``clickhouse://…`` or ``chdb:///folder``) for shared data, ``control`` (a
@@ -69,6 +88,11 @@ class ClickHouseStore(Store):
             Store.close(self)
             self._ch.close()
             raise
+        try:  # (and send what the file holds: a copied file's runs, a write cut short)
+            self.write(lambda cur: cur.execute(outbox.LOCAL), topic="tests")
+        except Exception:
+            self.close()
+            raise
         self._inserter = threading.Thread(target=self._insert_loop, daemon=True,
                                           name="observatory-clickhouse-writer")
         self._inserter.start()
@@ -80,18 +104,36 @@ class ClickHouseStore(Store):
 
     # -- reads ----------------------------------------------------------------------------
     def query(self, name: str, /, **params: Any) -> pd.DataFrame:
-        if name not in ch_queries.QUERIES:
-            return super().query(name, **params)
-        return ch_queries.shaped(self.query_arrow(name, **params))
+        if name in ch_queries.QUERIES:
+            return ch_queries.shaped(self.query_arrow(name, **params))
+        if name in ch_test_queries.FEDERATED:
+            return self._federated(name, params, arrow=False)
+        return super().query(name, **params)
 
     def query_arrow(self, name: str, /, **params: Any):
+        if name in ch_test_queries.FEDERATED:
+            return self._federated(name, params, arrow=True)
         if name not in ch_queries.QUERIES:
             return super().query_arrow(name, **params)
         sql, args = ch_queries.render(name, params)
         if callable(sql):  # (a procedure: statements that depend on the last one's answer)
-            return sql(lambda text, bound: self._ch_read(
-                lambda: self._ch.query_arrow(text, parameters=bound)))
+            return sql(self._ask)
+        return self._ask(sql, args)
+
+    def _ask(self, sql: str, args: dict[str, Any]):
         return self._ch_read(lambda: self._ch.query_arrow(sql, parameters=args))
+
+    def _federated(self, name: str, params: dict[str, Any], arrow: bool):
+        """A query of the file with the runs it reads fetched from ClickHouse first."""
+        from ..queries import render
+
+        sql, args = render(name, params)
+        with self._reading() as cur:
+            for table, fetch in ch_test_queries.FEDERATED[name](
+                    params, lambda q: cur.execute(q).fetchall()).items():
+                cur.register(table, _naive(self._ask(*fetch)))
+            answer = cur.sql(sql, params=args)
+            return answer.to_arrow_table() if arrow else answer.df()
 
     def ch_sql(self, sql: str, parameters: dict[str, Any] | None = None) -> pd.DataFrame:
         """Read-only SQL on ClickHouse, ad hoc (notebooks; ``sql`` is the control file)."""
@@ -112,6 +154,61 @@ class ClickHouseStore(Store):
         shared = self.ch_sql("SELECT name FROM system.tables WHERE database = currentDatabase()"
                              " ORDER BY name")["name"].tolist()
         return sorted({*shared, *super().tables()})
+
+    # -- test results: the file as an outbox (see .outbox) ---------------------------------
+    def submit(self, fn, block: bool = True, topic: str | None = "tests") -> cf.Future:
+        if topic != "tests":
+            return super().submit(fn, block=block, topic=topic)
+
+        def shipped(cur):
+            out = fn(cur)
+            outbox.ship(cur, self._insert_arrow)
+            return out
+
+        return super().submit(shipped, block=block, topic=topic)
+
+    def _insert_arrow(self, table: str, rows) -> None:
+        with self._signal.lock:
+            try:
+                self._ch.insert_arrow(table, rows)
+            except Exception as err:  # noqa: BLE001  (the client raises many kinds)
+                raise self._shared_error(err) from None
+            self._signal.counted(rows.num_rows, "tests")
+
+    def _shared_error(self, err: BaseException) -> StoreWriteError:
+        if isinstance(err, StoreWriteError):
+            return err
+        reason = first_line(err)
+        return StoreWriteError(f"could not write to {self.url}: {reason} (the write was not "
+                               "stored)", path=self.url, reason=reason, shared=True)
+
+    def runs_known(self, cur, run_ids, columns=("status",)):
+        known = super().runs_known(cur, run_ids, columns)  # (running: in the file)
+        rest = [r for r in run_ids if r not in known]
+        if rest:
+            try:
+                table = self._ch.query_arrow(
+                    f"SELECT run_id, {', '.join(columns)} FROM runs_v "
+                    "WHERE run_id IN {ids:Array(String)}", parameters={"ids": rest})
+            except Exception as err:  # noqa: BLE001
+                raise self._shared_error(err) from None
+            for row in table.to_pylist():
+                known[row.pop("run_id")] = row
+        return known
+
+    def forget_run(self, cur, run_id: str) -> None:
+        try:
+            for table in ("wb_results", "wb_runs"):
+                self._ch.command(f"DELETE FROM {table} WHERE run_id = {{r:String}}",
+                                 parameters={"r": run_id})
+        except Exception as err:  # noqa: BLE001
+            raise self._shared_error(err) from None
+
+    def _committed(self, batch: list, results: list, wrote: bool) -> None:
+        super()._committed(batch, results, wrote)
+        topics = frozenset(topic for _, _, topic in batch if topic) & SHARED_TOPICS
+        if topics:
+            self._signal.publish(topics)
 
     # -- telemetry writes -----------------------------------------------------------------
     def submit_otlp(self, signal: str, msg) -> tuple[Any, cf.Future]:
@@ -148,7 +245,7 @@ class ClickHouseStore(Store):
                             column_oriented=True,
                             settings={"insert_deduplication_token": f"{token}:{table}"})
                         stored += len(cols[names[0]])
-                        self._signal.counted(len(cols[names[0]]))
+                        self._signal.counted(len(cols[names[0]]), "telemetry")
             except Exception as err:  # noqa: BLE001
                 reason = first_line(err)
                 self._ch_error = reason

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import agent_columns, otel_ddl, rollup, views
+from . import agent_columns, otel_ddl, results_ddl, rollup, views
 
 #: How many inserted blocks each Collector table remembers, so that a request sent again
 #: (an exporter retrying after a lost reply) is stored once: ClickHouse drops a block
@@ -34,8 +34,14 @@ def _v1(client) -> None:
                        f"non_replicated_deduplication_window = {DEDUP_WINDOW}")
 
 
+def _v2(client) -> None:
+    """Test results: runs, results, signatures (:mod:`.results_ddl`)."""
+    for sql in results_ddl.STATEMENTS:
+        client.command(sql)
+
+
 #: ``(version, what it does)``, in order. Change one only in a new one.
-MIGRATIONS: list[tuple[int, Callable]] = [(1, _v1)]
+MIGRATIONS: list[tuple[int, Callable]] = [(1, _v1), (2, _v2)]
 LATEST = MIGRATIONS[-1][0]
 
 

@@ -8,7 +8,8 @@ Two ways, both on:
 - **Redis pub/sub** (``OBSERVATORY_REDIS_URL``): each node publishes its writes' topics on
   one channel per database and hears the others' at once.
 - **A look at the tables** every ``OBSERVATORY_SHARED_POLL_S`` (1 s): the rows in the
-  telemetry tables' active parts, from ``system.parts`` (metadata: no table is read). A
+  telemetry and the test tables' active parts, from ``system.parts`` (metadata: no table
+  is read). A merge that folds a run's older rows away is news too (a refresh too many). A
   Collector publishes nothing, so this is how its writes are seen; it also stands in for
   Redis when there is none. Rows this node added itself are not news twice.
 """
@@ -26,8 +27,9 @@ from .otel_ddl import METRIC_TABLES
 
 log = logging.getLogger("workbench.store")
 
-#: The tables whose rows are telemetry (the lookup table the view fills is not news).
-WATCHED = ("otel_traces", "otel_logs", *METRIC_TABLES.values())
+#: The tables of each topic (the lookup table the view fills is not news).
+WATCHED = {"telemetry": ("otel_traces", "otel_logs", *METRIC_TABLES.values()),
+           "tests": ("wb_runs", "wb_results")}
 
 
 class SharedSignal:
@@ -40,8 +42,8 @@ class SharedSignal:
         self._client, self._notify, self._poll_s = client, notify, poll_s
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._own = 0  # rows this node added since the last look
-        self._seen: int | None = None
+        self._own = dict.fromkeys(WATCHED, 0)  # rows this node added since the last look
+        self._seen: dict[str, int] | None = None
         self.redis_error: str | None = None
         self._redis = None
         self._pending: set[str] = set()
@@ -68,9 +70,10 @@ class SharedSignal:
     def lock(self) -> threading.Lock:
         return self._lock
 
-    def counted(self, rows: int) -> None:
-        """This node stored ``rows`` rows (call with :attr:`lock` held, right after)."""
-        self._own += rows
+    def counted(self, rows: int, topic: str) -> None:
+        """This node stored ``rows`` rows of ``topic`` (call with :attr:`lock` held, right
+        after)."""
+        self._own[topic] += rows
 
     def publish(self, topics: frozenset[str]) -> None:
         """Tell the other nodes (through Redis, when there is one). Never waits: a thread
@@ -132,11 +135,17 @@ class SharedSignal:
         self.redis_error = reason
 
     # -- the tables -----------------------------------------------------------------------
-    def rows(self) -> int:
-        names = ", ".join(f"'{t}'" for t in WATCHED)
-        return int(self._client.query(
-            "SELECT sum(rows) FROM system.parts WHERE database = currentDatabase() AND active "
-            f"AND table IN ({names})").result_rows[0][0] or 0)
+    def rows(self) -> dict[str, int]:
+        """The rows in each topic's tables' active parts."""
+        topic = {t: name for name, tables in WATCHED.items() for t in tables}
+        names = ", ".join(f"'{t}'" for t in topic)
+        found = self._client.query(
+            "SELECT table, sum(rows) FROM system.parts WHERE database = currentDatabase() "
+            f"AND active AND table IN ({names}) GROUP BY table").result_rows
+        out = dict.fromkeys(WATCHED, 0)
+        for table, rows in found:
+            out[topic[table]] += int(rows or 0)
+        return out
 
     def _poll(self) -> None:
         while not self._stop.wait(self._poll_s):
@@ -146,10 +155,12 @@ class SharedSignal:
                 except Exception:  # noqa: BLE001  (a store being closed, a server away)
                     log.debug("shared poll failed", exc_info=True)
                     continue
-                own, self._own = self._own, 0
+                own, self._own = self._own, dict.fromkeys(WATCHED, 0)
                 before, self._seen = self._seen, total
-            if before is not None and total != before + own:
-                self._notify(frozenset({"telemetry"}))
+            if before is not None:
+                news = frozenset(t for t in WATCHED if total[t] != before[t] + own[t])
+                if news:
+                    self._notify(news)
 
     def close(self) -> None:
         self._stop.set()
