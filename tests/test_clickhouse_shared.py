@@ -96,6 +96,30 @@ def test_two_nodes_share_one_clickhouse_and_refresh_each_others_pages(
             browser.close()
         live = httpx.get(b.url + "/api/live").json()
         assert any("telemetry" in r["topics"] and r["sessions"] for r in live["rounds"])
+        # A report node a took, an agent it ran and what was done to it: node b answers
+        # them from ClickHouse.
+        (tmp_path / "t").mkdir()
+        (tmp_path / "t" / "test_two.py").write_text(
+            "def test_one():\n    assert True\n\ndef test_two():\n    assert 1 == 2\n")
+        junit = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             f"--junitxml={tmp_path / 'j.xml'}", "test_two.py"], cwd=tmp_path / "t",
+            capture_output=True, text=True, timeout=300)
+        assert (tmp_path / "j.xml").exists(), junit.stdout + junit.stderr
+        stored = httpx.post(a.url + "/api/tests/reports", params={"project": "shared"},
+                            content=(tmp_path / "j.xml").read_bytes()).json()
+        agent = httpx.post(a.url + "/api/agents", json={
+            "name": "printer", "backend": "process",
+            "command": [sys.executable, "-c", "print('hello from node a')"]}).json()["agent"]
+        httpx.post(f"{a.url}/api/agents/{agent['id']}/start")
+        with RemoteStore(b.url) as remote:
+            runs = remote.query("runs", project="shared")
+            assert runs.run_id.tolist() == [stored["run_id"]]
+            assert int(runs.tests[0]) == stored["tests"] > 0
+            texts = _until(lambda: " ".join(str(t) for t in remote.query(
+                "agent_events", agent_id=agent["id"]).text), "hello from node a")
+            assert "hello from node a" in texts
+            assert agent["id"] in remote.query("audit_log").target.tolist()
         for node in (a, b):
             assert "Traceback" not in node.log.read_text()
     finally:
@@ -104,6 +128,18 @@ def test_two_nodes_share_one_clickhouse_and_refresh_each_others_pages(
                 node.stop()
         redis.terminate()
         redis.wait(10)
+
+
+def _until(read, want: str, seconds: float = 30.0) -> str:
+    """What ``read()`` says once it says ``want`` (or at the deadline)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        said = read()
+        if want in said or time.monotonic() > deadline:
+            return said
+        time.sleep(0.3)
 
 
 def _standin(folder, port: int) -> subprocess.Popen:

@@ -45,14 +45,14 @@ def frame_paths(*texts: Any) -> list[str]:
 def project_edits(store, project: str, since, until) -> list[dict[str, Any]]:
     """Every file-changing tool call of an agent on ``project`` in ``(since, until]``, with
     the session it was made in, oldest first."""
-    df = store.sql(
-        """
-        SELECT e.agent_id, a.name, a.spec, e.ts, e.kind, e.text, e.data FROM agent_events e
-        JOIN agents a USING (agent_id)
-        WHERE a.project = ? AND e.ts > ? AND e.ts <= ?
-          AND e.kind IN ('tool_use', 'tool_result', 'init')
-        ORDER BY e.ts
-        """, [project, since, until])
+    # (the agents are this node's; their events may be in a shared store)
+    agents = store.sql("SELECT agent_id, name, spec FROM agents WHERE project = ?", [project])
+    if agents.empty:
+        return []
+    events = store.query("agent_events_between", agent_ids=agents["agent_id"].tolist(),
+                         after=since, until=until, kinds=["tool_use", "tool_result", "init"])
+    df = events.merge(agents, on="agent_id")[["agent_id", "name", "spec", "ts", "kind",
+                                              "text", "data"]].sort_values("ts", kind="stable")
     sessions: dict[str, str | None] = {}
     failed: set[str] = set()
     calls: list[dict[str, Any]] = []

@@ -612,26 +612,15 @@ class AlertEngine:
         events = samples = quiet = None
         kinds = alert_preview.event_kinds(rule)
         if kinds and ids:
-            events = self.store.sql(  # (the newest 200,000, oldest first)
-                "SELECT * FROM (SELECT agent_id, epoch(ts) AS t, kind, state, text, data "
-                "FROM agent_events WHERE ts >= ? AND kind IN (SELECT unnest(?::VARCHAR[])) "
-                "AND agent_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY ts DESC LIMIT 200000"
-                ") ORDER BY t", [since, kinds, ids])
+            events = self.store.query("alert_preview_events", since=since, kinds=kinds,
+                                      agent_ids=ids)
         if alert_preview.reads_samples(rule) and ids:
-            b = alert_preview.bucket_s(rule)
-            samples = self.store.sql(
-                "SELECT agent_id, floor(epoch(ts) / ?) * ? AS t, count(*) AS n, "
-                "sum(cpu_percent) AS cpu, sum(rss_bytes) / 1048576.0 AS rss_mb "
-                "FROM agent_samples WHERE ts >= ? AND agent_id IN (SELECT unnest(?::VARCHAR[])) "
-                "GROUP BY ALL ORDER BY agent_id, t", [b, b, since, ids])
+            samples = self.store.query("alert_preview_samples", since=since, agent_ids=ids,
+                                       bucket_s=alert_preview.bucket_s(rule))
         if rule["kind"] == "stale" and ids:
-            # (in DuckDB: only the silences longer than the rule's, not every event)
-            quiet = self.store.sql(
-                "SELECT agent_id, t, until FROM (SELECT agent_id, state, epoch(ts) AS t, "
-                "lead(epoch(ts)) OVER (PARTITION BY agent_id ORDER BY ts) AS until "
-                "FROM agent_events WHERE ts >= ? AND agent_id IN (SELECT unnest(?::VARCHAR[]))"
-                ") WHERE state = 'running' AND coalesce(until, ?) - t > ? ORDER BY t",
-                [since, ids, end, rule["minutes"] * 60])
+            # (in the store: only the silences longer than the rule's, not every event)
+            quiet = self.store.query("alert_preview_quiet", since=since, agent_ids=ids,
+                                     end=end, seconds=rule["minutes"] * 60)
         empty = pd.DataFrame(columns=["agent_id", "t"])
         fired = alert_preview.preview(
             rule, agents, events if events is not None else empty,

@@ -233,9 +233,9 @@ class TaskQueue:
             return {**out, "tokens": 0, "tool_calls": 0, "runs": []}
         self.store.settle()
         end = task["ended_at"] or utcnow()
-        events = self.store.sql(
-            "SELECT kind, data FROM agent_events WHERE agent_id = ? AND ts >= ? AND ts <= ? "
-            "AND kind IN ('tool_use', 'result')", [task["agent_id"], task["started_at"], end])
+        events = self.store.query("agent_events_between", agent_ids=[task["agent_id"]],
+                                  kinds=["tool_use", "result"], since=task["started_at"],
+                                  until=end)
         tokens = 0
         for raw in events.loc[events["kind"] == "result", "data"]:
             usage = (json.loads(raw) or {}).get("usage") if raw else None

@@ -38,6 +38,58 @@ def agent_samples(p: dict[str, Any]) -> Rendered:
 
 
 @query
+def agent_events_between(p: dict[str, Any]) -> Rendered:
+    """The events of ``agent_ids`` from ``since`` (or strictly after ``after``) to
+    ``until``, of the ``kinds`` given (all when none), oldest first; ``newest``: only the
+    newest so many."""
+    where, args = ["agent_id IN (SELECT unnest(?::VARCHAR[]))"], [list(p["agent_ids"])]
+    for key, op in (("since", ">="), ("after", ">"), ("until", "<=")):
+        if p.get(key) is not None:
+            where.append(f"ts {op} ?")
+            args.append(p[key])
+    if p.get("kinds"):
+        where.append("kind IN (SELECT unnest(?::VARCHAR[]))")
+        args.append(list(p["kinds"]))
+    newest = clamped(p, "newest", 1_000_000, 1_000_000)
+    return (f"""
+        SELECT * FROM (SELECT agent_id, ts, kind, state, text, data FROM agent_events
+                       WHERE {' AND '.join(where)} ORDER BY ts DESC, kind LIMIT {newest})
+        ORDER BY ts, kind""", args)
+
+
+@query
+def alert_preview_events(p: dict[str, Any]) -> Rendered:
+    """What a rule's preview reads of events: the newest 200,000 of ``kinds`` of
+    ``agent_ids`` since ``since``, oldest first, their time in seconds (``t``)."""
+    return ("SELECT * FROM (SELECT agent_id, epoch(ts) AS t, kind, state, text, data "
+            "FROM agent_events WHERE ts >= ? AND kind IN (SELECT unnest(?::VARCHAR[])) "
+            "AND agent_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY ts DESC LIMIT 200000"
+            ") ORDER BY t, kind", [p["since"], list(p["kinds"]), list(p["agent_ids"])])
+
+
+@query
+def alert_preview_samples(p: dict[str, Any]) -> Rendered:
+    """Samples of ``agent_ids`` since ``since`` in buckets of ``bucket_s`` seconds: their
+    count and sums of CPU and memory."""
+    b = float(p["bucket_s"])
+    return ("SELECT agent_id, floor(epoch(ts) / ?) * ? AS t, count(*) AS n, "
+            "sum(cpu_percent) AS cpu, sum(rss_bytes) / 1048576.0 AS rss_mb "
+            "FROM agent_samples WHERE ts >= ? AND agent_id IN (SELECT unnest(?::VARCHAR[])) "
+            "GROUP BY ALL ORDER BY agent_id, t", [b, b, p["since"], list(p["agent_ids"])])
+
+
+@query
+def alert_preview_quiet(p: dict[str, Any]) -> Rendered:
+    """The silences of ``agent_ids`` while running, longer than ``seconds``, since
+    ``since`` (``end``: when the last one ends if nothing followed)."""
+    return ("SELECT agent_id, t, until FROM (SELECT agent_id, state, epoch(ts) AS t, "
+            "lead(epoch(ts)) OVER (PARTITION BY agent_id ORDER BY ts) AS until "
+            "FROM agent_events WHERE ts >= ? AND agent_id IN (SELECT unnest(?::VARCHAR[]))"
+            ") WHERE state = 'running' AND coalesce(until, ?) - t > ? ORDER BY t, agent_id",
+            [p["since"], list(p["agent_ids"]), float(p["end"]), float(p["seconds"])])
+
+
+@query
 def approvals(p: dict[str, Any]) -> Rendered:
     """Permission requests, newest first; ``state`` and ``agent_id`` narrow them."""
     where, args = ["TRUE"], []

@@ -641,6 +641,7 @@ class Store:
             cur.execute("BEGIN")
             in_write_fn = True
             results = [fn(cur) for fn, _, _ in batch]
+            self._before_commit(cur, batch)
             in_write_fn = False
             with self._commit_lock:
                 if self._abandoned:
@@ -659,6 +660,10 @@ class Store:
             return "write", err
         wrote = not degraded or not isinstance(self.path, Path) or self._disk_mark() != before
         return "ok", (results, wrote)
+
+    def _before_commit(self, cur: duckdb.DuckDBPyConnection, batch: list) -> None:
+        """The batch's writes all ran; its transaction is about to commit. (A store that
+        keeps data elsewhere too sends it there now: an error here fails the batch.)"""
 
     def _run_batch(self, batch: list, may_reopen: bool = True) -> None:
         kind, payload = self._attempt(batch)

@@ -153,10 +153,9 @@ class Steps:
         """What a command printed while it ran its task (its agent's log events)."""
         store = self.engine.store
         store.settle()
-        df = store.sql("SELECT text FROM agent_events WHERE agent_id = ? AND kind = 'log' "
-                       "AND ts >= ? AND ts <= ? ORDER BY ts DESC LIMIT 200",
-                       [task["agent_id"], task["started_at"], task["ended_at"]])
-        return "\n".join(reversed(df["text"].tolist()))[-2000:]
+        df = store.query("agent_events_between", agent_ids=[task["agent_id"]], kinds=["log"],
+                         since=task["started_at"], until=task["ended_at"], newest=200)
+        return "\n".join(df["text"].tolist())[-2000:]
 
     def _tests(self, run: Run, node: dict[str, Any], visit: int, state) -> dict[str, Any]:
         s, runs = node["settings"], self.engine.test_runs

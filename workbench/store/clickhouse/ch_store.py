@@ -1,7 +1,7 @@
 """The store over ClickHouse: shared data there, this node's control state in a file.
 
-What a team shares (telemetry and test results; see ``docs/clickhouse.md`` for what
-moves next) is in ClickHouse, where every ``observatory serve`` of the team and every
+What a team shares (telemetry, test results, coverage, agents' events and samples, the
+audit log) is in ClickHouse, where every ``observatory serve`` of the team and every
 stock Collector reads and writes it. The control plane (agents, their queue and
 approvals, alert rules, webhooks, workflows, tokens, settings) belongs to the one node
 that runs the agents: it stays in a small DuckDB file beside that node
@@ -13,7 +13,7 @@ of it, else by the file: models and views never know which. A query of the file 
 also reads runs (the projects overview: scans beside their last runs) gets the runs it
 needs from ClickHouse, in its cursor under the table's name (:data:`.ch_test_queries.FEDERATED`).
 
-Writes about runs go through the file as an outbox (:mod:`.outbox`).
+Writes of shared data go through the file as an outbox (:mod:`.outbox`).
 """
 
 from __future__ import annotations
@@ -31,14 +31,22 @@ import pandas as pd
 
 from ... import config
 from ..store import Store, StoreBusyError, StoreWriteError, _now
-from . import ch_queries, ch_test_queries, connect, otel_rows, outbox, schema
+from . import (
+    ch_queries,
+    ch_record_queries,  # noqa: F401  (its dialects join ch_queries.QUERIES)
+    ch_test_queries,
+    connect,
+    otel_rows,
+    outbox,
+    schema,
+)
 from .connect import first_line
 from .shared_signal import SharedSignal
 
 log = logging.getLogger("workbench.store")
 
 #: The topics whose data is in ClickHouse: other nodes hear of this node's writes.
-SHARED_TOPICS = frozenset({"telemetry", "tests"})
+SHARED_TOPICS = frozenset({"telemetry", "tests", "control"})
 
 def _naive(table):
     """Times in UTC without their zone, as the file's TIMESTAMP columns hold them."""
@@ -89,7 +97,8 @@ class ClickHouseStore(Store):
             self._ch.close()
             raise
         try:  # (and send what the file holds: a copied file's runs, a write cut short)
-            self.write(lambda cur: cur.execute(outbox.LOCAL), topic="tests")
+            for topic in outbox.TOPICS:
+                self.write(lambda cur: cur.execute(outbox.LOCAL), topic=topic)
         except Exception:
             self.close()
             raise
@@ -155,25 +164,32 @@ class ClickHouseStore(Store):
                              " ORDER BY name")["name"].tolist()
         return sorted({*shared, *super().tables()})
 
-    # -- test results: the file as an outbox (see .outbox) ---------------------------------
-    def submit(self, fn, block: bool = True, topic: str | None = "tests") -> cf.Future:
-        if topic != "tests":
-            return super().submit(fn, block=block, topic=topic)
+    # -- shared data: the file as an outbox (see .outbox) ----------------------------------
+    def _before_commit(self, cur, batch: list) -> None:
+        topics = {topic for _, _, topic in batch}
+        outbox.ship(cur, self._insert_arrow, self._replace_reports, topics)
 
-        def shipped(cur):
-            out = fn(cur)
-            outbox.ship(cur, self._insert_arrow)
-            return out
+    def _replace_reports(self, report_ids: list[str]) -> None:
+        try:
+            there = self._ch.query_arrow(
+                "SELECT DISTINCT report_id FROM wb_coverage_reports "
+                "WHERE report_id IN {ids:Array(String)}",
+                parameters={"ids": report_ids}).column("report_id").to_pylist()
+            for table in ("wb_coverage_tests", "wb_coverage_files", "wb_coverage_reports"):
+                if there:
+                    self._ch.command(f"DELETE FROM {table} WHERE report_id IN "
+                                     "{ids:Array(String)}", parameters={"ids": there})
+        except Exception as err:  # noqa: BLE001  (the client raises many kinds)
+            raise self._shared_error(err) from None
 
-        return super().submit(shipped, block=block, topic=topic)
-
-    def _insert_arrow(self, table: str, rows) -> None:
+    def _insert_arrow(self, table: str, rows, topic: str) -> None:
         with self._signal.lock:
             try:
                 self._ch.insert_arrow(table, rows)
             except Exception as err:  # noqa: BLE001  (the client raises many kinds)
                 raise self._shared_error(err) from None
-            self._signal.counted(rows.num_rows, "tests")
+            if topic in self._signal.topics:
+                self._signal.counted(rows.num_rows, topic)
 
     def _shared_error(self, err: BaseException) -> StoreWriteError:
         if isinstance(err, StoreWriteError):

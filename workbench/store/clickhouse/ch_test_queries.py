@@ -10,8 +10,9 @@ pair is never NULL, so a NULL outcome keeps its place, as in DuckDB's list); ``c
 is made ``Int64``. One run's results are found by the run's place in the sort key
 (project, start), not by scanning every result for its id.
 
-:data:`FEDERATED`: queries of the node's file that read runs too (the projects' overview,
-their identities, the test runs the workbench started) get those runs from here.
+:data:`FEDERATED`: queries of the node's file that read runs or coverage too (the
+projects' overview, their identities, the test runs the workbench started) get those
+from here.
 """
 
 from __future__ import annotations
@@ -402,13 +403,15 @@ Fetch = tuple[str, dict[str, Any]]
 #: name in the cursor the file's query runs in (``local(sql)``: rows of the file).
 FEDERATED: dict[str, Callable[[dict[str, Any], Callable], dict[str, Fetch]]] = {}
 
-#: What the projects' identities read of runs (coverage_queries.IDENTITY).
+#: What the projects' identities read of runs and coverage (coverage_queries.IDENTITY).
 _ORIGINS = ("SELECT DISTINCT project, source, commit_sha FROM runs_v", {})
+_COVERED = ("SELECT DISTINCT project FROM coverage_reports_v", {})
 for _name in ("scanned_projects", "project_folder"):
-    FEDERATED[_name] = lambda p, local: {"runs": _ORIGINS}
-FEDERATED["project_overview"] = lambda p, local: {"runs": (
-    "SELECT run_id, project, source, commit_sha, status, tests, passed, failed, errors, "
-    "started_at FROM runs_v", {})}
+    FEDERATED[_name] = lambda p, local: {"runs": _ORIGINS, "coverage_reports": _COVERED}
+FEDERATED["project_overview"] = lambda p, local: {
+    "runs": ("SELECT run_id, project, source, commit_sha, status, tests, passed, failed, "
+             "errors, started_at FROM runs_v", {}),
+    "coverage_reports": ("SELECT project, percent, created_at FROM coverage_reports_v", {})}
 
 
 def _test_runs(p: dict[str, Any], local) -> dict[str, Fetch]:

@@ -1,17 +1,22 @@
-"""Test results reach ClickHouse through the node's file: a transactional outbox.
+"""What a team shares reaches ClickHouse through the node's file: a transactional outbox.
 
-Every write about runs (a report stored, a live run's batch, its end) runs as on the
-DuckDB store, in a transaction on the node's file, where the parsers' tables, attempt
-numbers, final flags and counts are made with the SQL that makes them there. Before that
-transaction commits, :func:`ship` sends what it changed to ClickHouse (signatures, then
-results, then the run: a run is listed only once its results are there) and removes from
-the file what is final. If ClickHouse refuses, the transaction rolls back and the write
-fails whole, with ClickHouse's reason; if the file then failed to commit, the rows sent
-are sent again by the next write, and ``ReplacingMergeTree`` keeps one of each.
+Every write about runs, coverage, agents' events and samples or the audit log runs as on
+the DuckDB store, in a transaction on the node's file, where the parsers' tables, attempt
+numbers, final flags and counts are made with the SQL that makes them there. Just before
+that transaction commits (``Store._before_commit``: once per batch of writes), :func:`ship`
+sends the rows the file holds to ClickHouse and removes from the file what is final:
 
-So the file holds only runs still running (a live run's counts are made from its rows)
-and the keys of their results already sent (``ch_shipped``), whatever the size of what the
-team stores.
+- runs: signatures, then results, then the run (a run is listed only once its results
+  are there); a run still running stays in the file (its counts are made from its rows),
+  which remembers which of its results it sent (``ch_shipped``);
+- coverage: a report's tests, files, then the report;
+- agents' events and samples and the audit log: appended, then gone from the file.
+
+If ClickHouse refuses, the transaction rolls back and the writes fail whole, with
+ClickHouse's reason. If ClickHouse took the rows and the file then failed to commit, a
+resend (a report, a live batch) is one row again (``ReplacingMergeTree``).
+
+So the file holds only what is in flight, whatever the size of what the team stores.
 """
 
 from __future__ import annotations
@@ -22,7 +27,18 @@ from collections.abc import Callable
 
 import pyarrow as pa
 
+from .records_ddl import (
+    AUDIT_COLUMNS,
+    COVERAGE_FILE_COLUMNS,
+    COVERAGE_REPORT_COLUMNS,
+    COVERAGE_TEST_COLUMNS,
+    EVENT_COLUMNS,
+    SAMPLE_COLUMNS,
+)
 from .results_ddl import RESULT_COLUMNS, RUN_COLUMNS, SIGNATURE_COLUMNS
+
+#: The topics whose writes are shipped.
+TOPICS = ("tests", "control")
 
 #: The node's own table of what it sent of its running runs.
 LOCAL = """
@@ -37,11 +53,16 @@ _UNSENT = """
       ON s.run_id = r.run_id AND s.test_id = r.test_id AND s.attempt = r.attempt
 """
 
-Insert = Callable[[str, pa.Table], None]
+#: ``insert(ClickHouse table, rows, topic)``.
+Insert = Callable[[str, pa.Table, str], None]
+#: ``replace(report ids)``: remove those coverage reports from ClickHouse, if there.
+Replace = Callable[[list[str]], None]
 
 
-def _cols(alias: str, columns: tuple[str, ...]) -> str:
-    return ", ".join(f"{alias}.{c}" for c in columns)
+def _cols(alias: str, columns: tuple[str, ...], lists: tuple[str, ...] = ()) -> str:
+    # (a list is never NULL in ClickHouse: the file's NULL list is sent empty)
+    return ", ".join(f"coalesce({alias}.{c}, []) AS {c}" if c in lists else f"{alias}.{c}"
+                     for c in columns)
 
 
 def _arrow(cur, sql: str) -> pa.Table:
@@ -53,11 +74,37 @@ def _arrow(cur, sql: str) -> pa.Table:
         return cur.execute(sql).to_arrow_table()
 
 
-def ship(cur, insert: Insert) -> int:
-    """Send what the file holds and ClickHouse does not; return the rows sent."""
-    if not cur.execute("SELECT count(*) FROM runs").fetchone()[0]:
+def _any(cur, table: str) -> bool:
+    return cur.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()[0]
+
+
+def _send(insert: Insert, topic: str, tables: list[tuple[str, pa.Table]],
+          stamp: bool = True) -> int:
+    version = time.time_ns()
+    sent = 0
+    for name, rows in tables:
+        if rows.num_rows:
+            if stamp:
+                rows = rows.append_column("_version",
+                                          pa.array([version] * rows.num_rows, pa.uint64()))
+            insert(name, rows, topic)
+            sent += rows.num_rows
+    return sent
+
+
+def ship(cur, insert: Insert, replace: Replace, topics: set[str]) -> int:
+    """Send what the file holds for ``topics`` and ClickHouse does not; return the rows."""
+    sent = 0
+    if "tests" in topics:
+        sent += _runs(cur, insert) + _coverage(cur, insert, replace)
+    if "control" in topics:
+        sent += _records(cur, insert)
+    return sent
+
+
+def _runs(cur, insert: Insert) -> int:
+    if not _any(cur, "runs"):
         return 0
-    version = pa.scalar(time.time_ns(), pa.uint64())
     results = _arrow(
         cur, f"SELECT ru.project, coalesce(ru.started_at, ru.ingested_at) AS started_at, "
         f"{_cols('r', RESULT_COLUMNS)} {_UNSENT}")
@@ -67,13 +114,8 @@ def ship(cur, insert: Insert) -> int:
     cols = ", ".join("coalesce(started_at, ingested_at) AS started_at" if c == "started_at"
                      else c for c in RUN_COLUMNS)
     runs = _arrow(cur, f"SELECT {cols} FROM runs")
-    sent = 0
-    for table, rows in (("wb_signatures", signatures), ("wb_results", results),
-                        ("wb_runs", runs)):
-        if rows.num_rows:
-            insert(table, rows.append_column(
-                "_version", pa.array([version.as_py()] * rows.num_rows, pa.uint64())))
-            sent += rows.num_rows
+    sent = _send(insert, "tests", [("wb_signatures", signatures), ("wb_results", results),
+                                   ("wb_runs", runs)])
     # What is final leaves the file; of a running run, the file remembers what it sent.
     cur.execute("DELETE FROM ch_shipped WHERE run_id IN "
                 "(SELECT run_id FROM runs WHERE status <> 'running')")
@@ -81,4 +123,45 @@ def ship(cur, insert: Insert) -> int:
                 "(SELECT run_id FROM runs WHERE status <> 'running')")
     cur.execute("DELETE FROM runs WHERE status <> 'running'")
     cur.execute(f"INSERT INTO ch_shipped SELECT r.run_id, r.test_id, r.attempt {_UNSENT}")
+    return sent
+
+
+def _coverage(cur, insert: Insert, replace: Replace) -> int:
+    if not _any(cur, "coverage_reports"):
+        return 0
+    # A report stored again replaces the one stored before (as on the file), whose time,
+    # part of the sort key, was another: its rows go first.
+    replace([r[0] for r in cur.execute("SELECT report_id FROM coverage_reports").fetchall()])
+    head = "r.project, coalesce(r.created_at, TIMESTAMP '1970-01-01') AS created_at"
+    lists = ("statement_ranges", "covered_ranges", "partial_lines", "ranges")
+    tests = _arrow(cur, f"SELECT {head}, {_cols('t', COVERAGE_TEST_COLUMNS, lists)} "
+                        "FROM coverage_tests t JOIN coverage_reports r USING (report_id)")
+    files = _arrow(cur, f"SELECT {head}, {_cols('f', COVERAGE_FILE_COLUMNS, lists)} "
+                        "FROM coverage_files f JOIN coverage_reports r USING (report_id)")
+    cols = ", ".join("coalesce(created_at, TIMESTAMP '1970-01-01') AS created_at"
+                     if c == "created_at" else c for c in COVERAGE_REPORT_COLUMNS)
+    reports = _arrow(cur, f"SELECT {cols} FROM coverage_reports")
+    sent = _send(insert, "tests", [("wb_coverage_tests", tests), ("wb_coverage_files", files),
+                                   ("wb_coverage_reports", reports)])
+    for table in ("coverage_tests", "coverage_files", "coverage_reports"):
+        cur.execute(f"DELETE FROM {table}")
+    return sent
+
+
+_RECORDS = (("agent_events", "wb_agent_events", EVENT_COLUMNS),
+            ("agent_samples", "wb_agent_samples", SAMPLE_COLUMNS),
+            ("audit", "wb_audit", AUDIT_COLUMNS))
+
+
+def _records(cur, insert: Insert) -> int:
+    sent = 0
+    for table, target, columns in _RECORDS:
+        if not _any(cur, table):
+            continue
+        # (JSON as its text: ClickHouse keeps it in a String)
+        cols = ", ".join(f"{c}::VARCHAR AS {c}" if c in ("data", "params") else c
+                         for c in columns)
+        sent += _send(insert, "control", [(target, _arrow(cur, f"SELECT {cols} FROM {table}"))],
+                      stamp=False)
+        cur.execute(f"DELETE FROM {table}")
     return sent

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import agent_columns, otel_ddl, results_ddl, rollup, views
+from . import agent_columns, otel_ddl, records_ddl, results_ddl, rollup, views
 
 #: How many inserted blocks each Collector table remembers, so that a request sent again
 #: (an exporter retrying after a lost reply) is stored once: ClickHouse drops a block
@@ -35,8 +35,9 @@ def _v1(client) -> None:
 
 
 def _v2(client) -> None:
-    """Test results: runs, results, signatures (:mod:`.results_ddl`)."""
-    for sql in results_ddl.STATEMENTS:
+    """Test results: runs, results, signatures (:mod:`.results_ddl`); coverage, agents'
+    events and samples, the audit log (:mod:`.records_ddl`)."""
+    for sql in (*results_ddl.STATEMENTS, *records_ddl.STATEMENTS):
         client.command(sql)
 
 

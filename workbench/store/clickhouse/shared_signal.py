@@ -8,8 +8,9 @@ Two ways, both on:
 - **Redis pub/sub** (``OBSERVATORY_REDIS_URL``): each node publishes its writes' topics on
   one channel per database and hears the others' at once.
 - **A look at the tables** every ``OBSERVATORY_SHARED_POLL_S`` (1 s): the rows in the
-  telemetry and the test tables' active parts, from ``system.parts`` (metadata: no table
-  is read). A merge that folds a run's older rows away is news too (a refresh too many). A
+  active parts of each topic's tables (telemetry; runs and coverage; agents' records),
+  from ``system.parts`` (metadata: no table is read). A merge that folds a run's older
+  rows away is news too (a refresh too many). A
   Collector publishes nothing, so this is how its writes are seen; it also stands in for
   Redis when there is none. Rows this node added itself are not news twice.
 """
@@ -29,7 +30,8 @@ log = logging.getLogger("workbench.store")
 
 #: The tables of each topic (the lookup table the view fills is not news).
 WATCHED = {"telemetry": ("otel_traces", "otel_logs", *METRIC_TABLES.values()),
-           "tests": ("wb_runs", "wb_results")}
+           "tests": ("wb_runs", "wb_results", "wb_coverage_reports"),
+           "control": ("wb_agent_events", "wb_agent_samples", "wb_audit")}
 
 
 class SharedSignal:
@@ -69,6 +71,9 @@ class SharedSignal:
     @property
     def lock(self) -> threading.Lock:
         return self._lock
+
+    #: The topics whose tables are looked at.
+    topics = frozenset(WATCHED)
 
     def counted(self, rows: int, topic: str) -> None:
         """This node stored ``rows`` rows of ``topic`` (call with :attr:`lock` held, right
