@@ -134,13 +134,16 @@ def put_policy(store: Store, policy: Policy, who: str) -> Policy:
         "INSERT OR REPLACE INTO retention_policies VALUES (?, ?, ?, ?, ?, ?, ?)",
         [policy.kind, policy.project, policy.days, policy.keep_runs, policy.archive,
          policy.updated_by, policy.updated_at]), topic="control")
+    store.policies_changed()
     return policy
 
 
 def delete_policy(store: Store, kind: str, project: str = "") -> bool:
-    return bool(store.write(lambda cur: cur.execute(
+    gone = bool(store.write(lambda cur: cur.execute(
         "DELETE FROM retention_policies WHERE kind = ? AND project = ?",
         [kind, project]).fetchone()[0], topic="control"))
+    store.policies_changed()
+    return gone
 
 
 # -- which rows ------------------------------------------------------------------------
@@ -245,6 +248,10 @@ def apply(store: Store, chunk: int = CHUNK, now: datetime | None = None,
             limit = cutoff(policy, now)
             store.write(lambda cur, p=policy, lim=limit, o=own: _refold(cur, p, lim, o),
                         topic="telemetry")
+    shared = store.apply_shared_retention(todo, every, now, archive_dir)
+    for table, n in shared.get("deleted", {}).items():
+        out.deleted[table] = out.deleted.get(table, 0) + n
+    out.archived += shared.get("archived", [])
     out.seconds = time.monotonic() - start
     return out
 

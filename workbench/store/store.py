@@ -347,6 +347,14 @@ class Store:
         """Remove a run from wherever else it is kept (here: nowhere; the write has
         deleted it from the file)."""
 
+    # -- retention of what is kept elsewhere (a shared store) -------------------------------
+    def policies_changed(self) -> None:
+        """The retention policies changed (here: the file's own rows say it all)."""
+
+    def apply_shared_retention(self, todo, every, now, archive_dir) -> dict[str, Any]:
+        """Apply the policies ``todo`` (of ``every``) where else data is kept: nowhere."""
+        return {}
+
     def tables(self) -> list[str]:
         """Names of the user tables."""
         return self.sql("SELECT table_name FROM duckdb_tables() ORDER BY 1")["table_name"].tolist()

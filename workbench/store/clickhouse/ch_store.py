@@ -34,6 +34,7 @@ from ..store import Store, StoreBusyError, StoreWriteError, _now
 from . import (
     ch_queries,
     ch_record_queries,  # noqa: F401  (its dialects join ch_queries.QUERIES)
+    ch_retention,
     ch_test_queries,
     connect,
     otel_rows,
@@ -45,8 +46,6 @@ from .shared_signal import SharedSignal
 
 log = logging.getLogger("workbench.store")
 
-#: The topics whose data is in ClickHouse: other nodes hear of this node's writes.
-SHARED_TOPICS = frozenset({"telemetry", "tests", "control"})
 
 def _naive(table):
     """Times in UTC without their zone, as the file's TIMESTAMP columns hold them."""
@@ -76,6 +75,7 @@ class ClickHouseStore(Store):
         except Exception as err:  # noqa: BLE001  (the client raises many kinds)
             raise self._refused("cannot open", err) from None
         self._ch_closing = False  # (set first by close(): no new insert is taken)
+        self._news: set[str] = set()  # shared topics this batch changed (the writer's)
         try:
             schema.migrate(self._ch, self.url)
         except schema.NewerSchemaError as err:
@@ -149,6 +149,34 @@ class ClickHouseStore(Store):
         return ch_queries.shaped(self._ch_read(lambda: self._ch.query_arrow(
             sql, parameters=parameters or {})))
 
+    def ch_arrow(self, sql: str, parameters: dict[str, Any] | None = None):
+        """Read-only SQL on ClickHouse, as Arrow."""
+        return self._ch_read(lambda: self._ch.query_arrow(sql, parameters=parameters or {}))
+
+    def ch_command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
+        """A statement on ClickHouse (retention's deletes, its TTL)."""
+        try:
+            self._ch.command(sql, parameters=parameters or {})
+        except Exception as err:  # noqa: BLE001  (the client raises many kinds)
+            raise self._shared_error(err) from None
+
+    # -- retention: the policies as TTL, applied now on demand (see .ch_retention) ---------
+    def policies_changed(self) -> None:
+        from ..retention import policies
+
+        try:
+            ch_retention.sync(self._ch, policies(self))
+        except Exception as err:  # noqa: BLE001
+            raise self._shared_error(err) from None
+
+    def apply_shared_retention(self, todo, every, now, archive_dir) -> dict[str, Any]:
+        out = ch_retention.apply(self, todo, every, now, archive_dir)
+        if out["deleted"]:
+            news = frozenset({"tests", "telemetry", "control"})
+            self._signal.publish(news)
+            self._tell(news)
+        return out
+
     def _ch_read(self, run):
         """Run a read; the server or the network away is :class:`StoreWriteError` (the
         API's 503, the page's reason). What ClickHouse refused as such stays itself."""
@@ -183,6 +211,7 @@ class ClickHouseStore(Store):
             raise self._shared_error(err) from None
 
     def _insert_arrow(self, table: str, rows, topic: str) -> None:
+        self._news.add(topic)
         with self._signal.lock:
             try:
                 self._ch.insert_arrow(table, rows)
@@ -213,6 +242,7 @@ class ClickHouseStore(Store):
         return known
 
     def forget_run(self, cur, run_id: str) -> None:
+        self._news.add("tests")
         try:
             for table in ("wb_results", "wb_runs"):
                 self._ch.command(f"DELETE FROM {table} WHERE run_id = {{r:String}}",
@@ -222,9 +252,10 @@ class ClickHouseStore(Store):
 
     def _committed(self, batch: list, results: list, wrote: bool) -> None:
         super()._committed(batch, results, wrote)
-        topics = frozenset(topic for _, _, topic in batch if topic) & SHARED_TOPICS
-        if topics:
-            self._signal.publish(topics)
+        # (the other nodes hear only of what changed there, not of this node's own state)
+        news, self._news = frozenset(self._news), set()
+        if news:
+            self._signal.publish(news)
 
     # -- telemetry writes -----------------------------------------------------------------
     def submit_otlp(self, signal: str, msg) -> tuple[Any, cf.Future]:
