@@ -259,3 +259,29 @@ def test_a_finished_run_refuses_results_and_a_resend_is_not_new(both):
     assert writes.delete_run(ch, run_id)
     assert not writes.delete_run(ch, run_id)
     assert ch.query("run", run_id=run_id).empty
+
+
+def test_an_export_from_clickhouse_is_the_files(both, tmp_path):
+    """`observatory export` (and the Storage page's download) of a ClickHouse store streams
+    the shared tables out with the file's columns and types: the same rows as the file's
+    export, whatever the filter."""
+    import datetime as dt
+
+    import pyarrow.parquet as pq
+
+    from workbench.store.export import export
+    from workbench.store.kinds import Filter
+
+    duck, ch = both
+    for flt in (Filter(), Filter("shop"), Filter(None, dt.datetime(2026, 11, 21))):
+        tables = []
+        for name, store in (("duck", duck), ("ch", ch)):
+            export(store, tmp_path / f"{name}-{id(flt)}", kinds=["tests"], flt=flt)
+            tables.append({t: pq.read_table(tmp_path / f"{name}-{id(flt)}" / f"{t}.parquet")
+                           for t in ("runs", "results", "signatures")})
+        for t, a in tables[0].items():
+            b = tables[1][t]
+            assert a.column_names == b.column_names, t
+            keep = [c for c in a.column_names if c != "ingested_at"]
+            rows = [sorted(map(str, x.select(keep).to_pylist())) for x in (a, b)]
+            assert rows[0] == rows[1] and (rows[0] or flt.project), (t, flt)

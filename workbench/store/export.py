@@ -82,12 +82,20 @@ def export(store: Store, dest: str | Path, kinds: list[str] | None = None,
                    "since": flt.since.isoformat() if flt.since else None,
                    "until": flt.until.isoformat() if flt.until else None},
         "tables": {}}
+    shared = store.shared_views()
+    if partition and any(t.name in shared for t in tables):
+        raise ExportError(f"{store.url}: a partitioned export is the file's; export whole "
+                          "tables, or use ClickHouse's own tools")
     try:
         with store.reading() as cur:
             cur.execute("BEGIN TRANSACTION")  # one snapshot for every table
             for i, table in enumerate(tables):
-                cond, args = where(table, flt)
-                select = f"SELECT * FROM {table.name} WHERE {cond}"
+                if table.name in shared:  # (streamed from ClickHouse, through DuckDB's COPY)
+                    cond, args = "TRUE", []
+                    select = f"SELECT * FROM {_from_shared(store, cur, table, flt)}"
+                else:
+                    cond, args = where(table, flt)
+                    select = f"SELECT * FROM {table.name} WHERE {cond}"
                 if partition and table.time:
                     target = dest / table.name
                     sql = (f"COPY (SELECT *, strftime({table.time}, '%Y-%m-%d') AS day FROM "
@@ -113,6 +121,21 @@ def export(store: Store, dest: str | Path, kinds: list[str] | None = None,
         raise
     (dest / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def _from_shared(store: Store, cur, table: Table, flt: Filter) -> str:
+    """``table``'s rows that ``flt`` keeps, read from the shared store as a stream of
+    Arrow batches registered in ``cur`` (its file's columns, in its order); the name to
+    read them by."""
+    views = store.shared_views()
+    columns = [r[0] for r in cur.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND "
+        "schema_name = 'main' ORDER BY column_index", [table.name]).fetchall()]
+    cond, params = store.shared_where(table, flt)
+    name = f"_shared_{table.name}"
+    cur.register(name, store.ch_stream(
+        f"SELECT {', '.join(columns)} FROM {views[table.name]} WHERE {cond}", params))
+    return name
 
 
 def _suffix(ext: str) -> str:

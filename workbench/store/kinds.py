@@ -8,6 +8,7 @@ project X before June" means the same rows to each of them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -106,34 +107,40 @@ def parse_time(text: str | None, name: str) -> datetime | None:
     return when
 
 
-def where(table: Table, f: Filter, alias: str = "") -> tuple[str, list[Any]]:
+def where(table: Table, f: Filter, alias: str = "", names: dict[str, str] | None = None,
+          bind: Callable[[Any], str] | None = None) -> tuple[str, list[Any]]:
     """``(SQL condition, arguments)`` selecting ``table``'s rows that ``f`` keeps.
 
     A table without a date column is dated by its parent's; one without a project column
     takes its parent's project. A table that has neither and no parent (a metric point of
     a service, or the audit log filtered by project) keeps every row for the part it
     cannot answer: the audit log has no project.
+
+    ``names`` and ``bind``: another dialect's (a ClickHouse store's views, its bound
+    placeholders): a parent table is named ``names[table]``, a value becomes ``bind(v)``.
     """
     col = (alias + ".") if alias else ""
     clauses, args = [], []
+    names = names or {}
+    mark = bind or (lambda value: "?")
     if f.since is not None and table.time:
-        clauses.append(f"{col}{table.time} >= ?")
+        clauses.append(f"{col}{table.time} >= {mark(f.since)}")
         args.append(f.since)
     if f.until is not None and table.time:
-        clauses.append(f"{col}{table.time} < ?")
+        clauses.append(f"{col}{table.time} < {mark(f.until)}")
         args.append(f.until)
     if f.project is not None and table.project:
-        clauses.append(f"{col}{table.project} = ?")
+        clauses.append(f"{col}{table.project} = {mark(f.project)}")
         args.append(f.project)
     if table.parent is not None:
         keys, parent_name = table.parent
         inherit = Filter(f.project if not table.project else None,
                          None if table.time else f.since, None if table.time else f.until)
         if not inherit.empty:
-            sub, sub_args = where(TABLES[parent_name], inherit)
+            sub, sub_args = where(TABLES[parent_name], inherit, names=names, bind=bind)
             cols = ", ".join(f"{col}{k}" for k in keys)
             lhs = f"({cols})" if len(keys) > 1 else cols
-            clauses.append(f"{lhs} IN (SELECT {', '.join(keys)} FROM {parent_name} "
-                           f"WHERE {sub})")
+            clauses.append(f"{lhs} IN (SELECT {', '.join(keys)} FROM "
+                           f"{names.get(parent_name, parent_name)} WHERE {sub})")
             args += sub_args
     return (" AND ".join(clauses) or "TRUE"), args

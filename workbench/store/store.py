@@ -347,6 +347,14 @@ class Store:
         """Remove a run from wherever else it is kept (here: nowhere; the write has
         deleted it from the file)."""
 
+    def shared_views(self) -> dict[str, str]:
+        """``{table: where the shared store keeps it}`` (an export reads those there)."""
+        return {}
+
+    def shared_tables(self) -> dict[str, Any] | None:
+        """Where else data is kept and its tables' figures (None: only in the file)."""
+        return None
+
     # -- retention of what is kept elsewhere (a shared store) -------------------------------
     def policies_changed(self) -> None:
         """The retention policies changed (here: the file's own rows say it all)."""

@@ -344,7 +344,7 @@ def state(store: Store, backup_folder: Path) -> dict[str, Any]:
     Storage page, ``observatory storage`` and ``GET /api/store`` show."""
     from . import retention
 
-    return {"file": file_stats(store),
+    return {"file": file_stats(store), "shared": store.shared_tables(),
             "policies": [p.as_dict() for p in retention.policies(store)],
             "backups": {"folder": str(backup_folder), "files": [
                 {"name": p.name, "bytes": p.stat().st_size}

@@ -34,6 +34,7 @@ class StoragePage(pn.viewable.Viewer):
         admin = m.may("retention")
         self.figures = pn.pane.HTML(sizing_mode="stretch_width")
         self.policies = pn.pane.HTML(sizing_mode="stretch_width")
+        self.shared = pn.pane.HTML(sizing_mode="stretch_width")
         self.backups = pn.pane.HTML(sizing_mode="stretch_width")
         self.kind = pn.widgets.Select(name="Kind", options=m.kinds, width=130)
         self.project = pn.widgets.AutocompleteInput(
@@ -94,6 +95,7 @@ class StoragePage(pn.viewable.Viewer):
             f"deleted rows leave is reused, not given back; compaction gives it back "
             f"(automatically past {state.get('schedule', {}).get('compact_ratio', 2):g}× "
             f"after a retention run).</p>")
+        self.shared.object = self._shared(state.get("shared"))
         self._policies = state["policies"]
         rows = pd.DataFrame([{
             "kind": p["kind"], "project": p["project"] or "(default: every other project)",
@@ -116,6 +118,23 @@ class StoragePage(pn.viewable.Viewer):
             f"<code>{escape(state['backups']['folder'])}</code>"
             + (f"; newest <code>{escape(files[0]['name'])}</code> ({_size(files[0]['bytes'])})"
                if files else "") + ".</p>" + note)
+
+    @staticmethod
+    def _shared(shared: dict[str, Any] | None) -> str:
+        """ClickHouse's tables, when the store is there (else nothing)."""
+        if not shared:
+            return ""
+        rows = pd.DataFrame([{
+            "table": t["table"], "rows": f"{t['rows']:,}", "on disk": _size(t["bytes"]),
+            "uncompressed": _size(t["uncompressed"]),
+            "ratio": f"{t['uncompressed'] / t['bytes']:.1f}×" if t["bytes"] else "-",
+            "parts": t["parts"], "TTL": t["ttl"] or ""} for t in shared["tables"]])
+        return (f"<p>Shared by every node: <code>{escape(shared['url'])}</code>, "
+                f"{_size(shared['bytes'])} on disk ({_size(shared['uncompressed'])} "
+                "uncompressed). ClickHouse drops old rows itself as it merges, by the TTL "
+                "the policies below set; back it up with ClickHouse's own <code>BACKUP</code>"
+                ". The buttons above act on this node's file.</p>"
+                + html_table(rows, "No tables yet."))
 
     def _fill(self) -> None:
         """Show the saved policy of the chosen kind and project in the form."""
@@ -166,9 +185,12 @@ class StoragePage(pn.viewable.Viewer):
         admin = self.model.may("retention")
         hint = ("" if admin else "<p style='opacity:.75'>Changing policies, backing up and "
                 "compacting need the admin role.</p>")
+        title = "This node's file" if self.shared.object else "The database file"
         return pn.Column(
-            pn.pane.HTML("<h3 style='margin:4px 0'>The database file</h3>"), self.figures,
+            pn.pane.HTML(f"<h3 style='margin:4px 0'>{title}</h3>"), self.figures,
             pn.Row(self.backup, self.compact, self.apply), self.backups,
+            *((pn.layout.Divider(), pn.pane.HTML("<h3 style='margin:4px 0'>ClickHouse</h3>"),
+               self.shared) if self.shared.object else ()),
             pn.layout.Divider(),
             pn.pane.HTML("<h3 style='margin:4px 0'>How long data is kept</h3>" + hint),
             self.policies,

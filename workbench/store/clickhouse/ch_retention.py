@@ -99,7 +99,12 @@ def sync(client, policies) -> dict[str, str]:
             if clause == before.get(table, ""):
                 continue
             if clause:
-                client.command(f"ALTER TABLE {table} MODIFY TTL {clause}")
+                # (the rows already there are dropped by a background mutation: saving a
+                # policy does not wait for a rewrite of the table)
+                client.command(f"ALTER TABLE {table} MODIFY TTL {clause}",
+                               settings={"materialize_ttl_after_modify": 0})
+                client.command(f"ALTER TABLE {table} MATERIALIZE TTL",
+                               settings={"mutations_sync": 0})
             elif before.get(table):
                 client.command(f"ALTER TABLE {table} REMOVE TTL")
             client.command("INSERT INTO wb_retention_ttl VALUES ({t:String}, {c:String}, "

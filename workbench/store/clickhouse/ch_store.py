@@ -160,6 +160,73 @@ class ClickHouseStore(Store):
         except Exception as err:  # noqa: BLE001  (the client raises many kinds)
             raise self._shared_error(err) from None
 
+    #: The file's tables kept in ClickHouse, and the view with their columns there.
+    SHARED_VIEWS = {"runs": "runs_v", "results": "results_v", "signatures": "signatures_v",
+                    "coverage_reports": "coverage_reports_v",
+                    "coverage_files": "coverage_files_v", "coverage_tests": "coverage_tests_v",
+                    "agent_events": "agent_events_v", "agent_samples": "agent_samples_v",
+                    "audit": "audit_v", "spans": "spans", "span_events": "span_events",
+                    "logs": "logs", "metric_points": "metric_points"}
+
+    def shared_views(self) -> dict[str, str]:
+        return dict(self.SHARED_VIEWS)
+
+    def shared_where(self, table, flt) -> tuple[str, dict[str, Any]]:
+        """The export filter's condition over the views, with bound values."""
+        from ..kinds import where
+
+        a = ch_queries._Args()
+        cond, _ = where(table, flt, names=self.SHARED_VIEWS,
+                        bind=lambda v: a(v) if isinstance(v, str) else a.time(v))
+        return cond.replace("TRUE", "1"), a
+
+    def ch_stream(self, sql: str, parameters: dict[str, Any]):
+        """``sql``'s rows as a stream of Arrow batches (times in UTC without their zone,
+        as the file's), for DuckDB to read as it writes: memory stays one batch's."""
+        import pyarrow as pa
+
+        def batches():
+            with self._ch_read(lambda: self._ch.query_arrow_stream(
+                    sql, parameters=parameters)) as stream:
+                for batch in stream:
+                    yield _naive(pa.Table.from_batches([batch])).to_batches()[0] \
+                        if batch.num_rows else None
+
+        first = batches()
+        head = next((b for b in first if b is not None), None)
+        if head is None:  # (no rows: the schema from an empty answer)
+            empty = _naive(self.ch_arrow(f"SELECT * FROM ({sql}) LIMIT 0", parameters))
+            return pa.RecordBatchReader.from_batches(empty.schema, iter(()))
+
+        def rest():
+            yield head
+            for b in first:
+                if b is not None:
+                    yield b.cast(head.schema) if b.schema != head.schema else b
+
+        return pa.RecordBatchReader.from_batches(head.schema, rest())
+
+    def shared_tables(self) -> dict[str, Any]:
+        """ClickHouse's tables of this database: rows, bytes on disk and in memory, active
+        parts and the TTL each has (the Storage page; ``GET /api/store``)."""
+        parts = self.ch_sql("""
+            SELECT table, toInt64(sum(rows)) AS rows,
+                   toInt64(sum(data_compressed_bytes)) AS bytes,
+                   toInt64(sum(data_uncompressed_bytes)) AS uncompressed,
+                   toInt64(count()) AS parts, min(min_time) AS oldest
+            FROM system.parts WHERE database = currentDatabase() AND active
+            GROUP BY table ORDER BY bytes DESC""")
+        ttl = dict(self.ch_sql(
+            "SELECT name, extract(create_table_query, 'TTL (.*?)(?: SETTINGS|$)') AS ttl "
+            "FROM system.tables WHERE database = currentDatabase()").values.tolist())
+        tables = [{"table": r["table"], "rows": int(r["rows"]), "bytes": int(r["bytes"]),
+                   "uncompressed": int(r["uncompressed"]), "parts": int(r["parts"]),
+                   "ttl": ttl.get(r["table"]) or None}
+                  for r in parts.to_dict(orient="records")]
+        return {"url": self.url, "tables": tables,
+                "bytes": sum(t["bytes"] for t in tables),
+                "uncompressed": sum(t["uncompressed"] for t in tables)}
+
     # -- retention: the policies as TTL, applied now on demand (see .ch_retention) ---------
     def policies_changed(self) -> None:
         from ..retention import policies
