@@ -102,6 +102,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=100_000_000)
     parser.add_argument("--ingest", action="store_true", help="also the OTLP receiver's rate")
+    parser.add_argument("--stores", nargs="+", default=["DuckDB", "chDB"],
+                        choices=["DuckDB", "chDB"], help="whose model calls to time")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     print(machine())
@@ -125,12 +127,13 @@ def main() -> None:
                           ("chDB", lambda: ClickHouseStore(
                               f"chdb://{ch_path}?database=bench",
                               OUT / "chdb-control.duckdb"))):
+        if label not in args.stores:
+            continue
         with opener() as store:
             results[label] = {name: timed(fn) for name, fn in calls(store).items()}
-    print(f"\n{'model call (median of 5, warm)':<40} {'DuckDB':>10} {'chDB':>10}")
-    for name in results["DuckDB"]:
-        print(f"{name:<40} {results['DuckDB'][name] * 1000:8.0f} ms "
-              f"{results['chDB'][name] * 1000:8.0f} ms")
+    print(f"\n{'model call (median of 5, warm)':<40}" + "".join(f"{s:>11}" for s in results))
+    for name in next(iter(results.values())):
+        print(f"{name:<40}" + "".join(f"{r[name] * 1000:8.0f} ms" for r in results.values()))
     if args.ingest:
         subprocess.run(["python3", str(Path(__file__).parent / "otlp_ingest.py"),
                         "--stores", "duckdb", "chdb"], check=True)

@@ -22,7 +22,9 @@ _MIB = 2**20
 def _size(n: float | None) -> str:
     if n is None:
         return "-"
-    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / _MIB:.1f} MiB"
+    if n >= 2**30:
+        return f"{n / 2**30:.2f} GiB"
+    return f"{n / _MIB:.1f} MiB" if n >= _MIB / 10 else f"{n / 1024:.1f} KiB"
 
 
 class StoragePage(pn.viewable.Viewer):
@@ -127,7 +129,7 @@ class StoragePage(pn.viewable.Viewer):
         rows = pd.DataFrame([{
             "table": t["table"], "rows": f"{t['rows']:,}", "on disk": _size(t["bytes"]),
             "uncompressed": _size(t["uncompressed"]),
-            "ratio": f"{t['uncompressed'] / t['bytes']:.1f}×" if t["bytes"] else "-",
+            "compression": f"{t['uncompressed'] / t['bytes']:.1f}×" if t["bytes"] else "-",
             "parts": t["parts"], "TTL": t["ttl"] or ""} for t in shared["tables"]])
         return (f"<p>Shared by every node: <code>{escape(shared['url'])}</code>, "
                 f"{_size(shared['bytes'])} on disk ({_size(shared['uncompressed'])} "

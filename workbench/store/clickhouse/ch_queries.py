@@ -204,9 +204,12 @@ def _pieces(p: dict[str, Any], a: _Args, present: str) -> str:
         "reasoning_tokens", "records", "model_calls", "tool_calls", "tool_failures",
         "api_errors", "errors", "cost_usd"))
     keys_sql = ", ".join(rollup.KEYS)
-    rolled = (f"SELECT bucket, {keys_sql}, min(first_t) AS first_t, max(last_t) AS last_t, "
-              f"{sums} FROM {rollup.TABLE} WHERE {' AND '.join(whole)} "
-              f"GROUP BY bucket, {keys_sql}")
+    # The rollup's rows as they are, not merged by hour first: every query here adds
+    # them up by coarser keys (sums, min, max), which merging first only made slower
+    # (2.5M rows grouped twice at 100M spans).
+    plain = ", ".join(c.split(" AS ")[1] for c in sums.split(", "))
+    rolled = (f"SELECT bucket, {keys_sql}, first_t, last_t, {plain} "
+              f"FROM {rollup.TABLE} WHERE {' AND '.join(whole)}")
     if not edges:
         return rolled
     names = ("service_name", "agent_name", "session_id", "model", "operation", "is_error",
