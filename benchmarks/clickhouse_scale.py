@@ -74,7 +74,9 @@ def size(path: Path) -> int:
 def calls(store) -> dict:
     """The queries the Agents page's model asks (its 30-day window), asked of the store
     directly: the model keeps one answer per data version, which would time nothing."""
-    f = AgentTelemetry(store=store, window="30 days", now=datetime.now()).filters()
+    model = AgentTelemetry(store=store, window="30 days", now=datetime.now())
+    f = model.filters()
+    slot = model.timeline_bucket_s()  # (the page's: 400 slots of whole hours, 2 h here)
     some_trace = store.query("trace_list", **f, limit=1).trace_id.iloc[0]
 
     def ask(name: str, **extra):
@@ -85,7 +87,7 @@ def calls(store) -> dict:
         "agent sessions": ask("agent_sessions", limit=500),
         "token usage / model mix": ask("token_usage"),
         "timeline sessions": ask("timeline_sessions"),
-        "timeline buckets (400)": ask("timeline_buckets", bucket_s=6480),
+        f"timeline buckets ({slot // 3600} h slots)": ask("timeline_buckets", bucket_s=slot),
         "agents and services (filters)": lambda: (store.query("telemetry_agents"),
                                                   store.query("telemetry_services")),
         "trace list (newest 200)": ask("trace_list", limit=200),

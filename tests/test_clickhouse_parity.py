@@ -198,7 +198,16 @@ def _cases(duck: Store) -> list[tuple[str, dict]]:
             cases.append((name, params))
     cases.append(("trace_spans", {"trace_id": sdk_trace}))
     cases += [("timeline_buckets", {"bucket_s": 1512}),
-              ("timeline_buckets", {**window, "bucket_s": 5040})]
+              ("timeline_buckets", {**window, "bucket_s": 5040}),
+              # (whole hours: the activity rollup's way, with the window's partial hours)
+              ("timeline_buckets", {"bucket_s": 3600}),
+              ("timeline_buckets", {**window, "bucket_s": 7200}),
+              ("timeline_buckets", {"agent": "claude-code", **window, "bucket_s": 7200}),
+              ("timeline_buckets", {"service": "codex", "bucket_s": 21600}),
+              ("timeline_buckets", {"session": session, "bucket_s": 3600}),
+              ("timeline_buckets", {"since": END - dt.timedelta(days=2, minutes=17),
+                                    "until": END - dt.timedelta(hours=5, minutes=41),
+                                    "bucket_s": 3600})]
     metrics = duck.query("metric_names")
     for m in metrics.itertuples():
         for group_by in ["", *(list(m.attribute_keys) if m.attribute_keys is not None else [])]:

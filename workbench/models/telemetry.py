@@ -188,9 +188,12 @@ class AgentTelemetry(param.Parameterized):
         return layout(self.store.query("trace_spans", trace_id=trace_id))
 
     def timeline_bucket_s(self, bins: int = 400) -> int:
-        """Seconds per time slot of :meth:`timeline` (about ``bins`` slots per window)."""
+        """Seconds per time slot of :meth:`timeline` (about ``bins`` slots per window); an
+        hour or more is whole hours (a store adds whole hours up from its hourly rollup,
+        without reading the records)."""
         days = WINDOWS[self.window] or 90
-        return max(int(days * 86400 / bins), 1)
+        seconds = max(int(days * 86400 / bins), 1)
+        return seconds if seconds < 3600 else -(-seconds // 3600) * 3600
 
     def timeline(self, bins: int = 400) -> tuple[pd.DataFrame, pd.DataFrame]:
         """``(sessions, buckets)``: session segments, and activity bucketed into about

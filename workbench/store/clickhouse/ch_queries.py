@@ -181,14 +181,10 @@ def _records(p: dict[str, Any], a: _Args, columns: str = _RECORD,
         SELECT start_time AS t, {columns} FROM spans WHERE {_where(p, a, 'start_time')}{extra}"""
 
 
-def _pieces(p: dict[str, Any], a: _Args, present: str) -> str:
-    """The agents' figures in the window as rows of the hourly rollup to add up, where
-    ``present`` is not null: the rollup's rows of the whole hours inside the window and
-    the records of the partial hours at its ends, rolled up alike (the DuckDB store's
-    ``telemetry_queries._pieces``; :mod:`.rollup`)."""
-    keys = [f"{col} = {a(str(p[key]))}" for key, col in _COLUMNS if p.get(key)]
-    keys.append(f"{present} IS NOT NULL")
-    whole, edges = list(keys), []
+def _hours(p: dict[str, Any], a: _Args) -> tuple[list[str], str]:
+    """``(conditions on a rollup's hour, condition on a record's _ts)``: the whole hours
+    inside the window, and the records of the partial hours at its ends ('' if none)."""
+    whole, edges = [], []
     if p.get("since") is not None:
         since = a.time(p["since"])
         first = (f"if(toStartOfHour({since}) = {since}, toDateTime64({since}, 6), "
@@ -199,6 +195,19 @@ def _pieces(p: dict[str, Any], a: _Args, present: str) -> str:
         hour = f"toStartOfHour({a.time(p['until'])})"
         whole.append(f"bucket < {hour}")
         edges.append(f"_ts >= {hour}")
+    return whole or ["1"], f"({' OR '.join(edges)})" if edges else ""
+
+
+def _pieces(p: dict[str, Any], a: _Args, present: str) -> str:
+    """The agents' figures in the window as rows of the hourly rollup to add up, where
+    ``present`` is not null: the rollup's rows of the whole hours inside the window and
+    the records of the partial hours at its ends, rolled up alike (the DuckDB store's
+    ``telemetry_queries._pieces``; :mod:`.rollup`)."""
+    keys = [f"{col} = {a(str(p[key]))}" for key, col in _COLUMNS if p.get(key)]
+    keys.append(f"{present} IS NOT NULL")
+    hours, edge = _hours(p, a)
+    whole = [*keys, *hours]
+    edges = [edge] if edge else []
     sums = ", ".join(f"sum({c}) AS {c}" for c in (
         "input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
         "reasoning_tokens", "records", "model_calls", "tool_calls", "tool_failures",
@@ -215,7 +224,7 @@ def _pieces(p: dict[str, Any], a: _Args, present: str) -> str:
     names = ("service_name", "agent_name", "session_id", "model", "operation", "is_error",
              "cost_usd", "input_tokens", "output_tokens", "cache_read_tokens",
              "cache_creation_tokens", "reasoning_tokens")
-    edge_records = _records(p, a, present=present, also=f"({' OR '.join(edges)})")
+    edge_records = _records(p, a, present=present, also=edges[0])
     raw = rollup.aggregate(f"({edge_records})", "t", {n: n for n in names})
     return f"{rolled}\n        UNION ALL {raw}"
 
@@ -429,15 +438,29 @@ def _seconds(p: dict[str, Any]) -> int:
 @query
 def timeline_buckets(p: dict[str, Any]) -> Rendered:
     a = _Args()
+    seconds = _seconds(p)
+    kind = rollup.kind("is_error", "operation")
+    if seconds % 3600 or p.get("session") or p.get("model"):
+        # (slots that split hours, or filters the activity rollup has no key for: every
+        # record in the window)
+        return (f"""
+            SELECT agent_name AS agent, {kind} AS kind, {_bucket('t', seconds)} AS bucket,
+                   toInt64(count()) AS records
+            FROM ({_records(p, a, _ACTIVITY, present='agent_name')})
+            GROUP BY agent, kind, bucket ORDER BY bucket, agent, kind""", a)
+    # Whole-hour slots: the whole hours from the activity rollup, the partial hours at the
+    # window's ends from the records (as _pieces does for the figures).
+    whole, edges = _hours(p, a)
+    whole += [f"{col} = {a(str(p[key]))}" for key, col in _COLUMNS[:2] if p.get(key)]
+    rolled = (f"SELECT toDateTime64(bucket, 6) AS t, agent_name, kind, records "
+              f"FROM {rollup.ACTIVITY} WHERE {' AND '.join(whole)}")
+    if edges:
+        rolled += (f" UNION ALL SELECT t, agent_name, {kind} AS kind, 1 AS records FROM "
+                   f"({_records(p, a, _ACTIVITY, present='agent_name', also=edges)})")
     return (f"""
-        SELECT agent_name AS agent,
-               multiIf(is_error, 'error', operation = 'execute_tool', 'tool call',
-                       operation = 'user_prompt', 'prompt',
-                       operation IN ('chat', 'invoke_agent'), 'model call', 'other') AS kind,
-               {_bucket('t', _seconds(p))} AS bucket,
-               toInt64(count()) AS records
-        FROM ({_records(p, a, _ACTIVITY, present='agent_name')})
-        GROUP BY agent, kind, bucket ORDER BY bucket, agent, kind""", a)
+        SELECT agent_name AS agent, kind, {_bucket('t', seconds)} AS bucket,
+               toInt64(sum(records)) AS records
+        FROM ({rolled}) GROUP BY agent, kind, bucket ORDER BY bucket, agent, kind""", a)
 
 
 @query

@@ -66,10 +66,6 @@ def _columns() -> dict[str, str]:
 _SOURCES = ("otel_traces", "otel_logs")
 
 
-def _view(source: str) -> str:
-    return f"{TABLE}_{source}"
-
-
 def parts(client) -> dict[str, list[str]]:
     """The exporter's tables' active parts now (before the views exist)."""
     out: dict[str, list[str]] = {s: [] for s in _SOURCES}
@@ -80,18 +76,55 @@ def parts(client) -> dict[str, list[str]]:
     return out
 
 
-def create(client) -> None:
+def create(client, table: str = TABLE, ddl: str = CREATE, make=None) -> None:
     """Make the table and the views that fill it. When the table is new, roll up what
     the tables held before the views existed: the parts listed before making them, so
-    that rows arriving meanwhile are counted by the views alone, never twice."""
-    existed = client.command(f"EXISTS TABLE {TABLE}") == 1
+    that rows arriving meanwhile are counted by the views alone, never twice. (``table``,
+    ``ddl``, ``make(source, where)``: another rollup of the same records.)"""
+    make = make or (lambda source, where="1": aggregate(source, "Timestamp", _columns(),
+                                                         where=where))
+    existed = client.command(f"EXISTS TABLE {table}") == 1
     before = None if existed else parts(client)
-    client.command(CREATE)
+    client.command(ddl)
     for source in _SOURCES:
-        client.command(f"CREATE MATERIALIZED VIEW IF NOT EXISTS {_view(source)} TO {TABLE} "
-                       f"AS {aggregate(source, 'Timestamp', _columns())}")
+        client.command(f"CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_{source} TO {table} "
+                       f"AS {make(source)}")
     for source, names in (before or {}).items():
         if names:
             listed = ", ".join("'" + n.replace("'", "") + "'" for n in names)
-            client.command(f"INSERT INTO {TABLE} " + aggregate(
-                source, "Timestamp", _columns(), where=f"_part IN ({listed})"))
+            client.command(f"INSERT INTO {table} " + make(source, f"_part IN ({listed})"))
+
+
+# -- the timeline's: records per hour, agent and kind -----------------------------------------
+#: The kind of activity a record is, as the timeline draws it (the DuckDB query's CASE).
+def kind(is_error: str, operation: str) -> str:
+    return (f"multiIf(ifNull({is_error}, false), 'error', {operation} = 'execute_tool', "
+            f"'tool call', {operation} = 'user_prompt', 'prompt', "
+            f"{operation} IN ('chat', 'invoke_agent'), 'model call', 'other')")
+
+
+ACTIVITY = "wb_agent_activity_hourly"
+ACTIVITY_CREATE = f"""
+CREATE TABLE IF NOT EXISTS {ACTIVITY} (
+    bucket DateTime, service_name Nullable(String), agent_name Nullable(String),
+    kind LowCardinality(String), records SimpleAggregateFunction(sum, Int64)
+) ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (bucket, service_name, agent_name, kind)
+SETTINGS allow_nullable_key = 1
+"""
+
+
+def activity(source: str, where: str = "1") -> str:
+    """Rows of the activity rollup from ``source``'s records of an agent."""
+    c = _columns()
+    return f"""
+    SELECT toStartOfHour(Timestamp) AS bucket, {c['service_name']} AS service_name,
+           {c['agent_name']} AS agent_name, {kind(c['is_error'], c['operation'])} AS kind,
+           toInt64(count()) AS records
+    FROM {source} WHERE {c['agent_name']} IS NOT NULL AND {where}
+    GROUP BY bucket, service_name, agent_name, kind"""
+
+
+def create_activity(client) -> None:
+    create(client, ACTIVITY, ACTIVITY_CREATE, activity)

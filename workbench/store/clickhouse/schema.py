@@ -41,8 +41,13 @@ def _v2(client) -> None:
         client.command(sql)
 
 
+def _v3(client) -> None:
+    """The timeline's rollup: records per hour, agent and kind (:mod:`.rollup`)."""
+    rollup.create_activity(client)
+
+
 #: ``(version, what it does)``, in order. Change one only in a new one.
-MIGRATIONS: list[tuple[int, Callable]] = [(1, _v1), (2, _v2)]
+MIGRATIONS: list[tuple[int, Callable]] = [(1, _v1), (2, _v2), (3, _v3)]
 LATEST = MIGRATIONS[-1][0]
 
 
