@@ -46,8 +46,13 @@ def _v3(client) -> None:
     rollup.create_activity(client)
 
 
+def _v4(client) -> None:
+    """The spans view shows the attributes' map too (``_attributes``: text search)."""
+    client.command(views.SPANS)
+
+
 #: ``(version, what it does)``, in order. Change one only in a new one.
-MIGRATIONS: list[tuple[int, Callable]] = [(1, _v1), (2, _v2), (3, _v3)]
+MIGRATIONS: list[tuple[int, Callable]] = [(1, _v1), (2, _v2), (3, _v3), (4, _v4)]
 LATEST = MIGRATIONS[-1][0]
 
 

@@ -38,7 +38,7 @@ CREATE OR REPLACE VIEW spans AS SELECT
     nullIf(ScopeName, '') AS scope_name, nullIf(ScopeVersion, '') AS scope_version,
     {_json("ResourceAttributes")} AS resource, {_json("SpanAttributes")} AS attributes,
     toInt32(length(Events.Name)) AS events, toInt32(length(Links.TraceId)) AS links, {_agent},
-    Timestamp AS _ts
+    Timestamp AS _ts, SpanAttributes AS _attributes
 FROM otel_traces
 """
 
