@@ -51,6 +51,7 @@ def test_policies_are_ttl_and_apply_as_on_the_file(tmp_path):
         assert _ttl(ch, "wb_results") and _ttl(ch, "wb_audit")
         assert not _ttl(ch, "wb_coverage_reports")  # (keep_runs is counted, never a TTL)
 
+        ledger = len(ch.query("runs", project="ledger-jvm", limit=10_000))
         outcomes = [retention.apply(s, archive_dir=tmp_path / f"archive-{i}")
                     for i, s in enumerate((duck, ch))]
         # (the demo's coverage is of commits that name each store: compared by time)
@@ -66,10 +67,12 @@ def test_policies_are_ttl_and_apply_as_on_the_file(tmp_path):
             assert row.started_at >= hour - dt.timedelta(days=days)
         assert (ch.query("coverage_reports", limit=100).groupby("project").size() <= 2).all()
         # The runs deleted from ledger-jvm were archived first, as on the file (the
-        # others went by the TTL already).
+        # others, by the TTL or by this apply if its background mutation was not done
+        # yet, were not: their policy does not archive).
         files = [f for f in outcomes[1].archived if "wb_runs" in f]
+        kept = len(ch.query("runs", project="ledger-jvm", limit=10_000))
         assert files and sum(pq.read_metadata(f).num_rows for f in files) == \
-            outcomes[1].deleted["wb_runs"] > 0
+            ledger - kept > 0
         assert all(p == "ledger-jvm" for f in files
                    for p in pq.read_table(f, columns=["project"]).column(0).to_pylist())
         retention.delete_policy(ch, "tests", "ledger-jvm")

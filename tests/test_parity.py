@@ -69,6 +69,16 @@ def _params(store: Store) -> dict[str, dict]:
         "selection_history": {"project": "checkout-service", "limit": 5},
         "coverage_tests_in": {"project": "checkout-service",
                               "paths": ["src/checkout/cart/rules.py"]},
+        "runs_ingested_since": {"project": "checkout-service", "since": "2020-01-01"},
+        "final_failures": {"run_ids": [run]},
+        "last_pass": {"project": "checkout-service"},
+        "agent_events_between": {"agent_ids": ["ag-demo"]},
+        "alert_preview_events": {"since": "2020-01-01", "kinds": ["log", "state"],
+                                 "agent_ids": ["ag-demo"]},
+        "alert_preview_samples": {"since": "2020-01-01", "agent_ids": ["ag-demo"],
+                                  "bucket_s": 60},
+        "alert_preview_quiet": {"since": "2020-01-01", "agent_ids": ["ag-demo"],
+                                "end": 2e9, "seconds": 10},
     }
 
 
