@@ -25,7 +25,7 @@ from workbench.store.clickhouse.ch_store import ClickHouseStore
 from workbench.store.queries import QUERIES
 
 from .chdb_folder import chdb_url
-from .test_clickhouse_parity import _rows
+from .test_clickhouse_parity import differences
 from .test_clickhouse_results import _Clock
 from .test_coverage_ingest import CART, TESTS
 
@@ -154,29 +154,16 @@ def test_coverage_and_record_queries_answer_alike(both):
     duck, ch = both
     cases = _cases(duck)
     assert {name for name, _ in cases} == _dialects()
-    different, empty = [], 0
     # The demo's repository names its own store in a file, so its commits, and the ids of
     # their reports, differ between the two: a report is asked of each by its own id.
     ids = [s.query("coverage_reports", limit=1000).sort_values(["project", "created_at"])
            .report_id.tolist() for s in (duck, ch)]
     same = dict(zip(*ids, strict=True))
-    for name, params in cases:
-        theirs = {k: same.get(v, v) if k == "report_id" else v for k, v in params.items()}
-        a, b = duck.query(name, **params), ch.query(name, **theirs)
-        a, b = (x.drop(columns=["report_id", "commit_sha"], errors="ignore") for x in (a, b))
-        assert list(a.columns) == list(b.columns), name
-        dtypes = [(c, str(x), str(y)) for c, x, y in zip(a.columns, a.dtypes, b.dtypes,
-                                                          strict=True) if x != y]
-        if dtypes and len(a) and len(b):
-            different.append(f"{name} {params}: dtypes {dtypes}")
-        if _rows(a) != _rows(b):
-            pairs = [(x, y) for x, y in zip(_rows(a), _rows(b), strict=False) if x != y][:1]
-            cols = [(c, u, v) for x, y in pairs
-                    for c, u, v in zip(a.columns, x, y, strict=True) if u != v]
-            different.append(f"{name} {params}: {len(a)} rows vs {len(b)}; {cols}")
-        empty += a.empty
-    assert not different, f"{len(different)} differ:\n" + "\n".join(d[:300]
-                                                                   for d in different[:30])
+    different, empty = differences(
+        duck, ch, cases, drop=("report_id", "commit_sha"),
+        theirs=lambda p: {k: same.get(v, v) if k == "report_id" else v for k, v in p.items()})
+    assert not different, f"{len(different)} differ:\n" + "\n".join(
+        d[:300] for d in different[:30])
     assert empty < len(cases) / 4
 
 

@@ -27,7 +27,7 @@ from workbench.store.clickhouse import ch_test_queries
 from workbench.store.clickhouse.ch_store import ClickHouseStore
 
 from .chdb_folder import chdb_url
-from .test_clickhouse_parity import _rows
+from .test_clickhouse_parity import differences
 
 # real processes (pytest, node) and chDB: not in the quick part
 pytestmark = pytest.mark.slow
@@ -210,25 +210,12 @@ def test_test_queries_answer_alike(both):
     duck, ch = both
     cases = _cases(duck)
     assert len(cases) > 150
-    different, empty = [], 0
-    for name, params in cases:
-        a, b = duck.query(name, **params), ch.query(name, **params)
-        # (when each store stored a row or scanned a folder is its own moment, "at" too; the demo
-        # project's MCP declaration names its own store)
-        a, b = (x.drop(columns=["ingested_at", "at", "scanned_at", "mcp_servers", "head"], errors="ignore")
-                for x in (a, b))
-        assert list(a.columns) == list(b.columns), name
-        dtypes = [(c, str(x), str(y)) for c, x, y in zip(a.columns, a.dtypes, b.dtypes,
-                                                          strict=True) if x != y]
-        if dtypes and len(a) and len(b):
-            different.append(f"{name} {params}: dtypes {dtypes}")
-        if _rows(a) != _rows(b):
-            pairs = [(x, y) for x, y in zip(_rows(a), _rows(b), strict=False) if x != y][:1]
-            cols = [(c, u, v) for x, y in pairs
-                    for c, u, v in zip(a.columns, x, y, strict=True) if u != v]
-            different.append(f"{name} {params}: {len(a)} rows vs {len(b)}; {cols}")
-        empty += a.empty
-    assert not different, f"{len(different)} differ:\n" + "\n".join(d[:300] for d in different[:30])
+    # (when each store stored a row or scanned a folder is its own moment, "at" too; the
+    # demo project's MCP declaration names its own store, and so its commit)
+    different, empty = differences(duck, ch, cases, drop=(
+        "ingested_at", "at", "scanned_at", "mcp_servers", "head"))
+    assert not different, f"{len(different)} differ:\n" + "\n".join(
+        d[:300] for d in different[:30])
     assert empty < len(cases) / 4
 
 
