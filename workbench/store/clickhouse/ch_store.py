@@ -24,6 +24,8 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -126,11 +128,8 @@ class ClickHouseStore(Store):
             return super().query_arrow(name, **params)
         sql, args = ch_queries.render(name, params)
         if callable(sql):  # (a procedure: statements that depend on the last one's answer)
-            return sql(self._ask)
-        return self._ask(sql, args)
-
-    def _ask(self, sql: str, args: dict[str, Any]):
-        return self._ch_read(lambda: self._ch.query_arrow(sql, parameters=args))
+            return sql(self.ch_arrow)
+        return self.ch_arrow(sql, args)
 
     def _federated(self, name: str, params: dict[str, Any], arrow: bool):
         """A query of the file with the runs it reads fetched from ClickHouse first."""
@@ -140,25 +139,22 @@ class ClickHouseStore(Store):
         with self._reading() as cur:
             for table, fetch in ch_test_queries.FEDERATED[name](
                     params, lambda q: cur.execute(q).fetchall()).items():
-                cur.register(table, _naive(self._ask(*fetch)))
+                cur.register(table, _naive(self.ch_arrow(*fetch)))
             answer = cur.sql(sql, params=args)
             return answer.to_arrow_table() if arrow else answer.df()
 
     def ch_sql(self, sql: str, parameters: dict[str, Any] | None = None) -> pd.DataFrame:
         """Read-only SQL on ClickHouse, ad hoc (notebooks; ``sql`` is the control file)."""
-        return ch_queries.shaped(self._ch_read(lambda: self._ch.query_arrow(
-            sql, parameters=parameters or {})))
+        return ch_queries.shaped(self.ch_arrow(sql, parameters))
 
     def ch_arrow(self, sql: str, parameters: dict[str, Any] | None = None):
         """Read-only SQL on ClickHouse, as Arrow."""
         return self._ch_read(lambda: self._ch.query_arrow(sql, parameters=parameters or {}))
 
     def ch_command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
-        """A statement on ClickHouse (retention's deletes, its TTL)."""
-        try:
+        """A statement on ClickHouse (a write's, retention's deletes)."""
+        with self._writing():
             self._ch.command(sql, parameters=parameters or {})
-        except Exception as err:  # noqa: BLE001  (the client raises many kinds)
-            raise self._shared_error(err) from None
 
     #: The file's tables kept in ClickHouse, and the view with their columns there.
     SHARED_VIEWS = {"runs": "runs_v", "results": "results_v", "signatures": "signatures_v",
@@ -231,10 +227,8 @@ class ClickHouseStore(Store):
     def policies_changed(self) -> None:
         from ..retention import policies
 
-        try:
+        with self._writing():
             ch_retention.sync(self._ch, policies(self))
-        except Exception as err:  # noqa: BLE001
-            raise self._shared_error(err) from None
 
     def apply_shared_retention(self, todo, every, now, archive_dir) -> dict[str, Any]:
         out = ch_retention.apply(self, todo, every, now, archive_dir)
@@ -265,57 +259,54 @@ class ClickHouseStore(Store):
         outbox.ship(cur, self._insert_arrow, self._replace_reports, topics)
 
     def _replace_reports(self, report_ids: list[str]) -> None:
-        try:
+        with self._writing():
             there = self._ch.query_arrow(
                 "SELECT DISTINCT report_id FROM wb_coverage_reports "
                 "WHERE report_id IN {ids:Array(String)}",
                 parameters={"ids": report_ids}).column("report_id").to_pylist()
+        if there:
             for table in ("wb_coverage_tests", "wb_coverage_files", "wb_coverage_reports"):
-                if there:
-                    self._ch.command(f"DELETE FROM {table} WHERE report_id IN "
-                                     "{ids:Array(String)}", parameters={"ids": there})
-        except Exception as err:  # noqa: BLE001  (the client raises many kinds)
-            raise self._shared_error(err) from None
+                self.ch_command(f"DELETE FROM {table} WHERE report_id IN {{ids:Array(String)}}",
+                                {"ids": there})
 
     def _insert_arrow(self, table: str, rows, topic: str) -> None:
         self._news.add(topic)
         with self._signal.lock:
-            try:
+            with self._writing():
                 self._ch.insert_arrow(table, rows)
-            except Exception as err:  # noqa: BLE001  (the client raises many kinds)
-                raise self._shared_error(err) from None
             if topic in self._signal.topics:
                 self._signal.counted(rows.num_rows, topic)
 
-    def _shared_error(self, err: BaseException) -> StoreWriteError:
-        if isinstance(err, StoreWriteError):
-            return err
-        reason = first_line(err)
-        return StoreWriteError(f"could not write to {self.url}: {reason} (the write was not "
-                               "stored)", path=self.url, reason=reason, shared=True)
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """What ClickHouse or the way to it refused while a write talked to it, as the
+        write's own :class:`StoreWriteError` (``shared``: the file is not at fault)."""
+        try:
+            yield
+        except StoreWriteError:
+            raise
+        except Exception as err:  # noqa: BLE001  (the client raises many kinds)
+            reason = first_line(err)
+            raise StoreWriteError(f"could not write to {self.url}: {reason} (the write was "
+                                  "not stored)", path=self.url, reason=reason,
+                                  shared=True) from None
 
     def runs_known(self, cur, run_ids, columns=("status",)):
         known = super().runs_known(cur, run_ids, columns)  # (running: in the file)
         rest = [r for r in run_ids if r not in known]
         if rest:
-            try:
+            with self._writing():
                 table = self._ch.query_arrow(
                     f"SELECT run_id, {', '.join(columns)} FROM runs_v "
                     "WHERE run_id IN {ids:Array(String)}", parameters={"ids": rest})
-            except Exception as err:  # noqa: BLE001
-                raise self._shared_error(err) from None
             for row in table.to_pylist():
                 known[row.pop("run_id")] = row
         return known
 
     def forget_run(self, cur, run_id: str) -> None:
         self._news.add("tests")
-        try:
-            for table in ("wb_results", "wb_runs"):
-                self._ch.command(f"DELETE FROM {table} WHERE run_id = {{r:String}}",
-                                 parameters={"r": run_id})
-        except Exception as err:  # noqa: BLE001
-            raise self._shared_error(err) from None
+        for table in ("wb_results", "wb_runs"):
+            self.ch_command(f"DELETE FROM {table} WHERE run_id = {{r:String}}", {"r": run_id})
 
     def _committed(self, batch: list, results: list, wrote: bool) -> None:
         super()._committed(batch, results, wrote)
