@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Callable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .records_ddl import (
     AUDIT_COLUMNS,
@@ -59,19 +60,28 @@ Insert = Callable[[str, pa.Table, str], None]
 Replace = Callable[[list[str]], None]
 
 
-def _cols(alias: str, columns: tuple[str, ...], lists: tuple[str, ...] = ()) -> str:
-    # (a list is never NULL in ClickHouse: the file's NULL list is sent empty)
-    return ", ".join(f"coalesce({alias}.{c}, []) AS {c}" if c in lists else f"{alias}.{c}"
+#: The columns sent as something else than themselves: a list is never NULL in
+#: ClickHouse (the file's NULL list is sent empty), JSON is kept as its text.
+_AS = {**dict.fromkeys(("statement_ranges", "covered_ranges", "partial_lines", "ranges"),
+                       "coalesce({}, [])"),
+       "data": "{}::VARCHAR", "params": "{}::VARCHAR"}
+
+
+def _cols(columns: tuple[str, ...], alias: str = "", **exprs: str) -> str:
+    """``columns`` as the select list that sends them (``exprs``: a column's own)."""
+    dot = f"{alias}." if alias else ""
+    forms = {**_AS, **exprs}
+    return ", ".join(f"{forms[c].format(dot + c)} AS {c}" if c in forms else dot + c
                      for c in columns)
 
 
-def _arrow(cur, sql: str) -> pa.Table:
+def _arrow(cur, sql: str, params: list | None = None) -> pa.Table:
     """``sql``'s answer on the writer's cursor (its transaction) as Arrow. (``cur.sql``
     would refuse while the write's last statement has a result left unread; the copy
     DuckDB warns of is the size of one write's rows.)"""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return cur.execute(sql).to_arrow_table()
+        return cur.execute(sql, params).to_arrow_table()
 
 
 def _any(cur, table: str) -> bool:
@@ -105,15 +115,14 @@ def ship(cur, insert: Insert, replace: Replace, topics: set[str]) -> int:
 def _runs(cur, insert: Insert) -> int:
     if not _any(cur, "runs"):
         return 0
-    results = _arrow(
-        cur, f"SELECT ru.project, coalesce(ru.started_at, ru.ingested_at) AS started_at, "
-        f"{_cols('r', RESULT_COLUMNS)} {_UNSENT}")
-    signatures = _arrow(
-        cur, f"SELECT {_cols('g', SIGNATURE_COLUMNS)} FROM signatures g WHERE g.signature IN "
-        f"(SELECT r.signature {_UNSENT} WHERE r.signature IS NOT NULL)")
-    cols = ", ".join("coalesce(started_at, ingested_at) AS started_at" if c == "started_at"
-                     else c for c in RUN_COLUMNS)
-    runs = _arrow(cur, f"SELECT {cols} FROM runs")
+    started = "coalesce({}, ingested_at)"
+    results = _arrow(cur, f"SELECT ru.project, coalesce(ru.started_at, ru.ingested_at) AS "
+                          f"started_at, {_cols(RESULT_COLUMNS, 'r')} {_UNSENT}")
+    # (the failures' signatures: those the results being sent name)
+    named = pc.unique(results.column("signature").drop_null()).to_pylist()
+    signatures = _arrow(cur, f"SELECT {_cols(SIGNATURE_COLUMNS)} FROM signatures WHERE "
+                             "signature IN (SELECT unnest(?::VARCHAR[]))", [named])
+    runs = _arrow(cur, f"SELECT {_cols(RUN_COLUMNS, started_at=started)} FROM runs")
     sent = _send(insert, "tests", [("wb_signatures", signatures), ("wb_results", results),
                                    ("wb_runs", runs)])
     # What is final leaves the file; of a running run, the file remembers what it sent.
@@ -132,15 +141,14 @@ def _coverage(cur, insert: Insert, replace: Replace) -> int:
     # A report stored again replaces the one stored before (as on the file), whose time,
     # part of the sort key, was another: its rows go first.
     replace([r[0] for r in cur.execute("SELECT report_id FROM coverage_reports").fetchall()])
-    head = "r.project, coalesce(r.created_at, TIMESTAMP '1970-01-01') AS created_at"
-    lists = ("statement_ranges", "covered_ranges", "partial_lines", "ranges")
-    tests = _arrow(cur, f"SELECT {head}, {_cols('t', COVERAGE_TEST_COLUMNS, lists)} "
+    created = "coalesce({}, TIMESTAMP '1970-01-01')"
+    head = _cols(("project", "created_at"), "r", created_at=created)
+    tests = _arrow(cur, f"SELECT {head}, {_cols(COVERAGE_TEST_COLUMNS, 't')} "
                         "FROM coverage_tests t JOIN coverage_reports r USING (report_id)")
-    files = _arrow(cur, f"SELECT {head}, {_cols('f', COVERAGE_FILE_COLUMNS, lists)} "
+    files = _arrow(cur, f"SELECT {head}, {_cols(COVERAGE_FILE_COLUMNS, 'f')} "
                         "FROM coverage_files f JOIN coverage_reports r USING (report_id)")
-    cols = ", ".join("coalesce(created_at, TIMESTAMP '1970-01-01') AS created_at"
-                     if c == "created_at" else c for c in COVERAGE_REPORT_COLUMNS)
-    reports = _arrow(cur, f"SELECT {cols} FROM coverage_reports")
+    reports = _arrow(cur, f"SELECT {_cols(COVERAGE_REPORT_COLUMNS, created_at=created)} "
+                          "FROM coverage_reports")
     sent = _send(insert, "tests", [("wb_coverage_tests", tests), ("wb_coverage_files", files),
                                    ("wb_coverage_reports", reports)])
     for table in ("coverage_tests", "coverage_files", "coverage_reports"):
@@ -158,10 +166,7 @@ def _records(cur, insert: Insert) -> int:
     for table, target, columns in _RECORDS:
         if not _any(cur, table):
             continue
-        # (JSON as its text: ClickHouse keeps it in a String)
-        cols = ", ".join(f"{c}::VARCHAR AS {c}" if c in ("data", "params") else c
-                         for c in columns)
-        sent += _send(insert, "control", [(target, _arrow(cur, f"SELECT {cols} FROM {table}"))],
-                      stamp=False)
+        rows = _arrow(cur, f"SELECT {_cols(columns)} FROM {table}")
+        sent += _send(insert, "control", [(target, rows)], stamp=False)
         cur.execute(f"DELETE FROM {table}")
     return sent
