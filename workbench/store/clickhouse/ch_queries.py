@@ -46,18 +46,34 @@ _COLUMNS = (("service", "service_name"), ("agent", "agent_name"), ("session", "s
             ("model", "model"))
 
 
-def _where(p: dict[str, Any], a: _Args, time_col: str) -> str:
+def filters(p: dict[str, Any], a: _Args, columns: tuple[tuple[str, str], ...],
+            time_col: str) -> str:
+    """``column = value`` for each ``(param, column)`` that ``p`` sets, and the
+    ``since``/``until`` window on ``time_col`` (the DuckDB ``queries.filter_clause``)."""
     clauses = ["1"]
-    for key, col in _COLUMNS:
+    for key, col in columns:
         if p.get(key):
             clauses.append(f"{col} = {a(str(p[key]))}")
-    # (on the table's own time column, which the views name _ts: the same rows as on
-    # time_col, whose microseconds truncate it, since a bound has no finer digits)
     if p.get("since") is not None:
-        clauses.append(f"_ts >= {a.time(p['since'])}")
+        clauses.append(f"{time_col} >= {a.time(p['since'])}")
     if p.get("until") is not None:
-        clauses.append(f"_ts < {a.time(p['until'])}")
+        clauses.append(f"{time_col} < {a.time(p['until'])}")
     return " AND ".join(clauses)
+
+
+def _where(p: dict[str, Any], a: _Args, time_col: str) -> str:
+    # (the window on the table's own time column, which the views name _ts: the same rows
+    # as on time_col, whose microseconds truncate it, since a bound has no finer digits)
+    return filters(p, a, _COLUMNS, "_ts")
+
+
+def one_of(table: str, key: str, time: str, value: str, alias: str = "") -> str:
+    """The rows of one run or report, ``key = value`` (``value``: SQL, a bound value or a
+    subquery), found through their sort key's head: the project and ``time`` that
+    ``table`` gives that key."""
+    dot = f"{alias}." if alias else ""
+    return (f"({dot}project, {dot}{time}) IN (SELECT project, {time} FROM {table} "
+            f"WHERE {key} = {value}) AND {dot}{key} = {value}")
 
 
 def _like(a: _Args, text: str) -> str:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..control_queries import _limit
 from ..queries import clamped
-from .ch_queries import QUERIES, _Args, query
+from .ch_queries import QUERIES, _Args, one_of, query
 
 Rendered = tuple[str, dict[str, Any]]
 __all__ = ["QUERIES"]
@@ -29,11 +30,9 @@ def _latest(p: dict[str, Any], a: _Args, contexts: bool = False) -> str:
             "ORDER BY created_at DESC LIMIT 1)")
 
 
-def _of_report(a: _Args, report: str) -> str:
-    """The rows of one report (``report``: a bound id or a subquery), found through the
-    sort key."""
-    return (f"(project, created_at) IN (SELECT project, created_at FROM wb_coverage_reports "
-            f"WHERE report_id = {report}) AND report_id = {report}")
+def _of_report(report: str) -> str:
+    """The rows of one report (``report``: a bound id or a subquery)."""
+    return one_of("wb_coverage_reports", "report_id", "created_at", report)
 
 
 _FILE_COLUMNS = ("report_id, path, statements, covered, percent, branches, branches_covered, "
@@ -63,7 +62,7 @@ def coverage_report(p: dict[str, Any]) -> Rendered:
 def coverage_files(p: dict[str, Any]) -> Rendered:
     a = _Args()
     report = a(str(p["report_id"])) if p.get("report_id") else _latest(p, a)
-    return (f"SELECT {_FILE_COLUMNS} FROM coverage_files_v WHERE {_of_report(a, report)} "
+    return (f"SELECT {_FILE_COLUMNS} FROM coverage_files_v WHERE {_of_report(report)} "
             "ORDER BY path", a)
 
 
@@ -72,12 +71,12 @@ def coverage_file_totals(p: dict[str, Any]) -> Rendered:
     a = _Args()
     report = a(str(p["report_id"]))
     return (f"SELECT path, statements, covered, percent FROM coverage_files_v "
-            f"WHERE {_of_report(a, report)} ORDER BY path", a)
+            f"WHERE {_of_report(report)} ORDER BY path", a)
 
 
 def _tests_of(p: dict[str, Any], a: _Args) -> str:
     report = a(str(p["report_id"])) if p.get("report_id") else _latest(p, a, contexts=True)
-    return f"SELECT test_id, path, ranges FROM coverage_tests_v WHERE {_of_report(a, report)}"
+    return f"SELECT test_id, path, ranges FROM coverage_tests_v WHERE {_of_report(report)}"
 
 
 @query
@@ -104,9 +103,6 @@ def coverage_tests_in(p: dict[str, Any]) -> Rendered:
 
 
 # -- agents' events and samples, the audit log -------------------------------------------
-def _limit(p: dict[str, Any], default: int = 200) -> int:
-    return clamped(p, "limit", default, 10_000)
-
 
 @query
 def agent_events(p: dict[str, Any]) -> Rendered:

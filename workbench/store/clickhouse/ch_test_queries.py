@@ -21,30 +21,20 @@ from collections.abc import Callable
 from typing import Any
 
 from ..queries import _page, clamped
-from .ch_queries import QUERIES, _Args, query
+from .ch_queries import QUERIES, _Args, filters, one_of, query
 
 Rendered = tuple[str, dict[str, Any]]
 __all__ = ["FEDERATED", "QUERIES"]
 
 
 def _run_where(p: dict[str, Any], a: _Args, alias: str = "ru") -> str:
-    clauses = ["1"]
-    for key in ("project", "branch", "variant"):
-        if p.get(key):
-            clauses.append(f"{alias}.{key} = {a(str(p[key]))}")
-    if p.get("since") is not None:
-        clauses.append(f"{alias}.started_at >= {a.time(p['since'])}")
-    if p.get("until") is not None:
-        clauses.append(f"{alias}.started_at < {a.time(p['until'])}")
-    return " AND ".join(clauses)
+    cols = tuple((key, f"{alias}.{key}") for key in ("project", "branch", "variant"))
+    return filters(p, a, cols, f"{alias}.started_at")
 
 
-def _of_run(a: _Args, run_id: str, alias: str = "") -> str:
-    """The results of one run, found through the sort key."""
-    rid = a(str(run_id))
-    dot = f"{alias}." if alias else ""
-    return (f"({dot}project, {dot}started_at) IN (SELECT project, started_at FROM wb_runs "
-            f"WHERE run_id = {rid}) AND {dot}run_id = {rid}")
+def _of_run(a: _Args, run_id: str) -> str:
+    """The results of one run."""
+    return one_of("wb_runs", "run_id", "started_at", a(str(run_id)))
 
 
 def _same(left: str, right: str) -> str:
