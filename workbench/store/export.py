@@ -92,7 +92,8 @@ def export(store: Store, dest: str | Path, kinds: list[str] | None = None,
             for i, table in enumerate(tables):
                 if table.name in shared:  # (streamed from ClickHouse, through DuckDB's COPY)
                     cond, args = "TRUE", []
-                    select = f"SELECT * FROM {_from_shared(store, cur, table, flt)}"
+                    read = _from_shared(store, cur, table, shared[table.name], flt)
+                    select = f"SELECT * FROM {read}"
                 else:
                     cond, args = where(table, flt)
                     select = f"SELECT * FROM {table.name} WHERE {cond}"
@@ -123,18 +124,17 @@ def export(store: Store, dest: str | Path, kinds: list[str] | None = None,
     return manifest
 
 
-def _from_shared(store: Store, cur, table: Table, flt: Filter) -> str:
-    """``table``'s rows that ``flt`` keeps, read from the shared store as a stream of
-    Arrow batches registered in ``cur`` (its file's columns, in its order); the name to
-    read them by."""
-    views = store.shared_views()
+def _from_shared(store: Store, cur, table: Table, view: str, flt: Filter) -> str:
+    """``table``'s rows that ``flt`` keeps, read from the shared store's ``view`` as a
+    stream of Arrow batches registered in ``cur`` (its file's columns, in its order); the
+    name to read them by."""
     columns = [r[0] for r in cur.execute(
         "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND "
         "schema_name = 'main' ORDER BY column_index", [table.name]).fetchall()]
     cond, params = store.shared_where(table, flt)
     name = f"_shared_{table.name}"
     cur.register(name, store.ch_stream(
-        f"SELECT {', '.join(columns)} FROM {views[table.name]} WHERE {cond}", params))
+        f"SELECT {', '.join(columns)} FROM {view} WHERE {cond}", params))
     return name
 
 

@@ -63,23 +63,30 @@ def _own(policies, kind: str) -> list[str]:
     return sorted({p.project for p in policies if p.kind == kind and p.project})
 
 
+def _scope(policy, own: list[str], project: str | None) -> str | None:
+    """The rows ``policy`` is for, by the ``project`` column: its project's, or the
+    default's (every project without a policy of its own, ``own``); ``1`` when that is
+    all rows, None when the table has no project column for a project's policy."""
+    if policy.project:
+        return None if project is None else f"{project} = {_text(policy.project)}"
+    if own and project is not None:
+        return f"{project} NOT IN ({', '.join(map(_text, own))})"
+    return "1"
+
+
 def ttl(policies, kind: str, time_col: str, project: str | None) -> str:
     """The TTL rules of one table of ``kind`` ('' when no policy gives days)."""
     rules = []
     own = _own(policies, kind)
     for p in policies:
-        if p.kind != kind or p.days is None or p.archive or (p.project and project is None):
+        scope = _scope(p, own, project)
+        if p.kind != kind or p.days is None or p.archive or scope is None:
             continue  # (a TTL would drop an archived policy's rows unarchived)
         # (as the file's retention, which cuts back to a whole hour: a row goes when the
         # end of its hour is ``days`` old)
         at = (f"toStartOfHour(toDateTime({time_col})) + "
               f"toIntervalSecond({3600 + int(p.days * 86400)})")
-        if p.project:
-            rules.append(f"{at} WHERE {project} = {_text(p.project)}")
-        elif own and project is not None:
-            rules.append(f"{at} WHERE {project} NOT IN ({', '.join(map(_text, own))})")
-        else:
-            rules.append(at)
+        rules.append(at if scope == "1" else f"{at} WHERE {scope}")
     return ", ".join(rules)
 
 
@@ -115,17 +122,11 @@ def sync(client, policies) -> dict[str, str]:
 
 def _where(time_col: str, project: str | None, policy, own: list[str],
            cutoff: datetime | None) -> str | None:
-    if policy.project and project is None:
+    scope = _scope(policy, own, project)
+    if scope is None or cutoff is None:
         return None
-    parts = []
-    if policy.project:
-        parts.append(f"{project} = {_text(policy.project)}")
-    elif own and project is not None:
-        parts.append(f"{project} NOT IN ({', '.join(map(_text, own))})")
-    if cutoff is None:
-        return None
-    parts.append(f"{time_col} < toDateTime64({_text(cutoff.isoformat(sep=' '))}, 6, 'UTC')")
-    return " AND ".join(parts)
+    return (f"{scope} AND {time_col} < "
+            f"toDateTime64({_text(cutoff.isoformat(sep=' '))}, 6, 'UTC')")
 
 
 def apply(store, todo, policies, now: datetime | None = None,
@@ -157,8 +158,7 @@ def apply(store, todo, policies, now: datetime | None = None,
                 drop(table, where, policy.archive)
         if policy.keep_runs is not None and policy.kind in COUNTED:
             view, key, when, tables = COUNTED[policy.kind]
-            scope = (f"project = {_text(policy.project)}" if policy.project else
-                     f"project NOT IN ({', '.join(map(_text, own))})" if own else "1")
+            scope = _scope(policy, own, "project")
             doomed = (f"{key} IN (SELECT {key} FROM (SELECT {key}, row_number() OVER "
                       f"(PARTITION BY project ORDER BY {when} DESC) AS n FROM {view} "
                       f"WHERE {scope}) WHERE n > {int(policy.keep_runs)})")
