@@ -315,6 +315,10 @@ def test_a_person_goes_from_the_overview_to_the_tests_of_a_line(shop, chromium, 
             browser = p.chromium.launch(executable_path=chromium,
                                         args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            # The project tab renders git history, coverage and the MCP declarations: 18 s
+            # for the whole walk alone, and one step took over 30 s beside the suite's
+            # chDB tests on 2 cores (CI, 2026-12-07). A step may take a minute there.
+            page.set_default_timeout(60_000)
             outside: list[str] = []
             page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(
                 (served.url, "data:", "blob:")) else None)
