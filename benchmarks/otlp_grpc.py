@@ -127,6 +127,7 @@ def run(protocol: str, spans: int, processes: int, gz: bool) -> dict:
             began, cpu_before = time.monotonic(), cpu_seconds(server.pid)
             done = [out.get(timeout=1800) for _ in procs]
             elapsed = max(d[2] for d in done) - began
+            written = rows_written(url) - began  # (acknowledged requests' rows written later)
             cpu = cpu_seconds(server.pid) - cpu_before
             for p in procs:
                 p.join()
@@ -141,7 +142,20 @@ def run(protocol: str, spans: int, processes: int, gz: bool) -> dict:
     acked = sum(d[0] for d in done)
     return {"sent": batches * BATCH * processes, "acked": acked,
             "failed": sum(d[1] for d in done), "stored": stored, "seconds": elapsed,
-            "rate": stored / elapsed, "peak_mb": peak, "cpu_us": cpu / stored * 1e6}
+            "rate": stored / elapsed, "peak_mb": peak, "cpu_us": cpu / stored * 1e6,
+            "written_s": written}
+
+
+def rows_written(url: str) -> float:
+    """When every acknowledged request's rows were written (the server's OTLP inbox empty,
+    as ``/api/health`` says), on this process's monotonic clock."""
+    import httpx
+
+    while True:
+        inbox = httpx.get(url + "/api/health", timeout=30).json().get("otlp_inbox")
+        if not inbox or not inbox["requests"]:
+            return time.monotonic()
+        time.sleep(0.05)
 
 
 def main() -> None:

@@ -60,6 +60,13 @@ SETTINGS: dict[str, Setting] = {
                 "gzip inflation (default 256 MiB)", kind=int),
         Setting("OBSERVATORY_OTLP_MAX_BYTES", 64 * 1024 * 1024, "largest OTLP request, after "
                 "gzip inflation (default 64 MiB)", kind=int),
+        Setting("OBSERVATORY_OTLP_DEFER_S", 5.0, "while OTLP requests overlap, each is "
+                "answered once its bytes are stored and its rows are written within this many "
+                "seconds, or at the first quiet moment (0: rows before every answer; default "
+                "5)", kind=float),
+        Setting("OBSERVATORY_OTLP_INBOX_BYTES", 256 * 1024 * 1024, "OTLP requests answered and "
+                "not yet written as rows, at most (then rows are written before the answer "
+                "again; default 256 MiB)", kind=int),
         Setting("OBSERVATORY_REPORT_TZ", None, "zone of report timestamps written without one "
                 "(default UTC)", flag="--report-tz"),
         Setting("OBSERVATORY_BASIC_AUTH", None, "as `serve --basic-auth`", flag="--basic-auth"),

@@ -202,8 +202,10 @@ class HealthHandler(APIHandler):
         health = store.health()
         if health.get("store") != "ok":
             self.set_status(503)
+        inbox = get_intake().inbox
         self.finish({"ok": health.get("store") == "ok", "db": str(store.path),
-                     "schema": store.schema_version, **health})
+                     "schema": store.schema_version, **health,
+                     "otlp_inbox": inbox.state() if inbox is not None else None})
 
 
 class LiveHandler(APIHandler):

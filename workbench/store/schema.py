@@ -628,4 +628,18 @@ MIGRATIONS.append((18, [
     """,
 ]))
 
+# v19: OTLP requests answered and not yet written as rows (store/otlp_inbox.py); a row
+# goes in the transaction that writes its rows.
+MIGRATIONS.append((19, [
+    "CREATE SEQUENCE otlp_inbox_ids",
+    """
+    CREATE TABLE otlp_inbox (
+        id BIGINT NOT NULL DEFAULT nextval('otlp_inbox_ids'),
+        received_at TIMESTAMP NOT NULL,
+        signal VARCHAR NOT NULL,
+        body BLOB NOT NULL
+    )
+    """,
+]))
+
 LATEST = MIGRATIONS[-1][0]

@@ -1,0 +1,127 @@
+"""The OTLP inbox: overlapping requests are answered once their bytes are committed, their
+rows are written later, exactly once, and a restart writes what was left."""
+
+from __future__ import annotations
+
+import threading
+
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from workbench.ingest import otlp
+from workbench.intake.local import LocalIntake
+from workbench.store import Store
+
+
+def sdk_request(service: str, spans: int) -> bytes:
+    """An export request as the SDK's own exporter encodes it."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("inbox-test")
+    for i in range(spans):
+        with tracer.start_as_current_span(f"step {i}", attributes={"gen_ai.system": "test"}):
+            pass
+    return encode_spans(memory.get_finished_spans()).SerializeToString()
+
+
+def with_bad_span(body: bytes) -> bytes:
+    """The request with one more span whose trace id is all zero (to be rejected)."""
+    msg = otlp.decode("traces", body, otlp.PROTOBUF)
+    bad = msg.resource_spans[0].scope_spans[0].spans.add()
+    bad.trace_id, bad.span_id, bad.name = bytes(16), bytes(range(1, 9)), "bad"
+    return msg.SerializeToString()
+
+
+def spans(store: Store, service: str) -> int:
+    return store.sql("SELECT count(*) AS n FROM spans WHERE service_name = ?",
+                     [service])["n"].item()
+
+
+def overlapping(intake: LocalIntake, first: bytes, second: bytes):
+    """Send ``second`` while ``first`` is still in flight (the writer held busy)."""
+    gate, busy = threading.Event(), threading.Event()
+    intake.store.submit(lambda cur: (busy.set(), gate.wait(10)))
+    busy.wait(5)
+    one = intake.submit_telemetry("traces", first, otlp.PROTOBUF)
+    two = intake.submit_telemetry("traces", second, otlp.PROTOBUF)
+    gate.set()
+    one[1].result(10)
+    two[1].result(10)
+    return one[0], two[0]
+
+
+def test_an_overlapping_request_is_answered_before_its_rows_and_written_once(tmp_path,
+                                                                             monkeypatch):
+    monkeypatch.setenv("OBSERVATORY_OTLP_DEFER_S", "60")
+    store = Store(tmp_path / "inbox.duckdb")
+    intake = LocalIntake(store, ci_env={}, block=False)
+    intake.use_inbox()
+    intake.inbox.quiet_s = 30  # (no quiet moment in this test: only settle() drains)
+    try:
+        first, second = sdk_request("alone", 5), with_bad_span(sdk_request("later", 7))
+        one, two = overlapping(intake, first, second)
+        # the first was written before its answer; the second is in the inbox only
+        assert spans(store, "alone") == 5 and spans(store, "later") == 0
+        assert store.sql("SELECT count(*) AS n FROM otlp_inbox")["n"].item() == 1
+        assert intake.inbox.state()["requests"] == 1
+        # the answer is the one the rows would have given: 7 accepted, the bad one rejected
+        flat = otlp.flatten("traces", otlp.decode("traces", second, otlp.PROTOBUF))
+        assert (two.accepted, two.rejected, two.errors) == (7, 1, flat.errors)
+        assert (one.accepted, one.rejected) == (5, 0)
+        # sent again while the burst goes on (the inbox is not empty): answered, not written
+        again = intake.submit_telemetry("traces", second, otlp.PROTOBUF)
+        again[1].result(10)
+        assert store.sql("SELECT count(*) AS n FROM otlp_inbox")["n"].item() == 2
+        assert intake.inbox.settle(30)
+        assert spans(store, "later") == 7  # both copies written: the spans once
+        assert store.sql("SELECT count(*) AS n FROM otlp_inbox")["n"].item() == 0
+        assert intake.inbox.state() == {"requests": 0, "bytes": 0, "oldest_s": None}
+    finally:
+        intake.close()
+        store.close()
+
+
+def test_what_a_stopped_server_acknowledged_is_written_at_the_next_start(tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setenv("OBSERVATORY_OTLP_DEFER_S", "60")
+    path = tmp_path / "restart.duckdb"
+    store = Store(path)
+    intake = LocalIntake(store, ci_env={}, block=False)
+    intake.use_inbox()
+    intake.inbox.quiet_s = 30
+    overlapping(intake, sdk_request("before", 3), sdk_request("acknowledged", 4))
+    intake.close()  # stops the inbox's worker before it wrote anything
+    store.close()
+
+    store = Store(path)
+    assert spans(store, "acknowledged") == 0
+    assert store.sql("SELECT count(*) AS n FROM otlp_inbox")["n"].item() == 1
+    intake = LocalIntake(store, ci_env={}, block=False)
+    intake.use_inbox()  # (as the server does at start)
+    try:
+        assert intake.inbox.settle(30)
+        assert spans(store, "acknowledged") == 4 and spans(store, "before") == 3
+        assert store.sql("SELECT count(*) AS n FROM otlp_inbox")["n"].item() == 0
+    finally:
+        intake.close()
+        store.close()
+
+
+def test_a_lone_request_is_written_before_its_answer(tmp_path):
+    store = Store(tmp_path / "lone.duckdb")
+    intake = LocalIntake(store, ci_env={}, block=False)
+    intake.use_inbox()
+    try:
+        for i in range(3):  # one after another: each readable once answered
+            batch, written = intake.submit_telemetry("traces", sdk_request(f"s{i}", 2),
+                                                     otlp.PROTOBUF)
+            written.result(10)
+            assert spans(store, f"s{i}") == 2
+        assert store.sql("SELECT count(*) AS n FROM otlp_inbox")["n"].item() == 0
+    finally:
+        intake.close()
+        store.close()
