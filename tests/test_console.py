@@ -392,14 +392,19 @@ def test_a_follower_reads_a_flood_a_megabyte_at_a_time(tmp_path):
     got: list[bytes] = []
     ended = threading.Event()
     ended.set()
-    entry = follow.Followed(path, 0, got.append, ended)
+    handed: list[int] = []  # (the lines handed on at a time)
+    entry = follow.Followed(path, 0, lambda ls: (handed.append(len(ls)), got.extend(ls)),
+                            ended)
     reads: list[int] = []
     handle = path.open("rb")
     read = handle.read
     handle.read = lambda n=-1: (reads.append(n), read(n))[1]  # (what each read asks for)
     entry.handle = handle
-    assert follow.Followers._read(entry) is True
+    out = follow._Out()
+    assert follow.Followers._read(entry, out) is True
+    out.hand_on()
     handle.close()
+    assert len(handed) > 1  # (handed on as they reach a megabyte, not held to the end)
     assert got[:15_000] == lines
     assert b"".join(got[15_000:]) == b"z" * (follow.READ_BYTES * 2 + 10)
     assert all(len(x) <= follow.READ_BYTES * 2 for x in got)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import psutil
@@ -46,6 +47,8 @@ class Agent:
         self.stop_reason: str | None = None
         self.last_event: dict[str, Any] | None = None
         self.sample: dict[str, Any] | None = None
+        #: The time of its last stored event (each next one is later: see Supervisor.stamps).
+        self.last_at: datetime | None = None
         self._procs: dict[int, psutil.Process] = {}
         self.lock = threading.RLock()
         #: The task it works on (see tasks.py), and that task's command for a process agent.
@@ -83,6 +86,13 @@ class Agent:
     def emit(self, kind: str, text: str, data: dict[str, Any] | None = None) -> None:
         self.last_event = {"kind": kind, "text": text[:300], "at": utcnow().isoformat()}
         self.sup.event(self, kind, text, data)
+
+    def emit_logs(self, lines: list[str], data: dict[str, Any]) -> None:
+        """Lines of output read together: ``log`` events, stored as one batch."""
+        if lines:
+            self.last_event = {"kind": "log", "text": lines[-1][:300],
+                               "at": utcnow().isoformat()}
+            self.sup.log_events(self, lines, data)
 
     def ask(self, tool: str, tool_input: Any, answer: Callable[[str, str], None],
             reason: str | None = None) -> str:

@@ -2,8 +2,9 @@
 
 A thread per file polling for new lines cost the supervisor most of a core with 100
 agents (200 threads waking 20 times a second). One thread checks every file's size each
-tenth of a second (an ``fstat``, no read when nothing was written) and hands new complete
-lines on; when the process has ended it reads what is left and says it is done.
+tenth of a second (an ``fstat``, no read when nothing was written) and hands the new
+complete lines on, all those of one read together (one batch of events, not one each);
+when the process has ended it reads what is left and says it is done.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ READ_BYTES = 1 << 20
 class Followed:
     path: Path
     offset: int
-    on_line: Callable[[bytes], None]
+    on_lines: Callable[[list[bytes]], None]
     ended: threading.Event
     done: threading.Event = field(default_factory=threading.Event)
     pending: bytes = b""
@@ -44,11 +45,12 @@ class Followers:
         last lines (a workflow's chain of short commands waited 50 ms a step for it)."""
         self._wake.set()
 
-    def follow(self, path: Path, offset: int, on_line: Callable[[bytes], None],
+    def follow(self, path: Path, offset: int, on_lines: Callable[[list[bytes]], None],
                ended: threading.Event) -> Followed:
-        """Hand each new line of ``path`` after ``offset`` to ``on_line`` until ``ended`` is
-        set and the rest has been read; the returned entry's ``done`` is set then."""
-        entry = Followed(path, offset, on_line, ended)
+        """Hand the new lines of ``path`` after ``offset`` to ``on_lines`` (a list at a time,
+        in order) until ``ended`` is set and the rest has been read; the returned entry's
+        ``done`` is set then."""
+        entry = Followed(path, offset, on_lines, ended)
         with self._lock:
             self._files.append(entry)
             if self._thread is None:
@@ -61,23 +63,26 @@ class Followers:
         while True:
             with self._lock:
                 files = list(self._files)
+            out, finished = _Out(), []
             for entry in files:
                 try:
-                    finished = self._read(entry)
+                    if self._read(entry, out):
+                        finished.append(entry)
                 except OSError:
-                    finished = True
-                if finished:
-                    with self._lock:
-                        self._files.remove(entry)
-                    if entry.handle is not None:
-                        entry.handle.close()
-                    entry.done.set()
+                    finished.append(entry)
+            out.hand_on()  # (every file read first: a tick's lines reach the store together)
+            for entry in finished:
+                with self._lock:
+                    self._files.remove(entry)
+                if entry.handle is not None:
+                    entry.handle.close()
+                entry.done.set()
             self._wake.wait(POLL_S)
             self._wake.clear()
 
     @staticmethod
-    def _read(entry: Followed) -> bool:
-        """Read what is new; True when the entry is finished."""
+    def _read(entry: Followed, out: _Out) -> bool:
+        """Read what is new into ``out``; True when the entry is finished."""
         ended = entry.ended.is_set()  # before reading: nothing is written after it
         if entry.handle is None:
             if not entry.path.exists():
@@ -94,14 +99,34 @@ class Followers:
             if len(entry.pending) >= READ_BYTES:
                 lines.append(entry.pending)
                 entry.pending = b""
-            for line in lines:
-                entry.on_line(line)
+            if lines:
+                out.add(entry, lines, len(data))
         if ended:
             if entry.pending:
-                entry.on_line(entry.pending)
+                out.add(entry, [entry.pending], len(entry.pending))
                 entry.pending = b""
             return True
         return False
+
+
+class _Out:
+    """The lines one tick read, handed on after every file was read (each file's in
+    order, one list per read), or as soon as they reach a megabyte."""
+
+    def __init__(self) -> None:
+        self.reads: list[tuple[Followed, list[bytes]]] = []
+        self.size = 0
+
+    def add(self, entry: Followed, lines: list[bytes], size: int) -> None:
+        self.reads.append((entry, lines))
+        self.size += size
+        if self.size >= READ_BYTES:
+            self.hand_on()
+
+    def hand_on(self) -> None:
+        reads, self.reads, self.size = self.reads, [], 0
+        for entry, lines in reads:
+            entry.on_lines(lines)
 
 
 #: The supervisor's process-wide followers.

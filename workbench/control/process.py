@@ -149,7 +149,14 @@ class ProcessBackend:
             if not from_end:
                 offset = self._offsets.get(name, offset)
             self._followed.append(FOLLOWERS.follow(
-                path, offset, lambda raw, n=name: self._line(raw, n), self.ended))
+                path, offset, lambda raws, n=name: self._lines(raws, n), self.ended))
+
+    def _lines(self, raws: list[bytes], name: str) -> None:
+        """What one read of an output file found: a plain process's lines are stored as one
+        batch of log events (a protocol's are read one by one from its pipe)."""
+        lines = [raw.decode("utf-8", "replace").rstrip("\r\n") for raw in raws]
+        self.tail.extend(lines)
+        self.agent.emit_logs(lines, {"stream": name})
 
     def _line(self, raw: bytes, name: str) -> None:
         line = raw.decode("utf-8", "replace").rstrip("\r\n")

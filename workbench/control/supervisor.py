@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from .tasks import TaskQueue
 from .webhooks import Webhooks
 
 log = logging.getLogger("workbench.control")
+_MICROSECOND = timedelta(microseconds=1)
 
 __all__ = ["BACKENDS", "EXTERNAL", "Agent", "Supervisor"]
 #: Seconds between SIGTERM (or a closed stdin) and SIGKILL.
@@ -82,6 +84,7 @@ class Supervisor:
         self._work_listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.webhooks = Webhooks(store, own_url=server_url)
         self._lock = threading.Lock()
+        self._stamp_lock = threading.Lock()
         self._closed = threading.Event()
         self.alerts = AlertEngine(self, self.webhooks)  # (before the load: it may find lost)
         self._load()
@@ -112,10 +115,11 @@ class Supervisor:
 
     def on_output(self, listener: Callable[[str, dict[str, Any]], None]
                   ) -> Callable[[], None]:
-        """Call ``listener(agent_id, last_event)`` for every line an agent prints (its
-        ``log`` events, which :meth:`on_change` leaves out: a chatty agent would redraw
-        every open page per line). In the thread that read the line: it must only take
-        note. Returns the unsubscribe."""
+        """Call ``listener(agent_id, last_event)`` when an agent prints (its ``log`` events,
+        which :meth:`on_change` leaves out: a chatty agent would redraw every open page per
+        line): once per line, or per batch of lines read together (``last_event`` is the
+        last). In the thread that read them: it must only take note. Returns the
+        unsubscribe."""
         self._output_listeners.append(listener)
         return lambda: (self._output_listeners.remove(listener)
                         if listener in self._output_listeners else None)
@@ -157,15 +161,41 @@ class Supervisor:
         self._changed(agent.id)
         return fut
 
+    def stamps(self, agent: Agent, n: int = 1) -> list[datetime]:
+        """The times of ``agent``'s next ``n`` events: now, a microsecond apart, and always
+        after its last one (lines read together are stored together, and must still read
+        back in the order printed, which the queries' ``ORDER BY ts`` decides)."""
+        with self._stamp_lock:
+            first = utcnow()
+            if agent.last_at is not None and first <= agent.last_at:
+                first = agent.last_at + _MICROSECOND
+            agent.last_at = first + _MICROSECOND * (n - 1)
+        return [first + _MICROSECOND * i for i in range(n)] if n > 1 else [first]
+
     def event(self, agent: Agent, kind: str, text: str, data: dict[str, Any] | None) -> None:
         control_writes.agent_event(self.store, [
-            agent.id, utcnow(), kind, agent.state, text[:20000],
+            agent.id, self.stamps(agent)[0], kind, agent.state, text[:20000],
             json.dumps(data, default=str) if data is not None else None])
+        self._heard(agent, kind, [text], data)
+
+    def log_events(self, agent: Agent, lines: list[str], data: dict[str, Any]) -> None:
+        """``lines`` of output read together, as ``log`` events: one append to the store's
+        pending rows (see control_writes), each line heard by the event listeners, and the
+        output listeners told once."""
+        data_json, state = json.dumps(data, default=str), agent.state
+        control_writes.agent_events(self.store, [
+            [agent.id, at, "log", state, text[:20000], data_json]
+            for at, text in zip(self.stamps(agent, len(lines)), lines, strict=True)])
+        self._heard(agent, "log", lines, data)
+
+    def _heard(self, agent: Agent, kind: str, texts: list[str],
+               data: dict[str, Any] | None) -> None:
         for listener in list(self._event_listeners):
-            try:
-                listener(agent, kind, text, data)
-            except Exception:  # a rule's failure must not stop an agent
-                log.exception("agent event listener failed")
+            for text in texts:
+                try:
+                    listener(agent, kind, text, data)
+                except Exception:  # a rule's failure must not stop an agent
+                    log.exception("agent event listener failed")
         if kind != "log":
             self._changed(agent.id)
             return

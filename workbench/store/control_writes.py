@@ -1,10 +1,19 @@
 """The control plane's writes (agents, their events and samples, approvals, the audit log):
 queued on the store's writer under the ``control`` topic, never waited for — a control
-action must not stall on a busy store, and the writer keeps their order."""
+action must not stall on a busy store, and the writer keeps their order.
+
+Agents' events and shell commands come in floods (20 agents printing 100 lines a second
+are 2,000 events a second), so they are write-combined: a row joins the store's pending
+rows of its table, and one writer job, queued only when none is waiting already, inserts
+every row pending when the writer reaches it as one Arrow table, in the order they came.
+Nothing waits for a timer; under load, rows that arrive while the writer is busy share
+one insert, one job and one transaction instead of taking a queue slot each."""
 
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -24,6 +33,15 @@ AGENT_COLUMNS = ("agent_id", "name", "backend", "project", "spec", "state", "pid
 APPROVAL_COLUMNS = ("approval_id", "agent_id", "session_id", "project", "tool", "input",
                     "state", "message", "decided_by", "created_at", "decided_at")
 
+_TEXT, _TIME = pa.string(), pa.timestamp("us")
+#: The write-combined tables and their rows' columns, in the order callers give them.
+COMBINED = {
+    "agent_events": pa.schema([("agent_id", _TEXT), ("ts", _TIME), ("kind", _TEXT),
+                               ("state", _TEXT), ("text", _TEXT), ("data", _TEXT)]),
+    "console_history": pa.schema([("ts", _TIME), ("who", _TEXT), ("project", _TEXT),
+                                  ("command", _TEXT), ("console", _TEXT)]),
+}
+
 
 def submit(store: Store, sql: str, values: list[Any]) -> Future:
     """Queue one control-plane statement; a failure is logged. Returns its future, for the
@@ -38,20 +56,100 @@ def _log_failure(fut) -> None:
         log.error("control write failed: %s", fut.exception())
 
 
+class _Pending:
+    """One store's rows of one write-combined table that no writer job has taken yet, and
+    the queued job that will take them (None when there is none)."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self.lock = threading.Lock()
+        self.rows: list[list[Any]] = []
+        self.queued: Future | None = None
+        #: Writer jobs queued and rows they inserted (for tests and benchmarks).
+        self.jobs = self.inserted = 0
+
+    def add(self, store: Store, rows: list[list[Any]]) -> Future:
+        with self.lock:
+            self.rows.extend(rows)
+            fut = self.queued
+            if fut is None:
+                try:
+                    fut = store.submit(self._job(), topic="control")
+                except BaseException:
+                    del self.rows[len(self.rows) - len(rows):]  # (its caller hears why)
+                    raise
+                self.queued, new = fut, True
+                self.jobs += 1
+            else:
+                new = False
+        if new:  # (outside the lock: a future already done calls back at once)
+            fut.add_done_callback(self._done)
+        return fut
+
+    def _job(self):
+        taken: list[list[Any]] | None = None
+
+        def insert(cur) -> int:
+            nonlocal taken
+            if taken is None:  # its first run takes the rows; a retry inserts the same
+                with self.lock:
+                    taken, self.rows, self.queued = self.rows, [], None
+                    self.inserted += len(taken)
+            schema = COMBINED[self.table]
+            _insert_arrow(cur, self.table, pa.Table.from_arrays(
+                [pa.array(column, t) for column, t in
+                 zip(zip(*taken, strict=True), schema.types, strict=True)], schema=schema))
+            return len(taken)
+        return insert
+
+    def _done(self, fut: Future) -> None:
+        if fut.exception() is None:
+            return
+        with self.lock:
+            if self.queued is fut:  # failed before it ran (the store closed): the next
+                self.queued = None  # row queues a job of its own
+        log.error("control write failed (%s): %s", self.table, fut.exception())
+
+
+_pending: weakref.WeakKeyDictionary[Store, dict[str, _Pending]] = weakref.WeakKeyDictionary()
+_pending_lock = threading.Lock()
+
+
+def pending(store: Store, table: str) -> _Pending:
+    """``store``'s pending rows of the write-combined ``table``."""
+    with _pending_lock:
+        tables = _pending.setdefault(store, {})
+        if table not in tables:
+            tables[table] = _Pending(table)
+        return tables[table]
+
+
+def append(store: Store, table: str, rows: list[list[Any]]) -> Future:
+    """Add ``rows`` (one of :data:`COMBINED`'s tables) to what the store's writer inserts
+    next in one statement; returns the future of that insert (a failure is logged)."""
+    return pending(store, table).add(store, rows)
+
+
 def save_agent(store: Store, row: dict[str, Any]) -> Future:
     return submit(store, f"INSERT OR REPLACE INTO agents VALUES ({', '.join('?' * 15)})",
             [row[c] for c in AGENT_COLUMNS])
 
 
-def agent_event(store: Store, values: list[Any]) -> None:
-    """``[agent_id, at, kind, state, text, data_json]``."""
-    submit(store, "INSERT INTO agent_events VALUES (?, ?, ?, ?, ?, ?)", values)
+def agent_event(store: Store, values: list[Any]) -> Future:
+    """``[agent_id, at, kind, state, text, data_json]``, write-combined with the other
+    events pending; the future is the insert's that stores it."""
+    return append(store, "agent_events", [values])
 
 
-def console_commands(store: Store, rows: list[list[Any]]) -> None:
-    """``[at, who, project, command, console]`` per command typed in a project shell."""
-    for values in rows:
-        submit(store, "INSERT INTO console_history VALUES (?, ?, ?, ?, ?)", values)
+def agent_events(store: Store, rows: list[list[Any]]) -> Future:
+    """Several events, as :func:`agent_event` (lines of output read together)."""
+    return append(store, "agent_events", rows)
+
+
+def console_commands(store: Store, rows: list[list[Any]]) -> Future:
+    """``[at, who, project, command, console]`` per command typed in a project shell,
+    write-combined like agents' events."""
+    return append(store, "console_history", rows)
 
 
 def save_approval(store: Store, row: dict[str, Any]) -> None:
