@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -21,9 +22,11 @@ import httpx
 import pandas as pd
 import pytest
 
-from workbench.coverage import tree
+from workbench.coverage import CoverageReport, FileCoverage, tree
+from workbench.coverage.diff import diff_reports
 from workbench.models.projects import ProjectsModel
 from workbench.store import Store
+from workbench.store.coverage_writes import store_report
 
 from .conftest import ROLE_ENV, TOKENS, Served, role_client, write_tree
 from .test_coverage_ingest import CART, TESTS, line_of, observatory, run
@@ -188,6 +191,95 @@ def test_the_second_commit_left_uncovered_what_coveragepy_says(shop):
     assert got == lost
     assert result["base"]["commit"] == shop["c1"] and result["head"]["commit"] == shop["c2"]
     assert result["delta"] == round(shop["second"]["percent"] - shop["first"]["percent"], 2)
+
+
+def reckon(old: dict[str, tuple[set, set]], new: dict[str, tuple[set, set]]) -> list[dict]:
+    """The comparison's file rows the plain way, from (statements, covered) per path."""
+    def percent(st: set, cov: set) -> float | None:
+        return round(100.0 * len(cov & st) / len(st), 2) if st else None
+
+    rows = []
+    for path in old.keys() | new.keys():
+        a, b = old.get(path), new.get(path)
+        row = {"path": path, "change": "added" if a is None else "removed" if b is None
+               else "changed", "base_percent": None, "head_percent": None,
+               "base_statements": 0, "head_statements": 0, "newly_uncovered": [],
+               "newly_uncovered_lines": 0}
+        if a is not None:
+            row.update(base_percent=percent(*a), base_statements=len(a[0]))
+        if b is not None:
+            row.update(head_percent=percent(*b), head_statements=len(b[0]))
+        if a is not None and b is not None:
+            lost = sorted(((a[1] & a[0]) & b[0]) - (b[1] & b[0]))
+            runs: list[list[int]] = []
+            for n in lost:
+                if runs and runs[-1][1] == n - 1:
+                    runs[-1][1] = n
+                else:
+                    runs.append([n, n])
+            row.update(newly_uncovered=runs, newly_uncovered_lines=len(lost))
+            if not lost and (row["base_percent"], row["base_statements"]) == \
+                    (row["head_percent"], row["head_statements"]):
+                continue
+        rows.append(row)
+    delta = {id(r): r["head_percent"] - r["base_percent"]
+             if None not in (r["base_percent"], r["head_percent"]) else 0.0 for r in rows}
+    return sorted(rows, key=lambda r: (-r["newly_uncovered_lines"], delta[id(r)], r["path"]))
+
+
+def test_comparing_two_reports_file_by_file_agrees_with_a_plain_reckoning(shop, tmp_path):
+    """coverage.py's own lines of cart.py at both commits, spread over files that were
+    added, removed, left alone, lost lines, gained statements or have none (percent None),
+    and 400 random files (line 0, far lines, touching ranges): the comparison is what sets
+    of lines computed here say, row for row and in order."""
+    a, b = (shop[k]["truth"] for k in ("first", "second"))
+    a, b = (a["statements"], a["covered"]), (b["statements"], b["covered"])
+    nothing: tuple[set, set] = (set(), set())
+    old = {"shop/cart.py": a, "shop/same.py": a, "shop/lost.py": a, "shop/grown.py": a,
+           "shop/removed.py": a, "shop/blank.py": nothing, "shop/filled.py": nothing,
+           "shop/emptied.py": a}
+    new = {"shop/cart.py": b, "shop/same.py": a, "shop/lost.py": (a[0], b[1] & a[0]),
+           "shop/grown.py": (b[0], a[1]), "shop/added.py": b, "shop/blank.py": nothing,
+           "shop/filled.py": b, "shop/emptied.py": nothing}
+    rng = random.Random(26)
+    for i in range(400):
+        lines = set(rng.sample(range(0, 3000 if i % 50 else 100_000), rng.randint(0, 300)))
+        cov = {n for n in lines if rng.random() < 0.7}
+        old[f"gen/m{i:03d}.py"] = (lines, cov)
+        kind = i % 5  # the same, a few lines lost, a line moved, other lines, gone
+        if kind == 0:
+            new[f"gen/m{i:03d}.py"] = (lines, cov)
+        elif kind == 1:
+            new[f"gen/m{i:03d}.py"] = (lines, {n for n in cov if rng.random() < 0.9})
+        elif kind == 2:
+            new[f"gen/m{i:03d}.py"] = (lines | {max(lines, default=0) + 1}, cov)
+        elif kind == 3:
+            more = set(rng.sample(range(0, 3000), 200))
+            new[f"gen/m{i:03d}.py"] = (lines | more, {n for n in lines | more
+                                                     if rng.random() < 0.7})
+    with Store(tmp_path / "diff.duckdb") as s:
+        for rid, files in (("base", old), ("head", new)):
+            rep = CoverageReport("coverage.py")
+            for path, (st, cov) in files.items():
+                rep.add(FileCoverage(path, statements=set(st), covered=set(cov)))
+            store_report(s, rep, rid, {"project": "shop", "commit": rid}, "test")
+        s.settle()
+        result = diff_reports(s, "base", "head")
+    expected = reckon(old, new)
+    assert result["files"] == expected
+    assert [list(r) for r in result["files"]] == [list(r) for r in expected]  # key order
+    assert result["newly_uncovered_lines"] == sum(r["newly_uncovered_lines"] for r in expected)
+    by_path = {r["path"]: r for r in result["files"]}
+    assert {"shop/same.py", "shop/blank.py"}.isdisjoint(by_path)
+    assert by_path["shop/added.py"]["change"] == "added"
+    assert by_path["shop/removed.py"]["change"] == "removed"
+    assert by_path["shop/filled.py"]["base_percent"] is None
+    assert by_path["shop/emptied.py"]["head_percent"] is None
+    assert by_path["shop/grown.py"]["head_statements"] > by_path["shop/grown.py"][
+        "base_statements"]
+    assert line_of("refused") in {n for first, last in by_path["shop/cart.py"][
+        "newly_uncovered"] for n in range(first, last + 1)}
+    assert by_path["shop/lost.py"]["newly_uncovered_lines"] > 0
 
 
 def test_patch_coverage_of_the_change_through_the_api(shop):
