@@ -14,8 +14,6 @@ import json
 import os
 from pathlib import Path
 
-import httpx
-
 
 def client_url(address: str, port: int | str, tls: bool = False) -> str:
     """The URL a client on this machine uses for a server bound to ``address:port``
@@ -79,6 +77,8 @@ def find_server(db: Path, token: str | None = None) -> str | None:
     url = note.get("url")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         return None
+    import httpx  # (here, not at the top: a command that opens the file never needs it)
+
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         resp = httpx.get(f"{url}/api/health", headers=headers, timeout=5)

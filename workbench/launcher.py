@@ -25,8 +25,6 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from . import config
 
 #: Variables a child inherits from the workbench: what programs need to find themselves,
@@ -134,6 +132,8 @@ def run(argv: Iterable[str], *, cwd: str | Path | None = None, timeout: float = 
 
 def identity(pid: int) -> float | None:
     """The start time of process ``pid`` (with the pid, what tells it from a reused pid)."""
+    import psutil  # (in the functions that use it: `git` runs through this module too)
+
     try:
         return psutil.Process(pid).create_time()
     except psutil.Error:
@@ -145,6 +145,8 @@ def alive(pid: int | None, started: float | None) -> bool:
     zombie). ``started`` None: any live process with that pid."""
     if not pid:
         return False
+    import psutil
+
     try:
         proc = psutil.Process(pid)
         same = started is None or abs(proc.create_time() - started) < 0.01
@@ -181,6 +183,8 @@ def stop_group(pid: int | None, started: float | None, grace_s: float = 5.0) -> 
 def session_members(sid: int) -> list[int]:
     """The pids of every live process of session ``sid`` (a terminal's child and all it
     started, background jobs in process groups of their own included)."""
+    import psutil
+
     found = []
     for pid in psutil.pids():
         try:

@@ -138,6 +138,18 @@ def normalize_message(text: str) -> str:
     :data:`MESSAGE_CHARS` characters (cut before the names too, so that the store's SQL,
     which starts from the stored text, gets the same)."""
     first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    if len(first) > _CACHED_LINE:
+        return _normalize_line.__wrapped__(first)
+    return _normalize_line(first)
+
+
+#: First lines up to this long are remembered: one report repeats a few messages many
+#: times, and ten regular expressions a line cost more than the rest of a signature.
+_CACHED_LINE = 1024
+
+
+@lru_cache(maxsize=8192)
+def _normalize_line(first: str) -> str:
     return normalize_names(normalize_text(first)[:MESSAGE_CHARS])[:MESSAGE_CHARS]
 
 

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from ..analysis.identity import split_params, test_id
 from ..analysis.signatures import GENERIC_TYPES, signature
+from . import arrow
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -55,18 +56,14 @@ SIGNATURE_SCHEMA = pa.schema(
 def result_table(data: dict[str, list]) -> pa.Table:
     """Arrow table of result columns (plus ``run_id`` when present)."""
     fields = [*RESULT_SCHEMA, *([pa.field("run_id", pa.string())] if "run_id" in data else [])]
-    return pa.Table.from_arrays(
-        [pa.array(data[f.name], type=f.type) for f in fields], schema=pa.schema(fields)
-    )
+    return arrow.table(data, pa.schema(fields))
 
 
 def signature_table(sigs: dict[str, tuple]) -> pa.Table:
     """Arrow table of distinct failure signatures."""
     cols = list(zip(*sigs.values(), strict=True)) if sigs else [()] * len(SIGNATURE_SCHEMA)
-    return pa.Table.from_arrays(
-        [pa.array(col, type=f.type) for col, f in zip(cols, SIGNATURE_SCHEMA, strict=True)],
-        schema=SIGNATURE_SCHEMA,
-    )
+    return arrow.table({f.name: list(col) for col, f in zip(cols, SIGNATURE_SCHEMA, strict=True)},
+                       SIGNATURE_SCHEMA)
 
 
 class IngestError(ValueError):
@@ -435,9 +432,7 @@ class ParsedRun:
             self.sink(self._result_table(c, [None] * n, [None] * n, self.signatures))
         else:
             self._index()
-            self._chunks.append(pa.Table.from_arrays(
-                [pa.array(c[k], type=f.type) for k, f in zip(_COLS, _RAW_SCHEMA, strict=True)],
-                schema=_RAW_SCHEMA))
+            self._chunks.append(arrow.table(c, _RAW_SCHEMA))
         for col in c.values():
             col.clear()
         self._flushed += n
@@ -519,10 +514,10 @@ class ParsedRun:
             if not tids and made:
                 continue
             made += 1
-            final = [last[t] == offset + i for i, t in enumerate(tids)]
-            if not retries:  # every test has exactly one attempt
-                attempt = [1] * len(tids)
+            if not retries:  # every test has exactly one attempt: each row is its last
+                final, attempt = [True] * len(tids), [1] * len(tids)
             else:
+                final = [last[t] == offset + i for i, t in enumerate(tids)]
                 attempt = []
                 for tid in tids:
                     n = seen.get(tid, 0) + 1
@@ -539,13 +534,13 @@ class ParsedRun:
         # JS runners) get the one the signature read from the traceback: one column, every
         # format.
         error_type = list(c["error_type"])
-        for i, outcome in enumerate(c["outcome"]):
-            if outcome == "failed" or outcome == "error":
-                s = signature(c["message"][i], c["error_type"][i], c["details"][i])
-                sig_col[i] = s.signature
-                sigs.setdefault(s.signature, (s.signature, s.exception, s.normalized, s.suspect))
-                if not error_type[i] or error_type[i].strip().lower() in GENERIC_TYPES:
-                    error_type[i] = s.exception or error_type[i]
+        failing = [i for i, o in enumerate(c["outcome"]) if o == "failed" or o == "error"]
+        for i in failing:
+            s = signature(c["message"][i], c["error_type"][i], c["details"][i])
+            sig_col[i] = s.signature
+            sigs.setdefault(s.signature, (s.signature, s.exception, s.normalized, s.suspect))
+            if not error_type[i] or error_type[i].strip().lower() in GENERIC_TYPES:
+                error_type[i] = s.exception or error_type[i]
         return result_table({
             **{k: c[k] for k in ("test_id", "suite", "classname", "name")},
             "params": [split_params(n)[1] if n and n[-1] in "])" else None for n in c["name"]],

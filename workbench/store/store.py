@@ -245,14 +245,18 @@ class Store:
         con = self._con
         con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
         current = con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] or 0
-        for version, statements in MIGRATIONS:
-            if version <= current:
-                continue
+        pending = [(v, statements) for v, statements in MIGRATIONS if v > current]
+        # A new file takes every version in one transaction (one commit, not one per
+        # version: part of every `ingest` into a new file); a file with data takes them one
+        # by one, each version stored or not.
+        steps = [pending] if current == 0 and pending else [[m] for m in pending]
+        for step in steps:
             con.execute("BEGIN")
             try:
-                for sql in statements:
-                    con.execute(sql)
-                con.execute("INSERT INTO schema_version VALUES (?)", [version])
+                for version, statements in step:
+                    for sql in statements:
+                        con.execute(sql)
+                    con.execute("INSERT INTO schema_version VALUES (?)", [version])
                 con.execute("COMMIT")
             except Exception:
                 self._rollback(con)  # (a failed COMMIT has ended the transaction already)
