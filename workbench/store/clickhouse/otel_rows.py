@@ -93,10 +93,6 @@ def _traces(msg, out: Rows) -> None:
         resource, service = _resource(rs.resource)
         for ss in rs.scope_spans:
             for s in ss.spans:
-                if otlp._id(s.trace_id, 16) is None or otlp._id(s.span_id, 8) is None:
-                    out.batch.reject(f"span {s.name!r}: trace_id must be 16 bytes and span_id "
-                                     "8, not all zero")
-                    continue
                 problem = otlp._span_problem(s)
                 if problem:
                     out.batch.reject(problem)
@@ -128,10 +124,6 @@ def _logs(msg, out: Rows) -> None:
         resource, service = _resource(rl.resource)
         for sl in rl.scope_logs:
             for r in sl.log_records:
-                bad_trace = r.trace_id and otlp._id(r.trace_id, 16) is None
-                if bad_trace or (r.span_id and otlp._id(r.span_id, 8) is None):
-                    out.batch.reject("log record: trace_id must be 16 bytes and span_id 8")
-                    continue
                 problem = otlp._log_problem(r)
                 if problem:
                     out.batch.reject(problem)
@@ -178,13 +170,8 @@ def _metrics(msg, out: Rows) -> None:
                     continue
                 data = getattr(m, kind)
                 temporality = getattr(data, "aggregation_temporality", 0)
-                if not 0 <= temporality <= 2:
-                    for _ in data.data_points:
-                        out.batch.reject(f"metric {m.name!r}: temporality {temporality} "
-                                         "is not one of 0-2")
-                    continue
                 for p in data.data_points:
-                    problem = otlp._point_problem(m.name, kind, p)
+                    problem = otlp._point_problem(m.name, kind, p, temporality)
                     if problem:
                         out.batch.reject(problem)
                         continue
