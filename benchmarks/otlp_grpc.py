@@ -100,6 +100,25 @@ def cpu_seconds(pid: int) -> float:
     return sum(sum(p.cpu_times()[:2]) for p in [proc, *proc.children(recursive=True)])
 
 
+def send(protocol: str, target: str, gz: bool, service: str, spans: int, processes: int,
+         server_pid: int) -> tuple[int, list, float, float]:
+    """``processes`` senders export ``spans`` to ``target``; ``(batches each, what each
+    reported, when they all began, the server's CPU seconds then)``."""
+    ctx = mp.get_context("spawn")
+    start, out = ctx.Barrier(processes + 1), ctx.Queue()
+    batches = spans // (BATCH * processes)
+    procs = [ctx.Process(target=sender, args=(protocol, target, gz, service, batches, start,
+                                              out)) for _ in range(processes)]
+    for p in procs:
+        p.start()
+    start.wait(timeout=600)
+    began, cpu_before = time.monotonic(), cpu_seconds(server_pid)
+    done = [out.get(timeout=1800) for _ in procs]
+    for p in procs:
+        p.join()
+    return batches, done, began, cpu_before
+
+
 def run(protocol: str, spans: int, processes: int, gz: bool) -> dict:
     """Serve a fresh workbench, send ``spans`` with ``processes`` senders; the figures."""
     port, grpc_port = free_port(), free_port()
@@ -116,21 +135,11 @@ def run(protocol: str, spans: int, processes: int, gz: bool) -> dict:
             target = (f"http://127.0.0.1:{grpc_port}" if protocol == "grpc"
                       else url + "/v1/traces")
             service = f"bench-{protocol}"
-            ctx = mp.get_context("spawn")
-            start, out = ctx.Barrier(processes + 1), ctx.Queue()
-            batches = spans // (BATCH * processes)
-            procs = [ctx.Process(target=sender, args=(protocol, target, gz, service, batches,
-                                                      start, out)) for _ in range(processes)]
-            for p in procs:
-                p.start()
-            start.wait(timeout=600)
-            began, cpu_before = time.monotonic(), cpu_seconds(server.pid)
-            done = [out.get(timeout=1800) for _ in procs]
+            batches, done, began, cpu_before = send(protocol, target, gz, service, spans,
+                                                    processes, server.pid)
             elapsed = max(d[2] for d in done) - began
             written = rows_written(url) - began  # (acknowledged requests' rows written later)
             cpu = cpu_seconds(server.pid) - cpu_before
-            for p in procs:
-                p.join()
             peak = rss.stop()
             from workbench.client import RemoteStore
 

@@ -265,8 +265,10 @@ def test_stored_failures_are_rekeyed_when_the_store_is_upgraded(one_bug, tmp_pat
     con.execute("DELETE FROM schema_version WHERE version >= 14")
     for table in ("workflow_steps", "workflow_runs", "workflows",  # (schema 15's)
                   "console_history",  # (16's)
-                  "retention_policies", "issued_tokens"):  # (17's, 18's)
+                  "retention_policies", "issued_tokens",  # (17's, 18's)
+                  "otlp_inbox"):  # (19's)
         con.execute(f"DROP TABLE {table}")
+    con.execute("DROP SEQUENCE otlp_inbox_ids")
     before = con.execute("SELECT count(DISTINCT signature) FROM results").fetchone()[0]
     con.close()
     assert before >= 5
