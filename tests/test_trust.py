@@ -334,6 +334,7 @@ def test_a_restart_stops_a_test_run_and_keeps_a_running_task(project, tmp_path):
     db = tmp_path / "restart.duckdb"
     db.write_bytes(project["db"].read_bytes())
     (project["repo"] / "SLOW").write_text("")
+    go = tmp_path / "go"
     server = Served(db, extra_args=("--no-demo",))
     try:
         with httpx.Client(base_url=server.url, timeout=30) as c:
@@ -346,7 +347,10 @@ def test_a_restart_stops_a_test_run_and_keeps_a_running_task(project, tmp_path):
                                                  "labels": ["sh"]}).json()["agent"]
             c.post(f"/api/agents/{worker['id']}/start")
             task = c.post("/api/tasks", json={
-                "command": ["sh", "-c", "sleep 12; echo finished"], "labels": ["sh"]}
+                # (it ends when told, not after a sleep: a restart on a loaded machine
+                # outlasted a 12 s sleep and the adopted task was already done)
+                "command": ["sh", "-c", f"while [ ! -e {go} ]; do sleep 0.1; done; "
+                            "echo finished"], "labels": ["sh"]}
             ).json()["task"]
             wait_for(lambda: c.get(f"/api/tasks/{task['id']}").json()["task"]["state"]
                      == "running", 30, "the task to start")
@@ -375,6 +379,7 @@ def test_a_restart_stops_a_test_run_and_keeps_a_running_task(project, tmp_path):
                      psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, 10, "pytest gone")
             task_id = task["id"]
             assert c.get(f"/api/tasks/{task_id}").json()["task"]["state"] == "running"
+            go.write_text("")
             done = wait_for(lambda: (t := c.get(f"/api/tasks/{task_id}").json()["task"])[
                 "state"] != "running" and t, 60, "the adopted task to end")
             assert done["state"] == "done", done
