@@ -173,8 +173,22 @@ class Sweep:
         self.page.get_by_text(text, exact=False).first.wait_for(timeout=timeout)
 
     def tab(self, name: str) -> None:
-        self.page.locator(".bk-tab", has_text=name).first.click()
-        self.page.wait_for_timeout(800)
+        """Open a tab, as a person would: once more if it did not open. (A click right
+        after one that makes the server switch tabs, a row opening its project, lost to
+        that switch when it arrived late on a loaded CI machine.)"""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        for _ in range(3):
+            self.page.locator(".bk-tab", has_text=name).first.click()
+            try:
+                self.page.locator(".bk-tab.bk-active", has_text=name).first.wait_for(
+                    timeout=5_000)
+                self.page.wait_for_timeout(800)
+                if self.page.locator(".bk-tab.bk-active", has_text=name).count():
+                    return
+            except PlaywrightTimeout:
+                pass
+        raise AssertionError(f"the {name!r} tab did not open")
 
     def look(self, shot: str) -> None:
         """Keep what the page shows now (text and a screenshot)."""
