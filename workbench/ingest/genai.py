@@ -100,11 +100,9 @@ def agent_fields(attrs: dict[str, Any], service: str | None, event: str | None =
     """
     out: dict[str, Any] = dict(_EMPTY)
     best: dict[str, int] = {}
-    for key, value in attrs.items():
-        hit = _INDEX.get(key)
-        if hit is None:
-            continue
-        field, rank = hit
+    for key in attrs.keys() & _INDEX.keys():  # (in C: most attributes are no agent field)
+        value = attrs[key]
+        field, rank = _INDEX[key]
         if rank < best.get(field, 99):
             best[field] = rank
             if field in _INTS or field == "cost_usd":

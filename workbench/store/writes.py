@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import operator
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -512,6 +513,15 @@ def _columns(rows: list[dict[str, Any]]) -> pa.Table:
     """Rows with different keys as one table of every key. (``Table.from_pylist`` takes
     its columns from the first row alone: a metrics request whose first point was a
     counter stored its histograms with no counts and no buckets.)"""
+    first = rows[0].keys()
+    if all(row.keys() == first for row in rows):
+        # (the usual case, every span of a request alike: transposed in C, not a Python
+        # loop per column, which was a fifth of an OTLP request's cost)
+        keys = list(first)
+        if len(keys) == 1:
+            return pa.Table.from_pydict({keys[0]: [row[keys[0]] for row in rows]})
+        columns = zip(*map(operator.itemgetter(*keys), rows), strict=True)
+        return pa.Table.from_pydict(dict(zip(keys, map(list, columns), strict=True)))
     keys = list(dict.fromkeys(k for row in rows for k in row))
     return pa.Table.from_pydict({k: [row.get(k) for row in rows] for k in keys})
 
