@@ -12,7 +12,7 @@ import logging
 from tornado.web import Application
 
 from .. import config, plugins
-from . import limits, oidc, pages, routes
+from . import limits, oidc, pages, routes, static_assets
 from .state import get_housekeeping, get_store, get_supervisor, get_workflows
 
 log = logging.getLogger("workbench.server")
@@ -36,6 +36,7 @@ def tls_context():
 ROUTES = routes.tornado_rules()
 
 pages.install()
+static_assets.install()  # gzip, caching, MathJax only for math (before Bokeh makes its app)
 oidc.register()  # single sign-on: a provider Panel's --oauth-provider can name
 limits.install()  # before Bokeh creates its HTTP server, and before the OTLP listener
 
