@@ -68,7 +68,9 @@ def wait_http(url: str, seconds: float = 120) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            if httpx.get(url, timeout=1).status_code < 500:
+            # (a quick connect, but a page may take seconds to build: a short read
+            # timeout asked again and again, and the builds queued behind each other)
+            if httpx.get(url, timeout=httpx.Timeout(60, connect=1)).status_code < 500:
                 return
         except httpx.HTTPError:
             pass

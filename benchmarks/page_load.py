@@ -86,7 +86,11 @@ def measure(browser, url: str, runs: int) -> dict[str, list[dict]]:
 def serve(argv: list[str], port: int, env: dict[str, str]) -> subprocess.Popen:
     proc = subprocess.Popen(argv, cwd=env["PYTHONPATH"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    wait_http(f"http://127.0.0.1:{port}/", seconds=180)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/", seconds=180)
+    except SystemExit:
+        proc.terminate()  # (left running, it skewed every figure after it)
+        raise
     return proc
 
 
