@@ -307,14 +307,16 @@ def _traces(msg, batch: Batch) -> None:
         for ss in rs.scope_spans:
             scope_name, scope_version = ss.scope.name or None, ss.scope.version or None
             for s in ss.spans:
-                # (each field read once: a read of a protobuf field makes a new object)
-                tid, sid, kind, status = s.trace_id, s.span_id, s.kind, s.status
-                code = status.code
-                if len(tid) != 16 or len(sid) != 8 or tid == _ZEROS[16] or \
-                        sid == _ZEROS[8] or not 0 <= kind <= 5 or not 0 <= code <= 2:
-                    batch.reject(_span_problem(s))  # (the reason, as check() gives it)
+                # (the one test of a span, as check() makes it: an inline copy here
+                # missed its timestamp ranges)
+                problem = _span_problem(s)
+                if problem:
+                    batch.reject(problem)
                     continue
-                trace_id, span_id = tid.hex(), sid.hex()
+                # (each field read once: a read of a protobuf field makes a new object)
+                kind, status = s.kind, s.status
+                code = status.code
+                trace_id, span_id = s.trace_id.hex(), s.span_id.hex()
                 parent = s.parent_span_id
                 parent = _id(parent, 8) if parent else None
                 attrs = attributes(s.attributes)
