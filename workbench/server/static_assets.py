@@ -10,7 +10,6 @@ without a ``?v=`` version (Tabulator, luxon, Bootstrap, notyf, es-module-shims) 
   label written as TeX). No page here does, and a test message with two ``$`` signs in it
   is better shown as written than typeset; without the bundle, BokehJS's math provider
   reports "failed" at once and the panes show their text.
-
 - gzip, when the browser accepts it. Compressed once per file version (its ETag) and
   kept, so the event loop pays for a file once per process, not once per visit. Pages and
   API answers are not compressed: a page holds its session's token, and compressing a
@@ -99,8 +98,10 @@ class StaticGzip(GZipContentEncoding):
         return status_code, headers, self.transform_chunk(chunk, finishing)
 
     def transform_chunk(self, chunk: bytes, finishing: bool) -> bytes:
-        if not self._gzipping or self._cached:
-            return chunk if not self._cached else b""
+        if self._cached:
+            return b""  # (the kept copy went with the first chunk)
+        if not self._gzipping:
+            return chunk
         # The file comes in 64 KiB reads; it is compressed whole at the end, once, and kept.
         self._raw.append(chunk)
         if not finishing:
