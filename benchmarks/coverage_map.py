@@ -35,7 +35,7 @@ def _diff_before(store, base_id: str, head_id: str) -> dict:
     """``diff_reports`` as it was before issue 26: every file of both reports a Python
     row, its ranges expanded into three sets. Kept to time against the new one (and the
     benchmark checks both give the same answer)."""
-    from workbench.coverage.diff import _delta, _num, _report, _totals
+    from workbench.coverage.diff import _report, _totals
     from workbench.store.coverage_writes import expand, pairs, ranges
 
     base, head = _report(store, base_id), _report(store, head_id)
@@ -64,10 +64,19 @@ def _diff_before(store, base_id: str, head_id: str) -> dict:
         files.append(row)
     files.sort(key=lambda r: (-r["newly_uncovered_lines"], _delta(r), r["path"]))
     return {"base": _totals(base), "head": _totals(head),
-            "delta": None if base.percent is None or head.percent is None
-            else round(float(head.percent) - float(base.percent), 2),
+            "delta": None if base["percent"] is None or head["percent"] is None
+            else round(float(head["percent"]) - float(base["percent"]), 2),
             "newly_uncovered_lines": sum(r["newly_uncovered_lines"] for r in files),
             "files": files}
+
+
+def _num(value) -> float | None:
+    return None if value is None or value != value else float(value)
+
+
+def _delta(row: dict) -> float:
+    a, b = row["base_percent"], row["head_percent"]
+    return (b - a) if a is not None and b is not None else 0.0
 
 
 def report(rng: random.Random, n_files: int, n_tests: int, covered_share: float):

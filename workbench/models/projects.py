@@ -279,7 +279,11 @@ class ProjectsModel(param.Parameterized):
             if older.empty:
                 return None
             base = older.iloc[0]["report_id"]
-        return diff.diff_reports(self.reader, base, rep["report_id"])
+        # The answer as a whole is kept per data version (it reads whole reports as
+        # Arrow, which the frame cache does not hold), for every session on that data.
+        head = rep["report_id"]
+        return self._cache.derive(self.store, "coverage_diff", {"base": base, "head": head},
+                                  lambda: diff.diff_reports(self.store, base, head))
 
     def at_risk(self) -> pd.DataFrame:
         rep = self.report()
