@@ -6,7 +6,9 @@ shared load generator (../shared/tools/otlp_load.py, 8 connections, batches of 5
 times; between the first and the second load, ``--agents`` process agents are defined and
 started through the API (each a small Python loop printing ``--lines`` numbered lines a
 second, 10 at a time), and they are stopped before the third. The cost is the loaded rate
-against the mean of the two idle ones. The agents' lines are counted back from the store
+against the mean of the two idle ones. Before the loaded phase, the server's own CPU with
+the agents and no load is measured for 10 s (psutil): the cost in a figure that the
+machine's other work moves less. The agents' lines are counted back from the store
 (every line of the loaded phase, in order per agent, none missing)::
 
     flock /tmp/bench.lock python3 benchmarks/agent_output.py [--agents 20] [--lines 100]
@@ -95,6 +97,18 @@ def settled(c: httpx.Client, seconds: float = 600) -> float:
     return time.monotonic() - start
 
 
+def server_cpu(pid: int, seconds: float) -> float:
+    """The percent of one core process ``pid`` used over the next ``seconds``: what the
+    agents cost the server by themselves, steadier than a rate under load on a shared
+    machine."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    proc.cpu_percent(None)
+    time.sleep(seconds)
+    return proc.cpu_percent(None)
+
+
 def start_agents(c: httpx.Client, n: int, rate: int) -> list[str]:
     """Define and start ``n`` printing agents; return their ids once all run."""
     ids = [c.post("/api/agents", json={
@@ -166,6 +180,9 @@ def main() -> None:
             before = load(url, "idle-1", args)
             ids = agents = start_agents(c, args.agents, args.lines)
             time.sleep(2)  # their output flowing
+            busy = server_cpu(server.pid, 10)
+            print(f"  the server's CPU with the agents and no load: {busy:.1f} % of a core "
+                  "(10 s)", flush=True)
             since = utcnow()
             loaded = load(url, "agents", args, before["build_s"])
             until = utcnow()
