@@ -19,6 +19,7 @@ from ..analysis import units
 from .alert_rules import named, named_options
 from .common import FollowBrowserTheme, ThemedDesign, empty, nav, pre, table
 from .escape import escape
+from .lazy_tabs import LazyTabs
 from .notify import attempt, notify
 from .work import TASK_NAMES, TASK_TABLE, AlertsView, TaskQueueView
 
@@ -567,9 +568,8 @@ class ControlDashboard(pn.viewable.Viewer):
         self.alerts, self.queue = AlertsView(model=m), TaskQueueView(model=m)
         self._views = [self.fleet, self.inbox, self.alerts, self.queue, self.detail,
                        self.form, self.audit]
-        self._tabs = pn.Tabs(*zip(self.tabs, self._views, strict=True),
-                             sizing_mode="stretch_width")
-        self._tabs.param.watch(lambda e: self.refresh(), "active")
+        self._tabs = LazyTabs(self.tabs, self._views, opening=self._refresh_tab,
+                              sizing_mode="stretch_width").tabs
         # Only a person's click opens the detail tab (not every change of the selection).
         self.fleet.show = self.form.show = self._details
         self.refresh()
@@ -585,7 +585,10 @@ class ControlDashboard(pn.viewable.Viewer):
             self.detail.refresh()
 
     def refresh(self) -> None:
-        view = self._views[self._tabs.active]
+        self._refresh_tab(self._tabs.active)
+
+    def _refresh_tab(self, i: int) -> None:
+        view = self._views[i]
         if hasattr(view, "refresh"):
             view.refresh()
 

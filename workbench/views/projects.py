@@ -19,6 +19,7 @@ from .common import Kpis, columns, empty, pre, table, title_width, watching
 from .coverage_map import WATCH, CoverageMap, FileView, _pct
 from .escape import escape
 from .lazy import LazyView, deferred
+from .lazy_tabs import LazyTabs
 from .selection import SelectionQuality, SelectRunView
 from .shell import DashboardShell
 
@@ -541,9 +542,10 @@ class ProjectsDashboard(DashboardShell):
         self._views = [view(model=m, shown=(i == 0), **(
             {"principal": self.principal} if view in (ProjectView, SelectRunView) else {}))
             for i, view in enumerate(views)]
-        self._tabs = pn.Tabs(*zip(self.tabs, self._views, strict=True),
-                             sizing_mode="stretch_width")
-        self._tabs.param.watch(self._on_tab, "active")
+        # (the file view at once: a file and line in the page's address open it while the
+        # page loads, and its lines table then lost the line it had to page to and mark)
+        self._tabs = LazyTabs(self.tabs, self._views, eager=[self.tabs.index("File")],
+                              sizing_mode="stretch_width").tabs
         self._views[0].param.watch(lambda e: self.goto("Project"), "opened")
         m.param.watch(lambda e: self.goto("File") if e.new else None, "path")
 

@@ -8,6 +8,7 @@ import panel as pn
 import param
 
 from .common import FollowBrowserTheme, ThemedDesign, nav
+from .lazy_tabs import LazyTabs
 
 
 class DashboardShell(pn.viewable.Viewer):
@@ -53,24 +54,13 @@ class DashboardShell(pn.viewable.Viewer):
     def build_tabs(self, views: tuple[type, ...]) -> None:
         """One tab per view class over the model. Only the open tab's view is shown: the
         others defer their queries until opened, so a page load and a data change cost one
-        tab's queries, not all.
-
-        Every tab is in the page from the start (not ``dynamic``): a hidden tab holds empty
-        or stale tables, which costs nothing to send, and opening it patches views that
-        already exist. With ``dynamic`` tabs the data patch raced the browser building the
-        tab ("Cannot read properties of null").
-        """
+        tab's queries, not all; and a tab's view goes into the page when the tab is first
+        opened (views/lazy_tabs.py), so a page's session sends one tab, not all."""
         extra = plugin_tabs(self.page)
         self.tabs = (*self.tabs, *(cls.title for cls in extra))
         self._views = [view(model=self.model, shown=(i == 0))
                        for i, view in enumerate((*views, *extra))]
-        self._tabs = pn.Tabs(*zip(self.tabs, self._views, strict=True),
-                             sizing_mode="stretch_width")
-        self._tabs.param.watch(self._on_tab, "active")
-
-    def _on_tab(self, event) -> None:
-        for i, view in enumerate(self._views):
-            view.shown = i == event.new
+        self._tabs = LazyTabs(self.tabs, self._views, sizing_mode="stretch_width").tabs
 
     def goto(self, name: str) -> None:
         """Switch to the tab called ``name``."""

@@ -1,0 +1,53 @@
+"""Tabs whose views are sent to the browser when they are first opened.
+
+A page's session is built before the server answers the page's request: every widget,
+then every Bokeh model of the document. Sending every tab made that 1–4 s on the pages
+with seven tabs (a profile of ``DocHandler.get``: the hidden tabs' Bokeh models, their
+Tabulators' data sources and the document's model graph were most of it), against 0.1 s
+for a bare Panel page. A hidden tab now holds an empty column until it is first opened;
+then its view, already told it is shown (so its queries have filled it), goes in, in one
+change. The views themselves are made at once: they follow the model's changes while
+hidden (a filter, a file opened from the address), which is how they know what to show.
+(Panel's ``dynamic`` tabs render on opening too, but send the tab before the view's data,
+and the data patch raced the browser building the tab.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import panel as pn
+
+
+class LazyTabs:
+    """``pn.Tabs`` of ``titles`` over ``views``; a view goes into the page when its tab is
+    first opened. A view with a ``shown`` parameter is told when its tab opens or closes;
+    ``opening(i)`` is called when tab ``i`` opens, before its view is sent. The ``eager``
+    tabs are sent at once.
+    """
+
+    def __init__(self, titles: Sequence[str], views: Sequence[Any],
+                 opening: Callable[[int], None] | None = None, eager: Sequence[int] = (),
+                 **tabs: Any) -> None:
+        self.views = list(views)
+        self._opening = opening  # (fills tab i's view before it goes into the page)
+        self._holders = [pn.Column(sizing_mode="stretch_width", margin=0) for _ in views]
+        self._sent = [False] * len(self.views)
+        self.tabs = pn.Tabs(*zip(titles, self._holders, strict=True), **tabs)
+        for i in (self.tabs.active, *eager):
+            self._send(i)
+        self.tabs.param.watch(self._on_tab, "active")
+
+    def _send(self, i: int) -> None:
+        if not self._sent[i]:
+            self._sent[i] = True
+            self._holders[i].objects = [self.views[i]]
+
+    def _on_tab(self, event) -> None:
+        for i, view in enumerate(self.views):  # (shown first: its queries fill it)
+            if hasattr(view, "shown"):
+                view.shown = i == event.new
+        if self._opening is not None:
+            self._opening(event.new)
+        self._send(event.new)
