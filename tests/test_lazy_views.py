@@ -64,3 +64,30 @@ def test_a_frame_is_computed_once_per_data_change(demo_store):
     again = m.runs(limit=60)
     assert store.asked.count("runs") == 2
     assert list(again.run_id) == list(first.run_id)
+
+
+def test_a_hidden_tab_is_sent_to_the_browser_when_first_opened(demo_store):
+    """A session's document holds the open tab's models only (a page's other tabs were
+    most of its build); opening a tab puts its view in, filled, once."""
+    from bokeh.document import Document
+
+    dash = TestsDashboard(model=TestAnalytics(store=demo_store, window="all time"),
+                          live=False)
+    doc = Document()
+    root = dash._tabs.get_root(doc)  # (the tabs: what a page of it sends)
+    doc.add_root(root)
+    ref = root.ref["id"]
+    clusters = dash._views[dash.tabs.index("Failure clusters")]._clusters
+    runs = dash._views[0]
+    assert ref not in clusters._models  # hidden: no model of it in the document
+    models = len(doc.models)
+    dash.goto("Failure clusters")
+    model = clusters._models[ref][0]
+    assert model.document is doc and len(doc.models) > models
+    sent = len(model.source.data["index"])  # (a page of it: the table pages on the server)
+    assert 0 < sent == min(len(clusters.value), clusters.page_size)  # filled as sent
+    grown = len(doc.models)
+    dash.goto(dash.tabs[0])
+    dash.goto("Failure clusters")
+    assert len(doc.models) == grown  # sent once
+    assert runs is dash._views[0]

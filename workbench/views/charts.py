@@ -18,7 +18,7 @@ from bokeh.models import (
 from bokeh.plotting import figure
 
 from ..analysis.units import duration, duration_unit
-from .common import empty, same_frame
+from .common import bokeh_changes, empty, same_frame
 
 
 def time_ticks() -> DatetimeTickFormatter:
@@ -130,11 +130,12 @@ class StackedBars(pn.viewable.Viewer):
         self._empty.visible = frame.empty and self._says_empty
         self._pane.visible = not frame.empty
         cats = [str(c) for c in frame[self._category]]
-        if list(self._fig.x_range.factors) != cats:
-            self._fig.x_range.factors = cats
-        self._source.data = {self._category: cats,
-                             **{s: frame[s].astype(float).tolist() for s in self._stacks},
-                             **{e: frame[e].tolist() for e in self._extra}}
+        with bokeh_changes():
+            if list(self._fig.x_range.factors) != cats:
+                self._fig.x_range.factors = cats
+            self._source.data = {self._category: cats,
+                                 **{s: frame[s].astype(float).tolist() for s in self._stacks},
+                                 **{e: frame[e].tolist() for e in self._extra}}
 
     def tap(self, category: str) -> None:
         """What a click on the bar of ``category`` does (also from a test)."""
@@ -204,12 +205,13 @@ class DurationBars(pn.viewable.Viewer):
         frame = frame.iloc[::-1]  # Bokeh draws the first factor at the bottom
         values, unit = in_duration_unit(frame["seconds"])
         names = frame["name"].tolist()
-        self._fig.y_range.factors = names
-        self._fig.yaxis.major_label_overrides = {
-            n: "…" + n[-(self._chars - 1):] for n in names if len(n) > self._chars}
-        self._fig.xaxis.axis_label = f"{self._what} ({unit})"
-        self._source.data = {"name": names, "value": values.tolist(),
-                             "text": frame["seconds"].map(duration).tolist()}
+        with bokeh_changes():
+            self._fig.y_range.factors = names
+            self._fig.yaxis.major_label_overrides = {
+                n: "…" + n[-(self._chars - 1):] for n in names if len(n) > self._chars}
+            self._fig.xaxis.axis_label = f"{self._what} ({unit})"
+            self._source.data = {"name": names, "value": values.tolist(),
+                                 "text": frame["seconds"].map(duration).tolist()}
 
     def _tapped(self, attr, old, new) -> None:
         if new and self._on_tap is not None:

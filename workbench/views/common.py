@@ -7,12 +7,15 @@ import hashlib
 import math
 import numbers
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from panel.io.document import hold
 from panel.reactive import ReactiveHTML
 
 from ..analysis import units
@@ -613,6 +616,22 @@ def badge(label: str, value: object, color: str) -> pn.pane.HTML:
         min_width=104,  # grows with its text: a KPI card never wraps
         margin=(4, 4),
     )
+
+
+@contextmanager
+def bokeh_changes() -> Iterator[None]:
+    """Around a change of plain Bokeh models (a chart's data source, its ranges, its
+    labels): it goes to the browser in order with Panel's own changes.
+
+    Bokeh sends such a change when the callback that made it ends; Panel writes its own
+    changes to the socket as they happen, or queues them behind a write in progress and
+    polls until the socket is free. A tab's view sent when the tab opened (lazy_tabs),
+    queued that way, was overtaken by a change to a chart inside it, and BokehJS refused
+    the data of a model it had not been sent ("reference p1259 isn't known"). Under
+    Panel's ``hold`` the change takes Panel's way, behind whatever Panel has queued.
+    """
+    with hold():
+        yield
 
 
 class _TextOnly:

@@ -17,7 +17,7 @@ from bokeh.plotting import figure
 
 from ..analysis import units
 from .alert_rules import named, named_options
-from .common import FollowBrowserTheme, ThemedDesign, empty, nav, pre, table
+from .common import FollowBrowserTheme, ThemedDesign, bokeh_changes, empty, nav, pre, table
 from .escape import escape
 from .lazy_tabs import LazyTabs
 from .notify import attempt, notify
@@ -380,10 +380,11 @@ class AgentDetail(pn.viewable.Viewer):
                      "color": [TASK_COLORS.get(x, "#999") for x in work["state"]]}
 
         def draw() -> None:
-            self._spans.data = span_data
-            self._task_spans.data = work_data
-            self._source.data = data
-            self._chart[0].object.extra_y_ranges["mem"].end = max(top * 1.2, 10.0)
+            with bokeh_changes():
+                self._spans.data = span_data
+                self._task_spans.data = work_data
+                self._source.data = data
+                self._chart[0].object.extra_y_ranges["mem"].end = max(top * 1.2, 10.0)
 
         # A plain Bokeh model (not a Panel widget) may change only under the document's
         # lock, which a widget's callback does not hold: scheduled on the loop, which has it.

@@ -18,7 +18,7 @@ from panel.reactive import ReactiveHTML
 from ..analysis import units
 from ..coverage import tree
 from ..models.projects import ProjectsModel
-from .common import Kpis, columns, empty, table, watching
+from .common import Kpis, bokeh_changes, columns, empty, table, watching
 from .escape import escape
 from .lazy import LazyView, deferred
 
@@ -207,7 +207,10 @@ class CoverageMap(LazyView):
         return out
 
     def _send(self, level: pd.DataFrame) -> None:
-        rects = tree.layout(level, MAP_W, MAP_H)
+        with bokeh_changes():
+            self._draw(tree.layout(level, MAP_W, MAP_H))
+
+    def _draw(self, rects: pd.DataFrame) -> None:
         if rects.empty:
             self._source.data = {k: [] for k in self._source.data}
             return

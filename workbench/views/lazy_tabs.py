@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import panel as pn
+from panel.io.document import hold
 
 
 class LazyTabs:
@@ -45,9 +46,13 @@ class LazyTabs:
             self._holders[i].objects = [self.views[i]]
 
     def _on_tab(self, event) -> None:
-        for i, view in enumerate(self.views):  # (shown first: its queries fill it)
-            if hasattr(view, "shown"):
-                view.shown = i == event.new
-        if self._opening is not None:
-            self._opening(event.new)
-        self._send(event.new)
+        # Held: the views' changes and the tab's models go to the browser together, in
+        # order, the way Panel sends its own changes. (A plain Bokeh model changed later,
+        # a chart's data, must go that way too: common.bokeh_changes.)
+        with hold():
+            for i, view in enumerate(self.views):  # (shown first: its queries fill it)
+                if hasattr(view, "shown"):
+                    view.shown = i == event.new
+            if self._opening is not None:
+                self._opening(event.new)
+            self._send(event.new)

@@ -15,7 +15,7 @@ from bokeh.plotting import figure
 
 from ..analysis import units
 from ..models.projects import ProjectsModel
-from .common import Kpis, columns, empty, pre, table, title_width, watching
+from .common import Kpis, bokeh_changes, columns, empty, pre, table, title_width, watching
 from .coverage_map import WATCH, CoverageMap, FileView, _pct
 from .escape import escape
 from .lazy import LazyView, deferred
@@ -151,7 +151,8 @@ class ProjectView(LazyView):
             self._kpis.update([])
             self._where.object = "<i>Choose a project (sidebar, or the Projects tab).</i>"
             self._commits.value = pd.DataFrame(columns=["sha"])
-            self._trend.data = {"i": [], "percent": [], "commit": [], "at": []}
+            with bokeh_changes():
+                self._trend.data = {"i": [], "percent": [], "commit": [], "at": []}
             self._mcp.load()
             return
         health, info = m.health(), m.info()
@@ -188,11 +189,12 @@ class ProjectView(LazyView):
         commits["sha"] = commits["sha"].str.slice(0, 10)
         self._commits.value = commits
         trend = m.trend()
-        self._trend.data = {"i": list(range(1, len(trend) + 1)),
-                            "percent": trend["percent"].astype(float).tolist(),
-                            "commit": trend["commit_sha"].astype("string").fillna("–")
-                            .str.slice(0, 10).tolist(),
-                            "at": trend["created_at"].astype(str).tolist()}
+        with bokeh_changes():
+            self._trend.data = {"i": list(range(1, len(trend) + 1)),
+                                "percent": trend["percent"].astype(float).tolist(),
+                                "commit": trend["commit_sha"].astype("string").fillna("–")
+                                .str.slice(0, 10).tolist(),
+                                "at": trend["created_at"].astype(str).tolist()}
         self._no_trend.visible, self._trend_box.visible = trend.empty, not trend.empty
         self._mcp.load()
 

@@ -18,7 +18,7 @@ from ..git import GitError
 from ..models.projects import ProjectsModel
 from ..selection.evaluate import replay
 from ..selection.select import is_pytest_id, select_tests
-from .common import empty, table, watching
+from .common import bokeh_changes, empty, table, watching
 from .coverage_map import WATCH
 from .escape import escape
 from .lazy import LazyView, deferred
@@ -298,9 +298,11 @@ class SelectionQuality(LazyView):
         rows = [{"order": name, **{k: o.get(k) for k in QUALITY}}
                 for name, o in result["orders"].items() if o]
         self._table.value = pd.DataFrame(rows, columns=["order", *QUALITY])
-        for name, src in self._source.items():
-            curve = result["orders"].get(name, {}).get("curve") or []
-            src.data = {"x": [x * 100 for x in result["curve_x"]][: len(curve)], "y": curve}
+        with bokeh_changes():
+            for name, src in self._source.items():
+                curve = result["orders"].get(name, {}).get("curve") or []
+                src.data = {"x": [x * 100 for x in result["curve_x"]][: len(curve)],
+                            "y": curve}
 
     def __panel__(self):
         return pn.Column(self._note, self._table, self._chart, empty(
