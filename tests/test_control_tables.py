@@ -158,7 +158,16 @@ def look(page, tab: str, shot: str, ready: str) -> dict[str, str]:
     name); keep a screenshot; the name cells (text → tooltip)."""
     page.locator(".bk-tab").get_by_text(tab, exact=True).click()
     page.get_by_text(ready).first.wait_for(timeout=30_000)
-    page.wait_for_timeout(800)  # (Tabulator lays its columns out after the rows)
+    # Tabulator lays its columns out after the rows; a tab's view is sent when the tab is
+    # first opened (lazy_tabs), so on a loaded machine that can take a few seconds. Wait
+    # for headers that have been laid out, then a little for the layout to settle.
+    headers = []
+    for _ in range(120):
+        headers = page.locator(".tabulator-col-title").evaluate_all(HEADERS)
+        if headers:
+            break
+        page.wait_for_timeout(250)
+    page.wait_for_timeout(800)
     headers = page.locator(".tabulator-col-title").evaluate_all(HEADERS)
     assert headers, f"{tab}: no headers"
     cut = [text for text, is_cut in headers if is_cut]

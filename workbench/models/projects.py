@@ -50,14 +50,23 @@ class ProjectsModel(param.Parameterized):
         super().__init__(**params)
         self._cache = FrameCache()
         self.reader = _Cached(self)
-        self._refresh_choices()
-        if "project" not in params and self.store is not None:
-            # Opened with no project: the first one with coverage (else the first), so that
-            # every tab shows something; the Projects tab lists the others.
-            df = self.overview()
-            if not df.empty:
-                with_cov = df[df["coverage_reports"] > 0]
-                self.project = (with_cov if not with_cov.empty else df)["project"].iat[0]
+        # The cache on while the model sets itself up: the choices and the first project
+        # both read the overview (every project's flaky and broken counts), which was a
+        # third of the projects page's build when it was read twice. Off again after, as
+        # a notebook has it (every call reads the store as it is now).
+        self._cache.enabled = True
+        try:
+            self._refresh_choices()
+            if "project" not in params and self.store is not None:
+                # Opened with no project: the first one with coverage (else the first), so
+                # that every tab shows something; the Projects tab lists the others.
+                df = self.overview()
+                if not df.empty:
+                    with_cov = df[df["coverage_reports"] > 0]
+                    self.project = (with_cov if not with_cov.empty else df)["project"].iat[0]
+        finally:
+            self._cache.enabled = False
+            self._cache.clear()
 
     # -- choices --------------------------------------------------------------------------
     @param.depends("store", watch=True)
@@ -103,6 +112,11 @@ class ProjectsModel(param.Parameterized):
     def overview(self) -> pd.DataFrame:
         """One row per project: where, last run, coverage and its change, agents, MCP
         servers declared; plus flaky and broken counts."""
+        # Once per data version for every session of a served page (each project's labels
+        # are a query and an analysis of its tests); a copy, as callers may add to it.
+        return self._cache.derive(self.store, "overview", {}, self._overview).copy()
+
+    def _overview(self) -> pd.DataFrame:
         df = self._cache.get(self.store, "project_overview", {}).copy()
         if df.empty:
             return df.assign(flaky=[], broken=[], mcp=[])
