@@ -106,33 +106,29 @@ def _compared(old: pa.Table, new: pa.Table) -> list[dict[str, Any]]:
     is made only for a file that is listed.
     """
     at = pc.index_in(new["path"], value_set=old["path"])  # each head file's base row
-    both = pc.is_valid(at)
-    hb = np.flatnonzero(_np(both, bool))
+    both = _np(pc.is_valid(at), bool)
+    hb, added = np.flatnonzero(both), np.flatnonzero(~both)
     ha = _np(at.filter(both), np.int64)
-    added = np.flatnonzero(~_np(both, bool))
     removed = np.flatnonzero(~_np(pc.is_in(old["path"], value_set=new["path"]), bool))
 
     counts, runs = _lost(_rows(old["covered_ranges"], ha), _rows(new["statement_ranges"], hb),
                          _rows(new["covered_ranges"], hb))
-    pa_, sa = _np(old["percent"], float)[ha], _np(old["statements"], float)[ha]
-    pb, sb = _np(new["percent"], float)[hb], _np(new["statements"], float)[hb]
+    old_pct, old_st = _np(old["percent"], float), _np(old["statements"], float)
+    new_pct, new_st = _np(new["percent"], float), _np(new["statements"], float)
+    pa_, sa, pb, sb = old_pct[ha], old_st[ha], new_pct[hb], new_st[hb]
     same = ((pa_ == pb) | (np.isnan(pa_) & np.isnan(pb))) & (sa == sb)
     keep = np.flatnonzero((counts > 0) | ~same)
 
     # The listed files end to end: changed ones, then added, then removed (NaN: no value).
     nan = np.full(len(added) + len(removed), np.nan)
-    paths = pa.concat_arrays([_array(new["path"]).take(hb[keep]),
-                              _array(new["path"]).take(added),
+    new_paths = _array(new["path"])
+    paths = pa.concat_arrays([new_paths.take(hb[keep]), new_paths.take(added),
                               _array(old["path"]).take(removed)])
     lost = np.concatenate([counts[keep], np.zeros(len(nan), dtype=counts.dtype)])
-    base_pct = np.concatenate([pa_[keep], nan[:len(added)],
-                               _np(old["percent"], float)[removed]])
-    head_pct = np.concatenate([pb[keep], _np(new["percent"], float)[added],
-                               nan[len(added):]])
-    base_st = np.concatenate([sa[keep], np.zeros(len(added)),
-                              _np(old["statements"], float)[removed]])
-    head_st = np.concatenate([sb[keep], _np(new["statements"], float)[added],
-                              np.zeros(len(removed))])
+    base_pct = np.concatenate([pa_[keep], nan[:len(added)], old_pct[removed]])
+    head_pct = np.concatenate([pb[keep], new_pct[added], nan[len(added):]])
+    base_st = np.concatenate([sa[keep], np.zeros(len(added)), old_st[removed]])
+    head_st = np.concatenate([sb[keep], new_st[added], np.zeros(len(removed))])
     change = np.array(["changed", "added", "removed"], dtype=object).repeat(
         [len(keep), len(added), len(removed)])
     lines = [runs[i] for i in keep.tolist()] + [[] for _ in range(len(nan))]
@@ -222,10 +218,7 @@ def _flat(col: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """A column of ``[first, last, ...]`` lists end to end, and each list's length (a
     missing list has none: Arrow's flatten leaves it out too)."""
     col = _array(col)
-    lengths = _np(pc.list_value_length(col), np.int64) if len(col) else \
-        np.zeros(0, dtype=np.int64)
-    flat = _np(pc.list_flatten(col), np.int64) if len(col) else np.zeros(0, dtype=np.int64)
-    return flat, lengths
+    return _np(pc.list_flatten(col), np.int64), _np(pc.list_value_length(col), np.int64)
 
 
 def _layout(flats: list[tuple[np.ndarray, np.ndarray]],
