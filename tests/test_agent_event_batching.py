@@ -5,8 +5,10 @@ the store's own writer."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
+import time
 
 from workbench.store import Store, control_writes
 
@@ -90,5 +92,50 @@ def test_shell_commands_are_combined_too(tmp_path):
         store.settle()
         assert store.sql("SELECT command FROM console_history ORDER BY rowid")[
             "command"].tolist() == [f"make {n}.{k}" for n in range(3) for k in range(2)]
+    finally:
+        store.close()
+
+
+def _ticks(store: Store, ticks: int, gather: bool) -> list[object]:
+    """What the agents' output reader does each tick: 20 agents' lines handed on one after
+    another (a little work between, as each agent's listeners run), with the writer idle."""
+    futures = []
+    for t in range(ticks):
+        with control_writes.gathered() if gather else contextlib.nullcontext():
+            for i in range(20):
+                futures.append(control_writes.agent_events(
+                    store, [_event(f"ag-{i}", t * 10 + k) for k in range(10)]))
+                time.sleep(0.0005)
+        store.settle()
+    return futures
+
+
+def test_a_tick_of_many_agents_lines_is_one_writer_job(tmp_path):
+    store = Store(tmp_path / "ticks.duckdb")
+    try:
+        futures = _ticks(store, ticks=5, gather=True)
+        pending = control_writes.pending(store, "agent_events")
+        assert pending.jobs == 5, pending.jobs
+        assert all(f.result(10) >= 200 for f in futures)  # each caller's insert: all 200 rows
+        _stored_in_order(store, agents=20, each=50)
+        # (the same without the block: the idle writer takes the first agents' rows at once)
+        before = pending.jobs
+        _ticks(store, ticks=5, gather=False)
+        assert pending.jobs - before > 5
+    finally:
+        store.close()
+
+
+def test_rows_gathered_in_a_failing_block_are_still_stored(tmp_path):
+    store = Store(tmp_path / "raise.duckdb")
+    try:
+        try:
+            with control_writes.gathered():
+                fut = control_writes.agent_events(store, [_event("ag-0", 0)])
+                raise RuntimeError("a listener failed")
+        except RuntimeError:
+            pass
+        assert fut.result(10) == 1
+        assert store.sql("SELECT count(*) AS n FROM agent_events")["n"].iloc[0] == 1
     finally:
         store.close()

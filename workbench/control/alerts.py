@@ -152,10 +152,22 @@ class Window:
         self.tokens: deque[tuple[float, int]] = deque(maxlen=5000)
         self.samples: deque[tuple[float, float, float]] = deque(maxlen=7200)
         self.last_event = now
-        self.last_seen: dict[str, Any] | None = None
+        #: The latest event as ``(kind, text, time.time())``: kept raw, because every
+        #: line an agent prints passes here (2,000 a second for 20 chatty agents) and only
+        #: a silence rule that fires reads it (:attr:`last_seen`).
+        self.seen: tuple[str, str, float] | None = None
         self.last_edit = now
         self.started = now
         self.costs.append((now, cost))  # the baseline: spending is measured from here
+
+    @property
+    def last_seen(self) -> dict[str, Any] | None:
+        """The latest event, as a silence alert's evidence shows it."""
+        if self.seen is None:
+            return None
+        kind, text, at = self.seen
+        return {"kind": kind, "text": text[:300],
+                "at": _ts(at).isoformat()}
 
 
 class AlertEngine:
@@ -234,7 +246,7 @@ class AlertEngine:
         now = time.time()
         w = self.window(agent)
         w.last_event = now
-        w.last_seen = {"kind": kind, "text": text[:300], "at": utcnow().isoformat()}
+        w.seen = (kind, text, now)
         data = data or {}
         self.evaluations += 1
         if kind == "state":

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..store import control_writes
+
 #: A quarter second: each look that finds lines is one write to the store. Twenty agents
 #: printing ten times a second cost the server 12% of a core looking every tenth of a
 #: second, 7% every quarter (benchmarks/agent_output.py); a person reading the log does
@@ -130,8 +132,9 @@ class _Out:
 
     def hand_on(self) -> None:
         reads, self.reads, self.size = self.reads, [], 0
-        for entry, lines in reads:
-            entry.on_lines(lines)
+        with control_writes.gathered():  # (every agent's lines of a tick: one transaction)
+            for entry, lines in reads:
+                entry.on_lines(lines)
 
 
 #: The supervisor's process-wide followers.
