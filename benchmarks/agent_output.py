@@ -7,7 +7,9 @@ shared load generator (../shared/tools/otlp_load.py, 8 connections, batches of 5
 before a loaded phase, ``--agents`` process agents are defined and started through the API
 (each a small Python loop printing ``--lines`` numbered lines a second, 10 at a time), and
 they are stopped after it. A round's cost is its loaded rate against the mean of the idle
-phases either side; the median over the rounds is printed. Before the loaded phase, the server's own CPU with
+phases either side; the median over the rounds is printed. Each phase starts once the
+server is quiet again (under 10 % of a core for two seconds), so none pays for the rows or
+housekeeping of the one before. Before the loaded phase, the server's own CPU with
 the agents and no load is measured for 10 s (psutil): the cost in a figure that the
 machine's other work moves less. The agents' lines are counted back from the store
 (every line of the loaded phase, in order per agent, none missing)::
@@ -111,6 +113,17 @@ def server_cpu(pid: int, seconds: float) -> float:
     return proc.cpu_percent(None)
 
 
+def quiet(pid: int, below: float = 10.0, seconds: float = 60) -> float:
+    """Wait until the server's CPU stays under ``below`` % of a core for two seconds (the
+    rows of the load before written, its housekeeping done), so that no phase pays for the
+    one before it; return how long that took."""
+    start = time.monotonic()
+    calm = 0
+    while calm < 2 and time.monotonic() - start < seconds:
+        calm = calm + 1 if server_cpu(pid, 1.0) < below else 0
+    return time.monotonic() - start
+
+
 def start_agents(c: httpx.Client, n: int, rate: int) -> list[str]:
     """Define and start ``n`` printing agents; return their ids once all run."""
     ids = [c.post("/api/agents", json={
@@ -184,6 +197,7 @@ def main() -> None:
             wait_http(url + "/api/health")
             idle.append(load(url, "idle-1", args))
             for n in range(1, args.rounds + 1):
+                quiet(server.pid)
                 ids = agents = start_agents(c, args.agents, args.lines)
                 time.sleep(2)  # their output flowing
                 busy = server_cpu(server.pid, 10)
@@ -197,7 +211,7 @@ def main() -> None:
                 drained = settled(c)
                 print(f"  (the store's queue emptied {drained:.1f} s after the agents "
                       "stopped)")
-                time.sleep(2)
+                quiet(server.pid)
                 idle.append(load(url, f"idle-{n + 1}", args))
                 # Each loaded phase against the mean of the idle phases either side of it:
                 # the machine's own drift over minutes moves both alike.

@@ -58,11 +58,13 @@ def test_start_pause_resume_stop_from_the_dashboard(served, chromium, output_dir
         # tell "never" from "later", so a loaded CI machine does not fail it)
         agent = until(lambda: (a := agent_named(served.url, "from-the-page")) and
                       a["state"] == "running" and a, timeout=30, what="running")
-        page.get_by_text("idle → starting").first.wait_for()  # the page shows its detail
+        # The page shows its detail (its heading; the ticker's lines soon push its state
+        # changes off the events' first page, so they are not what is waited for)
+        page.locator("h3", has_text="from-the-page").first.wait_for()
         page.screenshot(path=str(output_dir / "created.png"))
         page.locator(".bk-tab", has_text="Fleet").click()
         card = page.locator("div.bk-panel-models-layout-Column", has_text="from-the-page")
-        page.get_by_text("from-the-page").first.wait_for()
+        card.first.get_by_role("button", name="Pause").wait_for()  # (its card, not the toast)
         page.screenshot(path=str(output_dir / "fleet.png"))
         page.get_by_role("button", name="Pause").first.click()
         until(lambda: agent_named(served.url, "from-the-page")["state"] == "paused",

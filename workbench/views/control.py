@@ -19,7 +19,7 @@ from ..analysis import units
 from .alert_rules import named, named_options
 from .common import FollowBrowserTheme, ThemedDesign, bokeh_changes, empty, nav, pre, table
 from .escape import escape
-from .lazy_tabs import LazyTabs
+from .lazy_tabs import LazyTabs, Later
 from .notify import attempt, notify
 from .work import TASK_NAMES, TASK_TABLE, AlertsView, TaskQueueView
 
@@ -563,17 +563,33 @@ class ControlDashboard(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         m = self.model
-        self.fleet, self.inbox = FleetBoard(model=m), ApprovalsInbox(model=m)
-        self.detail, self.audit = AgentDetail(model=m), AuditView(model=m)
-        self.form = NewAgentForm(model=m)
-        self.alerts, self.queue = AlertsView(model=m), TaskQueueView(model=m)
-        self._views = [self.fleet, self.inbox, self.alerts, self.queue, self.detail,
-                       self.form, self.audit]
-        self._tabs = LazyTabs(self.tabs, self._views, opening=self._refresh_tab,
-                              sizing_mode="stretch_width").tabs
-        # Only a person's click opens the detail tab (not every change of the selection).
-        self.fleet.show = self.form.show = self._details
+
+        def showing(view):  # (only a person's click opens the detail tab, not every
+            view.show = self._details  # change of the selection)
+            return view
+
+        # Each view is made when its tab first opens: a hidden one follows nothing (it is
+        # refreshed on opening), and making all seven with their tables was ~0.3 s of the
+        # page's request (py-spy of DocHandler.get).
+        self._lazy = LazyTabs(self.tabs, [
+            Later(lambda: showing(FleetBoard(model=m))), Later(lambda: ApprovalsInbox(model=m)),
+            Later(lambda: AlertsView(model=m)), Later(lambda: TaskQueueView(model=m)),
+            Later(lambda: AgentDetail(model=m)), Later(lambda: showing(NewAgentForm(model=m))),
+            Later(lambda: AuditView(model=m))], opening=self._refresh_tab,
+            sizing_mode="stretch_width")
+        self._tabs = self._lazy.tabs
         self.refresh()
+
+    def _view(self, title: str):
+        return self._lazy.view(self.tabs.index(title))
+
+    fleet = property(lambda self: self._view("Fleet"))
+    inbox = property(lambda self: self._view("Approvals"))
+    alerts = property(lambda self: self._view("Alerts"))
+    queue = property(lambda self: self._view("Tasks"))
+    detail = property(lambda self: self._view("Agent"))
+    form = property(lambda self: self._view("New agent"))
+    audit = property(lambda self: self._view("Audit"))
 
     def _details(self, agent_id: str) -> None:
         self.model.selected = agent_id
@@ -589,7 +605,7 @@ class ControlDashboard(pn.viewable.Viewer):
         self._refresh_tab(self._tabs.active)
 
     def _refresh_tab(self, i: int) -> None:
-        view = self._views[i]
+        view = self._lazy.view(i)
         if hasattr(view, "refresh"):
             view.refresh()
 

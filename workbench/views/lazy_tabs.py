@@ -8,6 +8,9 @@ for a bare Panel page. A hidden tab now holds an empty column until it is first 
 then its view, already told it is shown (so its queries have filled it), goes in, in one
 change. The views themselves are made at once: they follow the model's changes while
 hidden (a filter, a file opened from the address), which is how they know what to show.
+A page whose hidden views need not follow anything (they are filled when opened) passes
+them as :class:`Later`: such a view is not even made until its tab opens (the control
+page's seven views and their Tabulators were ~0.3 s of its request).
 (Panel's ``dynamic`` tabs render on opening too, but send the tab before the view's data,
 and the data patch raced the browser building the tab.)
 """
@@ -21,11 +24,19 @@ import panel as pn
 from panel.io.document import hold
 
 
+class Later:
+    """A view made only when its tab first opens: ``Later(lambda: View(model=m))``."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+
+
 class LazyTabs:
     """``pn.Tabs`` of ``titles`` over ``views``; a view goes into the page when its tab is
     first opened. A view with a ``shown`` parameter is told when its tab opens or closes;
     ``opening(i)`` is called when tab ``i`` opens, before its view is sent. The ``eager``
-    tabs are sent at once.
+    tabs are sent at once. A :class:`Later` view is made by :meth:`view` (its tab opening
+    does that).
     """
 
     def __init__(self, titles: Sequence[str], views: Sequence[Any],
@@ -40,18 +51,30 @@ class LazyTabs:
             self._send(i)
         self.tabs.param.watch(self._on_tab, "active")
 
+    def view(self, i: int) -> Any:
+        """Tab ``i``'s view, made now if it is a :class:`Later` one not made yet."""
+        if isinstance(self.views[i], Later):
+            # Made as the page's own views are, before the template made its design the
+            # default: Panel gives a widget made later the design at once, and a Tabulator
+            # made so lost Bootstrap's compact header (its titles were cut); the
+            # template's hooks style it when it is sent, as every other.
+            with pn.config.set(design=None):
+                self.views[i] = self.views[i].make()
+        return self.views[i]
+
     def _send(self, i: int) -> None:
         if not self._sent[i]:
             self._sent[i] = True
-            self._holders[i].objects = [self.views[i]]
+            self._holders[i].objects = [self.view(i)]
 
     def _on_tab(self, event) -> None:
         # Held: the views' changes and the tab's models go to the browser together, in
         # order, the way Panel sends its own changes. (A plain Bokeh model changed later,
         # a chart's data, must go that way too: common.bokeh_changes.)
         with hold():
+            self.view(event.new)
             for i, view in enumerate(self.views):  # (shown first: its queries fill it)
-                if hasattr(view, "shown"):
+                if not isinstance(view, Later) and hasattr(view, "shown"):
                     view.shown = i == event.new
             if self._opening is not None:
                 self._opening(event.new)
