@@ -4,6 +4,7 @@ files, and what changed (two reports compared, patch coverage, coverage at risk)
 
 from __future__ import annotations
 
+import functools
 import json
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,7 +20,7 @@ from .common import Kpis, bokeh_changes, columns, empty, pre, table, title_width
 from .coverage_map import WATCH, CoverageMap, FileView, _pct
 from .escape import escape
 from .lazy import LazyView, deferred
-from .lazy_tabs import LazyTabs
+from .lazy_tabs import LazyTabs, Later
 from .selection import SelectionQuality, SelectRunView
 from .shell import DashboardShell
 
@@ -541,14 +542,19 @@ class ProjectsDashboard(DashboardShell):
         m = self.model
         views = (ProjectsOverview, ProjectView, CoverageMap, FileView, ChangesView,
                  SelectRunView, SelectionQuality)
-        self._views = [view(model=m, shown=(i == 0), **(
-            {"principal": self.principal} if view in (ProjectView, SelectRunView) else {}))
-            for i, view in enumerate(views)]
-        # (the file view at once: a file and line in the page's address open it while the
-        # page loads, and its lines table then lost the line it had to page to and mark)
-        self._tabs = LazyTabs(self.tabs, self._views, eager=[self.tabs.index("File")],
-                              sizing_mode="stretch_width").tabs
-        self._views[0].param.watch(lambda e: self.goto("Project"), "opened")
+
+        def make(view, shown: bool):
+            return view(model=m, shown=shown, **(
+                {"principal": self.principal} if view in (ProjectView, SelectRunView) else {}))
+
+        # Each view is made when its tab first opens (lazy_tabs.Later); the file view at
+        # once: a file and line in the page's address open it while the page loads, and its
+        # lines table then lost the line it had to page to and mark.
+        self._lazy = LazyTabs(self.tabs, [Later(functools.partial(make, view))
+                                          for view in views],
+                              eager=[self.tabs.index("File")], sizing_mode="stretch_width")
+        self._tabs = self._lazy.tabs
+        self._lazy.view(0).param.watch(lambda e: self.goto("Project"), "opened")
         m.param.watch(lambda e: self.goto("File") if e.new else None, "path")
 
     def filter_widgets(self) -> list:

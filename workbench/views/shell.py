@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
 import panel as pn
 import param
 
 from .common import FollowBrowserTheme, ThemedDesign, nav
-from .lazy_tabs import LazyTabs
+from .lazy_tabs import LazyTabs, Later
 
 
 class DashboardShell(pn.viewable.Viewer):
@@ -52,15 +53,23 @@ class DashboardShell(pn.viewable.Viewer):
         self.model.refresh((self.topic, version.number), version.at)
 
     def build_tabs(self, views: tuple[type, ...]) -> None:
-        """One tab per view class over the model. Only the open tab's view is shown: the
-        others defer their queries until opened, so a page load and a data change cost one
-        tab's queries, not all; and a tab's view goes into the page when the tab is first
-        opened (views/lazy_tabs.py), so a page's session sends one tab, not all."""
+        """One tab per view class over the model. A tab's view is made when the tab first
+        opens (views/lazy_tabs.py): a page load makes, queries and sends one tab, not all
+        (making the tests page's six views was ~0.4 s of its request, py-spy). A view reads
+        the model as it is when made (each loads in its constructor), and once made, a
+        hidden one defers its queries until it is shown again."""
         extra = plugin_tabs(self.page)
         self.tabs = (*self.tabs, *(cls.title for cls in extra))
-        self._views = [view(model=self.model, shown=(i == 0))
-                       for i, view in enumerate((*views, *extra))]
-        self._tabs = LazyTabs(self.tabs, self._views, sizing_mode="stretch_width").tabs
+        self._lazy = LazyTabs(self.tabs, [
+            Later(functools.partial(lambda cls, shown: cls(model=self.model, shown=shown),
+                                    view)) for view in (*views, *extra)],
+            sizing_mode="stretch_width")
+        self._tabs = self._lazy.tabs
+
+    @property
+    def _views(self) -> list:
+        """Every tab's view (made now, hidden, if its tab has not been opened)."""
+        return [self._lazy.view(i) for i in range(len(self.tabs))]
 
     def goto(self, name: str) -> None:
         """Switch to the tab called ``name``."""
