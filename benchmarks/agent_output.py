@@ -9,12 +9,13 @@ before a loaded phase, ``--agents`` process agents are defined and started throu
 they are stopped after it. A round's cost is its loaded rate against the mean of the idle
 phases either side; the median over the rounds is printed. Each phase starts once the
 server is quiet again (under 10 % of a core for two seconds), so none pays for the rows or
-housekeeping of the one before. Before the loaded phase, the server's own CPU with
-the agents and no load is measured for 10 s (psutil): the cost in a figure that the
-machine's other work moves less. The agents' lines are counted back from the store
-(every line of the loaded phase, in order per agent, none missing)::
+housekeeping of the one before. Before each loaded phase, the server's own CPU with the
+agents and no load is measured for 10 s (psutil): the cost in a figure that the machine's
+other work moves less. The agents' lines are counted back from the store (every line of
+each loaded phase, in order per agent, none missing)::
 
-    flock /tmp/bench.lock python3 benchmarks/agent_output.py [--agents 20] [--lines 100]
+    flock /tmp/bench.lock python3 benchmarks/agent_output.py [--agents 20] [--lines 100] \
+        [--rounds 3]
 """
 
 from __future__ import annotations
@@ -183,7 +184,8 @@ def main() -> None:
     args = parser.parse_args()
     print(machine())
     print(f"{args.spans:,} spans a phase, {args.concurrency} connections, batches of 512; "
-          f"{args.agents} agents × {args.lines} lines/s in each loaded phase, {args.rounds} round(s)")
+          f"{args.agents} agents × {args.lines} lines/s in each loaded phase, "
+          f"{args.rounds} round(s)")
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         server = subprocess.Popen(

@@ -91,3 +91,24 @@ def test_a_hidden_tab_is_sent_to_the_browser_when_first_opened(demo_store):
     dash.goto("Failure clusters")
     assert len(doc.models) == grown  # sent once
     assert runs is dash._views[0]
+
+
+def test_a_tab_s_view_is_made_when_first_opened_and_reads_the_model_as_it_is(demo_store):
+    """A page load makes the open tab's view only; one opened later shows the filters and
+    the run chosen meanwhile (it was not there to follow them)."""
+    from workbench.views.lazy_tabs import Later
+    from workbench.views.runs import RunDetail
+
+    dash = TestsDashboard(model=TestAnalytics(store=demo_store, window="all time"), live=False)
+    made = [not isinstance(v, Later) for v in dash._lazy.views]
+    assert made == [True] + [False] * (len(dash.tabs) - 1)
+    dash.model.project = "ledger-jvm"
+    run_id = dash.model.runs(limit=5)["run_id"].iloc[0]
+    dash.model.run_id = run_id  # (the tests page opens the run's tab for it)
+    detail = dash._lazy.views[dash.tabs.index("Run detail")]
+    assert isinstance(detail, RunDetail) and detail.shown
+    assert dash._tabs.active == dash.tabs.index("Run detail")
+    assert f"Run {run_id}" in detail._header[0].object  # the run chosen before it was made
+    assert (detail._failures.value.empty
+            == dash.model.run_failures().empty)  # (its failures, as the model has them)
+    assert isinstance(dash._lazy.views[dash.tabs.index("Durations")], Later)  # still unmade

@@ -572,9 +572,9 @@ class ControlDashboard(pn.viewable.Viewer):
         # refreshed on opening), and making all seven with their tables was ~0.3 s of the
         # page's request (py-spy of DocHandler.get).
         self._lazy = LazyTabs(self.tabs, [
-            Later(lambda _: showing(FleetBoard(model=m))), Later(lambda _: ApprovalsInbox(model=m)),
-            Later(lambda _: AlertsView(model=m)), Later(lambda _: TaskQueueView(model=m)),
-            Later(lambda _: AgentDetail(model=m)),
+            Later(lambda _: showing(FleetBoard(model=m))),
+            Later(lambda _: ApprovalsInbox(model=m)), Later(lambda _: AlertsView(model=m)),
+            Later(lambda _: TaskQueueView(model=m)), Later(lambda _: AgentDetail(model=m)),
             Later(lambda _: showing(NewAgentForm(model=m))),
             Later(lambda _: AuditView(model=m))], opening=self._refresh_tab,
             sizing_mode="stretch_width")

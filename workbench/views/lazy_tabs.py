@@ -8,10 +8,12 @@ for a bare Panel page. A hidden tab now holds an empty column until it is first 
 then its view, already told it is shown (so its queries have filled it), goes in, in one
 change. Views made at once follow the model's changes while hidden (the projects page's
 file opened from the address).
+
 A page whose hidden views need not follow anything while hidden passes them as
 :class:`Later`: such a view is not even made until its tab opens, and then reads the
 model's state as it is (the control page's seven views and their Tabulators were ~0.3 s of
 its request, the tests page's six ~0.4 s).
+
 (Panel's ``dynamic`` tabs render on opening too, but send the tab before the view's data,
 and the data patch raced the browser building the tab.)
 """

@@ -60,11 +60,13 @@ class DashboardShell(pn.viewable.Viewer):
         hidden one defers its queries until it is shown again."""
         extra = plugin_tabs(self.page)
         self.tabs = (*self.tabs, *(cls.title for cls in extra))
-        self._lazy = LazyTabs(self.tabs, [
-            Later(functools.partial(lambda cls, shown: cls(model=self.model, shown=shown),
-                                    view)) for view in (*views, *extra)],
-            sizing_mode="stretch_width")
+        self._lazy = LazyTabs(self.tabs, [Later(functools.partial(self._make, view))
+                                          for view in (*views, *extra)],
+                              sizing_mode="stretch_width")
         self._tabs = self._lazy.tabs
+
+    def _make(self, view: type, shown: bool):
+        return view(model=self.model, shown=shown)
 
     @property
     def _views(self) -> list:
