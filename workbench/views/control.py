@@ -585,12 +585,7 @@ class ControlDashboard(pn.viewable.Viewer):
         return self._lazy.view(self.tabs.index(title))
 
     fleet = property(lambda self: self._view("Fleet"))
-    inbox = property(lambda self: self._view("Approvals"))
-    alerts = property(lambda self: self._view("Alerts"))
-    queue = property(lambda self: self._view("Tasks"))
     detail = property(lambda self: self._view("Agent"))
-    form = property(lambda self: self._view("New agent"))
-    audit = property(lambda self: self._view("Audit"))
 
     def _details(self, agent_id: str) -> None:
         self.model.selected = agent_id

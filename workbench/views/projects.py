@@ -542,20 +542,20 @@ class ProjectsDashboard(DashboardShell):
         m = self.model
         views = (ProjectsOverview, ProjectView, CoverageMap, FileView, ChangesView,
                  SelectRunView, SelectionQuality)
-
-        def make(view, shown: bool):
-            return view(model=m, shown=shown, **(
-                {"principal": self.principal} if view in (ProjectView, SelectRunView) else {}))
-
         # Each view is made when its tab first opens (lazy_tabs.Later); the file view at
         # once: a file and line in the page's address open it while the page loads, and its
         # lines table then lost the line it had to page to and mark.
-        self._lazy = LazyTabs(self.tabs, [Later(functools.partial(make, view))
+        self._lazy = LazyTabs(self.tabs, [Later(functools.partial(self._make, view))
                                           for view in views],
                               eager=[self.tabs.index("File")], sizing_mode="stretch_width")
         self._tabs = self._lazy.tabs
         self._lazy.view(0).param.watch(lambda e: self.goto("Project"), "opened")
         m.param.watch(lambda e: self.goto("File") if e.new else None, "path")
+
+    def _make(self, view: type, shown: bool):
+        if view in (ProjectView, SelectRunView):  # (they act, so they need who acts)
+            return view(model=self.model, shown=shown, principal=self.principal)
+        return super()._make(view, shown)
 
     def filter_widgets(self) -> list:
         m = self.model
