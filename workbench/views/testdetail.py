@@ -22,6 +22,11 @@ SLOW_COLUMNS = ["test_id", "runs", "median_s", "max_s", "total_s"]
 REGRESSION_COLUMNS = ["test_id", "runs", "recent_median_s", "older_median_s", "ratio",
                       "older_runs"]
 
+REDRAW_SUGGESTIONS = """
+const view = Bokeh.index.find_one(source);
+if (view != null && view.shadow_el.activeElement === view.input_el) view._toggle_menu();
+"""
+
 
 class TestDetail(LazyView):
     """History of one test: outcomes, durations, messages."""
@@ -41,6 +46,10 @@ class TestDetail(LazyView):
         )
         self._search.param.watch(self._on_search, "value")
         self._search.param.watch(self._on_input, "value_input")
+        # Bokeh redraws the suggestions on a key press only; ours come from the server just
+        # after it, so without this a person who stops typing sees no list (or the one for
+        # the text before their last key) until they press another key.
+        self._search.jscallback(options=REDRAW_SUGGESTIONS)
         self._history = table(pd.DataFrame(columns=HISTORY_COLUMNS),
                               "No runs of this test in this window.", boxed=True,
                               grow={"message": 1})
