@@ -125,3 +125,82 @@ def test_a_lone_request_is_written_before_its_answer(tmp_path):
     finally:
         intake.close()
         store.close()
+
+
+def linked_request(service: str, spans: int) -> bytes:
+    """An SDK export request whose every span links to the first one."""
+    from opentelemetry.trace import Link
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("inbox-test")
+    with tracer.start_as_current_span("root") as root:
+        first = root.get_span_context()
+    for i in range(spans - 1):
+        with tracer.start_as_current_span(f"linked {i}", links=[Link(first)]):
+            pass
+    return encode_spans(memory.get_finished_spans()).SerializeToString()
+
+
+def links(store: Store, service: str) -> int:
+    return store.sql("SELECT count(*) AS n FROM span_links l JOIN spans s USING "
+                     "(trace_id, span_id) WHERE s.service_name = ?", [service])["n"].item()
+
+
+def test_a_burst_is_written_in_groups_each_span_and_link_once(tmp_path, monkeypatch):
+    from workbench.store import otlp_inbox
+
+    monkeypatch.setenv("OBSERVATORY_OTLP_DEFER_S", "60")
+    store = Store(tmp_path / "groups.duckdb")
+    intake = LocalIntake(store, ci_env={}, block=False)
+    intake.use_inbox()
+    intake.inbox.quiet_s = 30
+    writes: list[int] = []
+    write = intake.inbox._write
+    intake.inbox._write = lambda requests, also: (writes.append(len(requests)),
+                                                  write(requests, also))[1]
+    try:
+        bodies = [linked_request(f"svc{i}", 4) for i in range(11)]
+        bodies.insert(5, bodies[2])  # sent again (its answer was lost) within the burst
+        overlapping(intake, bodies[0], bodies[1])
+        for body in bodies[2:]:
+            intake.submit_telemetry("traces", body, otlp.PROTOBUF)[1].result(10)
+        assert store.sql("SELECT count(*) AS n FROM otlp_inbox")["n"].item() == 11
+        assert intake.inbox.settle(30)
+        assert writes == [otlp_inbox.GROUP, 11 - otlp_inbox.GROUP]  # not one write each
+        for i in range(11):
+            assert (spans(store, f"svc{i}"), links(store, f"svc{i}")) == (4, 3), i
+        assert store.sql("SELECT count(*) AS n FROM otlp_inbox")["n"].item() == 0
+    finally:
+        intake.close()
+        store.close()
+
+
+def test_a_group_that_fails_is_written_request_by_request(tmp_path, monkeypatch):
+    monkeypatch.setenv("OBSERVATORY_OTLP_DEFER_S", "60")
+    store = Store(tmp_path / "fails.duckdb")
+    intake = LocalIntake(store, ci_env={}, block=False)
+    intake.use_inbox()
+    intake.inbox.quiet_s = 30
+    write = intake.inbox._write
+    failed = []
+
+    def fail_groups(requests, also):
+        if len(requests) > 1:  # (a fault: the group's transaction fails)
+            failed.append(len(requests))
+            return store.submit(lambda cur: cur.execute("SELECT * FROM no_such_table"))
+        return write(requests, also)
+
+    intake.inbox._write = fail_groups
+    try:
+        overlapping(intake, sdk_request("first", 2), sdk_request("a", 3))
+        for name in "bcd":
+            intake.submit_telemetry("traces", sdk_request(name, 3), otlp.PROTOBUF)[1].result(10)
+        assert intake.inbox.settle(30)
+        assert failed == [4]
+        assert [spans(store, n) for n in "abcd"] == [3, 3, 3, 3]
+        assert store.sql("SELECT count(*) AS n FROM otlp_inbox")["n"].item() == 0
+    finally:
+        intake.close()
+        store.close()

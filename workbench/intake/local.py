@@ -193,17 +193,28 @@ class LocalIntake(Intake):
         written.add_done_callback(inbox.left)
         return batch, written
 
-    def _write_later(self, signal: str, body: bytes, also) -> Future:
-        """The inbox's worker: one acknowledged request's rows, written with ``also`` (its
-        inbox row's deletion) in the same transaction."""
+    def _write_later(self, requests: list[tuple[str, bytes]], also) -> Future:
+        """The inbox's worker: acknowledged requests' rows, written as one with ``also``
+        (their inbox rows' deletion) in the same transaction."""
         from ..ingest import otlp
 
-        try:
-            tables = otlp.flatten(signal, otlp.decode(signal, body, otlp.PROTOBUF)).tables
-        except otlp.OTLPError as err:  # (it was decoded once already: not expected)
-            log.error("OTLP inbox: a stored %s request no longer decodes (%s); dropped",
-                      signal, err)
-            tables = {}
+        tables: dict[str, list] = {}
+        spans: set[tuple] = set()  # (trace, span) of the spans of the requests before
+        for signal, body in requests:
+            try:
+                batch = otlp.flatten(signal, otlp.decode(signal, body, otlp.PROTOBUF))
+            except otlp.OTLPError as err:  # (it was decoded once already: not expected)
+                log.error("OTLP inbox: a stored %s request no longer decodes (%s); dropped",
+                          signal, err)
+                continue
+            links = batch.tables.get("span_links")
+            if links and spans:  # a request sent again: its spans' links are there already
+                batch.tables["span_links"] = [
+                    link for link in links if (link["trace_id"], link["span_id"]) not in spans]
+            if len(requests) > 1:
+                spans.update((r["trace_id"], r["span_id"]) for r in batch.tables.get("spans", ()))
+            for table, rows in batch.tables.items():
+                tables.setdefault(table, []).extend(rows)
         return writes.submit_telemetry(self.store, tables, also=also, block=True)
 
     def use_inbox(self) -> None:
