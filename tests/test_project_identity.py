@@ -132,6 +132,25 @@ def test_ingest_reads_branch_and_commit_from_git(tmp_path):
                    "svc4": ("-", "-")}
 
 
+def test_git_is_asked_once_and_each_caller_keeps_its_own_answer(tmp_path, monkeypatch):
+    """A CI commit other than the checkout's drops the checkout's branch from that run's
+    metadata, and only from that run's: a later run from the same folder has it."""
+    from workbench.ingest import ci_env
+
+    for detect_var, _ in ci_env._PROVIDERS.values():  # (this test's CI is not the one read)
+        monkeypatch.delenv(detect_var, raising=False)
+    repo = project(tmp_path / "once")
+    git(repo, "checkout", "-q", "-b", "topic")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    ci_env.ask_git_early(repo)  # (as `ingest tests` does before it reads its reports)
+    monkeypatch.setenv("GITLAB_CI", "true")
+    monkeypatch.setenv("CI_COMMIT_SHA", "f00d")
+    ci = ci_env.detect(folder=repo)
+    assert ci["commit"] == "f00d" and "branch" not in ci
+    monkeypatch.delenv("GITLAB_CI")
+    assert ci_env.detect(folder=repo) == {"commit": head, "branch": "topic"}
+
+
 def test_a_ci_name_finds_the_folder_of_its_remote(store, tmp_path):
     """CI names a project by its repository's path (GITHUB_REPOSITORY): the scanned
     folder whose origin is that repository goes by it. A user and password in the remote's

@@ -945,6 +945,10 @@ def cmd_ingest_tests(args: argparse.Namespace) -> int:
         "report_tz": tz,
     }
     files = expand(args.paths)
+    if not (args.commit and args.branch):
+        from .ingest.ci_env import ask_git_early
+
+        ask_git_early()  # (the run's commit and branch, while the reports are read)
     bad = stored = 0
     pending: deque = deque()
 

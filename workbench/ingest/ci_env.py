@@ -3,8 +3,8 @@ the local git repository."""
 
 from __future__ import annotations
 
-import functools
 import os
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -110,13 +110,30 @@ def detect(env: Mapping[str, str] | None = None,
     return out
 
 
-@functools.lru_cache(maxsize=16)
+_git_lock = threading.Lock()
+_git_answers: dict[str, dict[str, str]] = {}
+
+
 def local_git(folder: str) -> dict[str, str]:
     """``commit`` (full SHA) and ``branch`` (none when detached) checked out in the git
-    repository holding ``folder``; {} outside one, without commits, or without git."""
-    from ..git import checked_out
+    repository holding ``folder``; {} outside one, without commits, or without git.
+    Asked once per folder (a caller asking while :func:`ask_git_early` is still at it waits
+    for its answer); each caller gets its own copy."""
+    with _git_lock:
+        if folder not in _git_answers:
+            from ..git import checked_out
 
-    return {k: v for k, v in checked_out(folder).items() if valid_unicode(v)}
+            _git_answers[folder] = {k: v for k, v in checked_out(folder).items()
+                                    if valid_unicode(v)}
+        return dict(_git_answers[folder])
+
+
+def ask_git_early(folder: str | Path | None = None) -> None:
+    """Ask git for the checkout of ``folder`` (default: the working directory) in a thread,
+    so that its answer (~0.1 s: a process) comes while the command reads its reports."""
+    where = str(Path(folder or os.getcwd()).absolute())
+    threading.Thread(target=local_git, args=(where,), name="observatory-git",
+                     daemon=True).start()
 
 
 def run_metadata(
