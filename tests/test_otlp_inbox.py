@@ -41,6 +41,20 @@ def spans(store: Store, service: str) -> int:
                      [service])["n"].item()
 
 
+def held(monkeypatch, path) -> LocalIntake:
+    """An intake on a new store whose inbox is written only when settle() asks (no quiet
+    moment and no request old enough in a test's time)."""
+    monkeypatch.setenv("OBSERVATORY_OTLP_DEFER_S", "60")
+    intake = LocalIntake(Store(path), ci_env={}, block=False)
+    intake.use_inbox()
+    intake.inbox.quiet_s = 30
+    return intake
+
+
+def in_inbox(store: Store) -> int:
+    return store.sql("SELECT count(*) AS n FROM otlp_inbox")["n"].item()
+
+
 def overlapping(intake: LocalIntake, first: bytes, second: bytes):
     """Send ``second`` while ``first`` is still in flight (the writer held busy)."""
     gate, busy = threading.Event(), threading.Event()
@@ -56,17 +70,14 @@ def overlapping(intake: LocalIntake, first: bytes, second: bytes):
 
 def test_an_overlapping_request_is_answered_before_its_rows_and_written_once(tmp_path,
                                                                              monkeypatch):
-    monkeypatch.setenv("OBSERVATORY_OTLP_DEFER_S", "60")
-    store = Store(tmp_path / "inbox.duckdb")
-    intake = LocalIntake(store, ci_env={}, block=False)
-    intake.use_inbox()
-    intake.inbox.quiet_s = 30  # (no quiet moment in this test: only settle() drains)
+    intake = held(monkeypatch, tmp_path / "inbox.duckdb")
+    store = intake.store
     try:
         first, second = sdk_request("alone", 5), with_bad_span(sdk_request("later", 7))
         one, two = overlapping(intake, first, second)
         # the first was written before its answer; the second is in the inbox only
         assert spans(store, "alone") == 5 and spans(store, "later") == 0
-        assert store.sql("SELECT count(*) AS n FROM otlp_inbox")["n"].item() == 1
+        assert in_inbox(store) == 1
         assert intake.inbox.state()["requests"] == 1
         # the answer is the one the rows would have given: 7 accepted, the bad one rejected
         flat = otlp.flatten("traces", otlp.decode("traces", second, otlp.PROTOBUF))
@@ -75,10 +86,10 @@ def test_an_overlapping_request_is_answered_before_its_rows_and_written_once(tmp
         # sent again while the burst goes on (the inbox is not empty): answered, not written
         again = intake.submit_telemetry("traces", second, otlp.PROTOBUF)
         again[1].result(10)
-        assert store.sql("SELECT count(*) AS n FROM otlp_inbox")["n"].item() == 2
+        assert in_inbox(store) == 2
         assert intake.inbox.settle(30)
         assert spans(store, "later") == 7  # both copies written: the spans once
-        assert store.sql("SELECT count(*) AS n FROM otlp_inbox")["n"].item() == 0
+        assert in_inbox(store) == 0
         assert intake.inbox.state() == {"requests": 0, "bytes": 0, "oldest_s": None}
     finally:
         intake.close()
@@ -87,25 +98,22 @@ def test_an_overlapping_request_is_answered_before_its_rows_and_written_once(tmp
 
 def test_what_a_stopped_server_acknowledged_is_written_at_the_next_start(tmp_path,
                                                                           monkeypatch):
-    monkeypatch.setenv("OBSERVATORY_OTLP_DEFER_S", "60")
     path = tmp_path / "restart.duckdb"
-    store = Store(path)
-    intake = LocalIntake(store, ci_env={}, block=False)
-    intake.use_inbox()
-    intake.inbox.quiet_s = 30
+    intake = held(monkeypatch, path)
+    store = intake.store
     overlapping(intake, sdk_request("before", 3), sdk_request("acknowledged", 4))
     intake.close()  # stops the inbox's worker before it wrote anything
     store.close()
 
     store = Store(path)
     assert spans(store, "acknowledged") == 0
-    assert store.sql("SELECT count(*) AS n FROM otlp_inbox")["n"].item() == 1
+    assert in_inbox(store) == 1
     intake = LocalIntake(store, ci_env={}, block=False)
     intake.use_inbox()  # (as the server does at start)
     try:
         assert intake.inbox.settle(30)
         assert spans(store, "acknowledged") == 4 and spans(store, "before") == 3
-        assert store.sql("SELECT count(*) AS n FROM otlp_inbox")["n"].item() == 0
+        assert in_inbox(store) == 0
     finally:
         intake.close()
         store.close()
@@ -121,7 +129,7 @@ def test_a_lone_request_is_written_before_its_answer(tmp_path):
                                                      otlp.PROTOBUF)
             written.result(10)
             assert spans(store, f"s{i}") == 2
-        assert store.sql("SELECT count(*) AS n FROM otlp_inbox")["n"].item() == 0
+        assert in_inbox(store) == 0
     finally:
         intake.close()
         store.close()
@@ -151,11 +159,8 @@ def links(store: Store, service: str) -> int:
 def test_a_burst_is_written_in_groups_each_span_and_link_once(tmp_path, monkeypatch):
     from workbench.store import otlp_inbox
 
-    monkeypatch.setenv("OBSERVATORY_OTLP_DEFER_S", "60")
-    store = Store(tmp_path / "groups.duckdb")
-    intake = LocalIntake(store, ci_env={}, block=False)
-    intake.use_inbox()
-    intake.inbox.quiet_s = 30
+    intake = held(monkeypatch, tmp_path / "groups.duckdb")
+    store = intake.store
     writes: list[int] = []
     write = intake.inbox._write
     intake.inbox._write = lambda requests, also: (writes.append(len(requests)),
@@ -166,23 +171,20 @@ def test_a_burst_is_written_in_groups_each_span_and_link_once(tmp_path, monkeypa
         overlapping(intake, bodies[0], bodies[1])
         for body in bodies[2:]:
             intake.submit_telemetry("traces", body, otlp.PROTOBUF)[1].result(10)
-        assert store.sql("SELECT count(*) AS n FROM otlp_inbox")["n"].item() == 11
+        assert in_inbox(store) == 11
         assert intake.inbox.settle(30)
         assert writes == [otlp_inbox.GROUP, 11 - otlp_inbox.GROUP]  # not one write each
         for i in range(11):
             assert (spans(store, f"svc{i}"), links(store, f"svc{i}")) == (4, 3), i
-        assert store.sql("SELECT count(*) AS n FROM otlp_inbox")["n"].item() == 0
+        assert in_inbox(store) == 0
     finally:
         intake.close()
         store.close()
 
 
 def test_a_group_that_fails_is_written_request_by_request(tmp_path, monkeypatch):
-    monkeypatch.setenv("OBSERVATORY_OTLP_DEFER_S", "60")
-    store = Store(tmp_path / "fails.duckdb")
-    intake = LocalIntake(store, ci_env={}, block=False)
-    intake.use_inbox()
-    intake.inbox.quiet_s = 30
+    intake = held(monkeypatch, tmp_path / "fails.duckdb")
+    store = intake.store
     write = intake.inbox._write
     failed = []
 
@@ -200,7 +202,7 @@ def test_a_group_that_fails_is_written_request_by_request(tmp_path, monkeypatch)
         assert intake.inbox.settle(30)
         assert failed == [4]
         assert [spans(store, n) for n in "abcd"] == [3, 3, 3, 3]
-        assert store.sql("SELECT count(*) AS n FROM otlp_inbox")["n"].item() == 0
+        assert in_inbox(store) == 0
     finally:
         intake.close()
         store.close()

@@ -208,7 +208,6 @@ class Inbox:
                 # cannot hold the others back (it raises, and is tried again later).
                 for one in group:
                     self._submit([one]).result()
-                    self._written([one[0]])
             self._written([rid for rid, _, _ in group])
         self._wake.set()  # more may be waiting: look again at once
 
