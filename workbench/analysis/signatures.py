@@ -35,7 +35,9 @@ _FRAMES = [
     re.compile(r"^\s*(?P<path>[\w./-]+\.go):\d+(?P<func>)", re.M),  # Go
 ]
 _INNER_FIRST = {2, 3, 4}
-_MARKERS = ('File "', ".py:", "at ", " in ", "at ", ".go:")
+#: What a trace must hold for each pattern to match: a cheap test first. (.NET's frames
+#: always end ":line N"; " in " alone let every Python trace run its pattern: 10 µs each.)
+_MARKERS = ('File "', ".py:", "at ", ":line ", "at ", ".go:")
 #: ``type=`` values that name a category, not an exception (Node's ``testCodeFailure``).
 GENERIC_TYPES = frozenset({"failure", "error", "assertion", "testcodefailure", "hookfailure"})
 # Node's test runner wraps the thrown error: ``cause: TypeError [Error]: bad type``.
