@@ -9,7 +9,6 @@ import param
 from ..analysis.units import money, number
 from ..models.telemetry import FILTER_PARAMS as TELEMETRY_FILTERS
 from ..models.telemetry import AgentTelemetry
-from .charts import StackedBars
 from .common import (
     TITLES,
     Kpis,
@@ -24,6 +23,7 @@ from .common import (
 from .escape import escape
 from .lazy import LazyView, deferred
 from .paged_table import PagedTable
+from .stacked_bars import StackedBars
 
 _NO_AGENTS = "No agent telemetry in this window."
 

@@ -18,7 +18,7 @@ from bokeh.models import (
 from bokeh.plotting import figure
 
 from ..analysis.units import duration, duration_unit
-from .common import bokeh_changes, empty, same_frame
+from .common import bokeh_changes, same_frame
 
 
 def time_ticks() -> DatetimeTickFormatter:
@@ -65,99 +65,10 @@ def _shown_or_not(fig, height: int) -> pn.Column:
     return pn.Column(pane, sizing_mode="stretch_width", visible=False, margin=0)
 
 
-class StackedBars(pn.viewable.Viewer):
-    """Stacked bars per category, built once; new data is a data-source patch.
-
-    Setting a HoloViews pane's ``object`` builds a whole new Bokeh figure on the server and
-    in every open browser; even HoloViews' in-place update (a DynamicMap over a Pipe) costs
-    ~80 ms of the server's event loop per session and refresh, for a handful of bars. With
-    five Agents dashboards open under OTLP load that held ingest to a fraction of its idle
-    rate (benchmarks/dashboards_vs_ingest.py). A plain Bokeh figure whose
-    ``ColumnDataSource`` and factors are replaced costs a few milliseconds and two small
-    patches. The same frame again sends nothing; an empty frame shows ``empty_text``.
-
-    ``extra`` columns are shown on hover; ``labels`` names the stacks in the legend (their
-    column names otherwise); ``on_tap`` is called with the category of a clicked bar.
-    """
-
-    def __init__(self, category: str, stacks: dict[str, str], title: str, empty_text: str,
-                 height: int, extra: tuple[str, ...] = (), ylabel: str = "",
-                 y_format: str = "0.0a", label_angle: float = 0.0,
-                 label_size: str | None = None, labels: dict[str, str] | None = None,
-                 on_tap: Callable[[str], None] | None = None, **params):
-        super().__init__(**params)
-        self._category, self._stacks, self._extra = category, stacks, extra
-        self._on_tap = on_tap
-        self._frame: pd.DataFrame | None = None
-        self._source = ColumnDataSource({category: [], **{s: [] for s in (*stacks, *extra)}})
-        tools = "xpan,xwheel_zoom,reset,save"
-        fig = figure(x_range=FactorRange(), height=height, title=title,
-                     sizing_mode="stretch_width", toolbar_location="right", tools=tools)
-        names = list(stacks)
-        fig.vbar_stack(names, x=category, width=0.8, source=self._source,
-                       color=list(stacks.values()), line_color=None,
-                       legend_label=[(labels or {}).get(n, n) for n in names])
-        fig.add_tools(HoverTool(tooltips=[(category, f"@{category}"), ("$name", "@$name{0,0}"),
-                                          *((e, f"@{e}{{0,0}}") for e in extra)]))
-        if on_tap is not None:
-            fig.add_tools(TapTool())
-            self._source.selected.on_change("indices", self._tapped)
-        fig.yaxis.formatter = NumeralTickFormatter(format=y_format)
-        fig.yaxis.axis_label = ylabel
-        fig.y_range.start = 0
-        fig.xgrid.grid_line_color = None
-        fig.xaxis.major_label_orientation = label_angle
-        if label_size:
-            fig.xaxis.major_label_text_font_size = label_size
-        fig.legend.location = "top_right"
-        fig.add_layout(fig.legend[0], "right")  # beside the bars, never over them
-        self._fig = fig
-        self._pane = _shown_or_not(fig, height)
-        self._empty = empty(empty_text)
-        self._empty.visible = False
-        self._says_empty = bool(empty_text)  # "": another pane of the view says why
-
-    @property
-    def categories(self) -> list[str]:
-        """The categories drawn, left to right."""
-        return list(self._source.data[self._category])
-
-    def send(self, frame: pd.DataFrame) -> None:
-        """Show ``frame``: one row per category, one column per stack (and extra)."""
-        if same_frame(self._frame, frame):
-            return
-        self._frame = frame
-        self._empty.visible = frame.empty and self._says_empty
-        self._pane.visible = not frame.empty
-        cats = [str(c) for c in frame[self._category]]
-        with bokeh_changes():
-            if list(self._fig.x_range.factors) != cats:
-                self._fig.x_range.factors = cats
-            self._source.data = {self._category: cats,
-                                 **{s: frame[s].astype(float).tolist() for s in self._stacks},
-                                 **{e: frame[e].tolist() for e in self._extra}}
-
-    def tap(self, category: str) -> None:
-        """What a click on the bar of ``category`` does (also from a test)."""
-        if self._on_tap is not None and category in self.categories:
-            self._on_tap(category)
-
-    def _tapped(self, attr, old, new) -> None:
-        if new:
-            cats = self.categories
-            hit = [cats[i] for i in new if 0 <= i < len(cats)]
-            self._source.selected.indices = []  # a click opens; it does not grey the rest
-            if hit:
-                self.tap(hit[0])
-
-    def __panel__(self):
-        return pn.Column(self._empty, self._pane, sizing_mode="stretch_width")
-
-
 class DurationBars(pn.viewable.Viewer):
     """Horizontal bars of durations, one per name, the first on top, drawn in the unit the
-    longest reads best in (``ms`` for millisecond tests, ``s``, ``min``); built once and
-    patched like :class:`StackedBars`. Long names are shortened from the left on the axis
+    longest reads best in (``ms`` for millisecond tests, ``s``, ``min``); built once, a new
+    frame is a patch of its data source. Long names are shortened from the left on the axis
     (their ends tell tests apart) and shown whole on hover; ``on_tap`` gets the name of a
     clicked bar. The chart has no title of its own: the view heads it, so no title can run
     into the toolbar."""

@@ -9,10 +9,10 @@ import param
 from ..analysis.units import duration, number, timestamp
 from ..models import TestAnalytics
 from ..models.tests import FILTER_PARAMS as TEST_FILTERS
-from .charts import StackedBars
 from .common import OUTCOME_COLORS, badge, columns, empty, pre, readable, table, watching
 from .escape import escape
 from .lazy import LazyView, deferred
+from .stacked_bars import StackedBars
 
 _STATUS_COLORS = {
     "new failure": "#d64545",
@@ -40,10 +40,10 @@ _NO_RUNS = ("No runs in this window. Ingest reports with `observatory ingest tes
 class RunHistory(LazyView):
     """Pass/fail/skip per run; clicking a bar or a row opens the run.
 
-    The chart is one Bokeh figure for the life of the page: new data is a patch of its
-    bars (:class:`~.charts.StackedBars`), drawn from the same frame as the table in the
-    same step. It used to be a HoloViews plot built anew on every live refresh — a new
-    figure, its tools and streams for every open page each second of a live run."""
+    The chart is HTML (:class:`~.stacked_bars.StackedBars`), drawn from the same frame as
+    the table in the same step: a live refresh replaces one string. It used to be a
+    HoloViews plot built anew on every refresh, then a Bokeh figure, whose views were
+    most of what the browser built before the page could be used."""
 
     model = param.ClassSelector(class_=TestAnalytics, doc="The test analytics model.")
     chart_runs = param.Integer(default=60, doc="How many recent runs the chart shows.")
