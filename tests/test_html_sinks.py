@@ -290,7 +290,11 @@ def test_agents_page_tables_sessions_logs_and_chart_tooltips(served, chromium, o
         s.shows(f"s0{IMG}")
         page.wait_for_timeout(1000)
         s.look("1-agents")
-        tips = s.hover(page.locator(".bk-Figure").first, "2-tokens-hover")
+        # The tokens chart is HTML: each bar's tooltip is its title, shown as text.
+        page.locator(".sb-c").first.hover()
+        tips = " ".join(page.locator(".sb-c").evaluate_all("els => els.map(e => e.title)"))
+        s.texts.append(tips)
+        s.look("2-tokens-hover")
         s.tab("Logs")
         s.shows(f"body {SVG}")
         s.look("3-logs")
@@ -430,6 +434,18 @@ def test_html_tables_and_paged_tables_escape_values_headers_and_titles():
     table.value = frame
     _no_markup(table.html)
     assert table.html.count('data-open="') == 4
+
+
+def test_html_bar_charts_escape_categories_legend_title_and_tooltips():
+    from workbench.views.stacked_bars import StackedBars
+
+    bars = StackedBars("agent", {"input": "#3b7dd8", "other": "#2e9e5b"}, SVG, "", 200,
+                       extra=("note",), ylabel=TICKS, labels={"input": IMG, "other": SCRIPT},
+                       on_tap=lambda _: None)
+    bars.send(pd.DataFrame({"agent": list(PAYLOADS), "input": [1.0, 2.0, 3.0, 4.0],
+                            "other": [1.0, 1.0, 1.0, 1.0], "note": list(PAYLOADS)}))
+    _no_markup(bars.html)
+    assert bars.html.count('data-open="') == 4 and "&lt;img src=x" in bars.html
 
 
 def test_text_panes_badges_strips_and_cards_escape():

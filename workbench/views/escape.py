@@ -8,7 +8,8 @@ HTML sink of the views takes it through :func:`escape`, and only through it:
 
 - HTML panes (``pn.pane.HTML``, :class:`~.common.LiveHTML`) and the HTML tables
   (:func:`~.common.html_table`, :class:`~.paged_table.PagedTable`, whose page the
-  browser sets as ``innerHTML``), ``title="…"`` tooltips included (quotes are escaped);
+  browser sets as ``innerHTML``) and the HTML bar charts (:mod:`.stacked_bars`, the same
+  way), ``title="…"`` tooltips included (quotes are escaped);
 - Markdown panes, ``pn.pane.Alert`` and widget descriptions (Panel renders those as
   Markdown into a tooltip): markdown-it passes raw HTML through, so data goes in escaped
   and never inside a code span (a span shows escapes as they are, and a backtick in the
