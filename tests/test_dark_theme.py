@@ -19,10 +19,12 @@ BUTTONS_JS = """() => {
   const out = [];
   const walk = (root) => root.querySelectorAll('*').forEach(el => {
     if (el.shadowRoot) walk(el.shadowRoot);
-    if (el.classList && (el.classList.contains('bk-btn') ||
+    const pager = el.tagName === 'BUTTON' && el.closest('.obs-pg');  // an HTML table's
+    if (el.classList && (el.classList.contains('bk-btn') || pager ||
                          el.classList.contains('tabulator-page')) && el.offsetParent !== null) {
       const cs = getComputedStyle(el);
-      out.push({text: el.textContent.trim(), classes: [...el.classList],
+      out.push({text: pager ? el.getAttribute('aria-label') : el.textContent.trim(),
+                classes: pager ? ['obs-pg-button'] : [...el.classList],
                 background: cs.backgroundColor, color: cs.color, disabled: el.disabled});
     }
   });
@@ -73,14 +75,15 @@ def test_light_buttons_follow_the_theme(server, chromium, output_dir, theme):
         browser.close()
     assert errors == []
     light = {name: [b for b in found if "bk-btn-light" in b["classes"] or (
-        "tabulator-page" in b["classes"] and "active" not in b["classes"])]
+        "tabulator-page" in b["classes"] and "active" not in b["classes"])
+        or "obs-pg-button" in b["classes"]]
         for name, found in seen.items()}
     # The ones the issue names are there: the window selector, a breadcrumb, a button.
     assert {"24 hours", "7 days", "30 days"} <= {b["text"] for b in light["tests"]}
     assert {"24 hours", "7 days"} <= {b["text"] for b in light["agents"]}
     assert "(project root)" in {b["text"] for b in light["map"]}
     assert "Run the whole suite" in {b["text"] for b in light["select"]}
-    assert {"First", "Next"} <= {b["text"] for b in light["tests"]}  # a table's pager
+    assert {"First page", "Next page"} <= {b["text"] for b in light["tests"]}  # the pager
     for b in (b for found in light.values() for b in found):
         back, text = luminance(b["background"], theme), luminance(b["color"], theme)
         if theme == "dark":

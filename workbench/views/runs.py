@@ -12,6 +12,7 @@ from ..models.tests import FILTER_PARAMS as TEST_FILTERS
 from .common import OUTCOME_COLORS, badge, columns, empty, pre, readable, table, watching
 from .escape import escape
 from .lazy import LazyView, deferred
+from .paged_table import PagedTable
 from .stacked_bars import StackedBars
 
 _STATUS_COLORS = {
@@ -50,9 +51,12 @@ class RunHistory(LazyView):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._table = table(pd.DataFrame(columns=RUN_COLUMNS), _NO_RUNS, boxed=True)
-        self._box = self._table.box
-        self._table.param.watch(self._on_select, "selection")
+        # Rows as HTML, paged and sorted on the server (see :mod:`.paged_table`): with the
+        # chart, a Tabulator was what the browser spent longest on before the page could
+        # be used. Clicking a row opens its run; the open run's row is marked.
+        self._table = PagedTable("run_id", empty_text=_NO_RUNS, on_open=self._open_run)
+        self.model.param.watch(lambda e: self._table.mark(e.new), "run_id")
+        self._table.value = pd.DataFrame(columns=RUN_COLUMNS)  # (its columns from the start)
         self._chart = StackedBars(
             "run", _STACKS, height=300, extra=("tests",), ylabel="tests not passing",
             y_format="0,0", label_angle=1.05, label_size="7pt", on_tap=self._on_tap,
@@ -90,9 +94,8 @@ class RunHistory(LazyView):
             "failed": df["failed"].to_numpy(), "error": df["errors"].to_numpy(),
             "skipped": df["skipped"].to_numpy(), "tests": df["tests"].to_numpy()})
 
-    def _on_select(self, event) -> None:
-        if event.new:
-            self.model.run_id = self._table.value.iloc[event.new[0]]["run_id"]
+    def _open_run(self, run_id: str) -> None:
+        self.model.run_id = run_id
 
     def _on_tap(self, label: str) -> None:
         hit = self._bars[self._bars["run"] == label]
@@ -110,7 +113,7 @@ class RunHistory(LazyView):
         return label.where(~clash, label + " " + df["run_id"].astype(str).str.slice(0, 8))
 
     def __panel__(self):
-        return pn.Column(self._chart, self._box, sizing_mode="stretch_width")
+        return pn.Column(self._chart, self._table, sizing_mode="stretch_width")
 
 
 _FAILURE_COLUMNS = ["status", "test_id", "outcome", "attempt", "error_type", "message"]
