@@ -85,6 +85,15 @@ def test_axis_ticks_are_round_and_reach_the_top(top, ticks):
     assert nice_ticks(top) == pytest.approx(ticks)
 
 
+def test_counts_are_drawn_against_whole_ticks():
+    assert nice_ticks(1, whole=True) == [0, 1]
+    assert nice_ticks(3, whole=True) == [0, 1, 2, 3]
+    assert nice_ticks(1234, whole=True) == [0, 500, 1000, 1500]
+    bars = StackedBars("run", {"failed": "#d64545"}, "Runs", "", 300)
+    bars.send(pd.DataFrame({"run": ["r1"], "failed": [1]}))
+    assert ">0.25</span>" not in bars.html and ">1</span>" in bars.html
+
+
 def test_axis_labels_are_short():
     assert [short_number(x) for x in (0, 950, 1500, 2_000_000, 2.5, 3e9)] == [
         "0", "950", "1.5k", "2M", "2.5", "3B"]

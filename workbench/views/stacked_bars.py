@@ -46,7 +46,8 @@ _STYLE = (
     ".sb-c{flex:1;min-width:0;display:flex;flex-direction:column-reverse}"
     ".sb-c.open{cursor:pointer}.sb-c:hover,.sb-c:focus{background:rgba(59,91,219,.08);"
     "outline:none}"
-    ".sb-s{width:80%;margin:0 10%;flex:none}"
+    # (a lone bar is not a wall: at most 56 px wide, centred)
+    ".sb-s{width:80%;max-width:56px;margin:0 auto;flex:none}"
     ".sb-x{grid-row:2;grid-column:3;display:flex;gap:2px;padding:0 2px}"
     ".sb-x span{flex:1;min-width:0;white-space:nowrap;opacity:.8;position:relative}"
     ".sb-x.flat span{text-align:center;overflow:hidden;text-overflow:ellipsis;"
@@ -58,14 +59,17 @@ _STYLE = (
     ".sb-l b{width:11px;height:11px;border-radius:2px;display:inline-block}</style>")
 
 
-def nice_ticks(top: float, count: int = 4) -> list[float]:
+def nice_ticks(top: float, count: int = 4, whole: bool = False) -> list[float]:
     """Round values from 0 to at least ``top`` for an axis: steps of 1, 2 or 5 times a
-    power of ten (``[0, 500, 1000, 1500]``)."""
+    power of ten (``[0, 500, 1000, 1500]``); ``whole``: counts, so no step under 1 (one
+    failed test is not drawn against 0.25, 0.5 and 0.75)."""
     if not top > 0 or not math.isfinite(top):
         return [0.0, 1.0]
     raw = top / count
     power = 10 ** math.floor(math.log10(raw))
     step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    if whole:
+        step = max(1, round(step)) if step >= 1 else 1
     n = math.ceil(top / step - 1e-9)
     return [i * step for i in range(n + 1)]
 
@@ -171,7 +175,8 @@ class StackedBars(pn.viewable.Viewer):
     def _draw(self, frame: pd.DataFrame) -> str:
         stacks = list(self._stacks)
         values = frame[stacks].apply(pd.to_numeric, errors="coerce").fillna(0).clip(lower=0)
-        ticks = nice_ticks(float(values.sum(axis=1).max()))
+        whole = bool((values.to_numpy() % 1 == 0).all())
+        ticks = nice_ticks(float(values.sum(axis=1).max()), whole=whole)
         top = ticks[-1] or 1.0
         tilted = bool(self._angle)
         longest = max((len(c) for c in self._cats), default=0)
