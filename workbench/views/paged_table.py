@@ -51,14 +51,10 @@ _STYLE = (
     "color:inherit}.obs-pg button:disabled{opacity:.35;cursor:default}</style>")
 
 
-class PagedTable(JSComponent):
-    """Rows of a frame, a page at a time, as HTML; clicking a row calls ``on_open`` with its
-    ``key`` value, clicking a header sorts by that column (again: the other way), and the
-    pager turns pages. Assign ``value`` to show new rows (the page and sort are kept)."""
-
-    html = param.String(default="", doc="The page shown: escaped HTML built here.")
-
-    _esm = """
+#: The browser side of an HTML view that forwards clicks (and Enter or Space on a focused
+#: element) on ``data-open``, ``data-sort`` and ``data-page`` elements as messages; the
+#: server decides what each may do. Shared with :mod:`.stacked_bars`.
+CLICKS_ESM = """
     export function render({ model }) {
       const box = document.createElement("div")
       box.innerHTML = model.html
@@ -77,7 +73,17 @@ class PagedTable(JSComponent):
       })
       return box
     }
-    """
+"""
+
+
+class PagedTable(JSComponent):
+    """Rows of a frame, a page at a time, as HTML; clicking a row calls ``on_open`` with its
+    ``key`` value, clicking a header sorts by that column (again: the other way), and the
+    pager turns pages. Assign ``value`` to show new rows (the page and sort are kept)."""
+
+    html = param.String(default="", doc="The page shown: escaped HTML built here.")
+
+    _esm = CLICKS_ESM
 
     def __init__(self, key: str, empty_text: str = EMPTY_TABLE,
                  on_open: Callable[[Any], None] | None = None, page_size: int = PAGE_SIZE,

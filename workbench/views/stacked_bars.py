@@ -26,6 +26,7 @@ from panel.custom import JSComponent
 from ..analysis.units import number
 from .common import empty, same_frame
 from .escape import escape
+from .paged_table import CLICKS_ESM
 
 #: Inside the component's own shadow root; colours follow the page's (the dark theme). A
 #: grid: the axis title, the tick labels, the bars and the legend side by side, and the
@@ -89,22 +90,7 @@ class BarsMarkup(JSComponent):
 
     html = param.String(default="", doc="The chart: escaped HTML built on the server.")
 
-    _esm = """
-    export function render({ model }) {
-      const box = document.createElement("div")
-      box.innerHTML = model.html
-      model.on("html", () => { box.innerHTML = model.html })
-      const act = (target) => {
-        const hit = target.closest("[data-open]")
-        if (hit !== null) { model.send_msg({open: hit.dataset.open}) }
-      }
-      box.addEventListener("click", (e) => act(e.target))
-      box.addEventListener("keydown", (e) => {  // bars that open are focusable
-        if (e.key === "Enter" || e.key === " ") { e.preventDefault(); act(e.target) }
-      })
-      return box
-    }
-    """
+    _esm = CLICKS_ESM
 
     def __init__(self, on_msg: Callable[[object], None], **params):
         super().__init__(**params)
