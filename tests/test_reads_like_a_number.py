@@ -226,6 +226,22 @@ def test_run_detail_names_what_the_run_has_and_nothing_else(store):
     assert " -" not in text and "started 2026-12-05 23:53:43" in text
 
 
+def test_the_test_detail_counts_one_attempt_as_one(store):
+    from workbench.ingest import parse_bytes
+    from workbench.models import TestAnalytics
+    from workbench.store.writes import insert_run
+    from workbench.views.testdetail import TestDetail
+
+    m = TestAnalytics(store=store, window="all time", test_id="t")
+    for i in range(2):
+        xml = f'<testsuite><testcase name="t" time="0.{i + 1}"/></testsuite>'.encode()
+        insert_run(store, parse_bytes(xml, f"r{i}.xml"), {"project": "p"})
+        m.param.trigger("refreshed")
+        header = TestDetail(model=m)._view()[0].object
+        assert (" 1 attempt in this window" if i == 0 else " 2 attempts in this window") \
+            in header.replace("</h3>", " "), header
+
+
 def test_flaky_evidence_is_whole_in_the_test_detail(demo_store):
     from workbench.models import TestAnalytics
     from workbench.views.testdetail import TestDetail

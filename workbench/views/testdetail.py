@@ -80,7 +80,8 @@ class TestDetail(LazyView):
         trend = self.model.duration_trend()
         header = pn.pane.HTML(
             f"<h3 style='margin:4px 0'>{escape(self.model.test_id)}</h3>"
-            f"{number(len(hist))} attempts in this window{self._label()}",
+            f"{number(len(hist))} attempt{'' if len(hist) == 1 else 's'} in this window"
+            f"{self._label()}",
             sizing_mode="stretch_width",
         )
         # A skipped attempt did not run: it has no duration to draw (not a 0 s point).
