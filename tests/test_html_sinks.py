@@ -334,7 +334,7 @@ def test_tests_page_runs_failures_clusters_and_test_detail(served, chromium, out
         # The server sends the matching names; the list shows them without another key.
         page.locator(".bk-menu div", has_text=f"x::t2 {SVG}").first.wait_for(timeout=30_000)
         search.press("Enter")  # (the first match)
-        s.shows("attempts in this window")
+        s.shows("1 attempt in this window")  # (its one run: the report is sent once)
         s.look("5-test-detail")
         s.check(f"x::t0 {IMG}", f"x::t1 {SCRIPT}", f"x::t2 {SVG}", f"x::t3 {TICKS}",
                 f"trace 3 {TICKS}", f"E1: {SCRIPT}", PROJECT, "<script>window.__xss")
