@@ -7,5 +7,6 @@ from workbench.views.page import serve
 from workbench.views.projects import ProjectsDashboard
 
 serve("Happy Observatory · Projects",
-      lambda store: ProjectsDashboard(model=ProjectsModel(store=store),
-                                      principal=session_principal()).template())
+      lambda store: ProjectsDashboard(
+          model=ProjectsModel(store=store, cache=ProjectsDashboard.frames(store)),
+          principal=session_principal()).template())

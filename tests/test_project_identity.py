@@ -283,7 +283,7 @@ def test_a_person_renames_and_links_on_the_projects_page(served, chromium, outpu
         page.locator("input[name=password]").fill(TOKENS["operator"])
         page.get_by_role("button", name="Log in").click()
         page.wait_for_url(re.compile(r".*/projects.*"))
-        page.locator(".tabulator-cell", has_text="from-ci").first.click()
+        page.get_by_role("gridcell", name="from-ci", exact=True).first.click()
         page.get_by_text("no folder known").wait_for()
         page.screenshot(path=str(output_dir / "no-folder.png"), full_page=True)
         page.get_by_label("Folder (a git repository)").fill(str(served["repo"]))

@@ -15,6 +15,7 @@ import os
 import random
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import coverage
@@ -141,6 +142,62 @@ def test_overview_links_runs_coverage_and_the_scanned_folder(shop):
     assert list(commits["sha"]) == [shop["c2"], shop["c1"]]  # git log, newest first
     assert by_sha.loc[shop["c1"], "runs"] == 2 and by_sha.loc[shop["c1"], "failed"] == 1
     assert by_sha.loc[shop["c2"], "coverage"] == shop["second"]["percent"]
+
+
+def test_sessions_sharing_frames_make_the_overview_once(shop):
+    """A served page's model is built on frames shared with the other sessions on the same
+    data version (DashboardShell.frames): the second page load reads no project's test
+    history again, and a new version reads it anew. A notebook's model (no cache given)
+    reads the store each time."""
+    from workbench.models.cache import FrameCache, Frames
+
+    frames = Frames(64)
+
+    def shared(number: int) -> FrameCache:
+        cache = FrameCache()
+        cache.share(frames, ("tests", number), datetime.now(UTC))
+        return cache
+
+    with Store(shop["db"], read_only=True) as s:
+        asked: list[str] = []
+        query = s.query
+
+        def counting(name, **params):
+            asked.append(name)
+            return query(name, **params)
+
+        s.query = counting
+        first = ProjectsModel(store=s, cache=shared(1))
+        made = asked.count("test_run_stats")
+        second = ProjectsModel(store=s, cache=shared(1))
+        again = asked.count("test_run_stats")
+        ProjectsModel(store=s, cache=shared(2))
+        newer = asked.count("test_run_stats")
+        ProjectsModel(store=s)
+        ProjectsModel(store=s)
+        notebook = asked.count("test_run_stats") - newer
+    assert made >= 1 and again == made  # (one per project; none the second time)
+    assert newer == 2 * made and notebook == 2 * made
+    assert first.project == second.project == "shop"
+    assert first.overview().equals(second.overview())
+
+
+def test_the_overview_opens_the_project_clicked(shop):
+    """The overview's rows are HTML (views/paged_table.py): a click on a row is a message
+    naming the project; one it does not show opens nothing."""
+    from workbench.views.projects import ProjectsOverview
+
+    with Store(shop["db"], read_only=True) as s:
+        m = ProjectsModel(store=s, project="(none)")
+        view = ProjectsOverview(model=m)
+        opened: list[bool] = []
+        view.param.watch(lambda e: opened.append(True), "opened")
+        assert 'data-open="shop"' in view._table.html and "python" in view._table.html
+        view._table._handle_msg({"open": "not-a-project"})
+        assert m.project == "(none)" and opened == []
+        view._table._handle_msg({"open": "shop"})
+        assert m.project == "shop" and opened == [True]
+        assert 'data-open="shop" class="sel"' in view._table.html
 
 
 def test_coverage_map_levels_add_up_to_the_report(shop):
@@ -417,7 +474,7 @@ def test_a_person_goes_from_the_overview_to_the_tests_of_a_line(shop, chromium, 
             errors: list[str] = []
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.goto(served.url + "/projects")
-            page.locator(".tabulator-cell", has_text="shop").first.click()
+            page.get_by_role("gridcell", name="shop", exact=True).first.click()
             page.locator(".tabulator-cell", has_text=shop["c2"][:10]).first.wait_for()
             page.get_by_text("MCP servers the project declares").wait_for()
             page.locator(".tabulator-cell", has_text="echo").first.wait_for()

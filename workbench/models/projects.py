@@ -46,14 +46,19 @@ class ProjectsModel(param.Parameterized):
     line = param.Integer(default=None, allow_None=True, doc="The line whose tests are shown.")
     refreshed = param.Integer(default=0, doc="Bumped by refresh() so views re-query.")
 
-    def __init__(self, **params: Any):
+    def __init__(self, cache: FrameCache | None = None, **params: Any):
+        """``cache``: frames shared with a served page's other sessions (its shell's
+        :meth:`~workbench.views.shell.DashboardShell.frames`); a notebook passes none."""
         super().__init__(**params)
-        self._cache = FrameCache()
+        self._cache = cache or FrameCache()
         self.reader = _Cached(self)
         # The cache on while the model sets itself up: the choices and the first project
         # both read the overview (every project's flaky and broken counts), which was a
-        # third of the projects page's build when it was read twice. Off again after, as
-        # a notebook has it (every call reads the store as it is now).
+        # third of the projects page's build when it was read twice. A served page's cache
+        # is shared from the start, so that overview is made once per data version for
+        # every session, not once per page load (it was a third of /projects' build,
+        # py-spy). A notebook's is off again after (every call reads the store as it is).
+        own = not self._cache.enabled
         self._cache.enabled = True
         try:
             self._refresh_choices()
@@ -65,8 +70,9 @@ class ProjectsModel(param.Parameterized):
                     with_cov = df[df["coverage_reports"] > 0]
                     self.project = (with_cov if not with_cov.empty else df)["project"].iat[0]
         finally:
-            self._cache.enabled = False
-            self._cache.clear()
+            if own:
+                self._cache.enabled = False
+                self._cache.clear()
 
     # -- choices --------------------------------------------------------------------------
     @param.depends("store", watch=True)

@@ -142,6 +142,21 @@ COLUMNS: dict[str, Col] = {
     "evidence": Col("evidence", "Why it has its label"),
     "affected_tests": Col("tests", "Tests affected"),
     "root": Col("root", "The first span of the trace"),
+    # the projects overview (its numbers' kinds are the page's own: views/projects.py)
+    "kind": Col("kind", "What the project is, from its manifests (python, node, ...)",
+                width=80),
+    "last_status": Col("last run", "How its latest test run ended", width=96),
+    "last_run_at": Col("run at", "When its latest test run started", _T),
+    "run_commit": Col("commit", "The commit its latest test run tested (first 10 "
+                      "characters)", width=104),
+    "flaky": Col("flaky", "Tests proven or statistically flaky", width=72),
+    "broken": Col("broken", "Tests that failed their last runs in a row", width=88),
+    "coverage": Col("coverage", "Share of the statements its tests ran (latest report)",
+                    width=104),
+    "coverage_change": Col("Δ coverage", "Change in coverage from the report before, in "
+                           "percentage points", width=120),
+    "agents_active": Col("agents", "Agents working on it now", width=82),
+    "mcp": Col("MCP", "MCP servers the project declares", width=70),
     # counts
     "tests": Col("tests", "Tests", "count"),
     "passed": Col("pass", "Tests that passed", "count"),

@@ -21,6 +21,7 @@ from .coverage_map import WATCH, CoverageMap, FileView, _pct
 from .escape import escape
 from .lazy import LazyView, deferred
 from .lazy_tabs import LazyTabs, Later
+from .paged_table import PagedTable
 from .selection import SelectionQuality, SelectRunView
 from .shell import DashboardShell
 
@@ -63,17 +64,15 @@ class ProjectsOverview(LazyView):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._table = table(pd.DataFrame(columns=self.COLS), page_size=25, empty_text=(
+        # HTML rows paged on the server (views/paged_table.py), not a Tabulator: building
+        # and laying one out was a fifth of the page's build and most of what a returning
+        # visit waited for in the browser (docs/performance.md).
+        self._table = PagedTable("project", page_size=25, on_open=self._open, empty_text=(
             "No projects yet: `observatory projects scan`, or ingest a test run or a "
-            "coverage report with --project."),
-            titles={"last_status": "last run", "coverage_change": "Δ coverage",
-                    "last_run_at": "run at", "run_commit": "commit",
-                    "agents_active": "agents", "mcp": "MCP"},
-            widths={"kind": 80, "last_status": 96, "tests": 70, "failed": 64, "flaky": 72,
-                    "broken": 88, "coverage": 104, "coverage_change": 120, "last_run_at": 160,
-                    "run_commit": 104, "agents_active": 82, "mcp": 70},
-            kinds=NUMBER_KINDS)
-        self._table.param.watch(self._on_select, "selection")
+            "coverage report with --project."))
+        self._table.kinds = NUMBER_KINDS
+        self.model.param.watch(lambda e: self._table.mark(e.new), "project")
+        self._table.selected = self.model.project
         self._load()
 
     @param.depends("model.refreshed", watch=True)
@@ -83,7 +82,6 @@ class ProjectsOverview(LazyView):
         if df.empty:
             self._table.value = pd.DataFrame(columns=self.COLS)
             return
-        df = df.copy()
         df["coverage_change"] = df["coverage"] - df["coverage_before"]
         df["run_commit"] = df["run_commit"].astype("string").str.slice(0, 10)
         df["last_status"] = [("failed" if f else "passed") if s == "complete" else s
@@ -91,15 +89,14 @@ class ProjectsOverview(LazyView):
                                              strict=True)]
         self._table.value = columns(df, self.COLS)
 
-    def _on_select(self, event) -> None:
-        if event.new:
-            self.model.project = self._table.value.iloc[event.new[0]]["project"]
-            self.opened = True
+    def _open(self, project: str) -> None:
+        self.model.project = project
+        self.opened = True
 
     def __panel__(self):
         return pn.Column(pn.pane.Markdown(
             "Every project the workbench knows — found by `observatory projects scan`, or "
-            "named by a test run, a coverage report or an agent. Select one to open it."),
+            "named by a test run, a coverage report or an agent. Click one to open it."),
             self._table, sizing_mode="stretch_width")
 
 
@@ -543,11 +540,15 @@ class ProjectsDashboard(DashboardShell):
         views = (ProjectsOverview, ProjectView, CoverageMap, FileView, ChangesView,
                  SelectRunView, SelectionQuality)
         # Each view is made when its tab first opens (lazy_tabs.Later); the file view at
-        # once: a file and line in the page's address open it while the page loads, and its
-        # lines table then lost the line it had to page to and mark.
+        # once when the page's address names a project or file (?project=P&file=PATH#L12):
+        # it opens them while the page loads, and its lines table then lost the line it
+        # had to page to and mark. Only then: making and sending it on every visit was an
+        # eighth of the page's build (py-spy).
+        args = pn.state.session_args or {}
+        eager = [self.tabs.index("File")] if {"project", "file"} & set(args) else []
         self._lazy = LazyTabs(self.tabs, [Later(functools.partial(self._make, view))
                                           for view in views],
-                              eager=[self.tabs.index("File")], sizing_mode="stretch_width")
+                              eager=eager, sizing_mode="stretch_width")
         self._tabs = self._lazy.tabs
         self._lazy.view(0).param.watch(lambda e: self.goto("Project"), "opened")
         m.param.watch(lambda e: self.goto("File") if e.new else None, "path")

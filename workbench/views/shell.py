@@ -37,6 +37,22 @@ class DashboardShell(pn.viewable.Viewer):
         if self.live and doc is not None and doc.session_context is not None:
             self._subscribe(doc)
 
+    @classmethod
+    def frames(cls, store):
+        """A frame cache for this page's model, shared from the start with every session
+        on the same data version when served (None otherwise): a model that reads in its
+        constructor then reads what another session already read."""
+        doc = pn.state.curdoc
+        if not cls.live or doc is None or doc.session_context is None:
+            return None
+        from ..models.cache import SHARED, FrameCache
+        from ..server.signal import signal_for
+
+        version = signal_for(store).current[cls.topic]
+        cache = FrameCache()
+        cache.share(SHARED, (cls.topic, version.number), version.at)
+        return cache
+
     def _subscribe(self, doc) -> None:
         """A served session: frames shared with every other session on the same data
         version, and one refresh per change of the topic (coalesced by the signal)."""
