@@ -89,6 +89,9 @@ def test_counts_are_drawn_against_whole_ticks():
     assert nice_ticks(1, whole=True) == [0, 1]
     assert nice_ticks(3, whole=True) == [0, 1, 2, 3]
     assert nice_ticks(1234, whole=True) == [0, 500, 1000, 1500]
+    assert nice_ticks(10, whole=True) == [0, 5, 10]  # (not 2.5, 5, 7.5)
+    assert nice_ticks(100, whole=True) == [0, 25, 50, 75, 100]  # (2.5 tens are whole)
+    assert nice_ticks(0.3, whole=True) == [0, 1]
     bars = StackedBars("run", {"failed": "#d64545"}, "Runs", "", 300)
     bars.send(pd.DataFrame({"run": ["r1"], "failed": [1]}))
     assert ">0.25</span>" not in bars.html and ">1</span>" in bars.html

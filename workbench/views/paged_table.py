@@ -53,8 +53,8 @@ _STYLE = (
 
 #: The browser side of an HTML view that forwards clicks (and Enter or Space on a focused
 #: element) on ``data-open``, ``data-sort`` and ``data-page`` elements as messages; the
-#: server decides what each may do. Shared with :mod:`.stacked_bars`.
-CLICKS_ESM = """
+#: server decides what each may do.
+_CLICKS_ESM = """
     export function render({ model }) {
       const box = document.createElement("div")
       box.innerHTML = model.html
@@ -76,14 +76,20 @@ CLICKS_ESM = """
 """
 
 
-class PagedTable(JSComponent):
+class ClickableHtml(JSComponent):
+    """Escaped HTML built on the server, whose clicks come back as messages (``{open}``,
+    ``{sort}``, ``{page}``): a subclass's ``_handle_msg`` decides what each may do. The
+    paged table and the stacked bars (:mod:`.stacked_bars`) are both this."""
+
+    html = param.String(default="", doc="What is shown: escaped HTML built on the server.")
+
+    _esm = _CLICKS_ESM
+
+
+class PagedTable(ClickableHtml):
     """Rows of a frame, a page at a time, as HTML; clicking a row calls ``on_open`` with its
     ``key`` value, clicking a header sorts by that column (again: the other way), and the
     pager turns pages. Assign ``value`` to show new rows (the page and sort are kept)."""
-
-    html = param.String(default="", doc="The page shown: escaped HTML built here.")
-
-    _esm = CLICKS_ESM
 
     def __init__(self, key: str, empty_text: str = EMPTY_TABLE,
                  on_open: Callable[[Any], None] | None = None, page_size: int = PAGE_SIZE,

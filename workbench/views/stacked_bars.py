@@ -20,13 +20,11 @@ from collections.abc import Callable
 
 import pandas as pd
 import panel as pn
-import param
-from panel.custom import JSComponent
 
 from ..analysis.units import number
 from .common import empty, same_frame
 from .escape import escape
-from .paged_table import CLICKS_ESM
+from .paged_table import ClickableHtml
 
 #: Inside the component's own shadow root; colours follow the page's (the dark theme). A
 #: grid: the axis title, the tick labels, the bars and the legend side by side, and the
@@ -61,16 +59,16 @@ _STYLE = (
 
 
 def nice_ticks(top: float, count: int = 4, whole: bool = False) -> list[float]:
-    """Round values from 0 to at least ``top`` for an axis: steps of 1, 2 or 5 times a
-    power of ten (``[0, 500, 1000, 1500]``); ``whole``: counts, so no step under 1 (one
-    failed test is not drawn against 0.25, 0.5 and 0.75)."""
+    """Round values from 0 to at least ``top`` for an axis: steps of 1, 2, 2.5 or 5 times
+    a power of ten (``[0, 500, 1000, 1500]``); ``whole``: counts, so every step is a whole
+    number (one failed test is not drawn against 0.25, 0.5 and 0.75, nor ten against 2.5
+    and 7.5)."""
     if not top > 0 or not math.isfinite(top):
         return [0.0, 1.0]
-    raw = top / count
+    raw = max(top / count, 1) if whole else top / count
     power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
-    if whole:
-        step = max(1, round(step)) if step >= 1 else 1
+    ladder = (1, 2, 5, 10) if whole and power == 1 else (1, 2, 2.5, 5, 10)
+    step = next(m * power for m in ladder if m * power >= raw)
     n = math.ceil(top / step - 1e-9)
     return [i * step for i in range(n + 1)]
 
@@ -84,13 +82,9 @@ def short_number(x: float) -> str:
     return f"{x:.1f}".removesuffix(".0") if x != int(x) else f"{int(x)}"
 
 
-class BarsMarkup(JSComponent):
+class BarsMarkup(ClickableHtml):
     """The drawn chart: escaped HTML built by :class:`StackedBars`; a click on a bar is
     sent back as ``{"open": category}``."""
-
-    html = param.String(default="", doc="The chart: escaped HTML built on the server.")
-
-    _esm = CLICKS_ESM
 
     def __init__(self, on_msg: Callable[[object], None], **params):
         super().__init__(**params)
@@ -198,7 +192,7 @@ class StackedBars(pn.viewable.Viewer):
         legend = "".join(f'<span><b style="background:{escape(self._stacks[s])}"></b>'
                          f"{escape(self._labels[s])}</span>" for s in stacks)
         return (
-            f'{_STYLE}<div class="sb" role="img" aria-label="{escape(self._title)}">'
+            f'{_STYLE}<div class="sb" role="figure" aria-label="{escape(self._title)}">'
             f'<div class="sb-t">{escape(self._title)}</div>'
             f'<div class="sb-m" style="grid-template-rows:{plot:.0f}px {below:.0f}px">'
             f'<div class="sb-yl">{escape(self._ylabel)}</div>'
