@@ -5,4 +5,5 @@ from workbench.views.agents_dashboard import AgentsDashboard
 from workbench.views.page import serve
 
 serve("Happy Observatory · Agents",
-      lambda store: AgentsDashboard(model=AgentTelemetry(store=store)).template())
+      lambda store: AgentsDashboard(model=AgentTelemetry(
+          store=store, cache=AgentsDashboard.frames(store))).template())

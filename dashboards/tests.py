@@ -5,4 +5,5 @@ from workbench.views.dashboard import TestsDashboard
 from workbench.views.page import serve
 
 serve("Happy Observatory · Tests",
-      lambda store: TestsDashboard(model=TestAnalytics(store=store)).template())
+      lambda store: TestsDashboard(model=TestAnalytics(
+          store=store, cache=TestsDashboard.frames(store))).template())

@@ -114,9 +114,12 @@ class AgentTelemetry(param.Parameterized):
     now = param.Date(default=None, allow_None=True, doc="Clock for the window (None: now).")
     refreshed = param.Integer(default=0, doc="Bumped by refresh() so views re-query.")
 
-    def __init__(self, **params: Any):
+    def __init__(self, cache: FrameCache | None = None, **params: Any):
+        """``cache``: frames shared with a served page's other sessions from the start (its
+        shell's ``frames``), so that the choices read here are read once per data version;
+        a notebook passes none."""
         super().__init__(**params)
-        self._cache = FrameCache()
+        self._cache = cache or FrameCache()
         self._refresh_agents()
 
     @param.depends("store", watch=True)
