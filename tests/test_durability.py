@@ -95,15 +95,25 @@ def test_every_acknowledged_span_is_stored_exactly_once_across_kills_and_sigterm
                         resent += 1
                     except httpx.HTTPError:
                         pass
+            # Its batches sent, it goes on sending them again until every stop is done:
+            # the load lasts through all of them however fast the server answers (stored
+            # once all the same).
+            mine = list(range(k, BATCHES, clients))
+            while not stopped_all.is_set():
+                try:
+                    client.post(url, content=bodies[rng.choice(mine)],
+                                headers={"Content-Type": "application/x-protobuf"})
+                    resent += 1
+                except httpx.HTTPError:
+                    time.sleep(0.05)
 
+    stopped_all = threading.Event()
     senders = [threading.Thread(target=send, args=(k,), daemon=True) for k in range(clients)]
     for t in senders:
         t.start()
     stops = []
     for how in ("kill", "term", "kill", "term", "term"):
         time.sleep(rng.uniform(0.5, 1.5))
-        if not any(t.is_alive() for t in senders):
-            break
         if how == "kill":
             server.proc.send_signal(signal.SIGKILL)
             server.proc.wait(10)
@@ -118,6 +128,7 @@ def test_every_acknowledged_span_is_stored_exactly_once_across_kills_and_sigterm
                     from None
             stops.append(time.monotonic() - t0)
         server.start()
+    stopped_all.set()
     for t in senders:
         t.join(240)
     assert not any(t.is_alive() for t in senders), "the senders did not finish"

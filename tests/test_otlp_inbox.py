@@ -1,9 +1,11 @@
-"""The OTLP inbox: overlapping requests are answered once their bytes are committed, their
-rows are written later, exactly once, and a restart writes what was left."""
+"""The OTLP inbox: overlapping requests are answered once their bytes are on disk (the
+journal), their rows are written later, exactly once, and a restart writes what was left:
+after a stop, a torn last record, or rows an older version left in its table."""
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
@@ -52,7 +54,17 @@ def held(monkeypatch, path) -> LocalIntake:
 
 
 def in_inbox(store: Store) -> int:
-    return store.sql("SELECT count(*) AS n FROM otlp_inbox")["n"].item()
+    """Requests in the journal on disk (whole records of its segment files)."""
+    from workbench.store.otlp_journal import HEADER
+
+    n = 0
+    for seg in Path(str(store.path) + ".otlp-inbox").glob("*.seg"):
+        data, at = seg.read_bytes(), 0
+        while at + HEADER.size <= len(data):
+            length = HEADER.unpack_from(data, at)[3]
+            at += HEADER.size + length
+            n += at <= len(data)
+    return n
 
 
 def overlapping(intake: LocalIntake, first: bytes, second: bytes):
@@ -163,8 +175,7 @@ def test_a_burst_is_written_in_groups_each_span_and_link_once(tmp_path, monkeypa
     store = intake.store
     writes: list[int] = []
     write = intake.inbox._write
-    intake.inbox._write = lambda requests, also: (writes.append(len(requests)),
-                                                  write(requests, also))[1]
+    intake.inbox._write = lambda requests: (writes.append(len(requests)), write(requests))[1]
     try:
         bodies = [linked_request(f"svc{i}", 4) for i in range(11)]
         bodies.insert(5, bodies[2])  # sent again (its answer was lost) within the burst
@@ -188,11 +199,11 @@ def test_a_group_that_fails_is_written_request_by_request(tmp_path, monkeypatch)
     write = intake.inbox._write
     failed = []
 
-    def fail_groups(requests, also):
+    def fail_groups(requests):
         if len(requests) > 1:  # (a fault: the group's transaction fails)
             failed.append(len(requests))
             return store.submit(lambda cur: cur.execute("SELECT * FROM no_such_table"))
-        return write(requests, also)
+        return write(requests)
 
     intake.inbox._write = fail_groups
     try:
@@ -203,6 +214,81 @@ def test_a_group_that_fails_is_written_request_by_request(tmp_path, monkeypatch)
         assert failed == [4]
         assert [spans(store, n) for n in "abcd"] == [3, 3, 3, 3]
         assert in_inbox(store) == 0
+    finally:
+        intake.close()
+        store.close()
+
+
+def test_a_torn_last_record_is_cut_and_the_rest_written(tmp_path, monkeypatch):
+    """A crash while a request's bytes were being appended (its sync had not returned, so
+    it was never answered) leaves a partial record: the next start cuts the segment there
+    and writes every whole one."""
+    path = tmp_path / "torn.duckdb"
+    intake = held(monkeypatch, path)
+    store = intake.store
+    overlapping(intake, sdk_request("first", 2), sdk_request("whole", 3))
+    intake.submit_telemetry("traces", sdk_request("whole-too", 4), otlp.PROTOBUF)[1].result(10)
+    intake.close()
+    store.close()
+    [seg] = Path(str(path) + ".otlp-inbox").glob("*.seg")
+    torn = sdk_request("torn", 5)
+    with open(seg, "ab") as f:  # a header and half a body, as a crash leaves them
+        from workbench.store.otlp_journal import HEADER, MAGIC
+
+        f.write(HEADER.pack(MAGIC, 99, 0, len(torn), 0) + torn[: len(torn) // 2])
+
+    store = Store(path)
+    assert in_inbox(store) == 2
+    intake = LocalIntake(store, ci_env={}, block=False)
+    intake.use_inbox()
+    try:
+        assert intake.inbox.settle(30)
+        assert [spans(store, s) for s in ("first", "whole", "whole-too", "torn")] == [2, 3, 4, 0]
+        assert in_inbox(store) == 0 and not seg.exists()  # written: its segment given back
+    finally:
+        intake.close()
+        store.close()
+
+
+def test_requests_an_older_version_left_in_its_table_are_written(tmp_path, monkeypatch):
+    """Schema 19 kept waiting requests in the otlp_inbox table: the journal adopts them
+    at start, and they are written once."""
+    path = tmp_path / "old.duckdb"
+    store = Store(path)
+    body = sdk_request("from-the-table", 6)
+    store.submit(lambda cur: cur.execute(
+        "INSERT INTO otlp_inbox (received_at, signal, body) VALUES (now(), 'traces', ?)",
+        [body]), block=True).result(10)
+    intake = LocalIntake(store, ci_env={}, block=False)
+    intake.use_inbox()
+    try:
+        assert store.sql("SELECT count(*) AS n FROM otlp_inbox")["n"].item() == 0
+        assert intake.inbox.settle(30)
+        assert spans(store, "from-the-table") == 6 and in_inbox(store) == 0
+    finally:
+        intake.close()
+        store.close()
+
+
+def test_a_long_burst_gives_back_each_segment_once_it_is_written(tmp_path, monkeypatch):
+    """The journal rolls to a new segment past SEGMENT_BYTES, and a segment whose requests
+    are all written is deleted while others still wait."""
+    from workbench.store import otlp_journal
+
+    monkeypatch.setattr(otlp_journal, "SEGMENT_BYTES", 4096)
+    intake = held(monkeypatch, tmp_path / "roll.duckdb")
+    store = intake.store
+    folder = Path(str(store.path) + ".otlp-inbox")
+    try:
+        bodies = [sdk_request(f"roll{i}", 20) for i in range(6)]
+        overlapping(intake, bodies[0], bodies[1])
+        for body in bodies[2:]:
+            intake.submit_telemetry("traces", body, otlp.PROTOBUF)[1].result(10)
+        segments = sorted(folder.glob("*.seg"))
+        assert len(segments) >= 2 and in_inbox(store) == 5
+        assert intake.inbox.settle(30)
+        assert [spans(store, f"roll{i}") for i in range(6)] == [20] * 6
+        assert list(folder.glob("*.seg")) == []
     finally:
         intake.close()
         store.close()

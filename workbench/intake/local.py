@@ -193,9 +193,8 @@ class LocalIntake(Intake):
         written.add_done_callback(inbox.left)
         return batch, written
 
-    def _write_later(self, requests: list[tuple[str, bytes]], also) -> Future:
-        """The inbox's worker: acknowledged requests' rows, written as one with ``also``
-        (their inbox rows' deletion) in the same transaction."""
+    def _write_later(self, requests: list[tuple[str, bytes]]) -> Future:
+        """The inbox's worker: acknowledged requests' rows, written as one transaction."""
         from ..ingest import otlp
 
         tables: dict[str, list] = {}
@@ -215,7 +214,7 @@ class LocalIntake(Intake):
                 spans.update((r["trace_id"], r["span_id"]) for r in batch.tables.get("spans", ()))
             for table, rows in batch.tables.items():
                 tables.setdefault(table, []).extend(rows)
-        return writes.submit_telemetry(self.store, tables, also=also, block=True)
+        return writes.submit_telemetry(self.store, tables, block=True)
 
     def use_inbox(self) -> None:
         """Answer overlapping OTLP requests once their bytes are stored, and write their rows

@@ -8,6 +8,7 @@ the event loop, and a request is acknowledged only once its rows are committed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from google.rpc import status_pb2
@@ -54,7 +55,10 @@ class OTLPHandler(UploadHandler):
 
         try:
             batch, written = await IOLoop.current().run_in_executor(None, work)
-            await IOLoop.current().run_in_executor(None, written.result)
+            if not written.done():  # (the inbox's is: its bytes were synced in work())
+                # Awaited on the loop, not by a pool thread blocked on it.
+                await asyncio.wrap_future(written)
+            written.result()
         except (BodyError, otlp.OTLPError) as err:
             return self.fail(err.status, str(err))
         except StoreBusyError:

@@ -628,8 +628,9 @@ MIGRATIONS.append((18, [
     """,
 ]))
 
-# v19: OTLP requests answered and not yet written as rows (store/otlp_inbox.py); a row
-# goes in the transaction that writes its rows.
+# v19: OTLP requests answered and not yet written as rows (store/otlp_inbox.py). Since
+# the inbox's journal (store/otlp_journal.py) nothing is put here: rows a version before it
+# left are moved into the journal at start, so the table stays empty.
 MIGRATIONS.append((19, [
     "CREATE SEQUENCE otlp_inbox_ids",
     """

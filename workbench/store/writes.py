@@ -467,10 +467,10 @@ def _insert_new(cur: duckdb.DuckDBPyConnection, table: str, data: pa.Table,
         return cur.fetchone()[0]
 
 
-def submit_telemetry(store: Store, tables: dict[str, list[dict[str, Any]]], also=None,
+def submit_telemetry(store: Store, tables: dict[str, list[dict[str, Any]]],
                      block: bool = False) -> Future:
-    """Queue decoded OTLP rows (one request) as one write; never blocks unless ``block``.
-    ``also(cursor)`` runs in the same transaction (the OTLP inbox deletes the request's row).
+    """Queue decoded OTLP rows (one request, or the OTLP inbox's group of them) as one
+    write; never blocks unless ``block``.
 
     A request sent again (an exporter retrying after a lost reply) stores nothing twice:
     spans are identified by trace and span id, events, log records and metric points by
@@ -502,8 +502,6 @@ def submit_telemetry(store: Store, tables: dict[str, list[dict[str, Any]]], also
             _insert_arrow(cur, "span_links", links)
             stored += links.num_rows
         rollup.fold_if_due(cur, seq, folded, stored)
-        if also is not None:
-            also(cur)
         return stored
 
     return store.submit(write, block=block, topic="telemetry")
