@@ -252,19 +252,24 @@ def test_a_torn_last_record_is_cut_and_the_rest_written(tmp_path, monkeypatch):
 
 def test_requests_an_older_version_left_in_its_table_are_written(tmp_path, monkeypatch):
     """Schema 19 kept waiting requests in the otlp_inbox table: the journal adopts them
-    at start, and they are written once."""
+    at start (into more than one segment here), and each is written once."""
+    from workbench.store import otlp_journal
+
+    monkeypatch.setattr(otlp_journal, "SEGMENT_BYTES", 4096)
     path = tmp_path / "old.duckdb"
     store = Store(path)
-    body = sdk_request("from-the-table", 6)
-    store.submit(lambda cur: cur.execute(
-        "INSERT INTO otlp_inbox (received_at, signal, body) VALUES (now(), 'traces', ?)",
-        [body]), block=True).result(10)
+    for i in range(3):
+        body = sdk_request(f"from-the-table-{i}", 20)
+        store.submit(lambda cur, body=body: cur.execute(
+            "INSERT INTO otlp_inbox (received_at, signal, body) VALUES (now(), 'traces', ?)",
+            [body]), block=True).result(10)
     intake = LocalIntake(store, ci_env={}, block=False)
     intake.use_inbox()
     try:
         assert store.sql("SELECT count(*) AS n FROM otlp_inbox")["n"].item() == 0
         assert intake.inbox.settle(30)
-        assert spans(store, "from-the-table") == 6 and in_inbox(store) == 0
+        assert [spans(store, f"from-the-table-{i}") for i in range(3)] == [20] * 3
+        assert in_inbox(store) == 0
     finally:
         intake.close()
         store.close()

@@ -117,12 +117,15 @@ class Inbox:
         rows = self.store.sql("SELECT id, signal, body FROM otlp_inbox ORDER BY id")
         if rows.empty:
             return
+        segments = set()
         for _, signal, body in rows.itertuples(index=False):
             body = bytes(body)
             rid, self._next = self._next, self._next + 1
             seg, offset = self.journal.append(rid, signal, body)
             self._track(rid, due, len(body), signal, seg, offset)
-        self.journal.sync(self.journal.active)
+            segments.add(seg)
+        for seg in segments:  # (more than one when they fill a segment)
+            self.journal.sync(seg)
         self.store.submit(lambda cur: cur.execute("DELETE FROM otlp_inbox"),
                           block=True, topic=None).result()
         log.info("OTLP inbox: %d waiting requests moved from the table to %s", len(rows),
