@@ -297,3 +297,35 @@ def test_a_long_burst_gives_back_each_segment_once_it_is_written(tmp_path, monke
     finally:
         intake.close()
         store.close()
+
+
+def test_the_storage_figures_count_the_journal_and_a_restore_sets_it_aside(tmp_path,
+                                                                          monkeypatch):
+    """Requests waiting in the journal are on disk: the storage figures count them. A
+    restore puts another file in place, and the journal of the file it replaces is kept
+    beside it (as its write-ahead log is), never written into the backup."""
+    from workbench.store import upkeep
+
+    backup = tmp_path / "backup.duckdb"
+    Store(backup).close()
+    path = tmp_path / "live.duckdb"
+    intake = held(monkeypatch, path)
+    store = intake.store
+    overlapping(intake, sdk_request("first", 2), sdk_request("waiting", 3))
+    waiting = upkeep.file_stats(store)["inbox_bytes"]
+    assert waiting > len(sdk_request("waiting", 3))
+    intake.close()  # (stopped with the request still waiting)
+    store.close()
+    done = upkeep.restore(backup, path)
+    kept = list(tmp_path.glob("live.duckdb.before-restore-*.otlp-inbox"))
+    assert done["previous"] and len(kept) == 1 and not (tmp_path / "live.duckdb.otlp-inbox").exists()
+    store = Store(path)
+    intake = LocalIntake(store, ci_env={}, block=False)
+    intake.use_inbox()
+    try:
+        assert intake.inbox.settle(30)
+        assert spans(store, "waiting") == 0  # (the backup's data only)
+        assert upkeep.file_stats(store)["inbox_bytes"] == 0
+    finally:
+        intake.close()
+        store.close()

@@ -85,7 +85,8 @@ def add_parsers(sub, target_args, db_arg) -> None:
     rs = sub.add_parser("restore", help="put a backup in place of the database",
                         description="Replace the database with a backup. Refused while a "
                         "server holds the file: stop it first. The replaced file is kept "
-                        "beside it (NAME.before-restore-TIME).")
+                        "beside it (NAME.before-restore-TIME), with its write-ahead log and "
+                        "its OTLP inbox's journal.")
     db_arg(rs)
     rs.add_argument("backup", metavar="FILE")
     rs.set_defaults(func=_one_line(cmd_restore))
@@ -106,7 +107,8 @@ def add_parsers(sub, target_args, db_arg) -> None:
 
     st = sub.add_parser("storage", help="the file against its live data, policies, backups",
                         description="The database file's size against its live data, its "
-                        "write-ahead log, the disk's free space, the retention policies "
+                        "write-ahead log, its OTLP inbox's journal (requests answered and not "
+                        "yet written as rows), the disk's free space, the retention policies "
                         "and the backups.")
     target_args(st)
     st.add_argument("--json", action="store_true", help="print JSON")
@@ -489,7 +491,7 @@ def cmd_storage(args: argparse.Namespace) -> int:
     print(f"{f['path']}: {f['file_bytes'] / mib:.1f} MiB on disk, "
           f"{f['live_bytes'] / mib:.1f} MiB in use ({f['bloat']:.2f}×), "
           f"{f['free_bytes'] / mib:.1f} MiB free inside; log {f['wal_bytes'] / mib:.1f} MiB; "
-          f"disk {f['disk_free_percent']}% free")
+          f"OTLP inbox {f['inbox_bytes'] / mib:.1f} MiB; disk {f['disk_free_percent']}% free")
     for p in state["policies"]:
         what = ", ".join(x for x in (
             f"{p['days']:g} days" if p["days"] is not None else "",

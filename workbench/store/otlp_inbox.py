@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import config
-from .otlp_journal import Journal
+from .otlp_journal import Journal, folder_for
 
 if TYPE_CHECKING:
     from .store import Store
@@ -84,7 +84,7 @@ class Inbox:
         path = getattr(store, "path", None)
         self._scratch = None  # (an in-memory store's journal: as lasting as the store)
         if isinstance(path, Path):
-            folder = path.with_name(path.name + ".otlp-inbox")
+            folder = folder_for(path)
         else:
             self._scratch = folder = Path(tempfile.mkdtemp(prefix="otlp-inbox-"))
         self.journal = Journal(folder)

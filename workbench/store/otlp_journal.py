@@ -32,8 +32,14 @@ SIGNALS = ("traces", "metrics", "logs")
 SEGMENT_BYTES = 32 * 1024 * 1024
 
 
-class JournalError(OSError):
-    """The journal's folder or a segment could not be written."""
+def folder_for(database: Path) -> Path:
+    """The journal's folder of the database file ``database``."""
+    return database.with_name(database.name + ".otlp-inbox")
+
+
+def size_of(folder: Path) -> int:
+    """Bytes the journal's segments take on disk (0 when it has none)."""
+    return sum(p.stat().st_size for p in folder.glob("*.seg")) if folder.is_dir() else 0
 
 
 class Journal:

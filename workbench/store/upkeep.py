@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from . import otlp_journal
 from .sql import literal
 
 if TYPE_CHECKING:
@@ -213,6 +214,9 @@ def restore(source: str | Path, target: str | Path) -> dict[str, Any]:
     wal = Path(f"{target}.wal")
     if wal.exists():  # (the old file's log, even with the file gone: never replayed on this)
         os.replace(wal, target.with_name(f"{target.name}.before-restore-{stamp}.wal"))
+    inbox = otlp_journal.folder_for(target)
+    if inbox.exists():  # (the old file's OTLP requests waiting for their rows: likewise)
+        os.replace(inbox, target.with_name(f"{target.name}.before-restore-{stamp}.otlp-inbox"))
     os.replace(staged, target)
     return {"restored": str(target), "from": str(source), "schema_version": version,
             "rows": sum(counts.values()), "previous": str(kept) if kept else None}
@@ -221,7 +225,8 @@ def restore(source: str | Path, target: str | Path) -> dict[str, Any]:
 def file_stats(store: Store) -> dict[str, Any]:
     """How the file compares with what it holds: its size on disk, the blocks in use and
     free (free blocks are space deleted rows left, reused by new data but never given back
-    to the disk), the write-ahead log, and the disk's free space."""
+    to the disk), the write-ahead log, the OTLP inbox's journal, and the disk's free
+    space."""
     row = store.sql("PRAGMA database_size").iloc[0]
     block = int(row["block_size"])
     used, free = int(row["used_blocks"]), int(row["free_blocks"])
@@ -233,6 +238,8 @@ def file_stats(store: Store) -> dict[str, Any]:
     return {
         "path": str(store.path), "file_bytes": size, "live_bytes": used * block,
         "free_bytes": free * block, "wal_bytes": wal_bytes,
+        # OTLP requests answered and not yet written as rows (store/otlp_journal.py)
+        "inbox_bytes": otlp_journal.size_of(otlp_journal.folder_for(path)) if path else 0,
         "bloat": round(size / (used * block), 3) if used else 1.0,
         "disk_free_bytes": disk.free if disk else None,
         "disk_free_percent": round(100 * disk.free / disk.total, 1) if disk else None,

@@ -81,8 +81,10 @@ class StoragePage(pn.viewable.Viewer):
         state = self.model.state()
         f = state["file"]
         bloat = f["bloat"]
-        # (the log holds what is not checkpointed yet: on disk is both)
-        cards = [("on disk (file + log)", _size(f["file_bytes"] + f["wal_bytes"])),
+        # (the log holds what is not checkpointed yet, the OTLP inbox requests answered
+        # and not yet written as rows: on disk is all three)
+        cards = [("on disk (file, log, OTLP inbox)",
+                  _size(f["file_bytes"] + f["wal_bytes"] + f["inbox_bytes"])),
                  ("live data", _size(f["live_bytes"])),
                  ("file ÷ live", f"{bloat:.2f}×"), ("write-ahead log", _size(f["wal_bytes"])),
                  ("disk free", f"{f['disk_free_percent']}%" if f["disk_free_percent"]
