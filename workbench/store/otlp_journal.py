@@ -38,8 +38,15 @@ def folder_for(database: Path) -> Path:
 
 
 def size_of(folder: Path) -> int:
-    """Bytes the journal's segments take on disk (0 when it has none)."""
-    return sum(p.stat().st_size for p in folder.glob("*.seg")) if folder.is_dir() else 0
+    """Bytes the journal's segments take on disk (0 when it has none). A segment the inbox
+    deletes meanwhile counts as gone."""
+    total = 0
+    for path in folder.glob("*.seg") if folder.is_dir() else ():
+        try:
+            total += path.stat().st_size
+        except FileNotFoundError:
+            continue
+    return total
 
 
 class Journal:
