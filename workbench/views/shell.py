@@ -33,36 +33,45 @@ class DashboardShell(pn.viewable.Viewer):
         super().__init__(**params)
         # Views of one model share its frames until the data changes (refresh clears them).
         self.model._cache.enabled = True
+        if self.live and self._served():
+            self._subscribe(pn.state.curdoc)
+
+    @staticmethod
+    def _served() -> bool:
+        """Whether this runs in a served session (not a notebook or a test's own call)."""
         doc = pn.state.curdoc
-        if self.live and doc is not None and doc.session_context is not None:
-            self._subscribe(doc)
+        return doc is not None and doc.session_context is not None
+
+    @classmethod
+    def _share(cls, cache, store) -> None:
+        """Keep ``cache``'s frames with every other session's, keyed by the data version of
+        the page's topic now."""
+        from ..models.cache import SHARED
+        from ..server.signal import signal_for
+
+        version = signal_for(store).current[cls.topic]
+        cache.share(SHARED, (cls.topic, version.number), version.at)
 
     @classmethod
     def frames(cls, store):
         """A frame cache for this page's model, shared from the start with every session
         on the same data version when served (None otherwise): a model that reads in its
         constructor then reads what another session already read."""
-        doc = pn.state.curdoc
-        if not cls.live or doc is None or doc.session_context is None:
+        if not (cls.live and cls._served()):
             return None
-        from ..models.cache import SHARED, FrameCache
-        from ..server.signal import signal_for
+        from ..models.cache import FrameCache
 
-        version = signal_for(store).current[cls.topic]
         cache = FrameCache()
-        cache.share(SHARED, (cls.topic, version.number), version.at)
+        cls._share(cache, store)
         return cache
 
     def _subscribe(self, doc) -> None:
         """A served session: frames shared with every other session on the same data
         version, and one refresh per change of the topic (coalesced by the signal)."""
-        from ..models.cache import SHARED
         from ..server.signal import signal_for
 
-        signal = signal_for(self.model.store)
-        version = signal.current[self.topic]
-        self.model._cache.share(SHARED, (self.topic, version.number), version.at)
-        sub = signal.subscribe(self.topic, self._on_data, doc)
+        self._share(self.model._cache, self.model.store)
+        sub = signal_for(self.model.store).subscribe(self.topic, self._on_data, doc)
         doc.on_session_destroyed(lambda ctx: sub.close())
 
     def _on_data(self, version) -> None:
