@@ -34,7 +34,7 @@ import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import config
 from .otlp_journal import Journal, folder_for
@@ -52,6 +52,16 @@ TAKE = 32  # waiting requests read per round
 #: more than its rows: 40 % of the writer's time was COMMIT while 100k spans drained. In
 #: groups, the writer writes one while the worker flattens the next.
 GROUP = 8
+
+
+class Waiting(NamedTuple):
+    """A request answered and not yet written as rows, and where its body is."""
+
+    arrived: float  # (time.monotonic())
+    size: int
+    signal: str
+    segment: int
+    offset: int
 
 
 class Inbox:
@@ -78,8 +88,7 @@ class Inbox:
         self._closed = False
         self._in_flight = 0
         self._last_arrival = 0.0
-        #: request id -> (arrived, bytes, signal, segment, offset)
-        self._waiting: dict[int, tuple[float, int, str, int, int]] = {}
+        self._waiting: dict[int, Waiting] = {}  # by request id
         self._per_segment: dict[int, int] = {}  # segment -> its requests still waiting
         path = getattr(store, "path", None)
         self._scratch = None  # (an in-memory store's journal: as lasting as the store)
@@ -95,7 +104,7 @@ class Inbox:
         for rid, signal, seg, offset, length in records:
             self._track(rid, due, length, signal, seg, offset)
         self._adopt_table(due)
-        self._bytes = sum(w[1] for w in self._waiting.values())
+        self._bytes = sum(w.size for w in self._waiting.values())
         self._drained = threading.Condition(self._lock)
         self._thread = threading.Thread(target=self._run, name="observatory-otlp-inbox",
                                         daemon=True)
@@ -107,7 +116,7 @@ class Inbox:
 
     def _track(self, rid: int, arrived: float, size: int, signal: str, seg: int,
                offset: int) -> None:
-        self._waiting[rid] = (arrived, size, signal, seg, offset)
+        self._waiting[rid] = Waiting(arrived, size, signal, seg, offset)
         self._per_segment[seg] = self._per_segment.get(seg, 0) + 1
 
     def _adopt_table(self, due: float) -> None:
@@ -178,7 +187,7 @@ class Inbox:
     def state(self) -> dict[str, Any]:
         """For ``/api/health``: requests acknowledged and not yet written as rows."""
         with self._lock:
-            oldest = min((w[0] for w in self._waiting.values()), default=None)
+            oldest = min((w.arrived for w in self._waiting.values()), default=None)
             return {"requests": len(self._waiting), "bytes": self._bytes,
                     "oldest_s": round(time.monotonic() - oldest, 3) if oldest else None}
 
@@ -222,7 +231,7 @@ class Inbox:
             if self._forced:
                 return True
             now = time.monotonic()
-            oldest = min(w[0] for w in self._waiting.values())
+            oldest = min(w.arrived for w in self._waiting.values())
             return (now - self._last_arrival >= self.quiet_s or now - oldest >= self.defer_s
                     or self._bytes >= self.limit / 2)
 
@@ -243,9 +252,9 @@ class Inbox:
     def _drain(self) -> None:
         with self._lock:
             ids = sorted(self._waiting)[:TAKE]
-            places = [(rid, *self._waiting[rid][1:]) for rid in ids]
-        requests = [(rid, signal, self.journal.read(seg, offset, size))
-                    for rid, size, signal, seg, offset in places]
+            places = [(rid, self._waiting[rid]) for rid in ids]
+        requests = [(rid, w.signal, self.journal.read(w.segment, w.offset, w.size))
+                    for rid, w in places]
         groups = [requests[i:i + GROUP] for i in range(0, len(requests), GROUP)]
         pending = [(group, self._submit(group)) for group in groups]
         for group, fut in pending:
@@ -270,10 +279,9 @@ class Inbox:
                 gone = self._waiting.pop(rid, None)
                 if gone is None:
                     continue
-                self._bytes -= gone[1]
-                seg = gone[3]
-                self._per_segment[seg] -= 1
-                if not self._per_segment[seg]:  # every request in it written: give it back
-                    del self._per_segment[seg]
-                    self.journal.drop(seg)
+                self._bytes -= gone.size
+                self._per_segment[gone.segment] -= 1
+                if not self._per_segment[gone.segment]:  # all in it written: give it back
+                    del self._per_segment[gone.segment]
+                    self.journal.drop(gone.segment)
             self._drained.notify_all()
