@@ -55,16 +55,10 @@ def held(monkeypatch, path) -> LocalIntake:
 
 def in_inbox(store: Store) -> int:
     """Requests in the journal on disk (whole records of its segment files)."""
-    from workbench.store.otlp_journal import HEADER
+    from workbench.store.otlp_journal import scan
 
-    n = 0
-    for seg in Path(str(store.path) + ".otlp-inbox").glob("*.seg"):
-        data, at = seg.read_bytes(), 0
-        while at + HEADER.size <= len(data):
-            length = HEADER.unpack_from(data, at)[3]
-            at += HEADER.size + length
-            n += at <= len(data)
-    return n
+    return sum(len(scan(seg.read_bytes())[0])
+               for seg in Path(str(store.path) + ".otlp-inbox").glob("*.seg"))
 
 
 def overlapping(intake: LocalIntake, first: bytes, second: bytes):

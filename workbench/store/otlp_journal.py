@@ -49,6 +49,23 @@ def size_of(folder: Path) -> int:
     return total
 
 
+def scan(data: bytes) -> tuple[list[tuple[int, str, int, int]], int]:
+    """The whole records at the start of a segment's bytes, ``(id, signal, offset of the
+    body, length)`` each, and where the last one ends: a record that does not check out
+    ends the segment."""
+    found, end = [], 0
+    while end + HEADER.size <= len(data):
+        magic, rid, code, length, crc = HEADER.unpack_from(data, end)
+        start = end + HEADER.size
+        body = data[start:start + length]
+        if (magic != MAGIC or code >= len(SIGNALS) or len(body) != length
+                or zlib.crc32(body) != crc):
+            break
+        found.append((rid, SIGNALS[code], start, length))
+        end = start + length
+    return found, end
+
+
 class Journal:
     """Segments of records in ``folder``; :meth:`append` and :meth:`sync` a record, read it
     back by its place, :meth:`drop` a segment whose records are all written."""
@@ -67,18 +84,9 @@ class Journal:
         found = []
         for path in sorted(self.folder.glob("*.seg")):
             seg = int(path.stem)
-            with open(path, "rb") as f:
-                data = f.read()
-            end = 0
-            while end + HEADER.size <= len(data):
-                magic, rid, code, length, crc = HEADER.unpack_from(data, end)
-                start = end + HEADER.size
-                body = data[start:start + length]
-                if (magic != MAGIC or code >= len(SIGNALS) or len(body) != length
-                        or zlib.crc32(body) != crc):
-                    break
-                found.append((rid, SIGNALS[code], seg, start, length))
-                end = start + length
+            data = path.read_bytes()
+            records, end = scan(data)
+            found += [(rid, signal, seg, start, length) for rid, signal, start, length in records]
             if end == 0:  # (nothing whole in it: a crash just after it was begun)
                 path.unlink()
                 continue
