@@ -284,3 +284,14 @@ def test_exponential_buckets_go_onto_one_grid():
     assert 2 < quantile(EXP_BOUNDS, merged, 0.5) <= 16
     # Beyond the grid: the tail bucket, never an error.
     assert counts_at(0, 200, [1])[-1] == 1
+
+
+def test_token_counts_are_kept_exactly_and_out_of_range_ones_dropped():
+    """A whole number is not taken through a float (which rounds past 2^53); one a BIGINT
+    cannot hold, or a string that is no number, is no count."""
+    exact = 2**60 + 1
+    f = agent_fields({"gen_ai.usage.input_tokens": exact, "gen_ai.usage.output_tokens": "12",
+                      "gen_ai.usage.cache_read.input_tokens": 2**63,
+                      "gen_ai.usage.reasoning.output_tokens": "nan"}, "svc")
+    assert (f["input_tokens"], f["output_tokens"], f["cache_read_tokens"],
+            f["reasoning_tokens"]) == (exact, 12, None, None)

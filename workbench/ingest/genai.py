@@ -65,6 +65,8 @@ def _number(value: Any, integer: bool) -> int | float | None:
     (they were a ValueError and an OverflowError)."""
     if isinstance(value, bool) or value is None:
         return None
+    if type(value) is int and integer:  # (the usual count: not through a float, which
+        return value if _INT64[0] <= value <= _INT64[1] else None  # rounds past 2^53)
     try:
         n = float(value)
     except (TypeError, ValueError, OverflowError):
