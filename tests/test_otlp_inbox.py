@@ -169,7 +169,7 @@ def test_a_burst_is_written_in_groups_each_span_and_link_once(tmp_path, monkeypa
     store = intake.store
     writes: list[int] = []
     write = intake.inbox._write
-    intake.inbox._write = lambda requests: (writes.append(len(requests)), write(requests))[1]
+    intake.inbox._write = lambda groups: (writes.extend(map(len, groups)), write(groups))[1]
     try:
         bodies = [linked_request(f"svc{i}", 4) for i in range(11)]
         bodies.insert(5, bodies[2])  # sent again (its answer was lost) within the burst
@@ -193,11 +193,11 @@ def test_a_group_that_fails_is_written_request_by_request(tmp_path, monkeypatch)
     write = intake.inbox._write
     failed = []
 
-    def fail_groups(requests):
-        if len(requests) > 1:  # (a fault: the group's transaction fails)
-            failed.append(len(requests))
-            return store.submit(lambda cur: cur.execute("SELECT * FROM no_such_table"))
-        return write(requests)
+    def fail_groups(groups):
+        if len(groups[0]) > 1:  # (a fault: the group's transaction fails)
+            failed.append(len(groups[0]))
+            return [store.submit(lambda cur: cur.execute("SELECT * FROM no_such_table"))]
+        return write(groups)
 
     intake.inbox._write = fail_groups
     try:

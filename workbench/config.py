@@ -67,6 +67,9 @@ SETTINGS: dict[str, Setting] = {
         Setting("OBSERVATORY_OTLP_INBOX_BYTES", 256 * 1024 * 1024, "OTLP requests answered and "
                 "not yet written as rows, at most (then rows are written before the answer "
                 "again; default 256 MiB)", kind=int),
+        Setting("OBSERVATORY_OTLP_FLATTEN_PROCESS", True, "in a burst, make the waiting OTLP "
+                "requests' rows in a child process, on a core of its own (~100 MB while it "
+                "runs, stopped after a minute idle; never on one core; default on)", kind=bool),
         Setting("OBSERVATORY_REPORT_TZ", None, "zone of report timestamps written without one "
                 "(default UTC)", flag="--report-tz"),
         Setting("OBSERVATORY_BASIC_AUTH", None, "as `serve --basic-auth`", flag="--basic-auth"),

@@ -251,6 +251,37 @@ def flatten(signal: str, msg) -> Batch:
     return batch
 
 
+def flatten_group(requests: list[tuple[str, bytes]]
+                  ) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+    """The rows of several protobuf requests the OTLP inbox stored, to be written as one
+    transaction, and what could not be read (a request that no longer decodes: it was
+    decoded once, so not expected). A link repeated by a request sent again within the
+    group is kept once."""
+    problems = []
+    tables: dict[str, list] = {}
+    spans: set[tuple] = set()  # (trace, span) of the spans of the requests before
+    counted = 0  # rows of tables["spans"] already in ``spans``
+    for signal, body in requests:
+        try:
+            batch = flatten(signal, decode(signal, body, PROTOBUF))
+        except OTLPError as err:  # (it was decoded once already: not expected)
+            problems.append(f"a stored {signal} request no longer decodes ({err})")
+            continue
+        links = batch.tables.get("span_links")
+        if links and tables.get("spans"):
+            # A request sent again: its spans' links are there already. (The set is
+            # made only for a request with links: made for every request, it was a
+            # tenth of the inbox's work.)
+            before = tables["spans"]
+            spans.update((r["trace_id"], r["span_id"]) for r in before[counted:])
+            counted = len(before)
+            batch.tables["span_links"] = [
+                link for link in links if (link["trace_id"], link["span_id"]) not in spans]
+        for table, rows in batch.tables.items():
+            tables.setdefault(table, []).extend(rows)
+    return tables, problems
+
+
 def check(signal: str, msg) -> Batch:
     """What :func:`flatten` would accept and reject, and why, without building any row: the
     answer of a request acknowledged before its rows are written (store/otlp_inbox.py).

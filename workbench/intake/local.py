@@ -8,11 +8,14 @@ import uuid
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from .. import config
 from ..ingest import IngestError, as_bytes, parse_bytes, streams
 from ..ingest.ci_env import run_metadata
 from ..ingest.live import json_body, parse_batch, parse_running
 from ..store import writes
+from ..store.otlp_inbox import GROUP
 from .base import RUN_META_KEYS, Intake, done, failed
+from .flattener import MAX_IN_FLIGHT
 
 log = logging.getLogger("workbench.intake")
 
@@ -61,6 +64,7 @@ class LocalIntake(Intake):
         self._chunk: list[tuple] = []  # (run, meta, summary, future)
         self._rows = 0
         self.inbox = None  # (see use_inbox)
+        self._flattener = None
 
     def submit_report(self, data: bytes, name: str, flags: dict[str, Any],
                       fmt: str | None = None) -> Future:
@@ -193,28 +197,57 @@ class LocalIntake(Intake):
         written.add_done_callback(inbox.left)
         return batch, written
 
-    def _write_later(self, requests: list[tuple[str, bytes]]) -> Future:
-        """The inbox's worker: acknowledged requests' rows, written as one transaction."""
-        from ..ingest import otlp
+    def _write_later(self, groups: list[list[tuple[str, bytes]]]) -> list[Future]:
+        """The inbox's worker: each group of acknowledged requests' rows, written as one
+        transaction. In a burst the flattening process takes most of the groups (each
+        queued for the writer as its reply comes in), and this thread makes the rest
+        meanwhile: a core each, neither waiting for the other."""
+        process = self._flattener
+        if process is not None and not (process.running() or self.inbox.backlog() > GROUP):
+            process = None
+        futures: list[Future] = []
+        # Its share is three groups in four: this thread shares the GIL with the writer
+        # and the event loop (half each left the process idle two fifths of the time, and
+        # this thread the bottleneck). Behind (a slow process), it gets none this time.
+        if process is not None and process.in_flight() < MAX_IN_FLIGHT:
+            for group in groups[:len(groups) - len(groups) // 4]:
+                fut = process.send(group)
+                if fut is None:
+                    break
+                futures.append(self._when_made(fut, group))
+        for group in groups[len(futures):]:
+            futures.append(self._write_made(self._rows_here(group)))
+        return futures
 
-        tables: dict[str, list] = {}
-        spans: set[tuple] = set()  # (trace, span) of the spans of the requests before
-        for signal, body in requests:
+    def _when_made(self, sent: Future, group: list[tuple[str, bytes]]) -> Future:
+        """The write of a group the process is making: queued once its reply is in (or,
+        if the process fails, once they are made here)."""
+        out: Future = Future()
+
+        def made(_: Future) -> None:
             try:
-                batch = otlp.flatten(signal, otlp.decode(signal, body, otlp.PROTOBUF))
-            except otlp.OTLPError as err:  # (it was decoded once already: not expected)
-                log.error("OTLP inbox: a stored %s request no longer decodes (%s); dropped",
-                          signal, err)
-                continue
-            links = batch.tables.get("span_links")
-            if links and spans:  # a request sent again: its spans' links are there already
-                batch.tables["span_links"] = [
-                    link for link in links if (link["trace_id"], link["span_id"]) not in spans]
-            if len(requests) > 1:
-                spans.update((r["trace_id"], r["span_id"]) for r in batch.tables.get("spans", ()))
-            for table, rows in batch.tables.items():
-                tables.setdefault(table, []).extend(rows)
-        return writes.submit_telemetry(self.store, tables, block=True)
+                written = self._write_made(self._flattener.result(sent)
+                                           or self._rows_here(group))
+            except BaseException as err:  # noqa: BLE001  (the inbox sees it on ``out``)
+                out.set_exception(err)
+                return
+            written.add_done_callback(lambda f: out.set_exception(f.exception())
+                                      if f.exception() else out.set_result(f.result()))
+
+        sent.add_done_callback(made)
+        return out
+
+    def _write_made(self, made: tuple[dict, list[str]]) -> Future:
+        tables, problems = made
+        for problem in problems:
+            log.error("OTLP inbox: %s; dropped", problem)
+        return writes.submit_arrow(self.store, tables, block=True)
+
+    @staticmethod
+    def _rows_here(requests: list[tuple[str, bytes]]) -> tuple[dict, list[str]]:
+        from ..ingest.otlp_flattener import flatten_tables
+
+        return flatten_tables(requests)
 
     def use_inbox(self) -> None:
         """Answer overlapping OTLP requests once their bytes are stored, and write their rows
@@ -223,6 +256,11 @@ class LocalIntake(Intake):
 
         if self.inbox is None and getattr(self.store, "submit_otlp", None) is None:
             self.inbox = Inbox(self.store, self._write_later)
+            # (one core: a second process only takes turns)
+            if config.get("OBSERVATORY_OTLP_FLATTEN_PROCESS") and (os.cpu_count() or 1) > 1:
+                from .flattener import Flattener
+
+                self._flattener = Flattener()
 
     def telemetry(self, signal: str, data: bytes, content_type: str | None) -> int:
         """Store one request; return the items the receiver accepted (spans, records,
@@ -238,5 +276,7 @@ class LocalIntake(Intake):
         self.flush()
         if self.inbox is not None:
             self.inbox.close()
+        if self._flattener is not None:
+            self._flattener.close()
         if self._owns:
             self.store.close()

@@ -32,6 +32,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -52,6 +53,8 @@ TAKE = 32  # waiting requests read per round
 #: more than its rows: 40 % of the writer's time was COMMIT while 100k spans drained. In
 #: groups, the writer writes one while the worker flattens the next.
 GROUP = 8
+#: Groups queued for the writer before the worker waits for the first of them.
+PENDING = 4
 
 
 class Waiting(NamedTuple):
@@ -72,8 +75,8 @@ class Inbox:
     store
         The open DuckDB store (a ClickHouse store writes each request at once).
     flatten_write
-        ``([(signal, body), ...]) -> Future``: flatten protobuf requests and queue their
-        rows' write as one transaction.
+        ``([[(signal, body), ...], ...]) -> [Future, ...]``: flatten each group of protobuf
+        requests and queue its rows' write as one transaction.
     """
 
     def __init__(self, store: Store, flatten_write) -> None:
@@ -89,6 +92,9 @@ class Inbox:
         self._in_flight = 0
         self._last_arrival = 0.0
         self._waiting: dict[int, Waiting] = {}  # by request id
+        # (the worker's own: groups queued for the writer, and their requests' ids)
+        self._pending: deque[tuple[list, Future]] = deque()
+        self._taken: set[int] = set()
         self._per_segment: dict[int, int] = {}  # segment -> its requests still waiting
         path = getattr(store, "path", None)
         self._scratch = None  # (an in-memory store's journal: as lasting as the store)
@@ -191,6 +197,11 @@ class Inbox:
             return {"requests": len(self._waiting), "bytes": self._bytes,
                     "oldest_s": round(time.monotonic() - oldest, 3) if oldest else None}
 
+    def backlog(self) -> int:
+        """Requests acknowledged and not yet written as rows."""
+        with self._lock:
+            return len(self._waiting)
+
     def settle(self, timeout: float = 60.0) -> bool:
         """Wait until every acknowledged request's rows are written; whether they are."""
         self._forced = True
@@ -248,30 +259,54 @@ class Inbox:
                     return
                 log.warning("OTLP inbox: rows not written yet (%s); retrying", err)
                 time.sleep(1.0)
+        try:  # (closing: account for what the writer has in hand, so that it is not
+            self._settle_pending(block=True)  # written again at the next start)
+        except Exception:  # noqa: BLE001, S110  (then it is: stored once all the same)
+            pass
 
     def _drain(self) -> None:
+        # The groups of a round are written while the next round is made (waiting for each
+        # round's last write left the flattening idle a fifth of the time); at most
+        # PENDING groups are queued for the writer.
+        self._settle_pending(block=len(self._pending) > PENDING)
         with self._lock:
-            ids = sorted(self._waiting)[:TAKE]
+            ids = sorted(rid for rid in self._waiting if rid not in self._taken)[:TAKE]
             places = [(rid, self._waiting[rid]) for rid in ids]
+        if not places:  # every waiting request is being written: wait for those
+            self._settle_pending(block=True)
+            return
         requests = [(rid, w.signal, self.journal.read(w.segment, w.offset, w.size))
                     for rid, w in places]
         groups = [requests[i:i + GROUP] for i in range(0, len(requests), GROUP)]
-        pending = [(group, self._submit(group)) for group in groups]
-        for group, fut in pending:
-            try:
-                fut.result()
-            except Exception:  # noqa: BLE001
-                if len(group) == 1:
-                    raise
-                # One request's rows may be what failed: write each alone, so that it
-                # cannot hold the others back (it raises, and is tried again later).
-                for one in group:
-                    self._submit([one]).result()
-            self._written([rid for rid, _, _ in group])
+        futures = self._write([[(signal, body) for _, signal, body in group]
+                               for group in groups])
+        for group, fut in zip(groups, futures, strict=True):
+            self._taken.update(rid for rid, _, _ in group)
+            self._pending.append((group, fut))
         self._wake.set()  # more may be waiting: look again at once
 
+    def _settle_pending(self, block: bool) -> None:
+        """Account for the written groups (all of them, with ``block``): their requests
+        leave the inbox, and their segments once empty."""
+        while self._pending and (block or self._pending[0][1].done()):
+            group, fut = self._pending.popleft()
+            rids = [rid for rid, _, _ in group]
+            try:
+                try:
+                    fut.result()
+                except Exception:  # noqa: BLE001
+                    if len(group) == 1:
+                        raise
+                    # One request's rows may be what failed: write each alone, so that it
+                    # cannot hold the others back (it raises, and is tried again later).
+                    for one in group:
+                        self._submit([one]).result()
+            finally:
+                self._taken.difference_update(rids)
+            self._written(rids)
+
     def _submit(self, group: list[tuple[int, str, bytes]]) -> Future:
-        return self._write([(signal, body) for _, signal, body in group])
+        return self._write([[(signal, body) for _, signal, body in group]])[0]
 
     def _written(self, rids: list[int]) -> None:
         with self._drained:

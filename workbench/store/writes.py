@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import operator
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -480,21 +479,27 @@ def submit_telemetry(store: Store, tables: dict[str, list[dict[str, Any]]],
     Raises :class:`~workbench.store.StoreBusyError` when the write queue is full, which the
     receiver answers with 503 and ``Retry-After``.
     """
-    arrow = {t: _columns(rows) for t, rows in tables.items() if rows}
+    return submit_arrow(store, {t: arrow.rows_table(rows) for t, rows in tables.items() if rows},
+                        block=block)
+
+
+def submit_arrow(store: Store, tables: dict[str, pa.Table], block: bool = False) -> Future:
+    """:func:`submit_telemetry` of rows already made into Arrow tables (by the OTLP
+    inbox's flattening process)."""
 
     def write(cur: duckdb.DuckDBPyConnection) -> int:
         stored = 0
         seq, folded = rollup.stamp(cur)
-        links = arrow.get("span_links")
-        if links is not None and "spans" in arrow:
+        links = tables.get("span_links")
+        if links is not None and "spans" in tables:
             # A link belongs to its span: keep those of spans this request adds.
-            known = _stored_span_keys(cur, arrow["spans"])
+            known = _stored_span_keys(cur, tables["spans"])
             if known:
                 keep = [(t, s) not in known for t, s in zip(
                     links.column("trace_id").to_pylist(), links.column("span_id").to_pylist(),
                     strict=True)]
                 links = links.filter(pa.array(keep))
-        for table, data in arrow.items():
+        for table, data in tables.items():
             if table == "span_links":
                 continue
             stored += _insert_new(cur, table, data, seq)
@@ -505,23 +510,6 @@ def submit_telemetry(store: Store, tables: dict[str, list[dict[str, Any]]],
         return stored
 
     return store.submit(write, block=block, topic="telemetry")
-
-
-def _columns(rows: list[dict[str, Any]]) -> pa.Table:
-    """Rows with different keys as one table of every key. (``Table.from_pylist`` takes
-    its columns from the first row alone: a metrics request whose first point was a
-    counter stored its histograms with no counts and no buckets.)"""
-    first = rows[0].keys()
-    if all(row.keys() == first for row in rows):
-        # (the usual case, every span of a request alike: transposed in C, not a Python
-        # loop per column, which was a fifth of an OTLP request's cost)
-        keys = list(first)
-        if len(keys) == 1:
-            return pa.Table.from_pydict({keys[0]: [row[keys[0]] for row in rows]})
-        columns = zip(*map(operator.itemgetter(*keys), rows), strict=True)
-        return pa.Table.from_pydict(dict(zip(keys, map(list, columns), strict=True)))
-    keys = list(dict.fromkeys(k for row in rows for k in row))
-    return pa.Table.from_pydict({k: [row.get(k) for row in rows] for k in keys})
 
 
 def _stored_span_keys(cur: duckdb.DuckDBPyConnection, spans: pa.Table) -> set[tuple]:

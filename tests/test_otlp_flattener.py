@@ -1,0 +1,165 @@
+"""The OTLP inbox's flattening process: in a burst, the rows of the requests waiting are made
+in a child process (a core of its own), which gives back the very tables the inbox makes
+itself; when it fails, the inbox makes them; it never sees the server's secrets; it stops
+when idle."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Link
+
+from workbench.ingest import otlp
+from workbench.ingest import otlp_flattener as wire
+from workbench.intake import flattener as flattener_module
+from workbench.intake.flattener import Flattener
+from workbench.store.otlp_inbox import GROUP
+
+from .test_otlp_inbox import held, sdk_request, spans
+
+pytestmark = pytest.mark.skipif((os.cpu_count() or 1) < 2,
+                                reason="the flattening process is used on 2 cores or more")
+
+
+def linked_request(service: str) -> bytes:
+    """An SDK export request whose spans link to its first span, with attributes of every
+    kind (string, int, float, bool, list)."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("flattener-test")
+    with tracer.start_as_current_span("first") as first:
+        pass
+    for i in range(3):
+        with tracer.start_as_current_span(
+                f"linked {i}", links=[Link(first.get_span_context(), {"why": "retry"})],
+                attributes={"gen_ai.usage.input_tokens": 10 + i, "gen_ai.request.model": "m",
+                            "temperature": 0.5, "stream": True, "tags": ["a", "b"]}):
+            pass
+    return encode_spans(memory.get_finished_spans()).SerializeToString()
+
+
+def test_the_process_makes_the_tables_the_inbox_would_make():
+    body = linked_request("svc")
+    # a request sent again within the group (its links kept once), and one that no
+    # longer decodes (reported, the rest kept)
+    requests = [("traces", sdk_request("other", 5)), ("traces", body), ("traces", body),
+                ("traces", b"\xff\xff not protobuf")]
+    here, problems_here = wire.flatten_tables(requests)
+    flattener = Flattener()
+    try:
+        made = flattener.tables(requests)
+        assert made is not None and flattener.running()
+        tables, problems = made
+    finally:
+        flattener.close()
+    assert not flattener.running()
+    assert sorted(tables) == sorted(here) == ["span_links", "spans"]
+    for name, table in tables.items():
+        assert table.schema == here[name].schema, name  # (the types pyarrow infers)
+        assert table.to_pylist() == here[name].to_pylist(), name
+    assert tables["spans"].num_rows == 5 + 4 + 4
+    assert tables["span_links"].num_rows == 3  # (not 6)
+    assert problems == problems_here and len(problems) == 1
+    assert "no longer decodes" in problems[0]
+
+
+def burst(intake, bodies: list[bytes]) -> None:
+    """Send ``bodies`` while the store's writer is held busy: all but the first wait in the
+    inbox, as in a burst."""
+    gate, busy = threading.Event(), threading.Event()
+    intake.store.submit(lambda cur: (busy.set(), gate.wait(10)))
+    busy.wait(5)
+    written = [intake.submit_telemetry("traces", b, otlp.PROTOBUF)[1] for b in bodies]
+    gate.set()
+    for w in written:
+        w.result(10)
+
+
+def test_a_burst_is_flattened_by_a_process_without_the_servers_secrets(tmp_path, monkeypatch):
+    monkeypatch.setenv("OBSERVATORY_TOKENS", "admin-secret:admin")
+    intake = held(monkeypatch, tmp_path / "burst.duckdb")
+    bodies = [sdk_request(f"svc{i}", 4) for i in range(2 * GROUP + 2)]
+    burst(intake, [*bodies, bodies[3]])  # (one sent again: stored once)
+    process = intake._flattener
+    assert not process.running()  # (not while the burst is answered)
+    made = {"process": 0, "here": 0}
+    result, here = process.result, intake._rows_here
+
+    def counted(who, fn):
+        return lambda *a: (made.__setitem__(who, made[who] + 1), fn(*a))[1]
+
+    monkeypatch.setattr(process, "result", counted("process", result))
+    monkeypatch.setattr(intake, "_rows_here", counted("here", here))
+    assert intake.inbox.settle(30)
+    assert [spans(intake.store, f"svc{i}") for i in range(len(bodies))] == [4] * len(bodies)
+    # 18 requests waiting: three groups, shared between the process and the inbox's thread
+    assert made["process"] >= 1 and made["process"] + made["here"] == 3
+    assert process.state()["failures"] == 0
+    assert process.running()  # (until it has been idle a while)
+    environ = Path(f"/proc/{process.pid}/environ").read_bytes()
+    assert b"OBSERVATORY_TOKENS" not in environ and b"admin-secret" not in environ
+    intake.close()
+    assert not process.running()
+
+
+def test_when_the_process_dies_the_inbox_writes_the_rows_itself(tmp_path, monkeypatch, caplog):
+    intake = held(monkeypatch, tmp_path / "dies.duckdb")
+    bodies = [sdk_request(f"svc{i}", 3) for i in range(2 * GROUP + 2)]
+    burst(intake, bodies)
+    send = flattener_module._Child.send
+
+    def send_and_die(child, frame):  # (killed with requests in hand)
+        fut = send(child, frame)
+        os.kill(child.popen.pid, signal.SIGKILL)
+        return fut
+
+    monkeypatch.setattr(flattener_module._Child, "send", send_and_die)
+    with caplog.at_level(logging.WARNING, logger="workbench.intake"):
+        assert intake.inbox.settle(30)
+    assert [spans(intake.store, f"svc{i}") for i in range(len(bodies))] == [3] * len(bodies)
+    assert "OTLP flattening process failed" in caplog.text
+    assert intake._flattener.state()["failures"] >= 1
+    intake.close()
+
+
+def test_an_idle_process_is_stopped(monkeypatch):
+    monkeypatch.setattr(flattener_module, "IDLE_S", 0.3)
+    flattener = Flattener()
+    assert flattener.tables([("traces", sdk_request("svc", 2))]) is not None
+    pid = flattener.pid
+    deadline = time.monotonic() + 10
+    while flattener.running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not flattener.running()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    # the next burst starts it again
+    assert flattener.tables([("traces", sdk_request("svc", 2))]) is not None
+    flattener.close()
+
+
+def test_a_garbled_request_frame_is_answered_with_an_error_and_the_next_served():
+    good = wire.pack_requests([("traces", sdk_request("svc", 2))])
+    inp = io.BytesIO(wire.frame(b"\x07\x00\x00\x00\x05abc") + wire.frame(good))
+    out = io.BytesIO()
+    wire.serve(inp, out)
+    out.seek(0)
+    replies = []
+    while (head := wire.read_exact(out, 4)) is not None:
+        replies.append(wire.unpack_reply(wire.read_exact(out, int.from_bytes(head, "big"))))
+    assert len(replies) == 2
+    assert replies[0][0] == {} and "cut short" in replies[0][2]
+    assert replies[1][0]["spans"].num_rows == 2 and replies[1][2] is None
