@@ -109,6 +109,7 @@ def test_a_burst_is_flattened_by_a_process_without_the_servers_secrets(tmp_path,
     assert made["process"] >= 1 and made["process"] + made["here"] == 3
     assert process.state()["failures"] == 0
     assert process.running()  # (until it has been idle a while)
+    assert intake.inbox_state()["process"] == {"running": True, "failures": 0}
     environ = Path(f"/proc/{process.pid}/environ").read_bytes()
     assert b"OBSERVATORY_TOKENS" not in environ and b"admin-secret" not in environ
     intake.close()

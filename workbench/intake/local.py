@@ -262,6 +262,15 @@ class LocalIntake(Intake):
 
                 self._flattener = Flattener()
 
+    def inbox_state(self) -> dict[str, Any] | None:
+        """For ``/api/health``: the OTLP inbox's waiting requests, and whether its
+        flattening process runs and how often it failed (None: no inbox)."""
+        if self.inbox is None:
+            return None
+        process = self._flattener
+        return {**self.inbox.state(), "process": None if process is None else
+                {"running": process.running(), "failures": process.state()["failures"]}}
+
     def telemetry(self, signal: str, data: bytes, content_type: str | None) -> int:
         """Store one request; return the items the receiver accepted (spans, records,
         points), as an exporter's response counts them."""

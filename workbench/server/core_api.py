@@ -202,10 +202,9 @@ class HealthHandler(APIHandler):
         health = store.health()
         if health.get("store") != "ok":
             self.set_status(503)
-        inbox = get_intake().inbox
+        inbox = get_intake().inbox_state()
         self.finish({"ok": health.get("store") == "ok", "db": str(store.path),
-                     "schema": store.schema_version, **health,
-                     "otlp_inbox": inbox.state() if inbox is not None else None})
+                     "schema": store.schema_version, **health, "otlp_inbox": inbox})
 
 
 class LiveHandler(APIHandler):
