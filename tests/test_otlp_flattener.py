@@ -159,8 +159,55 @@ def test_a_garbled_request_frame_is_answered_with_an_error_and_the_next_served()
     wire.serve(inp, out)
     out.seek(0)
     replies = []
-    while (head := wire.read_exact(out, 4)) is not None:
-        replies.append(wire.unpack_reply(wire.read_exact(out, int.from_bytes(head, "big"))))
+    while (head := wire.read_exact(out, wire.REPLY_HEAD.size)) is not None:
+        magic, size = wire.REPLY_HEAD.unpack(head)
+        assert magic == wire.REPLY_MAGIC
+        replies.append(wire.unpack_reply(wire.read_exact(out, size)))
     assert len(replies) == 2
     assert replies[0][0] == {} and "cut short" in replies[0][2]
     assert replies[1][0]["spans"].num_rows == 2 and replies[1][2] is None
+
+
+def child_running(monkeypatch, code: str) -> Flattener:
+    """A flattener whose process runs ``code`` instead of the real one (argv[1] is the
+    folder the bootstrap would put on the path)."""
+    monkeypatch.setattr(flattener_module, "_BOOT", code)
+    return Flattener()
+
+
+def test_output_that_is_no_reply_fails_the_process_not_the_inbox(monkeypatch, caplog):
+    monkeypatch.setattr(flattener_module, "REPLY_S", 5)
+    flattener = child_running(monkeypatch, "import sys, time; print('hello, a plugin here', "
+                                           "flush=True); time.sleep(60)")
+    with caplog.at_level(logging.WARNING, logger="workbench.intake"):
+        assert flattener.tables([("traces", sdk_request("svc", 2))]) is None
+    assert "not a reply" in caplog.text
+    assert flattener.state()["failures"] == 1 and not flattener.running()
+    flattener.close()
+
+
+def test_a_reply_cut_short_is_stopped_after_its_time(monkeypatch, caplog):
+    monkeypatch.setattr(flattener_module, "REPLY_S", 0.5)
+    flattener = child_running(
+        monkeypatch, "import sys, time, struct; sys.stdin.buffer.read(4); "
+                     "sys.stdout.buffer.write(b'OTF1' + struct.pack('>I', 100) + b'x' * 10); "
+                     "sys.stdout.flush(); time.sleep(60)")
+    start = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="workbench.intake"):
+        assert flattener.tables([("traces", sdk_request("svc", 2))]) is None
+    assert time.monotonic() - start < 10
+    assert "no reply in" in caplog.text and flattener.state()["failures"] == 1
+    flattener.close()
+
+
+def test_what_a_module_prints_does_not_get_into_the_replies(monkeypatch):
+    """The bootstrap takes the replies' descriptor before anything is imported: a parser
+    plugin that prints when imported writes to stderr."""
+    boot = flattener_module._BOOT.replace("sys.path.insert(", "print('a plugin says hi'); "
+                                          "sys.path.insert(")
+    assert boot != flattener_module._BOOT
+    flattener = child_running(monkeypatch, boot)
+    made = flattener.tables([("traces", sdk_request("svc", 3))])
+    assert made is not None and made[0]["spans"].num_rows == 3
+    assert flattener.state()["failures"] == 0
+    flattener.close()

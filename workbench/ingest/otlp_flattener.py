@@ -6,26 +6,30 @@ for the same lock, and the server used ~1.15 cores of two. Run here, in a proces
 own (:class:`workbench.intake.flattener.Flattener` starts it through the one launcher),
 it takes a core of its own while the server writes the tables it sends back.
 
-It reads from stdin and writes to stdout, one frame at a time, until stdin ends (the
-server closed it, or died: the child never outlives it)::
+It reads requests from stdin and writes replies to a descriptor the server's bootstrap
+gives it (its stdout is pointed at stderr, so that nothing a module prints gets into the
+replies), one frame at a time, until stdin ends (the server closed it, or died: the child
+never outlives it)::
 
     request  = u32 length, then records: u8 signal (index in SIGNALS), u32 size, body
-    reply    = u32 length, u32 header size, JSON header, then each table's Arrow IPC stream
+    reply    = b"OTF1", u32 length, u32 header size, JSON header, each table's Arrow IPC
     header   = {"tables": [[name, size], ...], "problems": [...], "error": null or text}
-
-    python -m workbench.ingest.otlp_flattener
 """
 
 from __future__ import annotations
 
 import json
 import struct
-import sys
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 SIGNALS = ("traces", "metrics", "logs")
 _U32 = struct.Struct(">I")
 _RECORD = struct.Struct(">BI")
+#: A reply's head: what marks it as one (anything else on the pipe is a failure), and its
+#: length.
+REPLY_MAGIC = b"OTF1"
+REPLY_HEAD = struct.Struct(">4sI")
 
 
 def pack_requests(requests: list[tuple[str, bytes]]) -> bytes:
@@ -50,7 +54,12 @@ def unpack_requests(payload: bytes) -> list[tuple[str, bytes]]:
 
 
 def frame(payload: bytes) -> bytes:
+    """A request frame."""
     return _U32.pack(len(payload)) + payload
+
+
+def reply_frame(payload: bytes) -> bytes:
+    return REPLY_HEAD.pack(REPLY_MAGIC, len(payload)) + payload
 
 
 def pack_reply(tables: dict[str, Any], problems: list[str], error: str | None = None) -> bytes:
@@ -82,11 +91,15 @@ def unpack_reply(payload: bytes) -> tuple[dict[str, Any], list[str], str | None]
     return tables, header["problems"], header["error"]
 
 
-def read_exact(stream: BinaryIO, n: int) -> bytes | None:
-    """``n`` bytes, or None at the end of the stream before any."""
+def read_exact(stream: BinaryIO, n: int, wait: Callable[[], None] | None = None
+               ) -> bytes | None:
+    """``n`` bytes, or None at the end of the stream before any; ``wait`` is called before
+    each read (the server's side waits there, with its time limit)."""
     parts, got = [], 0
     while got < n:
-        chunk = stream.read(n - got)
+        if wait is not None:
+            wait()
+        chunk = stream.read(min(n - got, 1 << 20))
         if not chunk:
             if got:
                 raise EOFError(f"the stream ended {n - got} bytes short")
@@ -113,9 +126,5 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
             reply = pack_reply(*flatten_tables(unpack_requests(payload)))
         except Exception as err:  # noqa: BLE001  (the server writes these rows itself then)
             reply = pack_reply({}, [], f"{type(err).__name__}: {err}")
-        out.write(frame(reply))
+        out.write(reply_frame(reply))
         out.flush()
-
-
-if __name__ == "__main__":
-    serve(sys.stdin.buffer, sys.stdout.buffer)

@@ -26,6 +26,14 @@ if TYPE_CHECKING:
     from ..store import Store
 
 
+def _usable_cores() -> int:
+    """The cores this process may run on (its affinity; the machine's where unknown)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # (macOS)
+        return os.cpu_count() or 1
+
+
 def _summary(run: ParsedRun, path: str) -> dict[str, Any]:
     """The ``ingest --json`` object of a stored report, before its run id is known."""
     return {"path": path, "ok": True, **run.counts(), "warnings": run.warnings}
@@ -256,8 +264,8 @@ class LocalIntake(Intake):
 
         if self.inbox is None and getattr(self.store, "submit_otlp", None) is None:
             self.inbox = Inbox(self.store, self._write_later)
-            # (one core: a second process only takes turns)
-            if config.get("OBSERVATORY_OTLP_FLATTEN_PROCESS") and (os.cpu_count() or 1) > 1:
+            # (one core, or a container given one: a second process only takes turns)
+            if config.get("OBSERVATORY_OTLP_FLATTEN_PROCESS") and _usable_cores() > 1:
                 from .flattener import Flattener
 
                 self._flattener = Flattener()

@@ -53,7 +53,8 @@ TAKE = 32  # waiting requests read per round
 #: more than its rows: 40 % of the writer's time was COMMIT while 100k spans drained. In
 #: groups, the writer writes one while the worker flattens the next.
 GROUP = 8
-#: Groups queued for the writer before the worker waits for the first of them.
+#: Groups queued for the writer when a round starts, at most (the worker waits for the
+#: oldest first).
 PENDING = 4
 
 
@@ -260,20 +261,20 @@ class Inbox:
                 log.warning("OTLP inbox: rows not written yet (%s); retrying", err)
                 time.sleep(1.0)
         try:  # (closing: account for what the writer has in hand, so that it is not
-            self._settle_pending(block=True)  # written again at the next start)
+            self._settle_pending(keep=0)  # written again at the next start)
         except Exception:  # noqa: BLE001, S110  (then it is: stored once all the same)
             pass
 
     def _drain(self) -> None:
         # The groups of a round are written while the next round is made (waiting for each
-        # round's last write left the flattening idle a fifth of the time); at most
-        # PENDING groups are queued for the writer.
-        self._settle_pending(block=len(self._pending) > PENDING)
+        # round's last write left the flattening idle a fifth of the time): a round starts
+        # with at most PENDING groups queued for the writer.
+        self._settle_pending(keep=PENDING)
         with self._lock:
             ids = sorted(rid for rid in self._waiting if rid not in self._taken)[:TAKE]
             places = [(rid, self._waiting[rid]) for rid in ids]
         if not places:  # every waiting request is being written: wait for those
-            self._settle_pending(block=True)
+            self._settle_pending(keep=0)
             return
         requests = [(rid, w.signal, self.journal.read(w.segment, w.offset, w.size))
                     for rid, w in places]
@@ -285,10 +286,10 @@ class Inbox:
             self._pending.append((group, fut))
         self._wake.set()  # more may be waiting: look again at once
 
-    def _settle_pending(self, block: bool) -> None:
-        """Account for the written groups (all of them, with ``block``): their requests
-        leave the inbox, and their segments once empty."""
-        while self._pending and (block or self._pending[0][1].done()):
+    def _settle_pending(self, keep: int) -> None:
+        """Account for the written groups, waiting for the oldest until at most ``keep``
+        are left: their requests leave the inbox, and their segments once empty."""
+        while self._pending and (len(self._pending) > keep or self._pending[0][1].done()):
             group, fut = self._pending.popleft()
             rids = [rid for rid, _, _ in group]
             try:
