@@ -12,6 +12,7 @@ replies), one frame at a time, until stdin ends (the server closed it, or died: 
 never outlives it)::
 
     request  = u32 length, then records: u8 signal (index in SIGNALS), u32 size, body
+    ready    = b"OTF0", u32 0 (once, its imports done)
     reply    = b"OTF1", u32 length, u32 header size, JSON header, each table's Arrow IPC
     header   = {"tables": [[name, size], ...], "problems": [...], "error": null or text}
 """
@@ -27,8 +28,8 @@ SIGNALS = ("traces", "metrics", "logs")
 _U32 = struct.Struct(">I")
 _RECORD = struct.Struct(">BI")
 #: A reply's head: what marks it as one (anything else on the pipe is a failure), and its
-#: length.
-REPLY_MAGIC = b"OTF1"
+#: length. READY_MAGIC (length 0) is sent once, when its imports are done.
+REPLY_MAGIC, READY_MAGIC = b"OTF1", b"OTF0"
 REPLY_HEAD = struct.Struct(">4sI")
 
 
@@ -119,7 +120,12 @@ def flatten_tables(requests: list[tuple[str, bytes]]) -> tuple[dict[str, Any], l
 
 
 def serve(inp: BinaryIO, out: BinaryIO) -> None:
-    """Answer request frames from ``inp`` on ``out`` until ``inp`` ends."""
+    """Say it is ready, then answer request frames from ``inp`` on ``out`` until ``inp``
+    ends."""
+    from . import arrow, otlp  # noqa: F401  (what it needs, imported before it is ready)
+
+    out.write(REPLY_HEAD.pack(READY_MAGIC, 0))
+    out.flush()
     while (head := read_exact(inp, _U32.size)) is not None:
         payload = read_exact(inp, _U32.unpack(head)[0]) or b""
         try:

@@ -64,6 +64,7 @@ class _Child:
         self.waiting: deque[tuple[Future, int]] = deque()
         self.lock = threading.Lock()
         self.dead: Exception | None = None
+        self.ready = False  # (its imports done: ~0.4 s after its start)
         self.progress = time.monotonic()  # (its last reply, or the send it began with)
         threads = [threading.Thread(target=target, name=f"otlp-flattener-{name}", daemon=True)
                    for target, name in ((self._write, "in"), (self._read, "out"))]
@@ -139,6 +140,9 @@ class _Child:
         try:
             while (head := read(wire.REPLY_HEAD.size)) is not None:
                 magic, size = wire.REPLY_HEAD.unpack(head)
+                if magic == wire.READY_MAGIC and not size and not self.ready:
+                    self.ready = True
+                    continue
                 if magic != wire.REPLY_MAGIC:
                     raise ValueError(f"not a reply: {head!r}")
                 payload = read(size)
@@ -199,6 +203,33 @@ class Flattener:
         child = self._child
         return child is not None and child.dead is None and child.popen.poll() is None
 
+    def ready(self) -> bool:
+        """Whether it runs and has its imports done (a group sent before waits for them)."""
+        return self.running() and self._child.ready
+
+    def start(self) -> None:
+        """Start it if it is not running (and may be), without waiting for it."""
+        with self._lock:
+            self._started()
+
+    def _started(self) -> _Child | None:
+        """The running process, started if need be; None when it may not be."""
+        if self._closed or self._failures >= MAX_FAILURES:
+            return None
+        if not self.running():
+            if self._child is not None:  # (it ended by itself, or failed unseen)
+                self._count(self._child.dead or EOFError("the process ended"))
+                self._child.kill()
+                self._child = None
+                if self._failures >= MAX_FAILURES:
+                    return None
+            try:
+                self._start()
+            except OSError as err:
+                self._count(err)
+                return None
+        return self._child
+
     @property
     def pid(self) -> int | None:
         child = self._child
@@ -216,21 +247,9 @@ class Flattener:
         future for :meth:`result` (done when the reply is in), or None when it cannot
         take them (the caller makes those rows itself)."""
         with self._lock:
-            if self._closed or self._failures >= MAX_FAILURES:
+            child = self._started()
+            if child is None:
                 return None
-            if not self.running():
-                if self._child is not None:  # (it ended by itself, or failed unseen)
-                    self._count(self._child.dead or EOFError("the process ended"))
-                    self._child.kill()
-                    self._child = None
-                    if self._failures >= MAX_FAILURES:
-                        return None
-                try:
-                    self._start()
-                except OSError as err:
-                    self._count(err)
-                    return None
-            child = self._child
             self._used = time.monotonic()
         fut = child.send(wire.frame(wire.pack_requests(requests)))
         fut.child = child  # type: ignore[attr-defined]

@@ -211,7 +211,11 @@ class LocalIntake(Intake):
         queued for the writer as its reply comes in), and this thread makes the rest
         meanwhile: a core each, neither waiting for the other."""
         process = self._flattener
-        if process is not None and not (process.running() or self.inbox.backlog() > GROUP):
+        if process is not None and (process.running() or self.inbox.backlog() > GROUP):
+            process.start()  # (a burst; until its imports are done, this thread makes all)
+            if not process.ready():
+                process = None
+        else:
             process = None
         futures: list[Future] = []
         # Its share is three groups in four: this thread shares the GIL with the writer
