@@ -230,3 +230,41 @@ def test_what_a_module_prints_does_not_get_into_the_replies(monkeypatch):
     assert made is not None and made[0]["spans"].num_rows == 3
     assert flattener.state()["failures"] == 0
     flattener.close()
+
+
+def test_a_metric_mixing_whole_and_fractional_values_is_stored(tmp_path):
+    """``as_int`` past 2^53 beside ``as_double`` in one request: pyarrow refused the column
+    (the whole request failed, and in the inbox it was retried for ever); now both sides
+    store it as the DOUBLE column holds it."""
+    import pandas  # noqa: F401  (loaded, as in the server: pyarrow's conversion is used)
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceRequest,
+    )
+
+    from workbench.intake.local import LocalIntake
+    from workbench.store import Store
+
+    req = ExportMetricsServiceRequest()
+    metric = req.resource_metrics.add().scope_metrics.add().metrics.add()
+    metric.name = "queue.depth"
+    big = 2**60 + 1
+    for i, value in enumerate((1.5, big)):
+        point = metric.gauge.data_points.add()
+        point.time_unix_nano = 1_700_000_000_000_000_000 + i
+        if isinstance(value, float):
+            point.as_double = value
+        else:
+            point.as_int = value
+    body = req.SerializeToString()
+    here, _ = wire.flatten_tables([("metrics", body)])
+    flattener = Flattener()
+    try:
+        there, _ = flattener.tables([("metrics", body)])
+    finally:
+        flattener.close()
+    assert here["metric_points"].to_pylist() == there["metric_points"].to_pylist()
+    with Store(tmp_path / "m.duckdb") as store:
+        intake = LocalIntake(store, ci_env={}, block=False)
+        assert intake.telemetry("metrics", body, otlp.PROTOBUF) == 2
+        values = store.sql("SELECT value FROM metric_points ORDER BY value")["value"].tolist()
+    assert values == [1.5, float(big)]

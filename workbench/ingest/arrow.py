@@ -132,7 +132,19 @@ def rows_table(rows: list[dict[str, Any]]) -> pa.Table:
 #: Python types (or None).
 _INFERRED = {frozenset({str}): pa.string(), frozenset({bool}): pa.bool_(),
              frozenset({int}): pa.int64(), frozenset({float}): pa.float64(),
-             frozenset({int, float}): pa.float64(), frozenset({datetime}): pa.timestamp("us")}
+             frozenset({datetime}): pa.timestamp("us")}
+
+
+_MIXED = frozenset({int, float})
+
+
+def _as_floats(values: list[Any]) -> list[Any]:
+    """A column of whole and fractional numbers (a metric's points: ``as_int`` beside
+    ``as_double``) as floats: pyarrow refused a whole number past 2^53 beside a fraction
+    (an error for the whole request); the store's column is a DOUBLE all the same."""
+    if frozenset(map(type, values)) - {type(None)} != _MIXED:
+        return values
+    return [None if v is None else float(v) for v in values]
 
 
 def _inferred_table(columns: dict[str, list[Any]]) -> pa.Table:
@@ -140,12 +152,18 @@ def _inferred_table(columns: dict[str, list[Any]]) -> pa.Table:
     read here, the rest (lists: histogram buckets) left to pyarrow. (The OTLP flattening
     process would otherwise import pandas for nothing: 0.4 s and 45 MB.)"""
     if "pandas" in sys.modules:
-        return pa.Table.from_pydict(columns)
+        try:
+            return pa.Table.from_pydict(columns)
+        except pa.ArrowInvalid:  # (below: whole and fractional numbers in one column)
+            columns = {k: _as_floats(v) for k, v in columns.items()}
+            return pa.Table.from_pydict(columns)
     arrays = []
     for values in columns.values():
         kinds = frozenset(map(type, values)) - {type(None)}
         if not kinds:
             arrays.append(pa.nulls(len(values)))
+        elif kinds == _MIXED:
+            arrays.append(column(_as_floats(values), pa.float64()))
         elif kinds in _INFERRED:
             arrays.append(column(values, _INFERRED[kinds]))
         else:
