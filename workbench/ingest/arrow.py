@@ -138,13 +138,15 @@ _INFERRED = {frozenset({str}): pa.string(), frozenset({bool}): pa.bool_(),
 _MIXED = frozenset({int, float})
 
 
-def _as_floats(values: list[Any]) -> list[Any]:
+def _floats(values: list[Any]) -> list[Any]:
     """A column of whole and fractional numbers (a metric's points: ``as_int`` beside
     ``as_double``) as floats: pyarrow refused a whole number past 2^53 beside a fraction
     (an error for the whole request); the store's column is a DOUBLE all the same."""
-    if frozenset(map(type, values)) - {type(None)} != _MIXED:
-        return values
     return [None if v is None else float(v) for v in values]
+
+
+def _kinds(values: list[Any]) -> frozenset:
+    return frozenset(map(type, values)) - {type(None)}
 
 
 def _inferred_table(columns: dict[str, list[Any]]) -> pa.Table:
@@ -155,15 +157,16 @@ def _inferred_table(columns: dict[str, list[Any]]) -> pa.Table:
         try:
             return pa.Table.from_pydict(columns)
         except pa.ArrowInvalid:  # (below: whole and fractional numbers in one column)
-            columns = {k: _as_floats(v) for k, v in columns.items()}
+            columns = {k: _floats(v) if _kinds(v) == _MIXED else v
+                       for k, v in columns.items()}
             return pa.Table.from_pydict(columns)
     arrays = []
     for values in columns.values():
-        kinds = frozenset(map(type, values)) - {type(None)}
+        kinds = _kinds(values)
         if not kinds:
             arrays.append(pa.nulls(len(values)))
         elif kinds == _MIXED:
-            arrays.append(column(_as_floats(values), pa.float64()))
+            arrays.append(column(_floats(values), pa.float64()))
         elif kinds in _INFERRED:
             arrays.append(column(values, _INFERRED[kinds]))
         else:

@@ -111,24 +111,23 @@ class _Child:
             except OSError:
                 pass  # (it is gone: what was not written is failed already)
 
-    def _late(self) -> bool:
-        """Whether the request the process works on is past its time (then it is killed:
-        its output ends, and what it holds fails)."""
+    def _kill_if_late(self) -> None:
+        """Kill it when the request it works on is past its time (its output then ends,
+        and what it holds fails)."""
         with self.lock:
             if not self.waiting:
-                return False
+                return
             budget = REPLY_S + self.waiting[0][1] / 1e6
             late = time.monotonic() - self.progress > budget
         if late:
             log.warning("OTLP flattening process: no reply in %.0f s; stopped", budget)
             self.kill()
-        return late
 
     def _readable(self, raw: io.FileIO) -> None:
         """Wait until its output can be read, however long the request it works on may
         take (then it is killed, and its output ends)."""
         while not select.select([raw], [], [], 1.0)[0]:
-            self._late()
+            self._kill_if_late()
 
     def _read(self) -> None:
         raw = io.FileIO(self.popen.stdout.fileno(), closefd=False)  # (unbuffered: select()
